@@ -1,0 +1,55 @@
+//! # vrrp-core
+//!
+//! A sans-IO implementation of the Virtual Router Redundancy Protocol: VRRPv3 (RFC 5798, with
+//! the RFC 9568 clarifications) and VRRPv2 (RFC 3768), over IPv4 and IPv6, byte-compatible with
+//! keepalived. The crate reads no clock and opens no socket; a driver passes packets and time
+//! in and pulls packets out.
+//!
+//! This release holds the wire codec, [`packet`]. Encode an advertisement, then receive it
+//! the way a Backup does:
+//!
+//! ```
+//! use std::net::IpAddr;
+//! use vrrp_core::packet::{
+//!     AdvertInterval, AdvertisementBuilder, ChecksumKind, ChecksumMode, IpHeader, Priority,
+//!     ReceivePolicy, Version, Vrid, ADVERTISEMENT_TTL, MULTICAST_V4,
+//! };
+//!
+//! let vrid = Vrid::new(51).expect("non-zero");
+//! let vips = [IpAddr::from([10, 99, 0, 200])];
+//! let me = IpAddr::from([10, 99, 0, 11]);
+//! let group = IpAddr::from(MULTICAST_V4);
+//!
+//! // Master side: encode into a buffer (a `BytesMut` works too).
+//! let mut buf = [0u8; vrrp_core::packet::MAX_LEN];
+//! let len = AdvertisementBuilder::new(Version::V3, vrid, &vips)
+//!     .priority(Priority::new(101))
+//!     .advert_interval(AdvertInterval::from_centis(100)?)
+//!     .encode_to_slice(me, group, ChecksumMode::PseudoHeader, &mut buf)?;
+//!
+//! // Backup side: the socket reported source, destination and TTL.
+//! let ip = IpHeader { source: me, destination: group, ttl: ADVERTISEMENT_TTL };
+//! let accepted = ReceivePolicy::new(Version::V3).accept(&ip, &buf[..len])?;
+//! let adv = accepted.advertisement;
+//! assert_eq!(adv.vrid(), vrid);
+//! assert_eq!(adv.priority().get(), 101);
+//! assert_eq!(adv.advert_interval().as_duration().as_millis(), 1000);
+//! assert_eq!(adv.addresses().collect::<Vec<_>>(), vips);
+//! assert_eq!(accepted.checksum, ChecksumKind::PseudoHeader);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! A malformed or foreign packet is an error naming what was wrong, never a panic:
+//!
+//! ```
+//! use vrrp_core::packet::{DropReason, IpHeader, ReceivePolicy, Version};
+//!
+//! let ip = IpHeader { source: [10, 0, 0, 1].into(), destination: [224, 0, 0, 18].into(), ttl: 64 };
+//! let err = ReceivePolicy::new(Version::V3).accept(&ip, &[0x31, 0x33]).unwrap_err();
+//! assert_eq!(err.reason(), DropReason::Ttl);
+//! println!("dropped: {err}"); // TTL/hop limit is 64, not 255: the packet was forwarded ...
+//! ```
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod packet;
