@@ -208,7 +208,7 @@ impl AdvertInterval {
 
     /// The interval as whole seconds, if it is a whole number of seconds (VRRPv2's unit).
     pub const fn whole_secs(self) -> Option<u8> {
-        if self.0 % 100 == 0 && self.0 / 100 <= u8::MAX as u16 {
+        if self.0.is_multiple_of(100) && self.0 / 100 <= u8::MAX as u16 {
             Some((self.0 / 100) as u8)
         } else {
             None
@@ -227,7 +227,7 @@ impl TryFrom<Duration> for AdvertInterval {
     /// Converts a duration that is a whole, non-zero number of centiseconds (10 ms steps).
     fn try_from(d: Duration) -> Result<AdvertInterval, FieldError> {
         let millis = d.as_millis();
-        if d.subsec_nanos() % 10_000_000 != 0 {
+        if !d.subsec_nanos().is_multiple_of(10_000_000) {
             return Err(FieldError::IntervalNotCentiseconds { interval: d });
         }
         let centis = millis / 10;

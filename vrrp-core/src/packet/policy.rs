@@ -59,25 +59,24 @@ impl ReceivePolicy {
             return Err(DecodeError::TtlNot255 { ttl: ip.ttl });
         }
         let family = ip.family()?;
-        if let Some(found) = vrrp.first().and_then(|b| Version::from_number(b >> 4)) {
-            if found != self.version {
-                return Err(DecodeError::VersionMismatch {
-                    expected: self.version,
-                    found,
-                });
-            }
+        if let Some(found) = vrrp.first().and_then(|b| Version::from_number(b >> 4))
+            && found != self.version
+        {
+            return Err(DecodeError::VersionMismatch {
+                expected: self.version,
+                found,
+            });
         }
         let advertisement = Advertisement::parse(vrrp, family)?;
         let checksum = advertisement.verify_checksum(ip.source, ip.destination, self.checksum)?;
         if let Some(found) = advertisement.auth_type() {
             self.check_authentication(found, advertisement.auth_data())?;
         }
-        if self.require_link_local_first {
-            if let Some(IpAddr::V6(first)) = advertisement.addresses().next() {
-                if !first.is_unicast_link_local() {
-                    return Err(DecodeError::FirstAddressNotLinkLocal { address: first });
-                }
-            }
+        if self.require_link_local_first
+            && let Some(IpAddr::V6(first)) = advertisement.addresses().next()
+            && !first.is_unicast_link_local()
+        {
+            return Err(DecodeError::FirstAddressNotLinkLocal { address: first });
         }
         Ok(Accepted {
             advertisement,
@@ -97,10 +96,10 @@ impl ReceivePolicy {
         if found != expected {
             return Err(DecodeError::AuthTypeMismatch { expected, found });
         }
-        if let Authentication::SimpleText(password) = &self.authentication {
-            if data != Some(password.as_wire()) {
-                return Err(DecodeError::PasswordMismatch);
-            }
+        if let Authentication::SimpleText(password) = &self.authentication
+            && data != Some(password.as_wire())
+        {
+            return Err(DecodeError::PasswordMismatch);
         }
         Ok(())
     }
