@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The project's test command (README: "Run the tests"). Formatting, lints, the whole test
+# suite (namespace and keepalived interop tests need root, keepalived, tshark and iproute2:
+# `.ci/run` installs them on a fresh Debian machine) and the docs, all with warnings denied.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (all targets, all features, warnings denied)"
+cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
+
+step "cargo test (unit, property, golden-vector, tshark, namespace/keepalived interop, doc tests)"
+cargo test --workspace --all-features --locked
+
+step "cargo doc (warnings denied)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --locked
