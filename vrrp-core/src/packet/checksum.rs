@@ -265,6 +265,36 @@ mod tests {
     }
 
     #[test]
+    fn hand_computed_v2_vector() {
+        // VRRPv2 vrid 51 prio 101 count 1, auth 0, int 1 s, 10.99.0.200, 8 zero auth bytes:
+        //   0x2133 + 0x6501 + 0x0001 + 0x0a63 + 0x00c8 = 0x9160, !0x9160 = 0x6e9f
+        // (the checksum field, bytes 6..8, is zero here and skipped by compute() anyway)
+        let msg = hex(concat!("2133650100010000", "0a6300c8", "0000000000000000"));
+        assert_eq!(
+            compute(ChecksumKind::MessageOnly, V4_SRC, V4_DST, &msg),
+            0x6e9f
+        );
+    }
+
+    #[test]
+    fn hand_computed_v3_ipv4_vectors_in_both_forms() {
+        // VRRPv3 vrid 51 prio 101 count 1, 100 cs, 10.99.0.200 from 10.99.0.11 to 224.0.0.18.
+        //   message:       0x3133 + 0x6501 + 0x0064 + 0x0a63 + 0x00c8           = 0xa1c3
+        //   pseudo-header: 0x0a63 + 0x000b + 0xe000 + 0x0012 + 0x0070 + 0x000c  = 0xeafc
+        //   RFC 9568 form: !0xa1c3                                               = 0x5e3c
+        //   pseudo form:   0xa1c3 + 0xeafc = 0x18cbf -> 0x8cc0, !0x8cc0          = 0x733f
+        let msg = hex(concat!("3133650100640000", "0a6300c8"));
+        assert_eq!(
+            compute(ChecksumKind::MessageOnly, V4_SRC, V4_DST, &msg),
+            0x5e3c
+        );
+        assert_eq!(
+            compute(ChecksumKind::PseudoHeader, V4_SRC, V4_DST, &msg),
+            0x733f
+        );
+    }
+
+    #[test]
     fn both_encodings_of_zero_verify() {
         // A message whose own sum is 0xffff needs checksum 0x0000; 0xffff is the same value in
         // ones-complement arithmetic and must be accepted too.
