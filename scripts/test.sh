@@ -13,6 +13,10 @@ cargo fmt --all -- --check
 step "cargo clippy (all targets, all features, warnings denied)"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
+step "fuzz target builds and is lint-clean (its own workspace; run it with cargo fuzz, see vrrp-core/README.md)"
+cargo fmt --manifest-path vrrp-core/fuzz/Cargo.toml -- --check
+cargo clippy --manifest-path vrrp-core/fuzz/Cargo.toml --all-targets --locked -- -D warnings
+
 step "cargo test (unit, property, golden-vector, tshark, namespace/keepalived interop, doc tests)"
 cargo test --workspace --all-features --locked
 
