@@ -310,13 +310,7 @@ impl fmt::Debug for Addresses<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
+    use crate::packet::test_util::hex;
 
     // keepalived 2.2.7: VRRPv2 vrid 51 prio 101 1s, 10.99.0.200, auth PASS "secret12".
     const V2_PASS: &str = "21336501010100210a6300c87365637265743132";

@@ -49,7 +49,7 @@ impl<'a> AdvertisementBuilder<'a> {
             version,
             vrid,
             priority: Priority::DEFAULT,
-            interval: AdvertInterval::from_centis(100).unwrap_or(AdvertInterval::MIN),
+            interval: AdvertInterval::DEFAULT,
             addresses,
             authentication: Authentication::None,
         }

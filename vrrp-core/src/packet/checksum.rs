@@ -206,14 +206,8 @@ fn fold(mut sum: u64) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::packet::test_util::hex;
     use std::net::{Ipv4Addr, Ipv6Addr};
-
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
 
     const V4_SRC: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 99, 0, 11));
     const V4_DST: IpAddr = IpAddr::V4(Ipv4Addr::new(224, 0, 0, 18));

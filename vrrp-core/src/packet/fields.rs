@@ -174,6 +174,8 @@ pub struct AdvertInterval(u16);
 impl AdvertInterval {
     /// The shortest interval, one centisecond (VRRPv3 only).
     pub const MIN: AdvertInterval = AdvertInterval(1);
+    /// One second: the default of RFC 5798 §5.2.7 and of keepalived's `advert_int`.
+    pub const DEFAULT: AdvertInterval = AdvertInterval(100);
     /// Largest VRRPv3 interval: the 12-bit field's maximum, 4095 cs = 40.95 s.
     pub const MAX_V3_CENTIS: u16 = 0x0fff;
     /// Largest VRRPv2 interval: 255 s.

@@ -142,13 +142,7 @@ fn check_protocol(protocol: u8) -> Result<(), DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
+    use crate::packet::test_util::hex;
 
     // keepalived 2.2.7 VRRPv3 over IPv4, whole IP packet.
     const V4: &str = "45c0002000010000ff70d02c0a63000be0000012313365010064733f0a6300c8";

@@ -41,3 +41,14 @@ pub const MULTICAST_V6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12)
 pub const ADVERTISEMENT_TTL: u8 = 255;
 /// The longest possible advertisement: VRRPv3 over IPv6 with 255 addresses.
 pub const MAX_LEN: usize = 8 + 255 * 16;
+
+#[cfg(test)]
+mod test_util {
+    /// Bytes from a hex string (test vectors are written as captured hex).
+    pub(crate) fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("valid hex"))
+            .collect()
+    }
+}
