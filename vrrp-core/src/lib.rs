@@ -53,3 +53,6 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod packet;
+pub mod router;
+
+pub use router::{Config, Event, Reason, Router, State, Transmit};

@@ -212,6 +212,14 @@ pub enum DropReason {
     Authentication,
     /// Not a VRRP packet at all (other IP protocol or version).
     NotVrrp,
+    /// A valid advert for another VRID (the driver handed it to every router on the link).
+    OtherVrid,
+    /// In unicast mode, an advert from an address that is not a configured peer.
+    UnknownSource,
+    /// The router's own advert, looped back.
+    OwnAdvert,
+    /// VRRPv2: an advert interval other than the local one (RFC 3768 §7.1).
+    IntervalMismatch,
 }
 
 impl DropReason {
@@ -226,6 +234,10 @@ impl DropReason {
             DropReason::Checksum => "checksum",
             DropReason::Authentication => "authentication",
             DropReason::NotVrrp => "not_vrrp",
+            DropReason::OtherVrid => "other_vrid",
+            DropReason::UnknownSource => "unknown_source",
+            DropReason::OwnAdvert => "own_advert",
+            DropReason::IntervalMismatch => "interval_mismatch",
         }
     }
 }

@@ -1,0 +1,197 @@
+//! [`Config`]: one virtual router instance, as keepalived's `vrrp_instance` describes it.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use thiserror::Error;
+
+use crate::packet::{
+    AddressFamily, AdvertInterval, Authentication, ChecksumMode, Priority, Version, Vrid,
+};
+
+/// A tracked object (keepalived `track_script` / `track_interface` entry) and its weight.
+///
+/// keepalived's rule, kept exactly: a positive weight is added to the priority while the
+/// object is up, a negative one while it is down, and weight 0 puts the instance in Fault
+/// while the object is down.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tracker {
+    /// A name for events and logs (the check's or the interface's).
+    pub name: String,
+    /// -254..=254.
+    pub weight: i16,
+}
+
+/// The configuration of one virtual router: one VRID on one interface for one family.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// The virtual router id.
+    pub vrid: Vrid,
+    /// VRRPv2 or VRRPv3.
+    pub version: Version,
+    /// The configured (base) priority, 1..=255; 255 makes this router the address owner.
+    pub priority: Priority,
+    /// Advertisement_Interval.
+    pub advert_interval: AdvertInterval,
+    /// The virtual addresses; at least one, all of the family of `primary_address`.
+    pub virtual_addresses: Vec<IpAddr>,
+    /// The interface's primary address, the source of adverts and the tie-breaker between
+    /// equal priorities (for IPv6, the link-local address).
+    pub primary_address: IpAddr,
+    /// Preempt_Mode: a higher-priority Backup takes over from a lower-priority Master.
+    pub preempt: bool,
+    /// keepalived's `preempt_delay`: after a Backup first sees a lower-priority Master, it
+    /// waits this long before preempting.
+    pub preempt_delay: Duration,
+    /// Accept_Mode (RFC 5798 §6.1): whether a non-owner Master accepts packets addressed to
+    /// the virtual addresses. The core only carries it; the driver applies it.
+    pub accept_mode: bool,
+    /// Unicast peers: when non-empty, adverts go to each of them instead of the multicast
+    /// group, and adverts from any other source are dropped.
+    pub unicast_peers: Vec<IpAddr>,
+    /// The VRRPv3-over-IPv4 checksum form.
+    pub checksum: ChecksumMode,
+    /// VRRPv2 authentication.
+    pub authentication: Authentication,
+    /// Tracked objects, addressed by their index in this list.
+    pub trackers: Vec<Tracker>,
+}
+
+impl Config {
+    /// A configuration with the RFC's defaults: VRRPv3 (keepalived defaults to VRRPv2: set
+    /// `version` for it), priority 100, 1 s adverts, preemption without delay, no accept mode,
+    /// multicast, keepalived's pseudo-header checksum, no trackers.
+    pub fn new(vrid: Vrid, primary_address: IpAddr, virtual_addresses: Vec<IpAddr>) -> Config {
+        Config {
+            vrid,
+            version: Version::V3,
+            priority: Priority::DEFAULT,
+            advert_interval: AdvertInterval::DEFAULT,
+            virtual_addresses,
+            primary_address,
+            preempt: true,
+            preempt_delay: Duration::ZERO,
+            accept_mode: false,
+            unicast_peers: Vec::new(),
+            checksum: ChecksumMode::default(),
+            authentication: Authentication::None,
+            trackers: Vec::new(),
+        }
+    }
+
+    /// The address family of the instance.
+    pub fn family(&self) -> AddressFamily {
+        AddressFamily::of(&self.primary_address)
+    }
+
+    /// Checks the fields against each other.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let family = self.family();
+        if self.priority.is_shutdown() {
+            return Err(ConfigError::PriorityZero);
+        }
+        if self.virtual_addresses.is_empty() {
+            return Err(ConfigError::NoVirtualAddresses);
+        }
+        if self.virtual_addresses.len() > 255 {
+            return Err(ConfigError::TooManyVirtualAddresses {
+                count: self.virtual_addresses.len(),
+            });
+        }
+        let foreign = self
+            .virtual_addresses
+            .iter()
+            .chain(&self.unicast_peers)
+            .find(|a| AddressFamily::of(a) != family);
+        if let Some(&address) = foreign {
+            return Err(ConfigError::MixedFamilies { address, family });
+        }
+        match self.version {
+            Version::V2 => {
+                if family == AddressFamily::Ipv6 {
+                    return Err(ConfigError::V2OverIpv6);
+                }
+                if self.advert_interval.whole_secs().is_none() {
+                    return Err(ConfigError::V2IntervalNotWholeSeconds {
+                        interval: self.advert_interval,
+                    });
+                }
+            }
+            Version::V3 => {
+                if self.advert_interval.centis() > AdvertInterval::MAX_V3_CENTIS {
+                    return Err(ConfigError::V3IntervalTooLong {
+                        interval: self.advert_interval,
+                    });
+                }
+                if self.authentication != Authentication::None {
+                    return Err(ConfigError::AuthenticationOnV3);
+                }
+            }
+        }
+        if let Some(t) = self
+            .trackers
+            .iter()
+            .find(|t| !(-254..=254).contains(&t.weight))
+        {
+            return Err(ConfigError::WeightOutOfRange {
+                tracker: t.name.clone(),
+                weight: t.weight,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Why a [`Config`] cannot run.
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// Base priority 0, which only means "shutting down" on the wire.
+    #[error("priority must be 1..=255 (0 is reserved for the shutdown advert)")]
+    PriorityZero,
+    /// No virtual addresses.
+    #[error("virtual_addresses is empty: a virtual router needs at least one address")]
+    NoVirtualAddresses,
+    /// More than an advert carries.
+    #[error("{count} virtual addresses, but an advertisement carries at most 255")]
+    TooManyVirtualAddresses {
+        /// How many were given.
+        count: usize,
+    },
+    /// An address of the other family.
+    #[error("{address} is not {family} like the primary address; use one instance per family")]
+    MixedFamilies {
+        /// The offending virtual address or peer.
+        address: IpAddr,
+        /// The instance's family.
+        family: AddressFamily,
+    },
+    /// VRRPv2 over IPv6.
+    #[error("VRRPv2 is IPv4 only (RFC 3768): set `version = 3` for IPv6")]
+    V2OverIpv6,
+    /// VRRPv2 with a sub-second interval.
+    #[error(
+        "VRRPv2 advert_interval must be whole seconds, {interval} is not: use version 3 for sub-second intervals"
+    )]
+    V2IntervalNotWholeSeconds {
+        /// The interval.
+        interval: AdvertInterval,
+    },
+    /// VRRPv3 interval above 40.95 s.
+    #[error("VRRPv3 advert_interval {interval} exceeds 40.95s")]
+    V3IntervalTooLong {
+        /// The interval.
+        interval: AdvertInterval,
+    },
+    /// Authentication on VRRPv3.
+    #[error("VRRPv3 has no authentication: remove `auth_pass` or set `version = 2`")]
+    AuthenticationOnV3,
+    /// A tracker weight outside keepalived's -254..=254.
+    #[error("tracker {tracker:?} has weight {weight}, outside -254..=254")]
+    WeightOutOfRange {
+        /// The tracker's name.
+        tracker: String,
+        /// Its weight.
+        weight: i16,
+    },
+}

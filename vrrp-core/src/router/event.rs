@@ -1,0 +1,142 @@
+//! What a [`Router`](super::Router) tells its driver: [`State`]s, [`Event`]s with their
+//! [`Reason`], and [`Transmit`]s.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use bytes::Bytes;
+
+use crate::packet::Priority;
+
+/// The states of RFC 5798 §6.4, plus keepalived's Fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum State {
+    /// Not started, or shut down. Sends nothing, holds no addresses.
+    Initialize,
+    /// Watching the Master; takes over when it falls silent.
+    Backup,
+    /// Forwards for the virtual addresses and advertises them.
+    Master,
+    /// keepalived's FAULT: a weight-0 tracked object is down, or the link is. Sends nothing,
+    /// holds no addresses, and returns to Backup when the fault clears.
+    Fault,
+}
+
+impl State {
+    /// All states, in declaration order (for per-state statistics).
+    pub const ALL: [State; 4] = [
+        State::Initialize,
+        State::Backup,
+        State::Master,
+        State::Fault,
+    ];
+
+    pub(crate) const fn index(self) -> usize {
+        match self {
+            State::Initialize => 0,
+            State::Backup => 1,
+            State::Master => 2,
+            State::Fault => 3,
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            State::Initialize => "INIT",
+            State::Backup => "BACKUP",
+            State::Master => "MASTER",
+            State::Fault => "FAULT",
+        })
+    }
+}
+
+/// Why a state changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Reason {
+    /// Startup of the address owner (priority 255): Master at once (§6.4.1).
+    AddressOwner,
+    /// Startup of any other router: Backup (§6.4.1).
+    Startup,
+    /// Master_Down_Timer fired: no advert from a Master for Master_Down_Interval, or
+    /// Skew_Time after its priority-0 advert (§6.4.2).
+    MasterDown,
+    /// An advert with a higher priority (or an equal one from a higher address) arrived
+    /// while Master (§6.4.3).
+    Preempted {
+        /// The new Master's address.
+        by: IpAddr,
+        /// Its priority.
+        priority: Priority,
+    },
+    /// [`Router::shutdown`](super::Router::shutdown).
+    Shutdown,
+    /// A weight-0 tracked object went down, or the link did.
+    Fault {
+        /// The tracker's name, or `"link"`.
+        cause: String,
+    },
+    /// Every fault cleared.
+    FaultCleared,
+    /// Another member of the sync group changed state.
+    SyncGroup {
+        /// The member whose change was followed.
+        member: String,
+    },
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::AddressOwner => f.write_str("address owner (priority 255) starts as master"),
+            Reason::Startup => f.write_str("startup"),
+            Reason::MasterDown => f.write_str("master down timer expired"),
+            Reason::Preempted { by, priority } => {
+                write!(
+                    f,
+                    "advert from {by} with priority {priority} takes precedence"
+                )
+            }
+            Reason::Shutdown => f.write_str("shutdown"),
+            Reason::Fault { cause } => write!(f, "fault: {cause} is down"),
+            Reason::FaultCleared => f.write_str("all faults cleared"),
+            Reason::SyncGroup { member } => write!(f, "sync group member {member} changed state"),
+        }
+    }
+}
+
+/// Something the driver must act on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// The state changed. Entering [`State::Master`]: add the virtual addresses and announce
+    /// them (gratuitous ARP / unsolicited NA). Leaving it: remove them.
+    StateChanged {
+        /// The state left.
+        from: State,
+        /// The state entered.
+        to: State,
+        /// Why.
+        reason: Reason,
+    },
+    /// The effective priority changed (a tracked object moved).
+    PriorityChanged {
+        /// Before.
+        from: Priority,
+        /// After.
+        to: Priority,
+    },
+}
+
+/// An encoded advertisement to send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    /// The IP source (the configured primary address).
+    pub source: IpAddr,
+    /// The multicast group, or one unicast peer.
+    pub destination: IpAddr,
+    /// The VRRP message; send it with TTL / hop limit 255 and IP protocol 112.
+    pub payload: Bytes,
+}

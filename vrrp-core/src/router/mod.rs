@@ -1,0 +1,495 @@
+//! [`Router`]: one virtual router instance as a sans-IO state machine (RFC 5798 §6, with
+//! keepalived's Fault state, tracking and `preempt_delay`).
+//!
+//! Inputs: [`startup`](Router::startup), [`handle_packet`](Router::handle_packet),
+//! [`handle_timeout`](Router::handle_timeout), [`set_tracker`](Router::set_tracker),
+//! [`set_link`](Router::set_link), [`shutdown`](Router::shutdown), each with the current
+//! time. Outputs, pulled after every input until `None`: [`poll_transmit`](Router::poll_transmit),
+//! [`poll_event`](Router::poll_event), and [`poll_timeout`](Router::poll_timeout), the instant
+//! at which `handle_timeout` must be called next.
+
+mod config;
+mod event;
+mod stats;
+mod sync_group;
+mod timers;
+
+use std::collections::VecDeque;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+
+pub use config::{Config, ConfigError, Tracker};
+pub use event::{Event, Reason, State, Transmit};
+pub use stats::Stats;
+pub use sync_group::SyncGroup;
+pub use timers::{master_down_interval, skew_time};
+
+use crate::packet::{
+    AddressFamily, AdvertInterval, AdvertisementBuilder, DropReason, IpHeader, MULTICAST_V4,
+    MULTICAST_V6, Priority, ReceivePolicy, Version,
+};
+
+/// One virtual router (one VRID, one interface, one family). See the [module](self) docs for
+/// the calling convention and the crate docs for a complete driver loop.
+#[derive(Debug)]
+pub struct Router {
+    config: Config,
+    policy: ReceivePolicy,
+    state: State,
+    /// Whether the operator wants it running (between `startup` and `shutdown`).
+    running: bool,
+    priority: Priority,
+    master_adver_interval: AdvertInterval,
+    advert_timer: Option<Instant>,
+    master_down_timer: Option<Instant>,
+    /// keepalived's preempt_delay: preemption allowed from this instant on.
+    preempt_after: Option<Instant>,
+    tracker_up: Vec<bool>,
+    link_up: bool,
+    /// Fault imposed by a sync group, cleared only by the group.
+    sync_fault: bool,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    stats: Stats,
+    state_since: Option<Instant>,
+}
+
+impl Router {
+    /// A router in [`State::Initialize`]; nothing happens until [`startup`](Self::startup).
+    /// Every tracker starts up and the link starts up.
+    pub fn new(config: Config) -> Result<Router, ConfigError> {
+        config.validate()?;
+        let policy = ReceivePolicy {
+            version: config.version,
+            checksum: config.checksum,
+            authentication: config.authentication,
+            require_link_local_first: false,
+        };
+        let mut router = Router {
+            policy,
+            state: State::Initialize,
+            running: false,
+            priority: config.priority,
+            master_adver_interval: config.advert_interval,
+            advert_timer: None,
+            master_down_timer: None,
+            preempt_after: None,
+            tracker_up: vec![true; config.trackers.len()],
+            link_up: true,
+            sync_fault: false,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: Stats::default(),
+            state_since: None,
+            config,
+        };
+        router.priority = router.effective_priority();
+        Ok(router)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// The effective priority: the base priority plus the weights of the tracked objects in
+    /// their weighted state, clamped to 1..=254; 255 for the address owner, always.
+    pub fn priority(&self) -> Priority {
+        self.priority
+    }
+
+    /// Master_Adver_Interval: learned from the Master's adverts in VRRPv3, the local
+    /// Advertisement_Interval otherwise.
+    pub fn master_adver_interval(&self) -> AdvertInterval {
+        self.master_adver_interval
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Starts the router (RFC 5798 §6.4.1 Startup): the address owner becomes Master at once,
+    /// any other router Backup, or Fault if a weight-0 tracker or the link is down.
+    pub fn startup(&mut self, now: Instant) {
+        self.account(now);
+        if self.state != State::Initialize {
+            return;
+        }
+        self.running = true;
+        if let Some(cause) = self.fault_cause() {
+            self.enter_fault(now, cause);
+        } else if self.config.priority.is_owner() {
+            self.become_master(now, Reason::AddressOwner);
+        } else {
+            self.become_backup(now, Reason::Startup);
+        }
+    }
+
+    /// Stops the router (§6.4.2/§6.4.3 Shutdown): a Master sends an advert with priority 0 so
+    /// that a Backup takes over after Skew_Time, then every state goes to Initialize.
+    pub fn shutdown(&mut self, now: Instant) {
+        self.account(now);
+        self.running = false;
+        if self.state == State::Master {
+            self.send_advert(Priority::SHUTDOWN);
+        }
+        self.transition(now, State::Initialize, Reason::Shutdown);
+    }
+
+    /// Feeds one received VRRP message. `ip` holds what the socket reported: source,
+    /// destination (needed for the pseudo-header checksum) and TTL / hop limit.
+    ///
+    /// A packet that fails a check is dropped and counted in [`stats`](Self::stats) by its
+    /// [`DropReason`]; it never changes the state.
+    pub fn handle_packet(&mut self, now: Instant, ip: IpHeader, bytes: &[u8]) {
+        self.account(now);
+        self.stats.received += 1;
+        let adv = match self.policy.accept(&ip, bytes) {
+            Ok(a) => a.advertisement,
+            Err(e) => return self.stats.drop(e.reason()),
+        };
+        let drop = if adv.vrid() != self.config.vrid {
+            Some(DropReason::OtherVrid)
+        } else if ip.source == self.config.primary_address {
+            Some(DropReason::OwnAdvert)
+        } else if !self.config.unicast_peers.is_empty()
+            && !self.config.unicast_peers.contains(&ip.source)
+        {
+            Some(DropReason::UnknownSource)
+        } else if self.config.version == Version::V2
+            && adv.advert_interval() != self.config.advert_interval
+        {
+            Some(DropReason::IntervalMismatch)
+        } else {
+            None
+        };
+        if let Some(reason) = drop {
+            return self.stats.drop(reason);
+        }
+        self.stats.accepted += 1;
+        let theirs = adv.priority();
+        match self.state {
+            State::Initialize | State::Fault => {}
+            State::Backup => self.backup_receives(now, theirs, adv.advert_interval()),
+            State::Master => self.master_receives(now, ip.source, theirs, adv.advert_interval()),
+        }
+    }
+
+    /// Fires the timers due at `now` (call it at [`poll_timeout`](Self::poll_timeout)'s
+    /// instant; calling it early or twice is harmless).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.account(now);
+        match self.state {
+            State::Master if self.advert_timer.is_some_and(|t| t <= now) => {
+                self.send_advert(self.priority);
+                self.advert_timer = Some(now + self.config.advert_interval.as_duration());
+            }
+            State::Backup if self.master_down_timer.is_some_and(|t| t <= now) => {
+                self.become_master(now, Reason::MasterDown);
+            }
+            _ => {}
+        }
+    }
+
+    /// The next instant [`handle_timeout`](Self::handle_timeout) must be called, if any.
+    /// Changes after every input.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.state {
+            State::Master => self.advert_timer,
+            State::Backup => self.master_down_timer,
+            State::Initialize | State::Fault => None,
+        }
+    }
+
+    /// The next advertisement to send. Drain it after every input.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event. Drain it after every input.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Reports the state of tracked object `index` (its position in [`Config::trackers`]).
+    /// Out-of-range indexes are ignored. The effective priority is recomputed; a Master
+    /// advertises a new priority at once; a weight-0 tracker down means Fault.
+    pub fn set_tracker(&mut self, now: Instant, index: usize, up: bool) {
+        if let Some(t) = self.tracker_up.get_mut(index) {
+            *t = up;
+        }
+        self.reevaluate(now);
+    }
+
+    /// Reports the interface's link state: down means Fault, up clears it.
+    pub fn set_link(&mut self, now: Instant, up: bool) {
+        self.link_up = up;
+        self.reevaluate(now);
+    }
+
+    // ---- state machine -------------------------------------------------------------------
+
+    /// §6.4.2 "If an ADVERTISEMENT is received" while Backup.
+    fn backup_receives(&mut self, now: Instant, theirs: Priority, interval: AdvertInterval) {
+        if theirs.is_shutdown() {
+            self.master_down_timer = Some(now + self.skew_time());
+            return;
+        }
+        let lower = theirs < self.priority;
+        if lower && self.config.preempt && !self.preempt_delay_pending(now) {
+            // Discard: Master_Down_Timer runs out and this router takes over.
+            return;
+        }
+        if self.config.version == Version::V3 {
+            self.master_adver_interval = interval;
+        }
+        self.master_down_timer = Some(now + self.master_down_interval());
+    }
+
+    /// keepalived's preempt_delay: lower-priority Masters are tolerated for this long after
+    /// the first one was seen.
+    fn preempt_delay_pending(&mut self, now: Instant) -> bool {
+        if self.config.preempt_delay.is_zero() {
+            return false;
+        }
+        let after = *self
+            .preempt_after
+            .get_or_insert(now + self.config.preempt_delay);
+        now < after
+    }
+
+    /// §6.4.3 "If an ADVERTISEMENT is received" while Master.
+    fn master_receives(
+        &mut self,
+        now: Instant,
+        from: IpAddr,
+        theirs: Priority,
+        interval: AdvertInterval,
+    ) {
+        if theirs.is_shutdown() {
+            self.send_advert(self.priority);
+            self.advert_timer = Some(now + self.config.advert_interval.as_duration());
+            return;
+        }
+        let wins = theirs > self.priority
+            || (theirs == self.priority && from > self.config.primary_address);
+        if wins {
+            if self.config.version == Version::V3 {
+                self.master_adver_interval = interval;
+            }
+            self.transition(
+                now,
+                State::Backup,
+                Reason::Preempted {
+                    by: from,
+                    priority: theirs,
+                },
+            );
+            self.master_down_timer = Some(now + self.master_down_interval());
+        } else if self.config.preempt {
+            // A lower-priority router thinks it is Master (it missed us): answer at once so it
+            // steps down now rather than at our next advert (keepalived does the same).
+            self.send_advert(self.priority);
+            self.advert_timer = Some(now + self.config.advert_interval.as_duration());
+        }
+    }
+
+    fn become_master(&mut self, now: Instant, reason: Reason) {
+        self.transition(now, State::Master, reason);
+        self.stats.became_master += 1;
+        self.master_adver_interval = self.config.advert_interval;
+        self.send_advert(self.priority);
+        self.advert_timer = Some(now + self.config.advert_interval.as_duration());
+    }
+
+    fn become_backup(&mut self, now: Instant, reason: Reason) {
+        self.transition(now, State::Backup, reason);
+        self.master_adver_interval = self.config.advert_interval;
+        self.master_down_timer = Some(now + self.master_down_interval());
+    }
+
+    fn enter_fault(&mut self, now: Instant, cause: String) {
+        if self.state == State::Master {
+            // Hand over at once rather than after Master_Down_Interval (keepalived does too).
+            self.send_advert(Priority::SHUTDOWN);
+        }
+        self.transition(now, State::Fault, Reason::Fault { cause });
+    }
+
+    /// Recomputes priority and fault after a tracker or link change.
+    fn reevaluate(&mut self, now: Instant) {
+        self.account(now);
+        let priority = self.effective_priority();
+        if priority != self.priority {
+            self.events.push_back(Event::PriorityChanged {
+                from: self.priority,
+                to: priority,
+            });
+            self.priority = priority;
+            if self.state == State::Master {
+                self.send_advert(priority);
+                self.advert_timer = Some(now + self.config.advert_interval.as_duration());
+            }
+        }
+        if !self.running {
+            return;
+        }
+        match (self.fault_cause(), self.state) {
+            (Some(cause), s) if s != State::Fault => self.enter_fault(now, cause),
+            (None, State::Fault) if !self.sync_fault => {
+                if self.config.priority.is_owner() {
+                    self.become_master(now, Reason::FaultCleared);
+                } else {
+                    self.become_backup(now, Reason::FaultCleared);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn transition(&mut self, now: Instant, to: State, reason: Reason) {
+        let from = self.state;
+        if from == to {
+            return;
+        }
+        self.state = to;
+        self.stats.transitions += 1;
+        self.advert_timer = None;
+        self.master_down_timer = None;
+        self.preempt_after = None;
+        self.state_since = Some(now);
+        self.events
+            .push_back(Event::StateChanged { from, to, reason });
+    }
+
+    /// Applies a sync group's decision (keepalived `vrrp_sync_group`).
+    pub(crate) fn follow(&mut self, now: Instant, to: State, member: &str) {
+        self.account(now);
+        if !self.running || self.state == to {
+            return;
+        }
+        let reason = Reason::SyncGroup {
+            member: member.to_owned(),
+        };
+        match to {
+            State::Master if self.fault_cause().is_none() => {
+                self.sync_fault = false;
+                self.become_master(now, reason);
+            }
+            State::Backup if self.fault_cause().is_none() => {
+                self.sync_fault = false;
+                self.become_backup(now, reason);
+            }
+            State::Fault => {
+                self.sync_fault = true;
+                if self.state == State::Master {
+                    self.send_advert(Priority::SHUTDOWN);
+                }
+                self.transition(now, State::Fault, reason);
+            }
+            _ => {}
+        }
+    }
+
+    // ---- derived values ------------------------------------------------------------------
+
+    fn effective_priority(&self) -> Priority {
+        if self.config.priority.is_owner() {
+            return Priority::OWNER;
+        }
+        let adjust: i32 = self
+            .config
+            .trackers
+            .iter()
+            .zip(&self.tracker_up)
+            .map(|(t, &up)| match (t.weight.signum(), up) {
+                (1, true) | (-1, false) => i32::from(t.weight),
+                _ => 0,
+            })
+            .sum();
+        let p = (i32::from(self.config.priority.get()) + adjust).clamp(1, 254);
+        Priority::new(u8::try_from(p).unwrap_or(254))
+    }
+
+    fn fault_cause(&self) -> Option<String> {
+        if !self.link_up {
+            return Some("link".to_owned());
+        }
+        self.config
+            .trackers
+            .iter()
+            .zip(&self.tracker_up)
+            .find(|(t, up)| t.weight == 0 && !**up)
+            .map(|(t, _)| t.name.clone())
+    }
+
+    fn skew_time(&self) -> Duration {
+        skew_time(
+            self.config.version,
+            self.priority,
+            self.master_adver_interval,
+        )
+    }
+
+    fn master_down_interval(&self) -> Duration {
+        master_down_interval(
+            self.config.version,
+            self.priority,
+            self.master_adver_interval,
+        )
+    }
+
+    // ---- output --------------------------------------------------------------------------
+
+    fn send_advert(&mut self, priority: Priority) {
+        let source = self.config.primary_address;
+        let group = match self.config.family() {
+            AddressFamily::Ipv4 => IpAddr::V4(MULTICAST_V4),
+            AddressFamily::Ipv6 => IpAddr::V6(MULTICAST_V6),
+        };
+        let builder = AdvertisementBuilder::new(
+            self.config.version,
+            self.config.vrid,
+            &self.config.virtual_addresses,
+        )
+        .priority(priority)
+        .advert_interval(self.config.advert_interval)
+        .authentication(self.config.authentication);
+        let destinations: &[IpAddr] = if self.config.unicast_peers.is_empty() {
+            std::slice::from_ref(&group)
+        } else {
+            &self.config.unicast_peers
+        };
+        for &destination in destinations {
+            let mut buf = BytesMut::with_capacity(builder.encoded_len());
+            // Config::validate() checked every field the encoder checks.
+            if builder
+                .encode(source, destination, self.config.checksum, &mut buf)
+                .is_ok()
+            {
+                self.stats.sent += 1;
+                self.transmits.push_back(Transmit {
+                    source,
+                    destination,
+                    payload: buf.freeze(),
+                });
+            }
+        }
+    }
+
+    /// Adds the time since the last input to the current state's total.
+    fn account(&mut self, now: Instant) {
+        if let Some(since) = self.state_since {
+            self.stats.time_in[self.state.index()] += now.saturating_duration_since(since);
+        }
+        self.state_since = Some(now);
+    }
+}

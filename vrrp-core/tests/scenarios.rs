@@ -1,0 +1,634 @@
+//! Scenario tests: one timeline per rule of RFC 5798 §6 and per keepalived behaviour that
+//! operators rely on, run on the simulated segment of `sim/` (zero loss, 1 ms delay unless a
+//! test says otherwise). Read each as "at t = ..., ...; then ...".
+
+mod sim;
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use sim::Sim;
+use vrrp_core::packet::{AdvertInterval, DropReason, Priority, Version, Vrid};
+use vrrp_core::router::{Config, Event, Reason, State, Tracker};
+
+const MS: Duration = Duration::from_millis(1);
+const SEC: Duration = Duration::from_secs(1);
+
+fn addr(i: u8) -> IpAddr {
+    IpAddr::from([10, 99, 0, i])
+}
+
+/// keepalived-style instance: VRID 51, VIP 10.99.0.200, 1 s adverts.
+fn config(host: u8, priority: u8, version: Version) -> Config {
+    let mut c = Config::new(
+        Vrid::new(51).expect("non-zero"),
+        addr(host),
+        vec![addr(200)],
+    );
+    c.priority = Priority::new(priority);
+    c.version = version;
+    c
+}
+
+fn lan() -> Sim {
+    let mut s = Sim::new(1);
+    s.link.delay = MS;
+    s.tracing = true;
+    s
+}
+
+fn state(s: &Sim, i: usize) -> State {
+    s.nodes[i].router.state()
+}
+
+/// When node `i` last entered `to`, as seconds since the simulation start.
+fn entered(s: &Sim, i: usize, to: State) -> Option<f64> {
+    s.nodes[i]
+        .transitions
+        .iter()
+        .rev()
+        .find(|t| t.2 == to)
+        .map(|t| (t.0 - s.start).as_secs_f64())
+}
+
+fn trace(s: &Sim) -> String {
+    s.trace.join("\n")
+}
+
+#[test]
+fn lone_backup_becomes_master_after_master_down_interval_rfc5798_6_4_2() {
+    // v2, priority 100, 1 s: Master_Down_Interval = 3 + 156/256 = 3.609375 s.
+    let mut s = lan();
+    let a = s.add(config(11, 100, Version::V2));
+    assert_eq!(state(&s, a), State::Backup);
+    s.run_for(Duration::from_millis(3609));
+    assert_eq!(state(&s, a), State::Backup, "{}", trace(&s));
+    s.run_for(MS);
+    assert_eq!(state(&s, a), State::Master, "{}", trace(&s));
+    assert_eq!(s.nodes[a].router.stats().became_master, 1);
+}
+
+#[test]
+fn address_owner_is_master_at_startup_and_advertises_at_once_rfc5798_6_4_1() {
+    let mut r = vrrp_core::Router::new(config(11, 255, Version::V3)).expect("valid");
+    let t0 = std::time::Instant::now();
+    r.startup(t0);
+    assert_eq!(r.state(), State::Master);
+    assert_eq!(
+        r.poll_event(),
+        Some(Event::StateChanged {
+            from: State::Initialize,
+            to: State::Master,
+            reason: Reason::AddressOwner
+        })
+    );
+    let tx = r.poll_transmit().expect("an advert at once");
+    assert_eq!(tx.destination, IpAddr::from([224, 0, 0, 18]));
+    assert_eq!(tx.payload[2], 255, "priority 255 on the wire");
+    assert_eq!(
+        r.poll_timeout(),
+        Some(t0 + SEC),
+        "next advert after Advertisement_Interval"
+    );
+}
+
+#[test]
+fn highest_priority_wins_and_the_network_then_stays_quiet() {
+    let mut s = lan();
+    let a = s.add(config(11, 101, Version::V2));
+    let b = s.add(config(12, 100, Version::V2));
+    s.run_for(5 * SEC);
+    assert_eq!(
+        (state(&s, a), state(&s, b)),
+        (State::Master, State::Backup),
+        "{}",
+        trace(&s)
+    );
+    let settled = s.now;
+    s.run_for(60 * SEC);
+    assert_eq!(
+        s.transitions_since(settled),
+        0,
+        "no flapping: {}",
+        trace(&s)
+    );
+    // 60 adverts from the Master reached the Backup.
+    assert!(s.nodes[b].router.stats().accepted >= 60);
+}
+
+#[test]
+fn backup_with_preempt_takes_over_from_lower_master_rfc5798_6_4_2() {
+    let mut s = lan();
+    let low = s.add(config(12, 100, Version::V3));
+    s.run_for(4 * SEC);
+    assert_eq!(state(&s, low), State::Master);
+    let high = s.add(config(11, 150, Version::V3));
+    let joined = s.elapsed().as_secs_f64();
+    s.run_for(5 * SEC);
+    assert_eq!(
+        (state(&s, high), state(&s, low)),
+        (State::Master, State::Backup),
+        "{}",
+        trace(&s)
+    );
+    // It discards the lower adverts and takes over when its Master_Down_Timer runs out.
+    let mdi = vrrp_core::router::master_down_interval(
+        Version::V3,
+        Priority::new(150),
+        AdvertInterval::DEFAULT,
+    );
+    let took = entered(&s, high, State::Master).expect("became master") - joined;
+    assert!(
+        (took - mdi.as_secs_f64()).abs() < 0.01,
+        "took over after {took} s, MDI {mdi:?}"
+    );
+    let stepped_down =
+        "node 0 MASTER -> BACKUP (advert from 10.99.0.11 with priority 150 takes precedence)";
+    assert!(
+        s.trace.iter().any(|l| l.ends_with(stepped_down)),
+        "{}",
+        trace(&s)
+    );
+}
+
+#[test]
+fn backup_without_preempt_leaves_a_lower_master_alone_rfc5798_6_4_2() {
+    let mut s = lan();
+    let low = s.add(config(12, 100, Version::V3));
+    s.run_for(4 * SEC);
+    let mut c = config(11, 150, Version::V3);
+    c.preempt = false;
+    let high = s.add(c);
+    s.run_for(30 * SEC);
+    assert_eq!(
+        (state(&s, high), state(&s, low)),
+        (State::Backup, State::Master),
+        "{}",
+        trace(&s)
+    );
+}
+
+#[test]
+fn preempt_delay_postpones_preemption_keepalived() {
+    let mut s = lan();
+    let low = s.add(config(12, 100, Version::V3));
+    s.run_for(4 * SEC);
+    let mut c = config(11, 150, Version::V3);
+    c.preempt_delay = 10 * SEC;
+    let high = s.add(c);
+    let joined = s.elapsed().as_secs_f64();
+    s.run_for(10 * SEC);
+    assert_eq!(
+        state(&s, high),
+        State::Backup,
+        "still waiting out preempt_delay: {}",
+        trace(&s)
+    );
+    s.run_for(5 * SEC);
+    assert_eq!(
+        (state(&s, high), state(&s, low)),
+        (State::Master, State::Backup),
+        "{}",
+        trace(&s)
+    );
+    let took = entered(&s, high, State::Master).expect("master") - joined;
+    assert!((10.0..15.0).contains(&took), "preempted after {took} s");
+}
+
+#[test]
+fn priority_zero_shutdown_hands_over_after_skew_time_rfc5798_6_4_3() {
+    let mut s = lan();
+    let a = s.add(config(11, 101, Version::V2));
+    let b = s.add(config(12, 100, Version::V2));
+    s.run_for(5 * SEC);
+    assert_eq!(state(&s, a), State::Master);
+    s.run_for(Duration::from_millis(300)); // mid-interval
+    let stop = s.elapsed().as_secs_f64();
+    s.shutdown(a);
+    assert_eq!(state(&s, a), State::Initialize);
+    s.run_for(SEC);
+    let took = entered(&s, b, State::Master).expect("b took over") - stop;
+    // Skew_Time for priority 100 (v2) is 0.609 s, plus 1 ms of delay.
+    assert!(
+        (took - 0.610).abs() < 0.002,
+        "handover after {took} s: {}",
+        trace(&s)
+    );
+}
+
+#[test]
+fn crashed_master_is_replaced_within_master_down_interval_rfc5798_6_4_2() {
+    let mut s = lan();
+    let a = s.add(config(11, 101, Version::V3));
+    let b = s.add(config(12, 100, Version::V3));
+    s.run_for(5 * SEC);
+    s.crash(a);
+    let crash = s.elapsed().as_secs_f64();
+    s.run_for(5 * SEC);
+    let took = entered(&s, b, State::Master).expect("b took over") - crash;
+    let mdi = vrrp_core::router::master_down_interval(
+        Version::V3,
+        Priority::new(100),
+        AdvertInterval::DEFAULT,
+    );
+    assert!(
+        took <= mdi.as_secs_f64() + 0.001,
+        "took over after {took} s: {}",
+        trace(&s)
+    );
+    assert!(
+        took >= mdi.as_secs_f64() - 1.0,
+        "not before the last advert aged out: {took}"
+    );
+}
+
+#[test]
+fn equal_priorities_break_the_tie_on_the_higher_primary_address_rfc5798_6_4_3() {
+    let mut s = lan();
+    let low_addr = s.add(config(11, 100, Version::V3));
+    let high_addr = s.add(config(12, 100, Version::V3));
+    s.run_for(10 * SEC);
+    assert_eq!(state(&s, high_addr), State::Master, "{}", trace(&s));
+    assert_eq!(state(&s, low_addr), State::Backup, "{}", trace(&s));
+}
+
+#[test]
+fn master_answers_a_lower_priority_advert_at_once() {
+    // A partition lets both become Master; on healing, the lower one's first advert makes the
+    // higher one advertise immediately, so the lower steps down within two link delays
+    // instead of waiting for the higher one's next scheduled advert.
+    let mut s = lan();
+    let high = s.add(config(11, 150, Version::V3));
+    let low = s.add(config(12, 100, Version::V3));
+    s.partition(&[0, 1]);
+    s.run_for(5 * SEC);
+    assert_eq!(
+        (state(&s, high), state(&s, low)),
+        (State::Master, State::Master)
+    );
+    s.heal();
+    // Heal just after the high one advertised, so its next own advert is ~1 s away.
+    let healed = s.elapsed().as_secs_f64();
+    s.run_for(2 * SEC);
+    assert_eq!(state(&s, low), State::Backup, "{}", trace(&s));
+    let stepped = entered(&s, low, State::Backup).expect("stepped down") - healed;
+    assert!(
+        stepped < 1.0,
+        "stepped down {stepped} s after healing: {}",
+        trace(&s)
+    );
+}
+
+#[test]
+fn tracked_script_weight_2_moves_master_101_backup_100_keepalived() {
+    // The seeds' setup: MASTER 101 / BACKUP 100, both `track_script { chk weight 2 }`.
+    let mut s = lan();
+    let chk = Tracker {
+        name: "chk_lb".into(),
+        weight: 2,
+    };
+    let mut ca = config(11, 101, Version::V2);
+    ca.trackers = vec![chk.clone()];
+    let mut cb = config(12, 100, Version::V2);
+    cb.trackers = vec![chk];
+    let a = s.add(ca);
+    let b = s.add(cb);
+    assert_eq!(
+        s.nodes[a].router.priority().get(),
+        103,
+        "101 + 2 while the check succeeds"
+    );
+    s.run_for(5 * SEC);
+    assert_eq!(state(&s, a), State::Master);
+    s.set_tracker(a, 0, false);
+    assert_eq!(s.nodes[a].router.priority().get(), 101);
+    // The Master advertised 101 at once (priority changes are not held back)...
+    assert!(s.trace.iter().any(|l| l.contains("node 0 tracker 0 down")));
+    // ...B (102) discards it and takes over after its Master_Down_Interval.
+    s.run_for(5 * SEC);
+    assert_eq!(
+        (state(&s, a), state(&s, b)),
+        (State::Backup, State::Master),
+        "{}",
+        trace(&s)
+    );
+    // The check recovers: 103 > 102 and preempt is on, so A takes the VIP back.
+    s.set_tracker(a, 0, true);
+    s.run_for(5 * SEC);
+    assert_eq!(
+        (state(&s, a), state(&s, b)),
+        (State::Master, State::Backup),
+        "{}",
+        trace(&s)
+    );
+}
+
+#[test]
+fn tracker_weights_follow_keepalived_sign_rules_and_clamp() {
+    let t = |name: &str, weight| Tracker {
+        name: name.into(),
+        weight,
+    };
+    let mut c = config(11, 100, Version::V3);
+    c.trackers = vec![t("plus", 10), t("minus", -30)];
+    let mut r = vrrp_core::Router::new(c).expect("valid");
+    let now = std::time::Instant::now();
+    r.startup(now);
+    assert_eq!(
+        r.priority().get(),
+        110,
+        "+10 added while up, -30 not while up"
+    );
+    r.set_tracker(now, 0, false);
+    r.set_tracker(now, 1, false);
+    assert_eq!(
+        r.priority().get(),
+        70,
+        "+10 dropped while down, -30 added while down"
+    );
+    let changes: Vec<_> = std::iter::from_fn(|| r.poll_event())
+        .filter(|e| matches!(e, Event::PriorityChanged { .. }))
+        .collect();
+    assert_eq!(changes.len(), 2);
+
+    let mut high = config(11, 250, Version::V3);
+    high.trackers = vec![t("plus", 100)];
+    assert_eq!(
+        vrrp_core::Router::new(high)
+            .expect("valid")
+            .priority()
+            .get(),
+        254,
+        "clamped to 254"
+    );
+    let mut low = config(11, 3, Version::V3);
+    low.trackers = vec![t("minus", -100)];
+    let mut r = vrrp_core::Router::new(low).expect("valid");
+    r.set_tracker(now, 0, false);
+    assert_eq!(r.priority().get(), 1, "clamped to 1");
+    let mut owner = config(11, 255, Version::V3);
+    owner.trackers = vec![t("minus", -100)];
+    let mut r = vrrp_core::Router::new(owner).expect("valid");
+    r.set_tracker(now, 0, false);
+    assert_eq!(
+        r.priority(),
+        Priority::OWNER,
+        "the address owner is never adjusted"
+    );
+}
+
+#[test]
+fn weight_0_tracker_forces_fault_and_hands_over_at_once_keepalived() {
+    let mut s = lan();
+    let mut ca = config(11, 101, Version::V3);
+    ca.trackers = vec![Tracker {
+        name: "chk_haproxy".into(),
+        weight: 0,
+    }];
+    let a = s.add(ca);
+    let b = s.add(config(12, 100, Version::V3));
+    s.run_for(5 * SEC);
+    assert_eq!(state(&s, a), State::Master);
+    let fail = s.elapsed().as_secs_f64();
+    s.set_tracker(a, 0, false);
+    assert_eq!(state(&s, a), State::Fault);
+    s.run_for(2 * SEC);
+    // The faulted Master sent priority 0, so B waited only Skew_Time.
+    let took = entered(&s, b, State::Master).expect("b took over") - fail;
+    assert!(took < 0.7, "handover after {took} s: {}", trace(&s));
+    s.run_for(10 * SEC);
+    assert_eq!(
+        state(&s, a),
+        State::Fault,
+        "stays in Fault while the check fails"
+    );
+    s.set_tracker(a, 0, true);
+    assert_eq!(state(&s, a), State::Backup, "fault cleared: back to Backup");
+    s.run_for(5 * SEC);
+    assert_eq!(
+        state(&s, a),
+        State::Master,
+        "and preempts B again: {}",
+        trace(&s)
+    );
+}
+
+#[test]
+fn link_down_is_fault_link_up_recovers() {
+    let mut s = lan();
+    let a = s.add(config(11, 100, Version::V3));
+    s.set_link(a, false);
+    assert_eq!(state(&s, a), State::Fault);
+    assert_eq!(s.nodes[a].router.poll_timeout(), None, "no timers in Fault");
+    s.run_for(10 * SEC);
+    assert_eq!(state(&s, a), State::Fault);
+    s.set_link(a, true);
+    assert_eq!(state(&s, a), State::Backup);
+    s.run_for(4 * SEC);
+    assert_eq!(state(&s, a), State::Master);
+}
+
+#[test]
+fn unicast_adverts_go_to_each_peer_and_strangers_are_dropped() {
+    let mut s = lan();
+    let mut ca = config(11, 101, Version::V2);
+    ca.unicast_peers = vec![addr(12), addr(13)];
+    let mut cb = config(12, 100, Version::V2);
+    cb.unicast_peers = vec![addr(11), addr(13)];
+    // Node c multicasts and is nobody's peer: its adverts never reach a or b; b's unicast
+    // copies to it are accepted, and a stranger at .14 that unicasts to b is dropped.
+    let a = s.add(ca);
+    let b = s.add(cb);
+    let mut stranger = config(14, 200, Version::V2);
+    stranger.unicast_peers = vec![addr(12)];
+    let x = s.add(stranger);
+    s.run_for(10 * SEC);
+    assert_eq!(state(&s, x), State::Master);
+    assert_eq!(
+        (state(&s, a), state(&s, b)),
+        (State::Master, State::Backup),
+        "{}",
+        trace(&s)
+    );
+    let dropped = s.nodes[b]
+        .router
+        .stats()
+        .dropped
+        .get(&DropReason::UnknownSource)
+        .copied();
+    assert!(
+        dropped.unwrap_or(0) >= 5,
+        "b dropped the stranger's adverts: {:?}",
+        s.nodes[b].router.stats()
+    );
+
+    let mut r = vrrp_core::Router::new({
+        let mut c = config(11, 255, Version::V2);
+        c.unicast_peers = vec![addr(12), addr(13)];
+        c
+    })
+    .expect("valid");
+    r.startup(std::time::Instant::now());
+    let dests: Vec<IpAddr> = std::iter::from_fn(|| r.poll_transmit())
+        .map(|t| t.destination)
+        .collect();
+    assert_eq!(dests, [addr(12), addr(13)], "one advert per peer");
+}
+
+#[test]
+fn v3_backup_learns_master_adver_interval_rfc5798_6_4_2() {
+    let mut s = lan();
+    let mut fast = config(11, 150, Version::V3);
+    fast.advert_interval = AdvertInterval::from_centis(10).expect("100 ms");
+    let a = s.add(fast);
+    let b = s.add(config(12, 100, Version::V3)); // its own interval is 1 s
+    s.run_for(5 * SEC);
+    assert_eq!(s.nodes[b].router.master_adver_interval().centis(), 10);
+    s.crash(a);
+    let crash = s.elapsed().as_secs_f64();
+    s.run_for(2 * SEC);
+    let took = entered(&s, b, State::Master).expect("b took over") - crash;
+    // 3 * 100 ms + skew (156/256 * 100 ms), not 3.6 s.
+    assert!(took < 0.37, "took over after {took} s");
+    // As Master it advertises at its own configured interval again.
+    assert_eq!(s.nodes[b].router.master_adver_interval().centis(), 100);
+}
+
+#[test]
+fn v2_advert_with_another_interval_is_dropped_rfc3768_7_1() {
+    let mut s = lan();
+    let mut slow = config(11, 150, Version::V2);
+    slow.advert_interval = AdvertInterval::from_secs(2).expect("2 s");
+    s.add(slow);
+    let b = s.add(config(12, 100, Version::V2));
+    // The 2 s router becomes Master after its own 6.4 s Master_Down_Interval; run past it.
+    s.run_for(20 * SEC);
+    let st = s.nodes[b].router.stats();
+    assert!(
+        st.dropped
+            .get(&DropReason::IntervalMismatch)
+            .copied()
+            .unwrap_or(0)
+            >= 3,
+        "{st:?}"
+    );
+    assert_eq!(
+        state(&s, b),
+        State::Master,
+        "the mismatched Master is not heard"
+    );
+}
+
+#[test]
+fn sync_group_members_move_together_keepalived_vrrp_sync_group() {
+    use vrrp_core::router::SyncGroup;
+    let now0 = std::time::Instant::now();
+    let mut vi1 = config(11, 101, Version::V3);
+    vi1.trackers = vec![Tracker {
+        name: "eth1".into(),
+        weight: 0,
+    }];
+    let mut vi2 = config(11, 101, Version::V3);
+    vi2.vrid = Vrid::new(52).expect("non-zero");
+    let mut g = SyncGroup::new();
+    let i1 = g.push("VI_1", vrrp_core::Router::new(vi1).expect("valid"));
+    let i2 = g.push("VI_2", vrrp_core::Router::new(vi2).expect("valid"));
+    for i in [i1, i2] {
+        g.member_mut(i).expect("member").startup(now0);
+    }
+    g.sync(now0);
+    // Alone on the link, both time out; the first to become Master drags the other along.
+    let t = g.poll_timeout().expect("timer");
+    g.handle_timeout(t);
+    let states = |g: &SyncGroup| {
+        (
+            g.member(i1).map(|r| r.state()),
+            g.member(i2).map(|r| r.state()),
+        )
+    };
+    assert_eq!(states(&g), (Some(State::Master), Some(State::Master)));
+    // VI_1's interface tracker fails: the whole group goes to Fault.
+    g.member_mut(i1).expect("member").set_tracker(t, 0, false);
+    g.sync(t);
+    assert_eq!(states(&g), (Some(State::Fault), Some(State::Fault)));
+    let reasons: Vec<_> = std::iter::from_fn(|| g.poll_event()).collect();
+    assert!(reasons.iter().any(|(i, e)| *i == i2
+        && matches!(e, Event::StateChanged { to: State::Fault, reason: Reason::SyncGroup { member }, .. } if member == "VI_1")));
+    // It recovers: both back to Backup together.
+    g.member_mut(i1).expect("member").set_tracker(t, 0, true);
+    g.sync(t);
+    assert_eq!(states(&g), (Some(State::Backup), Some(State::Backup)));
+}
+
+#[test]
+fn aws_active_active_pair_with_swapped_priorities() {
+    // The seeds' AWS setup: two hosts, two instances with swapped priorities, each host
+    // normally Master of one VIP. A host's crash moves both to the other; its return moves
+    // its own back (preempt).
+    let mut s = lan();
+    let mk = |host, vrid, prio| {
+        let mut c = config(host, prio, Version::V3);
+        c.vrid = Vrid::new(vrid).expect("non-zero");
+        c.unicast_peers = vec![addr(if host == 11 { 12 } else { 11 })];
+        c
+    };
+    let a1 = s.add(mk(11, 61, 101));
+    let a2 = s.add(mk(11, 62, 100));
+    let b1 = s.add(mk(12, 61, 100));
+    let b2 = s.add(mk(12, 62, 101));
+    s.run_for(5 * SEC);
+    assert_eq!(
+        [a1, a2, b1, b2].map(|i| state(&s, i)),
+        [State::Master, State::Backup, State::Backup, State::Master]
+    );
+    s.crash(a1);
+    s.crash(a2);
+    s.run_for(5 * SEC);
+    assert_eq!(
+        [b1, b2].map(|i| state(&s, i)),
+        [State::Master, State::Master],
+        "{}",
+        trace(&s)
+    );
+    s.restart(a1);
+    s.restart(a2);
+    s.run_for(5 * SEC);
+    assert_eq!(
+        [a1, a2, b1, b2].map(|i| state(&s, i)),
+        [State::Master, State::Backup, State::Backup, State::Master],
+        "{}",
+        trace(&s)
+    );
+}
+
+#[test]
+fn own_looped_back_advert_is_dropped_and_stats_account_time() {
+    let mut r = vrrp_core::Router::new(config(11, 255, Version::V3)).expect("valid");
+    let t0 = std::time::Instant::now();
+    r.startup(t0);
+    let tx = r.poll_transmit().expect("advert");
+    let ip = vrrp_core::packet::IpHeader {
+        source: tx.source,
+        destination: tx.destination,
+        ttl: 255,
+    };
+    r.handle_packet(t0 + MS, ip, &tx.payload);
+    assert_eq!(r.stats().dropped.get(&DropReason::OwnAdvert), Some(&1));
+    r.handle_packet(
+        t0 + 2 * MS,
+        vrrp_core::packet::IpHeader { ttl: 64, ..ip },
+        &tx.payload,
+    );
+    assert_eq!(r.stats().dropped.get(&DropReason::Ttl), Some(&1));
+    r.handle_timeout(t0 + 10 * SEC);
+    let st = r.stats();
+    assert_eq!(st.received, 2);
+    assert_eq!(st.time_in(State::Master), 10 * SEC);
+    assert_eq!(st.transitions, 1);
+    r.shutdown(t0 + 11 * SEC);
+    let bye = std::iter::from_fn(|| r.poll_transmit())
+        .last()
+        .expect("shutdown advert");
+    assert_eq!(bye.payload[2], 0, "priority 0 on shutdown");
+    assert_eq!(r.state(), State::Initialize);
+}
