@@ -261,11 +261,15 @@ impl Sim {
                 let Some(Reverse(d)) = self.queue.pop() else {
                     break;
                 };
-                let node = &mut self.nodes[d.to];
-                if node.up {
-                    node.router
+                if self.nodes[d.to].up {
+                    let (to, prio) = (d.to, d.payload.get(2).copied());
+                    self.log(|| {
+                        format!("node {to} receives from {} priority {prio:?}", d.ip.source)
+                    });
+                    self.nodes[to]
+                        .router
                         .handle_packet(d.at.max(self.now), d.ip, &d.payload);
-                    self.drain(d.to);
+                    self.drain(to);
                 }
             } else if let Some((_, i)) = next_timer {
                 let now = self.now;
