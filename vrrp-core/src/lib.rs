@@ -3,10 +3,60 @@
 //! A sans-IO implementation of the Virtual Router Redundancy Protocol: VRRPv3 (RFC 5798, with
 //! the RFC 9568 clarifications) and VRRPv2 (RFC 3768), over IPv4 and IPv6, byte-compatible with
 //! keepalived. The crate reads no clock and opens no socket; a driver passes packets and time
-//! in and pulls packets out.
+//! in and pulls packets and events out.
 //!
-//! This release holds the wire codec, [`packet`]. Encode an advertisement, then receive it
-//! the way a Backup does:
+//! - [`router`]: a virtual router as a state machine ([`Router`]), with keepalived's Fault
+//!   state, tracking weights, `preempt_delay`, unicast peers and sync groups.
+//! - [`packet`]: the wire codec.
+//!
+//! ## The driver loop
+//!
+//! Everything a driver does, here against a fake wire: feed inputs with the current time,
+//! then drain transmits and events, then sleep until `poll_timeout`.
+//!
+//! ```
+//! use std::net::IpAddr;
+//! use std::time::{Duration, Instant};
+//! use vrrp_core::packet::{IpHeader, Priority, Vrid};
+//! use vrrp_core::{Config, Event, Router, State};
+//!
+//! let vip = IpAddr::from([10, 99, 0, 200]);
+//! let mut config = Config::new(Vrid::new(51).expect("1..=255"), IpAddr::from([10, 99, 0, 11]), vec![vip]);
+//! config.priority = Priority::new(101);
+//! let mut router = Router::new(config)?;
+//!
+//! let start = Instant::now();
+//! let mut now = start;
+//! router.startup(now);
+//! let mut wire: Vec<(IpHeader, Vec<u8>)> = Vec::new(); // received packets would go here
+//! while now < start + Duration::from_secs(5) {
+//!     for (ip, bytes) in wire.drain(..) {
+//!         router.handle_packet(now, ip, &bytes);        // from the raw socket
+//!     }
+//!     router.handle_timeout(now);
+//!     while let Some(tx) = router.poll_transmit() {
+//!         // send tx.payload to tx.destination, IP protocol 112, TTL 255
+//!         assert_eq!(tx.destination, IpAddr::from([224, 0, 0, 18]));
+//!     }
+//!     while let Some(event) = router.poll_event() {
+//!         if let Event::StateChanged { to: State::Master, .. } = event {
+//!             // add the VIPs and send gratuitous ARPs (ip-manager)
+//!         }
+//!     }
+//!     // A real driver sleeps until this instant or until a packet arrives.
+//!     now = router.poll_timeout().unwrap_or(now + Duration::from_secs(1));
+//! }
+//! // Nobody else on the link: Master after Master_Down_Interval (3 s + skew).
+//! assert_eq!(router.state(), State::Master);
+//!
+//! router.shutdown(now); // sends priority 0 so a Backup takes over after Skew_Time
+//! assert_eq!(router.poll_transmit().map(|t| t.payload[2]), Some(0));
+//! # Ok::<(), vrrp_core::router::ConfigError>(())
+//! ```
+//!
+//! ## The codec
+//!
+//! Encode an advertisement, then receive it the way a Backup does:
 //!
 //! ```
 //! use std::net::IpAddr;
