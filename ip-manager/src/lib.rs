@@ -1,8 +1,67 @@
 //! # ip-manager
 //!
-//! Virtual IP management behind one async trait: netlink (with gratuitous ARP and unsolicited
-//! neighbour advertisements), AWS (Elastic IP and secondary private IP moves) and exec hooks.
+//! Virtual IP management behind one async trait, [`IpManager`]: add, remove, list, owns. All
+//! operations are idempotent (adding what exists or removing what is gone succeeds), so a
+//! daemon can replay its intent after a restart without special cases.
 //!
-//! **Not implemented yet**: this crate is reserved in the workspace so that the layout is fixed
-//! from the start. The work is tracked in the project's ip-manager issue; nothing here is usable.
-#![forbid(unsafe_code)]
+//! Backends:
+//! - [`NetlinkManager`] (feature `netlink`, default): rtnetlink, IPv6 with `nodad`, labels;
+//!   its [`Announcer`] sends gratuitous ARP / unsolicited NA as keepalived does.
+//! - [`MemoryManager`]: an in-memory double for the unit tests of code that uses the trait.
+//!
+//! ```
+//! use ip_manager::{IpManager, MemoryManager, Vip};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), ip_manager::Error> {
+//! // Code written against the trait runs unchanged on NetlinkManager::new()?.
+//! async fn become_master(ips: &dyn IpManager, vips: &[Vip]) -> Result<(), ip_manager::Error> {
+//!     for vip in vips {
+//!         ips.add(vip).await?;
+//!     }
+//!     Ok(())
+//! }
+//! let ips = MemoryManager::new();
+//! let vip = Vip::parse("10.99.0.200/24", "eth0")?;
+//! become_master(&ips, &[vip.clone()]).await?;
+//! become_master(&ips, &[vip.clone()]).await?; // idempotent
+//! assert!(ips.owns(&vip).await?);
+//! # Ok(()) }
+//! ```
+//!
+//! Not yet here: the AWS backend (Elastic IP / secondary IP / route moves) and the exec
+//! backend; see the crate README.
+#![deny(unsafe_code)] // one syscall needs it: netlink/sockaddr.rs
+
+mod error;
+mod memory;
+#[cfg(feature = "netlink")]
+mod netlink;
+mod vip;
+
+use async_trait::async_trait;
+
+pub use error::Error;
+pub use memory::MemoryManager;
+#[cfg(feature = "netlink")]
+pub use netlink::{AnnounceConfig, Announcer, NetlinkManager, gratuitous_arp, unsolicited_na};
+pub use vip::Vip;
+
+/// Moves virtual addresses. Every operation is idempotent.
+#[async_trait]
+pub trait IpManager: Send + Sync {
+    /// Adds `vip`; success if it is already there.
+    async fn add(&self, vip: &Vip) -> Result<(), Error>;
+    /// Removes `vip`; success if it is not there.
+    async fn remove(&self, vip: &Vip) -> Result<(), Error>;
+    /// The addresses on `interface`.
+    async fn list(&self, interface: &str) -> Result<Vec<Vip>, Error>;
+    /// Whether `vip`'s address is on its interface.
+    async fn owns(&self, vip: &Vip) -> Result<bool, Error> {
+        Ok(self
+            .list(&vip.interface)
+            .await?
+            .iter()
+            .any(|v| v.address == vip.address))
+    }
+}

@@ -1,0 +1,67 @@
+//! [`Error`]: what can go wrong moving an address, said so that an operator can fix it.
+
+use thiserror::Error;
+
+/// An `ip-manager` error.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The process lacks a capability for the operation.
+    #[error(
+        "{operation} needs {capability}: run as root or grant it (systemd: AmbientCapabilities={capability})"
+    )]
+    PermissionDenied {
+        /// What was attempted.
+        operation: String,
+        /// The missing capability.
+        capability: &'static str,
+    },
+    /// No interface of that name in this network namespace.
+    #[error("interface {name:?} does not exist in this network namespace (see `ip link`)")]
+    UnknownInterface {
+        /// The name asked for.
+        name: String,
+    },
+    /// A malformed virtual address.
+    #[error("invalid virtual address {vip:?}: {reason}")]
+    InvalidVip {
+        /// The address as given.
+        vip: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The kernel refused a netlink request.
+    #[error("{operation} failed: {message}")]
+    Netlink {
+        /// What was attempted.
+        operation: String,
+        /// The kernel's answer.
+        message: String,
+    },
+    /// A socket or process error.
+    #[error("{operation} failed: {source}")]
+    Io {
+        /// What was attempted.
+        operation: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(operation: impl Into<String>, source: std::io::Error) -> Error {
+        let operation = operation.into();
+        if source.kind() == std::io::ErrorKind::PermissionDenied {
+            let capability = if operation.contains("socket") {
+                "CAP_NET_RAW"
+            } else {
+                "CAP_NET_ADMIN"
+            };
+            return Error::PermissionDenied {
+                operation,
+                capability,
+            };
+        }
+        Error::Io { operation, source }
+    }
+}

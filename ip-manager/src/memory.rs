@@ -1,0 +1,79 @@
+//! [`MemoryManager`]: an in-memory [`IpManager`] for the unit tests of code that uses one.
+//! It touches no interface; this crate's own tests exercise the real backends.
+
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use crate::{Error, IpManager, Vip};
+
+/// Holds the "added" addresses in a set; `add` and `remove` are idempotent like the real
+/// backends. [`history`](Self::history) records every call, for assertions.
+#[derive(Debug, Default)]
+pub struct MemoryManager {
+    state: Mutex<(BTreeSet<Vip>, Vec<String>)>,
+}
+
+impl MemoryManager {
+    /// An empty manager.
+    pub fn new() -> MemoryManager {
+        MemoryManager::default()
+    }
+
+    /// Every call so far, as `"add 10.0.0.1/24 dev eth0"` / `"remove ..."`.
+    pub fn history(&self) -> Vec<String> {
+        self.state.lock().map(|s| s.1.clone()).unwrap_or_default()
+    }
+}
+
+#[async_trait]
+impl IpManager for MemoryManager {
+    async fn add(&self, vip: &Vip) -> Result<(), Error> {
+        if let Ok(mut s) = self.state.lock() {
+            s.0.insert(vip.clone());
+            s.1.push(format!("add {vip}"));
+        }
+        Ok(())
+    }
+
+    async fn remove(&self, vip: &Vip) -> Result<(), Error> {
+        if let Ok(mut s) = self.state.lock() {
+            s.0.retain(|v| !(v.address == vip.address && v.interface == vip.interface));
+            s.1.push(format!("remove {vip}"));
+        }
+        Ok(())
+    }
+
+    async fn list(&self, interface: &str) -> Result<Vec<Vip>, Error> {
+        Ok(self
+            .state
+            .lock()
+            .map(|s| {
+                s.0.iter()
+                    .filter(|v| v.interface == interface)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn idempotent_like_the_real_backends() {
+        let m = MemoryManager::new();
+        let v = Vip::parse("10.0.0.1/24", "eth0").unwrap();
+        m.add(&v).await.unwrap();
+        m.add(&v).await.unwrap();
+        assert_eq!(m.list("eth0").await.unwrap(), std::slice::from_ref(&v));
+        assert!(m.owns(&v).await.unwrap());
+        m.remove(&v).await.unwrap();
+        m.remove(&v).await.unwrap();
+        assert!(!m.owns(&v).await.unwrap());
+        assert_eq!(m.history().len(), 4);
+    }
+}

@@ -1,0 +1,247 @@
+//! [`Announcer`]: gratuitous ARP (IPv4) and unsolicited neighbour advertisements (IPv6) after a
+//! takeover, so switches and hosts move their entries to the new Master at once.
+//!
+//! The frames are keepalived's, byte for byte (checked against `shared/vectors/`): an ARP
+//! request with sender = target = the VIP and a broadcast target MAC; an NA from the VIP to
+//! ff02::1 with the Override flag and the target link-layer address option.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV6};
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+use super::NetlinkManager;
+use super::sockaddr::link_layer;
+use crate::{Error, Vip};
+
+const ETH_P_ARP: u16 = 0x0806;
+const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+
+/// How many announcements, and when. The defaults are keepalived's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AnnounceConfig {
+    /// Frames per address per burst: keepalived's `vrrp_garp_master_repeat`, default 5.
+    pub repeat: u32,
+    /// Gap between the frames of a burst: keepalived's `vrrp_garp_interval`, default 0.
+    pub interval: Duration,
+    /// When to send the second burst: keepalived's `vrrp_garp_master_delay`, default 5 s;
+    /// `None` sends one burst only.
+    pub refresh_delay: Option<Duration>,
+    /// Also send each ARP in the reply form (opcode 2), which some switches learn from.
+    pub arp_reply: bool,
+}
+
+impl Default for AnnounceConfig {
+    fn default() -> AnnounceConfig {
+        AnnounceConfig {
+            repeat: 5,
+            interval: Duration::ZERO,
+            refresh_delay: Some(Duration::from_secs(5)),
+            arp_reply: false,
+        }
+    }
+}
+
+/// Sends the announcements for the addresses of one interface.
+#[derive(Debug)]
+pub struct Announcer {
+    interface: String,
+    ifindex: u32,
+    mac: [u8; 6],
+    config: AnnounceConfig,
+    arp: Socket,
+}
+
+impl Announcer {
+    /// An announcer for `interface`, whose index and MAC it reads through `netlink`. Opens an
+    /// `AF_PACKET` socket, which needs CAP_NET_RAW.
+    pub async fn new(
+        netlink: &NetlinkManager,
+        interface: &str,
+        config: AnnounceConfig,
+    ) -> Result<Announcer, Error> {
+        let ifindex = netlink.interface_index(interface).await?;
+        let mac = netlink.interface_mac(interface).await?;
+        let arp = Socket::new(
+            Domain::PACKET,
+            Type::RAW,
+            Some(Protocol::from(i32::from(ETH_P_ARP.to_be()))),
+        )
+        .map_err(|e| Error::io("opening an AF_PACKET socket for gratuitous ARP", e))?;
+        arp.bind(&link_layer(ifindex, ETH_P_ARP))
+            .map_err(|e| Error::io(format!("binding the ARP socket to {interface}"), e))?;
+        Ok(Announcer {
+            interface: interface.to_owned(),
+            ifindex,
+            mac,
+            config,
+            arp,
+        })
+    }
+
+    /// The interface's MAC address, the one the announcements carry.
+    pub fn mac(&self) -> [u8; 6] {
+        self.mac
+    }
+
+    /// Sends one burst for `vip` now and returns the number of frames sent. Call it right
+    /// after adding the address: this is the takeover's critical path.
+    pub async fn announce_once(&self, vip: &Vip) -> Result<usize, Error> {
+        let mut sent = 0;
+        for i in 0..self.config.repeat {
+            if i > 0 && !self.config.interval.is_zero() {
+                tokio::time::sleep(self.config.interval).await;
+            }
+            sent += self.send(vip)?;
+        }
+        Ok(sent)
+    }
+
+    /// keepalived's whole sequence: a burst now, and another after `refresh_delay`.
+    pub async fn announce(&self, vip: &Vip) -> Result<usize, Error> {
+        let mut sent = self.announce_once(vip).await?;
+        if let Some(delay) = self.config.refresh_delay {
+            tokio::time::sleep(delay).await;
+            sent += self.announce_once(vip).await?;
+        }
+        Ok(sent)
+    }
+
+    fn send(&self, vip: &Vip) -> Result<usize, Error> {
+        match vip.address {
+            IpAddr::V4(ip) => {
+                let mut sent = 0;
+                for reply in [false, true] {
+                    if reply && !self.config.arp_reply {
+                        continue;
+                    }
+                    self.arp
+                        .send(&gratuitous_arp(self.mac, ip, reply))
+                        .map_err(|e| {
+                            Error::io(
+                                format!("sending gratuitous ARP for {ip} on {}", self.interface),
+                                e,
+                            )
+                        })?;
+                    sent += 1;
+                }
+                Ok(sent)
+            }
+            IpAddr::V6(ip) => {
+                self.send_na(ip)?;
+                Ok(1)
+            }
+        }
+    }
+
+    fn send_na(&self, ip: Ipv6Addr) -> Result<(), Error> {
+        let what = |e| {
+            Error::io(
+                format!("sending an unsolicited NA for {ip} on {}", self.interface),
+                e,
+            )
+        };
+        let socket = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6))
+            .map_err(|e| Error::io("opening an ICMPv6 raw socket", e))?;
+        // From the VIP itself, as keepalived does; the kernel fills in the ICMPv6 checksum.
+        socket
+            .bind(&SockAddr::from(SocketAddrV6::new(ip, 0, 0, self.ifindex)))
+            .map_err(what)?;
+        socket.set_multicast_if_v6(self.ifindex).map_err(what)?;
+        socket.set_multicast_hops_v6(255).map_err(what)?;
+        let to = SockAddr::from(SocketAddrV6::new(ALL_NODES, 0, 0, self.ifindex));
+        socket
+            .send_to(&unsolicited_na(self.mac, ip), &to)
+            .map_err(what)?;
+        Ok(())
+    }
+}
+
+/// A gratuitous ARP Ethernet frame for `ip` from `mac`: the request form (opcode 1, target MAC
+/// broadcast) as keepalived sends it, or the reply form.
+pub fn gratuitous_arp(mac: [u8; 6], ip: Ipv4Addr, reply: bool) -> [u8; 42] {
+    let mut f = [0u8; 42];
+    f[0..6].fill(0xff);
+    f[6..12].copy_from_slice(&mac);
+    f[12..14].copy_from_slice(&ETH_P_ARP.to_be_bytes());
+    f[14..22].copy_from_slice(&[
+        0x00,
+        0x01,
+        0x08,
+        0x00,
+        6,
+        4,
+        0x00,
+        if reply { 2 } else { 1 },
+    ]);
+    f[22..28].copy_from_slice(&mac);
+    f[28..32].copy_from_slice(&ip.octets());
+    if reply {
+        f[32..38].copy_from_slice(&mac);
+    } else {
+        f[32..38].fill(0xff);
+    }
+    f[38..42].copy_from_slice(&ip.octets());
+    f
+}
+
+/// An unsolicited neighbour advertisement (ICMPv6 message, checksum left to the kernel): type
+/// 136, Override set, target `ip`, target link-layer address option `mac`.
+pub fn unsolicited_na(mac: [u8; 6], ip: Ipv6Addr) -> [u8; 32] {
+    let mut m = [0u8; 32];
+    m[0] = 136;
+    m[4] = 0x20; // Override; not Router, not Solicited
+    m[8..24].copy_from_slice(&ip.octets());
+    m[24] = 2; // target link-layer address
+    m[25] = 1; // 8 bytes
+    m[26..32].copy_from_slice(&mac);
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    const MAC: [u8; 6] = [0x96, 0xcf, 0x75, 0xbb, 0x41, 0xbc];
+
+    #[test]
+    fn garp_is_keepalived_2_2_7_byte_for_byte() {
+        // shared/vectors: v3_ipv4#garp, whole Ethernet frame.
+        let keepalived = hex(
+            "ffffffffffff96cf75bb41bc0806000108000604000196cf75bb41bc0a6300c8ffffffffffff0a6300c8",
+        );
+        assert_eq!(
+            gratuitous_arp(MAC, Ipv4Addr::new(10, 99, 0, 200), false).to_vec(),
+            keepalived
+        );
+        let reply = gratuitous_arp(MAC, Ipv4Addr::new(10, 99, 0, 200), true);
+        assert_eq!(reply[21], 2);
+        assert_eq!(&reply[32..38], &MAC);
+    }
+
+    #[test]
+    fn na_is_keepalived_2_2_7_but_for_the_kernel_checksum() {
+        // shared/vectors: v3_ipv6#una, the ICMPv6 part of the IPv6 packet (checksum 0x0925).
+        let mut keepalived =
+            hex("8800092520000000fd990000000000000000000000000200020196cf75bb41bc");
+        keepalived[2..4].fill(0);
+        let ip: Ipv6Addr = "fd99::200".parse().unwrap();
+        assert_eq!(unsolicited_na(MAC, ip).to_vec(), keepalived);
+    }
+
+    #[test]
+    fn defaults_are_keepalived_s() {
+        let c = AnnounceConfig::default();
+        assert_eq!(
+            (c.repeat, c.interval, c.refresh_delay),
+            (5, Duration::ZERO, Some(Duration::from_secs(5)))
+        );
+    }
+}

@@ -1,0 +1,207 @@
+//! [`NetlinkManager`]: virtual addresses through rtnetlink (what `ip addr add/del` does), and
+//! the [`Announcer`] that tells the segment where they moved.
+
+mod announce;
+mod sockaddr;
+
+use std::net::IpAddr;
+
+use async_trait::async_trait;
+use futures_util::TryStreamExt;
+use rtnetlink::packet_route::address::{
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage,
+};
+use rtnetlink::packet_route::link::LinkAttribute;
+use rtnetlink::{Handle, new_connection};
+
+pub use announce::{AnnounceConfig, Announcer, gratuitous_arp, unsolicited_na};
+
+use crate::{Error, IpManager, Vip};
+
+const EPERM: i32 = 1;
+const ENODEV: i32 = 19;
+const EEXIST: i32 = 17;
+const EADDRNOTAVAIL: i32 = 99;
+
+/// Adds and removes addresses with rtnetlink in the network namespace of the calling thread.
+/// IPv6 addresses are added with `nodad`, so they are usable at once (no 1-2 s of tentative
+/// state while the Master is already supposed to answer).
+///
+/// ```no_run
+/// use ip_manager::{IpManager, NetlinkManager, Vip};
+///
+/// # async fn demo() -> Result<(), ip_manager::Error> {
+/// let ips = NetlinkManager::new()?;
+/// let vip = Vip::parse("10.99.0.200/24", "eth0")?;
+/// ips.add(&vip).await?;      // idempotent: adding twice is fine
+/// assert!(ips.owns(&vip).await?);
+/// ips.remove(&vip).await?;   // and so is removing what is gone
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct NetlinkManager {
+    handle: Handle,
+}
+
+impl NetlinkManager {
+    /// Opens a netlink socket and spawns its connection task on the current tokio runtime.
+    pub fn new() -> Result<NetlinkManager, Error> {
+        let (connection, handle, _) =
+            new_connection().map_err(|e| Error::io("opening a netlink socket", e))?;
+        tokio::spawn(connection);
+        Ok(NetlinkManager { handle })
+    }
+
+    /// The index of interface `name`.
+    pub async fn interface_index(&self, name: &str) -> Result<u32, Error> {
+        Ok(self.link(name).await?.header.index)
+    }
+
+    /// The hardware (MAC) address of interface `name`.
+    pub async fn interface_mac(&self, name: &str) -> Result<[u8; 6], Error> {
+        let link = self.link(name).await?;
+        link.attributes
+            .iter()
+            .find_map(|a| match a {
+                LinkAttribute::Address(mac) => <[u8; 6]>::try_from(mac.as_slice()).ok(),
+                _ => None,
+            })
+            .ok_or_else(|| Error::Netlink {
+                operation: format!("reading the MAC address of {name}"),
+                message: "the interface has no 6-byte hardware address".into(),
+            })
+    }
+
+    async fn link(&self, name: &str) -> Result<rtnetlink::packet_route::link::LinkMessage, Error> {
+        let mut links = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_owned())
+            .execute();
+        match links.try_next().await {
+            Ok(Some(link)) => Ok(link),
+            Ok(None) => Err(Error::UnknownInterface {
+                name: name.to_owned(),
+            }),
+            Err(e) if errno(&e) == Some(ENODEV) => Err(Error::UnknownInterface {
+                name: name.to_owned(),
+            }),
+            Err(e) => Err(netlink_error(format!("looking up interface {name}"), e)),
+        }
+    }
+
+    /// The kernel's address messages for `address` on interface `index`.
+    async fn find(&self, index: u32, address: IpAddr) -> Result<Vec<AddressMessage>, Error> {
+        self.handle
+            .address()
+            .get()
+            .set_link_index_filter(index)
+            .set_address_filter(address)
+            .execute()
+            .try_collect()
+            .await
+            .map_err(|e| netlink_error(format!("listing addresses of interface {index}"), e))
+    }
+}
+
+#[async_trait]
+impl IpManager for NetlinkManager {
+    async fn add(&self, vip: &Vip) -> Result<(), Error> {
+        let index = self.interface_index(&vip.interface).await?;
+        let mut request = self
+            .handle
+            .address()
+            .add(index, vip.address, vip.prefix_len);
+        let msg = request.message_mut();
+        if vip.address.is_ipv6() {
+            msg.header.flags |= AddressHeaderFlags::Nodad;
+            msg.attributes
+                .push(AddressAttribute::Flags(AddressFlags::Nodad));
+        }
+        if let Some(label) = &vip.label {
+            msg.attributes.push(AddressAttribute::Label(label.clone()));
+        }
+        match request.execute().await {
+            Ok(()) => Ok(()),
+            Err(e) if errno(&e) == Some(EEXIST) => Ok(()),
+            Err(e) => Err(netlink_error(format!("adding {vip}"), e)),
+        }
+    }
+
+    async fn remove(&self, vip: &Vip) -> Result<(), Error> {
+        let index = self.interface_index(&vip.interface).await?;
+        for msg in self.find(index, vip.address).await? {
+            match self.handle.address().del(msg).execute().await {
+                Ok(()) => {}
+                Err(e) if errno(&e) == Some(EADDRNOTAVAIL) => {}
+                Err(e) => return Err(netlink_error(format!("removing {vip}"), e)),
+            }
+        }
+        Ok(())
+    }
+
+    async fn list(&self, interface: &str) -> Result<Vec<Vip>, Error> {
+        let index = self.interface_index(interface).await?;
+        let msgs: Vec<AddressMessage> = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(index)
+            .execute()
+            .try_collect()
+            .await
+            .map_err(|e| netlink_error(format!("listing addresses of {interface}"), e))?;
+        Ok(msgs
+            .into_iter()
+            .filter_map(|m| {
+                // IFA_LOCAL is the IPv4 address itself (IFA_ADDRESS is the peer on p2p links);
+                // IPv6 has IFA_ADDRESS only.
+                let local = m.attributes.iter().find_map(|a| match a {
+                    AddressAttribute::Local(ip) => Some(*ip),
+                    _ => None,
+                });
+                let address = local.or_else(|| {
+                    m.attributes.iter().find_map(|a| match a {
+                        AddressAttribute::Address(ip) => Some(*ip),
+                        _ => None,
+                    })
+                })?;
+                let label = m.attributes.iter().find_map(|a| match a {
+                    AddressAttribute::Label(l) if l != interface => Some(l.clone()),
+                    _ => None,
+                });
+                Some(Vip {
+                    address,
+                    prefix_len: m.header.prefix_len,
+                    interface: interface.to_owned(),
+                    label,
+                })
+            })
+            .collect())
+    }
+}
+
+fn errno(e: &rtnetlink::Error) -> Option<i32> {
+    match e {
+        rtnetlink::Error::NetlinkError(m) => m.code.map(|c| -c.get()),
+        _ => None,
+    }
+}
+
+fn netlink_error(operation: String, e: rtnetlink::Error) -> Error {
+    match errno(&e) {
+        Some(EPERM) => Error::PermissionDenied {
+            operation,
+            capability: "CAP_NET_ADMIN",
+        },
+        Some(code) => Error::Netlink {
+            operation,
+            message: std::io::Error::from_raw_os_error(code).to_string(),
+        },
+        None => Error::Netlink {
+            operation,
+            message: e.to_string(),
+        },
+    }
+}
