@@ -38,6 +38,24 @@ pub enum Error {
         /// The kernel's answer.
         message: String,
     },
+    /// A hook exited with a failure status.
+    #[error("hook {hook} failed with {status}: {stderr}")]
+    HookFailed {
+        /// The program.
+        hook: String,
+        /// Its exit status.
+        status: std::process::ExitStatus,
+        /// What it printed on stderr.
+        stderr: String,
+    },
+    /// A hook ran past its timeout; its process group was killed.
+    #[error("hook {hook} did not finish within {timeout:?}; its process group was killed")]
+    HookTimedOut {
+        /// The program.
+        hook: String,
+        /// The timeout.
+        timeout: std::time::Duration,
+    },
     /// A socket or process error.
     #[error("{operation} failed: {source}")]
     Io {

@@ -7,6 +7,8 @@
 //! Backends:
 //! - [`NetlinkManager`] (feature `netlink`, default): rtnetlink, IPv6 with `nodad`, labels;
 //!   its [`Announcer`] sends gratuitous ARP / unsolicited NA as keepalived does.
+//! - [`ExecManager`] (feature `exec`, default): operator scripts; [`ExecHook`] also runs
+//!   keepalived-style notify scripts (no shell unless asked, timeout kills the process group).
 //! - [`MemoryManager`]: an in-memory double for the unit tests of code that uses the trait.
 //!
 //! ```
@@ -29,11 +31,13 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Not yet here: the AWS backend (Elastic IP / secondary IP / route moves) and the exec
-//! backend; see the crate README.
-#![deny(unsafe_code)] // one syscall needs it: netlink/sockaddr.rs
+//! Not yet here: the AWS backend (Elastic IP / secondary IP / route moves); see the crate
+//! README.
+#![deny(unsafe_code)] // allowed in two small functions: a sockaddr_ll, and killpg
 
 mod error;
+#[cfg(feature = "exec")]
+mod exec;
 mod memory;
 #[cfg(feature = "netlink")]
 mod netlink;
@@ -42,6 +46,8 @@ mod vip;
 use async_trait::async_trait;
 
 pub use error::Error;
+#[cfg(feature = "exec")]
+pub use exec::{DEFAULT_TIMEOUT, ExecHook, ExecManager, ExecOutcome};
 pub use memory::MemoryManager;
 #[cfg(feature = "netlink")]
 pub use netlink::{AnnounceConfig, Announcer, NetlinkManager, gratuitous_arp, unsolicited_na};
