@@ -67,19 +67,39 @@ pub enum Error {
 }
 
 impl Error {
+    /// An I/O error of `operation`, reported as it is.
     pub(crate) fn io(operation: impl Into<String>, source: std::io::Error) -> Error {
+        Error::Io {
+            operation: operation.into(),
+            source,
+        }
+    }
+
+    /// An error opening or using a raw socket: EPERM / EACCES there means CAP_NET_RAW is missing.
+    pub(crate) fn raw_socket(operation: impl Into<String>, source: std::io::Error) -> Error {
         let operation = operation.into();
         if source.kind() == std::io::ErrorKind::PermissionDenied {
-            let capability = if operation.contains("socket") {
-                "CAP_NET_RAW"
-            } else {
-                "CAP_NET_ADMIN"
-            };
             return Error::PermissionDenied {
                 operation,
-                capability,
+                capability: "CAP_NET_RAW",
             };
         }
         Error::Io { operation, source }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Error as IoError, ErrorKind};
+
+    #[test]
+    fn only_raw_sockets_blame_a_capability() {
+        let denied = || IoError::from(ErrorKind::PermissionDenied);
+        let e = Error::raw_socket("opening an AF_PACKET socket", denied());
+        assert!(e.to_string().contains("CAP_NET_RAW"), "{e}");
+        // A script without the execute bit is not a capability problem.
+        let e = Error::io("starting hook /etc/ha/notify.sh", denied());
+        assert!(!e.to_string().contains("CAP_"), "{e}");
     }
 }

@@ -67,9 +67,9 @@ impl Announcer {
             Type::RAW,
             Some(Protocol::from(i32::from(ETH_P_ARP.to_be()))),
         )
-        .map_err(|e| Error::io("opening an AF_PACKET socket for gratuitous ARP", e))?;
+        .map_err(|e| Error::raw_socket("opening an AF_PACKET socket for gratuitous ARP", e))?;
         arp.bind(&link_layer(ifindex, ETH_P_ARP))
-            .map_err(|e| Error::io(format!("binding the ARP socket to {interface}"), e))?;
+            .map_err(|e| Error::raw_socket(format!("binding the ARP socket to {interface}"), e))?;
         Ok(Announcer {
             interface: interface.to_owned(),
             ifindex,
@@ -118,7 +118,7 @@ impl Announcer {
                     self.arp
                         .send(&gratuitous_arp(self.mac, ip, reply))
                         .map_err(|e| {
-                            Error::io(
+                            Error::raw_socket(
                                 format!("sending gratuitous ARP for {ip} on {}", self.interface),
                                 e,
                             )
@@ -136,13 +136,13 @@ impl Announcer {
 
     fn send_na(&self, ip: Ipv6Addr) -> Result<(), Error> {
         let what = |e| {
-            Error::io(
+            Error::raw_socket(
                 format!("sending an unsolicited NA for {ip} on {}", self.interface),
                 e,
             )
         };
         let socket = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6))
-            .map_err(|e| Error::io("opening an ICMPv6 raw socket", e))?;
+            .map_err(|e| Error::raw_socket("opening an ICMPv6 raw socket", e))?;
         // From the VIP itself, as keepalived does; the kernel fills in the ICMPv6 checksum.
         socket
             .bind(&SockAddr::from(SocketAddrV6::new(ip, 0, 0, self.ifindex)))

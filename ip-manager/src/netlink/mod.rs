@@ -44,11 +44,16 @@ pub struct NetlinkManager {
 }
 
 impl NetlinkManager {
-    /// Opens a netlink socket and spawns its connection task on the current tokio runtime.
+    /// Opens a netlink socket and spawns its connection task on the current tokio runtime
+    /// (outside one, this is an error, not a panic).
     pub fn new() -> Result<NetlinkManager, Error> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::Netlink {
+            operation: "starting the netlink connection".into(),
+            message: "no tokio runtime: create the NetlinkManager from within one".into(),
+        })?;
         let (connection, handle, _) =
             new_connection().map_err(|e| Error::io("opening a netlink socket", e))?;
-        tokio::spawn(connection);
+        runtime.spawn(connection);
         Ok(NetlinkManager { handle })
     }
 
@@ -203,5 +208,14 @@ fn netlink_error(operation: String, e: rtnetlink::Error) -> Error {
             operation,
             message: e.to_string(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn new_outside_a_runtime_is_an_error_not_a_panic() {
+        let err = super::NetlinkManager::new().unwrap_err();
+        assert!(err.to_string().contains("no tokio runtime"), "{err}");
     }
 }
