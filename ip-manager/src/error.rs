@@ -56,6 +56,23 @@ pub enum Error {
         /// The timeout.
         timeout: std::time::Duration,
     },
+    /// The AWS API answered with an error (its code, e.g. `InvalidAllocationID.NotFound`, and
+    /// message, which names the id), or could not be reached.
+    #[error("AWS {action} failed: {code}: {message}")]
+    Aws {
+        /// The API action.
+        action: String,
+        /// The error code.
+        code: String,
+        /// The message.
+        message: String,
+    },
+    /// No usable AWS credentials.
+    #[error("no AWS credentials: {reason}")]
+    AwsCredentials {
+        /// Where it looked and what was missing.
+        reason: String,
+    },
     /// A socket or process error.
     #[error("{operation} failed: {source}")]
     Io {

@@ -31,10 +31,12 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Not yet here: the AWS backend (Elastic IP / secondary IP / route moves); see the crate
-//! README.
+//! - [`AwsManager`] (feature `aws`): Elastic IP re-association, secondary private IP move or
+//!   route-table replacement through the EC2 API, signed with the official SigV4 signer.
 #![deny(unsafe_code)] // allowed in two small functions: a sockaddr_ll, and killpg
 
+#[cfg(feature = "aws")]
+mod aws;
 mod error;
 #[cfg(feature = "exec")]
 mod exec;
@@ -45,6 +47,8 @@ mod vip;
 
 use async_trait::async_trait;
 
+#[cfg(feature = "aws")]
+pub use aws::{AwsManager, AwsMode, Credentials, EC2_API_VERSION, QueryClient};
 pub use error::Error;
 #[cfg(feature = "exec")]
 pub use exec::{DEFAULT_TIMEOUT, ExecHook, ExecManager, ExecOutcome};
