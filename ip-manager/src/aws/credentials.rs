@@ -120,13 +120,17 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("aws-creds-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("credentials");
-        std::fs::write(&file, "[default]\naws_access_key_id = AKIADEFAULT\naws_secret_access_key = s1\n\n[ha]\naws_access_key_id=AKIAHA\naws_secret_access_key=s2\naws_session_token=tok\n").unwrap();
+        std::fs::write(&file, "[default]\naws_access_key_id = AKIADEFAULT\naws_secret_access_key = s1\n\n[ha]\naws_access_key_id=AKIAHA\naws_secret_access_key=SECRET-two\naws_session_token=TOKEN-xyz\n").unwrap();
         let c = Credentials::from_profile_file(&file, "ha").unwrap();
         assert_eq!(
             (c.access_key_id.as_str(), c.session_token.as_deref()),
-            ("AKIAHA", Some("tok"))
+            ("AKIAHA", Some("TOKEN-xyz"))
         );
-        assert!(!format!("{c:?}").contains("s2") && !format!("{c:?}").contains("tok"));
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("SECRET-two") && !shown.contains("TOKEN-xyz"),
+            "{shown}"
+        );
         let e = Credentials::from_profile_file(&file, "nope")
             .unwrap_err()
             .to_string();
