@@ -25,6 +25,10 @@ struct Moto {
 
 impl Moto {
     fn start() -> Option<Moto> {
+        Moto::start_with(&[])
+    }
+
+    fn start_with(env: &[(&str, &str)]) -> Option<Moto> {
         let port = TcpListener::bind("127.0.0.1:0")
             .ok()?
             .local_addr()
@@ -32,6 +36,7 @@ impl Moto {
             .port();
         let child = Command::new("moto_server")
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -281,4 +286,67 @@ async fn vip_moves_in_every_mode_and_errors_are_typed() {
     // IPv6 is refused before any call.
     let v6 = Vip::parse("fd99::1/128", "eth0").expect("vip");
     assert!(matches!(sa.add(&v6).await, Err(Error::InvalidVip { .. })));
+}
+
+#[tokio::test]
+async fn sigv4_signing_is_checked_and_a_wrong_secret_is_refused() {
+    // moto checks signatures once its first N calls (unauthenticated, to set up IAM) are used.
+    let Some(moto) = Moto::start_with(&[("INITIAL_NO_AUTH_ACTION_COUNT", "3")]) else {
+        return skip("moto_server is not installed or did not start (pip install 'moto[server]')");
+    };
+    let bootstrap = Credentials::new("AKIAIOSFODNN7EXAMPLE", "bootstrap");
+    let iam = QueryClient::new(
+        &moto.endpoint(),
+        "us-east-1",
+        "iam",
+        "2010-05-08",
+        bootstrap,
+    )
+    .expect("client");
+    iam.call("CreateUser", &[("UserName", "ha")])
+        .await
+        .expect("CreateUser");
+    let key = iam
+        .call("CreateAccessKey", &[("UserName", "ha")])
+        .await
+        .expect("CreateAccessKey");
+    let policy =
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
+    iam.call(
+        "PutUserPolicy",
+        &[
+            ("UserName", "ha"),
+            ("PolicyName", "all"),
+            ("PolicyDocument", policy),
+        ],
+    )
+    .await
+    .expect("PutUserPolicy");
+    let (id, secret) = (field(&key, "AccessKeyId"), field(&key, "SecretAccessKey"));
+
+    let good = QueryClient::new(
+        &moto.endpoint(),
+        "us-east-1",
+        "ec2",
+        EC2_API_VERSION,
+        Credentials::new(&id, &secret),
+    )
+    .expect("client");
+    good.call("DescribeVpcs", &[])
+        .await
+        .expect("a correctly signed call is accepted");
+
+    let wrong = Credentials::new(&id, "not-the-secret");
+    let bad = QueryClient::new(&moto.endpoint(), "us-east-1", "ec2", EC2_API_VERSION, wrong)
+        .expect("client");
+    match bad.call("DescribeVpcs", &[]).await {
+        Err(Error::Aws { code, message, .. }) => {
+            assert_eq!(code, "AuthFailure", "{message}");
+            assert!(
+                !message.contains("not-the-secret"),
+                "the secret must not appear in errors"
+            );
+        }
+        other => panic!("a wrong secret must be refused, got {other:?}"),
+    }
 }

@@ -41,6 +41,20 @@ pub enum AwsMode {
 }
 
 /// Moves VIPs with the EC2 API. Every call is signed SigV4 and retried on throttling.
+///
+/// ```no_run
+/// use ip_manager::{AwsManager, AwsMode, Credentials, IpManager, QueryClient, Vip};
+///
+/// # async fn demo() -> Result<(), ip_manager::Error> {
+/// // Environment or ~/.aws/credentials; AWS_ENDPOINT_URL points it at an emulator.
+/// let ec2 = QueryClient::ec2("eu-west-1", Credentials::from_environment()?)?;
+/// let mode = AwsMode::ElasticIp { allocation_id: "eipalloc-0123456789abcdef0".into() };
+/// let ips = AwsManager::new(ec2, mode, "eni-0123456789abcdef0", Some("10.0.1.11".into()));
+/// let vip = Vip::parse("10.0.1.50/32", "eth0")?;
+/// ips.add(&vip).await?;            // AssociateAddress, AllowReassociation: the takeover
+/// assert!(ips.owns(&vip).await?);  // DescribeAddresses
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct AwsManager {
     ec2: QueryClient,
