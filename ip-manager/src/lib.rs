@@ -48,7 +48,9 @@ mod vip;
 use async_trait::async_trait;
 
 #[cfg(feature = "aws")]
-pub use aws::{AwsManager, AwsMode, Credentials, EC2_API_VERSION, QueryClient};
+pub use aws::{
+    AwsManager, AwsMode, Credentials, EC2_API_VERSION, Imds, InstanceIdentity, QueryClient,
+};
 pub use error::Error;
 #[cfg(feature = "exec")]
 pub use exec::{DEFAULT_TIMEOUT, ExecHook, ExecManager, ExecOutcome};

@@ -12,6 +12,7 @@
 
 mod client;
 mod credentials;
+mod imds;
 mod xml;
 
 use std::net::IpAddr;
@@ -20,6 +21,7 @@ use async_trait::async_trait;
 
 pub use client::{EC2_API_VERSION, QueryClient};
 pub use credentials::Credentials;
+pub use imds::{Imds, InstanceIdentity};
 
 use crate::{Error, IpManager, Vip};
 
