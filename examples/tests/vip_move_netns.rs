@@ -224,6 +224,14 @@ fn vip_moves_and_the_client_follows_within_50ms_with_keepalived_announcements() 
     lab.vipctl("h1", &["add", "eth0", "10.99.0.200/24", "--announce-once"]);
     lab.vipctl("h1", &["add", "eth0", "fd99::200/64", "--announce-once"]);
     lab.vipctl("h1", &["add", "eth0", "10.99.0.200/24"]); // idempotent
+    // The interface by index works the same (eth0 is the lab's only link after lo).
+    let index = String::from_utf8_lossy(
+        &lab.run("h1", &["cat", "/sys/class/net/eth0/ifindex"])
+            .stdout,
+    )
+    .trim()
+    .to_owned();
+    lab.vipctl("h1", &["add", &index, "10.99.0.200/24"]);
     for args in [
         ["ping", "-c", "1", "-W", "1", VIP4],
         ["ping", "-c", "1", "-W", "1", VIP6],

@@ -14,7 +14,7 @@ pub struct Vip {
     pub address: IpAddr,
     /// The prefix length (0..=32 for IPv4, 0..=128 for IPv6).
     pub prefix_len: u8,
-    /// The interface name, as `ip link` shows it.
+    /// The interface: its name as `ip link` shows it, or its index in decimal (`"3"`).
     pub interface: String,
     /// An IPv4 address label (`ip addr add ... label eth0:vip`).
     pub label: Option<String>,

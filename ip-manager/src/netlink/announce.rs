@@ -43,6 +43,20 @@ impl Default for AnnounceConfig {
 }
 
 /// Sends the announcements for the addresses of one interface.
+///
+/// ```no_run
+/// use ip_manager::{AnnounceConfig, Announcer, IpManager, NetlinkManager, Vip};
+///
+/// # async fn takeover() -> Result<(), ip_manager::Error> {
+/// let ips = NetlinkManager::new()?;
+/// let announcer = Announcer::new(&ips, "eth0", AnnounceConfig::default()).await?;
+/// let vip = Vip::parse("10.99.0.200/24", "eth0")?;
+/// ips.add(&vip).await?;
+/// announcer.announce_once(&vip).await?; // 5 gratuitous ARPs now: the critical path
+/// // keepalived's second burst 5 s later belongs in a task the demotion can cancel:
+/// // tokio::spawn(async move { announcer.announce(&vip).await });
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct Announcer {
     interface: String,

@@ -77,13 +77,15 @@ impl NetlinkManager {
             })
     }
 
+    /// The link called `name`, or with index `name` when it is all digits (`"3"`), so that a
+    /// [`Vip`] can name its interface either way.
     async fn link(&self, name: &str) -> Result<rtnetlink::packet_route::link::LinkMessage, Error> {
-        let mut links = self
-            .handle
-            .link()
-            .get()
-            .match_name(name.to_owned())
-            .execute();
+        let request = self.handle.link().get();
+        let request = match name.parse::<u32>() {
+            Ok(index) => request.match_index(index),
+            Err(_) => request.match_name(name.to_owned()),
+        };
+        let mut links = request.execute();
         match links.try_next().await {
             Ok(Some(link)) => Ok(link),
             Ok(None) => Err(Error::UnknownInterface {
