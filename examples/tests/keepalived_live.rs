@@ -12,10 +12,12 @@
 //! Traffic stays between the namespaces the test creates; they are torn down on drop, also on
 //! panic.
 
+mod lab;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
@@ -675,56 +677,6 @@ fn check_policy_facts(inst: &Instance, c: &Captured) {
     }
 }
 
-fn is_root() -> bool {
-    // The effective UID: the second number of /proc/self/status's `Uid:` line.
-    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-        s.lines()
-            .find_map(|l| l.strip_prefix("Uid:"))
-            .and_then(|ids| ids.split_whitespace().nth(1))
-            == Some("0")
-    })
-}
-
-fn runs(program: &str, arg: &str) -> bool {
-    Command::new(program)
-        .arg(arg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok()
-}
-
-fn netlab_path() -> Result<PathBuf, String> {
-    let shared = match std::env::var_os("HA_SHARED_DIR").filter(|d| !d.is_empty()) {
-        Some(dir) => PathBuf::from(dir),
-        // The shared dir sits beside the repository root, which is this crate's parent.
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"),
-    };
-    let netlab = shared.join("lab/netlab.sh");
-    if netlab.is_file() {
-        Ok(netlab)
-    } else {
-        Err(format!(
-            "{} does not exist (set HA_SHARED_DIR to the shared dir)",
-            netlab.display()
-        ))
-    }
-}
-
-/// Why the test cannot run here, if it cannot.
-fn missing_prerequisite() -> Result<PathBuf, String> {
-    if !is_root() {
-        return Err("it is not running as root (network namespaces need it)".into());
-    }
-    if !runs("ip", "-V") {
-        return Err("`ip` (iproute2) is not installed".into());
-    }
-    if !runs("keepalived", "--version") {
-        return Err("`keepalived` is not installed".into());
-    }
-    netlab_path()
-}
-
 fn keepalived_version() -> String {
     Command::new("keepalived")
         .arg("--version")
@@ -744,17 +696,10 @@ fn next_line(lines: &Receiver<String>, deadline: Instant) -> Option<String> {
 
 #[test]
 fn keepalived_adverts_decode_and_validate_then_priority_0_on_sigterm() {
-    let netlab = match missing_prerequisite() {
+    let tools = [("ip", "-V"), ("keepalived", "--version")];
+    let netlab = match lab::prerequisites(&tools) {
         Ok(netlab) => netlab,
-        Err(why) => {
-            if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
-                panic!("CI must run the live keepalived test, but {why}");
-            }
-            eprintln!(
-                "\n*** SKIPPED keepalived_live: not run because {why} (with CI set this fails) ***\n"
-            );
-            return;
-        }
+        Err(why) => return lab::skip("the live keepalived test", &why),
     };
     let started = Instant::now();
     let mut lab = Lab::up(netlab);

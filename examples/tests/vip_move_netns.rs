@@ -6,6 +6,8 @@
 //!
 //! Needs root, iproute2, ping and tshark; under `CI` a missing prerequisite fails the test.
 
+mod lab;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -159,42 +161,6 @@ impl Drop for Lab {
     }
 }
 
-fn skip(why: &str) {
-    if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
-        panic!("CI must run the VIP move test, but {why}");
-    }
-    eprintln!("\n*** SKIPPED vip_move_netns: {why} (CI=1 turns this into a failure) ***\n");
-}
-
-fn prerequisites() -> Result<PathBuf, String> {
-    let root = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-        s.lines()
-            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-    });
-    if !root {
-        return Err("it needs root for network namespaces".into());
-    }
-    // `-V` is "version" for ip and ping; tshark's is `--version` (its -V captures verbosely).
-    for (tool, flag) in [("ip", "-V"), ("ping", "-V"), ("tshark", "--version")] {
-        if Command::new(tool).arg(flag).output().is_err() {
-            return Err(format!("{tool} is not installed"));
-        }
-    }
-    let shared = match std::env::var_os("HA_SHARED_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"),
-    };
-    let netlab = shared.join("lab/netlab.sh");
-    if netlab.is_file() {
-        Ok(netlab)
-    } else {
-        Err(format!(
-            "{} is missing (set HA_SHARED_DIR)",
-            netlab.display()
-        ))
-    }
-}
-
 /// tshark's fields for the frames of `filter` in `pcap`.
 fn tshark(pcap: &Path, filter: &str, fields: &[&str]) -> Vec<String> {
     let mut cmd = Command::new("tshark");
@@ -213,9 +179,11 @@ fn tshark(pcap: &Path, filter: &str, fields: &[&str]) -> Vec<String> {
 
 #[test]
 fn vip_moves_and_the_client_follows_within_50ms_with_keepalived_announcements() {
-    let netlab = match prerequisites() {
+    // `-V` is "version" for ip and ping; tshark's is `--version` (its -V captures verbosely).
+    let tools = [("ip", "-V"), ("ping", "-V"), ("tshark", "--version")];
+    let netlab = match lab::prerequisites(&tools) {
         Ok(p) => p,
-        Err(why) => return skip(&why),
+        Err(why) => return lab::skip("the VIP move test", &why),
     };
     let mut lab = Lab::up(netlab);
     let (mac1, mac2) = (lab.mac("h1"), lab.mac("h2"));

@@ -1,0 +1,53 @@
+//! What the namespace tests share: their prerequisites, and the rule that a test which cannot
+//! run here skips loudly, except under CI, where it fails.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// The path of `shared/lab/netlab.sh`, or why a namespace test cannot run here: not root, one
+/// of `tools` (program, version flag) missing, or no shared dir beside the repository.
+pub(crate) fn prerequisites(tools: &[(&str, &str)]) -> Result<PathBuf, String> {
+    // The effective UID: the second number of /proc/self/status's `Uid:` line.
+    let root = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|ids| ids.split_whitespace().nth(1))
+            == Some("0")
+    });
+    if !root {
+        return Err("it is not running as root (network namespaces need it)".into());
+    }
+    for (program, flag) in tools {
+        let runs = Command::new(program)
+            .arg(flag)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok();
+        if !runs {
+            return Err(format!("`{program}` is not installed"));
+        }
+    }
+    let shared = match std::env::var_os("HA_SHARED_DIR").filter(|d| !d.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        // The shared dir sits beside the repository root, which is this crate's parent.
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"),
+    };
+    let netlab = shared.join("lab/netlab.sh");
+    if netlab.is_file() {
+        Ok(netlab)
+    } else {
+        Err(format!(
+            "{} does not exist (set HA_SHARED_DIR to the shared dir)",
+            netlab.display()
+        ))
+    }
+}
+
+/// Skips `test` with a loud message, or fails it when `CI` is set.
+pub(crate) fn skip(test: &str, why: &str) {
+    if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
+        panic!("CI must run {test}, but {why}");
+    }
+    eprintln!("\n*** SKIPPED {test}: not run because {why} (with CI set this fails) ***\n");
+}
