@@ -1,8 +1,47 @@
 //! # health-check
 //!
-//! Pluggable health checks (TCP, HTTP, exec, process) driven by a monitor with HAProxy's and
-//! keepalived's `interval`, `timeout`, `rise` and `fall`.
+//! Health checks with HAProxy's and keepalived's semantics: a [`Check`] probes once; a
+//! [`Monitor`] runs it on an anchored schedule (`interval`, `fastinter`, `downinter`), with a
+//! timeout, and turns results into up/down with `rise` and `fall`, published on a
+//! `tokio::sync::watch`. This replaces `killall -0 haproxy` polled every 2 s, and HAProxy's
+//! `check inter 2000 rise 2 fall 3`.
 //!
-//! **Not implemented yet**: this crate is reserved in the workspace so that the layout is fixed
-//! from the start. The work is tracked in the project's health-check issue; nothing here is usable.
+//! Built in so far: [`TcpCheck`] (connect, optional send/expect) and [`ProcessCheck`] (by name or
+//! pid file, from /proc). HTTP and exec checks, jitter, the transition stream and the lb-core
+//! adapter are still to come.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use health_check::{Health, Monitor, MonitorConfig, TcpCheck};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let backend = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+//! let check = TcpCheck::new(backend.local_addr().unwrap());
+//! let config = MonitorConfig { interval: Duration::from_millis(20), fall: 2, ..MonitorConfig::default() };
+//! let monitor = Monitor::spawn(Arc::new(check), config);
+//! let mut status = monitor.subscribe();
+//! status.changed().await.unwrap();
+//! assert_eq!(status.borrow().health, Health::Up);
+//!
+//! drop(backend); // the server goes away: two failures later it is down
+//! while status.borrow().health == Health::Up {
+//!     status.changed().await.unwrap();
+//! }
+//! println!("down: {:?}", status.borrow().last_error);
+//! # }
+//! ```
 #![forbid(unsafe_code)]
+
+mod check;
+mod error;
+mod monitor;
+mod process;
+mod tcp;
+
+pub use check::Check;
+pub use error::CheckError;
+pub use monitor::{Health, Monitor, MonitorConfig, Status};
+pub use process::ProcessCheck;
+pub use tcp::TcpCheck;

@@ -1,0 +1,133 @@
+//! The built-in checks against real targets: TCP servers on loopback that answer, refuse, or
+//! accept and never answer; real processes that run and exit.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use health_check::{Check, CheckError, Health, Monitor, MonitorConfig, ProcessCheck, TcpCheck};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+#[tokio::test]
+async fn tcp_connect_send_expect() {
+    let server = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = server.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut buf = [0u8; 64];
+                let n = sock.read(&mut buf).await.unwrap_or(0);
+                let reply: &[u8] = if &buf[..n] == b"PING\r\n" {
+                    b"+PONG\r\n"
+                } else {
+                    b"-ERR\r\n"
+                };
+                let _ = sock.write_all(reply).await;
+            });
+        }
+    });
+    TcpCheck::new(addr).check().await.expect("connect-only");
+    TcpCheck::new(addr)
+        .send("PING\r\n")
+        .expect("+PONG")
+        .check()
+        .await
+        .expect("send/expect");
+    let err = TcpCheck::new(addr)
+        .send("QUIT\r\n")
+        .expect("+PONG")
+        .check()
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains(r#"expected reply starting "+PONG", got "-ERR\r""#),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn tcp_server_gone_is_a_connect_failure() {
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    }; // closed again: nothing listens
+    let err = TcpCheck::new(addr).check().await.unwrap_err();
+    assert!(matches!(err, CheckError::Connect { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn tcp_server_that_never_answers_times_out_in_the_monitor() {
+    let server = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    // Accepts and holds the connections, never writes.
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = server.accept().await {
+            held.push(sock);
+        }
+    });
+    let check = TcpCheck::new(addr).send("PING\r\n").expect("+PONG");
+    let config = MonitorConfig {
+        interval: Duration::from_millis(50),
+        timeout: Duration::from_millis(100),
+        fall: 2,
+        ..MonitorConfig::default()
+    };
+    let m = Monitor::spawn(Arc::new(check), config);
+    let mut rx = m.subscribe();
+    let started = std::time::Instant::now();
+    while rx.borrow().health == Health::Up {
+        rx.changed().await.unwrap();
+    }
+    let s = rx.borrow().clone();
+    assert_eq!(s.failures, 2);
+    assert!(
+        s.last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("no answer within 100ms"),
+        "{s:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn process_by_pid_file_and_by_name_follow_a_real_process() {
+    let dir = std::env::temp_dir().join(format!("hc-proc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // A copy of sleep under a unique name, so "by name" cannot match anyone else's process.
+    let name = format!("hc{}", std::process::id() % 1_000_000);
+    let exe = dir.join(&name);
+    std::fs::copy("/bin/sleep", &exe).unwrap();
+    let mut child = std::process::Command::new(&exe).arg("30").spawn().unwrap();
+    let pidfile = dir.join("app.pid");
+    std::fs::write(&pidfile, format!("{}\n", child.id())).unwrap();
+
+    ProcessCheck::pid_file(&pidfile)
+        .check()
+        .await
+        .expect("running, by pid file");
+    ProcessCheck::name(&name)
+        .check()
+        .await
+        .expect("running, by name");
+
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let err = ProcessCheck::pid_file(&pidfile).check().await.unwrap_err();
+    assert!(err.to_string().contains("is not running"), "{err}");
+    let err = ProcessCheck::name(&name).check().await.unwrap_err();
+    assert!(
+        matches!(err, CheckError::ProcessNotRunning { .. }),
+        "{err:?}"
+    );
+
+    std::fs::write(&pidfile, "not-a-pid").unwrap();
+    let err = ProcessCheck::pid_file(&pidfile).check().await.unwrap_err();
+    assert!(err.to_string().contains("is not a pid"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
