@@ -203,13 +203,7 @@ impl Lab {
     }
 
     fn netlab(&self, action: &str) -> std::process::Output {
-        Command::new("bash")
-            .arg(&self.netlab)
-            .args([action, "2"])
-            .env("LAB_PREFIX", &self.prefix)
-            .env("LAB_IPV6", "1")
-            .output()
-            .unwrap_or_else(|e| panic!("running {} {action}: {e}", self.netlab.display()))
+        lab::netlab(&self.netlab, &self.prefix, action)
     }
 
     fn ns(&self, host: &str) -> String {

@@ -45,13 +45,7 @@ impl Lab {
     }
 
     fn netlab(&self, action: &str) -> Output {
-        Command::new("bash")
-            .arg(&self.netlab)
-            .args([action, "2"])
-            .env("LAB_PREFIX", &self.prefix)
-            .env("LAB_IPV6", "1")
-            .output()
-            .expect("running netlab.sh")
+        lab::netlab(&self.netlab, &self.prefix, action)
     }
 
     fn ns(&self, host: &str) -> String {

@@ -51,3 +51,14 @@ pub(crate) fn skip(test: &str, why: &str) {
     }
     eprintln!("\n*** SKIPPED {test}: not run because {why} (with CI set this fails) ***\n");
 }
+
+/// Runs `netlab.sh ACTION 2` with IPv6 under `prefix`: the two-host lab every namespace test uses.
+pub(crate) fn netlab(script: &Path, prefix: &str, action: &str) -> std::process::Output {
+    Command::new("bash")
+        .arg(script)
+        .args([action, "2"])
+        .env("LAB_PREFIX", prefix)
+        .env("LAB_IPV6", "1")
+        .output()
+        .unwrap_or_else(|e| panic!("running {} {action}: {e}", script.display()))
+}
