@@ -45,4 +45,36 @@ pub enum CheckError {
         /// What is wrong.
         reason: String,
     },
+    /// The program of an exec check failed: could not start, non-zero exit, killed.
+    #[error("{command}: {reason}")]
+    Exec {
+        /// The command line, as shown in logs.
+        command: String,
+        /// What happened, with the first line of its standard error when it wrote one.
+        reason: String,
+    },
+}
+
+/// A [`MonitorConfig`](crate::MonitorConfig) that cannot run.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// An interval or the timeout is zero.
+    #[error("{field} is zero: give it a positive duration (HAProxy's default inter is 2s)")]
+    Zero {
+        /// `interval`, `fastinter`, `downinter` or `timeout`.
+        field: &'static str,
+    },
+    /// `rise` or `fall` is zero.
+    #[error("{field} is 0: it counts consecutive checks, so it must be at least 1")]
+    Threshold {
+        /// `rise` or `fall`.
+        field: &'static str,
+    },
+    /// `spread_percent` above 50.
+    #[error("spread_percent is {percent}: it must be 0 to 50 (HAProxy's spread-checks)")]
+    Spread {
+        /// The value given.
+        percent: u8,
+    },
 }

@@ -13,14 +13,14 @@
 //! ```
 //! use std::sync::Arc;
 //! use std::time::Duration;
-//! use health_check::{Health, Monitor, MonitorConfig, TcpCheck};
+//! use health_check::{Health, Monitor, MonitorConfig, Start, TcpCheck};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
 //! let backend = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
 //! let check = TcpCheck::new(backend.local_addr().unwrap());
 //! let config = MonitorConfig { interval: Duration::from_millis(20), fall: 2, ..MonitorConfig::default() };
-//! let monitor = Monitor::spawn(Arc::new(check), config);
+//! let monitor = Monitor::spawn(Arc::new(check), config).expect("valid config");
 //! let mut status = monitor.subscribe();
 //! status.changed().await.unwrap();
 //! assert_eq!(status.borrow().health, Health::Up);
@@ -36,12 +36,17 @@
 
 mod check;
 mod error;
+pub mod exec;
+mod jitter;
 mod monitor;
 mod process;
 mod tcp;
+mod transition;
 
 pub use check::Check;
-pub use error::CheckError;
-pub use monitor::{Health, Monitor, MonitorConfig, Status};
+pub use error::{CheckError, ConfigError};
+pub use exec::ExecCheck;
+pub use monitor::{Health, Monitor, MonitorConfig, Start, Status};
 pub use process::ProcessCheck;
 pub use tcp::TcpCheck;
+pub use transition::{Transition, Transitions};

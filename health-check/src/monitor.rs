@@ -1,14 +1,17 @@
-//! [`Monitor`]: runs one [`Check`] on an anchored schedule with HAProxy's `inter`, `fastinter`,
-//! `downinter`, `rise` and `fall`, and publishes the [`Status`] on a `tokio::sync::watch`.
+//! [`Monitor`]: runs one [`Check`] on an anchored, jittered schedule with HAProxy's `inter`,
+//! `fastinter`, `downinter`, `rise` and `fall`; publishes the [`Status`] on a
+//! `tokio::sync::watch` and every [`Transition`] on a stream.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::Check;
+use crate::jitter::Jitter;
+use crate::transition::{Transition, Transitions};
+use crate::{Check, ConfigError};
 
 /// Up or down, as the rise/fall counting decided.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -19,9 +22,25 @@ pub enum Health {
     Down,
 }
 
-/// The schedule and thresholds. Defaults are HAProxy's (`inter 2s rise 2 fall 3`, servers
-/// start up); keepalived starts a tracked script failed instead: set `initial: Health::Down`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// When the first check runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Start {
+    /// At a random point within the first interval, so that thousands of monitors started
+    /// together spread out instead of firing at once (HAProxy spreads its first checks too).
+    #[default]
+    Spread,
+    /// At once (a single check whose first answer matters, and tests).
+    Now,
+    /// After this delay: a caller that starts N monitors can space them evenly itself.
+    After(Duration),
+}
+
+/// The schedule, thresholds and identity of a monitor.
+///
+/// Defaults are HAProxy's: `inter 2s rise 2 fall 3`, a 2 s timeout, and servers start **up**.
+/// keepalived starts a tracked script **failed** until it has succeeded `rise` times: set
+/// `initial: Health::Down` for that.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MonitorConfig {
     /// Time between checks (HAProxy `inter`).
     pub interval: Duration,
@@ -30,14 +49,28 @@ pub struct MonitorConfig {
     pub fastinter: Option<Duration>,
     /// Time between checks while down (HAProxy `downinter`; `interval` when `None`).
     pub downinter: Option<Duration>,
-    /// How long one check may take; longer counts as a failure.
+    /// How long one check may take; longer counts as a failure and the check is dropped
+    /// (an [`ExecCheck`](crate::ExecCheck)'s process group is killed).
     pub timeout: Duration,
-    /// Consecutive successes that bring a down target up.
+    /// Consecutive successes that bring a down target up (at least 1).
     pub rise: u32,
-    /// Consecutive failures that take an up target down.
+    /// Consecutive failures that take an up target down (at least 1).
     pub fall: u32,
     /// The state before the first check.
     pub initial: Health,
+    /// When the first check runs.
+    pub start: Start,
+    /// HAProxy's `spread-checks`: every check moves by a random amount within this percentage
+    /// of its interval, either way (0 to 50). The moves do not accumulate: the schedule stays
+    /// anchored to the start.
+    pub spread_percent: u8,
+    /// A name for logs, stats pages and consumers of transitions (`None`: the check's
+    /// [`describe`](Check::describe)).
+    pub id: Option<String>,
+    /// Carried to consumers with every transition, not used by the monitor: a VRRP tracker
+    /// reads it as keepalived's priority weight (0: FAULT while down), a balancer as the
+    /// server's weight.
+    pub weight: i32,
 }
 
 impl Default for MonitorConfig {
@@ -50,7 +83,41 @@ impl Default for MonitorConfig {
             rise: 2,
             fall: 3,
             initial: Health::Up,
+            start: Start::Spread,
+            spread_percent: 0,
+            id: None,
+            weight: 0,
         }
+    }
+}
+
+impl MonitorConfig {
+    /// Checks the values: non-zero intervals and timeout, `rise` and `fall` at least 1,
+    /// `spread_percent` at most 50.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let intervals = [
+            ("interval", Some(self.interval)),
+            ("fastinter", self.fastinter),
+            ("downinter", self.downinter),
+            ("timeout", Some(self.timeout)),
+        ];
+        for (field, value) in intervals {
+            if value == Some(Duration::ZERO) {
+                return Err(ConfigError::Zero { field });
+            }
+        }
+        if self.rise == 0 {
+            return Err(ConfigError::Threshold { field: "rise" });
+        }
+        if self.fall == 0 {
+            return Err(ConfigError::Threshold { field: "fall" });
+        }
+        if self.spread_percent > 50 {
+            return Err(ConfigError::Spread {
+                percent: self.spread_percent,
+            });
+        }
+        Ok(())
     }
 }
 
@@ -69,18 +136,32 @@ pub struct Status {
     pub last_error: Option<String>,
     /// When `health` last changed (the start, before any change).
     pub since: Instant,
+    /// The same moment on the wall clock, for display.
+    pub since_system: SystemTime,
 }
 
-/// A running monitor; dropping it stops the checks.
+/// A running monitor; dropping it stops the checks (and ends its streams).
 #[derive(Debug)]
 pub struct Monitor {
+    id: Arc<str>,
+    weight: i32,
     status: watch::Receiver<Status>,
+    transitions: broadcast::Sender<Transition>,
     task: JoinHandle<()>,
 }
 
+/// How many transitions a slow [`Transitions`] reader may fall behind before it misses some.
+const TRANSITION_BACKLOG: usize = 64;
+
 impl Monitor {
-    /// Starts checking at once, then on the schedule. Needs a tokio runtime.
-    pub fn spawn(check: Arc<dyn Check>, config: MonitorConfig) -> Monitor {
+    /// Starts checking (see [`Start`]), then on the schedule. Needs a tokio runtime.
+    pub fn spawn(check: Arc<dyn Check>, config: MonitorConfig) -> Result<Monitor, ConfigError> {
+        config.validate()?;
+        let id: Arc<str> = match &config.id {
+            Some(id) => id.as_str().into(),
+            None => check.describe().into(),
+        };
+        let weight = config.weight;
         let start = Instant::now();
         let initial = Status {
             health: config.initial,
@@ -89,10 +170,37 @@ impl Monitor {
             checks: 0,
             last_error: None,
             since: start,
+            since_system: SystemTime::now(),
         };
         let (tx, status) = watch::channel(initial);
-        let task = tokio::spawn(run(check, config, tx, start));
-        Monitor { status, task }
+        let (transitions, _) = broadcast::channel(TRANSITION_BACKLOG);
+        let runner = Runner {
+            check,
+            id: id.clone(),
+            weight,
+            jitter: Jitter::from_entropy(),
+            config,
+            status: tx,
+            transitions: transitions.clone(),
+        };
+        let task = tokio::spawn(runner.run(start));
+        Ok(Monitor {
+            id,
+            weight,
+            status,
+            transitions,
+            task,
+        })
+    }
+
+    /// The id given in the config, or the check's description.
+    pub fn id(&self) -> &Arc<str> {
+        &self.id
+    }
+
+    /// The weight given in the config.
+    pub fn weight(&self) -> i32 {
+        self.weight
     }
 
     /// A receiver of the latest status: `borrow()` for now, `changed().await` for updates.
@@ -104,6 +212,11 @@ impl Monitor {
     pub fn status(&self) -> Status {
         self.status.borrow().clone()
     }
+
+    /// A stream of the transitions from now on (up to down and back), with timestamps.
+    pub fn transitions(&self) -> Transitions {
+        Transitions::new(self.transitions.subscribe())
+    }
 }
 
 impl Drop for Monitor {
@@ -112,61 +225,101 @@ impl Drop for Monitor {
     }
 }
 
-async fn run(
+struct Runner {
     check: Arc<dyn Check>,
+    id: Arc<str>,
+    weight: i32,
+    jitter: Jitter,
     config: MonitorConfig,
-    tx: watch::Sender<Status>,
-    start: Instant,
-) {
-    let mut s = tx.borrow().clone();
-    // Anchored: each deadline is the previous deadline plus the interval, not "now plus the
-    // interval" after the check, so the schedule does not drift by the checks' run time.
-    let mut deadline = start;
-    loop {
-        tokio::time::sleep_until(deadline).await;
-        let result = match tokio::time::timeout(config.timeout, check.check()).await {
-            Ok(r) => r.map_err(|e| e.to_string()),
-            Err(_) => Err(format!("no answer within {:?}", config.timeout)),
+    status: watch::Sender<Status>,
+    transitions: broadcast::Sender<Transition>,
+}
+
+impl Runner {
+    async fn run(mut self, start: Instant) {
+        let config = &self.config;
+        let mut s = self.status.borrow().clone();
+        // Anchored: each slot is the previous slot plus the step, not "now plus the step" after
+        // the check, so the schedule does not drift by the checks' run time. Jitter moves each
+        // run around its slot without moving the slots.
+        let mut slot = match config.start {
+            Start::Now => start,
+            Start::After(delay) => start + delay,
+            Start::Spread => start + self.jitter.below(config.interval),
         };
-        s.checks += 1;
-        match result {
-            Ok(()) => {
-                s.successes += 1;
-                s.failures = 0;
-                if s.health == Health::Down && s.successes >= config.rise {
-                    s.health = Health::Up;
-                    s.since = Instant::now();
-                }
+        loop {
+            let moved = self.jitter.within(step(config, &s), config.spread_percent);
+            tokio::time::sleep_until(moved.apply(slot)).await;
+            let result = match tokio::time::timeout(config.timeout, self.check.check()).await {
+                Ok(r) => r.map_err(|e| e.to_string()),
+                Err(_) => Err(format!("no answer within {:?}", config.timeout)),
+            };
+            let before = s.health;
+            count(config, &mut s, result);
+            if s.health != before {
+                s.since = Instant::now();
+                s.since_system = SystemTime::now();
+                // Nobody listening is fine: the watch still has the state.
+                let _ = self.transitions.send(Transition {
+                    id: self.id.clone(),
+                    weight: self.weight,
+                    from: before,
+                    to: s.health,
+                    at: s.since,
+                    at_system: s.since_system,
+                    successes: s.successes,
+                    failures: s.failures,
+                    checks: s.checks,
+                    last_error: s.last_error.clone(),
+                });
             }
-            Err(e) => {
-                s.failures += 1;
-                s.successes = 0;
-                s.last_error = Some(e);
-                if s.health == Health::Up && s.failures >= config.fall {
-                    s.health = Health::Down;
-                    s.since = Instant::now();
-                }
+            if self.status.send(s.clone()).is_err() {
+                return; // the monitor is gone
+            }
+            let step = step(config, &s);
+            slot += step;
+            // A check that overran its slot: skip the missed slots rather than burst.
+            let now = Instant::now();
+            while slot < now {
+                slot += step;
             }
         }
-        if tx.send(s.clone()).is_err() {
-            return; // nobody listens any more
+    }
+}
+
+/// The rise/fall counting of one result.
+fn count(config: &MonitorConfig, s: &mut Status, result: Result<(), String>) {
+    s.checks += 1;
+    match result {
+        Ok(()) => {
+            s.successes += 1;
+            s.failures = 0;
+            if s.health == Health::Down && s.successes >= config.rise {
+                s.health = Health::Up;
+            }
         }
-        let changing = match s.health {
-            Health::Up => s.failures > 0,
-            Health::Down => s.successes > 0,
-        };
-        let step = if changing {
-            config.fastinter.unwrap_or(config.interval)
-        } else if s.health == Health::Down {
-            config.downinter.unwrap_or(config.interval)
-        } else {
-            config.interval
-        };
-        deadline += step;
-        // A check that overran its slot: skip the missed slots rather than burst.
-        let now = Instant::now();
-        while deadline < now {
-            deadline += step;
+        Err(e) => {
+            s.failures += 1;
+            s.successes = 0;
+            s.last_error = Some(e);
+            if s.health == Health::Up && s.failures >= config.fall {
+                s.health = Health::Down;
+            }
         }
+    }
+}
+
+/// The time to the next check: `fastinter` while changing, `downinter` while down.
+fn step(config: &MonitorConfig, s: &Status) -> Duration {
+    let changing = match s.health {
+        Health::Up => s.failures > 0,
+        Health::Down => s.successes > 0,
+    };
+    if changing {
+        config.fastinter.unwrap_or(config.interval)
+    } else if s.health == Health::Down {
+        config.downinter.unwrap_or(config.interval)
+    } else {
+        config.interval
     }
 }

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use health_check::{Check, CheckError, Health, Monitor, MonitorConfig, ProcessCheck, TcpCheck};
+use health_check::{
+    Check, CheckError, Health, Monitor, MonitorConfig, ProcessCheck, Start, TcpCheck,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -75,9 +77,10 @@ async fn tcp_server_that_never_answers_times_out_in_the_monitor() {
         interval: Duration::from_millis(50),
         timeout: Duration::from_millis(100),
         fall: 2,
+        start: Start::Now,
         ..MonitorConfig::default()
     };
-    let m = Monitor::spawn(Arc::new(check), config);
+    let m = Monitor::spawn(Arc::new(check), config).expect("valid config");
     let mut rx = m.subscribe();
     let started = std::time::Instant::now();
     while rx.borrow().health == Health::Up {

@@ -6,8 +6,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use health_check::{Check, CheckError, Health, Monitor, MonitorConfig, Status};
+use health_check::{
+    Check, CheckError, ConfigError, Health, Monitor, MonitorConfig, Start, Status, Transition,
+};
 use tokio::time::Instant;
+use tokio_stream::StreamExt;
 
 /// Plays back `results` ('+' success, '-' failure, 'h' hang), recording when each ran.
 struct Script {
@@ -70,9 +73,10 @@ async fn fall_3_then_rise_2_counted_exactly_haproxy() {
         interval: SEC,
         rise: 2,
         fall: 3,
+        start: Start::Now,
         ..MonitorConfig::default()
     };
-    let m = Monitor::spawn(s.clone(), config);
+    let m = Monitor::spawn(s.clone(), config).expect("valid config");
     let h: Vec<Health> = healths(&m, 10).await.into_iter().map(|(h, _)| h).collect();
     use Health::{Down as D, Up as U};
     // -- + resets the count; --- is the third consecutive failure; + - resets rise; ++ is up.
@@ -87,9 +91,10 @@ async fn keepalived_style_initial_down_needs_rise_successes() {
         rise: 3,
         fall: 1,
         initial: Health::Down,
+        start: Start::Now,
         ..MonitorConfig::default()
     };
-    let m = Monitor::spawn(s, config);
+    let m = Monitor::spawn(s, config).expect("valid config");
     let h: Vec<Health> = healths(&m, 3).await.into_iter().map(|(h, _)| h).collect();
     assert_eq!(h, [Health::Down, Health::Down, Health::Up]);
 }
@@ -101,9 +106,10 @@ async fn a_hanging_check_fails_at_the_timeout_and_the_schedule_goes_on() {
         interval: 10 * SEC,
         timeout: 2 * SEC,
         fall: 1,
+        start: Start::Now,
         ..MonitorConfig::default()
     };
-    let m = Monitor::spawn(s.clone(), config);
+    let m = Monitor::spawn(s.clone(), config).expect("valid config");
     let out = healths(&m, 2).await;
     assert_eq!(out[0].0, Health::Down);
     assert!(
@@ -133,9 +139,10 @@ async fn fastinter_while_changing_downinter_while_down_no_drift() {
         downinter: Some(5 * SEC),
         rise: 2,
         fall: 3,
+        start: Start::Now,
         ..MonitorConfig::default()
     };
-    let m = Monitor::spawn(s.clone(), config);
+    let m = Monitor::spawn(s.clone(), config).expect("valid config");
     let _ = healths(&m, 15).await;
     let ran = s.ran_at.lock().unwrap().clone();
     let gaps: Vec<u64> = ran.windows(2).map(|w| (w[1] - w[0]).as_secs()).collect();
@@ -143,4 +150,179 @@ async fn fastinter_while_changing_downinter_while_down_no_drift() {
     // ... down steady (5) until + (changing: 1) then + (up: 10) +, +.
     assert_eq!(gaps, [10, 1, 10, 1, 1, 5, 5, 5, 5, 5, 5, 1, 10, 10]);
     assert_eq!(m.status().checks, 15);
+}
+
+#[tokio::test(start_paused = true)]
+async fn transitions_stream_carries_id_weight_timestamps_and_counts() {
+    let s = script("+---++-");
+    let config = MonitorConfig {
+        interval: SEC,
+        rise: 2,
+        fall: 3,
+        id: Some("web2".into()),
+        weight: -20,
+        start: Start::Now,
+        ..MonitorConfig::default()
+    };
+    let started = Instant::now();
+    let m = Monitor::spawn(s, config).expect("valid config");
+    assert_eq!(&**m.id(), "web2");
+    assert_eq!(m.weight(), -20);
+    let mut transitions = m.transitions();
+    let down: Transition = transitions.next().await.expect("a transition");
+    let up: Transition = transitions.next().await.expect("a transition");
+    // Checks at 0,1,2,3 (the third failure, at 3 s) and 4,5 (the second success, at 5 s).
+    assert_eq!((down.from, down.to), (Health::Up, Health::Down));
+    assert_eq!((&*down.id, down.weight), ("web2", -20));
+    assert_eq!((down.failures, down.successes, down.checks), (3, 0, 4));
+    assert_eq!(down.at - started, 3 * SEC);
+    assert_eq!(
+        down.last_error.as_deref(),
+        Some("no process named \"scripted\" is running")
+    );
+    assert_eq!((up.from, up.to), (Health::Down, Health::Up));
+    assert_eq!((up.successes, up.checks), (2, 6));
+    assert_eq!(up.at - started, 5 * SEC);
+    assert!(up.at_system >= down.at_system);
+    assert_eq!(m.status().since, up.at);
+    assert_eq!(transitions.missed(), 0);
+    // Dropping the monitor ends the stream.
+    drop(m);
+    assert!(transitions.next().await.is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn spread_start_scatters_first_checks_over_the_interval() {
+    let started = Instant::now();
+    let scripts: Vec<Arc<Script>> = (0..1000).map(|_| script("")).collect();
+    let monitors: Vec<Monitor> = scripts
+        .iter()
+        .map(|s| {
+            let config = MonitorConfig {
+                interval: 10 * SEC,
+                ..MonitorConfig::default()
+            };
+            Monitor::spawn(s.clone(), config).expect("valid config")
+        })
+        .collect();
+    tokio::time::sleep(10 * SEC).await;
+    let mut buckets = [0u32; 10];
+    for s in &scripts {
+        let ran = s.ran_at.lock().unwrap().clone();
+        assert_eq!(ran.len(), 1, "exactly one check in the first interval");
+        let offset = ran[0] - started;
+        assert!(offset < 10 * SEC);
+        buckets[(offset.as_secs()) as usize] += 1;
+    }
+    // Uniform: each second of the interval gets about 100 of the 1000 first checks.
+    for b in buckets {
+        assert!((50..=150).contains(&b), "{buckets:?}");
+    }
+    // And each keeps its own phase: the second check is exactly one interval after the first.
+    tokio::time::sleep(10 * SEC).await;
+    for s in &scripts {
+        let ran = s.ran_at.lock().unwrap().clone();
+        assert_eq!(ran[1] - ran[0], 10 * SEC);
+    }
+    drop(monitors);
+}
+
+#[tokio::test(start_paused = true)]
+async fn start_after_a_fixed_delay() {
+    let s = script("");
+    let config = MonitorConfig {
+        interval: SEC,
+        start: Start::After(Duration::from_millis(250)),
+        ..MonitorConfig::default()
+    };
+    let started = Instant::now();
+    let m = Monitor::spawn(s.clone(), config).expect("valid config");
+    let _ = healths(&m, 2).await;
+    let ran = s.ran_at.lock().unwrap().clone();
+    assert_eq!(ran[0] - started, Duration::from_millis(250));
+    assert_eq!(ran[1] - started, Duration::from_millis(1250));
+}
+
+#[tokio::test(start_paused = true)]
+async fn spread_checks_jitter_each_run_but_never_drifts_over_hours() {
+    let s = script("");
+    let config = MonitorConfig {
+        interval: SEC,
+        spread_percent: 10,
+        start: Start::Now,
+        ..MonitorConfig::default()
+    };
+    let started = Instant::now();
+    let m = Monitor::spawn(s.clone(), config).expect("valid config");
+    // Two hours of one-second checks.
+    tokio::time::sleep(Duration::from_secs(7200) + Duration::from_millis(500)).await;
+    let ran = s.ran_at.lock().unwrap().clone();
+    drop(m);
+    assert_eq!(ran.len(), 7201);
+    let mut moved = 0;
+    for (k, at) in ran.iter().enumerate() {
+        let slot = started + SEC * k as u32;
+        let off = if *at >= slot { *at - slot } else { slot - *at };
+        // Every run within 10% of its own slot: the moves never add up.
+        assert!(
+            off <= Duration::from_millis(100),
+            "check {k} off by {off:?}"
+        );
+        if off > Duration::from_millis(1) {
+            moved += 1;
+        }
+    }
+    assert!(moved > 6000, "jitter applied to most runs: {moved}");
+}
+
+#[tokio::test]
+async fn bad_configs_are_refused_with_the_field_named() {
+    let s = script("");
+    let cases = [
+        (
+            MonitorConfig {
+                interval: Duration::ZERO,
+                ..MonitorConfig::default()
+            },
+            ConfigError::Zero { field: "interval" },
+            "interval is zero",
+        ),
+        (
+            MonitorConfig {
+                fastinter: Some(Duration::ZERO),
+                ..MonitorConfig::default()
+            },
+            ConfigError::Zero { field: "fastinter" },
+            "fastinter is zero",
+        ),
+        (
+            MonitorConfig {
+                rise: 0,
+                ..MonitorConfig::default()
+            },
+            ConfigError::Threshold { field: "rise" },
+            "rise is 0",
+        ),
+        (
+            MonitorConfig {
+                fall: 0,
+                ..MonitorConfig::default()
+            },
+            ConfigError::Threshold { field: "fall" },
+            "fall is 0",
+        ),
+        (
+            MonitorConfig {
+                spread_percent: 51,
+                ..MonitorConfig::default()
+            },
+            ConfigError::Spread { percent: 51 },
+            "0 to 50",
+        ),
+    ];
+    for (config, want, text) in cases {
+        let err = Monitor::spawn(s.clone(), config).expect_err("refused");
+        assert_eq!(err, want);
+        assert!(err.to_string().contains(text), "{err}");
+    }
 }
