@@ -35,6 +35,8 @@
 #![forbid(unsafe_code)]
 
 mod check;
+#[cfg(feature = "discover")]
+mod discover;
 mod error;
 pub mod exec;
 mod jitter;
@@ -44,6 +46,8 @@ mod tcp;
 mod transition;
 
 pub use check::Check;
+#[cfg(feature = "discover")]
+pub use discover::HealthDiscover;
 pub use error::{CheckError, ConfigError};
 pub use exec::ExecCheck;
 pub use monitor::{Health, Monitor, MonitorConfig, Start, Status};

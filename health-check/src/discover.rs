@@ -1,0 +1,233 @@
+//! [`HealthDiscover`]: monitored services as a `tower::discover::Discover` stream (feature
+//! `discover`): a service is inserted while its monitor says up and removed while it says down.
+//!
+//! This is the adapter for balancers that take their membership from a `Discover`: `lb-core`'s
+//! `Balance` and `tower::balance::p2c::Balance` alike.
+
+use std::collections::{HashMap, VecDeque};
+use std::convert::Infallible;
+use std::hash::Hash;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
+use futures_core::Stream;
+use tokio_stream::StreamMap;
+use tokio_stream::wrappers::WatchStream;
+use tower::discover::Change;
+
+use crate::{Health, Monitor, Status};
+
+/// Services under health monitors, as a stream of [`Change`]s.
+///
+/// Each service is inserted when its monitor first reports up, removed when it goes down, and
+/// inserted again (a clone) when it comes back. A monitor taken back with
+/// [`remove`](Self::remove), or dropped, removes its service. Transitions are read from each
+/// monitor's `watch`, so a reader that polls late never misses the final state (a down-up flap
+/// between two polls yields nothing, which is the same membership).
+///
+/// It implements `tower::discover::Discover` (every `TryStream` of `Change` does).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use health_check::{HealthDiscover, Monitor, MonitorConfig, Start, TcpCheck};
+/// use tokio_stream::StreamExt;
+/// use tower::discover::Change;
+///
+/// let server = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+/// let addr = server.local_addr().unwrap();
+/// let config = MonitorConfig { interval: Duration::from_millis(20), start: Start::Now, ..MonitorConfig::default() };
+/// let monitor = Monitor::spawn(Arc::new(TcpCheck::new(addr)), config).unwrap();
+///
+/// let mut discover = HealthDiscover::new();
+/// discover.insert("web1", addr, monitor); // the "service" here is just its address
+/// match discover.next().await {
+///     Some(Ok(Change::Insert(key, service))) => assert_eq!((key, service), ("web1", addr)),
+///     other => panic!("{other:?}"),
+/// }
+/// # }
+/// ```
+pub struct HealthDiscover<K, S>
+where
+    K: Clone + Unpin,
+{
+    watches: StreamMap<K, WatchStream<Status>>,
+    members: HashMap<K, Member<S>>,
+    pending: VecDeque<Change<K, S>>,
+    waker: Option<Waker>,
+}
+
+/// Makes the service each time its backend (re)joins.
+type Make<S> = Box<dyn Fn() -> S + Send + Sync>;
+
+struct Member<S> {
+    make: Make<S>,
+    inserted: bool,
+    monitor: Monitor,
+}
+
+impl<K, S> std::fmt::Debug for HealthDiscover<K, S>
+where
+    K: Clone + Unpin + std::fmt::Debug,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let members: Vec<(&K, &str, bool)> = self
+            .members
+            .iter()
+            .map(|(k, m)| (k, &**m.monitor.id(), m.inserted))
+            .collect();
+        f.debug_struct("HealthDiscover")
+            .field("members", &members)
+            .field("pending", &self.pending.len())
+            .finish()
+    }
+}
+
+impl<K, S> Default for HealthDiscover<K, S>
+where
+    K: Clone + Eq + Hash + Unpin,
+{
+    fn default() -> Self {
+        HealthDiscover::new()
+    }
+}
+
+impl<K, S> HealthDiscover<K, S>
+where
+    K: Clone + Eq + Hash + Unpin,
+{
+    /// An empty set.
+    pub fn new() -> Self {
+        HealthDiscover {
+            watches: StreamMap::new(),
+            members: HashMap::new(),
+            pending: VecDeque::new(),
+            waker: None,
+        }
+    }
+
+    /// Adds `service` under `key`, followed through `monitor` (which this set keeps running);
+    /// each (re)join yields a clone. A service already under `key` is replaced (removed first
+    /// if it was in).
+    pub fn insert(&mut self, key: K, service: S, monitor: Monitor)
+    where
+        S: Clone + Send + Sync + 'static,
+    {
+        self.insert_with(key, move || service.clone(), monitor);
+    }
+
+    /// Like [`insert`](Self::insert) for services that are not `Clone`: `make` builds a fresh
+    /// one each time the backend (re)joins.
+    pub fn insert_with<F>(&mut self, key: K, make: F, monitor: Monitor)
+    where
+        F: Fn() -> S + Send + Sync + 'static,
+    {
+        self.remove(&key);
+        let watch = WatchStream::new(monitor.subscribe());
+        self.watches.insert(key.clone(), watch);
+        let member = Member {
+            make: Box::new(make),
+            inserted: false,
+            monitor,
+        };
+        self.members.insert(key, member);
+        self.wake();
+    }
+
+    /// Takes `key` out (yielding a removal if its service was in) and stops its monitor.
+    pub fn remove(&mut self, key: &K) {
+        self.watches.remove(key);
+        if let Some(member) = self.members.remove(key)
+            && member.inserted
+        {
+            self.pending.push_back(Change::Remove(key.clone()));
+            self.wake();
+        }
+    }
+
+    /// The keys whose services are in (up) as far as the stream has reported.
+    pub fn up(&self) -> impl Iterator<Item = &K> {
+        self.members
+            .iter()
+            .filter(|(_, m)| m.inserted)
+            .map(|(k, _)| k)
+    }
+
+    /// How many services are monitored, up or down.
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Whether no service is monitored.
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    fn wake(&mut self) {
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
+
+    /// The change, if any, that `health` makes to `key`'s membership.
+    fn apply(&mut self, key: K, health: Health) -> Option<Change<K, S>> {
+        let member = self.members.get_mut(&key)?;
+        match (health, member.inserted) {
+            (Health::Up, false) => {
+                member.inserted = true;
+                Some(Change::Insert(key, (member.make)()))
+            }
+            (Health::Down, true) => {
+                member.inserted = false;
+                Some(Change::Remove(key))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl<K, S> Stream for HealthDiscover<K, S>
+where
+    K: Clone + Eq + Hash + Unpin,
+    S: Unpin,
+{
+    type Item = Result<Change<K, S>, Infallible>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            if let Some(change) = this.pending.pop_front() {
+                return Poll::Ready(Some(Ok(change)));
+            }
+            match Pin::new(&mut this.watches).poll_next(cx) {
+                Poll::Ready(Some((key, status))) => {
+                    if let Some(change) = this.apply(key, status.health) {
+                        return Poll::Ready(Some(Ok(change)));
+                    }
+                }
+                // A monitor's task ended (it cannot, short of a panic in a check): its
+                // service is no longer followed, so it leaves. StreamMap drops ended streams;
+                // find members without a watch.
+                Poll::Ready(None) | Poll::Pending => {
+                    let orphans: Vec<K> = this
+                        .members
+                        .keys()
+                        .filter(|k| !this.watches.contains_key(k))
+                        .cloned()
+                        .collect();
+                    for key in orphans {
+                        this.remove(&key);
+                    }
+                    if !this.pending.is_empty() {
+                        continue;
+                    }
+                    // Never ends: services can still be inserted.
+                    this.waker = Some(cx.waker().clone());
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! The `discover` adapter feeding a real tower balancer (`tower::balance::p2c::Balance`) with
+//! real TCP backends on loopback: a backend that dies leaves the balancer, one that comes back
+//! rejoins it.
+#![cfg(feature = "discover")]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use health_check::{Health, HealthDiscover, Monitor, MonitorConfig, Start, TcpCheck};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_stream::StreamExt;
+use tower::balance::p2c::Balance;
+use tower::discover::Change;
+use tower::load::Constant;
+use tower::{BoxError, Service, ServiceExt};
+
+/// A backend that writes its name to every connection.
+async fn backend(addr: SocketAddr, name: &'static str) -> (SocketAddr, JoinHandle<()>) {
+    let listener = TcpListener::bind(addr).await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let task = tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let _ = sock.write_all(name.as_bytes()).await;
+        }
+    });
+    (addr, task)
+}
+
+/// A client service for one backend: connect, read the name.
+fn client(
+    addr: SocketAddr,
+) -> impl Service<(), Response = String, Error = BoxError, Future: Send> + Clone + Send {
+    tower::service_fn(move |()| async move {
+        let mut sock = TcpStream::connect(addr).await?;
+        let mut name = String::new();
+        sock.read_to_string(&mut name).await?;
+        Ok::<_, BoxError>(name)
+    })
+}
+
+fn monitor(addr: SocketAddr) -> (Monitor, watch::Receiver<health_check::Status>) {
+    let config = MonitorConfig {
+        interval: Duration::from_millis(20),
+        rise: 2,
+        fall: 2,
+        start: Start::Now,
+        ..MonitorConfig::default()
+    };
+    let m = Monitor::spawn(Arc::new(TcpCheck::new(addr)), config).expect("valid config");
+    let rx = m.subscribe();
+    (m, rx)
+}
+
+async fn wait_for(rx: &mut watch::Receiver<health_check::Status>, health: Health) {
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while rx.borrow().health != health || rx.borrow().checks == 0 {
+            rx.changed().await.expect("monitor running");
+        }
+    })
+    .await
+    .expect("state reached in time");
+}
+
+async fn names<S>(balance: &mut S, n: usize) -> Vec<String>
+where
+    S: Service<(), Response = String, Error = BoxError>,
+{
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let name = balance
+            .ready()
+            .await
+            .expect("ready")
+            .call(())
+            .await
+            .expect("request served");
+        out.push(name);
+    }
+    out
+}
+
+#[tokio::test]
+async fn tower_p2c_balance_follows_backend_health() {
+    let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+    let (addr1, _web1) = backend(any, "web1").await;
+    let (addr2, web2) = backend(any, "web2").await;
+    let (m1, mut rx1) = monitor(addr1);
+    let (m2, mut rx2) = monitor(addr2);
+    wait_for(&mut rx1, Health::Up).await;
+    wait_for(&mut rx2, Health::Up).await;
+
+    let mut discover = HealthDiscover::new();
+    // tower's load wrappers are not Clone: build one per (re)join.
+    discover.insert_with("web1", move || Constant::new(client(addr1), 0), m1);
+    discover.insert_with("web2", move || Constant::new(client(addr2), 0), m2);
+    let mut balance = Balance::new(discover);
+
+    let got = names(&mut balance, 100).await;
+    assert!(got.iter().any(|n| n == "web1") && got.iter().any(|n| n == "web2"));
+
+    // web2 dies: once its monitor says down, no request goes there (and none fails).
+    web2.abort();
+    let _ = web2.await;
+    wait_for(&mut rx2, Health::Down).await;
+    let got = names(&mut balance, 100).await;
+    assert!(got.iter().all(|n| n == "web1"), "{got:?}");
+
+    // web2 comes back on the same address: after `rise` checks it gets requests again.
+    let (_, _web2) = backend(addr2, "web2").await;
+    wait_for(&mut rx2, Health::Up).await;
+    let got = names(&mut balance, 100).await;
+    assert!(got.iter().any(|n| n == "web2"), "{got:?}");
+}
+
+#[tokio::test]
+async fn changes_in_order_and_removal_by_key() {
+    let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+    let (addr1, _web1) = backend(any, "web1").await;
+    // A backend that never listened: its monitor (starting down, like keepalived) never rises.
+    let gone: SocketAddr = {
+        let l = std::net::TcpListener::bind(any).expect("bind");
+        l.local_addr().expect("addr")
+    };
+    let (m1, _) = monitor(addr1);
+    let config = MonitorConfig {
+        interval: Duration::from_millis(20),
+        initial: Health::Down,
+        start: Start::Now,
+        ..MonitorConfig::default()
+    };
+    let m_gone = Monitor::spawn(Arc::new(TcpCheck::new(gone)), config).expect("valid config");
+    let mut rx_gone = m_gone.subscribe();
+
+    let mut discover: HealthDiscover<&str, SocketAddr> = HealthDiscover::new();
+    discover.insert("web1", addr1, m1);
+    discover.insert("gone", gone, m_gone);
+    assert_eq!(discover.len(), 2);
+    match discover.next().await {
+        Some(Ok(Change::Insert("web1", a))) => assert_eq!(a, addr1),
+        other => panic!("{other:?}"),
+    }
+    // The down one stays out through several failed checks.
+    rx_gone.changed().await.expect("running");
+    rx_gone.changed().await.expect("running");
+    assert_eq!(rx_gone.borrow().failures, 2);
+    let nothing = tokio::time::timeout(Duration::from_millis(100), discover.next()).await;
+    assert!(nothing.is_err(), "no change for a backend that stays down");
+    assert_eq!(discover.up().copied().collect::<Vec<_>>(), ["web1"]);
+
+    discover.remove(&"web1");
+    match discover.next().await {
+        Some(Ok(Change::Remove("web1"))) => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(discover.len(), 1);
+    assert_eq!(discover.up().count(), 0);
+}
