@@ -10,7 +10,8 @@ use tokio::net::TcpStream;
 use crate::{Check, CheckError};
 
 /// Healthy when a TCP connection to `addr` succeeds (and, if set, the reply to `send` starts
-/// with `expect`).
+/// with `expect`). The connection is closed with a reset (`SO_LINGER` 0), as HAProxy closes
+/// its check connections, so that frequent checks leave no `TIME_WAIT` sockets.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TcpCheck {
     addr: SocketAddr,
@@ -55,6 +56,10 @@ impl Check for TcpCheck {
                 .await
                 .map_err(|e| reply(format!("sending failed: {e}")))?;
         }
+        // Close with a reset, as HAProxy does for its checks: a health check every second per
+        // server must not leave a TIME_WAIT socket behind each time. Failing to set it only
+        // costs that.
+        let _ = stream.set_zero_linger();
         if let Some(prefix) = &self.expect {
             let mut got = vec![0u8; prefix.len()];
             let mut filled = 0;

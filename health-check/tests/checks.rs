@@ -134,3 +134,45 @@ async fn process_by_pid_file_and_by_name_follow_a_real_process() {
     assert!(err.to_string().contains("is not a pid"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// TIME_WAIT sockets on loopback involving `port`, from `ss`.
+fn time_wait(port: u16) -> usize {
+    let out = std::process::Command::new("ss")
+        .args(["-Htan", "state", "time-wait"])
+        .output()
+        .expect("ss (iproute2) runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| {
+            l.split_whitespace().any(|a| {
+                a.rsplit_once(':')
+                    .is_some_and(|(_, p)| p == port.to_string())
+            })
+        })
+        .count()
+}
+
+#[tokio::test]
+async fn tcp_check_closes_with_a_reset_and_leaves_no_time_wait() {
+    let server = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = server.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 16];
+                while sock.read(&mut buf).await.is_ok_and(|n| n > 0) {}
+            });
+        }
+    });
+    for _ in 0..20 {
+        TcpCheck::new(addr).check().await.expect("connect");
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(time_wait(addr.port()), 0, "checks leave no TIME_WAIT");
+    // The contrast: a plain connect and close leaves one each.
+    for _ in 0..3 {
+        drop(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(time_wait(addr.port()), 3, "a plain close does leave them");
+}
