@@ -2,7 +2,7 @@
 //! `fastinter`, `downinter`, `rise` and `fall`; publishes the [`Status`] on a
 //! `tokio::sync::watch` and every [`Transition`] on a stream.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::{broadcast, watch};
@@ -146,7 +146,7 @@ pub struct Monitor {
     id: Arc<str>,
     weight: i32,
     status: watch::Receiver<Status>,
-    transitions: broadcast::Sender<Transition>,
+    transitions: Arc<OnceLock<broadcast::Sender<Transition>>>,
     task: JoinHandle<()>,
 }
 
@@ -173,7 +173,9 @@ impl Monitor {
             since_system: SystemTime::now(),
         };
         let (tx, status) = watch::channel(initial);
-        let (transitions, _) = broadcast::channel(TRANSITION_BACKLOG);
+        // The transition channel's buffer is made on the first `transitions()` call: most
+        // monitors (10,000 backends) are only ever read through the watch.
+        let transitions = Arc::new(OnceLock::new());
         let runner = Runner {
             check,
             id: id.clone(),
@@ -215,7 +217,10 @@ impl Monitor {
 
     /// A stream of the transitions from now on (up to down and back), with timestamps.
     pub fn transitions(&self) -> Transitions {
-        Transitions::new(self.transitions.subscribe())
+        let sender = self
+            .transitions
+            .get_or_init(|| broadcast::channel(TRANSITION_BACKLOG).0);
+        Transitions::new(sender.subscribe())
     }
 }
 
@@ -232,7 +237,7 @@ struct Runner {
     jitter: Jitter,
     config: MonitorConfig,
     status: watch::Sender<Status>,
-    transitions: broadcast::Sender<Transition>,
+    transitions: Arc<OnceLock<broadcast::Sender<Transition>>>,
 }
 
 impl Runner {
@@ -260,18 +265,20 @@ impl Runner {
                 s.since = Instant::now();
                 s.since_system = SystemTime::now();
                 // Nobody listening is fine: the watch still has the state.
-                let _ = self.transitions.send(Transition {
-                    id: self.id.clone(),
-                    weight: self.weight,
-                    from: before,
-                    to: s.health,
-                    at: s.since,
-                    at_system: s.since_system,
-                    successes: s.successes,
-                    failures: s.failures,
-                    checks: s.checks,
-                    last_error: s.last_error.clone(),
-                });
+                if let Some(sender) = self.transitions.get() {
+                    let _ = sender.send(Transition {
+                        id: self.id.clone(),
+                        weight: self.weight,
+                        from: before,
+                        to: s.health,
+                        at: s.since,
+                        at_system: s.since_system,
+                        successes: s.successes,
+                        failures: s.failures,
+                        checks: s.checks,
+                        last_error: s.last_error.clone(),
+                    });
+                }
             }
             if self.status.send(s.clone()).is_err() {
                 return; // the monitor is gone
