@@ -31,6 +31,55 @@ pub enum CheckError {
         /// What went wrong.
         reason: String,
     },
+    /// An HTTP exchange failed: the request is invalid, or the reply is not HTTP, or the
+    /// connection broke before the status (or the expected body) arrived.
+    #[error("{addr} {request}: {reason}")]
+    Http {
+        /// The target.
+        addr: SocketAddr,
+        /// The method and path, e.g. `GET /health`.
+        request: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The HTTP status is not one of the expected ones.
+    #[error("HTTP {status} from {addr} {request} (expected {expected})")]
+    HttpStatus {
+        /// The target.
+        addr: SocketAddr,
+        /// The method and path, e.g. `GET /health`.
+        request: String,
+        /// The status received.
+        status: u16,
+        /// The statuses that pass, e.g. `2xx/3xx`, `200`, `200/204`, `200-249`.
+        expected: String,
+    },
+    /// The HTTP body lacks the expected string (within the bytes read).
+    #[error(
+        "body of {addr} {request} lacks {expected:?} ({})",
+        searched_text(*.searched, *.limit_reached)
+    )]
+    HttpBody {
+        /// The target.
+        addr: SocketAddr,
+        /// The method and path, e.g. `GET /health`.
+        request: String,
+        /// The string looked for.
+        expected: String,
+        /// How many body bytes were searched.
+        searched: usize,
+        /// Whether the body was longer than the limit, so only its start was searched.
+        limit_reached: bool,
+    },
+    /// The TLS handshake failed (certificate not trusted or not valid for the name, no common
+    /// protocol, not a TLS server, ...), or the TLS settings are unusable.
+    #[error("TLS handshake with {addr} failed: {reason}")]
+    Tls {
+        /// The target.
+        addr: SocketAddr,
+        /// Why, in rustls' words.
+        reason: String,
+    },
     /// No process of that name runs.
     #[error("no process named {name:?} is running")]
     ProcessNotRunning {
@@ -77,4 +126,12 @@ pub enum ConfigError {
         /// The value given.
         percent: u8,
     },
+}
+
+fn searched_text(searched: usize, limit_reached: bool) -> String {
+    if limit_reached {
+        format!("searched only the first {searched} bytes, the limit")
+    } else {
+        format!("searched all {searched} bytes")
+    }
 }

@@ -6,9 +6,14 @@
 //! `tokio::sync::watch`. This replaces `killall -0 haproxy` polled every 2 s, and HAProxy's
 //! `check inter 2000 rise 2 fall 3`.
 //!
-//! Built in so far: [`TcpCheck`] (connect, optional send/expect) and [`ProcessCheck`] (by name or
-//! pid file, from /proc). HTTP and exec checks, jitter, the transition stream and the lb-core
-//! adapter are still to come.
+//! Built in so far: [`TcpCheck`] (connect, optional send/expect), [`HttpCheck`] (an HTTP/1.1
+//! request judged by status and optionally a string in the first 16 KiB of the body; HTTPS with
+//! the `tls` feature) and [`ProcessCheck`] (by name or pid file, from /proc). Exec checks,
+//! jitter, the transition stream and the lb-core adapter are still to come.
+//!
+//! Cargo features: `tls` (off by default) adds HTTPS to [`HttpCheck`] through rustls with the
+//! ring provider: `Tls` settings verify against given CA certificates, or not at all (HAProxy's
+//! `verify none`).
 //!
 //! ```
 //! use std::sync::Arc;
@@ -39,6 +44,7 @@ mod check;
 mod discover;
 mod error;
 pub mod exec;
+mod http;
 mod jitter;
 mod monitor;
 mod process;
@@ -50,6 +56,9 @@ pub use check::Check;
 pub use discover::HealthDiscover;
 pub use error::{CheckError, ConfigError};
 pub use exec::ExecCheck;
+pub use http::HttpCheck;
+#[cfg(feature = "tls")]
+pub use http::Tls;
 pub use monitor::{Health, Monitor, MonitorConfig, Start, Status};
 pub use process::ProcessCheck;
 pub use tcp::TcpCheck;

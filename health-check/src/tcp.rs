@@ -98,7 +98,7 @@ impl Check for TcpCheck {
 /// - `SO_LINGER` 0: the close is a reset, so no `TIME_WAIT` socket is left per check.
 ///
 /// Both options are optimisations: a kernel that refuses them still gets a correct check.
-async fn connect(addr: SocketAddr) -> std::io::Result<TcpStream> {
+pub(crate) async fn connect(addr: SocketAddr) -> std::io::Result<TcpStream> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(
         Domain::for_address(addr),

@@ -1,0 +1,733 @@
+//! `HttpCheck` against real hyper servers on loopback: statuses, bodies (bounded reading),
+//! what the server receives, servers that are gone, garbled or silent, and (feature `tls`)
+//! HTTPS with certificates made here by rcgen.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use health_check::{Check, CheckError, Health, HttpCheck, Monitor, MonitorConfig, Start};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Body, Bytes, Frame, Incoming};
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// The size of `/big`, and where in it the word "needle" is (well past 16 KiB).
+const BIG: usize = 1024 * 1024;
+const NEEDLE_AT: usize = 512 * 1024;
+/// `/endless` streams up to this many 16 KiB chunks (64 MiB) unless the client goes away.
+const ENDLESS_CHUNKS: usize = 4096;
+
+/// One request as the server received it.
+#[derive(Clone, Debug)]
+struct Seen {
+    method: String,
+    target: String,
+    headers: Vec<(String, String)>,
+}
+
+impl Seen {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Default)]
+struct State {
+    requests: Mutex<Vec<Seen>>,
+    /// The SNI of each TLS handshake (`None`: none sent).
+    #[cfg(feature = "tls")]
+    sni: Mutex<Vec<Option<String>>>,
+    /// Chunks `/endless` has produced.
+    endless_sent: AtomicUsize,
+}
+
+struct Server {
+    addr: SocketAddr,
+    state: Arc<State>,
+}
+
+impl Server {
+    fn last_request(&self) -> Seen {
+        self.state
+            .requests
+            .lock()
+            .expect("lock")
+            .last()
+            .cloned()
+            .expect("a request")
+    }
+}
+
+/// A body of 16 KiB chunks that ends only after `ENDLESS_CHUNKS` of them.
+struct Endless(Arc<State>);
+
+impl Body for Endless {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if self.0.endless_sent.fetch_add(1, Ordering::SeqCst) >= ENDLESS_CHUNKS {
+            return Poll::Ready(None);
+        }
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(&[b'.'; 16384])))))
+    }
+}
+
+fn full(body: impl Into<Bytes>) -> BoxBody<Bytes, Infallible> {
+    Full::new(body.into()).boxed()
+}
+
+async fn handle(
+    request: Request<Incoming>,
+    state: Arc<State>,
+) -> Result<Response<BoxBody<Bytes, Infallible>>, Infallible> {
+    state.requests.lock().expect("lock").push(Seen {
+        method: request.method().to_string(),
+        target: request.uri().to_string(),
+        headers: request
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.to_string(), String::from_utf8_lossy(v.as_bytes()).into()))
+            .collect(),
+    });
+    let (status, body) = match request.uri().path() {
+        "/health" => (200, full("ok")),
+        "/fail" => (500, full("boom")),
+        "/redirect" => (302, full("")),
+        "/no-content" => (204, full("")),
+        "/body" => (200, full("status: degraded")),
+        "/big" => {
+            let mut big = vec![b'.'; BIG];
+            big[NEEDLE_AT..NEEDLE_AT + 6].copy_from_slice(b"needle");
+            (200, full(big))
+        }
+        "/endless" => (200, Endless(state.clone()).boxed()),
+        "/hang" => std::future::pending().await,
+        _ => (404, full("not found")),
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = hyper::StatusCode::from_u16(status).expect("a valid status");
+    if status == 302 {
+        response
+            .headers_mut()
+            .insert("location", "/health".parse().expect("a valid header"));
+    }
+    Ok(response)
+}
+
+async fn serve_connection<S>(stream: S, state: Arc<State>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |request| handle(request, state.clone()));
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
+}
+
+/// A plain HTTP/1.1 hyper server on 127.0.0.1, running until the test ends.
+async fn serve() -> Server {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind on loopback");
+    let addr = listener.local_addr().expect("local address");
+    let state = Arc::new(State::default());
+    let shared = state.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            tokio::spawn(serve_connection(tcp, shared.clone()));
+        }
+    });
+    Server { addr, state }
+}
+
+#[tokio::test]
+async fn status_200_passes_and_500_fails_naming_the_status() {
+    let server = serve().await;
+    let addr = server.addr;
+    HttpCheck::new(addr)
+        .path("/health")
+        .check()
+        .await
+        .expect("200 passes");
+    let err = HttpCheck::new(addr)
+        .path("/fail")
+        .check()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, CheckError::HttpStatus { status: 500, .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        format!("HTTP 500 from {addr} GET /fail (expected 2xx/3xx)")
+    );
+}
+
+#[tokio::test]
+async fn redirect_passes_by_default_but_not_when_200_is_expected() {
+    let server = serve().await;
+    let check = HttpCheck::new(server.addr).path("/redirect");
+    check.clone().check().await.expect("3xx passes by default");
+    let err = check.expect_status(200).check().await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("HTTP 302 from {} GET /redirect (expected 200)", server.addr)
+    );
+}
+
+#[tokio::test]
+async fn status_ranges_and_sets() {
+    let server = serve().await;
+    let at = |path: &str| HttpCheck::new(server.addr).path(path);
+    at("/no-content")
+        .expect_status_range(200..=299)
+        .check()
+        .await
+        .expect("204 in 200..=299");
+    at("/redirect")
+        .expect_status_range(300..400)
+        .check()
+        .await
+        .expect("302 in 300..400");
+    let err = at("/redirect")
+        .expect_status_range(200..300)
+        .check()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("(expected 2xx)"), "{err}");
+
+    at("/no-content")
+        .expect_statuses([200, 204])
+        .check()
+        .await
+        .expect("204 in {200, 204}");
+    at("/nowhere")
+        .expect_statuses([404])
+        .check()
+        .await
+        .expect("an expected 404");
+    let err = at("/fail")
+        .expect_statuses([200, 204])
+        .check()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("HTTP 500 from {} GET /fail (expected 200/204)", server.addr)
+    );
+}
+
+#[tokio::test]
+async fn body_substring_present_and_absent() {
+    let server = serve().await;
+    let addr = server.addr;
+    HttpCheck::new(addr)
+        .path("/health")
+        .expect_body("ok")
+        .check()
+        .await
+        .expect("\"ok\" in \"ok\"");
+    HttpCheck::new(addr)
+        .path("/body")
+        .expect_body("degraded")
+        .check()
+        .await
+        .expect("\"degraded\" in \"status: degraded\"");
+    let err = HttpCheck::new(addr)
+        .path("/body")
+        .expect_body("ok")
+        .check()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(r#"body of {addr} GET /body lacks "ok" (searched all 16 bytes)"#)
+    );
+    // A body of exactly the limit was searched whole; a longer one only in part.
+    let lacks = |limit: usize| {
+        HttpCheck::new(addr)
+            .path("/body")
+            .expect_body("ok")
+            .body_limit(limit)
+    };
+    let err = lacks(16).check().await.unwrap_err();
+    assert!(
+        err.to_string().ends_with("(searched all 16 bytes)"),
+        "{err}"
+    );
+    let err = lacks(10).check().await.unwrap_err();
+    assert!(
+        err.to_string()
+            .ends_with("(searched only the first 10 bytes, the limit)"),
+        "{err}"
+    );
+    // The status is judged first.
+    let err = HttpCheck::new(addr)
+        .path("/fail")
+        .expect_body("boom")
+        .check()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CheckError::HttpStatus { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn long_bodies_are_searched_only_up_to_the_limit() {
+    let server = serve().await;
+    let addr = server.addr;
+    let err = HttpCheck::new(addr)
+        .path("/big")
+        .expect_body("needle")
+        .check()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CheckError::HttpBody {
+                searched: 16384,
+                limit_reached: true,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .ends_with(r#"lacks "needle" (searched only the first 16384 bytes, the limit)"#),
+        "{err}"
+    );
+    // The needle is there: a limit past it finds it.
+    HttpCheck::new(addr)
+        .path("/big")
+        .expect_body("needle")
+        .body_limit(BIG)
+        .check()
+        .await
+        .expect("found within 1 MiB");
+
+    // A 64 MiB body: the check stops at the limit and hangs up; the server produces little of it.
+    let started = std::time::Instant::now();
+    let err = HttpCheck::new(addr)
+        .path("/endless")
+        .expect_body("needle")
+        .check()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CheckError::HttpBody {
+                searched: 16384,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(1));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let sent = server.state.endless_sent.load(Ordering::SeqCst);
+    assert!(
+        sent < ENDLESS_CHUNKS / 2,
+        "the server produced {sent} of {ENDLESS_CHUNKS} chunks after the check hung up"
+    );
+}
+
+#[tokio::test]
+async fn method_host_path_and_headers_reach_the_server_as_configured() {
+    let server = serve().await;
+    let addr = server.addr;
+
+    // Defaults: GET /, Host the address, closing, our User-Agent.
+    let err = HttpCheck::new(addr).check().await.unwrap_err();
+    assert!(err.to_string().contains("HTTP 404"), "{err}");
+    let seen = server.last_request();
+    assert_eq!(seen.method, "GET");
+    assert_eq!(seen.target, "/");
+    assert_eq!(seen.header("host"), Some(addr.to_string().as_str()));
+    assert_eq!(seen.header("connection"), Some("close"));
+    assert_eq!(
+        seen.header("user-agent"),
+        Some(concat!("health-check/", env!("CARGO_PKG_VERSION")))
+    );
+
+    HttpCheck::new(addr)
+        .method("OPTIONS")
+        .path("/health?full=1")
+        .host("app.example.com:8080")
+        .header("X-Probe", "ha")
+        .check()
+        .await
+        .expect("OPTIONS /health answers 200");
+    let seen = server.last_request();
+    assert_eq!(seen.method, "OPTIONS");
+    assert_eq!(seen.target, "/health?full=1");
+    assert_eq!(seen.header("host"), Some("app.example.com:8080"));
+    assert_eq!(seen.header("x-probe"), Some("ha"));
+
+    // `OPTIONS *`, HAProxy-style, reaches the server as such.
+    let err = HttpCheck::new(addr)
+        .method("OPTIONS")
+        .path("*")
+        .check()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("HTTP 404 from {addr} OPTIONS * (expected 2xx/3xx)")
+    );
+    let seen = server.last_request();
+    assert_eq!(
+        (seen.method.as_str(), seen.target.as_str()),
+        ("OPTIONS", "*")
+    );
+
+    // HEAD: a status, no body.
+    HttpCheck::new(addr)
+        .method("HEAD")
+        .path("/health")
+        .expect_status(200)
+        .check()
+        .await
+        .expect("HEAD /health");
+    assert_eq!(server.last_request().method, "HEAD");
+    assert_eq!(server.state.requests.lock().unwrap().len(), 4);
+}
+
+#[tokio::test]
+async fn describe_names_method_and_url() {
+    let addr: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+    assert_eq!(
+        HttpCheck::new(addr).path("/health").describe(),
+        "http GET http://127.0.0.1:8080/health"
+    );
+    assert_eq!(
+        HttpCheck::new(addr)
+            .method("HEAD")
+            .host("app.example.com")
+            .describe(),
+        "http HEAD http://127.0.0.1:8080/ (Host: app.example.com)"
+    );
+}
+
+#[tokio::test]
+async fn server_gone_is_a_connect_failure() {
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    }; // closed again: nothing listens
+    let err = HttpCheck::new(addr).check().await.unwrap_err();
+    assert!(matches!(err, CheckError::Connect { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_reply_that_is_not_http_fails_without_panicking() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let _ = sock.write_all(b"SSH-2.0-OpenSSH_9.6\r\n\r\n").await;
+        }
+    });
+    let err = HttpCheck::new(addr).check().await.unwrap_err();
+    assert!(matches!(err, CheckError::Http { .. }), "{err:?}");
+    assert!(
+        err.to_string().starts_with(&format!("{addr} GET /: ")),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_goes_down_at_the_monitor_timeout() {
+    let server = serve().await;
+    let check = HttpCheck::new(server.addr).path("/hang");
+    let config = MonitorConfig {
+        interval: Duration::from_millis(50),
+        timeout: Duration::from_millis(200),
+        fall: 1,
+        start: Start::Now,
+        ..MonitorConfig::default()
+    };
+    let started = std::time::Instant::now();
+    let monitor = Monitor::spawn(Arc::new(check), config).expect("valid config");
+    let mut status = monitor.subscribe();
+    while status.borrow().health == Health::Up {
+        status.changed().await.unwrap();
+    }
+    let s = status.borrow().clone();
+    assert!(
+        s.last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("no answer within 200ms"),
+        "{s:?}"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_eq!(server.last_request().target, "/hang");
+}
+
+#[tokio::test]
+async fn its_own_timeout_bounds_a_direct_call() {
+    let server = serve().await;
+    let started = std::time::Instant::now();
+    let err = HttpCheck::new(server.addr)
+        .path("/hang")
+        .timeout(Duration::from_millis(100))
+        .check()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CheckError::Timeout { .. }), "{err:?}");
+    assert_eq!(err.to_string(), "no answer within 100ms");
+    assert!(started.elapsed() < Duration::from_secs(1));
+}
+
+#[cfg(feature = "tls")]
+mod https {
+    //! HTTPS: a CA and server certificates made by rcgen, a tokio-rustls + hyper server.
+
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use health_check::{Check, CheckError, HttpCheck, Tls};
+    use rcgen::{
+        BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
+    };
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    use tokio::net::TcpListener;
+    use tokio_rustls::TlsAcceptor;
+
+    use super::{Server, State, serve, serve_connection};
+
+    /// A CA, and a server certificate it signed for `localhost` and 127.0.0.1.
+    struct Pki {
+        ca_pem: String,
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+    }
+
+    fn pki() -> Pki {
+        // Each CA its own name, as real ones have (same-named CAs would fail differently).
+        static CAS: AtomicUsize = AtomicUsize::new(0);
+        let ca_key = KeyPair::generate().expect("key generation");
+        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("certificate parameters");
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name = DistinguishedName::new();
+        let n = CAS.fetch_add(1, Ordering::SeqCst);
+        ca.distinguished_name
+            .push(DnType::CommonName, format!("health-check test CA {n}"));
+        let ca_pem = ca.self_signed(&ca_key).expect("CA certificate").pem();
+        let issuer = Issuer::new(ca, ca_key);
+        let key = KeyPair::generate().expect("key generation");
+        let leaf = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .expect("server certificate parameters")
+            .signed_by(&key, &issuer)
+            .expect("server certificate");
+        Pki {
+            ca_pem,
+            chain: vec![leaf.der().clone()],
+            key: PrivatePkcs8KeyDer::from(key.serialize_der()).into(),
+        }
+    }
+
+    /// An HTTPS server with this PKI's certificate, recording the SNI of each handshake.
+    async fn serve_tls(pki: &Pki) -> Server {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_no_client_auth()
+            .with_single_cert(pki.chain.clone(), pki.key.clone_key())
+            .expect("server certificate and key");
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let acceptor = TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind on loopback");
+        let addr = listener.local_addr().expect("local address");
+        let state = Arc::new(State::default());
+        let shared = state.clone();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (acceptor, state) = (acceptor.clone(), shared.clone());
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let sni = tls.get_ref().1.server_name().map(str::to_owned);
+                    state.sni.lock().expect("lock").push(sni);
+                    serve_connection(tls, state).await;
+                });
+            }
+        });
+        Server { addr, state }
+    }
+
+    fn last_sni(server: &Server) -> Option<String> {
+        server
+            .state
+            .sni
+            .lock()
+            .expect("lock")
+            .last()
+            .cloned()
+            .expect("a handshake")
+    }
+
+    #[tokio::test]
+    async fn verified_against_the_right_ca_passes() {
+        let pki = pki();
+        let server = serve_tls(&pki).await;
+        let tls = Tls::ca_pem(&pki.ca_pem).unwrap();
+
+        // Default name: the Host header's, here the address: verified as an IP, no SNI.
+        let check = HttpCheck::new(server.addr)
+            .path("/health")
+            .expect_body("ok")
+            .tls(tls.clone());
+        assert_eq!(
+            check.describe(),
+            format!("http GET https://{}/health", server.addr)
+        );
+        check.check().await.expect("verified by IP");
+        assert_eq!(last_sni(&server), None);
+
+        // A DNS name in the Host header becomes the SNI.
+        HttpCheck::new(server.addr)
+            .path("/health")
+            .host(format!("localhost:{}", server.addr.port()))
+            .tls(tls)
+            .check()
+            .await
+            .expect("verified as localhost");
+        assert_eq!(last_sni(&server).as_deref(), Some("localhost"));
+        assert_eq!(
+            server.last_request().header("host"),
+            Some(format!("localhost:{}", server.addr.port()).as_str())
+        );
+
+        // The same CA from a file.
+        let path = std::env::temp_dir().join(format!("hc-ca-{}.pem", std::process::id()));
+        std::fs::write(&path, &pki.ca_pem).unwrap();
+        let from_file = Tls::ca_file(&path);
+        let _ = std::fs::remove_file(&path);
+        HttpCheck::new(server.addr)
+            .tls(from_file.unwrap().server_name("localhost"))
+            .path("/health")
+            .check()
+            .await
+            .expect("CA from a file");
+
+        // HTTPS statuses are judged like HTTP ones.
+        let err = HttpCheck::new(server.addr)
+            .path("/fail")
+            .tls(Tls::ca_pem(&pki.ca_pem).unwrap())
+            .check()
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, CheckError::HttpStatus { status: 500, .. }),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_different_ca_fails_with_a_certificate_error() {
+        let server = serve_tls(&pki()).await;
+        let other = pki();
+        let err = HttpCheck::new(server.addr)
+            .tls(Tls::ca_pem(&other.ca_pem).unwrap())
+            .check()
+            .await
+            .unwrap_err();
+        assert!(matches!(err, CheckError::Tls { .. }), "{err:?}");
+        let text = err.to_string();
+        assert!(
+            text.starts_with(&format!("TLS handshake with {} failed: ", server.addr)),
+            "{text}"
+        );
+        assert!(
+            text.contains("invalid peer certificate: UnknownIssuer"),
+            "{text}"
+        );
+        assert!(server.state.requests.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn verify_none_accepts_any_certificate_but_still_handshakes() {
+        let server = serve_tls(&pki()).await; // a CA the check knows nothing of
+        let check = HttpCheck::new(server.addr)
+            .path("/health")
+            .tls(Tls::verify_none().unwrap().server_name("wrong.example"));
+        assert_eq!(
+            check.describe(),
+            format!("http GET https://{}/health (verify none)", server.addr)
+        );
+        check.check().await.expect("verify none");
+        assert_eq!(last_sni(&server).as_deref(), Some("wrong.example"));
+
+        // A server that does not speak TLS fails the handshake.
+        let plain = serve().await;
+        let err = HttpCheck::new(plain.addr)
+            .tls(Tls::verify_none().unwrap())
+            .check()
+            .await
+            .unwrap_err();
+        assert!(matches!(err, CheckError::Tls { .. }), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn a_server_name_mismatch_fails() {
+        let pki = pki();
+        let server = serve_tls(&pki).await;
+        let tls = Tls::ca_pem(&pki.ca_pem).unwrap();
+        let err = HttpCheck::new(server.addr)
+            .tls(tls.clone().server_name("other.example"))
+            .check()
+            .await
+            .unwrap_err();
+        assert!(matches!(err, CheckError::Tls { .. }), "{err:?}");
+        assert!(
+            err.to_string()
+                .contains(r#"certificate not valid for name "other.example""#),
+            "{err}"
+        );
+
+        // The default name follows the Host header.
+        let err = HttpCheck::new(server.addr)
+            .host("other.example")
+            .tls(tls.clone())
+            .check()
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("other.example"), "{err}");
+
+        let err = HttpCheck::new(server.addr)
+            .tls(tls.server_name("not a name"))
+            .check()
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains(r#"invalid server name "not a name""#),
+            "{err}"
+        );
+    }
+}
