@@ -1,40 +1,89 @@
 //! # health-check
 //!
-//! Health checks with HAProxy's and keepalived's semantics: a [`Check`] probes once; a
-//! [`Monitor`] runs it on an anchored schedule (`interval`, `fastinter`, `downinter`), with a
-//! timeout, and turns results into up/down with `rise` and `fall`, published on a
-//! `tokio::sync::watch`. This replaces `killall -0 haproxy` polled every 2 s, and HAProxy's
-//! `check inter 2000 rise 2 fall 3`.
+//! Health checks with HAProxy's and keepalived's semantics, for any tokio service: the thing
+//! that replaces `killall -0 haproxy` polled every 2 s and HAProxy's `check inter 2s rise 2
+//! fall 3`.
 //!
-//! Built in so far: [`TcpCheck`] (connect, optional send/expect), [`HttpCheck`] (an HTTP/1.1
-//! request judged by status and optionally a string in the first 16 KiB of the body; HTTPS with
-//! the `tls` feature) and [`ProcessCheck`] (by name or pid file, from /proc). Exec checks,
-//! jitter, the transition stream and the lb-core adapter are still to come.
+//! A [`Check`] probes once; a [`Monitor`] runs it on an anchored schedule (`interval`,
+//! `fastinter` while the state is changing, `downinter` while down, HAProxy's `spread-checks`
+//! jitter, first runs spread over the interval), bounds every run by a timeout, turns results
+//! into up/down with `rise` and `fall`, and publishes the [`Status`] on a `tokio::sync::watch`
+//! and every [`Transition`] (with timestamps, counts and the last error) as a stream.
 //!
-//! Cargo features: `tls` (off by default) adds HTTPS to [`HttpCheck`] through rustls with the
-//! ring provider: `Tls` settings verify against given CA certificates, or not at all (HAProxy's
-//! `verify none`).
+//! Built-in checks:
+//! - [`TcpCheck`]: connect, optionally send bytes and expect a reply prefix (`tcp-check
+//!   send/expect`); connects as HAProxy does (delayed ACK, reset on close).
+//! - [`HttpCheck`]: an HTTP/1.1 request judged by its status (a set or a range, default 2xx/3xx)
+//!   and optionally a string in the first 16 KiB of the body; HTTPS with the `tls` feature.
+//! - [`ExecCheck`]: a program, healthy on exit 0; no shell unless asked; its whole process group
+//!   is killed when the run ends or times out; one run in flight.
+//! - [`ProcessCheck`]: a process alive, by name or pid file, read from /proc (nothing spawned).
+//!
+//! Your own checks implement [`Check`]. Each monitor carries an id and a weight for its
+//! consumers: a VRRP tracker (priority weight, 0 = FAULT) or a balancer. With the `discover`
+//! feature, [`HealthDiscover`] turns monitored services into a `tower::discover` stream that
+//! a balancer (lb-core's, or tower's p2c) follows.
+//!
+//! Cargo features (all off by default): `tls` (HTTPS for [`HttpCheck`]: rustls with the ring
+//! provider; verify against given CAs, or not at all like HAProxy's `verify none`) and
+//! `discover` (`HealthDiscover`, on tower's `discover`).
+//!
+//! ## Example: check an HTTP backend, print its transitions
 //!
 //! ```
 //! use std::sync::Arc;
 //! use std::time::Duration;
-//! use health_check::{Health, Monitor, MonitorConfig, Start, TcpCheck};
+//! use health_check::{Health, HttpCheck, Monitor, MonitorConfig, Start};
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//! use tokio_stream::StreamExt;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() {
-//! let backend = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-//! let check = TcpCheck::new(backend.local_addr().unwrap());
-//! let config = MonitorConfig { interval: Duration::from_millis(20), fall: 2, ..MonitorConfig::default() };
-//! let monitor = Monitor::spawn(Arc::new(check), config).expect("valid config");
-//! let mut status = monitor.subscribe();
-//! status.changed().await.unwrap();
-//! assert_eq!(status.borrow().health, Health::Up);
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // A backend on loopback whose /health says "ok" while `healthy` is set.
+//! let (healthy, is_healthy) = tokio::sync::watch::channel(true);
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let backend = listener.local_addr()?;
+//! tokio::spawn(async move {
+//!     while let Ok((mut conn, _)) = listener.accept().await {
+//!         let mut request = [0u8; 1024];
+//!         let _ = conn.read(&mut request).await;
+//!         let reply: &[u8] = if *is_healthy.borrow() {
+//!             b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+//!         } else {
+//!             b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n"
+//!         };
+//!         let _ = conn.write_all(reply).await;
+//!     }
+//! });
 //!
-//! drop(backend); // the server goes away: two failures later it is down
-//! while status.borrow().health == Health::Up {
-//!     status.changed().await.unwrap();
-//! }
-//! println!("down: {:?}", status.borrow().last_error);
+//! // HAProxy: `option httpchk GET /health`, `http-check expect string ok`,
+//! // `server web1 ... check inter 50ms fastinter 10ms rise 2 fall 3`.
+//! let check = HttpCheck::new(backend).path("/health").expect_body("ok");
+//! let config = MonitorConfig {
+//!     interval: Duration::from_millis(50),
+//!     fastinter: Some(Duration::from_millis(10)),
+//!     timeout: Duration::from_millis(500),
+//!     rise: 2,
+//!     fall: 3,
+//!     start: Start::Now,
+//!     id: Some("web1".into()),
+//!     ..MonitorConfig::default()
+//! };
+//! let monitor = Monitor::spawn(Arc::new(check), config)?;
+//! let mut transitions = monitor.transitions();
+//!
+//! healthy.send(false)?; // the backend starts failing: three 503s later it is down
+//! let down = transitions.next().await.expect("a transition");
+//! println!("{} {:?} -> {:?} after {} failures: {:?}",
+//!     down.id, down.from, down.to, down.failures, down.last_error);
+//! assert_eq!(down.to, Health::Down);
+//! assert!(down.last_error.unwrap().contains("HTTP 503"));
+//!
+//! healthy.send(true)?; // and back: two successes later it is up
+//! let up = transitions.next().await.expect("a transition");
+//! println!("{} {:?} -> {:?} after {} successes", up.id, up.from, up.to, up.successes);
+//! assert_eq!((up.to, monitor.status().health), (Health::Up, Health::Up));
+//! # Ok(())
 //! # }
 //! ```
 #![forbid(unsafe_code)]

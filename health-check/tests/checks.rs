@@ -176,3 +176,47 @@ async fn tcp_check_closes_with_a_reset_and_leaves_no_time_wait() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(time_wait(addr.port()), 3, "a plain close does leave them");
 }
+
+#[tokio::test]
+async fn a_connect_only_check_is_answered_by_the_kernel_not_the_application() {
+    // Like HAProxy's checks: the server's kernel answers the SYN, our delayed ACK never goes
+    // out before the reset, so the connection never reaches the application's accept queue.
+    let server = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    tokio::spawn({
+        let accepted = accepted.clone();
+        async move {
+            while server.accept().await.is_ok() {
+                accepted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    });
+    for _ in 0..50 {
+        TcpCheck::new(addr)
+            .check()
+            .await
+            .expect("the kernel answers");
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // A delayed ACK fires after 40 ms: a check descheduled that long may be accepted; allow
+    // a few on a loaded machine, not most.
+    let n = accepted.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(n <= 5, "{n} of 50 checks reached accept()");
+    // A check that sends bytes does reach the application (the ACK rides on the data).
+    let (tx, rx) = tokio::sync::oneshot::channel::<Vec<u8>>();
+    let server = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut sock, _) = server.accept().await.unwrap();
+        let mut buf = vec![0u8; 6];
+        sock.read_exact(&mut buf).await.unwrap();
+        let _ = tx.send(buf);
+    });
+    TcpCheck::new(addr)
+        .send("HELLO\n")
+        .check()
+        .await
+        .expect("sent");
+    assert_eq!(rx.await.unwrap(), b"HELLO\n");
+}
