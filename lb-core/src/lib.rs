@@ -1,9 +1,35 @@
 //! # lb-core
 //!
-//! Load-balancing algorithms as tower services: HAProxy's `roundrobin`, `static-rr`,
-//! `leastconn`, `first`, `source`, `uri`, `hdr(NAME)`, nginx's smooth weighted round robin,
-//! power of two choices, consistent hashing and cookie stickiness.
-//!
-//! **Not implemented yet**: this crate is reserved in the workspace so that the layout is fixed
-//! from the start. The work is tracked in the project's lb-core issue; nothing here is usable.
+//! Load-balancing algorithms as reusable pieces: HAProxy's `roundrobin`, `static-rr`,
+//! `leastconn`, `first`, `random`, `source` / `uri` / `hdr(NAME)` / `url_param` (consistent
+//! hashing with Maglev), nginx's smooth weighted round robin, power of two choices and cookie
+//! stickiness, over a read-mostly [`BackendSet`].
 #![forbid(unsafe_code)]
+
+mod algorithm;
+mod backend;
+mod consistent_hash;
+mod error;
+mod first;
+mod hash;
+mod least_conn;
+mod p2c;
+mod random;
+mod round_robin;
+mod smooth_weighted;
+mod static_rr;
+
+pub use algorithm::{Algorithm, Candidate, Context};
+pub use backend::{
+    AdminState, Backend, BackendSet, DEFAULT_EWMA_DECAY, Health, InFlight, Load, SlowStart,
+    Snapshot,
+};
+pub use consistent_hash::{ConsistentHash, DEFAULT_TABLE_SIZE, MaglevTable};
+pub use error::{NoBackend, UpdateError};
+pub use first::First;
+pub use least_conn::{LeastConnTable, LeastConnections};
+pub use p2c::{P2cMetric, PowerOfTwoChoices};
+pub use random::{Random, RandomTable};
+pub use round_robin::{RoundRobin, RoundRobinTable};
+pub use smooth_weighted::{SmoothTable, SmoothWeightedRoundRobin};
+pub use static_rr::{StaticRoundRobin, StaticTable};

@@ -1,0 +1,119 @@
+//! [`PowerOfTwoChoices`]: two random servers, the less loaded wins (tower's p2c).
+
+use crate::algorithm::{Algorithm, Candidate, Context, first_allowed};
+
+/// What "less loaded" means for [`PowerOfTwoChoices`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum P2cMetric {
+    /// Requests in flight per unit of weight.
+    #[default]
+    InFlight,
+    /// tower's peak-EWMA cost: latency estimate × (in flight + 1), per unit of weight. Servers
+    /// without a latency sample yet cost like the fastest known (so new servers get tried).
+    PeakEwma,
+}
+
+/// Power of two random choices (Mitzenmacher; tower's `p2c::Balance`): sample two distinct
+/// servers uniformly, send to the one with the lower load. O(1) per pick, no shared state
+/// written, near-least-loaded balance.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PowerOfTwoChoices {
+    /// The load measure.
+    pub metric: P2cMetric,
+}
+
+impl PowerOfTwoChoices {
+    /// By requests in flight.
+    pub fn in_flight() -> Self {
+        PowerOfTwoChoices {
+            metric: P2cMetric::InFlight,
+        }
+    }
+
+    /// By peak-EWMA latency (record it with [`InFlight::finish`](crate::InFlight::finish)).
+    pub fn peak_ewma() -> Self {
+        PowerOfTwoChoices {
+            metric: P2cMetric::PeakEwma,
+        }
+    }
+
+    /// Cost as a fraction num/den, compared by cross-multiplying.
+    fn cost(&self, c: &Candidate, floor_ns: u64) -> (u128, u128) {
+        let in_flight = c.load.in_flight() as u128;
+        let weight = u128::from(c.weight.max(1));
+        match self.metric {
+            P2cMetric::InFlight => (in_flight, weight),
+            P2cMetric::PeakEwma => {
+                let latency = c.load.latency().map_or(floor_ns, |d| d.as_nanos() as u64);
+                (u128::from(latency.max(1)) * (in_flight + 1), weight)
+            }
+        }
+    }
+}
+
+impl Algorithm for PowerOfTwoChoices {
+    type Table = ();
+
+    fn build(&self, _candidates: &[Candidate], _previous: Option<&()>) {}
+
+    fn pick(&self, _: &(), candidates: &[Candidate], cx: &Context<'_>) -> Option<usize> {
+        let n = candidates.len();
+        if n == 1 {
+            return first_allowed(candidates, cx, 0);
+        }
+        let a = fastrand::usize(..n);
+        let mut b = fastrand::usize(..n - 1);
+        if b >= a {
+            b += 1;
+        }
+        let (a, b) = match (cx.excludes(&candidates[a]), cx.excludes(&candidates[b])) {
+            (false, false) => (a, b),
+            (false, true) => return Some(a),
+            (true, false) => return Some(b),
+            (true, true) => return first_allowed(candidates, cx, a),
+        };
+        let floor = match self.metric {
+            P2cMetric::InFlight => 0,
+            P2cMetric::PeakEwma => candidates
+                .iter()
+                .filter_map(|c| c.load.latency())
+                .map(|d| d.as_nanos() as u64)
+                .min()
+                .unwrap_or(1),
+        };
+        let (an, ad) = self.cost(&candidates[a], floor);
+        let (bn, bd) = self.cost(&candidates[b], floor);
+        Some(if an * bd <= bn * ad { a } else { b })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::*;
+    use crate::algorithm::testing::candidates;
+
+    #[test]
+    fn the_less_loaded_of_two_wins_and_a_single_server_always() {
+        let c = candidates(&[1, 1]);
+        c[0].load.in_flight_counter().store(10, Ordering::Relaxed);
+        let p = PowerOfTwoChoices::in_flight();
+        for _ in 0..100 {
+            assert_eq!(p.pick(&(), &c, &Context::default()), Some(1));
+        }
+        let one = candidates(&[1]);
+        assert_eq!(p.pick(&(), &one, &Context::default()), Some(0));
+    }
+
+    #[test]
+    fn peak_ewma_prefers_the_faster_server() {
+        let c = candidates(&[1, 1]);
+        c[0].load.set_latency_for_test(50_000_000);
+        c[1].load.set_latency_for_test(1_000_000);
+        let p = PowerOfTwoChoices::peak_ewma();
+        for _ in 0..100 {
+            assert_eq!(p.pick(&(), &c, &Context::default()), Some(1));
+        }
+    }
+}
