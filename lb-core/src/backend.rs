@@ -190,6 +190,7 @@ pub struct Snapshot<K, A: Algorithm> {
     candidates: Vec<Candidate>,
     table: A::Table,
     by_key: HashMap<K, usize>,
+    by_name: HashMap<String, usize>,
     epoch: Instant,
     decay: Duration,
 }
@@ -216,6 +217,11 @@ where
     /// The member under `key`.
     pub fn get(&self, key: &K) -> Option<&Backend<K>> {
         self.by_key.get(key).map(|&i| &self.backends[i])
+    }
+
+    /// The member whose key displays as `name` (how a stickiness cookie names its server).
+    pub fn get_by_name(&self, name: &str) -> Option<&Backend<K>> {
+        self.by_name.get(name).map(|&i| &self.backends[i])
     }
 
     /// How many members may take new traffic.
@@ -522,11 +528,17 @@ where
         .enumerate()
         .map(|(i, b)| (b.key.clone(), i))
         .collect();
+    let by_name = backends
+        .iter()
+        .enumerate()
+        .map(|(i, b)| (b.key.to_string(), i))
+        .collect();
     Snapshot {
         backends,
         candidates,
         table,
         by_key,
+        by_name,
         epoch,
         decay,
     }

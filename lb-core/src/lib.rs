@@ -8,13 +8,18 @@
 
 mod algorithm;
 mod backend;
+pub mod balance;
 mod consistent_hash;
 mod error;
 mod first;
 mod hash;
+#[cfg(feature = "http")]
+mod http;
 mod least_conn;
+pub mod maxconn;
 mod p2c;
 mod random;
+pub mod retry;
 mod round_robin;
 mod smooth_weighted;
 mod static_rr;
@@ -24,12 +29,17 @@ pub use backend::{
     AdminState, Backend, BackendSet, DEFAULT_EWMA_DECAY, Health, InFlight, Load, SlowStart,
     Snapshot,
 };
+pub use balance::Balance;
 pub use consistent_hash::{ConsistentHash, DEFAULT_TABLE_SIZE, MaglevTable};
 pub use error::{NoBackend, UpdateError};
 pub use first::First;
+#[cfg(feature = "http")]
+pub use http::{ClientAddr, HashKey, StickyCookie, StickyPick};
 pub use least_conn::{LeastConnTable, LeastConnections};
+pub use maxconn::{MaxConn, MaxConnLayer};
 pub use p2c::{P2cMetric, PowerOfTwoChoices};
 pub use random::{Random, RandomTable};
+pub use retry::{Retry, RetryLayer};
 pub use round_robin::{RoundRobin, RoundRobinTable};
 pub use smooth_weighted::{SmoothTable, SmoothWeightedRoundRobin};
 pub use static_rr::{StaticRoundRobin, StaticTable};

@@ -1,0 +1,17 @@
+//! [`Retry`]: HAProxy's `retries` and `option redispatch` around a [`Balance`](crate::Balance).
+//!
+//! A failed request is sent again, up to `retries` more times, to the same backend (HAProxy
+//! retries the server it chose); with `redispatch`, the last retry goes to another backend,
+//! picked by the same algorithm with the failed one excluded, so a backend that died between
+//! two health checks is hidden from the client. Only errors the policy calls retryable are
+//! retried (default: every error; a proxy should retry only what is safe, e.g. connection
+//! failures or idempotent requests).
+//!
+//! Retries need the request again, so `Req: Clone`, and call clones of the backend services
+//! (`ServiceExt::oneshot`), so they must be `Clone` (clients such as hyper's are).
+
+mod layer;
+mod service;
+
+pub use layer::RetryLayer;
+pub use service::{Retry, RetryFuture};

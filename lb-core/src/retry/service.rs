@@ -1,0 +1,128 @@
+//! [`Retry`].
+
+use std::fmt;
+use std::future::Future;
+use std::hash::Hash;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tower::discover::Discover;
+use tower::{Service, ServiceExt};
+
+use super::RetryLayer;
+use crate::Algorithm;
+use crate::balance::{Balance, BalanceError, HashKeyOf};
+
+/// A [`Balance`] whose failed requests are retried (see the [module](super) docs).
+#[derive(Debug)]
+pub struct Retry<B> {
+    pub(crate) inner: B,
+    pub(crate) config: RetryLayer,
+}
+
+impl<B> Retry<B> {
+    /// The balancer inside.
+    pub fn get_ref(&self) -> &B {
+        &self.inner
+    }
+}
+
+/// The response future of [`Retry`].
+pub type RetryFuture<T> = Pin<Box<dyn Future<Output = Result<T, BalanceError>> + Send>>;
+
+impl<A, D, Req, X> Service<Req> for Retry<Balance<A, D, Req, X>>
+where
+    A: Algorithm,
+    D: Discover + Unpin,
+    D::Key: Clone + Eq + Hash + fmt::Display + Send + Sync + 'static,
+    D::Error: Into<tower::BoxError>,
+    D::Service: Service<Req> + Clone + Send + 'static,
+    <D::Service as Service<Req>>::Future: Send,
+    <D::Service as Service<Req>>::Error: Into<tower::BoxError>,
+    <D::Service as Service<Req>>::Response: Send,
+    X: HashKeyOf<Req>,
+    Req: Clone + Send + 'static,
+{
+    type Response = <D::Service as Service<Req>>::Response;
+    type Error = BalanceError;
+    type Future = RetryFuture<Self::Response>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BalanceError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Req) -> Self::Future {
+        let balance = &mut self.inner;
+        let (primary, in_flight) = match balance.pick_for(&request, None) {
+            Ok(picked) => picked,
+            Err(e) => return Box::pin(async move { Err(e.into()) }),
+        };
+        // The redispatch target is chosen now, while the balancer is at hand; it is only
+        // counted in flight if it is used.
+        let fallback = if self.config.redispatch && self.config.retries > 0 {
+            balance
+                .pick_for(&request, Some(&primary))
+                .ok()
+                .and_then(|(key, guard)| {
+                    drop(guard);
+                    balance.service_clone(&key).map(|svc| (key, svc))
+                })
+        } else {
+            None
+        };
+        let again = (self.config.retries > 0)
+            .then(|| balance.service_clone(&primary))
+            .flatten();
+        let set = balance.backends().clone();
+        let Some(service) = balance.take_turn(&primary) else {
+            return Box::pin(async {
+                Err(BalanceError::Discover(
+                    "picked backend has no service".into(),
+                ))
+            });
+        };
+        let first = service.call(request.clone());
+        let config = self.config.clone();
+        Box::pin(async move {
+            let failed = |key: &D::Key, e: tower::BoxError| BalanceError::Backend {
+                backend: key.to_string(),
+                source: e,
+            };
+            let mut error = match first.await {
+                Ok(response) => {
+                    in_flight.finish();
+                    return Ok(response);
+                }
+                Err(e) => {
+                    drop(in_flight);
+                    e.into()
+                }
+            };
+            for attempt in 1..=config.retries {
+                if !(config.policy)(&error) {
+                    break;
+                }
+                let last = attempt == config.retries;
+                let (key, service) = match (&fallback, &again) {
+                    (Some((key, svc)), _) if last => (key, svc.clone()),
+                    (_, Some(svc)) => (&primary, svc.clone()),
+                    _ => break,
+                };
+                let guard = set.snapshot().get(key).map(|b| set.snapshot().start(b));
+                match service.oneshot(request.clone()).await {
+                    Ok(response) => {
+                        if let Some(g) = guard {
+                            g.finish();
+                        }
+                        return Ok(response);
+                    }
+                    Err(e) => error = e.into(),
+                }
+                if last {
+                    return Err(failed(key, error));
+                }
+            }
+            Err(failed(&primary, error))
+        })
+    }
+}
