@@ -20,5 +20,6 @@ cargo clippy --manifest-path vrrp-core/fuzz/Cargo.toml --all-targets --locked --
 step "cargo test (unit, property, golden-vector, tshark, namespace/keepalived interop, doc tests)"
 cargo test --workspace --all-features --locked
 
-step "cargo doc (warnings denied)"
+step "cargo doc (warnings denied; default features as on a plain build, and all features as on docs.rs)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --locked

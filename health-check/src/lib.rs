@@ -21,7 +21,7 @@
 //!
 //! Your own checks implement [`Check`]. Each monitor carries an id and a weight for its
 //! consumers: a VRRP tracker (priority weight, 0 = FAULT) or a balancer. With the `discover`
-//! feature, [`HealthDiscover`] turns monitored services into a `tower::discover` stream that
+//! feature, `HealthDiscover` turns monitored services into a `tower::discover` stream that
 //! a balancer (lb-core's, or tower's p2c) follows.
 //!
 //! Cargo features (all off by default): `tls` (HTTPS for [`HttpCheck`]: rustls with the ring

@@ -32,7 +32,7 @@ impl Candidate {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Context<'a> {
     /// The bytes to hash for consistent-hash algorithms (source address, URI, header value...;
-    /// see [`HashKey`](crate::HashKey)). `None`: hash algorithms fall back to round robin.
+    /// see `HashKey` with the `http` feature). `None`: hash algorithms fall back to round robin.
     pub key: Option<&'a [u8]>,
     /// Member slots not to pick (already tried by a retry, not ready).
     pub exclude: &'a [usize],

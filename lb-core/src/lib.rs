@@ -1,9 +1,69 @@
 //! # lb-core
 //!
-//! Load-balancing algorithms as reusable pieces: HAProxy's `roundrobin`, `static-rr`,
-//! `leastconn`, `first`, `random`, `source` / `uri` / `hdr(NAME)` / `url_param` (consistent
-//! hashing with Maglev), nginx's smooth weighted round robin, power of two choices and cookie
-//! stickiness, over a read-mostly [`BackendSet`].
+//! Load-balancing algorithms for any Rust service, as reusable pieces and as tower services:
+//! every algorithm of HAProxy's and nginx's configs, over a read-mostly backend set that health
+//! checks and admin APIs update while requests are picked.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use lb_core::{Balance, BackendSet, Health, RoundRobin};
+//! use tower::{Service, ServiceExt, discover::ServiceList};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! // Three backend services (here they answer their name; in a proxy, HTTP clients).
+//! let web = ["web1", "web2", "web3"].map(|name| {
+//!     tower::service_fn(move |_request: &'static str| async move {
+//!         Ok::<_, std::convert::Infallible>(name)
+//!     })
+//! });
+//! let mut balance = Balance::new(ServiceList::new(web), RoundRobin);
+//! for _ in 0..3 {
+//!     let served_by = balance.ready().await?.call("GET /").await?;
+//!     println!("served by {served_by}");
+//! }
+//!
+//! // Health checks mark a backend down through the shared set (ServiceList keys are 0, 1, 2):
+//! // it gets no new request until it is up again.
+//! let backends: Arc<BackendSet<usize, RoundRobin>> = balance.backends().clone();
+//! backends.set_health(&1, Health::Down)?;
+//! for _ in 0..4 {
+//!     assert_ne!(balance.ready().await?.call("GET /").await?, "web2");
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Pieces
+//!
+//! - [`BackendSet`]: backends with a key, weight, admin state ([`AdminState`]: ready / drain
+//!   / maintenance), health ([`Health`], fed from outside, e.g. by the `health-check` crate's
+//!   `HealthDiscover` or its monitors), in-flight count and latency ([`Load`]), `maxconn` and
+//!   slow start. Read-mostly: picks load an immutable [`Snapshot`] through an `arc-swap`
+//!   pointer (no lock), updates rebuild it aside.
+//! - [`Algorithm`]: one small trait (`build` tables on change, `pick` per request), one type
+//!   and module per algorithm, named as HAProxy names them:
+//!
+//! | type | HAProxy / nginx | pick |
+//! |---|---|---|
+//! | [`RoundRobin`] | `balance roundrobin` (dynamic weights) | turn heap, O(log n) |
+//! | [`StaticRoundRobin`] | `balance static-rr` | precomputed map, O(1), lock-free |
+//! | [`SmoothWeightedRoundRobin`] | nginx weighted round robin (`a a b a c a a`) | scores, O(n) |
+//! | [`LeastConnections`] | `balance leastconn` (in-flight / weight, rotating ties) | scan, O(n) |
+//! | [`PowerOfTwoChoices`] | tower's p2c (in-flight or peak-EWMA) | 2 samples, O(1) |
+//! | [`Random`] | `balance random` (weighted) | O(log n) |
+//! | [`First`] | `balance first` (fill up to `maxconn`) | O(n) |
+//! | [`ConsistentHash`] | `balance source / uri / hdr(name) / url_param`, `hash-type consistent` (Maglev) | O(1) |
+//!
+//! - [`Balance`]: a `tower::Service` over a `tower::discover::Discover` stream; the request's
+//!   hash key comes through [`HashKeyOf`](balance::HashKeyOf) (feature `http`: `HashKey` for
+//!   `http::Request`). Layers: [`RetryLayer`] (`retries`, `option redispatch`) and
+//!   [`MaxConnLayer`] (server `maxconn` with a FIFO queue, `maxqueue`, `timeout queue`).
+//! - Feature `http`: `StickyCookie` (`cookie NAME insert indirect nocache`).
+//!
+//! Unavailable backends (down, drained, in maintenance, weight 0) are skipped by every
+//! algorithm; when none is left the pick fails with [`NoBackend`], which a proxy turns into a
+//! 503 or a refused connection.
 #![forbid(unsafe_code)]
 
 mod algorithm;

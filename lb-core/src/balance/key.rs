@@ -5,7 +5,7 @@
 /// extracting allocates nothing once the buffer has grown.
 ///
 /// Closures `Fn(&Req, &mut Vec<u8>) -> bool` implement it; with the `http` feature,
-/// [`HashKey`](crate::HashKey) does for `http::Request`.
+/// `HashKey` does for `http::Request`.
 pub trait HashKeyOf<Req> {
     /// Writes the key of `request` into `out` (empty on entry) and returns `true`, or returns
     /// `false` when the request has no key (the algorithm then falls back to round robin).
