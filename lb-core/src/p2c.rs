@@ -8,8 +8,9 @@ pub enum P2cMetric {
     /// Requests in flight per unit of weight.
     #[default]
     InFlight,
-    /// tower's peak-EWMA cost: latency estimate × (in flight + 1), per unit of weight. Servers
-    /// without a latency sample yet cost like the fastest known (so new servers get tried).
+    /// tower's peak-EWMA cost: latency estimate × (in flight + 1), per unit of weight. A server
+    /// without a latency sample yet is costed with the other sampled server's latency (so new
+    /// servers get tried, compared by in-flight alone).
     PeakEwma,
 }
 
@@ -38,14 +39,13 @@ impl PowerOfTwoChoices {
     }
 
     /// Cost as a fraction num/den, compared by cross-multiplying.
-    fn cost(&self, c: &Candidate, floor_ns: u64) -> (u128, u128) {
+    fn cost(&self, c: &Candidate, latency_ns: u64) -> (u128, u128) {
         let in_flight = c.load.in_flight() as u128;
         let weight = u128::from(c.weight.max(1));
         match self.metric {
             P2cMetric::InFlight => (in_flight, weight),
             P2cMetric::PeakEwma => {
-                let latency = c.load.latency().map_or(floor_ns, |d| d.as_nanos() as u64);
-                (u128::from(latency.max(1)) * (in_flight + 1), weight)
+                (u128::from(latency_ns.max(1)) * (in_flight + 1), weight)
             }
         }
     }
@@ -72,17 +72,10 @@ impl Algorithm for PowerOfTwoChoices {
             (true, false) => return Some(b),
             (true, true) => return first_allowed(candidates, cx, a),
         };
-        let floor = match self.metric {
-            P2cMetric::InFlight => 0,
-            P2cMetric::PeakEwma => candidates
-                .iter()
-                .filter_map(|c| c.load.latency())
-                .map(|d| d.as_nanos() as u64)
-                .min()
-                .unwrap_or(1),
-        };
-        let (an, ad) = self.cost(&candidates[a], floor);
-        let (bn, bd) = self.cost(&candidates[b], floor);
+        let latency = |c: &Candidate| c.load.latency().map(|d| d.as_nanos() as u64);
+        let (la, lb) = (latency(&candidates[a]), latency(&candidates[b]));
+        let (an, ad) = self.cost(&candidates[a], la.or(lb).unwrap_or(1));
+        let (bn, bd) = self.cost(&candidates[b], lb.or(la).unwrap_or(1));
         Some(if an * bd <= bn * ad { a } else { b })
     }
 }

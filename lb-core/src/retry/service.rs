@@ -108,7 +108,8 @@ where
                     (_, Some(svc)) => (&primary, svc.clone()),
                     _ => break,
                 };
-                let guard = set.snapshot().get(key).map(|b| set.snapshot().start(b));
+                let snapshot = set.snapshot();
+                let guard = snapshot.get(key).map(|b| snapshot.start(b));
                 match service.oneshot(request.clone()).await {
                     Ok(response) => {
                         if let Some(g) = guard {
