@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::Hash;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -281,9 +281,15 @@ pub struct BackendSet<K, A: Algorithm> {
     current: ArcSwap<Snapshot<K, A>>,
     members: Mutex<Vec<Member<K>>>,
     slow_start: Option<SlowStart>,
+    /// Whether some member is ramping (refresh has work), and when it last rebuilt.
+    ramping: AtomicBool,
+    last_refresh: AtomicU64,
     epoch: Instant,
     decay: Duration,
 }
+
+/// How often slow-start ramps rebuild the snapshot, at most.
+pub const SLOW_START_STEP: Duration = Duration::from_millis(100);
 
 impl<K: fmt::Debug, A: Algorithm + fmt::Debug> fmt::Debug for BackendSet<K, A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -312,6 +318,8 @@ where
             current: ArcSwap::from_pointee(empty),
             members: Mutex::new(Vec::new()),
             slow_start: None,
+            ramping: AtomicBool::new(false),
+            last_refresh: AtomicU64::new(0),
             epoch,
             decay,
         }
@@ -358,6 +366,9 @@ where
             ramp_from: self.slow_start.map(|_| Instant::now()),
             load: Arc::new(Load::default()),
         });
+        if self.slow_start.is_some() {
+            self.ramping.store(true, Ordering::Relaxed);
+        }
         self.publish(&members);
         Ok(())
     }
@@ -392,20 +403,37 @@ where
     /// Changes a backend's health; coming up starts the slow-start ramp.
     pub fn set_health(&self, key: &K, health: Health) -> Result<(), UpdateError> {
         let ramp = self.slow_start.map(|_| Instant::now());
+        let mut started = false;
         self.update(key, |m| {
             if m.health == Health::Down && health == Health::Up {
                 m.ramp_from = ramp;
+                started = ramp.is_some();
             }
             m.health = health;
-        })
+        })?;
+        if started {
+            self.ramping.store(true, Ordering::Relaxed);
+        }
+        Ok(())
     }
 
-    /// Advances slow-start ramps to `now`: rebuilds the snapshot if an effective weight changed.
-    /// Cheap when no backend is ramping.
+    /// Advances slow-start ramps to `now`: rebuilds the snapshot if a backend is ramping, at
+    /// most every [`SLOW_START_STEP`]. One atomic load when no backend is ramping, so it can be
+    /// called per request (the tower `Balance` calls it in `poll_ready`).
     pub fn refresh(&self, now: Instant) {
         let Some(slow) = self.slow_start else {
             return;
         };
+        if !self.ramping.load(Ordering::Relaxed) {
+            return;
+        }
+        let at =
+            u64::try_from(now.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX);
+        let last = self.last_refresh.load(Ordering::Relaxed);
+        if at.saturating_sub(last) < SLOW_START_STEP.as_nanos() as u64 {
+            return;
+        }
+        self.last_refresh.store(at, Ordering::Relaxed);
         let mut members = self.lock();
         let mut changed = false;
         for m in members.iter_mut() {
@@ -416,6 +444,10 @@ where
                 changed = true;
             }
         }
+        self.ramping.store(
+            members.iter().any(|m| m.ramp_from.is_some()),
+            Ordering::Relaxed,
+        );
         if changed {
             self.publish_at(&members, now);
         }
@@ -541,5 +573,59 @@ where
         by_name,
         epoch,
         decay,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::RoundRobin;
+
+    fn weight_of(set: &BackendSet<&'static str, RoundRobin>, key: &'static str) -> u32 {
+        let s = set.snapshot();
+        let slot = s.slot(&key).expect("member");
+        s.candidates
+            .iter()
+            .find(|c| c.slot == slot)
+            .map_or(0, |c| c.weight)
+    }
+
+    #[test]
+    fn slow_start_ramps_in_steps_and_stops_when_done() {
+        let set = BackendSet::new(RoundRobin).with_slow_start(Duration::from_secs(10));
+        let t0 = Instant::now();
+        set.insert("web1", 100).unwrap();
+        assert!(weight_of(&set, "web1") <= 1, "starts at the bottom");
+        set.refresh(t0 + Duration::from_secs(5));
+        assert!(
+            (49..=51).contains(&weight_of(&set, "web1")),
+            "{}",
+            weight_of(&set, "web1")
+        );
+        // Within the step: no rebuild even if time moved.
+        set.refresh(t0 + Duration::from_millis(5050));
+        assert!((49..=51).contains(&weight_of(&set, "web1")));
+        set.refresh(t0 + Duration::from_secs(11));
+        assert_eq!(weight_of(&set, "web1"), 100);
+        assert!(!set.ramping.load(Ordering::Relaxed), "nothing left to ramp");
+        // Going down and up again restarts the ramp.
+        set.set_health(&"web1", Health::Down).unwrap();
+        set.set_health(&"web1", Health::Up).unwrap();
+        assert!(set.ramping.load(Ordering::Relaxed));
+        assert!(weight_of(&set, "web1") <= 1);
+    }
+
+    #[test]
+    fn updates_name_the_key_and_the_fix() {
+        let set = BackendSet::new(RoundRobin);
+        set.insert("web1", 1).unwrap();
+        assert_eq!(
+            set.insert("web1", 1).unwrap_err().to_string(),
+            "backend \"web1\" is already in the set: remove it first or change its weight"
+        );
+        assert_eq!(
+            set.set_weight(&"web9", 2).unwrap_err().to_string(),
+            "no backend \"web9\" in the set"
+        );
     }
 }

@@ -86,8 +86,8 @@ mod static_rr;
 
 pub use algorithm::{Algorithm, Candidate, Context};
 pub use backend::{
-    AdminState, Backend, BackendSet, DEFAULT_EWMA_DECAY, Health, InFlight, Load, SlowStart,
-    Snapshot,
+    AdminState, Backend, BackendSet, DEFAULT_EWMA_DECAY, Health, InFlight, Load, SLOW_START_STEP,
+    SlowStart, Snapshot,
 };
 pub use balance::Balance;
 pub use consistent_hash::{ConsistentHash, DEFAULT_TABLE_SIZE, MaglevTable};

@@ -44,9 +44,7 @@ impl PowerOfTwoChoices {
         let weight = u128::from(c.weight.max(1));
         match self.metric {
             P2cMetric::InFlight => (in_flight, weight),
-            P2cMetric::PeakEwma => {
-                (u128::from(latency_ns.max(1)) * (in_flight + 1), weight)
-            }
+            P2cMetric::PeakEwma => (u128::from(latency_ns.max(1)) * (in_flight + 1), weight),
         }
     }
 }
