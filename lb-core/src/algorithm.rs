@@ -62,6 +62,11 @@ pub trait Algorithm: Send + Sync + 'static {
     /// What `build` precomputes (a rotation, a hash table...).
     type Table: Send + Sync;
 
+    /// Whether `pick` reads latencies ([`Load::latency`]): only then are requests timed.
+    fn uses_latency(&self) -> bool {
+        false
+    }
+
     /// Builds the table for `candidates`; `previous` is the table of the snapshot being
     /// replaced, for algorithms that carry a position over.
     fn build(&self, candidates: &[Candidate], previous: Option<&Self::Table>) -> Self::Table;

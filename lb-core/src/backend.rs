@@ -81,7 +81,8 @@ impl Load {
 #[derive(Debug)]
 pub struct InFlight {
     load: Arc<Load>,
-    started: Instant,
+    /// When it started, if the algorithm wants latencies.
+    started: Option<Instant>,
     epoch: Instant,
     decay: Duration,
 }
@@ -89,10 +90,14 @@ pub struct InFlight {
 impl InFlight {
     /// Records the request's latency in the backend's peak-EWMA (tower's `PeakEwma` rule: a
     /// sample above the estimate replaces it, a lower one decays into it with time constant
-    /// `decay`). Call it when the response arrived; dropping without it records nothing.
+    /// `decay`). Call it when the response arrived; dropping without it records nothing. Only
+    /// algorithms that read latencies ([`Algorithm::uses_latency`]) pay for the clock reads.
     pub fn finish(self) {
+        let Some(started) = self.started else {
+            return;
+        };
         let now = Instant::now();
-        let sample = u64::try_from((now - self.started).as_nanos())
+        let sample = u64::try_from((now - started).as_nanos())
             .unwrap_or(u64::MAX)
             .max(1);
         let at = u64::try_from((now - self.epoch).as_nanos()).unwrap_or(u64::MAX);
@@ -191,6 +196,7 @@ pub struct Snapshot<K, A: Algorithm> {
     table: A::Table,
     by_key: HashMap<K, usize>,
     by_name: HashMap<String, usize>,
+    timed: bool,
     epoch: Instant,
     decay: Duration,
 }
@@ -250,7 +256,7 @@ where
         backend.load.in_flight.fetch_add(1, Ordering::Relaxed);
         InFlight {
             load: backend.load.clone(),
-            started: Instant::now(),
+            started: self.timed.then(Instant::now),
             epoch: self.epoch,
             decay: self.decay,
         }
@@ -342,6 +348,12 @@ where
         self.current.load_full()
     }
 
+    /// The current snapshot without touching its reference count (for per-request use inside
+    /// the crate; do not hold it across awaits).
+    pub(crate) fn guard(&self) -> arc_swap::Guard<Arc<Snapshot<K, A>>> {
+        self.current.load()
+    }
+
     /// Picks from the current snapshot: the backend's key and an in-flight guard.
     pub fn pick(&self, context: &Context<'_>) -> Result<(K, InFlight), NoBackend> {
         let snapshot = self.current.load();
@@ -415,6 +427,14 @@ where
             self.ramping.store(true, Ordering::Relaxed);
         }
         Ok(())
+    }
+
+    /// [`refresh`](Self::refresh) at the current time, reading the clock only when a backend
+    /// is ramping.
+    pub fn tick(&self) {
+        if self.slow_start.is_some() && self.ramping.load(Ordering::Relaxed) {
+            self.refresh(Instant::now());
+        }
     }
 
     /// Advances slow-start ramps to `now`: rebuilds the snapshot if a backend is ramping, at
@@ -571,6 +591,7 @@ where
         table,
         by_key,
         by_name,
+        timed: algorithm.uses_latency(),
         epoch,
         decay,
     }

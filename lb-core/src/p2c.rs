@@ -52,6 +52,10 @@ impl PowerOfTwoChoices {
 impl Algorithm for PowerOfTwoChoices {
     type Table = ();
 
+    fn uses_latency(&self) -> bool {
+        self.metric == P2cMetric::PeakEwma
+    }
+
     fn build(&self, _candidates: &[Candidate], _previous: Option<&()>) {}
 
     fn pick(&self, _: &(), candidates: &[Candidate], cx: &Context<'_>) -> Option<usize> {

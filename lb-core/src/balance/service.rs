@@ -7,7 +7,6 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use tower::Service;
 use tower::discover::{Change, Discover};
@@ -128,7 +127,7 @@ where
     {
         self.key_buf.clear();
         let has_key = self.key_of.hash_key(request, &mut self.key_buf);
-        let snapshot = self.set.snapshot();
+        let snapshot = self.set.guard();
         self.exclude_buf.clear();
         for key in self.not_ready.iter().chain(avoid) {
             if let Some(slot) = snapshot.slot(key) {
@@ -222,7 +221,7 @@ where
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BalanceError>> {
         self.poll_discover(cx)?;
-        self.set.refresh(Instant::now());
+        self.set.tick();
         let mut i = 0;
         while i < self.not_ready.len() {
             let key = &self.not_ready[i];
@@ -243,7 +242,7 @@ where
                 Poll::Pending => i += 1,
             }
         }
-        let snapshot = self.set.snapshot();
+        let snapshot = self.set.guard();
         // Usually every member has a service here: then more available members than unready
         // services means one is available and ready, without a scan.
         let ready_available = if snapshot.backends().len() == self.services.len() {
