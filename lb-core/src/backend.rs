@@ -450,7 +450,9 @@ where
         let at =
             u64::try_from(now.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX);
         let last = self.last_refresh.load(Ordering::Relaxed);
-        if at.saturating_sub(last) < SLOW_START_STEP.as_nanos() as u64 {
+        // Throttled only going forward: an earlier `now` (callers with their own clock) is
+        // taken as is.
+        if at >= last && at - last < SLOW_START_STEP.as_nanos() as u64 {
             return;
         }
         self.last_refresh.store(at, Ordering::Relaxed);

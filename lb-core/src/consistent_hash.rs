@@ -107,8 +107,9 @@ impl Algorithm for ConsistentHash {
 }
 
 /// Maglev's population: each candidate walks its permutation (offset + j × skip mod M) and
-/// claims the first free entry, in rounds; a candidate of weight w claims w / max weight
-/// entries per round on average (credit carried over), so shares follow weights.
+/// claims the first free entry, in rounds (candidates in the order of their `id_hash`); a
+/// candidate of weight w claims w / max weight entries per round on average (credit carried
+/// over), so shares follow weights.
 fn populate(candidates: &[Candidate], m: usize) -> Vec<u32> {
     let n = candidates.len();
     if n == 0 {
@@ -128,12 +129,17 @@ fn populate(candidates: &[Candidate], m: usize) -> Vec<u32> {
         .map(|c| c.weight.max(1))
         .max()
         .unwrap_or(1);
+    // Servers take turns in the order of their identities, not of their positions, so the
+    // table depends only on which servers (and weights) there are: two balancers that learnt
+    // the same servers in another order, or a server removed and added back, map alike.
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by_key(|&i| candidates[i].id_hash);
     let mut next = vec![0u64; n];
     let mut credit = vec![0f64; n];
     let mut entries = vec![u32::MAX; m];
     let mut filled = 0;
     'rounds: loop {
-        for i in 0..n {
+        for &i in &order {
             credit[i] += f64::from(candidates[i].weight.max(1)) / f64::from(max_weight);
             while credit[i] >= 1.0 {
                 credit[i] -= 1.0;
@@ -175,6 +181,19 @@ mod tests {
         for (i, want) in [quarter, quarter, 2.0 * quarter].into_iter().enumerate() {
             assert!((counts[i] as f64 - want).abs() <= 2.0, "{counts:?}");
         }
+    }
+
+    #[test]
+    fn the_table_does_not_depend_on_the_order_of_the_candidates() {
+        let forward = candidates(&[1, 2, 1, 1]);
+        let mut backward = forward.clone();
+        backward.reverse();
+        let h = ConsistentHash::new();
+        let servers = |c: &[Candidate]| -> Vec<u64> {
+            let t = h.build(c, None);
+            t.entries.iter().map(|&i| c[i as usize].id_hash).collect()
+        };
+        assert_eq!(servers(&forward), servers(&backward));
     }
 
     #[test]

@@ -13,6 +13,29 @@ pub struct RandomTable {
     cumulative: Vec<u64>,
 }
 
+impl RandomTable {
+    /// Two distinct candidates, each drawn in proportion to its weight (the second among the
+    /// others); `None` with fewer than two candidates.
+    pub(crate) fn draw_two(&self) -> Option<(usize, usize)> {
+        let total = *self.cumulative.last()?;
+        let r = fastrand::u64(..total);
+        let a = self.cumulative.partition_point(|&c| c <= r);
+        let before_a = if a == 0 { 0 } else { self.cumulative[a - 1] };
+        let weight_a = self.cumulative[a] - before_a;
+        let rest = total - weight_a;
+        if rest == 0 {
+            return None;
+        }
+        // A draw over the other candidates' weights, stepping over a's range.
+        let mut r = fastrand::u64(..rest);
+        if r >= before_a {
+            r += weight_a;
+        }
+        let b = self.cumulative.partition_point(|&c| c <= r);
+        Some((a, b))
+    }
+}
+
 impl Algorithm for Random {
     type Table = RandomTable;
 
