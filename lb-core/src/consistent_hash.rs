@@ -138,21 +138,25 @@ fn populate(candidates: &[Candidate], m: usize) -> Vec<u32> {
     let mut credit = vec![0f64; n];
     let mut entries = vec![u32::MAX; m];
     let mut filled = 0;
+    // A server whose weight is too small for even one entry (weight ratios beyond the table
+    // size) still gets one, so that it stays reachable when the others are excluded.
+    let total_weight: f64 = candidates.iter().map(|c| f64::from(c.weight.max(1))).sum();
+    for &i in &order {
+        if filled < m && f64::from(candidates[i].weight.max(1)) * m as f64 / total_weight < 1.0 {
+            claim(&mut entries, &mut next[i], offset[i], skip[i], i, m64);
+            filled += 1;
+        }
+    }
     'rounds: loop {
         for &i in &order {
             credit[i] += f64::from(candidates[i].weight.max(1)) / f64::from(max_weight);
             while credit[i] >= 1.0 {
                 credit[i] -= 1.0;
-                // Walk the permutation to the first free entry.
-                loop {
-                    let e = ((offset[i] + next[i] * skip[i]) % m64) as usize;
-                    next[i] += 1;
-                    if entries[e] == u32::MAX {
-                        entries[e] = i as u32;
-                        filled += 1;
-                        break;
-                    }
+                if filled == m {
+                    break 'rounds;
                 }
+                claim(&mut entries, &mut next[i], offset[i], skip[i], i, m64);
+                filled += 1;
                 if filled == m {
                     break 'rounds;
                 }
@@ -160,6 +164,18 @@ fn populate(candidates: &[Candidate], m: usize) -> Vec<u32> {
         }
     }
     entries
+}
+
+/// Walks candidate `i`'s permutation (offset + j × skip mod M) to the first free entry.
+fn claim(entries: &mut [u32], next: &mut u64, offset: u64, skip: u64, i: usize, m: u64) {
+    loop {
+        let e = ((offset + *next * skip) % m) as usize;
+        *next += 1;
+        if entries[e] == u32::MAX {
+            entries[e] = i as u32;
+            return;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -194,6 +210,20 @@ mod tests {
             t.entries.iter().map(|&i| c[i as usize].id_hash).collect()
         };
         assert_eq!(servers(&forward), servers(&backward));
+    }
+
+    #[test]
+    fn a_server_too_light_for_a_share_still_gets_an_entry() {
+        // 1 : 1,000,000 over 65,537 entries: its share rounds to nothing, but it is reachable.
+        let c = candidates(&[1_000_000, 1]);
+        let t = ConsistentHash::new().build(&c, None);
+        assert_eq!(t.entries.iter().filter(|&&e| e == 1).count(), 1);
+        let exclude = [c[0].slot];
+        let cx = Context {
+            key: Some(b"k"),
+            exclude: &exclude,
+        };
+        assert_eq!(ConsistentHash::new().pick(&t, &c, &cx), Some(1));
     }
 
     #[test]
