@@ -9,9 +9,8 @@ pub enum P2cMetric {
     /// Requests in flight per unit of weight.
     #[default]
     InFlight,
-    /// tower's peak-EWMA cost: latency estimate × (in flight + 1), per unit of weight. A server
-    /// without a latency sample yet is costed with the other sampled server's latency (so new
-    /// servers get tried, compared by in-flight alone).
+    /// tower's peak-EWMA cost: latency estimate × (in flight + 1), per unit of weight. Servers
+    /// without a latency sample yet cost like the fastest known (so new servers get tried).
     PeakEwma,
 }
 
@@ -41,13 +40,17 @@ impl PowerOfTwoChoices {
         }
     }
 
-    /// Cost as a fraction num/den, compared by cross-multiplying.
-    fn cost(&self, c: &Candidate, latency_ns: u64) -> (u128, u128) {
+    /// Cost as a fraction num/den, compared by cross-multiplying. `latency_ns` is the
+    /// candidate's sample as read once by the caller; `floor_ns` stands in when it has none.
+    fn cost(&self, c: &Candidate, latency_ns: Option<u64>, floor_ns: u64) -> (u128, u128) {
         let in_flight = c.load.in_flight() as u128;
         let weight = u128::from(c.weight.max(1));
         match self.metric {
             P2cMetric::InFlight => (in_flight, weight),
-            P2cMetric::PeakEwma => (u128::from(latency_ns.max(1)) * (in_flight + 1), weight),
+            P2cMetric::PeakEwma => {
+                let latency = latency_ns.unwrap_or(floor_ns);
+                (u128::from(latency.max(1)) * (in_flight + 1), weight)
+            }
         }
     }
 }
@@ -74,9 +77,21 @@ impl Algorithm for PowerOfTwoChoices {
             (true, true) => return first_allowed(candidates, cx, a),
         };
         let latency = |c: &Candidate| c.load.latency().map(|d| d.as_nanos() as u64);
-        let (la, lb) = (latency(&candidates[a]), latency(&candidates[b]));
-        let (an, ad) = self.cost(&candidates[a], la.or(lb).unwrap_or(1));
-        let (bn, bd) = self.cost(&candidates[b], lb.or(la).unwrap_or(1));
+        let (la, lb) = match self.metric {
+            P2cMetric::InFlight => (None, None),
+            P2cMetric::PeakEwma => (latency(&candidates[a]), latency(&candidates[b])),
+        };
+        // The floor (the fastest latency known) stands in for a missing sample. When both of
+        // the two have a sample it is unused, and when neither has one it scales both costs
+        // alike and drops out of the comparison: only then (a new server) is it worth a walk
+        // over every candidate.
+        let floor = if la.is_some() == lb.is_some() {
+            1
+        } else {
+            candidates.iter().filter_map(latency).min().unwrap_or(1)
+        };
+        let (an, ad) = self.cost(&candidates[a], la, floor);
+        let (bn, bd) = self.cost(&candidates[b], lb, floor);
         Some(if an * bd <= bn * ad { a } else { b })
     }
 }
@@ -116,6 +131,41 @@ mod tests {
         }
         // Drawn by weight: 5 : 1 : 3 (loosely; exactness is tests/fairness.rs's job).
         assert!(firsts[0] > firsts[2] && firsts[2] > firsts[1], "{firsts:?}");
+    }
+
+    #[test]
+    fn a_server_without_a_sample_costs_like_the_fastest_known() {
+        let p = PowerOfTwoChoices::peak_ewma();
+        // b has no sample: it costs c's 1 ms, so it beats a's 50 ms and ties with c.
+        let c = candidates(&[1, 1, 1]);
+        c[0].load.set_latency_for_test(50_000_000);
+        c[2].load.set_latency_for_test(1_000_000);
+        let t = p.build(&c, None);
+        let mut counts = [0usize; 3];
+        for _ in 0..300 {
+            counts[p.pick(&t, &c, &Context::default()).expect("a pick")] += 1;
+        }
+        assert_eq!(counts[0], 0, "{counts:?}");
+        assert!(counts[1] > 0 && counts[2] > 0, "{counts:?}");
+        // The stand-in is multiplied by in flight + 1 like a sample: b (no sample, 1 request
+        // in flight) costs 2 × 1 ms and loses to a (1 ms, idle).
+        let two = candidates(&[1, 1]);
+        two[0].load.set_latency_for_test(1_000_000);
+        two[1].load.in_flight_counter().store(1, Ordering::Relaxed);
+        let t = p.build(&two, None);
+        for _ in 0..50 {
+            assert_eq!(p.pick(&t, &two, &Context::default()), Some(0));
+        }
+        // Neither sampled: in flight decides.
+        let fresh = candidates(&[1, 1]);
+        fresh[0]
+            .load
+            .in_flight_counter()
+            .store(1, Ordering::Relaxed);
+        let t = p.build(&fresh, None);
+        for _ in 0..50 {
+            assert_eq!(p.pick(&t, &fresh, &Context::default()), Some(1));
+        }
     }
 
     #[test]
