@@ -99,9 +99,13 @@
 //! assert_eq!(err.reason(), DropReason::Ttl);
 //! println!("dropped: {err}"); // TTL/hop limit is 64, not 255: the packet was forwarded ...
 //! ```
-#![forbid(unsafe_code)]
+// The sans-IO core has no unsafe code; the one exception is handing the driver's raw socket
+// to tokio's reactor (`driver::socket::register`), behind the `tokio` feature.
+#![deny(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "tokio")]
+pub mod driver;
 pub mod packet;
 pub mod router;
 

@@ -1,0 +1,235 @@
+//! The tokio driver on real raw sockets: two virtual routers in two namespaces of a lab, each
+//! driven by a `vrrp_core::driver::Driver` on its own thread inside its namespace. The higher
+//! priority becomes Master after Master_Down_Interval, the other stays Backup on its adverts
+//! (which proves the multicast join, TTL 255 on send and the TTL read on receive); a graceful
+//! stop sends priority 0 and the Backup takes over after Skew_Time, well before Master_Down.
+//! Run over IPv4 (VRRPv3, 100 ms adverts) and IPv6 (link-local sources, hop limit from the
+//! ancillary data).
+//!
+//! Needs root and iproute2; under `CI` a missing prerequisite fails the test.
+
+mod lab;
+
+use std::net::IpAddr;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc as tokio_mpsc;
+use vrrp_core::driver::{Command, Driver, DriverEvent, VrrpSocket};
+use vrrp_core::packet::{AddressFamily, AdvertInterval, Priority, Vrid};
+use vrrp_core::{Config, Event, Router, State};
+
+/// One router running in namespace `netns` on its own thread.
+struct Running {
+    commands: tokio_mpsc::UnboundedSender<Command>,
+    thread: std::thread::JoinHandle<std::io::Result<vrrp_core::driver::DriverStats>>,
+}
+
+/// Runs a driver for `config` on `eth0` of `netns`, sending its events (with the wall-clock
+/// instant they arrived) to `events` tagged with `name`.
+fn spawn_router(
+    netns: &str,
+    family: AddressFamily,
+    source: IpAddr,
+    config: Config,
+    name: &'static str,
+    events: mpsc::Sender<(&'static str, Instant, Event)>,
+) -> Running {
+    let (commands, rx) = tokio_mpsc::unbounded_channel();
+    let path = PathBuf::from("/run/netns").join(netns);
+    let thread = std::thread::spawn(move || {
+        // Sockets belong to the namespace of the thread that opens them.
+        let ns = std::fs::File::open(&path).expect("namespace file");
+        nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async move {
+            let socket = VrrpSocket::open("eth0", family, source).expect("raw socket");
+            let router = Router::new(config).expect("valid config");
+            let (tx, mut driver_events) = tokio_mpsc::unbounded_channel::<DriverEvent>();
+            let forward = tokio::spawn(async move {
+                while let Some(e) = driver_events.recv().await {
+                    let _ = events.send((name, Instant::now(), e.event));
+                }
+            });
+            let stats = Driver::new(socket, vec![router]).run(rx, tx).await;
+            let _ = forward.await;
+            stats
+        })
+    });
+    Running { commands, thread }
+}
+
+/// Waits for `who` to reach `state`; returns when.
+fn wait_state(
+    events: &mpsc::Receiver<(&'static str, Instant, Event)>,
+    seen: &mut Vec<(&'static str, Instant, Event)>,
+    who: &str,
+    state: State,
+    within: Duration,
+) -> Instant {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some((_, at, _)) = seen.iter().find(|(n, _, e)| {
+            *n == who && matches!(e, Event::StateChanged { to, .. } if *to == state)
+        }) {
+            return *at;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        match events.recv_timeout(left) {
+            Ok(e) => seen.push(e),
+            Err(_) => panic!("{who} did not become {state:?} within {within:?}; events: {seen:?}"),
+        }
+    }
+}
+
+fn link_local(prefix: &str, host: &str) -> IpAddr {
+    // Wait out duplicate address detection: a tentative address cannot be bound.
+    for _ in 0..100 {
+        let out = std::process::Command::new("ip")
+            .args([
+                "-n",
+                &format!("{prefix}{host}"),
+                "-6",
+                "-o",
+                "addr",
+                "show",
+                "dev",
+                "eth0",
+                "scope",
+                "link",
+            ])
+            .output()
+            .expect("ip runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        if !text.contains("tentative")
+            && let Some(addr) = text
+                .split_whitespace()
+                .skip_while(|w| *w != "inet6")
+                .nth(1)
+                .and_then(|a| a.split('/').next())
+                .and_then(|a| a.parse().ok())
+        {
+            return addr;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("no usable link-local address on {prefix}{host}");
+}
+
+fn config(vrid: u8, primary: IpAddr, vip: IpAddr, priority: u8) -> Config {
+    let mut c = Config::new(Vrid::new(vrid).expect("vrid"), primary, vec![vip]);
+    c.priority = Priority::new(priority);
+    c.advert_interval = AdvertInterval::from_centis(10).expect("100 ms");
+    c
+}
+
+fn run_pair(netlab: &Path, prefix: &str, family: AddressFamily) {
+    let down = lab::netlab(netlab, prefix, "down");
+    drop(down);
+    let up = lab::netlab(netlab, prefix, "up");
+    assert!(
+        up.status.success(),
+        "netlab up: {}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let (s1, s2, vip): (IpAddr, IpAddr, IpAddr) = match family {
+        AddressFamily::Ipv4 => (
+            "10.99.0.11".parse().expect("ip"),
+            "10.99.0.12".parse().expect("ip"),
+            "10.99.0.200".parse().expect("ip"),
+        ),
+        AddressFamily::Ipv6 => (
+            link_local(prefix, "h1"),
+            link_local(prefix, "h2"),
+            "fd99::200".parse().expect("ip"),
+        ),
+    };
+    let (tx, events) = mpsc::channel();
+    let started = Instant::now();
+    let h1 = spawn_router(
+        &format!("{prefix}h1"),
+        family,
+        s1,
+        config(51, s1, vip, 200),
+        "h1",
+        tx.clone(),
+    );
+    let h2 = spawn_router(
+        &format!("{prefix}h2"),
+        family,
+        s2,
+        config(51, s2, vip, 100),
+        "h2",
+        tx,
+    );
+    let mut seen = Vec::new();
+    // Both start as Backup; h1 (200) wins after its Master_Down_Interval:
+    // 3 × 100 ms + (256 − 200) × 100 ms / 256 ≈ 322 ms.
+    let h1_master = wait_state(
+        &events,
+        &mut seen,
+        "h1",
+        State::Master,
+        Duration::from_secs(3),
+    );
+    let took = h1_master - started;
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_secs(2),
+        "{took:?}"
+    );
+    // h2 hears h1's adverts and stays Backup for a while (3 s = 30 adverts).
+    std::thread::sleep(Duration::from_secs(3));
+    while let Ok(e) = events.try_recv() {
+        seen.push(e);
+    }
+    assert!(
+        !seen.iter().any(|(n, _, e)| *n == "h2"
+            && matches!(
+                e,
+                Event::StateChanged {
+                    to: State::Master,
+                    ..
+                }
+            )),
+        "h2 must stay Backup while it hears h1: {seen:?}"
+    );
+    // Graceful stop of h1: priority 0, h2 takes over after Skew_Time (≈ 61 ms), far sooner
+    // than its Master_Down_Interval (≈ 361 ms).
+    let stop = Instant::now();
+    h1.commands.send(Command::Stop).expect("driver running");
+    let stats = h1.thread.join().expect("thread").expect("driver ran");
+    let h2_master = wait_state(
+        &events,
+        &mut seen,
+        "h2",
+        State::Master,
+        Duration::from_secs(2),
+    );
+    let handover = h2_master.saturating_duration_since(stop);
+    assert!(
+        handover < Duration::from_millis(250),
+        "priority-0 handover took {handover:?}"
+    );
+    assert_eq!(stats.malformed, 0);
+    h2.commands.send(Command::Stop).expect("driver running");
+    h2.thread.join().expect("thread").expect("driver ran");
+    let _ = lab::netlab(netlab, prefix, "down");
+    eprintln!("{family:?}: h1 Master after {took:?}; handover to h2 {handover:?} after the stop");
+}
+
+#[test]
+fn two_drivers_elect_a_master_and_hand_over_on_stop_ipv4_and_ipv6() {
+    let test = "two_drivers_elect_a_master_and_hand_over_on_stop";
+    let netlab = match lab::prerequisites(&[("ip", "-V")]) {
+        Ok(path) => path,
+        Err(why) => return lab::skip(test, &why),
+    };
+    let prefix = format!("dr{}", std::process::id() % 100_000);
+    run_pair(&netlab, &prefix, AddressFamily::Ipv4);
+    run_pair(&netlab, &prefix, AddressFamily::Ipv6);
+}

@@ -1,0 +1,171 @@
+//! [`Driver`]: the loop that runs routers on a [`VrrpSocket`].
+
+use std::io;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::driver::{MAX_DATAGRAM, VrrpSocket};
+use crate::{Event, Router};
+
+/// What the owner of a [`Driver`] can tell it while it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Command {
+    /// A tracked object of router `router` changed (index into its `Config::trackers`).
+    Tracker {
+        /// The router's position in the driver.
+        router: usize,
+        /// The tracker's index.
+        index: usize,
+        /// Up or not.
+        up: bool,
+    },
+    /// The interface's link went up or down (every router on it).
+    Link {
+        /// Up or not.
+        up: bool,
+    },
+    /// Stop gracefully: a Master sends priority 0 (RFC 5798 §6.4.3), then the driver returns.
+    Stop,
+}
+
+/// An event of one of the driver's routers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DriverEvent {
+    /// The router's position in the driver (as given to [`Driver::new`]).
+    pub router: usize,
+    /// When the router produced it.
+    pub at: Instant,
+    /// What happened.
+    pub event: Event,
+}
+
+/// What the driver itself counted (the routers count the rest in their own `stats()`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DriverStats {
+    /// Datagrams that were not VRRP over IP at all (truncated, bad IP header).
+    pub malformed: u64,
+    /// Advertisements for a VRID no router here serves.
+    pub unknown_vrid: u64,
+    /// Advertisements that could not be sent (the error is logged by the caller's events).
+    pub send_errors: u64,
+}
+
+/// Runs routers on one socket: feeds them received advertisements (dispatched by VRID) and
+/// their deadlines, sends what they transmit, and forwards their events.
+#[derive(Debug)]
+pub struct Driver {
+    socket: VrrpSocket,
+    routers: Vec<Router>,
+    stats: DriverStats,
+}
+
+impl Driver {
+    /// A driver for `routers`, all on `socket`'s interface and address family.
+    pub fn new(socket: VrrpSocket, routers: Vec<Router>) -> Driver {
+        Driver {
+            socket,
+            routers,
+            stats: DriverStats::default(),
+        }
+    }
+
+    /// Starts the routers and runs until [`Command::Stop`] (or the command channel closing),
+    /// then shuts them down gracefully and returns the driver's counters. Socket read errors
+    /// other than malformed datagrams end the loop with the error.
+    pub async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        events: mpsc::UnboundedSender<DriverEvent>,
+    ) -> io::Result<DriverStats> {
+        let mut buffer = vec![0u8; MAX_DATAGRAM];
+        let now = Instant::now();
+        for r in &mut self.routers {
+            r.startup(now.into_std());
+        }
+        self.flush(&events).await;
+        loop {
+            let deadline = self.routers.iter().filter_map(Router::poll_timeout).min();
+            tokio::select! {
+                biased;
+                command = commands.recv() => match command {
+                    None | Some(Command::Stop) => {
+                        let now = Instant::now().into_std();
+                        for r in &mut self.routers {
+                            r.shutdown(now);
+                        }
+                        self.flush(&events).await;
+                        return Ok(self.stats);
+                    }
+                    Some(Command::Tracker { router, index, up }) => {
+                        if let Some(r) = self.routers.get_mut(router) {
+                            r.set_tracker(Instant::now().into_std(), index, up);
+                        }
+                    }
+                    Some(Command::Link { up }) => {
+                        let now = Instant::now().into_std();
+                        for r in &mut self.routers {
+                            r.set_link(now, up);
+                        }
+                    }
+                },
+                () = sleep_until(deadline) => {
+                    let now = Instant::now().into_std();
+                    for r in &mut self.routers {
+                        if r.poll_timeout().is_some_and(|d| d <= now) {
+                            r.handle_timeout(now);
+                        }
+                    }
+                }
+                received = self.socket.recv(&mut buffer) => match received {
+                    Ok(rx) => {
+                        let now = Instant::now().into_std();
+                        // The VRID is the second byte in both versions.
+                        let vrid = rx.payload.get(1).copied();
+                        let mut served = false;
+                        for r in &mut self.routers {
+                            if Some(r.config().vrid.get()) == vrid {
+                                r.handle_packet(now, rx.header, rx.payload);
+                                served = true;
+                            }
+                        }
+                        if !served {
+                            self.stats.unknown_vrid += 1;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::InvalidData => self.stats.malformed += 1,
+                    Err(e) => return Err(e),
+                },
+            }
+            self.flush(&events).await;
+        }
+    }
+
+    /// Sends every pending advertisement, then forwards every pending event: on a takeover
+    /// the advertisement leaves first, then the owner adds the addresses and announces them.
+    async fn flush(&mut self, events: &mpsc::UnboundedSender<DriverEvent>) {
+        for i in 0..self.routers.len() {
+            while let Some(t) = self.routers[i].poll_transmit() {
+                if self.socket.send(&t).await.is_err() {
+                    self.stats.send_errors += 1;
+                }
+            }
+            while let Some(event) = self.routers[i].poll_event() {
+                // Nobody listening is not the driver's problem: the routers run on.
+                let _ = events.send(DriverEvent {
+                    router: i,
+                    at: Instant::now(),
+                    event,
+                });
+            }
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<std::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(Instant::from_std(d)).await,
+        None => std::future::pending().await,
+    }
+}
