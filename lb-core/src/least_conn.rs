@@ -1,35 +1,46 @@
 //! [`LeastConnections`]: HAProxy's `leastconn`.
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::algorithm::{Algorithm, Candidate, Context};
+use crate::smooth_weighted::smooth_order;
 
 /// The server with the fewest requests in flight per unit of weight (HAProxy `balance
-/// leastconn`): `in_flight / weight`, compared exactly by cross-multiplying. Ties are broken by
-/// smooth weighted round robin among the tied servers (nginx's `least_conn`), so idle servers
-/// share the load in proportion to their weights instead of the first one taking it all
-/// (equal weights simply rotate). O(servers) per pick; the tie scores sit behind a lock taken
-/// only when several servers tie.
+/// leastconn`): `in_flight / weight`, compared exactly by cross-multiplying. Ties follow the
+/// weights, as nginx's `least_conn` breaks them: every pick starts at the next server of a
+/// weighted rotation (nginx's smooth order) and takes it if it is idle, so idle servers share
+/// the load in proportion to their weights (equal weights simply rotate) instead of the first
+/// one taking it all; otherwise the least loaded wins, ties drawn by weight. One pass over the
+/// servers per pick, no lock.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct LeastConnections;
 
-/// The smooth weighted round robin scores that break ties.
+/// The weighted rotation of scan starts.
 #[derive(Debug, Default)]
 pub struct LeastConnTable {
-    current: Mutex<Vec<i64>>,
+    starts: Vec<u32>,
+    cursor: AtomicUsize,
 }
+
+/// Rotations longer than this are scaled down (ties then follow the weights approximately).
+const MAX_ROTATION: u64 = 1 << 16;
 
 impl Algorithm for LeastConnections {
     type Table = LeastConnTable;
 
-    fn build(
-        &self,
-        candidates: &[Candidate],
-        _previous: Option<&LeastConnTable>,
-    ) -> LeastConnTable {
-        // nginx restarts the scores when the upstream changes.
+    fn build(&self, candidates: &[Candidate], previous: Option<&LeastConnTable>) -> LeastConnTable {
+        let mut weights: Vec<u32> = candidates.iter().map(|c| c.weight.max(1)).collect();
+        let total: u64 = weights.iter().map(|&w| u64::from(w)).sum();
+        if total > MAX_ROTATION {
+            for w in &mut weights {
+                *w = u32::try_from(u64::from(*w) * MAX_ROTATION / total)
+                    .unwrap_or(1)
+                    .max(1);
+            }
+        }
         LeastConnTable {
-            current: Mutex::new(vec![0; candidates.len()]),
+            starts: smooth_order(&weights),
+            cursor: AtomicUsize::new(previous.map_or(0, |p| p.cursor.load(Ordering::Relaxed))),
         }
     }
 
@@ -39,53 +50,50 @@ impl Algorithm for LeastConnections {
         candidates: &[Candidate],
         cx: &Context<'_>,
     ) -> Option<usize> {
-        // load / weight compared without division: (load, weight) per candidate.
-        let cost = |c: &Candidate| (c.load.in_flight() as u64, u64::from(c.weight.max(1)));
+        let n = candidates.len();
+        let start = match t.starts.len() {
+            0 => 0,
+            len => t.starts[t.cursor.fetch_add(1, Ordering::Relaxed) % len] as usize,
+        };
+        // The start itself idle: it is the pick (the common case at low load, and what makes
+        // idle servers follow the weights exactly).
+        let first = &candidates[start];
+        if first.load.in_flight() == 0 && !cx.excludes(first) {
+            return Some(start);
+        }
+        // Otherwise the least loaded; among equals, one drawn in proportion to its weight
+        // (weighted reservoir sampling in the same pass), so that equal servers behind a busy
+        // start share fairly instead of the next one in line taking every tie.
         let mut best: Option<(usize, u64, u64)> = None;
-        let mut ties = 0usize;
-        for (i, c) in candidates.iter().enumerate() {
+        let mut tied_weight = 0u64;
+        for k in 0..n {
+            let i = if start + k >= n {
+                start + k - n
+            } else {
+                start + k
+            };
+            let c = &candidates[i];
             if cx.excludes(c) {
                 continue;
             }
-            let (load, weight) = cost(c);
+            let load = c.load.in_flight() as u64;
+            let weight = u64::from(c.weight.max(1));
             match best {
+                // load / weight against best_load / best_weight, without division.
                 Some((_, bl, bw)) if load * bw > bl * weight => {}
-                Some((_, bl, bw)) if load * bw == bl * weight => ties += 1,
+                Some((_, bl, bw)) if load * bw == bl * weight => {
+                    tied_weight += weight;
+                    if fastrand::u64(..tied_weight) < weight {
+                        best = Some((i, load, weight));
+                    }
+                }
                 _ => {
                     best = Some((i, load, weight));
-                    ties = 1;
+                    tied_weight = weight;
                 }
             }
         }
-        let (first, bl, bw) = best?;
-        if ties == 1 {
-            return Some(first);
-        }
-        // Several tie: smooth weighted round robin among them (nginx's rule).
-        let mut current = t
-            .current
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut total = 0i64;
-        let mut chosen = first;
-        for (i, c) in candidates.iter().enumerate().skip(first) {
-            if cx.excludes(c) {
-                continue;
-            }
-            let (load, weight) = cost(c);
-            // Loads may have moved since the first pass: the tied set is re-read here.
-            if i != first && load * bw != bl * weight {
-                continue;
-            }
-            let weight = i64::from(c.weight.max(1));
-            current[i] += weight;
-            total += weight;
-            if current[i] > current[chosen] {
-                chosen = i;
-            }
-        }
-        current[chosen] -= total;
-        Some(chosen)
+        best.map(|(i, _, _)| i)
     }
 }
 
@@ -132,11 +140,14 @@ mod tests {
             .map(|_| LeastConnections.pick(&t, &c, &Context::default()).unwrap())
             .collect();
         assert_eq!(picks, [0, 0, 1, 0, 2, 0, 0, 0, 0, 1, 0, 2, 0, 0]);
-        // Only the tied ones share: with the heavy one busy, b and c alternate.
+        // Only the tied ones share: with the heavy one busy, b and c split the picks evenly
+        // (not b, next in line after a, taking them all).
         set_in_flight(&c[0], 1);
-        let picks: Vec<usize> = (0..4)
-            .map(|_| LeastConnections.pick(&t, &c, &Context::default()).unwrap())
-            .collect();
-        assert_eq!(picks, [1, 2, 1, 2]);
+        let mut counts = [0usize; 3];
+        for _ in 0..10_000 {
+            counts[LeastConnections.pick(&t, &c, &Context::default()).unwrap()] += 1;
+        }
+        assert_eq!(counts[0], 0);
+        assert!((4_500..=5_500).contains(&counts[1]), "{counts:?}");
     }
 }
