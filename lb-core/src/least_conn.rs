@@ -1,8 +1,7 @@
 //! [`LeastConnections`]: HAProxy's `leastconn`.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use crate::algorithm::{Algorithm, Candidate, Context};
+use crate::cycle::Cycle;
 use crate::smooth_weighted::smooth_order;
 
 /// The server with the fewest requests in flight per unit of weight (HAProxy `balance
@@ -16,31 +15,18 @@ use crate::smooth_weighted::smooth_order;
 pub struct LeastConnections;
 
 /// The weighted rotation of scan starts.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct LeastConnTable {
-    starts: Vec<u32>,
-    cursor: AtomicUsize,
+    starts: Cycle,
 }
-
-/// Rotations longer than this are scaled down (ties then follow the weights approximately).
-const MAX_ROTATION: u64 = 1 << 16;
 
 impl Algorithm for LeastConnections {
     type Table = LeastConnTable;
 
     fn build(&self, candidates: &[Candidate], previous: Option<&LeastConnTable>) -> LeastConnTable {
-        let mut weights: Vec<u32> = candidates.iter().map(|c| c.weight.max(1)).collect();
-        let total: u64 = weights.iter().map(|&w| u64::from(w)).sum();
-        if total > MAX_ROTATION {
-            for w in &mut weights {
-                *w = u32::try_from(u64::from(*w) * MAX_ROTATION / total)
-                    .unwrap_or(1)
-                    .max(1);
-            }
-        }
+        let weights: Vec<u32> = candidates.iter().map(|c| c.weight.max(1)).collect();
         LeastConnTable {
-            starts: smooth_order(&weights),
-            cursor: AtomicUsize::new(previous.map_or(0, |p| p.cursor.load(Ordering::Relaxed))),
+            starts: Cycle::new(smooth_order(&weights), previous.map(|p| &p.starts)),
         }
     }
 
@@ -51,10 +37,7 @@ impl Algorithm for LeastConnections {
         cx: &Context<'_>,
     ) -> Option<usize> {
         let n = candidates.len();
-        let start = match t.starts.len() {
-            0 => 0,
-            len => t.starts[t.cursor.fetch_add(1, Ordering::Relaxed) % len] as usize,
-        };
+        let start = t.starts.next(candidates, &Context::default()).unwrap_or(0);
         // The start itself idle: it is the pick (the common case at low load, and what makes
         // idle servers follow the weights exactly).
         let first = &candidates[start];

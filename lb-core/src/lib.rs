@@ -46,10 +46,10 @@
 //!
 //! | type | HAProxy / nginx | pick |
 //! |---|---|---|
-//! | [`RoundRobin`] | `balance roundrobin` (dynamic weights) | turn heap, O(log n) |
-//! | [`StaticRoundRobin`] | `balance static-rr` | precomputed map, O(1), lock-free |
-//! | [`SmoothWeightedRoundRobin`] | nginx weighted round robin (`a a b a c a a`) | scores, O(n) |
-//! | [`LeastConnections`] | `balance leastconn` (in-flight / weight, rotating ties) | scan, O(n) |
+//! | [`RoundRobin`] | `balance roundrobin` (dynamic weights) | precomputed turn cycle, O(1) |
+//! | [`StaticRoundRobin`] | `balance static-rr` (configured weights) | precomputed map, O(1) |
+//! | [`SmoothWeightedRoundRobin`] | nginx weighted round robin (`a a b a c a a`) | precomputed cycle, O(1) |
+//! | [`LeastConnections`] | `balance leastconn` (in-flight / weight, ties by weight) | scan, O(n) |
 //! | [`PowerOfTwoChoices`] | tower's p2c (in-flight or peak-EWMA) | 2 samples, O(1) |
 //! | [`Random`] | `balance random` (weighted) | O(log n) |
 //! | [`First`] | `balance first` (fill up to `maxconn`) | O(n) |
@@ -70,6 +70,7 @@ mod algorithm;
 mod backend;
 pub mod balance;
 mod consistent_hash;
+mod cycle;
 mod error;
 mod first;
 mod hash;
@@ -91,6 +92,7 @@ pub use backend::{
 };
 pub use balance::Balance;
 pub use consistent_hash::{ConsistentHash, DEFAULT_TABLE_SIZE, MaglevTable};
+pub use cycle::Cycle;
 pub use error::{NoBackend, UpdateError};
 pub use first::First;
 #[cfg(feature = "http")]
@@ -100,6 +102,6 @@ pub use maxconn::{MaxConn, MaxConnLayer};
 pub use p2c::{P2cMetric, PowerOfTwoChoices};
 pub use random::{Random, RandomTable};
 pub use retry::{Retry, RetryLayer};
-pub use round_robin::{RoundRobin, RoundRobinTable};
-pub use smooth_weighted::{SmoothTable, SmoothWeightedRoundRobin};
-pub use static_rr::{StaticRoundRobin, StaticTable};
+pub use round_robin::RoundRobin;
+pub use smooth_weighted::SmoothWeightedRoundRobin;
+pub use static_rr::StaticRoundRobin;

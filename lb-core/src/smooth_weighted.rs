@@ -1,83 +1,55 @@
 //! [`SmoothWeightedRoundRobin`]: nginx's smooth weighted round robin.
 
-use std::sync::Mutex;
-
 use crate::algorithm::{Algorithm, Candidate, Context};
+use crate::cycle::{Cycle, MAX_CYCLE, reduced};
 
 /// nginx's weighted round robin (`ngx_http_upstream_round_robin`): every pick adds each
 /// server's weight to its running score, takes the highest score and subtracts the total from
 /// it. Heavier servers are spread through the cycle instead of bunched: weights {5, 1, 1} give
-/// `a a b a c a a`. Follows effective weights (slow start) and carries no table; the scores sit
-/// behind a lock, so picks are O(servers).
+/// `a a b a c a a`.
+///
+/// The sequence is periodic (one cycle is the sum of the weights, divided by their gcd), so it
+/// is computed once per change, from the effective weights (slow start applies), and a pick is
+/// an atomic increment and a lookup: no lock, O(1) at any number of servers. Excluded servers
+/// are skipped and the cycle moves past them, so the others keep their ratio. Cycles longer
+/// than 65,536 picks are scaled down (the weights are then followed to within 1/65,536).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SmoothWeightedRoundRobin;
 
-/// The running scores.
-#[derive(Debug)]
-pub struct SmoothTable {
-    current: Mutex<Vec<i64>>,
-}
-
 impl Algorithm for SmoothWeightedRoundRobin {
-    type Table = SmoothTable;
+    type Table = Cycle;
 
-    fn build(&self, candidates: &[Candidate], _previous: Option<&SmoothTable>) -> SmoothTable {
-        // nginx restarts the scores when the upstream changes.
-        SmoothTable {
-            current: Mutex::new(vec![0; candidates.len()]),
-        }
+    fn build(&self, candidates: &[Candidate], _previous: Option<&Cycle>) -> Cycle {
+        let weights: Vec<u32> = candidates.iter().map(|c| c.weight.max(1)).collect();
+        // nginx restarts the scores when the upstream changes: so does the cycle.
+        Cycle::new(smooth_order(&weights), None)
     }
 
-    fn pick(&self, t: &SmoothTable, candidates: &[Candidate], cx: &Context<'_>) -> Option<usize> {
-        let mut current = t
-            .current
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut total = 0i64;
-        let mut best: Option<usize> = None;
-        for (i, c) in candidates.iter().enumerate() {
-            if cx.excludes(c) {
-                continue;
-            }
-            let w = i64::from(c.weight);
-            current[i] += w;
-            total += w;
-            if best.is_none_or(|b| current[i] > current[b]) {
-                best = Some(i);
-            }
-        }
-        let b = best?;
-        current[b] -= total;
-        Some(b)
+    fn pick(&self, t: &Cycle, candidates: &[Candidate], cx: &Context<'_>) -> Option<usize> {
+        t.next(candidates, cx)
     }
 }
 
-/// One full cycle of the smooth order for `weights` (divided by their gcd), as indices.
+/// One full cycle of nginx's smooth order for `weights` (reduced by their gcd, capped at
+/// [`MAX_CYCLE`]), as candidate indices.
 pub(crate) fn smooth_order(weights: &[u32]) -> Vec<u32> {
-    let g = weights.iter().copied().filter(|&w| w > 0).fold(0, gcd);
-    if g == 0 {
-        return Vec::new();
-    }
-    let w: Vec<i64> = weights.iter().map(|&w| i64::from(w / g)).collect();
-    let total: i64 = w.iter().sum();
+    let w = reduced(weights, MAX_CYCLE);
+    let total: u64 = w.iter().sum();
+    let total_i = i64::try_from(total).unwrap_or(i64::MAX);
     let mut current = vec![0i64; w.len()];
     let mut order = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
     for _ in 0..total {
         let mut best = 0;
         for i in 0..w.len() {
-            current[i] += w[i];
+            current[i] += i64::try_from(w[i]).unwrap_or(i64::MAX);
             if current[i] > current[best] {
                 best = i;
             }
         }
-        current[best] -= total;
+        current[best] -= total_i;
         order.push(best as u32);
     }
     order
-}
-
-fn gcd(a: u32, b: u32) -> u32 {
-    if b == 0 { a } else { gcd(b, a % b) }
 }
 
 #[cfg(test)]
@@ -118,14 +90,52 @@ mod tests {
         assert_eq!(picks, "bcbc");
     }
 
+    /// nginx's live scores, as in `ngx_http_upstream_get_peer`, without any table.
+    fn nginx(weights: &[u32], n: usize) -> String {
+        let mut current = vec![0i64; weights.len()];
+        let total: i64 = weights.iter().map(|&w| i64::from(w)).sum();
+        (0..n)
+            .map(|_| {
+                let mut best = 0;
+                for (i, &w) in weights.iter().enumerate() {
+                    current[i] += i64::from(w);
+                    if current[i] > current[best] {
+                        best = i;
+                    }
+                }
+                current[best] -= total;
+                char::from(b'a' + best as u8)
+            })
+            .collect()
+    }
+
     #[test]
-    fn smooth_order_matches_the_live_algorithm() {
-        for weights in [&[5u32, 1, 1][..], &[3, 2], &[1], &[4, 4, 2, 1]] {
-            let order = smooth_order(weights);
-            let total: u32 = weights.iter().sum::<u32>() / weights.iter().copied().fold(0, gcd);
-            let live = sequence(&SmoothWeightedRoundRobin, weights, total as usize);
-            let table: String = order.iter().map(|&i| char::from(b'a' + i as u8)).collect();
-            assert_eq!(table, live, "{weights:?}");
+    fn the_precomputed_cycle_is_nginx_live_sequence() {
+        for weights in [
+            &[5u32, 1, 1][..],
+            &[3, 2],
+            &[1],
+            &[4, 4, 2, 1],
+            &[100, 50, 25],
+            &[7, 3, 3, 1],
+        ] {
+            let n = 3 * weights.iter().sum::<u32>() as usize;
+            assert_eq!(
+                sequence(&SmoothWeightedRoundRobin, weights, n),
+                nginx(weights, n),
+                "{weights:?}"
+            );
         }
+    }
+
+    #[test]
+    fn long_cycles_are_capped_and_still_follow_the_weights() {
+        let order = smooth_order(&[1_000_000, 1]);
+        assert!(order.len() as u64 <= MAX_CYCLE + 1);
+        assert_eq!(
+            order.iter().filter(|&&i| i == 1).count(),
+            1,
+            "the light one keeps a turn"
+        );
     }
 }
