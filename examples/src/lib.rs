@@ -9,3 +9,5 @@
 //! ip netns exec NS target/release/vrrpdump --count 5 --timeout 10
 //! ```
 #![forbid(unsafe_code)]
+
+pub mod vrrpd;

@@ -1,0 +1,921 @@
+//! The vrrpd configuration file (TOML, keys as in the project's DESIGN.md), checked as a whole:
+//! every mistake is reported with `file:line:column`, the key, what is wrong and the fix, and
+//! all of them at once rather than the first.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::net::IpAddr;
+use std::ops::Range;
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::duration;
+
+/// One mistake in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file, as given.
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// The key (`instance[0].vrid`), or empty for a syntax error.
+    pub key: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file, self.line, self.column, self.message
+            )
+        } else {
+            write!(
+                f,
+                "{}:{}:{}: {}: {}",
+                self.file, self.line, self.column, self.key, self.message
+            )
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A checked configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The virtual routers.
+    pub instances: Vec<Instance>,
+    /// Groups of instances that change state together.
+    pub sync_groups: Vec<SyncGroup>,
+    /// Health checks that instances track.
+    pub checks: Vec<Check>,
+    /// Things that work but are probably not what was meant (keepalived logs these too).
+    pub warnings: Vec<ConfigError>,
+}
+
+/// One virtual router (`[[instance]]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Instance {
+    /// Its name (`VI_1`), for logs, notify scripts and sync groups.
+    pub name: String,
+    /// The interface it runs on.
+    pub interface: String,
+    /// The virtual router id.
+    pub vrid: u8,
+    /// Its priority (255: the address owner).
+    pub priority: u8,
+    /// 2 or 3.
+    pub version: u8,
+    /// The advertisement interval.
+    pub advert_interval: Duration,
+    /// Whether a higher priority takes over from a lower Master.
+    pub preempt: bool,
+    /// How long to wait before preempting.
+    pub preempt_delay: Duration,
+    /// The virtual addresses with their prefix lengths.
+    pub virtual_addresses: Vec<(IpAddr, u8)>,
+    /// The source of unicast adverts (default: the interface's address).
+    pub unicast_source: Option<IpAddr>,
+    /// Unicast peers; adverts go unicast when there are some.
+    pub unicast_peers: Vec<IpAddr>,
+    /// VRRPv2 simple password.
+    pub auth_pass: Option<String>,
+    /// VRRPv3-over-IPv4 checksum mode (`pseudo-header`, `rfc9568`, `accept-either`).
+    pub checksum: String,
+    /// Tracked checks and their weights (0: FAULT while down).
+    pub track: Vec<(String, i16)>,
+    /// Tracked interfaces and their weights.
+    pub track_interfaces: Vec<(String, i16)>,
+    /// Gratuitous ARP / unsolicited NA after takeover: count and the delay before the repeat.
+    pub garp_repeat: u32,
+    /// The delay before the second burst.
+    pub garp_delay: Duration,
+    /// Notify commands (shell command lines, as keepalived's).
+    pub notify_master: Option<String>,
+    /// On entering Backup.
+    pub notify_backup: Option<String>,
+    /// On entering Fault.
+    pub notify_fault: Option<String>,
+}
+
+impl Instance {
+    /// The address family of its virtual addresses.
+    pub fn is_ipv6(&self) -> bool {
+        self.virtual_addresses
+            .first()
+            .is_some_and(|(a, _)| a.is_ipv6())
+    }
+}
+
+/// `[[sync_group]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncGroup {
+    /// Its name.
+    pub name: String,
+    /// The instances in it.
+    pub instances: Vec<String>,
+}
+
+/// `[[check]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// Its name, as `track` refers to it.
+    pub name: String,
+    /// What it checks.
+    pub kind: CheckKind,
+    /// Between checks.
+    pub interval: Duration,
+    /// One check's limit.
+    pub timeout: Duration,
+    /// Successes to come up.
+    pub rise: u32,
+    /// Failures to go down.
+    pub fall: u32,
+}
+
+/// What a check probes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckKind {
+    /// A process by name.
+    Process(String),
+    /// A command line run through the shell, as keepalived's `vrrp_script`.
+    Exec(String),
+    /// A TCP connect.
+    Tcp(std::net::SocketAddr),
+    /// An HTTP GET: address and path.
+    Http(std::net::SocketAddr, String),
+}
+
+// ---- the file as written ------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileToml {
+    #[serde(default)]
+    instance: Vec<InstanceToml>,
+    #[serde(default)]
+    sync_group: Vec<SyncGroupToml>,
+    #[serde(default)]
+    check: Vec<CheckToml>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InstanceToml {
+    name: Spanned<String>,
+    interface: Spanned<String>,
+    vrid: Spanned<i64>,
+    priority: Option<Spanned<i64>>,
+    version: Option<Spanned<i64>>,
+    advert_interval: Option<Spanned<String>>,
+    preempt: Option<bool>,
+    preempt_delay: Option<Spanned<String>>,
+    virtual_addresses: Spanned<Vec<Spanned<String>>>,
+    unicast_source: Option<Spanned<String>>,
+    #[serde(default)]
+    unicast_peers: Vec<Spanned<String>>,
+    auth_pass: Option<Spanned<String>>,
+    checksum: Option<Spanned<String>>,
+    #[serde(default)]
+    track: Vec<Spanned<TrackToml>>,
+    #[serde(default)]
+    track_interfaces: Vec<Spanned<TrackInterfaceToml>>,
+    garp: Option<GarpToml>,
+    vip_backend: Option<Spanned<toml::Table>>,
+    notify: Option<NotifyToml>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrackToml {
+    check: String,
+    #[serde(default)]
+    weight: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrackInterfaceToml {
+    name: String,
+    #[serde(default)]
+    weight: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GarpToml {
+    repeat: Option<Spanned<i64>>,
+    delay: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NotifyToml {
+    master: Option<String>,
+    backup: Option<String>,
+    fault: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SyncGroupToml {
+    name: Spanned<String>,
+    instances: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckToml {
+    name: Spanned<String>,
+    kind: Spanned<String>,
+    process: Option<Spanned<String>>,
+    command: Option<Spanned<String>>,
+    address: Option<Spanned<String>>,
+    path: Option<Spanned<String>>,
+    interval: Option<Spanned<String>>,
+    timeout: Option<Spanned<String>>,
+    rise: Option<Spanned<i64>>,
+    fall: Option<Spanned<i64>>,
+}
+
+// ---- checking -----------------------------------------------------------------------------
+
+/// Collects errors with their positions.
+struct Report<'a> {
+    file: &'a str,
+    text: &'a str,
+    errors: Vec<ConfigError>,
+    warnings: Vec<ConfigError>,
+}
+
+impl Report<'_> {
+    fn error(&self, span: Range<usize>, key: String, message: String) -> ConfigError {
+        let (line, column) = line_column(self.text, span.start);
+        ConfigError {
+            file: self.file.to_owned(),
+            line,
+            column,
+            key,
+            message,
+        }
+    }
+
+    fn at(&mut self, span: Range<usize>, key: String, message: String) {
+        let e = self.error(span, key, message);
+        self.errors.push(e);
+    }
+
+    fn warn(&mut self, span: Range<usize>, key: String, message: String) {
+        let e = self.error(span, key, message);
+        self.warnings.push(e);
+    }
+}
+
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rfind('\n')
+        .map_or(before.len(), |nl| before.len() - nl - 1)
+        + 1;
+    (line, column)
+}
+
+/// Parses and checks `text` (from `file`, for the messages).
+pub fn parse(file: &str, text: &str) -> Result<Config, Vec<ConfigError>> {
+    let mut r = Report {
+        file,
+        text,
+        errors: Vec::new(),
+        warnings: Vec::new(),
+    };
+    let raw: FileToml = match toml::from_str(text) {
+        Ok(raw) => raw,
+        Err(e) => {
+            let span = e.span().unwrap_or(0..0);
+            r.at(span, String::new(), e.message().trim().to_owned());
+            return Err(r.errors);
+        }
+    };
+    let checks = check_checks(&mut r, &raw.check);
+    let check_names: HashSet<&str> = checks.iter().map(|c| c.name.as_str()).collect();
+    let mut instances = Vec::new();
+    let mut names: HashMap<String, usize> = HashMap::new();
+    let mut vrids: HashMap<(String, u8, bool), String> = HashMap::new();
+    for (i, t) in raw.instance.iter().enumerate() {
+        // Cross-instance checks use the values as written, so that they are reported even for
+        // an instance with other mistakes.
+        let name = t.name.get_ref();
+        if names.insert(name.clone(), i).is_some() {
+            r.at(
+                t.name.span(),
+                format!("instance[{i}].name"),
+                format!("{name:?} is used by another instance: names must be unique"),
+            );
+        }
+        let ipv6 = t
+            .virtual_addresses
+            .get_ref()
+            .iter()
+            .find_map(|v| parse_cidr(v.get_ref()).ok())
+            .is_some_and(|(a, _)| a.is_ipv6());
+        if let Ok(vrid) = u8::try_from(*t.vrid.get_ref()) {
+            let slot = (t.interface.get_ref().clone(), vrid, ipv6);
+            if let Some(other) = vrids.insert(slot, name.clone()) {
+                r.at(
+                    t.vrid.span(),
+                    format!("instance[{i}].vrid"),
+                    format!(
+                        "VRID {vrid} is already used on {} by instance {other:?}: one VRID per interface and address family",
+                        t.interface.get_ref()
+                    ),
+                );
+            }
+        }
+        if let Some(instance) = check_instance(&mut r, i, t, &check_names) {
+            instances.push(instance);
+        }
+    }
+    let mut sync_groups = Vec::new();
+    for (g, t) in raw.sync_group.iter().enumerate() {
+        for (k, member) in t.instances.iter().enumerate() {
+            if !names.contains_key(member.get_ref()) {
+                // keepalived ignores such a member with a warning; so do we.
+                r.warn(
+                    member.span(),
+                    format!("sync_group[{g}].instances[{k}]"),
+                    format!("no instance named {:?}: ignored", member.get_ref()),
+                );
+            }
+        }
+        sync_groups.push(SyncGroup {
+            name: t.name.get_ref().clone(),
+            instances: t
+                .instances
+                .iter()
+                .map(|m| m.get_ref().clone())
+                .filter(|m| names.contains_key(m))
+                .collect(),
+        });
+    }
+    if r.errors.is_empty() {
+        Ok(Config {
+            instances,
+            sync_groups,
+            checks,
+            warnings: r.warnings,
+        })
+    } else {
+        Err(r.errors)
+    }
+}
+
+fn duration_of(
+    r: &mut Report<'_>,
+    value: &Option<Spanned<String>>,
+    key: String,
+    default: Duration,
+) -> Duration {
+    match value {
+        None => default,
+        Some(v) => match duration::parse(v.get_ref()) {
+            Ok(d) => d,
+            Err(e) => {
+                r.at(v.span(), key, e);
+                default
+            }
+        },
+    }
+}
+
+fn check_instance(
+    r: &mut Report<'_>,
+    i: usize,
+    t: &InstanceToml,
+    checks: &HashSet<&str>,
+) -> Option<Instance> {
+    let key = |k: &str| format!("instance[{i}].{k}");
+    let errors_before = r.errors.len();
+    let vrid = *t.vrid.get_ref();
+    if !(1..=255).contains(&vrid) {
+        r.at(
+            t.vrid.span(),
+            key("vrid"),
+            format!("{vrid} is out of range: a VRID is 1 to 255"),
+        );
+    }
+    let priority = t.priority.as_ref().map_or(100, |p| *p.get_ref());
+    if let Some(p) = &t.priority
+        && !(1..=255).contains(&priority)
+    {
+        r.at(
+            p.span(),
+            key("priority"),
+            format!("{priority} is out of range: 1 to 254, or 255 for the address owner"),
+        );
+    }
+    let version = t.version.as_ref().map_or(3, |v| *v.get_ref());
+    if let Some(v) = &t.version
+        && version != 2
+        && version != 3
+    {
+        r.at(
+            v.span(),
+            key("version"),
+            format!("{version}: VRRP version is 2 or 3"),
+        );
+    }
+    let advert_interval = duration_of(
+        r,
+        &t.advert_interval,
+        key("advert_interval"),
+        Duration::from_secs(1),
+    );
+    if let Some(a) = &t.advert_interval {
+        let ms = advert_interval.as_millis();
+        if version == 2 && (!ms.is_multiple_of(1000) || !(1..=255).contains(&(ms / 1000))) {
+            r.at(a.span(), key("advert_interval"), format!(
+                "{:?}: VRRPv2 adverts are whole seconds from 1s to 255s; use version = 3 for sub-second intervals",
+                a.get_ref()
+            ));
+        } else if version == 3 && (!ms.is_multiple_of(10) || !(10..=40_950).contains(&ms)) {
+            r.at(
+                a.span(),
+                key("advert_interval"),
+                format!(
+                    "{:?}: VRRPv3 adverts are 10ms to 40950ms in steps of 10ms",
+                    a.get_ref()
+                ),
+            );
+        }
+    }
+    let preempt_delay = duration_of(r, &t.preempt_delay, key("preempt_delay"), Duration::ZERO);
+    let mut virtual_addresses = Vec::new();
+    if t.virtual_addresses.get_ref().is_empty() {
+        r.at(
+            t.virtual_addresses.span(),
+            key("virtual_addresses"),
+            "is empty: give at least one address, e.g. [\"10.0.0.200/24\"]".into(),
+        );
+    }
+    for (k, v) in t.virtual_addresses.get_ref().iter().enumerate() {
+        match parse_cidr(v.get_ref()) {
+            Ok(a) => virtual_addresses.push(a),
+            Err(e) => r.at(v.span(), format!("instance[{i}].virtual_addresses[{k}]"), e),
+        }
+    }
+    let ipv6 = virtual_addresses.first().is_some_and(|(a, _)| a.is_ipv6());
+    for (k, (a, _)) in virtual_addresses.iter().enumerate() {
+        if a.is_ipv6() != ipv6 {
+            r.at(
+                t.virtual_addresses.get_ref()[k].span(),
+                format!("instance[{i}].virtual_addresses[{k}]"),
+                "mixes IPv4 and IPv6: an instance is one address family; use two instances".into(),
+            );
+        }
+    }
+    if ipv6 && version == 2 {
+        r.at(
+            t.virtual_addresses.span(),
+            key("virtual_addresses"),
+            "IPv6 needs VRRPv3: set version = 3".into(),
+        );
+    }
+    let parse_ip =
+        |r: &mut Report<'_>, s: &Spanned<String>, k: String| match s.get_ref().parse::<IpAddr>() {
+            Ok(a) if a.is_ipv6() == ipv6 => Some(a),
+            Ok(_) => {
+                r.at(
+                    s.span(),
+                    k,
+                    "is not of the virtual addresses' family".into(),
+                );
+                None
+            }
+            Err(_) => {
+                r.at(
+                    s.span(),
+                    k,
+                    format!("{:?} is not an IP address", s.get_ref()),
+                );
+                None
+            }
+        };
+    let unicast_source = t
+        .unicast_source
+        .as_ref()
+        .and_then(|s| parse_ip(r, s, key("unicast_source")));
+    let unicast_peers: Vec<IpAddr> = t
+        .unicast_peers
+        .iter()
+        .enumerate()
+        .filter_map(|(k, s)| parse_ip(r, s, format!("instance[{i}].unicast_peers[{k}]")))
+        .collect();
+    if let Some(p) = &t.auth_pass {
+        if version != 2 {
+            // keepalived accepts and ignores it for VRRPv3, with a warning.
+            r.warn(p.span(), key("auth_pass"), "ignored: VRRPv3 has no authentication (RFC 5798 removed it); set version = 2 to use it".into());
+        }
+        if p.get_ref().is_empty() || p.get_ref().len() > 8 {
+            r.at(
+                p.span(),
+                key("auth_pass"),
+                format!(
+                    "is {} bytes: 1 to 8 (keepalived would silently cut it to 8 and stop matching)",
+                    p.get_ref().len()
+                ),
+            );
+        }
+    }
+    let checksum = t
+        .checksum
+        .as_ref()
+        .map_or("pseudo-header", |c| c.get_ref().as_str())
+        .to_owned();
+    if let Some(c) = &t.checksum
+        && !["pseudo-header", "rfc9568", "accept-either"].contains(&c.get_ref().as_str())
+    {
+        r.at(
+            c.span(),
+            key("checksum"),
+            format!(
+                "{:?}: one of \"pseudo-header\" (keepalived, FRR), \"rfc9568\", \"accept-either\"",
+                c.get_ref()
+            ),
+        );
+    }
+    let weight = |r: &mut Report<'_>, w: i64, span: Range<usize>, k: String| match i16::try_from(w)
+    {
+        Ok(w) if (-254..=254).contains(&w) => w,
+        _ => {
+            r.at(
+                span,
+                k,
+                format!("weight {w} is out of range: -254 to 254 (0: FAULT while down)"),
+            );
+            0
+        }
+    };
+    let mut track = Vec::new();
+    for (k, s) in t.track.iter().enumerate() {
+        let tr = s.get_ref();
+        if !checks.contains(tr.check.as_str()) {
+            r.at(
+                s.span(),
+                format!("instance[{i}].track[{k}].check"),
+                format!("no [[check]] named {:?}", tr.check),
+            );
+        }
+        track.push((
+            tr.check.clone(),
+            weight(
+                r,
+                tr.weight,
+                s.span(),
+                format!("instance[{i}].track[{k}].weight"),
+            ),
+        ));
+    }
+    let mut track_interfaces = Vec::new();
+    for (k, s) in t.track_interfaces.iter().enumerate() {
+        let tr = s.get_ref();
+        track_interfaces.push((
+            tr.name.clone(),
+            weight(
+                r,
+                tr.weight,
+                s.span(),
+                format!("instance[{i}].track_interfaces[{k}].weight"),
+            ),
+        ));
+    }
+    let (garp_repeat, garp_delay) = match &t.garp {
+        None => (5, Duration::from_secs(5)),
+        Some(g) => {
+            let repeat = g.repeat.as_ref().map_or(5, |v| *v.get_ref());
+            if let Some(v) = &g.repeat
+                && !(0..=100).contains(&repeat)
+            {
+                r.at(
+                    v.span(),
+                    key("garp.repeat"),
+                    format!("{repeat}: 0 to 100 announcements"),
+                );
+            }
+            let delay = duration_of(r, &g.delay, key("garp.delay"), Duration::from_secs(5));
+            (u32::try_from(repeat).unwrap_or(5), delay)
+        }
+    };
+    if let Some(b) = &t.vip_backend {
+        match b.get_ref().get("kind").and_then(|k| k.as_str()) {
+            Some("netlink") => {}
+            Some(other @ ("aws" | "exec")) => r.at(b.span(), key("vip_backend.kind"), format!(
+                "{other:?} is not wired into vrrpd yet: use \"netlink\" (the {other} backend exists in ip-manager)"
+            )),
+            Some(other) => r.at(b.span(), key("vip_backend.kind"), format!("{other:?}: one of \"netlink\", \"aws\", \"exec\"")),
+            None => r.at(b.span(), key("vip_backend.kind"), "missing: kind = \"netlink\"".into()),
+        }
+    }
+    if r.errors.len() != errors_before {
+        return None;
+    }
+    Some(Instance {
+        name: t.name.get_ref().clone(),
+        interface: t.interface.get_ref().clone(),
+        vrid: u8::try_from(vrid).unwrap_or(1),
+        priority: u8::try_from(priority).unwrap_or(100),
+        version: u8::try_from(version).unwrap_or(3),
+        advert_interval,
+        preempt: t.preempt.unwrap_or(true),
+        preempt_delay,
+        virtual_addresses,
+        unicast_source,
+        unicast_peers,
+        auth_pass: t
+            .auth_pass
+            .as_ref()
+            .filter(|_| version == 2)
+            .map(|p| p.get_ref().clone()),
+        checksum,
+        track,
+        track_interfaces,
+        garp_repeat,
+        garp_delay,
+        notify_master: t.notify.as_ref().and_then(|n| n.master.clone()),
+        notify_backup: t.notify.as_ref().and_then(|n| n.backup.clone()),
+        notify_fault: t.notify.as_ref().and_then(|n| n.fault.clone()),
+    })
+}
+
+fn check_checks(r: &mut Report<'_>, raw: &[CheckToml]) -> Vec<Check> {
+    let mut out = Vec::new();
+    let mut seen = HashSet::new();
+    for (i, t) in raw.iter().enumerate() {
+        let key = |k: &str| format!("check[{i}].{k}");
+        let before = r.errors.len();
+        if !seen.insert(t.name.get_ref().clone()) {
+            r.at(
+                t.name.span(),
+                key("name"),
+                format!("{:?} is used by another check", t.name.get_ref()),
+            );
+        }
+        let needs =
+            |r: &mut Report<'_>, v: &Option<Spanned<String>>, what: &str| -> Option<String> {
+                match v {
+                    Some(v) => Some(v.get_ref().clone()),
+                    None => {
+                        r.at(
+                            t.kind.span(),
+                            key(what),
+                            format!("a {:?} check needs `{what}`", t.kind.get_ref()),
+                        );
+                        None
+                    }
+                }
+            };
+        let addr = |r: &mut Report<'_>| -> Option<std::net::SocketAddr> {
+            let a = needs(r, &t.address, "address")?;
+            match a.parse() {
+                Ok(a) => Some(a),
+                Err(_) => {
+                    let span = t.address.as_ref().map_or(t.kind.span(), Spanned::span);
+                    r.at(span, key("address"), format!("{a:?} is not IP:port"));
+                    None
+                }
+            }
+        };
+        let kind = match t.kind.get_ref().as_str() {
+            "process" => needs(r, &t.process, "process").map(CheckKind::Process),
+            "exec" => needs(r, &t.command, "command").map(CheckKind::Exec),
+            "tcp" => addr(r).map(CheckKind::Tcp),
+            "http" => addr(r).map(|a| {
+                CheckKind::Http(
+                    a,
+                    t.path
+                        .as_ref()
+                        .map_or("/".to_owned(), |p| p.get_ref().clone()),
+                )
+            }),
+            other => {
+                r.at(
+                    t.kind.span(),
+                    key("kind"),
+                    format!("{other:?}: one of \"process\", \"exec\", \"tcp\", \"http\""),
+                );
+                None
+            }
+        };
+        let interval = duration_of(r, &t.interval, key("interval"), Duration::from_secs(2));
+        let timeout = duration_of(r, &t.timeout, key("timeout"), interval);
+        let count = |r: &mut Report<'_>, v: &Option<Spanned<i64>>, what: &str, default: u32| match v
+        {
+            None => default,
+            Some(v) => match u32::try_from(*v.get_ref()) {
+                Ok(n) if n >= 1 => n,
+                _ => {
+                    r.at(v.span(), key(what), format!("{}: at least 1", v.get_ref()));
+                    default
+                }
+            },
+        };
+        let rise = count(r, &t.rise, "rise", 1);
+        let fall = count(r, &t.fall, "fall", 1);
+        if interval.is_zero() {
+            let span = t.interval.as_ref().map_or(t.kind.span(), Spanned::span);
+            r.at(
+                span,
+                key("interval"),
+                "is zero: checks need a positive interval".into(),
+            );
+        }
+        if let (Some(kind), true) = (kind, r.errors.len() == before) {
+            out.push(Check {
+                name: t.name.get_ref().clone(),
+                kind,
+                interval,
+                timeout,
+                rise,
+                fall,
+            });
+        }
+    }
+    out
+}
+
+/// `10.0.0.200/24`, `fd00::1/64`, or a bare address (/32, /128).
+fn parse_cidr(text: &str) -> Result<(IpAddr, u8), String> {
+    let (addr, len) = match text.split_once('/') {
+        Some((a, l)) => (a, Some(l)),
+        None => (text, None),
+    };
+    let addr: IpAddr = addr
+        .parse()
+        .map_err(|_| format!("{text:?} is not an address: write e.g. \"10.0.0.200/24\""))?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let len = match len {
+        None => max,
+        Some(l) => l
+            .parse::<u8>()
+            .ok()
+            .filter(|&l| l <= max)
+            .ok_or_else(|| format!("{text:?}: the prefix length is 0 to {max}"))?,
+    };
+    Ok((addr, len))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The vrrpd example of the project's DESIGN.md, verbatim.
+    const DESIGN: &str = r#"
+[[instance]]
+name = "VI_1"
+interface = "eth0"
+vrid = 51
+priority = 101               # 1..=255
+version = 3                  # 2 or 3
+advert_interval = "1s"       # humantime; v3 down to 10ms, v2 whole seconds
+preempt = true
+preempt_delay = "0s"
+virtual_addresses = ["10.99.0.200/24"]
+unicast_source = "10.99.0.11"      # optional
+unicast_peers = ["10.99.0.12"]     # optional: when present, adverts go unicast
+auth_pass = "secret12"             # optional, VRRPv2 PASS only
+checksum = "pseudo-header"         # v3 over IPv4: pseudo-header (keepalived, FRR) | rfc9568 | accept-either
+track = [{ check = "chk_lb", weight = 2 }]        # weight 0: FAULT while the check fails
+track_interfaces = [{ name = "eth1", weight = 0 }]
+garp = { repeat = 5, delay = "5s" }               # keepalived's defaults
+vip_backend = { kind = "netlink" }                # netlink | aws | exec (see ip-manager)
+# vip_backend = { kind = "aws", mode = "elastic-ip", allocation_id = "eipalloc-..." }
+notify = { master = "/etc/ha/notify.sh master", backup = "/etc/ha/notify.sh backup", fault = "/etc/ha/notify.sh fault" }
+
+[[sync_group]]                     # instances that change state together
+name = "VG_1"
+instances = ["VI_1", "VI_2"]
+
+[[check]]
+name = "chk_lb"
+kind = "process"                   # process | exec | tcp | http
+process = "haproxy"
+interval = "2s"
+rise = 1
+fall = 2
+"#;
+
+    fn errors(text: &str) -> Vec<String> {
+        parse("vrrpd.toml", text)
+            .expect_err("refused")
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn the_design_example_works_as_written() {
+        let c = parse("vrrpd.toml", DESIGN).expect("the documented keys work");
+        let i = &c.instances[0];
+        assert_eq!(
+            (
+                i.name.as_str(),
+                i.interface.as_str(),
+                i.vrid,
+                i.priority,
+                i.version
+            ),
+            ("VI_1", "eth0", 51, 101, 3)
+        );
+        assert_eq!(i.advert_interval, Duration::from_secs(1));
+        assert_eq!(i.virtual_addresses, [("10.99.0.200".parse().unwrap(), 24)]);
+        assert_eq!(i.unicast_peers, ["10.99.0.12".parse::<IpAddr>().unwrap()]);
+        assert_eq!(i.track, [("chk_lb".to_owned(), 2)]);
+        assert_eq!(i.track_interfaces, [("eth1".to_owned(), 0)]);
+        assert_eq!((i.garp_repeat, i.garp_delay), (5, Duration::from_secs(5)));
+        assert_eq!(i.notify_master.as_deref(), Some("/etc/ha/notify.sh master"));
+        assert_eq!(i.auth_pass, None, "v3: ignored");
+        assert_eq!(c.checks[0].kind, CheckKind::Process("haproxy".into()));
+        assert_eq!((c.checks[0].rise, c.checks[0].fall), (1, 2));
+        assert_eq!(c.sync_groups[0].instances, ["VI_1"]);
+        // What keepalived would warn about, we warn about, with the line.
+        let w: Vec<String> = c.warnings.iter().map(ToString::to_string).collect();
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(
+            w[0].starts_with("vrrpd.toml:14:13: instance[0].auth_pass: ignored"),
+            "{w:?}"
+        );
+        assert!(
+            w[1].starts_with(
+                "vrrpd.toml:25:22: sync_group[0].instances[1]: no instance named \"VI_2\""
+            ),
+            "{w:?}"
+        );
+    }
+
+    #[test]
+    fn every_mistake_is_reported_with_its_line_and_fix() {
+        let text = r#"
+[[instance]]
+name = "VI_1"
+interface = "eth0"
+vrid = 300
+version = 2
+advert_interval = "1500ms"
+virtual_addresses = ["10.0.0.300/24", "fd00::1/64"]
+track = [{ check = "nope", weight = 2 }]
+
+[[instance]]
+name = "VI_1"
+interface = "eth0"
+vrid = 51
+virtual_addresses = ["10.0.0.200/24"]
+checksum = "xor"
+
+[[instance]]
+name = "VI_3"
+interface = "eth0"
+vrid = 51
+virtual_addresses = ["10.0.0.201/24"]
+"#;
+        let e = errors(text);
+        let want = [
+            "vrrpd.toml:5:8: instance[0].vrid: 300 is out of range: a VRID is 1 to 255",
+            "vrrpd.toml:7:19: instance[0].advert_interval: \"1500ms\": VRRPv2 adverts are whole seconds from 1s to 255s; use version = 3 for sub-second intervals",
+            "vrrpd.toml:8:22: instance[0].virtual_addresses[0]: \"10.0.0.300/24\" is not an address: write e.g. \"10.0.0.200/24\"",
+            "vrrpd.toml:9:10: instance[0].track[0].check: no [[check]] named \"nope\"",
+            "vrrpd.toml:16:12: instance[1].checksum: \"xor\": one of \"pseudo-header\" (keepalived, FRR), \"rfc9568\", \"accept-either\"",
+            "vrrpd.toml:21:8: instance[2].vrid: VRID 51 is already used on eth0 by instance \"VI_1\": one VRID per interface and address family",
+        ];
+        for w in want {
+            assert!(e.iter().any(|x| x == w), "missing {w}\n got: {e:#?}");
+        }
+        // Also: duplicate name and the mixed families (two more).
+        assert!(
+            e.iter()
+                .any(|x| x.contains("instance[1].name: \"VI_1\" is used by another instance")),
+            "{e:#?}"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_syntax_errors_name_the_line() {
+        let e = errors(
+            "[[instance]]\nname = \"a\"\ninterface = \"eth0\"\nvrid = 1\nvirtual_addresses = [\"10.0.0.1\"]\nprio = 5\n",
+        );
+        assert_eq!(e.len(), 1);
+        assert!(
+            e[0].starts_with("vrrpd.toml:6:1: unknown field `prio`"),
+            "{e:?}"
+        );
+        let e = errors("[[instance]\n");
+        assert!(e[0].starts_with("vrrpd.toml:1:"), "{e:?}");
+    }
+}
