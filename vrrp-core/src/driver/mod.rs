@@ -1,4 +1,5 @@
-//! The tokio driver (feature `tokio`): raw sockets and the loop that runs [`Router`]s on them.
+//! The tokio driver (feature `tokio`): raw sockets and the loop that runs [`Router`](crate::Router)s
+//! on them.
 //!
 //! The core stays sans-IO; this module is the thin part that touches the world. A
 //! [`VrrpSocket`] is one raw IP socket (protocol 112) per interface and address family, shared
