@@ -113,6 +113,9 @@ struct Live {
     notify: Option<ExecHook>,
     notify_backup: Option<ExecHook>,
     notify_fault: Option<ExecHook>,
+    /// The announcements in progress (a burst now, another after `garp.delay`): stopped when
+    /// the instance leaves Master, so that it never announces an address it gave up.
+    announcing: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 async fn run(config: config::Config) -> Result<(), Box<dyn std::error::Error>> {
@@ -161,6 +164,7 @@ async fn run(config: config::Config) -> Result<(), Box<dyn std::error::Error>> {
             notify: inst.notify_master.clone().map(ExecHook::shell),
             notify_backup: inst.notify_backup.clone().map(ExecHook::shell),
             notify_fault: inst.notify_fault.clone().map(ExecHook::shell),
+            announcing: std::sync::Mutex::new(Vec::new()),
         });
     }
     let (events_tx, mut events) = mpsc::unbounded_channel::<(Vec<usize>, DriverEvent)>();
@@ -243,15 +247,24 @@ async fn handle(netlink: &NetlinkManager, l: &Live, event: Event) {
                         error!(instance = %name, vip = %v, "adding the virtual address failed: {e}");
                     }
                 }
+                let mut announcing = l.announcing.lock().unwrap_or_else(|p| p.into_inner());
                 for v in l.vips.clone() {
                     let a = l.announcer.clone();
-                    tokio::spawn(async move {
+                    announcing.push(tokio::spawn(async move {
                         if let Err(e) = a.announce(&v).await {
                             warn!(vip = %v, "announcing failed: {e}");
                         }
-                    });
+                    }));
                 }
             } else if from == State::Master {
+                for task in l
+                    .announcing
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .drain(..)
+                {
+                    task.abort();
+                }
                 for v in &l.vips {
                     if let Err(e) = netlink.remove(v).await {
                         error!(instance = %name, vip = %v, "removing the virtual address failed: {e}");
