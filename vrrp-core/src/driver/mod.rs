@@ -17,7 +17,8 @@
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let primary: IpAddr = "10.99.0.11".parse()?;
 //! let socket = VrrpSocket::open("eth0", AddressFamily::Ipv4, primary)?;
-//! let router = Router::new(Config::new(Vrid::new(51)?, primary, vec!["10.99.0.200".parse()?]))?;
+//! let vrid = Vrid::new(51).ok_or("VRID 0 is not valid")?;
+//! let router = Router::new(Config::new(vrid, primary, vec!["10.99.0.200".parse()?]))?;
 //! let (commands, rx) = tokio::sync::mpsc::unbounded_channel();
 //! let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
 //! tokio::spawn(Driver::new(socket, vec![router]).run(rx, tx));
