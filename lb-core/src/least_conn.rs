@@ -49,6 +49,9 @@ impl Algorithm for LeastConnections {
         // start share fairly instead of the next one in line taking every tie.
         let mut best: Option<(usize, u64, u64)> = None;
         let mut tied_weight = 0u64;
+        // One seed per pick, stepped per tie (xorshift): a thread-local RNG call per tie would
+        // cost more than the comparison itself.
+        let mut rng = fastrand::u64(..) | 1;
         for k in 0..n {
             let i = if start + k >= n {
                 start + k - n
@@ -66,7 +69,11 @@ impl Algorithm for LeastConnections {
                 Some((_, bl, bw)) if load * bw > bl * weight => {}
                 Some((_, bl, bw)) if load * bw == bl * weight => {
                     tied_weight += weight;
-                    if fastrand::u64(..tied_weight) < weight {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    // Multiply-shift: uniform in [0, tied_weight).
+                    if ((u128::from(rng) * u128::from(tied_weight)) >> 64) < u128::from(weight) {
                         best = Some((i, load, weight));
                     }
                 }
