@@ -173,7 +173,7 @@ impl Lab {
 
     fn keepalived(&mut self, host: &str, priority: u8, m: Mode) -> usize {
         let config = self.dir.join(format!("{host}.conf"));
-        let advert = if m.centis % 100 == 0 {
+        let advert = if m.centis.is_multiple_of(100) {
             format!("{}", m.centis / 100)
         } else {
             format!("{}", f64::from(m.centis) / 100.0)
