@@ -382,3 +382,64 @@ fn vrrpd_and_keepalived_interoperate_both_ways_in_every_mode() {
         keepalived_master_vrrpd_backup(&netlab, m);
     }
 }
+
+#[test]
+fn a_tracked_process_that_dies_hands_the_vip_to_keepalived() {
+    let Some(netlab) = prerequisites("a_tracked_process_that_dies_hands_the_vip_to_keepalived")
+    else {
+        return;
+    };
+    let m = MODES[0];
+    let mut lab = Lab::up(netlab, "tp", m);
+    // The "haproxy": a copy of sleep under a name of its own (the kernel keeps 15 bytes).
+    let name = format!("hatrack{}", std::process::id() % 100_000);
+    let binary = lab.dir.join(&name);
+    std::fs::copy("/bin/sleep", &binary).expect("copy sleep");
+    let mut dummy = Command::new(&binary)
+        .arg("600")
+        .spawn()
+        .expect("dummy runs");
+    let config = lab.dir.join("h1.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[instance]]\nname = \"VI_1\"\ninterface = \"eth0\"\nvrid = 51\npriority = 101\nversion = 3\nadvert_interval = \"100ms\"\nvirtual_addresses = [\"{}\"]\ntrack = [{{ check = \"chk_lb\", weight = -10 }}]\n\n[[check]]\nname = \"chk_lb\"\nkind = \"process\"\nprocess = \"{name}\"\ninterval = \"50ms\"\nrise = 1\nfall = 1\n",
+            m.vip()
+        ),
+    )
+    .expect("config");
+    let log = std::fs::File::create(lab.dir.join("h1.vrrpd.log")).expect("log");
+    let child = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.ns("h1"),
+            env!("CARGO_BIN_EXE_vrrpd"),
+            "--config",
+        ])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("vrrpd starts");
+    lab.children.push(child);
+    lab.keepalived("h2", 100, m);
+    lab.wait_vip("h1", "h2", m.election());
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(lab.has_vip("h1") && !lab.has_vip("h2"));
+    // haproxy dies: priority 101 - 10 = 91 < 100, keepalived preempts.
+    let killed = Instant::now();
+    dummy.kill().expect("kill");
+    let _ = dummy.wait();
+    lab.wait_vip("h2", "h1", Duration::from_secs(3));
+    let took = killed.elapsed();
+    let v = lab.log("h1.vrrpd.log");
+    assert!(
+        v.contains("tracked check changed") && v.contains("up=false"),
+        "{v}"
+    );
+    // keepalived's `killall -0` every 2 s would take seconds; the check at 50 ms plus one
+    // advert and keepalived's preemption take a fraction of that.
+    assert!(took < Duration::from_millis(600), "took {took:?}");
+    eprintln!("tracked process killed: VIP on keepalived's host after {took:?}");
+}

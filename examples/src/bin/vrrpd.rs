@@ -10,15 +10,19 @@
 //! Stops gracefully on SIGTERM / SIGINT: a Master sends priority 0, removes its addresses and
 //! the daemon exits 0. Needs CAP_NET_RAW and CAP_NET_ADMIN.
 //!
-//! Not yet wired (tracked in the vrrpd issue): tracked checks and interfaces, link state from
-//! netlink, SIGHUP reload, the status socket and metrics.
+//! Tracked checks (`[[check]]` + `track`) adjust the priority or force Fault. Not yet wired
+//! (tracked in the vrrpd issue): tracked interfaces and link state from netlink, SIGHUP reload,
+//! the status socket and metrics.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use examples::vrrpd::config::{self, Instance};
+use examples::vrrpd::config::{self, CheckKind, Instance};
+use health_check::{
+    ExecCheck, Health, HttpCheck, Monitor, MonitorConfig, ProcessCheck, Start, TcpCheck,
+};
 use ip_manager::{AnnounceConfig, Announcer, ExecHook, IpManager, NetlinkManager, Vip};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
@@ -170,6 +174,8 @@ async fn run(config: config::Config) -> Result<(), Box<dyn std::error::Error>> {
     let (events_tx, mut events) = mpsc::unbounded_channel::<(Vec<usize>, DriverEvent)>();
     let mut stops = Vec::new();
     let mut drivers = Vec::new();
+    // Where each instance runs: its driver's command channel and its position there.
+    let mut placement: HashMap<usize, (mpsc::UnboundedSender<Command>, usize)> = HashMap::new();
     let mut configs: HashMap<usize, vrrp_core::Config> = routers.into_iter().collect();
     for ((interface, ipv6), members) in groups {
         let family = if ipv6 {
@@ -196,11 +202,15 @@ async fn run(config: config::Config) -> Result<(), Box<dyn std::error::Error>> {
                 let _ = forward.send((members2.clone(), e));
             }
         });
+        for (pos, m) in members.iter().enumerate() {
+            placement.insert(*m, (stop.clone(), pos));
+        }
         stops.push(stop);
         drivers.push(tokio::spawn(Driver::new(socket, rs).run(commands, tx)));
         info!(%interface, instances = members.len(), "driver started");
     }
     drop(events_tx);
+    let _monitors = start_tracking(&config, &placement)?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut stopping = false;
     loop {
@@ -291,6 +301,72 @@ async fn handle(netlink: &NetlinkManager, l: &Live, event: Event) {
     }
 }
 
+/// Starts a monitor per `[[check]]` and feeds each transition to the routers that track it
+/// (`Command::Tracker`): the router applies the weight, or Fault for weight 0, at once.
+fn start_tracking(
+    config: &config::Config,
+    placement: &HashMap<usize, (mpsc::UnboundedSender<Command>, usize)>,
+) -> Result<Vec<Monitor>, Box<dyn std::error::Error>> {
+    let mut monitors = Vec::new();
+    for check in &config.checks {
+        let probe: Arc<dyn health_check::Check> = match &check.kind {
+            CheckKind::Process(name) => Arc::new(ProcessCheck::name(name.clone())),
+            CheckKind::Exec(command) => Arc::new(ExecCheck::shell(command.clone())),
+            CheckKind::Tcp(addr) => Arc::new(TcpCheck::new(*addr)),
+            CheckKind::Http(addr, path) => Arc::new(HttpCheck::new(*addr).path(path.clone())),
+        };
+        let monitor = Monitor::spawn(
+            probe,
+            MonitorConfig {
+                interval: check.interval,
+                timeout: check.timeout,
+                rise: check.rise,
+                fall: check.fall,
+                start: Start::Now,
+                id: Some(check.name.clone()),
+                ..MonitorConfig::default()
+            },
+        )?;
+        // Every (driver, router, tracker index) that tracks this check.
+        let mut targets = Vec::new();
+        for (i, inst) in config.instances.iter().enumerate() {
+            for (k, (name, _)) in inst.track.iter().enumerate() {
+                if name == &check.name
+                    && let Some((commands, pos)) = placement.get(&i)
+                {
+                    targets.push((commands.clone(), *pos, k, inst.name.clone()));
+                }
+            }
+        }
+        let mut status = monitor.subscribe();
+        let check_name = check.name.clone();
+        tokio::spawn(async move {
+            let mut last = status.borrow().health;
+            while status.changed().await.is_ok() {
+                let (health, error) = {
+                    let s = status.borrow();
+                    (s.health, s.last_error.clone())
+                };
+                if health == last {
+                    continue;
+                }
+                last = health;
+                let up = health == Health::Up;
+                info!(check = %check_name, up, error = ?error, "tracked check changed");
+                for (commands, router, index, _) in &targets {
+                    let _ = commands.send(Command::Tracker {
+                        router: *router,
+                        index: *index,
+                        up,
+                    });
+                }
+            }
+        });
+        monitors.push(monitor);
+    }
+    Ok(monitors)
+}
+
 /// The interface's first IPv4 address, or its IPv6 link-local address.
 async fn primary_address(
     netlink: &NetlinkManager,
@@ -340,6 +416,14 @@ fn router_config(
     c.preempt_delay = inst.preempt_delay;
     c.unicast_peers = inst.unicast_peers.clone();
     c.checksum = inst.checksum.parse()?;
+    c.trackers = inst
+        .track
+        .iter()
+        .map(|(name, weight)| vrrp_core::router::Tracker {
+            name: name.clone(),
+            weight: *weight,
+        })
+        .collect();
     if let Some(p) = &inst.auth_pass {
         c.authentication = Authentication::SimpleText(Password::new(p)?);
     }
