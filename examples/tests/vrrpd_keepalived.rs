@@ -135,6 +135,11 @@ impl Lab {
     }
 
     fn vrrpd(&mut self, host: &str, priority: u8, m: Mode) -> usize {
+        self.vrrpd_with(host, priority, m, "")
+    }
+
+    /// vrrpd with `extra` config lines for its instance (e.g. `preempt = false`).
+    fn vrrpd_with(&mut self, host: &str, priority: u8, m: Mode, extra: &str) -> usize {
         let config = self.dir.join(format!("{host}.toml"));
         let mut text = format!(
             "[[instance]]\nname = \"VI_1\"\ninterface = \"eth0\"\nvrid = 51\npriority = {priority}\nversion = {}\nadvert_interval = \"{}ms\"\nvirtual_addresses = [\"{}\"]\n",
@@ -152,6 +157,7 @@ impl Lab {
                 m.addr(Mode::other(host))
             ));
         }
+        text.push_str(extra);
         std::fs::write(&config, text).expect("config");
         let log = std::fs::File::create(self.dir.join(format!("{host}.vrrpd.log"))).expect("log");
         let child = Command::new("ip")
@@ -224,6 +230,15 @@ impl Lab {
             .expect("keepalived starts");
         self.children.push(child);
         self.children.len() - 1
+    }
+
+    /// SIGKILL to child `i` (a crash: nothing is cleaned up), waits for it to be gone.
+    fn crash(&mut self, i: usize) {
+        let child = &mut self.children[i];
+        let _ = Command::new("kill")
+            .args(["-KILL", &child.id().to_string()])
+            .status();
+        let _ = child.wait();
     }
 
     /// SIGTERM to child `i` (the process `ip netns exec` became), waits for it to exit.
@@ -442,4 +457,48 @@ fn a_tracked_process_that_dies_hands_the_vip_to_keepalived() {
     // advert and keepalived's preemption take a fraction of that.
     assert!(took < Duration::from_millis(600), "took {took:?}");
     eprintln!("tracked process killed: VIP on keepalived's host after {took:?}");
+}
+
+#[test]
+fn after_a_crash_vrrpd_cleans_up_its_leftover_vip_and_preempts_or_not() {
+    let Some(netlab) =
+        prerequisites("after_a_crash_vrrpd_cleans_up_its_leftover_vip_and_preempts_or_not")
+    else {
+        return;
+    };
+    let m = MODES[0];
+    let mut lab = Lab::up(netlab, "cr", m);
+    let first = lab.vrrpd("h1", 101, m);
+    lab.keepalived("h2", 100, m);
+    lab.wait_vip("h1", "h2", m.election());
+    // SIGKILL: no priority 0, the VIP stays on h1; keepalived takes over after its
+    // Master_Down_Interval (3 x 100 ms + skew).
+    let crashed = Instant::now();
+    lab.crash(first);
+    while !lab.has_vip("h2") {
+        assert!(
+            crashed.elapsed() < Duration::from_secs(3),
+            "keepalived never took over"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let takeover = crashed.elapsed();
+    assert!(lab.has_vip("h1"), "a crash leaves the address behind");
+    assert!(takeover >= Duration::from_millis(300), "{takeover:?}");
+    // Restarted with preempt = false: the leftover address goes at start-up, and vrrpd stays
+    // Backup although it has the higher priority.
+    let second = lab.vrrpd_with("h1", 101, m, "preempt = false\n");
+    lab.wait_vip("h2", "h1", Duration::from_secs(2));
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        lab.has_vip("h2") && !lab.has_vip("h1"),
+        "no preemption with preempt = false"
+    );
+    lab.stop(second);
+    // Restarted with preemption (the default): it takes the VIP back.
+    lab.vrrpd("h1", 101, m);
+    let back = lab.wait_vip("h1", "h2", m.election());
+    eprintln!(
+        "SIGKILL: keepalived took over after {takeover:?}; vrrpd preempted back after {back:?}"
+    );
 }
