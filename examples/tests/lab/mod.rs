@@ -53,6 +53,8 @@ pub(crate) fn skip(test: &str, why: &str) {
 }
 
 /// Runs `netlab.sh ACTION 2` with IPv6 under `prefix`: the two-host lab every namespace test uses.
+// Not every test binary that includes this module builds a lab.
+#[allow(dead_code)]
 pub(crate) fn netlab(script: &Path, prefix: &str, action: &str) -> std::process::Output {
     Command::new("bash")
         .arg(script)
