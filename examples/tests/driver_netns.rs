@@ -128,10 +128,20 @@ fn config(vrid: u8, primary: IpAddr, vip: IpAddr, priority: u8) -> Config {
     c
 }
 
+/// Takes the lab down when dropped, also when an assertion fails.
+struct Teardown<'a>(&'a Path, &'a str);
+
+impl Drop for Teardown<'_> {
+    fn drop(&mut self) {
+        let _ = lab::netlab(self.0, self.1, "down");
+    }
+}
+
 fn run_pair(netlab: &Path, prefix: &str, family: AddressFamily) {
     let down = lab::netlab(netlab, prefix, "down");
     drop(down);
     let up = lab::netlab(netlab, prefix, "up");
+    let _teardown = Teardown(netlab, prefix);
     assert!(
         up.status.success(),
         "netlab up: {}",
@@ -218,7 +228,6 @@ fn run_pair(netlab: &Path, prefix: &str, family: AddressFamily) {
     assert_eq!(stats.malformed, 0);
     h2.commands.send(Command::Stop).expect("driver running");
     h2.thread.join().expect("thread").expect("driver ran");
-    let _ = lab::netlab(netlab, prefix, "down");
     eprintln!("{family:?}: h1 Master after {took:?}; handover to h2 {handover:?} after the stop");
 }
 
