@@ -414,30 +414,14 @@ fn a_tracked_process_that_dies_hands_the_vip_to_keepalived() {
         .arg("600")
         .spawn()
         .expect("dummy runs");
-    let config = lab.dir.join("h1.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[[instance]]\nname = \"VI_1\"\ninterface = \"eth0\"\nvrid = 51\npriority = 101\nversion = 3\nadvert_interval = \"100ms\"\nvirtual_addresses = [\"{}\"]\ntrack = [{{ check = \"chk_lb\", weight = -10 }}]\n\n[[check]]\nname = \"chk_lb\"\nkind = \"process\"\nprocess = \"{name}\"\ninterval = \"50ms\"\nrise = 1\nfall = 1\n",
-            m.vip()
+    lab.vrrpd_with(
+        "h1",
+        101,
+        m,
+        &format!(
+            "track = [{{ check = \"chk_lb\", weight = -10 }}]\n\n[[check]]\nname = \"chk_lb\"\nkind = \"process\"\nprocess = \"{name}\"\ninterval = \"50ms\"\nrise = 1\nfall = 1\n"
         ),
-    )
-    .expect("config");
-    let log = std::fs::File::create(lab.dir.join("h1.vrrpd.log")).expect("log");
-    let child = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &lab.ns("h1"),
-            env!("CARGO_BIN_EXE_vrrpd"),
-            "--config",
-        ])
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("vrrpd starts");
-    lab.children.push(child);
+    );
     lab.keepalived("h2", 100, m);
     lab.wait_vip("h1", "h2", m.election());
     std::thread::sleep(Duration::from_secs(1));
