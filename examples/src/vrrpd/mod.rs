@@ -1,5 +1,7 @@
-//! The pieces of the `vrrpd` daemon that are worth testing on their own: the configuration
-//! file and its checks.
+//! The `vrrpd` daemon as a library: the configuration file and its checks, and the running
+//! daemon (drivers, virtual addresses, notify scripts, tracked checks).
 
 pub mod config;
+pub mod daemon;
 pub mod duration;
+mod tracking;
