@@ -13,4 +13,17 @@ pub trait Check: Send + Sync + 'static {
 
     /// A short description for logs and stats pages, e.g. `tcp 127.0.0.1:8080`.
     fn describe(&self) -> String;
+
+    /// Resolves when the target is known to have failed *between* two checks, with the reason:
+    /// a watched process exited. The [`Monitor`](crate::Monitor) awaits it while the target is
+    /// up and marks it down at once, without waiting for `fall` failed checks (HAProxy's
+    /// `on-error mark-down`; keepalived's `track_process`). Coming back up still takes `rise`
+    /// successful checks.
+    ///
+    /// Called afresh after every check while up, and dropped when the next check is due, so
+    /// an implementation watches the target *as it is now* and must resolve at once if it is
+    /// already gone. The default never resolves: most checks can only be polled.
+    async fn failed(&self) -> CheckError {
+        std::future::pending().await
+    }
 }

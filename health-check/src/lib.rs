@@ -86,7 +86,7 @@
 //! # Ok(())
 //! # }
 //! ```
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 mod check;
 #[cfg(feature = "discover")]

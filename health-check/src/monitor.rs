@@ -254,13 +254,28 @@ impl Runner {
         };
         loop {
             let moved = self.jitter.within(step(config, &s), config.spread_percent);
-            tokio::time::sleep_until(moved.apply(slot)).await;
-            let result = match tokio::time::timeout(config.timeout, self.check.check()).await {
-                Ok(r) => r.map_err(|e| e.to_string()),
-                Err(_) => Err(format!("no answer within {:?}", config.timeout)),
-            };
+            let due = tokio::time::sleep_until(moved.apply(slot));
             let before = s.health;
-            count(config, &mut s, result);
+            let failed = if s.health == Health::Up {
+                tokio::select! {
+                    () = due => None,
+                    e = self.check.failed() => Some(e),
+                }
+            } else {
+                due.await;
+                None
+            };
+            if let Some(e) = failed {
+                // Known failed between checks: down now, and the schedule restarts from here.
+                mark_down(&mut s, e.to_string());
+                slot = Instant::now();
+            } else {
+                let result = match tokio::time::timeout(config.timeout, self.check.check()).await {
+                    Ok(r) => r.map_err(|e| e.to_string()),
+                    Err(_) => Err(format!("no answer within {:?}", config.timeout)),
+                };
+                count(config, &mut s, result);
+            }
             if s.health != before {
                 s.since = Instant::now();
                 s.since_system = SystemTime::now();
@@ -314,6 +329,14 @@ fn count(config: &MonitorConfig, s: &mut Status, result: Result<(), String>) {
             }
         }
     }
+}
+
+/// A failure reported by [`Check::failed`]: down at once, whatever `fall` says.
+fn mark_down(s: &mut Status, error: String) {
+    s.failures += 1;
+    s.successes = 0;
+    s.last_error = Some(error);
+    s.health = Health::Down;
 }
 
 /// The time to the next check: `fastinter` while changing, `downinter` while down.

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use async_trait::async_trait;
 
 use crate::{Check, CheckError};
+use pidfd::Unwatchable;
 
 /// Healthy while the process runs (zombies count as gone).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,26 +40,28 @@ fn alive(pid: &str) -> bool {
     })
 }
 
-#[async_trait]
-impl Check for ProcessCheck {
-    async fn check(&self) -> Result<(), CheckError> {
+impl ProcessCheck {
+    /// The live processes this check is about, or why there are none.
+    fn running(&self) -> Result<Vec<u32>, CheckError> {
         match self {
             ProcessCheck::Name(name) => {
                 // The kernel truncates comm to 15 bytes; match what killall matches.
                 let wanted: String = name.chars().take(15).collect();
-                let entries = std::fs::read_dir("/proc")
-                    .map_err(|_| CheckError::ProcessNotRunning { name: name.clone() })?;
-                let found = entries.flatten().any(|e| {
-                    let pid = e.file_name().to_string_lossy().into_owned();
-                    pid.bytes().all(|b| b.is_ascii_digit())
-                        && std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                let gone = || CheckError::ProcessNotRunning { name: name.clone() };
+                let entries = std::fs::read_dir("/proc").map_err(|_| gone())?;
+                let pids: Vec<u32> = entries
+                    .flatten()
+                    .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+                    .filter(|pid| {
+                        std::fs::read_to_string(format!("/proc/{pid}/comm"))
                             .is_ok_and(|c| c.trim_end() == wanted)
-                        && alive(&pid)
-                });
-                if found {
-                    Ok(())
+                            && alive(&pid.to_string())
+                    })
+                    .collect();
+                if pids.is_empty() {
+                    Err(gone())
                 } else {
-                    Err(CheckError::ProcessNotRunning { name: name.clone() })
+                    Ok(pids)
                 }
             }
             ProcessCheck::PidFile(path) => {
@@ -68,14 +71,18 @@ impl Check for ProcessCheck {
                     reason: e.to_string(),
                 })?;
                 let pid = text.trim();
-                if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+                let Some(number) = pid
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|_| pid.bytes().all(|b| b.is_ascii_digit()))
+                else {
                     return Err(CheckError::PidFile {
                         path: shown,
                         reason: format!("{pid:?} is not a pid"),
                     });
-                }
+                };
                 if alive(pid) {
-                    Ok(())
+                    Ok(vec![number])
                 } else {
                     Err(CheckError::PidFile {
                         path: shown,
@@ -85,11 +92,81 @@ impl Check for ProcessCheck {
             }
         }
     }
+}
+
+#[async_trait]
+impl Check for ProcessCheck {
+    async fn check(&self) -> Result<(), CheckError> {
+        self.running().map(|_| ())
+    }
 
     fn describe(&self) -> String {
         match self {
             ProcessCheck::Name(n) => format!("process {n}"),
             ProcessCheck::PidFile(p) => format!("pid file {}", p.display()),
         }
+    }
+
+    /// Resolves when no process matches any more, watched through pidfds: the monitor hears
+    /// of an exit within the scheduler's reaction time, not at the next check. When the
+    /// processes watched have exited, the name (or pid file) is looked up again, so a
+    /// replacement started meanwhile (a reload that re-execs, a new pid in the file) keeps
+    /// the target up. Without pidfd support (Linux < 5.3) it never resolves and the checks
+    /// alone decide.
+    async fn failed(&self) -> CheckError {
+        loop {
+            let pids = match self.running() {
+                Ok(pids) => pids,
+                Err(e) => return e,
+            };
+            for pid in pids {
+                if let Err(Unwatchable) = pidfd::exit(pid).await {
+                    return std::future::pending().await;
+                }
+            }
+        }
+    }
+}
+
+/// Waiting for a process's exit through a pidfd (Linux 5.3+).
+mod pidfd {
+    use std::io;
+    use std::os::fd::OwnedFd;
+
+    use rustix::io::Errno;
+    use rustix::process::{Pid, PidfdFlags};
+    use tokio::io::Interest;
+    use tokio::io::unix::AsyncFd;
+
+    /// This kernel or sandbox cannot watch processes: fall back to polling.
+    pub(super) struct Unwatchable;
+
+    /// Resolves when process `pid` has exited (or at once if it is already gone).
+    pub(super) async fn exit(pid: u32) -> Result<(), Unwatchable> {
+        let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) else {
+            return Ok(());
+        };
+        let fd = match rustix::process::pidfd_open(pid, PidfdFlags::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::SRCH) => return Ok(()),
+            Err(_) => return Err(Unwatchable),
+        };
+        let Ok(fd) = register(fd) else {
+            return Err(Unwatchable);
+        };
+        // A pidfd becomes readable when its process terminates, and stays so.
+        match fd.readable().await {
+            Ok(_) => Ok(()),
+            Err(_) => Err(Unwatchable),
+        }
+    }
+
+    #[allow(unsafe_code)]
+    fn register(fd: OwnedFd) -> io::Result<AsyncFd<OwnedFd>> {
+        // SAFETY: the `AsyncFd` takes ownership of `fd`, an open pidfd owned by it alone;
+        // `OwnedFd::as_raw_fd` always returns that same descriptor, and nothing closes or
+        // replaces it until the `AsyncFd` (and the `OwnedFd` with it) is dropped.
+        unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }
+            .map_err(|e| e.into_parts().1)
     }
 }

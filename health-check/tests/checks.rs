@@ -135,6 +135,76 @@ async fn process_by_pid_file_and_by_name_follow_a_real_process() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A monitored process that exits is marked down at once (pidfd), not at the next check: with
+/// checks every 10 s and `fall = 3`, polling alone would take 30 s.
+#[tokio::test]
+async fn a_watched_process_that_exits_is_down_within_milliseconds() {
+    let dir = std::env::temp_dir().join(format!("hc-exit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let name = format!("hx{}", std::process::id() % 1_000_000);
+    let exe = dir.join(&name);
+    std::fs::copy("/bin/sleep", &exe).unwrap();
+    let pidfile = dir.join("app.pid");
+    for check in [ProcessCheck::pid_file(&pidfile), ProcessCheck::name(&name)] {
+        // Two processes by that name: down only when both are gone.
+        let mut first = std::process::Command::new(&exe).arg("30").spawn().unwrap();
+        let mut second = std::process::Command::new(&exe).arg("30").spawn().unwrap();
+        std::fs::write(&pidfile, format!("{}\n", first.id())).unwrap();
+        let described = check.describe();
+        let monitor = Monitor::spawn(
+            Arc::new(check),
+            MonitorConfig {
+                interval: Duration::from_secs(10),
+                fall: 3,
+                rise: 1,
+                start: Start::Now,
+                ..MonitorConfig::default()
+            },
+        )
+        .unwrap();
+        let mut rx = monitor.subscribe();
+        while rx.borrow().checks == 0 {
+            rx.changed().await.unwrap();
+        }
+        assert_eq!(rx.borrow().health, Health::Up, "{described}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+
+        // The first one goes, but the target is still up: by name the second still runs; by
+        // pid file the file names the second first (a reload that re-execs).
+        if !described.starts_with("process") {
+            std::fs::write(&pidfile, format!("{}\n", second.id())).unwrap();
+        }
+        first.kill().unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            rx.borrow().health,
+            Health::Up,
+            "{described}: one left: {:?}",
+            *rx.borrow()
+        );
+        second.kill().unwrap();
+        let killed = std::time::Instant::now();
+        tokio::time::timeout(Duration::from_secs(2), async {
+            while rx.borrow().health == Health::Up {
+                rx.changed().await.unwrap();
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{described}: still up 2 s after the exit"));
+        let took = killed.elapsed();
+        assert!(
+            took < Duration::from_millis(50),
+            "{described}: down after {took:?}"
+        );
+        let s = rx.borrow().clone();
+        assert_eq!(s.checks, 1, "{described}: no check ran, the exit was heard");
+        assert!(s.last_error.is_some(), "{described}: {s:?}");
+        first.wait().unwrap();
+        second.wait().unwrap();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// TIME_WAIT sockets on loopback involving `port`, from `ss`.
 fn time_wait(port: u16) -> usize {
     let out = std::process::Command::new("ss")
