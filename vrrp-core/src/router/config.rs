@@ -43,6 +43,15 @@ pub struct Config {
     /// keepalived's `preempt_delay`: after a Backup first sees a lower-priority Master, it
     /// waits this long before preempting.
     pub preempt_delay: Duration,
+    /// Whether a preempting Backup takes over as soon as it hears the Master advertise a lower
+    /// priority than its own, instead of letting Master_Down_Timer run out (3 intervals plus
+    /// Skew_Time; 3.6 s at 1 s adverts) as RFC 5798 §6.4.2 says ("discard the
+    /// ADVERTISEMENT"). A Master that lowers its own priority because a tracked object failed
+    /// advertises it at once, so with this on, the handover takes one packet's way instead of
+    /// seconds. `preempt_delay` still applies. If several Backups outrank the Master, each
+    /// takes over and the lower ones step back at the first advert of the highest (one
+    /// one-way delay with two Masters). Off by default (the RFC's behaviour).
+    pub preempt_on_lower_advert: bool,
     /// Accept_Mode (RFC 5798 §6.1): whether a non-owner Master accepts packets addressed to
     /// the virtual addresses. The core only carries it; the driver applies it.
     pub accept_mode: bool,
@@ -71,6 +80,7 @@ impl Config {
             primary_address,
             preempt: true,
             preempt_delay: Duration::ZERO,
+            preempt_on_lower_advert: false,
             accept_mode: false,
             unicast_peers: Vec::new(),
             checksum: ChecksumMode::default(),

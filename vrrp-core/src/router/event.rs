@@ -71,6 +71,14 @@ pub enum Reason {
         /// Its priority.
         priority: Priority,
     },
+    /// The Master advertised a priority lower than this Backup's, which preempts at once
+    /// ([`Config::preempt_on_lower_advert`](super::Config::preempt_on_lower_advert)).
+    LowerPriorityMaster {
+        /// The Master's address.
+        master: IpAddr,
+        /// The priority it advertised.
+        priority: Priority,
+    },
     /// [`Router::shutdown`](super::Router::shutdown).
     Shutdown,
     /// A weight-0 tracked object went down, or the link did.
@@ -99,6 +107,10 @@ impl fmt::Display for Reason {
                     "advert from {by} with priority {priority} takes precedence"
                 )
             }
+            Reason::LowerPriorityMaster { master, priority } => write!(
+                f,
+                "master {master} advertises priority {priority}, lower than ours: preempting"
+            ),
             Reason::Shutdown => f.write_str("shutdown"),
             Reason::Fault { cause } => write!(f, "fault: {cause} is down"),
             Reason::FaultCleared => f.write_str("all faults cleared"),

@@ -178,7 +178,7 @@ impl Router {
         let theirs = adv.priority();
         match self.state {
             State::Initialize | State::Fault => {}
-            State::Backup => self.backup_receives(now, theirs, adv.advert_interval()),
+            State::Backup => self.backup_receives(now, ip.source, theirs, adv.advert_interval()),
             State::Master => self.master_receives(now, ip.source, theirs, adv.advert_interval()),
         }
     }
@@ -238,14 +238,27 @@ impl Router {
     // ---- state machine -------------------------------------------------------------------
 
     /// §6.4.2 "If an ADVERTISEMENT is received" while Backup.
-    fn backup_receives(&mut self, now: Instant, theirs: Priority, interval: AdvertInterval) {
+    fn backup_receives(
+        &mut self,
+        now: Instant,
+        master: IpAddr,
+        theirs: Priority,
+        interval: AdvertInterval,
+    ) {
         if theirs.is_shutdown() {
             self.master_down_timer = Some(now + self.skew_time());
             return;
         }
         let lower = theirs < self.priority;
         if lower && self.config.preempt && !self.preempt_delay_pending(now) {
-            // Discard: Master_Down_Timer runs out and this router takes over.
+            if self.config.preempt_on_lower_advert {
+                let reason = Reason::LowerPriorityMaster {
+                    master,
+                    priority: theirs,
+                };
+                self.become_master(now, reason);
+            }
+            // Otherwise discard: Master_Down_Timer runs out and this router takes over.
             return;
         }
         if self.config.version == Version::V3 {
