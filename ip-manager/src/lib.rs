@@ -56,7 +56,10 @@ pub use error::Error;
 pub use exec::{DEFAULT_TIMEOUT, ExecHook, ExecManager, ExecOutcome};
 pub use memory::MemoryManager;
 #[cfg(feature = "netlink")]
-pub use netlink::{AnnounceConfig, Announcer, NetlinkManager, gratuitous_arp, unsolicited_na};
+pub use netlink::{
+    AnnounceConfig, Announcer, LinkMonitor, LinkState, NetlinkManager, gratuitous_arp,
+    unsolicited_na,
+};
 pub use vip::Vip;
 
 /// Moves virtual addresses. Every operation is idempotent.

@@ -353,6 +353,37 @@ fn preempt_on_lower_advert_hands_over_at_the_masters_first_lower_advert() {
 }
 
 #[test]
+fn preempt_on_lower_advert_takes_the_vip_back_as_soon_as_the_tracker_recovers() {
+    let mut s = lan();
+    let mut ca = config(11, 101, Version::V2);
+    ca.trackers = vec![Tracker {
+        name: "uplink0".into(),
+        weight: -20,
+    }];
+    ca.preempt_on_lower_advert = true;
+    let mut cb = config(12, 100, Version::V2);
+    cb.preempt_on_lower_advert = true;
+    let a = s.add(ca);
+    let b = s.add(cb);
+    s.run_for(5 * SEC);
+    s.set_tracker(a, 0, false);
+    s.run_for(Duration::from_millis(100));
+    assert_eq!((state(&s, a), state(&s, b)), (State::Backup, State::Master));
+    // b's next advert is 900 ms away, but a knows from the advert that made it step down
+    // that b has 100 < 101.
+    let recovered = s.elapsed().as_secs_f64();
+    s.set_tracker(a, 0, true);
+    s.run_for(Duration::from_millis(5));
+    let took = entered(&s, a, State::Master).expect("a back") - recovered;
+    assert!(
+        (0.0..0.002).contains(&took),
+        "a took the VIP back after {took} s: {}",
+        trace(&s)
+    );
+    assert_eq!(state(&s, b), State::Backup, "{}", trace(&s));
+}
+
+#[test]
 fn preempt_on_lower_advert_with_two_backups_settles_on_the_highest_at_once() {
     let mut s = lan();
     let mut ca = config(11, 101, Version::V3);

@@ -65,6 +65,8 @@ fn build(seed: u64, tracing: bool) -> (Sim, Setup) {
             90 + rng.below(20) as u8
         });
         c.preempt = all_preempt || rng.chance(0.5);
+        // vrrpd's default; the RFC's behaviour otherwise.
+        c.preempt_on_lower_advert = rng.chance(0.5);
         if unicast {
             c.unicast_peers = addrs.iter().copied().filter(|&a| a != addr).collect();
         }

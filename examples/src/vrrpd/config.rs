@@ -80,6 +80,10 @@ pub struct Instance {
     pub preempt: bool,
     /// How long to wait before preempting.
     pub preempt_delay: Duration,
+    /// Whether a preempting Backup takes over as soon as the Master advertises a lower
+    /// priority (a tracked check failed there), instead of after Master_Down_Interval as
+    /// RFC 5798 and keepalived do. Default true: the handover takes milliseconds, not 3.6 s.
+    pub preempt_on_lower_advert: bool,
     /// The virtual addresses with their prefix lengths.
     pub virtual_addresses: Vec<(IpAddr, u8)>,
     /// The source of unicast adverts (default: the interface's address).
@@ -144,8 +148,10 @@ pub struct Check {
 /// What a check probes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CheckKind {
-    /// A process by name.
+    /// A process by name (`killall -0 NAME`).
     Process(String),
+    /// The process whose pid a file holds (`kill -0 $(cat FILE)`).
+    PidFile(std::path::PathBuf),
     /// A command line run through the shell, as keepalived's `vrrp_script`.
     Exec(String),
     /// A TCP connect.
@@ -178,6 +184,7 @@ struct InstanceToml {
     advert_interval: Option<Spanned<String>>,
     preempt: Option<bool>,
     preempt_delay: Option<Spanned<String>>,
+    preempt_on_lower_advert: Option<bool>,
     virtual_addresses: Spanned<Vec<Spanned<String>>>,
     unicast_source: Option<Spanned<String>>,
     #[serde(default)]
@@ -237,6 +244,7 @@ struct CheckToml {
     name: Spanned<String>,
     kind: Spanned<String>,
     process: Option<Spanned<String>>,
+    pid_file: Option<Spanned<String>>,
     command: Option<Spanned<String>>,
     address: Option<Spanned<String>>,
     path: Option<Spanned<String>>,
@@ -306,7 +314,13 @@ pub fn parse(file: &str, text: &str) -> Result<Config, Vec<ConfigError>> {
         }
     };
     let checks = check_checks(&mut r, &raw.check);
-    let check_names: HashSet<&str> = checks.iter().map(|c| c.name.as_str()).collect();
+    // Every declared check counts, even one with mistakes (reported already), so that the
+    // instances tracking it do not add a second, misleading error.
+    let check_names: HashSet<&str> = raw
+        .check
+        .iter()
+        .map(|c| c.name.get_ref().as_str())
+        .collect();
     let mut instances = Vec::new();
     let mut names: HashMap<String, usize> = HashMap::new();
     let mut vrids: HashMap<(String, u8, bool), String> = HashMap::new();
@@ -636,6 +650,7 @@ fn check_instance(
         advert_interval,
         preempt: t.preempt.unwrap_or(true),
         preempt_delay,
+        preempt_on_lower_advert: t.preempt_on_lower_advert.unwrap_or(true),
         virtual_addresses,
         unicast_source,
         unicast_peers,
@@ -694,7 +709,27 @@ fn check_checks(r: &mut Report<'_>, raw: &[CheckToml]) -> Vec<Check> {
             }
         };
         let kind = match t.kind.get_ref().as_str() {
-            "process" => needs(r, &t.process, "process").map(CheckKind::Process),
+            "process" => match (&t.process, &t.pid_file) {
+                (Some(name), None) => Some(CheckKind::Process(name.get_ref().clone())),
+                (None, Some(file)) => Some(CheckKind::PidFile(file.get_ref().into())),
+                (Some(_), Some(file)) => {
+                    r.at(
+                        file.span(),
+                        key("pid_file"),
+                        "a process check takes `process` (a name) or `pid_file`, not both".into(),
+                    );
+                    None
+                }
+                (None, None) => {
+                    r.at(
+                        t.kind.span(),
+                        key("process"),
+                        "a \"process\" check needs `process = \"NAME\"` or `pid_file = \"PATH\"`"
+                            .into(),
+                    );
+                    None
+                }
+            },
             "exec" => needs(r, &t.command, "command").map(CheckKind::Exec),
             "tcp" => addr(r).map(CheckKind::Tcp),
             "http" => addr(r).map(|a| {
@@ -902,6 +937,37 @@ virtual_addresses = ["10.0.0.201/24"]
             e.iter()
                 .any(|x| x.contains("instance[1].name: \"VI_1\" is used by another instance")),
             "{e:#?}"
+        );
+    }
+
+    #[test]
+    fn a_process_check_takes_a_name_or_a_pid_file() {
+        let base = "[[instance]]\nname = \"a\"\ninterface = \"eth0\"\nvrid = 1\nvirtual_addresses = [\"10.0.0.1/24\"]\ntrack = [{ check = \"c\", weight = -4 }]\npreempt_on_lower_advert = false\n\n[[check]]\nname = \"c\"\nkind = \"process\"\n";
+        let c = parse(
+            "vrrpd.toml",
+            &format!("{base}pid_file = \"/run/haproxy.pid\"\n"),
+        )
+        .unwrap();
+        assert_eq!(
+            c.checks[0].kind,
+            CheckKind::PidFile("/run/haproxy.pid".into())
+        );
+        assert!(!c.instances[0].preempt_on_lower_advert);
+        let e = errors(&format!(
+            "{base}process = \"haproxy\"\npid_file = \"/run/h.pid\"\n"
+        ));
+        assert_eq!(
+            e,
+            [
+                "vrrpd.toml:13:12: check[0].pid_file: a process check takes `process` (a name) or `pid_file`, not both"
+            ]
+        );
+        let e = errors(base);
+        assert_eq!(
+            e,
+            [
+                "vrrpd.toml:11:8: check[0].process: a \"process\" check needs `process = \"NAME\"` or `pid_file = \"PATH\"`"
+            ]
         );
     }
 

@@ -13,7 +13,7 @@ use vrrp_core::packet::{AddressFamily, AdvertInterval, Authentication, Password,
 use vrrp_core::{Event, Router, State};
 
 use super::config::{self, Instance};
-use super::tracking;
+use super::{links, tracking};
 
 /// Any error that stops the daemon (logged by the binary).
 pub type Error = Box<dyn std::error::Error>;
@@ -121,6 +121,7 @@ pub async fn run(config: config::Config) -> Result<(), Error> {
     }
     drop(events_tx);
     let _monitors = tracking::start(&config, &placement)?;
+    let links = links::start(&config, &placement).await?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut stopping = false;
     loop {
@@ -146,6 +147,7 @@ pub async fn run(config: config::Config) -> Result<(), Error> {
             },
         }
     }
+    links.abort();
     for d in drivers {
         match d.await {
             Ok(Ok(stats)) => info!(?stats, "driver stopped"),
@@ -255,11 +257,13 @@ fn router_config(inst: &Instance, primary: IpAddr) -> Result<vrrp_core::Config, 
     c.advert_interval = AdvertInterval::try_from(inst.advert_interval)?;
     c.preempt = inst.preempt;
     c.preempt_delay = inst.preempt_delay;
+    c.preempt_on_lower_advert = inst.preempt_on_lower_advert;
     c.unicast_peers = inst.unicast_peers.clone();
     c.checksum = inst.checksum.parse()?;
     c.trackers = inst
         .track
         .iter()
+        .chain(&inst.track_interfaces)
         .map(|(name, weight)| vrrp_core::router::Tracker {
             name: name.clone(),
             weight: *weight,

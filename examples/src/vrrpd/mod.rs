@@ -4,4 +4,5 @@
 pub mod config;
 pub mod daemon;
 pub mod duration;
+mod links;
 mod tracking;

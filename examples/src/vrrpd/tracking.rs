@@ -23,6 +23,7 @@ pub(super) fn start(
     for check in &config.checks {
         let probe: Arc<dyn health_check::Check> = match &check.kind {
             CheckKind::Process(name) => Arc::new(ProcessCheck::name(name.clone())),
+            CheckKind::PidFile(path) => Arc::new(ProcessCheck::pid_file(path.clone())),
             CheckKind::Exec(command) => Arc::new(ExecCheck::shell(command.clone())),
             CheckKind::Tcp(addr) => Arc::new(TcpCheck::new(*addr)),
             CheckKind::Http(addr, path) => Arc::new(HttpCheck::new(*addr).path(path.clone())),

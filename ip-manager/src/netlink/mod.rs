@@ -2,6 +2,7 @@
 //! the [`Announcer`] that tells the segment where they moved.
 
 mod announce;
+mod link;
 mod sockaddr;
 
 use std::net::IpAddr;
@@ -15,6 +16,7 @@ use rtnetlink::packet_route::link::LinkAttribute;
 use rtnetlink::{Handle, new_connection};
 
 pub use announce::{AnnounceConfig, Announcer, gratuitous_arp, unsolicited_na};
+pub use link::{LinkMonitor, LinkState};
 
 use crate::{Error, IpManager, Vip};
 

@@ -48,7 +48,9 @@ pub struct Config {
     /// Skew_Time; 3.6 s at 1 s adverts) as RFC 5798 §6.4.2 says ("discard the
     /// ADVERTISEMENT"). A Master that lowers its own priority because a tracked object failed
     /// advertises it at once, so with this on, the handover takes one packet's way instead of
-    /// seconds. `preempt_delay` still applies. If several Backups outrank the Master, each
+    /// seconds. Likewise a Backup whose own priority rises (its tracked object recovered)
+    /// above the priority the Master advertised last takes over at once rather than at the
+    /// Master's next advert. `preempt_delay` still applies. If several Backups outrank the Master, each
     /// takes over and the lower ones step back at the first advert of the highest (one
     /// one-way delay with two Masters). Off by default (the RFC's behaviour).
     pub preempt_on_lower_advert: bool,

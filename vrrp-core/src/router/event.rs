@@ -79,6 +79,13 @@ pub enum Reason {
         /// The priority it advertised.
         priority: Priority,
     },
+    /// This Backup's priority rose above the one the Master advertised last, and it
+    /// preempts at once
+    /// ([`Config::preempt_on_lower_advert`](super::Config::preempt_on_lower_advert)).
+    OutranksMaster {
+        /// The priority the Master advertised last.
+        priority: Priority,
+    },
     /// [`Router::shutdown`](super::Router::shutdown).
     Shutdown,
     /// A weight-0 tracked object went down, or the link did.
@@ -110,6 +117,10 @@ impl fmt::Display for Reason {
             Reason::LowerPriorityMaster { master, priority } => write!(
                 f,
                 "master {master} advertises priority {priority}, lower than ours: preempting"
+            ),
+            Reason::OutranksMaster { priority } => write!(
+                f,
+                "our priority rose above the master's {priority}: preempting"
             ),
             Reason::Shutdown => f.write_str("shutdown"),
             Reason::Fault { cause } => write!(f, "fault: {cause} is down"),

@@ -48,6 +48,8 @@ pub struct Router {
     preempt_after: Option<Instant>,
     tracker_up: Vec<bool>,
     link_up: bool,
+    /// The priority of the last advert heard while Backup (for `preempt_on_lower_advert`).
+    master_priority: Option<Priority>,
     /// Fault imposed by a sync group, cleared only by the group.
     sync_fault: bool,
     transmits: VecDeque<Transmit>,
@@ -78,6 +80,7 @@ impl Router {
             preempt_after: None,
             tracker_up: vec![true; config.trackers.len()],
             link_up: true,
+            master_priority: None,
             sync_fault: false,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -249,6 +252,7 @@ impl Router {
             self.master_down_timer = Some(now + self.skew_time());
             return;
         }
+        self.master_priority = Some(theirs);
         let lower = theirs < self.priority;
         if lower && self.config.preempt && !self.preempt_delay_pending(now) {
             if self.config.preempt_on_lower_advert {
@@ -307,6 +311,7 @@ impl Router {
                 },
             );
             self.master_down_timer = Some(now + self.master_down_interval());
+            self.master_priority = Some(theirs);
         } else if self.config.preempt {
             // A lower-priority router thinks it is Master (it missed us): answer at once so it
             // steps down now rather than at our next advert (keepalived does the same).
@@ -351,6 +356,21 @@ impl Router {
                 self.send_advert(priority);
                 self.advert_timer = Some(now + self.config.advert_interval.as_duration());
             }
+            // Risen above the Master heard last: with preempt_on_lower_advert, take over now
+            // rather than at its next advert.
+            if self.state == State::Backup
+                && self.running
+                && self.config.preempt
+                && self.config.preempt_on_lower_advert
+                && let Some(master) = self.master_priority
+                && master < priority
+                && !master.is_shutdown()
+                && self.fault_cause().is_none()
+                && !self.preempt_delay_pending(now)
+            {
+                let reason = Reason::OutranksMaster { priority: master };
+                self.become_master(now, reason);
+            }
         }
         if !self.running {
             return;
@@ -378,6 +398,7 @@ impl Router {
         self.advert_timer = None;
         self.master_down_timer = None;
         self.preempt_after = None;
+        self.master_priority = None;
         self.state_since = Some(now);
         self.events
             .push_back(Event::StateChanged { from, to, reason });

@@ -1,0 +1,312 @@
+//! The two-host VRRP lab shared by the vrrpd tests: vrrpd and keepalived started in the
+//! namespaces of `netlab.sh`, crashed, stopped, and the VIP watched.
+// Each test binary uses a part of it.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// One interop mode.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Mode {
+    pub(crate) name: &'static str,
+    pub(crate) version: u8,
+    /// Advert interval in centiseconds (v2: whole seconds).
+    pub(crate) centis: u32,
+    pub(crate) ipv6: bool,
+    pub(crate) auth: bool,
+    pub(crate) unicast: bool,
+}
+
+impl Mode {
+    pub(crate) fn vip(&self) -> &'static str {
+        if self.ipv6 {
+            "fd99::200/64"
+        } else {
+            "10.99.0.200/24"
+        }
+    }
+
+    pub(crate) fn addr(&self, host: &str) -> &'static str {
+        match (self.ipv6, host) {
+            (false, "h1") => "10.99.0.11",
+            (false, _) => "10.99.0.12",
+            (true, "h1") => "fd99::11",
+            (true, _) => "fd99::12",
+        }
+    }
+
+    pub(crate) fn other(host: &str) -> &'static str {
+        if host == "h1" { "h2" } else { "h1" }
+    }
+
+    /// A generous bound for an election (Master_Down_Interval is about 3.6 intervals).
+    pub(crate) fn election(&self) -> Duration {
+        Duration::from_millis(u64::from(self.centis) * 10 * 4 + 2000)
+    }
+}
+
+pub(crate) const MODES: [Mode; 5] = [
+    Mode {
+        name: "v3 IPv4 100ms",
+        version: 3,
+        centis: 10,
+        ipv6: false,
+        auth: false,
+        unicast: false,
+    },
+    Mode {
+        name: "v3 IPv6 100ms",
+        version: 3,
+        centis: 10,
+        ipv6: true,
+        auth: false,
+        unicast: false,
+    },
+    Mode {
+        name: "v2 1s",
+        version: 2,
+        centis: 100,
+        ipv6: false,
+        auth: false,
+        unicast: false,
+    },
+    Mode {
+        name: "v2 1s auth_pass",
+        version: 2,
+        centis: 100,
+        ipv6: false,
+        auth: true,
+        unicast: false,
+    },
+    Mode {
+        name: "v3 IPv4 unicast 100ms",
+        version: 3,
+        centis: 10,
+        ipv6: false,
+        auth: false,
+        unicast: true,
+    },
+];
+
+pub(crate) struct Lab {
+    pub(crate) mode: Mode,
+    pub(crate) prefix: String,
+    pub(crate) netlab: PathBuf,
+    pub(crate) dir: PathBuf,
+    pub(crate) children: Vec<Child>,
+}
+
+impl Lab {
+    pub(crate) fn up(netlab: PathBuf, tag: &str, mode: Mode) -> Lab {
+        let prefix = format!("{tag}{}", std::process::id() % 10_000);
+        let dir = std::env::temp_dir().join(format!("vrrpd-ka-{prefix}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let lab = Lab {
+            mode,
+            prefix,
+            netlab,
+            dir,
+            children: Vec::new(),
+        };
+        let _ = super::netlab(&lab.netlab, &lab.prefix, "down");
+        let out = super::netlab(&lab.netlab, &lab.prefix, "up");
+        assert!(
+            out.status.success(),
+            "netlab up: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        lab.settle();
+        lab
+    }
+
+    pub(crate) fn ns(&self, host: &str) -> String {
+        format!("{}{host}", self.prefix)
+    }
+
+    pub(crate) fn vrrpd(&mut self, host: &str, priority: u8, m: Mode) -> usize {
+        self.vrrpd_with(host, priority, m, "")
+    }
+
+    /// vrrpd with `extra` config lines for its instance (e.g. `preempt = false`).
+    pub(crate) fn vrrpd_with(&mut self, host: &str, priority: u8, m: Mode, extra: &str) -> usize {
+        let config = self.dir.join(format!("{host}.toml"));
+        let mut text = format!(
+            "[[instance]]\nname = \"VI_1\"\ninterface = \"eth0\"\nvrid = 51\npriority = {priority}\nversion = {}\nadvert_interval = \"{}ms\"\nvirtual_addresses = [\"{}\"]\n",
+            m.version,
+            m.centis * 10,
+            m.vip()
+        );
+        if m.auth {
+            text.push_str("auth_pass = \"secret12\"\n");
+        }
+        if m.unicast {
+            text.push_str(&format!(
+                "unicast_source = \"{}\"\nunicast_peers = [\"{}\"]\n",
+                m.addr(host),
+                m.addr(Mode::other(host))
+            ));
+        }
+        text.push_str(extra);
+        std::fs::write(&config, text).expect("config");
+        let log = std::fs::File::create(self.dir.join(format!("{host}.vrrpd.log"))).expect("log");
+        let child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.ns(host),
+                env!("CARGO_BIN_EXE_vrrpd"),
+                "--config",
+            ])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("vrrpd starts");
+        self.children.push(child);
+        self.children.len() - 1
+    }
+
+    pub(crate) fn keepalived(&mut self, host: &str, priority: u8, m: Mode) -> usize {
+        let config = self.dir.join(format!("{host}.conf"));
+        let advert = if m.centis.is_multiple_of(100) {
+            format!("{}", m.centis / 100)
+        } else {
+            format!("{}", f64::from(m.centis) / 100.0)
+        };
+        let mut extra = String::new();
+        if m.auth {
+            extra.push_str("  authentication {\n    auth_type PASS\n    auth_pass secret12\n  }\n");
+        }
+        if m.unicast {
+            extra.push_str(&format!(
+                "  unicast_src_ip {}\n  unicast_peer {{\n    {}\n  }}\n",
+                m.addr(host),
+                m.addr(Mode::other(host))
+            ));
+        }
+        std::fs::write(
+            &config,
+            format!(
+                "global_defs {{ router_id {0} }}\nvrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 51\n  priority {priority}\n  version {1}\n  advert_int {advert}\n  virtual_ipaddress {{ {2} }}\n{extra}}}\n",
+                self.ns(host),
+                m.version,
+                m.vip()
+            ),
+        )
+        .expect("config");
+        let log =
+            std::fs::File::create(self.dir.join(format!("{host}.keepalived.log"))).expect("log");
+        let pid = |n: &str| self.dir.join(format!("{host}.{n}.pid"));
+        let child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.ns(host),
+                "keepalived",
+                "-n",
+                "-l",
+                "-D",
+                "-f",
+            ])
+            .arg(&config)
+            .arg("-p")
+            .arg(pid("main"))
+            .arg("-r")
+            .arg(pid("vrrp"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("keepalived starts");
+        self.children.push(child);
+        self.children.len() - 1
+    }
+
+    /// SIGKILL to child `i` (a crash: nothing is cleaned up), waits for it to be gone.
+    pub(crate) fn crash(&mut self, i: usize) {
+        let child = &mut self.children[i];
+        let _ = Command::new("kill")
+            .args(["-KILL", &child.id().to_string()])
+            .status();
+        let _ = child.wait();
+    }
+
+    /// SIGTERM to child `i` (the process `ip netns exec` became), waits for it to exit.
+    pub(crate) fn stop(&mut self, i: usize) -> Duration {
+        let child = &mut self.children[i];
+        let pid = child.id().to_string();
+        let started = Instant::now();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        loop {
+            if let Ok(Some(_)) = child.try_wait() {
+                return started.elapsed();
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "process {pid} did not stop"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub(crate) fn has_vip(&self, host: &str) -> bool {
+        let out = Command::new("ip")
+            .args(["-n", &self.ns(host), "-o", "addr", "show", "dev", "eth0"])
+            .output()
+            .expect("ip runs");
+        String::from_utf8_lossy(&out.stdout).contains(self.mode.vip())
+    }
+
+    /// Waits for both hosts' IPv6 addresses to leave duplicate address detection.
+    pub(crate) fn settle(&self) {
+        for _ in 0..300 {
+            let tentative = ["h1", "h2"].iter().any(|h| {
+                let out = Command::new("ip")
+                    .args(["-n", &self.ns(h), "-6", "-o", "addr", "show", "dev", "eth0"])
+                    .output()
+                    .expect("ip runs");
+                String::from_utf8_lossy(&out.stdout).contains("tentative")
+            });
+            if !tentative {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until the VIP is on `host` and not on `other`; returns how long it took.
+    pub(crate) fn wait_vip(&self, host: &str, other: &str, within: Duration) -> Duration {
+        let started = Instant::now();
+        while started.elapsed() < within {
+            if self.has_vip(host) && !self.has_vip(other) {
+                return started.elapsed();
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        panic!(
+            "VIP not on {host} alone within {within:?} (on {host}: {}, on {other}: {}); logs in {}",
+            self.has_vip(host),
+            self.has_vip(other),
+            self.dir.display()
+        );
+    }
+
+    pub(crate) fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.join(name)).unwrap_or_default()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = Command::new("kill")
+                .args(["-KILL", &c.id().to_string()])
+                .stderr(Stdio::null())
+                .status();
+            let _ = c.wait();
+        }
+        let _ = super::netlab(&self.netlab, &self.prefix, "down");
+    }
+}

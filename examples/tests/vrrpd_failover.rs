@@ -1,0 +1,205 @@
+//! vrrpd against vrrpd in a namespace lab: the failovers that need both sides to be vrrpd to
+//! be fast, and the link state from netlink.
+//! - A tracked process (by pid file) killed on the Master, adverts every second: the Backup
+//!   holds the VIP within 100 ms (pidfd on one side, `preempt_on_lower_advert` on the other;
+//!   keepalived polling `kill -0` every 2 s takes seconds).
+//! - A tracked interface (`track_interfaces`, weight -20) going down and up: the VIP moves
+//!   there and back within 100 ms each way.
+//! - The Master's own link going down: Fault at once (its VIP removed), the Backup takes over
+//!   after Master_Down_Interval; link up: the old Master recovers and preempts back.
+//!
+//! Needs root and iproute2; under `CI` a missing prerequisite fails the test.
+
+mod lab;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use lab::vrrp::{Lab, Mode};
+
+const V2_1S: Mode = Mode {
+    name: "v2 1s",
+    version: 2,
+    centis: 100,
+    ipv6: false,
+    auth: false,
+    unicast: false,
+};
+
+const V3_100MS: Mode = Mode {
+    name: "v3 IPv4 100ms",
+    version: 3,
+    centis: 10,
+    ipv6: false,
+    auth: false,
+    unicast: false,
+};
+
+fn prerequisites(test: &str) -> Option<PathBuf> {
+    match lab::prerequisites(&[("ip", "-V")]) {
+        Ok(path) => Some(path),
+        Err(why) => {
+            lab::skip(test, &why);
+            None
+        }
+    }
+}
+
+fn ip(lab: &Lab, host: &str, args: &str) {
+    let ns = lab.ns(host);
+    let status = Command::new("ip")
+        .args(["-n", &ns])
+        .args(args.split_whitespace())
+        .status()
+        .expect("ip runs");
+    assert!(status.success(), "ip -n {ns} {args}");
+}
+
+#[test]
+fn a_tracked_process_killed_on_the_master_hands_over_within_100ms_at_1s_adverts() {
+    let Some(netlab) = prerequisites(
+        "a_tracked_process_killed_on_the_master_hands_over_within_100ms_at_1s_adverts",
+    ) else {
+        return;
+    };
+    let m = V2_1S;
+    let mut lab = Lab::up(netlab, "vtp", m);
+    let mut dummies = Vec::new();
+    for host in ["h1", "h2"] {
+        // The "haproxy" of each host, known by its pid file as keepalived's `kill -0 $PID`.
+        let dummy = Command::new("sleep").arg("600").spawn().expect("sleep");
+        let pid_file = lab.dir.join(format!("{host}.haproxy.pid"));
+        std::fs::write(&pid_file, format!("{}\n", dummy.id())).expect("pid file");
+        let priority = if host == "h1" { 101 } else { 100 };
+        lab.vrrpd_with(
+            host,
+            priority,
+            m,
+            &format!(
+                "track = [{{ check = \"chk_haproxy\", weight = -4 }}]\n\n[[check]]\nname = \"chk_haproxy\"\nkind = \"process\"\npid_file = \"{}\"\ninterval = \"2s\"\nrise = 1\nfall = 2\n",
+                pid_file.display()
+            ),
+        );
+        dummies.push(dummy);
+    }
+    lab.wait_vip("h1", "h2", m.election());
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(lab.has_vip("h1") && !lab.has_vip("h2"));
+
+    let killed = Instant::now();
+    dummies[0].kill().expect("kill");
+    lab.wait_vip("h2", "h1", Duration::from_secs(5));
+    let took = killed.elapsed();
+    let _ = dummies[0].wait();
+    let h1 = lab.log("h1.vrrpd.log");
+    let h2 = lab.log("h2.vrrpd.log");
+    assert!(
+        h1.contains("tracked check changed") && h1.contains("up=false"),
+        "{h1}"
+    );
+    assert!(
+        h2.contains("LowerPriorityMaster"),
+        "h2 preempted on the lower advert: {h2}"
+    );
+    assert!(
+        took < Duration::from_millis(100),
+        "VIP on h2 {took:?} after the kill\nh1:\n{h1}\nh2:\n{h2}"
+    );
+    eprintln!("tracked process killed, adverts at 1 s: VIP on the Backup after {took:?}");
+    for d in &mut dummies {
+        let _ = d.kill();
+        let _ = d.wait();
+    }
+}
+
+#[test]
+fn a_tracked_interface_moves_the_vip_there_and_back() {
+    let Some(netlab) = prerequisites("a_tracked_interface_moves_the_vip_there_and_back") else {
+        return;
+    };
+    let m = V2_1S;
+    let mut lab = Lab::up(netlab, "vti", m);
+    // An uplink of h1's that VRRP does not run on (a veth pair: no dummy module needed).
+    ip(&lab, "h1", "link add uplink0 type veth peer name uplink1");
+    ip(&lab, "h1", "link set uplink1 up");
+    ip(&lab, "h1", "link set uplink0 up");
+    let track = "track_interfaces = [{ name = \"uplink0\", weight = -20 }]\n";
+    lab.vrrpd_with("h1", 101, m, track);
+    lab.vrrpd("h2", 100, m);
+    lab.wait_vip("h1", "h2", m.election());
+    std::thread::sleep(Duration::from_millis(1500));
+
+    let down = Instant::now();
+    ip(&lab, "h1", "link set uplink0 down");
+    lab.wait_vip("h2", "h1", Duration::from_secs(5));
+    let away = down.elapsed();
+    // The uplink is back: 101 again, above the 100 that h2 advertised last: h1 preempts at
+    // once rather than at h2's next advert.
+    let up = Instant::now();
+    ip(&lab, "h1", "link set uplink0 up");
+    lab.wait_vip("h1", "h2", Duration::from_secs(5));
+    let back = up.elapsed();
+    let h1 = lab.log("h1.vrrpd.log");
+    assert!(h1.contains("interface=uplink0 up=false"), "{h1}");
+    assert!(
+        away < Duration::from_millis(100),
+        "uplink down: VIP on h2 after {away:?}\n{h1}"
+    );
+    assert!(
+        back < Duration::from_millis(100),
+        "uplink up: VIP back on h1 after {back:?}\n{h1}"
+    );
+    eprintln!("tracked interface: away after {away:?}, back after {back:?}");
+}
+
+#[test]
+fn the_masters_link_going_down_is_fault_at_once_and_up_again_recovers() {
+    let Some(netlab) =
+        prerequisites("the_masters_link_going_down_is_fault_at_once_and_up_again_recovers")
+    else {
+        return;
+    };
+    let m = V3_100MS;
+    let mut lab = Lab::up(netlab, "vld", m);
+    lab.vrrpd("h1", 101, m);
+    lab.vrrpd("h2", 100, m);
+    lab.wait_vip("h1", "h2", m.election());
+    std::thread::sleep(Duration::from_millis(500));
+
+    let down = Instant::now();
+    ip(&lab, "h1", "link set eth0 down");
+    // h1 hears of it from netlink: Fault, its VIP gone, long before h2 notices anything.
+    let mut removed = None;
+    while down.elapsed() < Duration::from_secs(2) {
+        if !lab.has_vip("h1") {
+            removed = Some(down.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let removed = removed.expect("h1 removed its VIP");
+    lab.wait_vip("h2", "h1", m.election());
+    let taken = down.elapsed();
+    let h1 = lab.log("h1.vrrpd.log");
+    assert!(h1.contains("to=Fault"), "{h1}");
+    assert!(
+        removed < Duration::from_millis(50),
+        "VIP removed after {removed:?}\n{h1}"
+    );
+    // Master_Down_Interval for priority 100 at 100 ms: 361 ms.
+    assert!(
+        taken < Duration::from_millis(500),
+        "h2 took over after {taken:?}"
+    );
+
+    let up = Instant::now();
+    ip(&lab, "h1", "link set eth0 up");
+    lab.wait_vip("h1", "h2", Duration::from_secs(3));
+    let back = up.elapsed();
+    let h1 = lab.log("h1.vrrpd.log");
+    assert!(h1.contains("FaultCleared"), "{h1}");
+    eprintln!(
+        "link down: h1 Fault and VIP removed after {removed:?}, h2 Master after {taken:?}; link up: h1 back after {back:?}"
+    );
+}
