@@ -32,6 +32,7 @@
 mod error;
 mod run;
 mod socket;
+mod timer;
 
 pub use error::DriverError;
 pub use run::{Command, Driver, DriverEvent, DriverStats};

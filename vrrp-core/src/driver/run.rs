@@ -5,6 +5,7 @@ use std::io;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::driver::timer::Deadline;
 use crate::driver::{MAX_DATAGRAM, VrrpSocket};
 use crate::{Event, Router};
 
@@ -74,12 +75,16 @@ impl Driver {
     /// Starts the routers and runs until [`Command::Stop`] (or the command channel closing),
     /// then shuts them down gracefully and returns the driver's counters. Socket read errors
     /// other than malformed datagrams end the loop with the error.
+    ///
+    /// Deadlines are kept with a timerfd (microseconds), not tokio's millisecond timer: a
+    /// Backup's takeover starts within microseconds of its Master_Down deadline.
     pub async fn run(
         mut self,
         mut commands: mpsc::UnboundedReceiver<Command>,
         events: mpsc::UnboundedSender<DriverEvent>,
     ) -> io::Result<DriverStats> {
         let mut buffer = vec![0u8; MAX_DATAGRAM];
+        let mut timer = Deadline::new()?;
         let now = Instant::now();
         for r in &mut self.routers {
             r.startup(now.into_std());
@@ -87,6 +92,7 @@ impl Driver {
         self.flush(&events).await;
         loop {
             let deadline = self.routers.iter().filter_map(Router::poll_timeout).min();
+            timer.arm(deadline)?;
             tokio::select! {
                 biased;
                 command = commands.recv() => match command {
@@ -110,7 +116,8 @@ impl Driver {
                         }
                     }
                 },
-                () = sleep_until(deadline) => {
+                fired = timer.fired() => {
+                    fired?;
                     let now = Instant::now().into_std();
                     for r in &mut self.routers {
                         if r.poll_timeout().is_some_and(|d| d <= now) {
@@ -160,12 +167,5 @@ impl Driver {
                 });
             }
         }
-    }
-}
-
-async fn sleep_until(deadline: Option<std::time::Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(Instant::from_std(d)).await,
-        None => std::future::pending().await,
     }
 }

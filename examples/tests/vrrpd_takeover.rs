@@ -1,0 +1,197 @@
+//! Takeover latency, from the wire: a Backup's Master_Down_Timer expires (Master_Down_Interval
+//! after the last advert of a crashed Master, as captured on the lab's bridge) and the new
+//! Master's first gratuitous ARP for the VIP follows. What lies between is the daemon's own
+//! delay: timer wake-up, the advert, adding the address, the announcement. Measured for a
+//! vrrpd Backup and a keepalived Backup in the same lab, VRRPv3 at 10 ms and 100 ms adverts;
+//! the figures go to stderr (`--nocapture`), vrrpd's are asserted: best of three under 2 ms.
+//!
+//! Needs root, iproute2, tshark and keepalived; under `CI` a missing prerequisite fails.
+
+mod lab;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use lab::vrrp::{Lab, Mode};
+
+fn mode(centis: u32) -> Mode {
+    Mode {
+        name: "v3 IPv4",
+        version: 3,
+        centis,
+        ipv6: false,
+        auth: false,
+        unicast: false,
+    }
+}
+
+/// Master_Down_Interval of a priority-100 Backup, VRRPv3 (RFC 5798 §6.1).
+fn master_down_interval(centis: u32) -> f64 {
+    let interval = f64::from(centis) / 100.0;
+    3.0 * interval + (256.0 - 100.0) * interval / 256.0
+}
+
+fn tshark(pcap: &Path, filter: &str) -> Vec<f64> {
+    let out = Command::new("tshark")
+        .args(["-n", "-r"])
+        .arg(pcap)
+        .args(["-Y", filter, "-T", "fields", "-e", "frame.time_epoch"])
+        .output()
+        .expect("tshark runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+/// A capture on the lab's bridge, stopped on drop.
+struct Capture {
+    child: Child,
+    file: PathBuf,
+}
+
+impl Capture {
+    fn start(lab: &Lab, name: &str) -> Capture {
+        let file = lab.dir.join(format!("{name}.pcap"));
+        let _ = std::fs::remove_file(&file);
+        let child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &lab.ns("sw"),
+                "tshark",
+                "-n",
+                "-q",
+                "-i",
+                "br0",
+            ])
+            .args(["-f", "vrrp or arp", "-w"])
+            .arg(&file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tshark starts");
+        // tshark writes the file's header once it captures.
+        let started = Instant::now();
+        while std::fs::metadata(&file).map_or(0, |m| m.len()) == 0 {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "tshark did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        Capture { child, file }
+    }
+
+    fn stop(mut self) -> PathBuf {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+        self.file.clone()
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One takeover by a `backup` ("vrrpd" or "keepalived") Backup: the time from its Master_Down
+/// deadline to its first gratuitous ARP for the VIP, in seconds.
+fn takeover(netlab: &Path, backup: &str, centis: u32, run: usize) -> f64 {
+    let m = mode(centis);
+    let mut lab = Lab::up(netlab.to_path_buf(), "to", m);
+    let master = lab.vrrpd("h1", 101, m);
+    if backup == "vrrpd" {
+        lab.vrrpd("h2", 100, m);
+    } else {
+        lab.keepalived("h2", 100, m);
+    }
+    lab.wait_vip("h1", "h2", m.election());
+    std::thread::sleep(Duration::from_millis(500));
+    let capture = Capture::start(&lab, &format!("{backup}-{centis}-{run}"));
+    // A host crash: the daemon dies and its address with it.
+    lab.crash(master);
+    let _ = Command::new("ip")
+        .args(["-n", &lab.ns("h1"), "addr", "del", m.vip(), "dev", "eth0"])
+        .status();
+    lab.wait_vip("h2", "h1", m.election());
+    std::thread::sleep(Duration::from_millis(300));
+    let pcap = capture.stop();
+    let last_advert = tshark(&pcap, "vrrp && ip.src == 10.99.0.11")
+        .last()
+        .copied()
+        .unwrap_or_else(|| panic!("no advert of h1 in {}", pcap.display()));
+    let garp = tshark(
+        &pcap,
+        "arp && arp.src.proto_ipv4 == 10.99.0.200 && arp.dst.proto_ipv4 == 10.99.0.200",
+    )
+    .into_iter()
+    .find(|&t| t > last_advert)
+    .unwrap_or_else(|| {
+        panic!(
+            "no gratuitous ARP after h1's last advert in {}",
+            pcap.display()
+        )
+    });
+    garp - (last_advert + master_down_interval(centis))
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+#[test]
+fn the_first_gratuitous_arp_follows_the_master_down_deadline_within_2ms() {
+    let netlab = match lab::prerequisites(&[
+        ("ip", "-V"),
+        ("tshark", "--version"),
+        ("keepalived", "--version"),
+    ]) {
+        Ok(path) => path,
+        Err(why) => {
+            lab::skip(
+                "the_first_gratuitous_arp_follows_the_master_down_deadline_within_2ms",
+                &why,
+            );
+            return;
+        }
+    };
+    let mut report = Vec::new();
+    for centis in [1, 10] {
+        let mut ours: Vec<f64> = (0..3)
+            .map(|r| takeover(&netlab, "vrrpd", centis, r))
+            .collect();
+        let mut theirs: Vec<f64> = (0..3)
+            .map(|r| takeover(&netlab, "keepalived", centis, r))
+            .collect();
+        let (o, t) = (median(&mut ours), median(&mut theirs));
+        report.push(format!(
+            "adverts {} ms: Master_Down deadline -> first GARP: vrrpd {:.1} ms (runs {:.1?}), keepalived {:.1} ms (runs {:.1?})",
+            centis * 10,
+            o * 1e3,
+            ours.iter().map(|x| x * 1e3).collect::<Vec<_>>(),
+            t * 1e3,
+            theirs.iter().map(|x| x * 1e3).collect::<Vec<_>>()
+        ));
+        // On the wire the deadline is the capture of the last advert plus the interval, so a
+        // busy machine that delays the Backup's reception adds to every run: the best of
+        // three shows the daemon's own delay, the median bounds the rest.
+        let best = ours.iter().copied().fold(f64::INFINITY, f64::min);
+        assert!(
+            best < 0.002 && o < 0.005,
+            "vrrpd adds {:.1} ms (best {:.1} ms) after the deadline: {report:#?}",
+            o * 1e3,
+            best * 1e3
+        );
+    }
+    for line in &report {
+        eprintln!("{line}");
+    }
+}
