@@ -746,3 +746,61 @@ fn own_looped_back_advert_is_dropped_and_stats_account_time() {
     assert_eq!(bye.payload[2], 0, "priority 0 on shutdown");
     assert_eq!(r.state(), State::Initialize);
 }
+
+#[test]
+fn drops_are_reported_once_per_reason_per_interval_with_the_count_in_between() {
+    let mut r = vrrp_core::Router::new(config(12, 100, Version::V3)).expect("valid");
+    let t0 = std::time::Instant::now();
+    r.startup(t0);
+    while r.poll_event().is_some() {}
+    // A peer's advert, then copies with a wrong TTL and a wrong checksum.
+    let mut peer = vrrp_core::Router::new(config(11, 255, Version::V3)).expect("valid");
+    peer.startup(t0);
+    let tx = peer.poll_transmit().expect("advert");
+    let ip = vrrp_core::packet::IpHeader {
+        source: tx.source,
+        destination: tx.destination,
+        ttl: 64,
+    };
+    let mut corrupt = tx.payload.to_vec();
+    corrupt[6] ^= 0xff;
+    let drops = |r: &mut vrrp_core::Router| -> Vec<(DropReason, u64, String)> {
+        std::iter::from_fn(|| r.poll_event())
+            .filter_map(|e| match e {
+                Event::PacketDropped {
+                    reason,
+                    suppressed,
+                    detail,
+                    ..
+                } => Some((reason, suppressed, detail)),
+                _ => None,
+            })
+            .collect()
+    };
+    for i in 0..100u32 {
+        r.handle_packet(t0 + i * MS, ip, &tx.payload);
+        r.handle_packet(
+            t0 + i * MS,
+            vrrp_core::packet::IpHeader { ttl: 255, ..ip },
+            &corrupt,
+        );
+    }
+    let first = drops(&mut r);
+    assert_eq!(first.len(), 2, "one per reason: {first:?}");
+    assert_eq!((first[0].0, first[0].1), (DropReason::Ttl, 0));
+    assert!(first[0].2.contains("64"), "{first:?}");
+    assert_eq!((first[1].0, first[1].1), (DropReason::Checksum, 0));
+    assert!(first[1].2.contains("checksum"), "{first:?}");
+    assert_eq!(r.stats().dropped_total(), 200);
+    assert_eq!(r.state(), State::Backup, "drops never change the state");
+    // After the interval, the next one carries the 99 suppressed.
+    r.handle_packet(
+        t0 + vrrp_core::router::DROP_EVENT_INTERVAL + SEC,
+        ip,
+        &tx.payload,
+    );
+    assert_eq!(
+        drops(&mut r).iter().map(|d| (d.0, d.1)).collect::<Vec<_>>(),
+        [(DropReason::Ttl, 99)]
+    );
+}

@@ -209,6 +209,18 @@ async fn handle(netlink: &NetlinkManager, l: &Live, event: Event) {
                 });
             }
         }
+        Event::PacketDropped {
+            reason,
+            source,
+            detail,
+            suppressed,
+        } => warn!(
+            instance = %name,
+            %source,
+            reason = reason.as_str(),
+            suppressed,
+            "dropped an advert: {detail}"
+        ),
         other => info!(instance = %name, event = ?other, "event"),
     }
 }

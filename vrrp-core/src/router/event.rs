@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use bytes::Bytes;
 
-use crate::packet::Priority;
+use crate::packet::{DropReason, Priority};
 
 /// The states of RFC 5798 §6.4, plus keepalived's Fault.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -150,6 +150,21 @@ pub enum Event {
         from: Priority,
         /// After.
         to: Priority,
+    },
+    /// A received packet was dropped (it is also counted in
+    /// [`Stats::dropped`](super::Stats::dropped)). Rate-limited as RFC 9568 §8.3 asks of
+    /// logging: the first drop of each reason, then at most one per reason every
+    /// [`DROP_EVENT_INTERVAL`](super::DROP_EVENT_INTERVAL), carrying how many were dropped
+    /// silently in between. A router's own adverts looped back are not reported.
+    PacketDropped {
+        /// Why, as counted.
+        reason: DropReason,
+        /// The sender.
+        source: IpAddr,
+        /// What was wrong, with the fix where there is one (e.g. the checksum camp to set).
+        detail: String,
+        /// Drops of this reason not reported since the previous event.
+        suppressed: u64,
     },
 }
 

@@ -14,7 +14,7 @@ mod stats;
 mod sync_group;
 mod timers;
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -30,6 +30,9 @@ use crate::packet::{
     AddressFamily, AdvertInterval, AdvertisementBuilder, DropReason, IpHeader, MULTICAST_V4,
     MULTICAST_V6, Priority, ReceivePolicy, Version,
 };
+
+/// At most one [`Event::PacketDropped`] per drop reason in this interval.
+pub const DROP_EVENT_INTERVAL: Duration = Duration::from_secs(10);
 
 /// One virtual router (one VRID, one interface, one family). See the [module](self) docs for
 /// the calling convention and the crate docs for a complete driver loop.
@@ -55,6 +58,8 @@ pub struct Router {
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     stats: Stats,
+    /// Per drop reason: when the last `PacketDropped` went out, and the drops since.
+    drop_reports: BTreeMap<DropReason, (Instant, u64)>,
     state_since: Option<Instant>,
 }
 
@@ -85,6 +90,7 @@ impl Router {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: Stats::default(),
+            drop_reports: BTreeMap::new(),
             state_since: None,
             config,
         };
@@ -157,7 +163,7 @@ impl Router {
         self.stats.received += 1;
         let adv = match self.policy.accept(&ip, bytes) {
             Ok(a) => a.advertisement,
-            Err(e) => return self.stats.drop(e.reason()),
+            Err(e) => return self.dropped(now, e.reason(), ip.source, || e.to_string()),
         };
         let drop = if adv.vrid() != self.config.vrid {
             Some(DropReason::OtherVrid)
@@ -175,7 +181,17 @@ impl Router {
             None
         };
         if let Some(reason) = drop {
-            return self.stats.drop(reason);
+            let ours = self.config.advert_interval;
+            return self.dropped(now, reason, ip.source, || match reason {
+                DropReason::OtherVrid => format!("for VRID {}", adv.vrid()),
+                DropReason::UnknownSource => "the sender is not one of unicast_peers".into(),
+                DropReason::IntervalMismatch => format!(
+                    "advert interval {} differs from ours ({}): VRRPv2 routers must agree",
+                    adv.advert_interval(),
+                    ours
+                ),
+                other => other.as_str().to_owned(),
+            });
         }
         self.stats.accepted += 1;
         let theirs = adv.priority();
@@ -184,6 +200,40 @@ impl Router {
             State::Backup => self.backup_receives(now, ip.source, theirs, adv.advert_interval()),
             State::Master => self.master_receives(now, ip.source, theirs, adv.advert_interval()),
         }
+    }
+
+    /// Counts a drop and reports it, rate-limited (see [`Event::PacketDropped`]).
+    fn dropped(
+        &mut self,
+        now: Instant,
+        reason: DropReason,
+        source: IpAddr,
+        detail: impl FnOnce() -> String,
+    ) {
+        self.stats.drop(reason);
+        if reason == DropReason::OwnAdvert {
+            return;
+        }
+        let suppressed = match self.drop_reports.get_mut(&reason) {
+            Some((last, since)) if now.saturating_duration_since(*last) < DROP_EVENT_INTERVAL => {
+                *since += 1;
+                return;
+            }
+            Some((last, since)) => {
+                *last = now;
+                std::mem::take(since)
+            }
+            None => {
+                self.drop_reports.insert(reason, (now, 0));
+                0
+            }
+        };
+        self.events.push_back(Event::PacketDropped {
+            reason,
+            source,
+            detail: detail(),
+            suppressed,
+        });
     }
 
     /// Fires the timers due at `now` (call it at [`poll_timeout`](Self::poll_timeout)'s
