@@ -3,7 +3,7 @@
 // Each test binary uses a part of it.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -47,7 +47,7 @@ impl Mode {
     }
 }
 
-pub(crate) const MODES: [Mode; 5] = [
+pub(crate) const MODES: [Mode; 6] = [
     Mode {
         name: "v3 IPv4 100ms",
         version: 3,
@@ -79,6 +79,14 @@ pub(crate) const MODES: [Mode; 5] = [
         ipv6: false,
         auth: true,
         unicast: false,
+    },
+    Mode {
+        name: "v2 unicast 1s",
+        version: 2,
+        centis: 100,
+        ipv6: false,
+        auth: false,
+        unicast: true,
     },
     Mode {
         name: "v3 IPv4 unicast 100ms",
@@ -233,6 +241,14 @@ impl Lab {
         let _ = child.wait();
     }
 
+    /// SIGTERM to child `i`, without waiting (keepalived lingers a second after its
+    /// priority-0 advert).
+    pub(crate) fn terminate(&self, i: usize) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.children[i].id().to_string()])
+            .status();
+    }
+
     /// SIGTERM to child `i` (the process `ip netns exec` became), waits for it to exit.
     pub(crate) fn stop(&mut self, i: usize) -> Duration {
         let child = &mut self.children[i];
@@ -293,6 +309,94 @@ impl Lab {
         );
     }
 
+    /// A host crash of the keepalived started as child `i` on `host`: both its processes
+    /// frozen, then killed (a SIGKILL of the parent alone makes the VRRP child stop gracefully).
+    pub(crate) fn crash_keepalived(&mut self, i: usize, host: &str) {
+        let pids: Vec<String> = ["main", "vrrp"]
+            .iter()
+            .filter_map(|n| std::fs::read_to_string(self.dir.join(format!("{host}.{n}.pid"))).ok())
+            .map(|p| p.trim().to_owned())
+            .collect();
+        for signal in ["-STOP", "-KILL"] {
+            for pid in &pids {
+                let _ = Command::new("kill").args([signal, pid]).status();
+            }
+        }
+        self.crash(i);
+        // A rebooted host has an empty /run; here the dead VRRP child may linger as a zombie
+        // (pid 1 of a container need not reap), and keepalived would refuse to start.
+        for n in ["main", "vrrp"] {
+            let _ = std::fs::remove_file(self.dir.join(format!("{host}.{n}.pid")));
+        }
+    }
+
+    /// Removes the VIP from `host` (what a crashed host's kernel no longer answers for).
+    pub(crate) fn drop_vip(&self, host: &str) {
+        let _ = Command::new("ip")
+            .args([
+                "-n",
+                &self.ns(host),
+                "addr",
+                "del",
+                self.mode.vip(),
+                "dev",
+                "eth0",
+            ])
+            .status();
+    }
+
+    /// The MAC address of `host`'s eth0.
+    pub(crate) fn mac(&self, host: &str) -> String {
+        let out = Command::new("ip")
+            .args(["-n", &self.ns(host), "-o", "link", "show", "eth0"])
+            .output()
+            .expect("ip runs");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let mut words = text.split_whitespace();
+        words.find(|w| *w == "link/ether");
+        words.next().unwrap_or_default().to_owned()
+    }
+
+    /// The client pings the VIP and its neighbour entry for it names `host`'s MAC: traffic
+    /// really goes to the new Master.
+    pub(crate) fn client_reaches(&self, host: &str) {
+        let vip = self.mode.vip().split('/').next().unwrap_or_default();
+        let want = self.mac(host);
+        let started = Instant::now();
+        loop {
+            let ping = Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    &self.ns("cl"),
+                    "ping",
+                    "-c",
+                    "1",
+                    "-W",
+                    "1",
+                    vip,
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            let neigh = Command::new("ip")
+                .args(["-n", &self.ns("cl"), "neigh", "show", vip])
+                .output()
+                .expect("ip runs");
+            let neigh = String::from_utf8_lossy(&neigh.stdout).into_owned();
+            if ping && neigh.contains(&want) {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(3),
+                "{}: the client does not reach {vip} at {host} ({want}): ping ok {ping}, neighbour {neigh:?}",
+                self.mode.name
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub(crate) fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self.dir.join(name)).unwrap_or_default()
     }
@@ -309,4 +413,131 @@ impl Drop for Lab {
         }
         let _ = super::netlab(&self.netlab, &self.prefix, "down");
     }
+}
+
+/// A capture (tshark) in a lab namespace, stopped with SIGINT and read back.
+pub(crate) struct Capture {
+    child: Child,
+    file: PathBuf,
+}
+
+impl Capture {
+    /// Starts capturing `filter` on `interface` of namespace `host` (e.g. "sw" and "br0"),
+    /// once tshark is really capturing.
+    pub(crate) fn start(
+        lab: &Lab,
+        host: &str,
+        interface: &str,
+        filter: &str,
+        name: &str,
+    ) -> Capture {
+        let file = lab.dir.join(format!("{name}.pcap"));
+        let _ = std::fs::remove_file(&file);
+        let child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &lab.ns(host),
+                "tshark",
+                "-n",
+                "-q",
+                "-i",
+                interface,
+            ])
+            .args(["-f", filter, "-w"])
+            .arg(&file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tshark starts");
+        let started = Instant::now();
+        while std::fs::metadata(&file).map_or(0, |m| m.len()) == 0 {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "tshark did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        Capture { child, file }
+    }
+
+    /// Stops the capture and returns the file.
+    pub(crate) fn stop(mut self) -> PathBuf {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+        self.file.clone()
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// tshark's `fields` of the frames matching `filter` in `pcap`, one Vec per frame.
+pub(crate) fn tshark(pcap: &Path, filter: &str, fields: &[&str]) -> Vec<Vec<String>> {
+    let mut cmd = Command::new("tshark");
+    cmd.args(["-n", "-r"])
+        .arg(pcap)
+        .args(["-Y", filter, "-T", "fields"]);
+    for f in fields {
+        cmd.args(["-e", f]);
+    }
+    let out = cmd.output().expect("tshark runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.split('\t').map(str::to_owned).collect())
+        .collect()
+}
+
+/// The longest time two routers were Master together, from the adverts in `pcap`: each
+/// source's run of non-zero-priority adverts (gaps under 1.5 intervals) is its time as
+/// Master; the result is the largest overlap of two sources' runs.
+pub(crate) fn two_masters(pcap: &Path, interval: Duration) -> Duration {
+    // (source, first, last, closed by a priority-0 advert)
+    let mut spans: Vec<(String, f64, f64, bool)> = Vec::new();
+    let gap = interval.as_secs_f64() * 1.5;
+    for f in tshark(
+        pcap,
+        "vrrp",
+        &["frame.time_epoch", "ip.src", "ipv6.src", "vrrp.prio"],
+    ) {
+        let (Some(t), Some(prio)) = (
+            f.first().and_then(|t| t.parse::<f64>().ok()),
+            f.get(3).and_then(|p| p.parse::<u8>().ok()),
+        ) else {
+            continue;
+        };
+        let source = f
+            .get(1)
+            .filter(|s| !s.is_empty())
+            .or(f.get(2))
+            .cloned()
+            .unwrap_or_default();
+        let open = spans
+            .iter_mut()
+            .rev()
+            .find(|s| s.0 == source)
+            .filter(|s| !s.3 && t - s.2 <= gap);
+        match (prio, open) {
+            (0, Some(span)) => span.3 = true,
+            (0, None) => {}
+            (_, Some(span)) => span.2 = t,
+            (_, None) => spans.push((source, t, t, false)),
+        }
+    }
+    let mut worst = 0.0f64;
+    for (i, a) in spans.iter().enumerate() {
+        for b in &spans[i + 1..] {
+            if a.0 != b.0 {
+                worst = worst.max(a.2.min(b.2) - a.1.max(b.1));
+            }
+        }
+    }
+    Duration::from_secs_f64(worst.max(0.0))
 }
