@@ -1,11 +1,24 @@
 //! The vrrpd configuration file (TOML, keys as in the project's DESIGN.md), checked as a whole:
 //! every mistake is reported with `file:line:column`, the key, what is wrong and the fix, and
 //! all of them at once rather than the first.
+//!
+//! Besides `[[instance]]`, `[[sync_group]]` and `[[check]]`, an optional daemon-wide key,
+//! written before the first table:
+//!
+//! ```toml
+//! status_socket = "/run/vrrpd/vrrpd.sock"   # the default; `vrrpd --status` reads it
+//! ```
+//!
+//! - `status_socket`: an absolute path for the unix socket (mode 0600, so only root reads it)
+//!   that answers every connection with one JSON document (each instance's state, priorities,
+//!   tracked checks, last transition and counters) and closes it. The directory is created
+//!   if missing. Run two daemons on one host with two paths.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::IpAddr;
 use std::ops::Range;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -48,9 +61,14 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// Where the status socket is when the file does not say (`status_socket`).
+pub const DEFAULT_STATUS_SOCKET: &str = "/run/vrrpd/vrrpd.sock";
+
 /// A checked configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
+    /// The unix socket that answers with the JSON status (`status_socket`).
+    pub status_socket: PathBuf,
     /// The virtual routers.
     pub instances: Vec<Instance>,
     /// Groups of instances that change state together.
@@ -159,6 +177,7 @@ pub enum CheckKind {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileToml {
+    status_socket: Option<Spanned<String>>,
     #[serde(default)]
     instance: Vec<InstanceToml>,
     #[serde(default)]
@@ -305,6 +324,7 @@ pub fn parse(file: &str, text: &str) -> Result<Config, Vec<ConfigError>> {
             return Err(r.errors);
         }
     };
+    let status_socket = check_status_socket(&mut r, &raw);
     let checks = check_checks(&mut r, &raw.check);
     let check_names: HashSet<&str> = checks.iter().map(|c| c.name.as_str()).collect();
     let mut instances = Vec::new();
@@ -368,6 +388,7 @@ pub fn parse(file: &str, text: &str) -> Result<Config, Vec<ConfigError>> {
     }
     if r.errors.is_empty() {
         Ok(Config {
+            status_socket,
             instances,
             sync_groups,
             checks,
@@ -376,6 +397,35 @@ pub fn parse(file: &str, text: &str) -> Result<Config, Vec<ConfigError>> {
     } else {
         Err(r.errors)
     }
+}
+
+/// `status_socket`.
+fn check_status_socket(r: &mut Report<'_>, raw: &FileToml) -> PathBuf {
+    match &raw.status_socket {
+        None => PathBuf::from(DEFAULT_STATUS_SOCKET),
+        Some(p) => {
+            let path = p.get_ref();
+            // sun_path holds 108 bytes with the terminating NUL.
+            if !path.starts_with('/') || path.len() > 107 {
+                r.at(
+                    p.span(),
+                    "status_socket".into(),
+                    format!("{path:?}: an absolute path of at most 107 bytes, e.g. \"{DEFAULT_STATUS_SOCKET}\""),
+                );
+            }
+            PathBuf::from(path)
+        }
+    }
+}
+
+/// The `status_socket` of a configuration file, read leniently for `vrrpd --status`: the
+/// default when the key is missing or the file does not parse (the daemon may run an older,
+/// valid version of it).
+pub fn status_socket_of(text: &str) -> PathBuf {
+    toml::from_str::<toml::Table>(text)
+        .ok()
+        .and_then(|t| t.get("status_socket")?.as_str().map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_STATUS_SOCKET))
 }
 
 fn duration_of(
@@ -902,6 +952,29 @@ virtual_addresses = ["10.0.0.201/24"]
             e.iter()
                 .any(|x| x.contains("instance[1].name: \"VI_1\" is used by another instance")),
             "{e:#?}"
+        );
+    }
+
+    #[test]
+    fn the_status_socket_defaults_and_is_checked() {
+        let one = "[[instance]]\nname = \"a\"\ninterface = \"eth0\"\nvrid = 1\nvirtual_addresses = [\"10.0.0.1\"]\n";
+        let c = parse("vrrpd.toml", one).expect("valid");
+        assert_eq!(c.status_socket, PathBuf::from(DEFAULT_STATUS_SOCKET));
+        let text = format!("status_socket = \"/tmp/v.sock\"\n{one}");
+        let c = parse("vrrpd.toml", &text).expect("valid");
+        assert_eq!(c.status_socket, PathBuf::from("/tmp/v.sock"));
+        assert_eq!(status_socket_of(&text), PathBuf::from("/tmp/v.sock"));
+        assert_eq!(
+            status_socket_of("status_socket = \"/x.sock\"\n[[instance]\n"),
+            PathBuf::from(DEFAULT_STATUS_SOCKET),
+            "a file that does not parse: the default"
+        );
+        let e = errors(&format!("status_socket = \"run/v.sock\"\n{one}"));
+        assert_eq!(
+            e,
+            [
+                "vrrpd.toml:1:17: status_socket: \"run/v.sock\": an absolute path of at most 107 bytes, e.g. \"/run/vrrpd/vrrpd.sock\""
+            ]
         );
     }
 

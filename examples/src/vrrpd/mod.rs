@@ -1,7 +1,13 @@
-//! The `vrrpd` daemon as a library: the configuration file and its checks, and the running
-//! daemon (drivers, virtual addresses, notify scripts, tracked checks).
+//! The `vrrpd` daemon as a library: the configuration file and its checks, the running
+//! daemon (drivers, virtual addresses, notify scripts, tracked checks), and
+//! what it reports (the JSON status).
 
 pub mod config;
 pub mod daemon;
 pub mod duration;
+mod instances;
+mod registry;
+mod reload;
+pub mod status;
+pub mod status_socket;
 mod tracking;
