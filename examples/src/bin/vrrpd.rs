@@ -15,8 +15,9 @@
 //! Stops gracefully on SIGTERM / SIGINT: a Master sends priority 0, removes its addresses and
 //! the daemon exits 0. Needs CAP_NET_RAW and CAP_NET_ADMIN.
 //!
-//! Tracked checks (`[[check]]` + `track`) adjust the priority or force Fault. The daemon itself
-//! is [`examples::vrrpd::daemon`], the file [`examples::vrrpd::config`].
+//! Tracked checks (`[[check]]` + `track`) adjust the priority or force Fault;
+//! `metrics = { bind = "127.0.0.1:9650" }` serves Prometheus metrics. The daemon itself is
+//! [`examples::vrrpd::daemon`], the file [`examples::vrrpd::config`].
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -1,6 +1,7 @@
 //! The running daemon: one driver per interface and address family, the virtual addresses
 //! added and announced on Master and removed on leaving it, notify scripts, tracked checks,
-//! the status socket. The running set itself is kept by the private `instances` module.
+//! the status socket and metrics endpoint. The running set itself is kept by the private
+//! `instances` module.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -16,7 +17,7 @@ use vrrp_core::{Event, State};
 use super::config::{self, Instance};
 use super::instances::Instances;
 use super::registry::Registry;
-use super::status_socket;
+use super::{metrics, status_socket};
 
 /// Any error that stops the daemon (logged by the binary).
 pub type Error = Box<dyn std::error::Error>;
@@ -89,6 +90,16 @@ pub async fn run(config: config::Config, options: Options) -> Result<(), Error> 
             warn!("no status socket, vrrpd runs on without it: {e}");
             None
         }
+    };
+    let _metrics = match config.metrics {
+        None => None,
+        Some(bind) => match metrics::serve(bind, registry.clone()).await {
+            Ok(m) => Some(m),
+            Err(e) => {
+                error!("no metrics endpoint, vrrpd runs on without it: {e}");
+                None
+            }
+        },
     };
     let mut stopping = false;
     loop {

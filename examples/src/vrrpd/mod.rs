@@ -1,11 +1,12 @@
 //! The `vrrpd` daemon as a library: the configuration file and its checks, the running
 //! daemon (drivers, virtual addresses, notify scripts, tracked checks), and
-//! what it reports (the JSON status).
+//! what it reports (the JSON status and Prometheus metrics).
 
 pub mod config;
 pub mod daemon;
 pub mod duration;
 mod instances;
+pub mod metrics;
 mod registry;
 mod reload;
 pub mod status;

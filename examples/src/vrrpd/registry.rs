@@ -1,6 +1,6 @@
 //! [`Registry`]: what the running daemon records for its status page (instances, drivers,
-//! checks, transitions, reloads), shared with the status socket, and the [`Status`] taken
-//! from it on demand.
+//! checks, transitions, reloads), shared with the status socket and the metrics endpoint,
+//! and the [`Status`] taken from it on demand.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -1,4 +1,5 @@
-//! The status of a running vrrpd: what `vrrpd --status` prints (JSON), one [`Status`].
+//! The status of a running vrrpd: what `vrrpd --status` prints (JSON) and what the metrics
+//! endpoint renders ([`super::metrics`]), both from one [`Status`].
 //!
 //! The JSON is the serialisation of these types, field for field: an instance's `state` is
 //! `MASTER`, `BACKUP`, `FAULT` or `INIT`; times are seconds (`*_unix` since the Unix epoch,
