@@ -12,8 +12,11 @@
 //! `--status-socket PATH` also works when running: it overrides the file's `status_socket`
 //! (default `/run/vrrpd/vrrpd.sock`). `--status` exits 1 when no daemon answers there.
 //!
-//! Stops gracefully on SIGTERM / SIGINT: a Master sends priority 0, removes its addresses and
-//! the daemon exits 0. Needs CAP_NET_RAW and CAP_NET_ADMIN.
+//! Signals: SIGTERM / SIGINT stop gracefully (a Master sends priority 0, removes its
+//! addresses, the daemon exits 0); SIGHUP reloads the file: unchanged instances keep their
+//! state, changed ones are rebuilt, removed ones shut down gracefully, and a file with
+//! mistakes is refused (each logged with `file:line:column`) while the old configuration runs
+//! on. Needs CAP_NET_RAW and CAP_NET_ADMIN.
 //!
 //! Tracked checks (`[[check]]` + `track`) adjust the priority or force Fault;
 //! `metrics = { bind = "127.0.0.1:9650" }` serves Prometheus metrics. The daemon itself is
@@ -28,7 +31,7 @@ use tracing::error;
 const USAGE: &str = "usage: vrrpd --config FILE [--check] [--status-socket PATH]
        vrrpd --status [--config FILE | --status-socket PATH]
 
-  --config, -f FILE       the configuration (TOML)
+  --config, -f FILE       the configuration (TOML); reloaded on SIGHUP
   --check                 check the file, print its mistakes with file:line:column, exit
   --status                print the running daemon's status as JSON (exit 1 if none answers)
   --status-socket PATH    the status socket (default: the file's status_socket, else

@@ -17,6 +17,8 @@
 //! - `metrics.bind`: the address of a plain-HTTP Prometheus endpoint. Any address is
 //!   accepted, but the endpoint has no authentication: a non-loopback address draws a
 //!   warning.
+//!
+//! Both are read at start; a reload (SIGHUP) that changes them logs that a restart is needed.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;

@@ -1,7 +1,7 @@
 //! The running daemon: one driver per interface and address family, the virtual addresses
 //! added and announced on Master and removed on leaving it, notify scripts, tracked checks,
-//! the status socket and metrics endpoint. The running set itself is kept by the private
-//! `instances` module.
+//! the status socket and metrics endpoint, and SIGHUP reloads ([`super::reload`]). The
+//! running set itself is kept by the private `instances` module.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -17,7 +17,7 @@ use vrrp_core::{Event, State};
 use super::config::{self, Instance};
 use super::instances::Instances;
 use super::registry::Registry;
-use super::{metrics, status_socket};
+use super::{metrics, reload, status_socket};
 
 /// Any error that stops the daemon (logged by the binary).
 pub type Error = Box<dyn std::error::Error>;
@@ -66,15 +66,18 @@ impl Live {
 /// How the daemon was started, besides the configuration.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// The configuration file.
+    /// The configuration file: read again on SIGHUP.
     pub config_file: PathBuf,
     /// Overrides the file's `status_socket`.
     pub status_socket: Option<PathBuf>,
 }
 
-/// Runs the daemon on a checked configuration until SIGTERM / SIGINT, then stops gracefully.
+/// Runs the daemon on a checked configuration until SIGTERM / SIGINT, then stops gracefully;
+/// SIGHUP reloads `options.config_file` ([`super::reload`]).
 pub async fn run(config: config::Config, options: Options) -> Result<(), Error> {
+    // First of all: SIGHUP's default action ends the process.
     let mut term = signal(SignalKind::terminate())?;
+    let mut hup = signal(SignalKind::hangup())?;
     let netlink = Arc::new(NetlinkManager::new()?);
     let registry = Registry::new(options.config_file.display().to_string(), netlink.clone());
     let (events_tx, mut events) = mpsc::unbounded_channel();
@@ -101,6 +104,7 @@ pub async fn run(config: config::Config, options: Options) -> Result<(), Error> 
             }
         },
     };
+    let mut running = config;
     let mut stopping = false;
     loop {
         tokio::select! {
@@ -113,6 +117,11 @@ pub async fn run(config: config::Config, options: Options) -> Result<(), Error> 
                 info!("SIGINT: stopping gracefully");
                 stopping = true;
                 instances.stop();
+            }
+            _ = hup.recv(), if !stopping => {
+                if let Some(new) = reload::reload(&options.config_file, &running, &mut instances, &registry).await {
+                    running = new;
+                }
             }
             e = events.recv() => match e {
                 Some(e) => instances.event(e).await,

@@ -1,5 +1,5 @@
 //! The `vrrpd` daemon as a library: the configuration file and its checks, the running
-//! daemon (drivers, virtual addresses, notify scripts, tracked checks), and
+//! daemon (drivers, virtual addresses, notify scripts, tracked checks, SIGHUP reloads), and
 //! what it reports (the JSON status and Prometheus metrics).
 
 pub mod config;
@@ -8,7 +8,7 @@ pub mod duration;
 mod instances;
 pub mod metrics;
 mod registry;
-mod reload;
+pub mod reload;
 pub mod status;
 pub mod status_socket;
 mod tracking;

@@ -13,7 +13,7 @@ use vrrp_core::{Reason, State};
 
 use super::config::{self, Instance};
 use super::instances::DriverKey;
-use super::status::{self, Reloads, Status, Transition};
+use super::status::{self, LastReload, Reloads, Status, Transition};
 
 /// How long a driver may take to answer a snapshot (it answers between two inputs: at once).
 const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -117,6 +117,22 @@ impl Registry {
     #[allow(dead_code)]
     pub(super) fn record_link(&self, interface: &str, up: bool) {
         self.lock().links.insert(interface.to_owned(), up);
+    }
+
+    /// A reload was applied (`errors` empty) or refused.
+    pub(super) fn record_reload(&self, errors: Vec<String>) {
+        let mut s = self.lock();
+        let ok = errors.is_empty();
+        if ok {
+            s.reloads.succeeded += 1;
+        } else {
+            s.reloads.failed += 1;
+        }
+        s.reloads.last = Some(LastReload {
+            ok,
+            unix_time: status::unix(SystemTime::now()),
+            errors,
+        });
     }
 
     /// The status now: asks every driver for a snapshot and the kernel which virtual

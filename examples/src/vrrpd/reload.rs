@@ -1,7 +1,29 @@
-//! How one configuration becomes another: instances matched by name, each kept, updated in
-//! place, rebuilt, started or stopped ([`Plan`]). A start is a plan from nothing.
+//! SIGHUP: the configuration file is read again and the running instances follow it.
+//!
+//! Instances are matched by name:
+//! - the same definition: untouched (the router runs on in its state, its counters continue);
+//! - only `notify` or `garp` changed: updated in place, the router untouched;
+//! - anything else changed: the router is removed gracefully (a Master sends priority 0 and
+//!   removes its addresses) and a new one starts (in Backup, as at start);
+//! - new: started; gone: removed gracefully.
+//!
+//! Each driver (interface and address family) gets and loses routers without disturbing the
+//! others on it (`vrrp_core::driver::Command::{Add, Remove}`); a driver left without
+//! instances stops, a new interface gets a new driver. A `[[check]]` whose definition changed
+//! gets a new monitor (and its routers its state); unchanged ones keep theirs.
+//!
+//! A file that does not parse, or an instance that cannot be set up (an interface without an
+//! address, say), refuses the whole reload: every error is logged (`file:line:column` for the
+//! file's) and the running configuration stays as it was. `status_socket` and `metrics` are
+//! read at start only.
 
-use super::config::Instance;
+use std::path::Path;
+
+use tracing::{error, info, warn};
+
+use super::config::{self, Instance};
+use super::instances::Instances;
+use super::registry::Registry;
 
 /// How the instances of two configurations relate, by name (each list in the new file's
 /// order, `stop` in the old one's).
@@ -53,10 +75,74 @@ fn router_part(i: &Instance) -> Instance {
     i
 }
 
+/// Reads `path` again and applies it; on any error the running configuration stays.
+pub(super) async fn reload(
+    path: &Path,
+    running: &config::Config,
+    instances: &mut Instances,
+    registry: &Registry,
+) -> Option<config::Config> {
+    let file = path.display().to_string();
+    info!(file = %file, "SIGHUP: reloading the configuration");
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            let e = format!("cannot read {file}: {e}");
+            error!("reload refused, the running configuration stays: {e}");
+            registry.record_reload(vec![e]);
+            return None;
+        }
+    };
+    let new = match config::parse(&file, &text) {
+        Ok(c) => c,
+        Err(errors) => {
+            for e in &errors {
+                error!("{e}");
+            }
+            error!(
+                "reload refused, the running configuration stays: {} error(s) in {file}",
+                errors.len()
+            );
+            registry.record_reload(errors.iter().map(ToString::to_string).collect());
+            return None;
+        }
+    };
+    for w in &new.warnings {
+        warn!("{w}");
+    }
+    if new.status_socket != running.status_socket || new.metrics != running.metrics {
+        warn!("status_socket and metrics are read at start: restart vrrpd to apply their change");
+    }
+    match instances.apply(&new).await {
+        Ok(plan) => {
+            info!(
+                kept = ?plan.keep,
+                updated = ?plan.update,
+                rebuilt = ?plan.rebuild,
+                started = ?plan.start,
+                stopped = ?plan.stop,
+                "configuration reloaded"
+            );
+            registry.record_reload(Vec::new());
+            Some(new)
+        }
+        Err(errors) => {
+            for e in &errors {
+                error!("{e}");
+            }
+            error!(
+                "reload refused, the running configuration stays: {} instance(s) could not be set up",
+                errors.len()
+            );
+            registry.record_reload(errors);
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vrrpd::config;
 
     fn instances(text: &str) -> Vec<Instance> {
         config::parse("t.toml", text).expect("valid").instances
