@@ -3,7 +3,9 @@
 //! priority becomes Master after Master_Down_Interval, the other stays Backup on its adverts
 //! (which proves the multicast join, TTL 255 on send and the TTL read on receive); a graceful
 //! stop sends priority 0 and the Backup takes over after Skew_Time, well before Master_Down.
-//! Run over IPv4 (VRRPv3, 100 ms adverts) and IPv6 (link-local sources, hop limit from the
+//! A second router added to each running driver (`Command::Add`) elects its own Master; removed
+//! again (`Command::Remove`), it hands over with priority 0 while the first runs on untouched,
+//! as a snapshot (`Command::Snapshot`) shows. Run over IPv4 (VRRPv3, 100 ms adverts) and IPv6 (link-local sources, hop limit from the
 //! ancillary data).
 //!
 //! Needs root and iproute2; under `CI` a missing prerequisite fails the test.
@@ -17,7 +19,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc as tokio_mpsc;
-use vrrp_core::driver::{Command, Driver, DriverEvent, VrrpSocket};
+use vrrp_core::driver::{Command, Driver, DriverEvent, DriverSnapshot, VrrpSocket};
 use vrrp_core::packet::{AddressFamily, AdvertInterval, Priority, Vrid};
 use vrrp_core::{Config, Event, Router, State};
 
@@ -27,6 +29,9 @@ struct Running {
     thread: std::thread::JoinHandle<std::io::Result<vrrp_core::driver::DriverStats>>,
 }
 
+/// What the routers tell the test: who, which VRID, when it arrived, what.
+type Seen = (&'static str, u8, Instant, Event);
+
 /// Runs a driver for `config` on `eth0` of `netns`, sending its events (with the wall-clock
 /// instant they arrived) to `events` tagged with `name`.
 fn spawn_router(
@@ -35,7 +40,7 @@ fn spawn_router(
     source: IpAddr,
     config: Config,
     name: &'static str,
-    events: mpsc::Sender<(&'static str, Instant, Event)>,
+    events: mpsc::Sender<Seen>,
 ) -> Running {
     let (commands, rx) = tokio_mpsc::unbounded_channel();
     let path = PathBuf::from("/run/netns").join(netns);
@@ -53,7 +58,7 @@ fn spawn_router(
             let (tx, mut driver_events) = tokio_mpsc::unbounded_channel::<DriverEvent>();
             let forward = tokio::spawn(async move {
                 while let Some(e) = driver_events.recv().await {
-                    let _ = events.send((name, Instant::now(), e.event));
+                    let _ = events.send((name, e.vrid.get(), Instant::now(), e.event));
                 }
             });
             let stats = Driver::new(socket, vec![router]).run(rx, tx).await;
@@ -64,27 +69,38 @@ fn spawn_router(
     Running { commands, thread }
 }
 
-/// Waits for `who` to reach `state`; returns when.
+/// Waits for `who`'s router `vrid` to reach `state`; returns when.
 fn wait_state(
-    events: &mpsc::Receiver<(&'static str, Instant, Event)>,
-    seen: &mut Vec<(&'static str, Instant, Event)>,
-    who: &str,
+    events: &mpsc::Receiver<Seen>,
+    seen: &mut Vec<Seen>,
+    (who, vrid): (&str, u8),
     state: State,
     within: Duration,
 ) -> Instant {
     let deadline = Instant::now() + within;
     loop {
-        if let Some((_, at, _)) = seen.iter().find(|(n, _, e)| {
-            *n == who && matches!(e, Event::StateChanged { to, .. } if *to == state)
+        if let Some((_, _, at, _)) = seen.iter().find(|(n, v, _, e)| {
+            *n == who && *v == vrid && matches!(e, Event::StateChanged { to, .. } if *to == state)
         }) {
             return *at;
         }
         let left = deadline.saturating_duration_since(Instant::now());
         match events.recv_timeout(left) {
             Ok(e) => seen.push(e),
-            Err(_) => panic!("{who} did not become {state:?} within {within:?}; events: {seen:?}"),
+            Err(_) => panic!(
+                "{who} VRID {vrid} did not become {state:?} within {within:?}; events: {seen:?}"
+            ),
         }
     }
+}
+
+/// The driver's answer to `Command::Snapshot`.
+fn snapshot(r: &Running) -> DriverSnapshot {
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    r.commands
+        .send(Command::Snapshot(reply))
+        .expect("driver running");
+    answer.blocking_recv().expect("the driver answers")
 }
 
 fn link_local(prefix: &str, host: &str) -> IpAddr {
@@ -183,7 +199,7 @@ fn run_pair(netlab: &Path, prefix: &str, family: AddressFamily) {
     let h1_master = wait_state(
         &events,
         &mut seen,
-        "h1",
+        ("h1", 51),
         State::Master,
         Duration::from_secs(3),
     );
@@ -198,7 +214,7 @@ fn run_pair(netlab: &Path, prefix: &str, family: AddressFamily) {
         seen.push(e);
     }
     assert!(
-        !seen.iter().any(|(n, _, e)| *n == "h2"
+        !seen.iter().any(|(n, _, _, e)| *n == "h2"
             && matches!(
                 e,
                 Event::StateChanged {
@@ -208,6 +224,81 @@ fn run_pair(netlab: &Path, prefix: &str, family: AddressFamily) {
             )),
         "h2 must stay Backup while it hears h1: {seen:?}"
     );
+    // A second router on each running driver, VRID 52: h1 (200) wins it, VRID 51 untouched.
+    let vip2: IpAddr = match family {
+        AddressFamily::Ipv4 => "10.99.0.201".parse().expect("ip"),
+        AddressFamily::Ipv6 => "fd99::201".parse().expect("ip"),
+    };
+    for (h, source, priority) in [(&h1, s1, 200), (&h2, s2, 100)] {
+        let router = Router::new(config(52, source, vip2, priority)).expect("valid config");
+        h.commands
+            .send(Command::Add(Box::new(router)))
+            .expect("driver running");
+    }
+    wait_state(
+        &events,
+        &mut seen,
+        ("h1", 52),
+        State::Master,
+        Duration::from_secs(3),
+    );
+    let before = snapshot(&h1);
+    let states: Vec<(u8, State)> = before
+        .routers
+        .iter()
+        .map(|r| (r.vrid.get(), r.state))
+        .collect();
+    assert_eq!(states, [(51, State::Master), (52, State::Master)]);
+    assert_eq!(
+        before.routers[0].stats.transitions, 2,
+        "INIT, BACKUP, MASTER"
+    );
+    // VRID 52 removed from h1: its priority-0 advert hands it to h2 after Skew_Time.
+    let removed = Instant::now();
+    h1.commands
+        .send(Command::Remove {
+            vrid: Vrid::new(52).expect("vrid"),
+        })
+        .expect("driver running");
+    let h2_52 = wait_state(
+        &events,
+        &mut seen,
+        ("h2", 52),
+        State::Master,
+        Duration::from_secs(2),
+    );
+    let removal_handover = h2_52.saturating_duration_since(removed);
+    assert!(
+        removal_handover < Duration::from_millis(250),
+        "priority-0 handover of a removed router took {removal_handover:?}"
+    );
+    let last_52 = seen
+        .iter()
+        .rfind(|(n, v, _, _)| *n == "h1" && *v == 52)
+        .map(|(_, _, _, e)| e.clone());
+    assert!(
+        matches!(
+            last_52,
+            Some(Event::StateChanged {
+                to: State::Initialize,
+                ..
+            })
+        ),
+        "the removed router's last event: {last_52:?}"
+    );
+    // VRID 51 keeps advertising (its next advert may be up to one interval away).
+    let mut after = snapshot(&h1);
+    let waiting = Instant::now();
+    while after.routers.first().map(|r| r.stats.sent) <= Some(before.routers[0].stats.sent)
+        && waiting.elapsed() < Duration::from_millis(500)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+        after = snapshot(&h1);
+    }
+    assert_eq!(after.routers.len(), 1);
+    assert_eq!(after.routers[0].state, State::Master);
+    assert_eq!(after.routers[0].stats.transitions, 2, "VRID 51 untouched");
+    assert!(after.routers[0].stats.sent > before.routers[0].stats.sent);
     // Graceful stop of h1: priority 0, h2 takes over after Skew_Time (≈ 61 ms), far sooner
     // than its Master_Down_Interval (≈ 361 ms).
     let stop = Instant::now();
@@ -216,7 +307,7 @@ fn run_pair(netlab: &Path, prefix: &str, family: AddressFamily) {
     let h2_master = wait_state(
         &events,
         &mut seen,
-        "h2",
+        ("h2", 51),
         State::Master,
         Duration::from_secs(2),
     );
@@ -228,7 +319,10 @@ fn run_pair(netlab: &Path, prefix: &str, family: AddressFamily) {
     assert_eq!(stats.malformed, 0);
     h2.commands.send(Command::Stop).expect("driver running");
     h2.thread.join().expect("thread").expect("driver ran");
-    eprintln!("{family:?}: h1 Master after {took:?}; handover to h2 {handover:?} after the stop");
+    eprintln!(
+        "{family:?}: h1 Master after {took:?}; a removed router handed over {removal_handover:?} \
+         after Remove; handover to h2 {handover:?} after the stop"
+    );
 }
 
 #[test]

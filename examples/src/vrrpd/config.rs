@@ -1,11 +1,30 @@
 //! The vrrpd configuration file (TOML, keys as in the project's DESIGN.md), checked as a whole:
 //! every mistake is reported with `file:line:column`, the key, what is wrong and the fix, and
 //! all of them at once rather than the first.
+//!
+//! Besides `[[instance]]`, `[[sync_group]]` and `[[check]]`, two optional daemon-wide keys,
+//! written before the first table:
+//!
+//! ```toml
+//! status_socket = "/run/vrrpd/vrrpd.sock"   # the default; `vrrpd --status` reads it
+//! metrics = { bind = "127.0.0.1:9650" }     # Prometheus text at GET /metrics; off by default
+//! ```
+//!
+//! - `status_socket`: an absolute path for the unix socket (mode 0600, so only root reads it)
+//!   that answers every connection with one JSON document (each instance's state, priorities,
+//!   tracked checks, last transition and counters) and closes it. The directory is created
+//!   if missing. Run two daemons on one host with two paths.
+//! - `metrics.bind`: the address of a plain-HTTP Prometheus endpoint. Any address is
+//!   accepted, but the endpoint has no authentication: a non-loopback address draws a
+//!   warning.
+//!
+//! Both are read at start; a reload (SIGHUP) that changes them logs that a restart is needed.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -48,9 +67,16 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// Where the status socket is when the file does not say (`status_socket`).
+pub const DEFAULT_STATUS_SOCKET: &str = "/run/vrrpd/vrrpd.sock";
+
 /// A checked configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
+    /// The unix socket that answers with the JSON status (`status_socket`).
+    pub status_socket: PathBuf,
+    /// The address of the Prometheus endpoint (`metrics.bind`), if any.
+    pub metrics: Option<SocketAddr>,
     /// The virtual routers.
     pub instances: Vec<Instance>,
     /// Groups of instances that change state together.
@@ -165,12 +191,20 @@ pub enum CheckKind {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileToml {
+    status_socket: Option<Spanned<String>>,
+    metrics: Option<Spanned<MetricsToml>>,
     #[serde(default)]
     instance: Vec<InstanceToml>,
     #[serde(default)]
     sync_group: Vec<SyncGroupToml>,
     #[serde(default)]
     check: Vec<CheckToml>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MetricsToml {
+    bind: Spanned<String>,
 }
 
 #[derive(Deserialize)]
@@ -313,6 +347,7 @@ pub fn parse(file: &str, text: &str) -> Result<Config, Vec<ConfigError>> {
             return Err(r.errors);
         }
     };
+    let (status_socket, metrics) = check_daemon_keys(&mut r, &raw);
     let checks = check_checks(&mut r, &raw.check);
     // Every declared check counts, even one with mistakes (reported already), so that the
     // instances tracking it do not add a second, misleading error.
@@ -382,6 +417,8 @@ pub fn parse(file: &str, text: &str) -> Result<Config, Vec<ConfigError>> {
     }
     if r.errors.is_empty() {
         Ok(Config {
+            status_socket,
+            metrics,
             instances,
             sync_groups,
             checks,
@@ -390,6 +427,62 @@ pub fn parse(file: &str, text: &str) -> Result<Config, Vec<ConfigError>> {
     } else {
         Err(r.errors)
     }
+}
+
+/// `status_socket` and `metrics`.
+fn check_daemon_keys(r: &mut Report<'_>, raw: &FileToml) -> (PathBuf, Option<SocketAddr>) {
+    let status_socket = match &raw.status_socket {
+        None => PathBuf::from(DEFAULT_STATUS_SOCKET),
+        Some(p) => {
+            let path = p.get_ref();
+            // sun_path holds 108 bytes with the terminating NUL.
+            if !path.starts_with('/') || path.len() > 107 {
+                r.at(
+                    p.span(),
+                    "status_socket".into(),
+                    format!("{path:?}: an absolute path of at most 107 bytes, e.g. \"{DEFAULT_STATUS_SOCKET}\""),
+                );
+            }
+            PathBuf::from(path)
+        }
+    };
+    let metrics = raw.metrics.as_ref().and_then(|m| {
+        let bind = &m.get_ref().bind;
+        match bind.get_ref().parse::<SocketAddr>() {
+            Ok(a) => {
+                if !a.ip().is_loopback() {
+                    r.warn(
+                        bind.span(),
+                        "metrics.bind".into(),
+                        format!("{a} is not a loopback address: anyone who reaches it reads the metrics (there is no authentication)"),
+                    );
+                }
+                Some(a)
+            }
+            Err(_) => {
+                r.at(
+                    bind.span(),
+                    "metrics.bind".into(),
+                    format!(
+                        "{:?} is not IP:port: write e.g. \"127.0.0.1:9650\"",
+                        bind.get_ref()
+                    ),
+                );
+                None
+            }
+        }
+    });
+    (status_socket, metrics)
+}
+
+/// The `status_socket` of a configuration file, read leniently for `vrrpd --status`: the
+/// default when the key is missing or the file does not parse (the daemon may run an older,
+/// valid version of it).
+pub fn status_socket_of(text: &str) -> PathBuf {
+    toml::from_str::<toml::Table>(text)
+        .ok()
+        .and_then(|t| t.get("status_socket")?.as_str().map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_STATUS_SOCKET))
 }
 
 fn duration_of(
@@ -967,6 +1060,43 @@ virtual_addresses = ["10.0.0.201/24"]
             e,
             [
                 "vrrpd.toml:11:8: check[0].process: a \"process\" check needs `process = \"NAME\"` or `pid_file = \"PATH\"`"
+            ]
+        );
+    }
+
+    #[test]
+    fn status_socket_and_metrics_default_and_are_checked() {
+        let one = "[[instance]]\nname = \"a\"\ninterface = \"eth0\"\nvrid = 1\nvirtual_addresses = [\"10.0.0.1\"]\n";
+        let c = parse("vrrpd.toml", one).expect("valid");
+        assert_eq!(c.status_socket, PathBuf::from(DEFAULT_STATUS_SOCKET));
+        assert_eq!(c.metrics, None);
+
+        let text = format!(
+            "status_socket = \"/tmp/v.sock\"\nmetrics = {{ bind = \"0.0.0.0:9650\" }}\n{one}"
+        );
+        let c = parse("vrrpd.toml", &text).expect("valid");
+        assert_eq!(c.status_socket, PathBuf::from("/tmp/v.sock"));
+        assert_eq!(c.metrics, Some("0.0.0.0:9650".parse().unwrap()));
+        let w = c.warnings[0].to_string();
+        assert!(
+            w.starts_with("vrrpd.toml:2:20: metrics.bind: 0.0.0.0:9650 is not a loopback address"),
+            "{w}"
+        );
+        assert_eq!(status_socket_of(&text), PathBuf::from("/tmp/v.sock"));
+        assert_eq!(
+            status_socket_of("status_socket = \"/x.sock\"\n[[instance]\n"),
+            PathBuf::from(DEFAULT_STATUS_SOCKET),
+            "a file that does not parse: the default"
+        );
+
+        let e = errors(&format!(
+            "status_socket = \"run/v.sock\"\nmetrics = {{ bind = \"localhost\" }}\n{one}"
+        ));
+        assert_eq!(
+            e,
+            [
+                "vrrpd.toml:1:17: status_socket: \"run/v.sock\": an absolute path of at most 107 bytes, e.g. \"/run/vrrpd/vrrpd.sock\"",
+                "vrrpd.toml:2:20: metrics.bind: \"localhost\" is not IP:port: write e.g. \"127.0.0.1:9650\"",
             ]
         );
     }

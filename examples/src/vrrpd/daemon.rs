@@ -1,28 +1,33 @@
 //! The running daemon: one driver per interface and address family, the virtual addresses
-//! added and announced on Master and removed on leaving it, notify scripts, tracked checks.
+//! added and announced on Master and removed on leaving it, notify scripts, tracked checks,
+//! the status socket and metrics endpoint, and SIGHUP reloads ([`super::reload`]). The
+//! running set itself is kept by the private `instances` module.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use ip_manager::{AnnounceConfig, Announcer, ExecHook, IpManager, NetlinkManager, Vip};
+use ip_manager::{Announcer, ExecHook, IpManager, NetlinkManager, Vip};
+use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
-use vrrp_core::driver::{Command, Driver, DriverEvent, VrrpSocket};
 use vrrp_core::packet::{AddressFamily, AdvertInterval, Authentication, Password, Priority, Vrid};
-use vrrp_core::{Event, Router, State};
+use vrrp_core::{Event, State};
 
 use super::config::{self, Instance};
-use super::{links, tracking};
+use super::instances::Instances;
+use super::links::Links;
+use super::registry::Registry;
+use super::{metrics, reload, status_socket};
 
 /// Any error that stops the daemon (logged by the binary).
 pub type Error = Box<dyn std::error::Error>;
 
 /// What the event handler needs per instance.
-struct Live {
-    instance: Instance,
-    vips: Vec<Vip>,
-    announcer: Arc<Announcer>,
+pub(super) struct Live {
+    pub(super) instance: Instance,
+    pub(super) vips: Vec<Vip>,
+    pub(super) announcer: Arc<Announcer>,
     notify: Option<ExecHook>,
     notify_backup: Option<ExecHook>,
     notify_fault: Option<ExecHook>,
@@ -31,134 +36,106 @@ struct Live {
     announcing: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
-/// Runs the daemon on a checked configuration until SIGTERM / SIGINT, then stops gracefully.
-pub async fn run(config: config::Config) -> Result<(), Error> {
-    let netlink = Arc::new(NetlinkManager::new()?);
-    // Instances grouped by (interface, family): one socket and one driver each.
-    let mut groups: HashMap<(String, bool), Vec<usize>> = HashMap::new();
-    let mut live = Vec::new();
-    let mut routers = Vec::new();
-    for (i, inst) in config.instances.iter().enumerate() {
-        let family = if inst.is_ipv6() {
-            AddressFamily::Ipv6
-        } else {
-            AddressFamily::Ipv4
-        };
-        let primary = match inst.unicast_source {
-            Some(a) => a,
-            None => primary_address(&netlink, &inst.interface, family).await?,
-        };
-        let vips = inst
-            .virtual_addresses
-            .iter()
-            .map(|(a, len)| Vip::new(*a, *len, inst.interface.clone()))
-            .collect::<Result<Vec<_>, _>>()?;
-        // Addresses left by a crashed earlier run go before the instance enters Backup.
-        for v in &vips {
-            if netlink.owns(v).await.unwrap_or(false) {
-                warn!(instance = %inst.name, vip = %v, "removing a virtual address left on the interface");
-                netlink.remove(v).await?;
-            }
-        }
-        let announce = AnnounceConfig {
-            repeat: inst.garp_repeat,
-            refresh_delay: Some(inst.garp_delay),
-            ..AnnounceConfig::default()
-        };
-        let announcer = Arc::new(Announcer::new(&netlink, &inst.interface, announce).await?);
-        routers.push((i, router_config(inst, primary)?));
-        groups
-            .entry((inst.interface.clone(), inst.is_ipv6()))
-            .or_default()
-            .push(i);
-        live.push(Live {
-            instance: inst.clone(),
+impl Live {
+    pub(super) fn new(instance: Instance, vips: Vec<Vip>, announcer: Arc<Announcer>) -> Live {
+        Live {
+            notify: instance.notify_master.clone().map(ExecHook::shell),
+            notify_backup: instance.notify_backup.clone().map(ExecHook::shell),
+            notify_fault: instance.notify_fault.clone().map(ExecHook::shell),
+            instance,
             vips,
             announcer,
-            notify: inst.notify_master.clone().map(ExecHook::shell),
-            notify_backup: inst.notify_backup.clone().map(ExecHook::shell),
-            notify_fault: inst.notify_fault.clone().map(ExecHook::shell),
             announcing: std::sync::Mutex::new(Vec::new()),
-        });
-    }
-    let (events_tx, mut events) = mpsc::unbounded_channel::<(Vec<usize>, DriverEvent)>();
-    let mut stops = Vec::new();
-    let mut drivers = Vec::new();
-    // Where each instance runs: its driver's command channel and its position there.
-    let mut placement: HashMap<usize, (mpsc::UnboundedSender<Command>, usize)> = HashMap::new();
-    let mut configs: HashMap<usize, vrrp_core::Config> = routers.into_iter().collect();
-    for ((interface, ipv6), members) in groups {
-        let family = if ipv6 {
-            AddressFamily::Ipv6
-        } else {
-            AddressFamily::Ipv4
-        };
-        let source = configs
-            .get(&members[0])
-            .map(|c| c.primary_address)
-            .ok_or("internal: no router")?;
-        let socket = VrrpSocket::open(&interface, family, source)?;
-        let mut rs = Vec::new();
-        for m in &members {
-            let c = configs.remove(m).ok_or("internal: router used twice")?;
-            rs.push(Router::new(c)?);
         }
-        let (stop, commands) = mpsc::unbounded_channel();
-        let (tx, mut rx) = mpsc::unbounded_channel::<DriverEvent>();
-        let forward = events_tx.clone();
-        let members2 = members.clone();
-        tokio::spawn(async move {
-            while let Some(e) = rx.recv().await {
-                let _ = forward.send((members2.clone(), e));
+    }
+
+    /// Takes over `old`'s announcements in progress (an instance updated in place).
+    pub(super) fn take_announcing(&self, old: &Live) {
+        let tasks: Vec<_> = old
+            .announcing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+            .collect();
+        self.announcing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(tasks);
+    }
+}
+
+/// How the daemon was started, besides the configuration.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The configuration file: read again on SIGHUP.
+    pub config_file: PathBuf,
+    /// Overrides the file's `status_socket`.
+    pub status_socket: Option<PathBuf>,
+}
+
+/// Runs the daemon on a checked configuration until SIGTERM / SIGINT, then stops gracefully;
+/// SIGHUP reloads `options.config_file` ([`super::reload`]).
+pub async fn run(config: config::Config, options: Options) -> Result<(), Error> {
+    // First of all: SIGHUP's default action ends the process.
+    let mut term = signal(SignalKind::terminate())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let netlink = Arc::new(NetlinkManager::new()?);
+    let registry = Registry::new(options.config_file.display().to_string(), netlink.clone());
+    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let links = Links::start(netlink.clone(), registry.clone())?;
+    let mut instances = Instances::new(netlink, registry.clone(), links, events_tx);
+    instances.apply(&config).await.map_err(|e| e.join("; "))?;
+    let path = options
+        .status_socket
+        .as_ref()
+        .unwrap_or(&config.status_socket);
+    let _status = match status_socket::serve(path, registry.clone()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            warn!("no status socket, vrrpd runs on without it: {e}");
+            None
+        }
+    };
+    let _metrics = match config.metrics {
+        None => None,
+        Some(bind) => match metrics::serve(bind, registry.clone()).await {
+            Ok(m) => Some(m),
+            Err(e) => {
+                error!("no metrics endpoint, vrrpd runs on without it: {e}");
+                None
             }
-        });
-        for (pos, m) in members.iter().enumerate() {
-            placement.insert(*m, (stop.clone(), pos));
-        }
-        stops.push(stop);
-        drivers.push(tokio::spawn(Driver::new(socket, rs).run(commands, tx)));
-        info!(%interface, instances = members.len(), "driver started");
-    }
-    drop(events_tx);
-    let _monitors = tracking::start(&config, &placement)?;
-    let links = links::start(&config, &placement).await?;
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        },
+    };
+    let mut running = config;
     let mut stopping = false;
     loop {
         tokio::select! {
             _ = term.recv(), if !stopping => {
                 info!("SIGTERM: stopping gracefully");
                 stopping = true;
-                for s in &stops { let _ = s.send(Command::Stop); }
+                instances.stop();
             }
             _ = tokio::signal::ctrl_c(), if !stopping => {
                 info!("SIGINT: stopping gracefully");
                 stopping = true;
-                for s in &stops { let _ = s.send(Command::Stop); }
+                instances.stop();
+            }
+            _ = hup.recv(), if !stopping => {
+                if let Some(new) = reload::reload(&options.config_file, &running, &mut instances, &registry).await {
+                    running = new;
+                }
             }
             e = events.recv() => match e {
-                Some((members, e)) => {
-                    let Some(&index) = members.get(e.router) else { continue };
-                    if let Some(l) = live.get(index) {
-                        handle(&netlink, l, e.event).await;
-                    }
-                }
+                Some(e) => instances.event(e).await,
                 None => break,
             },
         }
     }
-    links.abort();
-    for d in drivers {
-        match d.await {
-            Ok(Ok(stats)) => info!(?stats, "driver stopped"),
-            Ok(Err(e)) => error!("driver failed: {e}"),
-            Err(e) => error!("driver task: {e}"),
-        }
-    }
+    instances.finish().await;
     Ok(())
 }
 
-async fn handle(netlink: &NetlinkManager, l: &Live, event: Event) {
+pub(super) async fn handle(netlink: &NetlinkManager, l: &Live, event: Event) {
     let name = &l.instance.name;
     match event {
         Event::StateChanged { from, to, reason } => {
@@ -226,7 +203,7 @@ async fn handle(netlink: &NetlinkManager, l: &Live, event: Event) {
 }
 
 /// The interface's first IPv4 address, or its IPv6 link-local address.
-async fn primary_address(
+pub(super) async fn primary_address(
     netlink: &NetlinkManager,
     interface: &str,
     family: AddressFamily,
@@ -253,7 +230,7 @@ async fn primary_address(
         })
 }
 
-fn router_config(inst: &Instance, primary: IpAddr) -> Result<vrrp_core::Config, Error> {
+pub(super) fn router_config(inst: &Instance, primary: IpAddr) -> Result<vrrp_core::Config, Error> {
     let vrid = Vrid::new(inst.vrid).ok_or("VRID 0")?;
     let mut c = vrrp_core::Config::new(
         vrid,

@@ -1,33 +1,35 @@
 //! Link state: the interfaces the instances run on (link down → Fault at once, up → recover)
 //! and the `track_interfaces` entries (weights, or Fault for weight 0), from rtnetlink's link
-//! notifications rather than from polling.
+//! notifications rather than from polling. The targets follow every (re)load.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use ip_manager::{LinkMonitor, LinkState};
+use ip_manager::{LinkMonitor, LinkState, NetlinkManager};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 use vrrp_core::driver::Command;
+use vrrp_core::packet::Vrid;
 
-use super::config;
+use super::registry::Registry;
 
 /// Who hears of one interface's changes.
 #[derive(Clone, Debug)]
-enum Target {
+pub(super) enum LinkTarget {
     /// Every router of a driver runs on it.
-    Link(mpsc::UnboundedSender<Command>),
-    /// A router tracks it: (driver, router position, tracker index).
-    Tracker(mpsc::UnboundedSender<Command>, usize, usize),
+    Driver(mpsc::UnboundedSender<Command>),
+    /// A router tracks it: its driver, its VRID, the tracker's index.
+    Tracker(mpsc::UnboundedSender<Command>, Vrid, usize),
 }
 
-impl Target {
+impl LinkTarget {
     fn tell(&self, up: bool) {
         // A driver that is gone has nothing left to fault.
         let _ = match self {
-            Target::Link(commands) => commands.send(Command::Link { up }),
-            Target::Tracker(commands, router, index) => commands.send(Command::Tracker {
-                router: *router,
+            LinkTarget::Driver(commands) => commands.send(Command::Link { up }),
+            LinkTarget::Tracker(commands, vrid, index) => commands.send(Command::Tracker {
+                vrid: *vrid,
                 index: *index,
                 up,
             }),
@@ -35,74 +37,106 @@ impl Target {
     }
 }
 
-/// Starts the watcher: reads every interface's state now (an interface that does not exist is
-/// down, as keepalived has it), tells the routers about those that are down, then follows the
-/// kernel's notifications until the daemon stops. `placement` maps an instance's index to its
-/// driver and its position there; tracked interfaces come after the tracked checks in each
-/// router's tracker list.
-pub(super) async fn start(
-    config: &config::Config,
-    placement: &HashMap<usize, (mpsc::UnboundedSender<Command>, usize)>,
-) -> Result<JoinHandle<()>, super::daemon::Error> {
-    let mut targets: HashMap<String, Vec<Target>> = HashMap::new();
-    let mut drivers_seen = Vec::new();
-    for (i, inst) in config.instances.iter().enumerate() {
-        let Some((commands, pos)) = placement.get(&i) else {
-            continue;
-        };
-        // One Link command per driver: the driver applies it to all its routers.
-        let key = (inst.interface.clone(), inst.is_ipv6());
-        if !drivers_seen.contains(&key) {
-            drivers_seen.push(key);
-            targets
-                .entry(inst.interface.clone())
-                .or_default()
-                .push(Target::Link(commands.clone()));
-        }
-        for (k, (name, _)) in inst.track_interfaces.iter().enumerate() {
-            targets
-                .entry(name.clone())
-                .or_default()
-                .push(Target::Tracker(
-                    commands.clone(),
-                    *pos,
-                    inst.track.len() + k,
-                ));
-        }
+#[derive(Default)]
+struct Shared {
+    targets: HashMap<String, Vec<LinkTarget>>,
+    /// The last state seen per interface.
+    up: HashMap<String, bool>,
+}
+
+/// The link watcher: subscribed to the kernel's link notifications for the daemon's life.
+pub(super) struct Links {
+    netlink: Arc<NetlinkManager>,
+    registry: Registry,
+    shared: Arc<Mutex<Shared>>,
+    watcher: JoinHandle<()>,
+}
+
+impl Drop for Links {
+    fn drop(&mut self) {
+        self.watcher.abort();
     }
-    // Subscribe before reading the states, so that no change falls in between.
-    let mut monitor = LinkMonitor::new()?;
-    let mut up: HashMap<String, bool> = HashMap::new();
-    for (name, to) in &targets {
-        let now = match monitor.state(name).await {
+}
+
+fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+    shared.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Links {
+    /// Subscribes (before any state is read, so that no change falls in between) and starts
+    /// following the notifications. Nobody is told anything until [`commit`](Self::commit).
+    pub(super) fn start(
+        netlink: Arc<NetlinkManager>,
+        registry: Registry,
+    ) -> Result<Links, ip_manager::Error> {
+        let mut monitor = LinkMonitor::new()?;
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        let watched = shared.clone();
+        let record = registry.clone();
+        let watcher = tokio::spawn(async move {
+            while let Some(LinkState { name, up, .. }) = monitor.next().await {
+                let mut s = lock(&watched);
+                if !s.targets.contains_key(&name) || s.up.insert(name.clone(), up) == Some(up) {
+                    continue; // not ours, or statistics / addresses changed, not the link
+                }
+                info!(interface = %name, up, "link changed");
+                record.record_link(&name, up);
+                for t in s.targets.get(&name).into_iter().flatten() {
+                    t.tell(up);
+                }
+            }
+            warn!("the netlink link monitor ended: link changes are no longer followed");
+        });
+        Ok(Links {
+            netlink,
+            registry,
+            shared,
+            watcher,
+        })
+    }
+
+    /// Whether `interface` is up now (an interface that does not exist is down, as keepalived
+    /// has it). Also remembered as the last state seen.
+    pub(super) async fn is_up(&self, interface: &str) -> bool {
+        let up = match self.netlink.link_state(interface).await {
             Ok(s) => s.up,
             Err(ip_manager::Error::UnknownInterface { .. }) => {
-                warn!(interface = %name, "no such interface: counted as down until it appears");
+                warn!(%interface, "no such interface: counted as down until it appears");
                 false
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => {
+                warn!(%interface, "reading the link state failed, counted as up: {e}");
+                true
+            }
         };
-        if !now {
-            info!(interface = %name, "link is down");
-            for t in to {
-                t.tell(false);
-            }
-        }
-        up.insert(name.clone(), now);
+        lock(&self.shared).up.insert(interface.to_owned(), up);
+        self.registry.record_link(interface, up);
+        up
     }
-    Ok(tokio::spawn(async move {
-        while let Some(LinkState { name, up: now, .. }) = monitor.next().await {
-            let Some(to) = targets.get(&name) else {
-                continue;
+
+    /// Makes `targets` the ones told of changes from now on, and tells each the state of its
+    /// interface now (a router just added, or one whose driver is new, agrees at once).
+    pub(super) async fn commit(&self, targets: HashMap<String, Vec<LinkTarget>>) {
+        let mut now = HashMap::new();
+        for name in targets.keys() {
+            let known = lock(&self.shared).up.get(name).copied();
+            let up = match known {
+                Some(up) => up,
+                None => self.is_up(name).await,
             };
-            if up.insert(name.clone(), now) == Some(now) {
-                continue; // statistics or addresses changed, not the link
-            }
-            info!(interface = %name, up = now, "link changed");
+            now.insert(name.clone(), up);
+        }
+        let mut s = lock(&self.shared);
+        for (name, to) in &targets {
+            let up =
+                s.up.get(name)
+                    .copied()
+                    .or(now.get(name).copied())
+                    .unwrap_or(true);
             for t in to {
-                t.tell(now);
+                t.tell(up);
             }
         }
-        warn!("the netlink link monitor ended: link changes are no longer followed");
-    }))
+        s.targets = targets;
+    }
 }

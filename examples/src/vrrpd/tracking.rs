@@ -1,81 +1,200 @@
 //! Tracked checks: a `health-check` monitor per `[[check]]`, its transitions fed to the routers
-//! that track it.
+//! that track it. Kept across reloads: a check whose definition did not change keeps its
+//! monitor (and its rise/fall counts); only the routers it feeds are updated.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use health_check::{
-    ExecCheck, Health, HttpCheck, Monitor, MonitorConfig, ProcessCheck, Start, TcpCheck,
+    ExecCheck, Health, HttpCheck, Monitor, MonitorConfig, ProcessCheck, Start, Status, TcpCheck,
 };
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 use tracing::info;
 use vrrp_core::driver::Command;
+use vrrp_core::packet::Vrid;
 
 use super::config::{self, CheckKind};
 
-/// Starts a monitor per `[[check]]` and feeds each transition to the routers that track it
-/// (`Command::Tracker`): the router applies the weight, or Fault for weight 0, at once.
-pub(super) fn start(
-    config: &config::Config,
-    placement: &HashMap<usize, (mpsc::UnboundedSender<Command>, usize)>,
-) -> Result<Vec<Monitor>, super::daemon::Error> {
-    let mut monitors = Vec::new();
-    for check in &config.checks {
-        let probe: Arc<dyn health_check::Check> = match &check.kind {
-            CheckKind::Process(name) => Arc::new(ProcessCheck::name(name.clone())),
-            CheckKind::PidFile(path) => Arc::new(ProcessCheck::pid_file(path.clone())),
-            CheckKind::Exec(command) => Arc::new(ExecCheck::shell(command.clone())),
-            CheckKind::Tcp(addr) => Arc::new(TcpCheck::new(*addr)),
-            CheckKind::Http(addr, path) => Arc::new(HttpCheck::new(*addr).path(path.clone())),
-        };
-        let monitor = Monitor::spawn(
-            probe,
-            MonitorConfig {
-                interval: check.interval,
-                timeout: check.timeout,
-                rise: check.rise,
-                fall: check.fall,
-                start: Start::Now,
-                id: Some(check.name.clone()),
-                ..MonitorConfig::default()
+/// One tracker of one router: where a check's state goes.
+#[derive(Debug, Clone)]
+pub(super) struct Target {
+    /// The router's driver.
+    pub(super) commands: mpsc::UnboundedSender<Command>,
+    /// The router.
+    pub(super) vrid: Vrid,
+    /// The tracker's index in the router's `Config::trackers`.
+    pub(super) index: usize,
+}
+
+/// The running monitors, by check name.
+#[derive(Debug, Default)]
+pub(super) struct Tracking {
+    checks: HashMap<String, Tracked>,
+}
+
+/// A monitor for a new or changed check, started but not yet feeding any router.
+#[derive(Debug)]
+pub(super) struct Prepared {
+    check: config::Check,
+    monitor: Monitor,
+}
+
+#[derive(Debug)]
+struct Tracked {
+    check: config::Check,
+    monitor: Monitor,
+    targets: Arc<Mutex<Vec<Target>>>,
+    feeder: JoinHandle<()>,
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.feeder.abort();
+    }
+}
+
+impl Tracking {
+    /// Starts a monitor for every check of `checks` that is new or whose definition changed;
+    /// the others keep theirs. Nothing is fed to routers until [`commit`](Self::commit).
+    pub(super) fn prepare(
+        &self,
+        checks: &[config::Check],
+    ) -> Result<Vec<Prepared>, super::daemon::Error> {
+        let mut out = Vec::new();
+        for check in checks {
+            if self
+                .checks
+                .get(&check.name)
+                .is_some_and(|t| &t.check == check)
+            {
+                continue;
+            }
+            out.push(Prepared {
+                check: check.clone(),
+                monitor: spawn(check)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Whether check `name` is up now (a new check counts as up until it fails, as at start).
+    pub(super) fn is_up(&self, name: &str, prepared: &[Prepared]) -> bool {
+        let status = match prepared.iter().find(|p| p.check.name == name) {
+            Some(p) => p.monitor.status(),
+            None => match self.checks.get(name) {
+                Some(t) => t.monitor.status(),
+                None => return true,
             },
-        )?;
-        // Every (driver, router, tracker index) that tracks this check.
-        let mut targets = Vec::new();
-        for (i, inst) in config.instances.iter().enumerate() {
-            for (k, (name, _)) in inst.track.iter().enumerate() {
-                if name == &check.name
-                    && let Some((commands, pos)) = placement.get(&i)
-                {
-                    targets.push((commands.clone(), *pos, k, inst.name.clone()));
-                }
+        };
+        status.health == Health::Up
+    }
+
+    /// Makes `checks` the running set: the prepared monitors replace the old ones, checks no
+    /// longer in `checks` stop, and every check feeds exactly `targets[name]` from now on.
+    /// Every target is then told the check's current state, so that a router added, or one
+    /// whose check was restarted, agrees with its monitor.
+    pub(super) fn commit(
+        &mut self,
+        checks: &[config::Check],
+        prepared: Vec<Prepared>,
+        mut targets: HashMap<String, Vec<Target>>,
+    ) {
+        self.checks
+            .retain(|name, _| checks.iter().any(|c| &c.name == name));
+        for p in prepared {
+            let shared = Arc::new(Mutex::new(Vec::new()));
+            let feeder = tokio::spawn(feed(
+                p.check.name.clone(),
+                p.monitor.subscribe(),
+                shared.clone(),
+            ));
+            self.checks.insert(
+                p.check.name.clone(),
+                Tracked {
+                    check: p.check,
+                    monitor: p.monitor,
+                    targets: shared,
+                    feeder,
+                },
+            );
+        }
+        for (name, tracked) in &self.checks {
+            let mut list = lock(&tracked.targets);
+            *list = targets.remove(name).unwrap_or_default();
+            // Under the lock the feeder also sends under: the last one to send read the
+            // latest state.
+            let up = tracked.monitor.status().health == Health::Up;
+            for t in list.iter() {
+                let _ = t.commands.send(Command::Tracker {
+                    vrid: t.vrid,
+                    index: t.index,
+                    up,
+                });
             }
         }
-        let mut status = monitor.subscribe();
-        let check_name = check.name.clone();
-        tokio::spawn(async move {
-            let mut last = status.borrow().health;
-            while status.changed().await.is_ok() {
-                let (health, error) = {
-                    let s = status.borrow();
-                    (s.health, s.last_error.clone())
-                };
-                if health == last {
-                    continue;
-                }
-                last = health;
-                let up = health == Health::Up;
-                info!(check = %check_name, up, error = ?error, "tracked check changed");
-                for (commands, router, index, _) in &targets {
-                    let _ = commands.send(Command::Tracker {
-                        router: *router,
-                        index: *index,
-                        up,
-                    });
-                }
-            }
-        });
-        monitors.push(monitor);
     }
-    Ok(monitors)
+
+    /// Every check's definition and live status, for the status page.
+    pub(super) fn statuses(&self) -> Vec<(config::Check, watch::Receiver<Status>)> {
+        let mut out: Vec<_> = self
+            .checks
+            .values()
+            .map(|t| (t.check.clone(), t.monitor.subscribe()))
+            .collect();
+        out.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+        out
+    }
+}
+
+fn lock(targets: &Mutex<Vec<Target>>) -> std::sync::MutexGuard<'_, Vec<Target>> {
+    targets.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn spawn(check: &config::Check) -> Result<Monitor, super::daemon::Error> {
+    let probe: Arc<dyn health_check::Check> = match &check.kind {
+        CheckKind::Process(name) => Arc::new(ProcessCheck::name(name.clone())),
+        CheckKind::PidFile(path) => Arc::new(ProcessCheck::pid_file(path.clone())),
+        CheckKind::Exec(command) => Arc::new(ExecCheck::shell(command.clone())),
+        CheckKind::Tcp(addr) => Arc::new(TcpCheck::new(*addr)),
+        CheckKind::Http(addr, path) => Arc::new(HttpCheck::new(*addr).path(path.clone())),
+    };
+    Ok(Monitor::spawn(
+        probe,
+        MonitorConfig {
+            interval: check.interval,
+            timeout: check.timeout,
+            rise: check.rise,
+            fall: check.fall,
+            start: Start::Now,
+            id: Some(check.name.clone()),
+            ..MonitorConfig::default()
+        },
+    )?)
+}
+
+/// Feeds each transition of one check to its targets (`Command::Tracker`): the router applies
+/// the weight, or Fault for weight 0, at once.
+async fn feed(name: String, mut status: watch::Receiver<Status>, targets: Arc<Mutex<Vec<Target>>>) {
+    let mut last = status.borrow().health;
+    while status.changed().await.is_ok() {
+        let list = lock(&targets);
+        let (health, error) = {
+            let s = status.borrow_and_update();
+            (s.health, s.last_error.clone())
+        };
+        if health == last {
+            continue;
+        }
+        last = health;
+        let up = health == Health::Up;
+        info!(check = %name, up, error = ?error, "tracked check changed");
+        for t in list.iter() {
+            let _ = t.commands.send(Command::Tracker {
+                vrid: t.vrid,
+                index: t.index,
+                up,
+            });
+        }
+    }
 }

@@ -141,8 +141,10 @@ impl Lab {
     /// vrrpd with `extra` config lines for its instance (e.g. `preempt = false`).
     pub(crate) fn vrrpd_with(&mut self, host: &str, priority: u8, m: Mode, extra: &str) -> usize {
         let config = self.dir.join(format!("{host}.toml"));
+        // The status socket in the test's directory, not in /run.
         let mut text = format!(
-            "[[instance]]\nname = \"VI_1\"\ninterface = \"eth0\"\nvrid = 51\npriority = {priority}\nversion = {}\nadvert_interval = \"{}ms\"\nvirtual_addresses = [\"{}\"]\n",
+            "status_socket = \"{}\"\n[[instance]]\nname = \"VI_1\"\ninterface = \"eth0\"\nvrid = 51\npriority = {priority}\nversion = {}\nadvert_interval = \"{}ms\"\nvirtual_addresses = [\"{}\"]\n",
+            self.dir.join(format!("{host}.sock")).display(),
             m.version,
             m.centis * 10,
             m.vip()

@@ -28,7 +28,7 @@ pub struct LinkState {
 }
 
 impl LinkState {
-    fn of(message: &LinkMessage, deleted: bool) -> Option<LinkState> {
+    pub(super) fn of(message: &LinkMessage, deleted: bool) -> Option<LinkState> {
         let name = message.attributes.iter().find_map(|a| match a {
             LinkAttribute::IfName(n) => Some(n.clone()),
             _ => None,

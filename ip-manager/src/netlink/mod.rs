@@ -64,6 +64,16 @@ impl NetlinkManager {
         Ok(self.link(name).await?.header.index)
     }
 
+    /// Whether interface `name` can carry traffic now (see [`LinkState::up`]). Follow the
+    /// changes with a [`LinkMonitor`].
+    pub async fn link_state(&self, name: &str) -> Result<LinkState, Error> {
+        let link = self.link(name).await?;
+        LinkState::of(&link, false).ok_or_else(|| Error::Netlink {
+            operation: format!("reading the state of {name}"),
+            message: "the kernel's answer has no interface name".into(),
+        })
+    }
+
     /// The hardware (MAC) address of interface `name`.
     pub async fn interface_mac(&self, name: &str) -> Result<[u8; 6], Error> {
         let link = self.link(name).await?;

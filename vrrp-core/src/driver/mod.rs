@@ -8,6 +8,11 @@
 //! addresses, announces them, runs notify scripts: see the `ip-manager` crate and the `vrrpd`
 //! example daemon).
 //!
+//! While it runs, the owner steers it with [`Command`]s, naming routers by VRID: tracked
+//! objects and link state, routers added and removed without disturbing the others (a
+//! configuration reload), a [`DriverSnapshot`] of every router's state, priority and
+//! counters (a status page), and a graceful stop.
+//!
 //! ```no_run
 //! use std::net::IpAddr;
 //! use vrrp_core::driver::{Command, Driver, VrrpSocket};
@@ -23,7 +28,7 @@
 //! let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
 //! tokio::spawn(Driver::new(socket, vec![router]).run(rx, tx));
 //! while let Some(e) = events.recv().await {
-//!     println!("router {}: {:?}", e.router, e.event); // become Master: add the VIP, send GARPs
+//!     println!("VRID {}: {:?}", e.vrid, e.event); // become Master: add the VIP, send GARPs
 //! }
 //! # let _ = commands.send(Command::Stop);
 //! # Ok(()) }
@@ -31,9 +36,11 @@
 
 mod error;
 mod run;
+mod snapshot;
 mod socket;
 mod timer;
 
 pub use error::DriverError;
 pub use run::{Command, Driver, DriverEvent, DriverStats};
+pub use snapshot::{DriverSnapshot, RouterSnapshot};
 pub use socket::{MAX_DATAGRAM, Received, VrrpSocket};

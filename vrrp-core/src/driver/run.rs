@@ -2,21 +2,26 @@
 
 use std::io;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::driver::timer::Deadline;
-use crate::driver::{MAX_DATAGRAM, VrrpSocket};
+use crate::driver::{DriverSnapshot, MAX_DATAGRAM, RouterSnapshot, VrrpSocket};
+use crate::packet::Vrid;
 use crate::{Event, Router};
 
 /// What the owner of a [`Driver`] can tell it while it runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Routers are named by their VRID: a driver serves one interface and address family, where
+/// a VRID is unique.
+#[derive(Debug)]
 #[non_exhaustive]
 pub enum Command {
-    /// A tracked object of router `router` changed (index into its `Config::trackers`).
+    /// A tracked object of router `vrid` changed (`index` into its `Config::trackers`).
+    /// Unknown VRIDs and indexes are ignored.
     Tracker {
-        /// The router's position in the driver.
-        router: usize,
+        /// The router.
+        vrid: Vrid,
         /// The tracker's index.
         index: usize,
         /// Up or not.
@@ -27,6 +32,23 @@ pub enum Command {
         /// Up or not.
         up: bool,
     },
+    /// Adds a router and starts it at once ([`Router::startup`]). It must be of the socket's
+    /// address family (adverts of another family fail and count in
+    /// [`DriverStats::send_errors`]). A router already serving its VRID is first removed as
+    /// by [`Command::Remove`], so that replacing a router is one command.
+    Add(Box<Router>),
+    /// Removes router `vrid` gracefully: it shuts down ([`Router::shutdown`]: a Master sends
+    /// priority 0, RFC 5798 §6.4.3), its last advert is sent and its last events are
+    /// delivered (the final one is `StateChanged` to [`State::Initialize`](crate::State)
+    /// with [`Reason::Shutdown`](crate::Reason)); then it is dropped. The other routers run
+    /// on untouched. An unknown VRID is ignored.
+    Remove {
+        /// The router.
+        vrid: Vrid,
+    },
+    /// Replies with a [`DriverSnapshot`] of every router and the driver's counters (taken
+    /// between two inputs; a closed reply channel is ignored).
+    Snapshot(oneshot::Sender<DriverSnapshot>),
     /// Stop gracefully: a Master sends priority 0 (RFC 5798 §6.4.3), then the driver returns.
     Stop,
 }
@@ -34,8 +56,8 @@ pub enum Command {
 /// An event of one of the driver's routers.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DriverEvent {
-    /// The router's position in the driver (as given to [`Driver::new`]).
-    pub router: usize,
+    /// The router's VRID.
+    pub vrid: Vrid,
     /// When the router produced it.
     pub at: Instant,
     /// What happened.
@@ -54,7 +76,9 @@ pub struct DriverStats {
 }
 
 /// Runs routers on one socket: feeds them received advertisements (dispatched by VRID) and
-/// their deadlines, sends what they transmit, and forwards their events.
+/// their deadlines, sends what they transmit, and forwards their events. Routers can be added
+/// and removed while it runs ([`Command::Add`], [`Command::Remove`]) without disturbing the
+/// others, and it reports on demand ([`Command::Snapshot`]).
 #[derive(Debug)]
 pub struct Driver {
     socket: VrrpSocket,
@@ -104,9 +128,10 @@ impl Driver {
                         self.flush(&events).await;
                         return Ok(self.stats);
                     }
-                    Some(Command::Tracker { router, index, up }) => {
-                        if let Some(r) = self.routers.get_mut(router) {
-                            r.set_tracker(Instant::now().into_std(), index, up);
+                    Some(Command::Tracker { vrid, index, up }) => {
+                        let now = Instant::now().into_std();
+                        for r in self.routers.iter_mut().filter(|r| r.config().vrid == vrid) {
+                            r.set_tracker(now, index, up);
                         }
                     }
                     Some(Command::Link { up }) => {
@@ -114,6 +139,17 @@ impl Driver {
                         for r in &mut self.routers {
                             r.set_link(now, up);
                         }
+                    }
+                    Some(Command::Add(router)) => {
+                        let mut router = *router;
+                        self.remove(router.config().vrid, &events).await;
+                        router.startup(Instant::now().into_std());
+                        self.routers.push(router);
+                    }
+                    Some(Command::Remove { vrid }) => self.remove(vrid, &events).await,
+                    Some(Command::Snapshot(reply)) => {
+                        // Nobody waiting for the answer any more is not an error.
+                        let _ = reply.send(self.snapshot());
                     }
                 },
                 fired = timer.fired() => {
@@ -153,19 +189,46 @@ impl Driver {
     /// the advertisement leaves first, then the owner adds the addresses and announces them.
     async fn flush(&mut self, events: &mpsc::UnboundedSender<DriverEvent>) {
         for i in 0..self.routers.len() {
-            while let Some(t) = self.routers[i].poll_transmit() {
-                if self.socket.send(&t).await.is_err() {
-                    self.stats.send_errors += 1;
-                }
+            self.flush_one(i, events).await;
+        }
+    }
+
+    async fn flush_one(&mut self, i: usize, events: &mpsc::UnboundedSender<DriverEvent>) {
+        let Some(router) = self.routers.get_mut(i) else {
+            return;
+        };
+        while let Some(t) = router.poll_transmit() {
+            if self.socket.send(&t).await.is_err() {
+                self.stats.send_errors += 1;
             }
-            while let Some(event) = self.routers[i].poll_event() {
-                // Nobody listening is not the driver's problem: the routers run on.
-                let _ = events.send(DriverEvent {
-                    router: i,
-                    at: Instant::now(),
-                    event,
-                });
-            }
+        }
+        let vrid = router.config().vrid;
+        while let Some(event) = router.poll_event() {
+            // Nobody listening is not the driver's problem: the routers run on.
+            let _ = events.send(DriverEvent {
+                vrid,
+                at: Instant::now(),
+                event,
+            });
+        }
+    }
+
+    /// Shuts router `vrid` down, sends and forwards what it still has, and drops it.
+    async fn remove(&mut self, vrid: Vrid, events: &mpsc::UnboundedSender<DriverEvent>) {
+        let Some(i) = self.routers.iter().position(|r| r.config().vrid == vrid) else {
+            return;
+        };
+        // Whatever the others queued goes first, so events keep their order.
+        self.flush(events).await;
+        self.routers[i].shutdown(Instant::now().into_std());
+        self.flush_one(i, events).await;
+        self.routers.remove(i);
+    }
+
+    fn snapshot(&self) -> DriverSnapshot {
+        DriverSnapshot {
+            routers: self.routers.iter().map(RouterSnapshot::of).collect(),
+            stats: self.stats,
         }
     }
 }

@@ -125,6 +125,17 @@ impl Router {
         &self.stats
     }
 
+    /// The last reported state of each tracked object, by its position in
+    /// [`Config::trackers`] (all up until [`set_tracker`](Self::set_tracker) says otherwise).
+    pub fn trackers_up(&self) -> &[bool] {
+        &self.tracker_up
+    }
+
+    /// The last reported link state (up until [`set_link`](Self::set_link) says otherwise).
+    pub fn link_up(&self) -> bool {
+        self.link_up
+    }
+
     /// Starts the router (RFC 5798 §6.4.1 Startup): the address owner becomes Master at once,
     /// any other router Backup, or Fault if a weight-0 tracker or the link is down.
     pub fn startup(&mut self, now: Instant) {

@@ -1,0 +1,472 @@
+//! [`Instances`]: the running set — one driver per interface and address family, the routers
+//! on them, the tracked checks — and how a configuration becomes it, at start (a plan from
+//! nothing) and on every reload ([`super::reload`]).
+//!
+//! Every change is prepared first (addresses looked up, routers and sockets made, monitors
+//! started) and applied only if all of it worked, so that a reload either happens whole or
+//! not at all.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::fmt;
+use std::io;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use ip_manager::{AnnounceConfig, Announcer, IpManager, NetlinkManager, Vip};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tracing::{error, info, warn};
+use vrrp_core::driver::{Command, Driver, DriverEvent, DriverStats, VrrpSocket};
+use vrrp_core::packet::{AddressFamily, Vrid};
+use vrrp_core::{Event, Router, State};
+
+use super::config::{Config, Instance};
+use super::daemon::{self, Error, Live};
+use super::links::{LinkTarget, Links};
+use super::registry::Registry;
+use super::reload::Plan;
+use super::tracking::{self, Target, Tracking};
+
+/// Which driver an instance runs on: its interface and address family.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(super) struct DriverKey {
+    pub(super) interface: String,
+    pub(super) ipv6: bool,
+}
+
+impl DriverKey {
+    pub(super) fn of(i: &Instance) -> DriverKey {
+        DriverKey {
+            interface: i.interface.clone(),
+            ipv6: i.is_ipv6(),
+        }
+    }
+
+    fn family(&self) -> AddressFamily {
+        if self.ipv6 {
+            AddressFamily::Ipv6
+        } else {
+            AddressFamily::Ipv4
+        }
+    }
+}
+
+impl fmt::Display for DriverKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let family = if self.ipv6 { "IPv6" } else { "IPv4" };
+        write!(f, "{} {family}", self.interface)
+    }
+}
+
+/// A driver's event, with the driver it came from.
+pub(super) type Routed = (DriverKey, DriverEvent);
+
+#[derive(Debug)]
+struct DriverHandle {
+    commands: mpsc::UnboundedSender<Command>,
+    task: JoinHandle<io::Result<DriverStats>>,
+}
+
+/// An instance ready to start: its router (not started) and what the event handler needs.
+struct Starting {
+    key: DriverKey,
+    router: Router,
+    live: Live,
+}
+
+/// The running set. See the [module](self) docs.
+pub(super) struct Instances {
+    netlink: Arc<NetlinkManager>,
+    registry: Registry,
+    tracking: Tracking,
+    links: Links,
+    /// The instances running, as configured.
+    running: Vec<Instance>,
+    drivers: BTreeMap<DriverKey, DriverHandle>,
+    /// Drivers stopped at exit, still delivering their last events.
+    stopping: Vec<(DriverKey, DriverHandle)>,
+    /// By instance name.
+    live: HashMap<String, Arc<Live>>,
+    /// (driver, VRID) → instance name.
+    slots: HashMap<(DriverKey, u8), String>,
+    /// Routers removed whose last event (`StateChanged` to Initialize) has not arrived yet,
+    /// oldest first: their events are theirs, not those of a new router on the same VRID.
+    retiring: HashMap<(DriverKey, u8), VecDeque<Arc<Live>>>,
+    /// Where the drivers' events go (`None` once stopping).
+    events: Option<mpsc::UnboundedSender<Routed>>,
+}
+
+impl Instances {
+    /// Nothing running yet; the drivers' events will go to `events`.
+    pub(super) fn new(
+        netlink: Arc<NetlinkManager>,
+        registry: Registry,
+        links: Links,
+        events: mpsc::UnboundedSender<Routed>,
+    ) -> Instances {
+        Instances {
+            netlink,
+            registry,
+            tracking: Tracking::default(),
+            links,
+            running: Vec::new(),
+            drivers: BTreeMap::new(),
+            stopping: Vec::new(),
+            live: HashMap::new(),
+            slots: HashMap::new(),
+            retiring: HashMap::new(),
+            events: Some(events),
+        }
+    }
+
+    /// Makes `config` the running set (see [`Plan`]). On any error nothing changes and every
+    /// error is returned.
+    pub(super) async fn apply(&mut self, config: &Config) -> Result<Plan, Vec<String>> {
+        let plan = Plan::new(&self.running, &config.instances);
+        let by_name = |name: &str| config.instances.iter().find(|i| i.name == name);
+        let mut errors = Vec::new();
+
+        // ---- prepare: nothing running is touched --------------------------------------
+        let checks = match self.tracking.prepare(&config.checks) {
+            Ok(c) => c,
+            Err(e) => {
+                errors.push(format!("starting the checks: {e}"));
+                Vec::new()
+            }
+        };
+        let mut starting = Vec::new();
+        for name in plan.rebuild.iter().chain(&plan.start) {
+            let Some(inst) = by_name(name) else { continue };
+            match self.prepare(inst, &checks).await {
+                Ok(s) => starting.push(s),
+                Err(e) => errors.push(format!("instance {name:?}: {e}")),
+            }
+        }
+        let mut updated = Vec::new();
+        for name in &plan.update {
+            let (Some(inst), Some(old)) = (by_name(name), self.live.get(name)) else {
+                continue;
+            };
+            match self.update(inst, old).await {
+                Ok(live) => updated.push(live),
+                Err(e) => errors.push(format!("instance {name:?}: {e}")),
+            }
+        }
+        let needed: BTreeSet<DriverKey> = config.instances.iter().map(DriverKey::of).collect();
+        let mut sockets = BTreeMap::new();
+        for s in &starting {
+            if self.drivers.contains_key(&s.key) || sockets.contains_key(&s.key) {
+                continue;
+            }
+            let source = s.router.config().primary_address;
+            match VrrpSocket::open(&s.key.interface, s.key.family(), source) {
+                Ok(socket) => {
+                    sockets.insert(s.key.clone(), socket);
+                }
+                Err(e) => errors.push(format!("driver on {}: {e}", s.key)),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+
+        // ---- apply ------------------------------------------------------------------------
+        for name in plan.stop.iter().chain(&plan.rebuild) {
+            self.retire(name, &needed);
+        }
+        for key in self.drivers.keys().cloned().collect::<Vec<_>>() {
+            if !needed.contains(&key)
+                && let Some(d) = self.drivers.remove(&key)
+            {
+                // Its routers shut down gracefully; their events still arrive.
+                let _ = d.commands.send(Command::Stop);
+                info!(driver = %key, "driver stopping: no instance left on it");
+                tokio::spawn(log_end(key, d.task));
+            }
+        }
+        for live in updated {
+            let live = Arc::new(live);
+            if let Some(old) = self.live.insert(live.instance.name.clone(), live.clone()) {
+                // The announcements in progress stay with the instance.
+                live.take_announcing(&old);
+            }
+        }
+        self.remove_leftovers(&starting).await;
+        let mut new_drivers: BTreeMap<DriverKey, Vec<Router>> = BTreeMap::new();
+        for s in starting {
+            let name = s.live.instance.name.clone();
+            let vrid = s.router.config().vrid.get();
+            self.slots.insert((s.key.clone(), vrid), name.clone());
+            self.live.insert(name, Arc::new(s.live));
+            match self.drivers.get(&s.key) {
+                Some(d) => {
+                    let _ = d.commands.send(Command::Add(Box::new(s.router)));
+                }
+                None => new_drivers.entry(s.key).or_default().push(s.router),
+            }
+        }
+        for (key, routers) in new_drivers {
+            if let Some(socket) = sockets.remove(&key) {
+                self.spawn_driver(key, socket, routers);
+            }
+        }
+        self.running = config.instances.clone();
+        self.tracking
+            .commit(&config.checks, checks, self.targets(&config.instances));
+        self.links
+            .commit(self.link_targets(&config.instances))
+            .await;
+        let same_router: Vec<String> = plan.keep.iter().chain(&plan.update).cloned().collect();
+        self.registry.set_running(
+            &self.running,
+            &same_router,
+            self.drivers
+                .iter()
+                .map(|(k, d)| (k.clone(), d.commands.clone()))
+                .collect(),
+            self.tracking.statuses(),
+        );
+        Ok(plan)
+    }
+
+    /// Sets up a new instance (or the new version of a changed one): its primary address,
+    /// virtual addresses, announcer and router, its trackers told the checks' current state.
+    async fn prepare(
+        &self,
+        inst: &Instance,
+        checks: &[tracking::Prepared],
+    ) -> Result<Starting, Error> {
+        let key = DriverKey::of(inst);
+        let primary = match inst.unicast_source {
+            Some(a) => a,
+            None => daemon::primary_address(&self.netlink, &inst.interface, key.family()).await?,
+        };
+        let vips = vips(inst)?;
+        let announcer = self.announcer(inst).await?;
+        let mut router = Router::new(daemon::router_config(inst, primary)?)?;
+        let now = std::time::Instant::now();
+        for (k, (check, _)) in inst.track.iter().enumerate() {
+            if !self.tracking.is_up(check, checks) {
+                router.set_tracker(now, k, false);
+            }
+        }
+        // The links as they are now, so that the router starts in the right state.
+        if !self.links.is_up(&inst.interface).await {
+            router.set_link(now, false);
+        }
+        for (k, (interface, _)) in inst.track_interfaces.iter().enumerate() {
+            if !self.links.is_up(interface).await {
+                router.set_tracker(now, inst.track.len() + k, false);
+            }
+        }
+        Ok(Starting {
+            key,
+            router,
+            live: Live::new(inst.clone(), vips, announcer),
+        })
+    }
+
+    /// The new version of an instance whose router stays (only `notify` or `garp` changed).
+    async fn update(&self, inst: &Instance, old: &Live) -> Result<Live, Error> {
+        let announcer = if (inst.garp_repeat, inst.garp_delay)
+            == (old.instance.garp_repeat, old.instance.garp_delay)
+        {
+            old.announcer.clone()
+        } else {
+            self.announcer(inst).await?
+        };
+        Ok(Live::new(inst.clone(), old.vips.clone(), announcer))
+    }
+
+    async fn announcer(&self, inst: &Instance) -> Result<Arc<Announcer>, Error> {
+        let announce = AnnounceConfig {
+            repeat: inst.garp_repeat,
+            refresh_delay: Some(inst.garp_delay),
+            ..AnnounceConfig::default()
+        };
+        Ok(Arc::new(
+            Announcer::new(&self.netlink, &inst.interface, announce).await?,
+        ))
+    }
+
+    /// Takes instance `name` out of the running set: its router is removed gracefully (by its
+    /// driver, or by the driver's stop when no instance is left on it), and its events from
+    /// here on are its own.
+    fn retire(&mut self, name: &str, needed: &BTreeSet<DriverKey>) {
+        let Some(live) = self.live.remove(name) else {
+            return;
+        };
+        let key = DriverKey::of(&live.instance);
+        let vrid = live.instance.vrid;
+        self.slots.remove(&(key.clone(), vrid));
+        self.retiring
+            .entry((key.clone(), vrid))
+            .or_default()
+            .push_back(live);
+        if needed.contains(&key)
+            && let Some(d) = self.drivers.get(&key)
+            && let Some(vrid) = Vrid::new(vrid)
+        {
+            let _ = d.commands.send(Command::Remove { vrid });
+        }
+        info!(instance = %name, "instance stopping");
+    }
+
+    /// Addresses left by a crashed earlier run go before an instance enters Backup; those of
+    /// a running or retiring instance are theirs to remove.
+    async fn remove_leftovers(&self, starting: &[Starting]) {
+        let owned: HashSet<&Vip> = self
+            .live
+            .values()
+            .chain(self.retiring.values().flatten())
+            .flat_map(|l| &l.vips)
+            .collect();
+        for s in starting {
+            for v in &s.live.vips {
+                if owned.contains(v) || !self.netlink.owns(v).await.unwrap_or(false) {
+                    continue;
+                }
+                warn!(instance = %s.live.instance.name, vip = %v, "removing a virtual address left on the interface");
+                if let Err(e) = self.netlink.remove(v).await {
+                    error!(instance = %s.live.instance.name, vip = %v, "removing the leftover address failed: {e}");
+                }
+            }
+        }
+    }
+
+    fn spawn_driver(&mut self, key: DriverKey, socket: VrrpSocket, routers: Vec<Router>) {
+        let (commands, rx) = mpsc::unbounded_channel();
+        let (tx, mut events) = mpsc::unbounded_channel::<DriverEvent>();
+        if let Some(forward) = self.events.clone() {
+            let key = key.clone();
+            tokio::spawn(async move {
+                while let Some(e) = events.recv().await {
+                    let _ = forward.send((key.clone(), e));
+                }
+            });
+        }
+        info!(driver = %key, instances = routers.len(), "driver started");
+        let task = tokio::spawn(Driver::new(socket, routers).run(rx, tx));
+        self.drivers.insert(key, DriverHandle { commands, task });
+    }
+
+    /// Where each check's state goes: every (driver, router, tracker) that tracks it.
+    fn targets(&self, instances: &[Instance]) -> HashMap<String, Vec<Target>> {
+        let mut out: HashMap<String, Vec<Target>> = HashMap::new();
+        for inst in instances {
+            let (Some(d), Some(vrid)) =
+                (self.drivers.get(&DriverKey::of(inst)), Vrid::new(inst.vrid))
+            else {
+                continue;
+            };
+            for (index, (check, _)) in inst.track.iter().enumerate() {
+                out.entry(check.clone()).or_default().push(Target {
+                    commands: d.commands.clone(),
+                    vrid,
+                    index,
+                });
+            }
+        }
+        out
+    }
+
+    /// Where each interface's link state goes: the driver running on it, and every router
+    /// that tracks it (its tracked interfaces come after its tracked checks).
+    fn link_targets(&self, instances: &[Instance]) -> HashMap<String, Vec<LinkTarget>> {
+        let mut out: HashMap<String, Vec<LinkTarget>> = HashMap::new();
+        for (key, d) in &self.drivers {
+            out.entry(key.interface.clone())
+                .or_default()
+                .push(LinkTarget::Driver(d.commands.clone()));
+        }
+        for inst in instances {
+            let (Some(d), Some(vrid)) =
+                (self.drivers.get(&DriverKey::of(inst)), Vrid::new(inst.vrid))
+            else {
+                continue;
+            };
+            for (k, (interface, _)) in inst.track_interfaces.iter().enumerate() {
+                out.entry(interface.clone())
+                    .or_default()
+                    .push(LinkTarget::Tracker(
+                        d.commands.clone(),
+                        vrid,
+                        inst.track.len() + k,
+                    ));
+            }
+        }
+        out
+    }
+
+    /// Acts on one driver event: the virtual addresses, notify scripts, the status record.
+    pub(super) async fn event(&mut self, (key, e): Routed) {
+        let slot = (key, e.vrid.get());
+        if let Some(queue) = self.retiring.get_mut(&slot)
+            && let Some(live) = queue.front().cloned()
+        {
+            if matches!(
+                e.event,
+                Event::StateChanged {
+                    to: State::Initialize,
+                    ..
+                }
+            ) {
+                queue.pop_front();
+                if queue.is_empty() {
+                    self.retiring.remove(&slot);
+                }
+            }
+            daemon::handle(&self.netlink, &live, e.event).await;
+            return;
+        }
+        let Some(live) = self
+            .slots
+            .get(&slot)
+            .and_then(|n| self.live.get(n))
+            .cloned()
+        else {
+            return;
+        };
+        if let Event::StateChanged { from, to, reason } = &e.event {
+            let at = SystemTime::now()
+                .checked_sub(e.at.elapsed())
+                .unwrap_or_else(SystemTime::now);
+            self.registry
+                .record_transition(&live.instance.name, *from, *to, reason, at);
+        }
+        daemon::handle(&self.netlink, &live, e.event).await;
+    }
+
+    /// Stops every driver gracefully (a Master sends priority 0); their last events still
+    /// arrive, and the event channel closes after them.
+    pub(super) fn stop(&mut self) {
+        for (key, d) in std::mem::take(&mut self.drivers) {
+            let _ = d.commands.send(Command::Stop);
+            self.stopping.push((key, d));
+        }
+        self.events = None;
+    }
+
+    /// Waits for every stopped driver and logs how it ended.
+    pub(super) async fn finish(&mut self) {
+        for (key, d) in self.stopping.drain(..) {
+            log_end(key, d.task).await;
+        }
+    }
+}
+
+async fn log_end(key: DriverKey, task: JoinHandle<io::Result<DriverStats>>) {
+    match task.await {
+        Ok(Ok(stats)) => info!(driver = %key, ?stats, "driver stopped"),
+        Ok(Err(e)) => error!(driver = %key, "driver failed: {e}"),
+        Err(e) => error!(driver = %key, "driver task: {e}"),
+    }
+}
+
+fn vips(inst: &Instance) -> Result<Vec<Vip>, Error> {
+    Ok(inst
+        .virtual_addresses
+        .iter()
+        .map(|(a, len)| Vip::new(*a, *len, inst.interface.clone()))
+        .collect::<Result<Vec<_>, _>>()?)
+}

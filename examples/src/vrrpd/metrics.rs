@@ -1,0 +1,489 @@
+//! Prometheus metrics: [`render`] turns a [`Status`] into the text exposition format 0.0.4,
+//! served at `GET /metrics` on `metrics.bind` by a minimal HTTP/1.1 responder (one request
+//! per connection; other paths are 404, other methods 405).
+//!
+//! Instance series carry `instance`, `interface` and `vrid` labels:
+//!
+//! | metric | type | meaning |
+//! | --- | --- | --- |
+//! | `vrrpd_instance_state{state}` | gauge | 1 for the state the instance is in (`init`, `backup`, `master`, `fault`), 0 for the others |
+//! | `vrrpd_instance_priority` | gauge | effective priority (base plus tracked weights) |
+//! | `vrrpd_instance_base_priority` | gauge | configured priority |
+//! | `vrrpd_instance_master_adver_interval_seconds` | gauge | Master_Adver_Interval |
+//! | `vrrpd_instance_holds_virtual_addresses` | gauge | 1 when every virtual address is on the interface |
+//! | `vrrpd_instance_link_up` | gauge | the interface's link as the router heard it |
+//! | `vrrpd_instance_tracked_check_up{check}` | gauge | a tracked check as the router heard it |
+//! | `vrrpd_instance_last_transition_timestamp_seconds` | gauge | when the state last changed |
+//! | `vrrpd_instance_transitions_total` | counter | state changes |
+//! | `vrrpd_instance_became_master_total` | counter | times it became Master |
+//! | `vrrpd_instance_adverts_sent_total` | counter | adverts sent |
+//! | `vrrpd_instance_adverts_received_total` | counter | adverts received for its VRID |
+//! | `vrrpd_instance_adverts_accepted_total` | counter | adverts that passed every check |
+//! | `vrrpd_instance_adverts_dropped_total{reason}` | counter | adverts dropped, by reason (`ttl`, `checksum`, ...) |
+//! | `vrrpd_instance_state_seconds_total{state}` | counter | time spent in each state |
+//!
+//! Drivers (`interface`, `family` labels): `vrrpd_driver_malformed_total`,
+//! `vrrpd_driver_unknown_vrid_total`, `vrrpd_driver_send_errors_total`. Checks (`check`,
+//! `kind`): `vrrpd_check_up`, `vrrpd_check_runs_total`. The daemon:
+//! `vrrpd_reloads_total{result="success"|"failure"}`, `vrrpd_start_time_seconds`.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use super::registry::Registry;
+use super::status::{DriverStatus, InstanceStatus, Status};
+
+/// The Content-Type of the text exposition format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// A request head larger than this is refused (a scraper sends a few hundred bytes).
+const MAX_HEAD: usize = 8 * 1024;
+
+/// How long a client may take to send its request and read the answer.
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One metric family being written: its samples follow its HELP and TYPE lines.
+struct Family<'a> {
+    out: &'a mut String,
+    name: &'static str,
+}
+
+impl Family<'_> {
+    /// Starts family `name` in `out`.
+    fn new<'a>(out: &'a mut String, name: &'static str, kind: &str, help: &str) -> Family<'a> {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        Family { out, name }
+    }
+
+    fn sample(&mut self, labels: &[(&str, &str)], value: f64) {
+        self.out.push_str(self.name);
+        for (k, (label, v)) in labels.iter().enumerate() {
+            self.out.push(if k == 0 { '{' } else { ',' });
+            let _ = write!(self.out, "{label}=\"{}\"", escape(v));
+        }
+        if !labels.is_empty() {
+            self.out.push('}');
+        }
+        let _ = writeln!(self.out, " {value}");
+    }
+
+    /// A sample of instance `i`, with one more label if given.
+    fn instance(&mut self, i: &InstanceStatus, extra: Option<(&str, &str)>, value: f64) {
+        let vrid = i.vrid.to_string();
+        let mut labels = vec![
+            ("instance", i.name.as_str()),
+            ("interface", i.interface.as_str()),
+            ("vrid", vrid.as_str()),
+        ];
+        labels.extend(extra);
+        self.sample(&labels, value);
+    }
+}
+
+/// A label value as the exposition format wants it: `\`, `"` and newlines escaped.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn flag(b: bool) -> f64 {
+    if b { 1.0 } else { 0.0 }
+}
+
+/// A counter value (exact up to 2^53, far beyond what a router counts).
+fn count(n: u64) -> f64 {
+    n as f64
+}
+
+/// A per-instance family: name, type, help, and the value of an instance (if known).
+type InstanceMetric = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&InstanceStatus) -> Option<f64>,
+);
+
+#[rustfmt::skip]
+const INSTANCE_METRICS: [InstanceMetric; 11] = [
+    ("vrrpd_instance_priority", "gauge", "Effective priority: the base priority plus the weights of the tracked objects.", |i| i.effective_priority.map(f64::from)),
+    ("vrrpd_instance_base_priority", "gauge", "Configured priority.", |i| Some(f64::from(i.base_priority))),
+    ("vrrpd_instance_master_adver_interval_seconds", "gauge", "Master_Adver_Interval (RFC 5798).", |i| i.master_adver_interval_ms.map(|ms| count(ms) / 1000.0)),
+    ("vrrpd_instance_holds_virtual_addresses", "gauge", "1 when every virtual address of the instance is on its interface.", |i| i.holds_virtual_addresses.map(flag)),
+    ("vrrpd_instance_link_up", "gauge", "The interface's link as the router last heard it.", |i| i.link_up.map(flag)),
+    ("vrrpd_instance_last_transition_timestamp_seconds", "gauge", "When the state last changed, in seconds since the Unix epoch.", |i| i.last_transition.as_ref().map(|t| t.unix_time)),
+    ("vrrpd_instance_transitions_total", "counter", "State changes.", |i| i.counters.as_ref().map(|c| count(c.transitions))),
+    ("vrrpd_instance_became_master_total", "counter", "Times the instance became Master.", |i| i.counters.as_ref().map(|c| count(c.became_master))),
+    ("vrrpd_instance_adverts_sent_total", "counter", "Advertisements sent (one per destination).", |i| i.counters.as_ref().map(|c| count(c.adverts_sent))),
+    ("vrrpd_instance_adverts_received_total", "counter", "Advertisements received for the instance's VRID.", |i| i.counters.as_ref().map(|c| count(c.adverts_received))),
+    ("vrrpd_instance_adverts_accepted_total", "counter", "Advertisements that passed every check.", |i| i.counters.as_ref().map(|c| count(c.adverts_accepted))),
+];
+
+/// A per-driver family: name, help, and the value of a driver (if known).
+type DriverMetric = (&'static str, &'static str, fn(&DriverStatus) -> Option<u64>);
+
+#[rustfmt::skip]
+const DRIVER_METRICS: [DriverMetric; 3] = [
+    ("vrrpd_driver_malformed_total", "Datagrams that were not VRRP over IP at all.", |d| d.malformed),
+    ("vrrpd_driver_unknown_vrid_total", "Advertisements for a VRID no instance on the interface serves.", |d| d.unknown_vrid),
+    ("vrrpd_driver_send_errors_total", "Advertisements that could not be sent.", |d| d.send_errors),
+];
+
+/// The status in the Prometheus text exposition format 0.0.4.
+pub fn render(status: &Status) -> String {
+    let mut out = String::new();
+    let instances = &status.instances;
+    let mut f = Family::new(
+        &mut out,
+        "vrrpd_instance_state",
+        "gauge",
+        "1 for the state the instance is in, 0 for the others.",
+    );
+    for i in instances {
+        let Some(state) = &i.state else { continue };
+        for s in ["INIT", "BACKUP", "MASTER", "FAULT"] {
+            let lower = s.to_ascii_lowercase();
+            f.instance(i, Some(("state", &lower)), flag(state == s));
+        }
+    }
+    for (name, kind, help, value) in INSTANCE_METRICS {
+        let mut f = Family::new(&mut out, name, kind, help);
+        for i in instances {
+            if let Some(v) = value(i) {
+                f.instance(i, None, v);
+            }
+        }
+    }
+    let mut f = Family::new(
+        &mut out,
+        "vrrpd_instance_tracked_check_up",
+        "gauge",
+        "A tracked check as the router last heard it.",
+    );
+    for i in instances {
+        for t in &i.tracked_checks {
+            if let Some(up) = t.up {
+                f.instance(i, Some(("check", &t.name)), flag(up));
+            }
+        }
+    }
+    let mut f = Family::new(
+        &mut out,
+        "vrrpd_instance_adverts_dropped_total",
+        "counter",
+        "Advertisements dropped, by reason.",
+    );
+    for i in instances {
+        for (reason, n) in i.counters.iter().flat_map(|c| &c.dropped) {
+            f.instance(i, Some(("reason", reason)), count(*n));
+        }
+    }
+    let mut f = Family::new(
+        &mut out,
+        "vrrpd_instance_state_seconds_total",
+        "counter",
+        "Time spent in each state.",
+    );
+    for i in instances {
+        for (state, secs) in i.counters.iter().flat_map(|c| &c.seconds_in) {
+            f.instance(i, Some(("state", &state.to_ascii_lowercase())), *secs);
+        }
+    }
+    for (name, help, value) in DRIVER_METRICS {
+        let mut f = Family::new(&mut out, name, "counter", help);
+        for d in &status.drivers {
+            if let Some(v) = value(d) {
+                f.sample(
+                    &[("interface", &d.interface), ("family", d.family)],
+                    count(v),
+                );
+            }
+        }
+    }
+    let mut f = Family::new(
+        &mut out,
+        "vrrpd_check_up",
+        "gauge",
+        "A check's state after rise/fall.",
+    );
+    for c in &status.checks {
+        f.sample(&[("check", &c.name), ("kind", c.kind)], flag(c.up));
+    }
+    let mut f = Family::new(&mut out, "vrrpd_check_runs_total", "counter", "Checks run.");
+    for c in &status.checks {
+        f.sample(&[("check", &c.name), ("kind", c.kind)], count(c.checks_run));
+    }
+    let mut f = Family::new(
+        &mut out,
+        "vrrpd_reloads_total",
+        "counter",
+        "Configuration reloads (SIGHUP), applied or refused.",
+    );
+    f.sample(&[("result", "success")], count(status.reloads.succeeded));
+    f.sample(&[("result", "failure")], count(status.reloads.failed));
+    let mut f = Family::new(
+        &mut out,
+        "vrrpd_start_time_seconds",
+        "gauge",
+        "When the daemon started, in seconds since the Unix epoch.",
+    );
+    f.sample(&[], status.started_unix);
+    out
+}
+
+/// What a request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    /// `GET /metrics` (`HEAD` when `head_only`).
+    Metrics {
+        head_only: bool,
+    },
+    NotFound,
+    MethodNotAllowed,
+    BadRequest,
+}
+
+/// Routes a request by its head (request line and headers).
+fn route(head: &[u8]) -> Route {
+    let Some(line) = head
+        .split(|&b| b == b'\n')
+        .next()
+        .and_then(|l| std::str::from_utf8(l).ok())
+    else {
+        return Route::BadRequest;
+    };
+    let mut parts = line.trim_end_matches('\r').split(' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Route::BadRequest;
+    };
+    if !version.starts_with("HTTP/1.") {
+        return Route::BadRequest;
+    }
+    let path = target.split('?').next().unwrap_or(target);
+    let head_only = match method {
+        "GET" => false,
+        "HEAD" => true,
+        _ => return Route::MethodNotAllowed,
+    };
+    if path == "/metrics" {
+        Route::Metrics { head_only }
+    } else {
+        Route::NotFound
+    }
+}
+
+/// A complete response; the connection closes after it.
+fn response(status: &str, content_type: &str, body: &str, head_only: bool) -> Vec<u8> {
+    let mut out = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    if status.starts_with("405") {
+        out.push_str("Allow: GET, HEAD\r\n");
+    }
+    out.push_str("\r\n");
+    if !head_only {
+        out.push_str(body);
+    }
+    out.into_bytes()
+}
+
+/// Listens on `bind` and answers scrapes with the status of `registry`.
+pub(super) async fn serve(bind: SocketAddr, registry: Registry) -> std::io::Result<JoinHandle<()>> {
+    let listener = TcpListener::bind(bind)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("metrics.bind {bind}: {e}")))?;
+    info!(%bind, "metrics endpoint listening: GET /metrics");
+    Ok(tokio::spawn(async move {
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    let registry = registry.clone();
+                    tokio::spawn(async move {
+                        let _ = tokio::time::timeout(TIMEOUT, answer(stream, registry)).await;
+                    });
+                }
+                Err(e) => {
+                    warn!("metrics: accepting a connection failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }))
+}
+
+async fn answer(mut stream: TcpStream, registry: Registry) -> std::io::Result<()> {
+    let mut head = Vec::with_capacity(512);
+    let mut buf = [0u8; 1024];
+    let complete = loop {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            break false;
+        }
+        head.extend_from_slice(&buf[..n]);
+        if head.windows(4).any(|w| w == b"\r\n\r\n") || head.windows(2).any(|w| w == b"\n\n") {
+            break true;
+        }
+        if head.len() > MAX_HEAD {
+            break false;
+        }
+    };
+    let text = "text/plain; charset=utf-8";
+    let bytes = match (complete, route(&head)) {
+        (true, Route::Metrics { head_only }) => {
+            let body = render(&registry.status().await);
+            response("200 OK", CONTENT_TYPE, &body, head_only)
+        }
+        (true, Route::NotFound) => response("404 Not Found", text, "only /metrics here\n", false),
+        (true, Route::MethodNotAllowed) => {
+            response("405 Method Not Allowed", text, "GET /metrics\n", false)
+        }
+        _ => response("400 Bad Request", text, "bad request\n", false),
+    };
+    stream.write_all(&bytes).await?;
+    stream.shutdown().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vrrpd::status::tests::{backup_router, instance_config};
+    use crate::vrrpd::status::{self as st, CheckStatus, Reloads};
+    use std::collections::BTreeMap;
+    use std::time::SystemTime;
+    use vrrp_core::driver::{DriverStats, RouterSnapshot};
+
+    fn status() -> Status {
+        let snap = RouterSnapshot::of(&backup_router());
+        let links = BTreeMap::new();
+        let live = st::Live {
+            router: Some(&snap),
+            held: Some(&[false]),
+            last: None,
+            links: Some(&links),
+        };
+        let mut i = st::instance(&instance_config(), &live, SystemTime::now());
+        i.name = "VI \"1\"".into(); // a name that needs escaping
+        Status {
+            pid: 1,
+            config_file: "/etc/vrrpd.toml".into(),
+            started_unix: 1_700_000_000.5,
+            uptime_seconds: 1.0,
+            reloads: Reloads {
+                succeeded: 2,
+                failed: 1,
+                last: None,
+            },
+            instances: vec![i],
+            drivers: vec![st::driver(
+                "eth0",
+                false,
+                vec![51],
+                Some(DriverStats {
+                    malformed: 3,
+                    unknown_vrid: 4,
+                    send_errors: 0,
+                }),
+            )],
+            checks: vec![CheckStatus {
+                name: "chk".into(),
+                kind: "tcp",
+                up: false,
+                checks_run: 7,
+                last_error: Some("refused".into()),
+                since_unix: 0.0,
+            }],
+        }
+    }
+
+    #[test]
+    fn the_exposition_has_every_family_typed_and_escaped_labels() {
+        let text = render(&status());
+        let l = r#"instance="VI \"1\"",interface="eth0",vrid="51""#;
+        for line in [
+            format!("vrrpd_instance_state{{{l},state=\"backup\"}} 1"),
+            format!("vrrpd_instance_state{{{l},state=\"master\"}} 0"),
+            format!("vrrpd_instance_priority{{{l}}} 81"),
+            format!("vrrpd_instance_base_priority{{{l}}} 101"),
+            format!("vrrpd_instance_master_adver_interval_seconds{{{l}}} 0.1"),
+            format!("vrrpd_instance_holds_virtual_addresses{{{l}}} 0"),
+            format!("vrrpd_instance_transitions_total{{{l}}} 1"),
+            format!("vrrpd_instance_adverts_sent_total{{{l}}} 0"),
+            format!("vrrpd_instance_tracked_check_up{{{l},check=\"chk\"}} 0"),
+            "vrrpd_driver_malformed_total{interface=\"eth0\",family=\"IPv4\"} 3".into(),
+            "vrrpd_driver_unknown_vrid_total{interface=\"eth0\",family=\"IPv4\"} 4".into(),
+            "vrrpd_check_up{check=\"chk\",kind=\"tcp\"} 0".into(),
+            "vrrpd_check_runs_total{check=\"chk\",kind=\"tcp\"} 7".into(),
+            "vrrpd_reloads_total{result=\"success\"} 2".into(),
+            "vrrpd_reloads_total{result=\"failure\"} 1".into(),
+            "vrrpd_start_time_seconds 1700000000.5".into(),
+            "# TYPE vrrpd_instance_transitions_total counter".into(),
+            "# TYPE vrrpd_instance_state gauge".into(),
+        ] {
+            assert!(text.lines().any(|x| x == line), "missing {line}\n{text}");
+        }
+        // No last transition recorded: no sample, but the family is still declared.
+        assert!(!text.contains("vrrpd_instance_last_transition_timestamp_seconds{"));
+        // Every sample belongs to the family declared above it; every family once.
+        let mut declared = Vec::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let name = rest.split(' ').next().unwrap();
+                assert!(!declared.contains(&name.to_owned()), "{name} twice");
+                declared.push(name.to_owned());
+            } else if !line.starts_with('#') {
+                let name = line.split(['{', ' ']).next().unwrap();
+                assert_eq!(Some(&name.to_owned()), declared.last(), "{line}");
+                let value = line.rsplit(' ').next().unwrap();
+                assert!(value.parse::<f64>().is_ok(), "{line}");
+            }
+        }
+    }
+
+    #[test]
+    fn only_get_or_head_of_metrics_is_served() {
+        assert_eq!(
+            route(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Route::Metrics { head_only: false }
+        );
+        assert_eq!(
+            route(b"GET /metrics?x=1 HTTP/1.0\r\n\r\n"),
+            Route::Metrics { head_only: false }
+        );
+        assert_eq!(
+            route(b"HEAD /metrics HTTP/1.1\r\n\r\n"),
+            Route::Metrics { head_only: true }
+        );
+        assert_eq!(route(b"GET / HTTP/1.1\r\n\r\n"), Route::NotFound);
+        assert_eq!(route(b"GET /metricsx HTTP/1.1\r\n\r\n"), Route::NotFound);
+        assert_eq!(
+            route(b"POST /metrics HTTP/1.1\r\n\r\n"),
+            Route::MethodNotAllowed
+        );
+        assert_eq!(route(b"GET /metrics\r\n\r\n"), Route::BadRequest);
+        assert_eq!(route(b"\xff\xfe\r\n\r\n"), Route::BadRequest);
+    }
+
+    #[test]
+    fn responses_carry_length_type_and_close() {
+        let r = String::from_utf8(response("200 OK", CONTENT_TYPE, "a 1\n", false)).unwrap();
+        assert_eq!(
+            r,
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: 4\r\nConnection: close\r\n\r\na 1\n"
+        );
+        let r = String::from_utf8(response("200 OK", CONTENT_TYPE, "a 1\n", true)).unwrap();
+        assert!(r.ends_with("Content-Length: 4\r\nConnection: close\r\n\r\n"));
+        let r =
+            String::from_utf8(response("405 Method Not Allowed", "text/plain", "", false)).unwrap();
+        assert!(r.contains("Allow: GET, HEAD\r\n"));
+    }
+}

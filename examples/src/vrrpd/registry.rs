@@ -1,0 +1,224 @@
+//! [`Registry`]: what the running daemon records for its status page (instances, drivers,
+//! checks, transitions, reloads), shared with the status socket and the metrics endpoint,
+//! and the [`Status`] taken from it on demand.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use ip_manager::{IpManager, NetlinkManager, Vip};
+use tokio::sync::{mpsc, oneshot, watch};
+use vrrp_core::driver::{Command, DriverSnapshot};
+use vrrp_core::{Reason, State};
+
+use super::config::{self, Instance};
+use super::instances::DriverKey;
+use super::status::{self, LastReload, Reloads, Status, Transition};
+
+/// How long a driver may take to answer a snapshot (it answers between two inputs: at once).
+const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The daemon's shared record; cheap to clone.
+#[derive(Debug, Clone)]
+pub(super) struct Registry {
+    shared: Arc<Mutex<Shared>>,
+    netlink: Arc<NetlinkManager>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    started: SystemTime,
+    config_file: String,
+    reloads: Reloads,
+    /// By name.
+    instances: BTreeMap<String, Entry>,
+    drivers: BTreeMap<DriverKey, mpsc::UnboundedSender<Command>>,
+    checks: Vec<(config::Check, watch::Receiver<health_check::Status>)>,
+    /// Link states by interface name, as reported by [`Registry::record_link`].
+    links: BTreeMap<String, bool>,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    instance: Instance,
+    last: Option<Transition>,
+}
+
+impl Registry {
+    /// An empty record for the daemon running `config_file`.
+    pub(super) fn new(config_file: String, netlink: Arc<NetlinkManager>) -> Registry {
+        Registry {
+            shared: Arc::new(Mutex::new(Shared {
+                started: SystemTime::now(),
+                config_file,
+                reloads: Reloads::default(),
+                instances: BTreeMap::new(),
+                drivers: BTreeMap::new(),
+                checks: Vec::new(),
+                links: BTreeMap::new(),
+            })),
+            netlink,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Shared> {
+        self.shared.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The running set after a start or a reload. The instances named in `same_router` keep
+    /// their last transition; the others start without one.
+    pub(super) fn set_running(
+        &self,
+        instances: &[Instance],
+        same_router: &[String],
+        drivers: BTreeMap<DriverKey, mpsc::UnboundedSender<Command>>,
+        checks: Vec<(config::Check, watch::Receiver<health_check::Status>)>,
+    ) {
+        let mut s = self.lock();
+        let mut old = std::mem::take(&mut s.instances);
+        for i in instances {
+            let last = old
+                .remove(&i.name)
+                .filter(|_| same_router.contains(&i.name))
+                .and_then(|e| e.last);
+            s.instances.insert(
+                i.name.clone(),
+                Entry {
+                    instance: i.clone(),
+                    last,
+                },
+            );
+        }
+        s.drivers = drivers;
+        s.checks = checks;
+    }
+
+    /// Instance `name` changed state at `at`.
+    pub(super) fn record_transition(
+        &self,
+        name: &str,
+        from: State,
+        to: State,
+        reason: &Reason,
+        at: SystemTime,
+    ) {
+        if let Some(e) = self.lock().instances.get_mut(name) {
+            e.last = Some(Transition {
+                from,
+                to,
+                reason: reason.clone(),
+                at,
+            });
+        }
+    }
+
+    /// The link of `interface` went up or down (shown for the instances that track it).
+    pub(super) fn record_link(&self, interface: &str, up: bool) {
+        self.lock().links.insert(interface.to_owned(), up);
+    }
+
+    /// A reload was applied (`errors` empty) or refused.
+    pub(super) fn record_reload(&self, errors: Vec<String>) {
+        let mut s = self.lock();
+        let ok = errors.is_empty();
+        if ok {
+            s.reloads.succeeded += 1;
+        } else {
+            s.reloads.failed += 1;
+        }
+        s.reloads.last = Some(LastReload {
+            ok,
+            unix_time: status::unix(SystemTime::now()),
+            errors,
+        });
+    }
+
+    /// The status now: asks every driver for a snapshot and the kernel which virtual
+    /// addresses are on their interfaces.
+    pub(super) async fn status(&self) -> Status {
+        let (started, config_file, reloads, entries, drivers, checks, links) = {
+            let s = self.lock();
+            (
+                s.started,
+                s.config_file.clone(),
+                s.reloads.clone(),
+                s.instances.values().cloned().collect::<Vec<_>>(),
+                s.drivers.clone(),
+                s.checks.clone(),
+                s.links.clone(),
+            )
+        };
+        // Every driver asked first, then every answer awaited: they answer concurrently.
+        let mut pending = Vec::new();
+        for (key, commands) in &drivers {
+            let (reply, answer) = oneshot::channel();
+            if commands.send(Command::Snapshot(reply)).is_ok() {
+                pending.push((key.clone(), answer));
+            }
+        }
+        let mut snapshots: BTreeMap<DriverKey, DriverSnapshot> = BTreeMap::new();
+        for (key, answer) in pending {
+            if let Ok(Ok(s)) = tokio::time::timeout(SNAPSHOT_TIMEOUT, answer).await {
+                snapshots.insert(key, s);
+            }
+        }
+        let now = SystemTime::now();
+        let mut instances = Vec::new();
+        for e in &entries {
+            let i = &e.instance;
+            let key = DriverKey::of(i);
+            let router = snapshots
+                .get(&key)
+                .and_then(|d| d.routers.iter().find(|r| r.vrid.get() == i.vrid));
+            let held = self.held(i).await;
+            let live = status::Live {
+                router,
+                held: held.as_deref(),
+                last: e.last.as_ref(),
+                links: Some(&links),
+            };
+            instances.push(status::instance(i, &live, now));
+        }
+        let drivers = drivers
+            .keys()
+            .map(|key| {
+                let snapshot = snapshots.get(key);
+                status::driver(
+                    &key.interface,
+                    key.ipv6,
+                    snapshot.map_or_else(Vec::new, |s| {
+                        s.routers.iter().map(|r| r.vrid.get()).collect()
+                    }),
+                    snapshot.map(|s| s.stats),
+                )
+            })
+            .collect();
+        let checks = checks
+            .iter()
+            .map(|(c, s)| status::check(c, &s.borrow()))
+            .collect();
+        Status {
+            pid: std::process::id(),
+            config_file,
+            started_unix: status::unix(started),
+            uptime_seconds: now
+                .duration_since(started)
+                .unwrap_or_default()
+                .as_secs_f64(),
+            reloads,
+            instances,
+            drivers,
+            checks,
+        }
+    }
+
+    /// Whether each virtual address of `i` is on its interface (`None` on a netlink error).
+    async fn held(&self, i: &Instance) -> Option<Vec<bool>> {
+        let mut out = Vec::new();
+        for (a, len) in &i.virtual_addresses {
+            let vip = Vip::new(*a, *len, i.interface.clone()).ok()?;
+            out.push(self.netlink.owns(&vip).await.ok()?);
+        }
+        Some(out)
+    }
+}
