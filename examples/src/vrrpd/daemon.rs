@@ -13,7 +13,7 @@ use vrrp_core::packet::{AddressFamily, AdvertInterval, Authentication, Password,
 use vrrp_core::{Event, Router, State};
 
 use super::config::{self, Instance};
-use super::tracking;
+use super::{tracking, vip_backend};
 
 /// Any error that stops the daemon (logged by the binary).
 pub type Error = Box<dyn std::error::Error>;
@@ -22,7 +22,11 @@ pub type Error = Box<dyn std::error::Error>;
 struct Live {
     instance: Instance,
     vips: Vec<Vip>,
-    announcer: Arc<Announcer>,
+    /// Where the addresses go: the interface, the EC2 API or scripts (`vip_backend`).
+    backend: Arc<dyn IpManager>,
+    /// Gratuitous ARP / unsolicited NA after a takeover: netlink only (a VPC ignores ARP, a
+    /// script knows what its address needs).
+    announcer: Option<Arc<Announcer>>,
     notify: Option<ExecHook>,
     notify_backup: Option<ExecHook>,
     notify_fault: Option<ExecHook>,
@@ -53,19 +57,32 @@ pub async fn run(config: config::Config) -> Result<(), Error> {
             .iter()
             .map(|(a, len)| Vip::new(*a, *len, inst.interface.clone()))
             .collect::<Result<Vec<_>, _>>()?;
+        let backend = vip_backend::start(&inst.name, &inst.vip_backend, &netlink).await?;
         // Addresses left by a crashed earlier run go before the instance enters Backup.
         for v in &vips {
-            if netlink.owns(v).await.unwrap_or(false) {
-                warn!(instance = %inst.name, vip = %v, "removing a virtual address left on the interface");
-                netlink.remove(v).await?;
+            match backend.owns(v).await {
+                Ok(true) => {
+                    warn!(instance = %inst.name, vip = %v, "removing a virtual address left by an earlier run");
+                    backend.remove(v).await?;
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    warn!(instance = %inst.name, vip = %v, "cannot tell whether an earlier run left this address: {e}")
+                }
             }
         }
-        let announce = AnnounceConfig {
-            repeat: inst.garp_repeat,
-            refresh_delay: Some(inst.garp_delay),
-            ..AnnounceConfig::default()
+        let announcer = if inst.vip_backend.announces() {
+            let announce = AnnounceConfig {
+                repeat: inst.garp_repeat,
+                refresh_delay: Some(inst.garp_delay),
+                ..AnnounceConfig::default()
+            };
+            Some(Arc::new(
+                Announcer::new(&netlink, &inst.interface, announce).await?,
+            ))
+        } else {
+            None
         };
-        let announcer = Arc::new(Announcer::new(&netlink, &inst.interface, announce).await?);
         routers.push((i, router_config(inst, primary)?));
         groups
             .entry((inst.interface.clone(), inst.is_ipv6()))
@@ -74,6 +91,7 @@ pub async fn run(config: config::Config) -> Result<(), Error> {
         live.push(Live {
             instance: inst.clone(),
             vips,
+            backend,
             announcer,
             notify: inst.notify_master.clone().map(ExecHook::shell),
             notify_backup: inst.notify_backup.clone().map(ExecHook::shell),
@@ -139,7 +157,7 @@ pub async fn run(config: config::Config) -> Result<(), Error> {
                 Some((members, e)) => {
                     let Some(&index) = members.get(e.router) else { continue };
                     if let Some(l) = live.get(index) {
-                        handle(&netlink, l, e.event).await;
+                        handle(l, e.event).await;
                     }
                 }
                 None => break,
@@ -156,25 +174,27 @@ pub async fn run(config: config::Config) -> Result<(), Error> {
     Ok(())
 }
 
-async fn handle(netlink: &NetlinkManager, l: &Live, event: Event) {
+async fn handle(l: &Live, event: Event) {
     let name = &l.instance.name;
     match event {
         Event::StateChanged { from, to, reason } => {
             info!(instance = %name, ?from, ?to, ?reason, "state changed");
             if to == State::Master {
                 for v in &l.vips {
-                    if let Err(e) = netlink.add(v).await {
+                    if let Err(e) = l.backend.add(v).await {
                         error!(instance = %name, vip = %v, "adding the virtual address failed: {e}");
                     }
                 }
-                let mut announcing = l.announcing.lock().unwrap_or_else(|p| p.into_inner());
-                for v in l.vips.clone() {
-                    let a = l.announcer.clone();
-                    announcing.push(tokio::spawn(async move {
-                        if let Err(e) = a.announce(&v).await {
-                            warn!(vip = %v, "announcing failed: {e}");
-                        }
-                    }));
+                if let Some(announcer) = &l.announcer {
+                    let mut announcing = l.announcing.lock().unwrap_or_else(|p| p.into_inner());
+                    for v in l.vips.clone() {
+                        let a = announcer.clone();
+                        announcing.push(tokio::spawn(async move {
+                            if let Err(e) = a.announce(&v).await {
+                                warn!(vip = %v, "announcing failed: {e}");
+                            }
+                        }));
+                    }
                 }
             } else if from == State::Master {
                 for task in l
@@ -186,7 +206,7 @@ async fn handle(netlink: &NetlinkManager, l: &Live, event: Event) {
                     task.abort();
                 }
                 for v in &l.vips {
-                    if let Err(e) = netlink.remove(v).await {
+                    if let Err(e) = l.backend.remove(v).await {
                         error!(instance = %name, vip = %v, "removing the virtual address failed: {e}");
                     }
                 }
