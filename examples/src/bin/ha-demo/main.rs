@@ -16,16 +16,18 @@
 //! panic, or SIGINT / SIGTERM / SIGHUP (only SIGKILL leaves `hd<pid>*` namespaces behind:
 //! `ip netns del` them). Traffic stays inside those namespaces.
 //!
-//! The routers are this same binary run again in each namespace with `--router CONFIG` (so one
-//! `cargo run` builds everything the story needs). Without root (or `ip` / `ping`), or with
+//! The routers are this same binary run again in each namespace with `--router CONFIG`, and so
+//! is the client, with `--client ADDRESS` (so one `cargo run` builds everything the story
+//! needs). Without root (or `ip`), or with
 //! `--simulate`, the same story runs on `vrrp_core::sim`: the same state machines on a
 //! simulated segment with a virtual clock.
 //!
 //! The last line of the report is for scripts:
 //! `result: mode=namespaces takeover=0.3102s outage=0.3090s lost=30 master_down_interval=0.3609s`.
 
+mod client;
+mod logs;
 mod netns;
-mod probe;
 mod simulate;
 mod story;
 
@@ -42,7 +44,8 @@ const USAGE: &str = "usage: ha-demo [--simulate]\n\
     \n\
     As root: two vrrpd routers and a client in network namespaces; the Master is killed and the\n\
     outage measured. Otherwise (or with --simulate): the same story on the deterministic simulator.\n\
-    (--router CONFIG is how ha-demo runs a router inside a namespace.)";
+    (--router CONFIG and --client ADDRESS are how ha-demo runs a router and the client inside\n\
+    their namespaces.)";
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
@@ -54,6 +57,12 @@ fn main() -> ExitCode {
                 return match args.next() {
                     Some(config) => router(&config),
                     None => usage("--router needs a config file"),
+                };
+            }
+            "--client" => {
+                return match args.next().and_then(|a| a.parse().ok()) {
+                    Some(target) => client::run(target),
+                    None => usage("--client needs an IPv4 address"),
                 };
             }
             "--help" | "-h" => {
@@ -95,7 +104,7 @@ fn simulated() -> ExitCode {
     }
 }
 
-/// Root, and the tools the namespace story runs.
+/// Root, and `ip` for the namespaces.
 fn namespaces_possible() -> Result<(), String> {
     // The effective UID: the second number of /proc/self/status's `Uid:` line.
     let root = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
@@ -107,20 +116,17 @@ fn namespaces_possible() -> Result<(), String> {
     if !root {
         return Err("not running as root (network namespaces need it)".into());
     }
-    for (program, flag) in [("ip", "-V"), ("ping", "-V")] {
-        let runs = Command::new(program)
-            .arg(flag)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok();
-        if !runs {
-            return Err(format!(
-                "`{program}` is not installed (iproute2, iputils-ping)"
-            ));
-        }
+    let ip = Command::new("ip")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if ip {
+        Ok(())
+    } else {
+        Err("`ip` is not installed (iproute2)".into())
     }
-    Ok(())
 }
 
 /// How the namespace story ended.
@@ -205,7 +211,7 @@ fn in_namespaces() -> ExitCode {
 }
 
 /// Log timestamps as seconds since the epoch, so that the story can line the routers' logs up
-/// with the client's `ping -D` and its own clock.
+/// with the client's replies and its own clock.
 struct EpochTime;
 
 impl FormatTime for EpochTime {

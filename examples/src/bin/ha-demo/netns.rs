@@ -1,7 +1,8 @@
 //! The story in network namespaces: a bridge in `hd<pid>sw`, routers in `hd<pid>r1` and
 //! `hd<pid>r2`, the client in `hd<pid>cl`, all on 10.99.0.0/24. Each router is this binary run
 //! again inside its namespace with `--router CONFIG` (vrrpd's daemon, in-process: one build,
-//! nothing else to install); the client is `ping`. Traffic stays inside these namespaces.
+//! nothing else to install), and so is the client (`--client ADDRESS`, ICMP echo at a fixed
+//! rate). Traffic stays inside these namespaces.
 //!
 //! Every namespace and process is registered with the [`Lab`] before it exists, and
 //! [`Lab::teardown`] removes them all: after the story, after an error, on a panic (through
@@ -13,11 +14,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::probe;
+use crate::client::RATE;
+use crate::logs;
 use crate::story::{CLIENT, Line, Node, Outcome, ROUTERS, VIP, VIP_PREFIX, VRID, advert_interval};
-
-/// Pings per second.
-const RATE: u32 = 100;
 
 /// What went wrong; each says where to look.
 #[derive(Debug, thiserror::Error)]
@@ -397,15 +396,9 @@ pub(crate) fn run(lab: &Lab) -> Result<Outcome, LabError> {
     })?;
     lines.push(Line {
         at: at(SystemTime::now()),
-        text: format!("the client ({CLIENT}) pings {VIP} {RATE} times a second"),
+        text: format!("the client ({CLIENT}) sends {RATE} echo requests a second to {VIP}"),
     });
-    let interval = format!("{}", 1.0 / f64::from(RATE));
-    let ping = lab.spawn(
-        "cl",
-        Path::new("ping"),
-        &["-D", "-n", "-W", "1", "-i", &interval, &VIP.to_string()],
-        "ping.log",
-    )?;
+    let client = lab.spawn("cl", &exe, &["--client", &VIP.to_string()], "client.log")?;
     std::thread::sleep(Duration::from_secs(1));
     // The Master's host dies: its link goes (no more adverts, and its kernel no longer answers
     // for the address, which a killed daemon would leave on eth0), and its vrrpd is SIGKILLed
@@ -432,11 +425,11 @@ pub(crate) fn run(lab: &Lab) -> Result<Outcome, LabError> {
         at: at(SystemTime::now()),
         text: format!("{VIP} is on {}'s eth0", lab.ns(second.name)),
     });
-    // Replies flow again (gratuitous ARPs moved the client's ARP entry); let them show it.
+    // Replies flow again (the gratuitous ARPs moved the client's ARP entry); let them show it.
     std::thread::sleep(Duration::from_secs(1));
-    lab.signal(ping, "-INT", Duration::from_secs(3));
-    let replies = probe::replies(&lab.log("ping.log"));
-    let client = probe::client_view(&replies, epoch(crash), RATE).ok_or_else(|| {
+    lab.signal(client, "-KILL", Duration::from_secs(3));
+    let replies = logs::replies(&lab.log("client.log"));
+    let client = logs::client_view(&replies, epoch(crash), RATE).ok_or_else(|| {
         lab.failed(format!(
             "the client needs replies before and after the crash ({} replies in all)",
             replies.len()
@@ -444,7 +437,7 @@ pub(crate) fn run(lab: &Lab) -> Result<Outcome, LabError> {
     })?;
     let mut takeover = None;
     for node in [first, second] {
-        for c in probe::changes(&lab.log(&format!("{}.log", node.name))) {
+        for c in logs::changes(&lab.log(&format!("{}.log", node.name))) {
             if node.name == second.name && c.to == "Master" && c.at > epoch(crash) {
                 takeover.get_or_insert(since(c.at) - at(crash));
             }

@@ -21,7 +21,7 @@ pub(crate) fn advert_interval() -> AdvertInterval {
     // 10 centiseconds is always valid; the fallback is never taken.
     AdvertInterval::from_centis(10).unwrap_or(AdvertInterval::DEFAULT)
 }
-/// The client that pings the virtual address (namespaces only).
+/// The client that sends echo requests to the virtual address (namespaces only).
 pub(crate) const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 100);
 
 /// One router of the story.
@@ -63,7 +63,7 @@ pub(crate) struct Line {
     pub(crate) text: String,
 }
 
-/// What the client saw while pinging the virtual address.
+/// What the client saw while sending echo requests to the virtual address.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct ClientView {
     /// The longest gap between two echo replies, across the crash.
@@ -114,7 +114,7 @@ pub(crate) fn report(o: &Outcome) -> String {
     if let Some(c) = o.client {
         let _ = writeln!(
             out,
-            "The client saw an outage of {}: the longest gap between replies to its {} pings/s ({} requests unanswered).",
+            "The client saw an outage of {}: the longest gap between replies to its {} echo requests/s ({} unanswered).",
             ms(c.outage),
             c.rate,
             c.lost

@@ -1,5 +1,5 @@
-//! Reading what the namespace story's processes wrote: the client's `ping -D` lines and the
-//! routers' state changes (vrrpd's log, its timestamps in seconds since the epoch).
+//! Reading what the namespace story's processes wrote: the client's replies and the routers'
+//! state changes (vrrpd's log), both timestamped in seconds since the epoch.
 
 use std::time::Duration;
 
@@ -12,20 +12,16 @@ pub(crate) struct Reply {
     pub(crate) seq: u64,
 }
 
-/// The replies in `ping -D` output:
-/// `[1732370000.123456] 64 bytes from 10.99.0.200: icmp_seq=12 ttl=64 time=0.071 ms`.
+/// The replies the client printed: `reply 1732370000.123456 12`.
 pub(crate) fn replies(output: &str) -> Vec<Reply> {
     output
         .lines()
-        .filter(|l| l.contains(" bytes from "))
         .filter_map(|l| {
-            let at = l.strip_prefix('[')?.split(']').next()?.parse().ok()?;
-            let seq = l
-                .split_whitespace()
-                .find_map(|w| w.strip_prefix("icmp_seq="))?
-                .parse()
-                .ok()?;
-            Some(Reply { at, seq })
+            let mut words = l.strip_prefix("reply ")?.split_whitespace();
+            Some(Reply {
+                at: words.next()?.parse().ok()?,
+                seq: words.next()?.parse().ok()?,
+            })
         })
         .collect()
 }
@@ -92,14 +88,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ping_lines_and_the_gap_across_the_crash() {
-        let out = "PING 10.99.0.200 (10.99.0.200) 56(84) bytes of data.\n\
-            [100.000] 64 bytes from 10.99.0.200: icmp_seq=1 ttl=64 time=0.05 ms\n\
-            [100.010] 64 bytes from 10.99.0.200: icmp_seq=2 ttl=64 time=0.05 ms\n\
-            [100.020] 64 bytes from 10.99.0.200: icmp_seq=3 ttl=64 time=0.05 ms\n\
-            From 10.99.0.100 icmp_seq=20 Destination Host Unreachable\n\
-            [100.330] 64 bytes from 10.99.0.200: icmp_seq=34 ttl=64 time=0.05 ms\n\
-            [100.340] 64 bytes from 10.99.0.200: icmp_seq=35 ttl=64 time=0.05 ms\n";
+    fn client_replies_and_the_gap_across_the_crash() {
+        let out = "reply 100.000 1\n\
+            reply 100.010 2\n\
+            reply 100.020 3\n\
+            send 20: No route to host\n\
+            reply 100.330 34\n\
+            reply 100.340 35\n";
         let r = replies(out);
         assert_eq!(r.len(), 5);
         assert_eq!(
