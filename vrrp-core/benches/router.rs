@@ -6,9 +6,6 @@
 //!
 //! Run: `cargo bench -p vrrp-core --bench router`. Figures go in `vrrp-core/README.md`.
 
-#[path = "../tests/sim/mod.rs"]
-mod sim;
-
 use std::hint::black_box;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -104,10 +101,10 @@ fn simulator(c: &mut Criterion) {
     // 3 routers, 1 s adverts, 1,000 virtual seconds = 3,000 router-seconds per iteration.
     c.bench_function("sim/3_routers_1000_virtual_seconds", |bench| {
         bench.iter(|| {
-            let mut s = sim::Sim::new(7);
+            let mut s = vrrp_core::sim::Sim::new(7);
             s.link.delay = Duration::from_millis(1);
             for (host, prio) in [(11, 101), (12, 100), (13, 99)] {
-                s.add(config(host, 51, prio));
+                s.add(config(host, 51, prio)).expect("valid config");
             }
             s.run_for(Duration::from_secs(1000));
             black_box(s.in_state(State::Master).len())

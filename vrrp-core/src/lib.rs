@@ -8,6 +8,8 @@
 //! - [`router`]: a virtual router as a state machine ([`Router`]), with keepalived's Fault
 //!   state, tracking weights, `preempt_delay`, unicast peers and sync groups.
 //! - [`packet`]: the wire codec.
+//! - `sim` (feature `sim`): a deterministic simulated segment with a virtual clock, on which
+//!   routers run unchanged (the crate's scenario tests and the `ha-demo` example use it).
 //!
 //! ## The driver loop
 //!
@@ -108,5 +110,7 @@
 pub mod driver;
 pub mod packet;
 pub mod router;
+#[cfg(feature = "sim")]
+pub mod sim;
 
 pub use router::{Config, Event, Reason, Router, State, Transmit};

@@ -2,14 +2,12 @@
 //! operators rely on, run on the simulated segment of `sim/` (zero loss, 1 ms delay unless a
 //! test says otherwise). Read each as "at t = ..., ...; then ...".
 
-mod sim;
-
 use std::net::IpAddr;
 use std::time::Duration;
 
-use sim::Sim;
 use vrrp_core::packet::{AdvertInterval, DropReason, Priority, Version, Vrid};
 use vrrp_core::router::{Config, Event, Reason, State, Tracker};
+use vrrp_core::sim::Sim;
 
 const MS: Duration = Duration::from_millis(1);
 const SEC: Duration = Duration::from_secs(1);
@@ -47,8 +45,8 @@ fn entered(s: &Sim, i: usize, to: State) -> Option<f64> {
         .transitions
         .iter()
         .rev()
-        .find(|t| t.2 == to)
-        .map(|t| (t.0 - s.start).as_secs_f64())
+        .find(|t| t.to == to)
+        .map(|t| (t.at - s.start).as_secs_f64())
 }
 
 fn trace(s: &Sim) -> String {
@@ -59,7 +57,7 @@ fn trace(s: &Sim) -> String {
 fn lone_backup_becomes_master_after_master_down_interval_rfc5798_6_4_2() {
     // v2, priority 100, 1 s: Master_Down_Interval = 3 + 156/256 = 3.609375 s.
     let mut s = lan();
-    let a = s.add(config(11, 100, Version::V2));
+    let a = s.add(config(11, 100, Version::V2)).expect("valid config");
     assert_eq!(state(&s, a), State::Backup);
     s.run_for(Duration::from_millis(3609));
     assert_eq!(state(&s, a), State::Backup, "{}", trace(&s));
@@ -95,8 +93,8 @@ fn address_owner_is_master_at_startup_and_advertises_at_once_rfc5798_6_4_1() {
 #[test]
 fn highest_priority_wins_and_the_network_then_stays_quiet() {
     let mut s = lan();
-    let a = s.add(config(11, 101, Version::V2));
-    let b = s.add(config(12, 100, Version::V2));
+    let a = s.add(config(11, 101, Version::V2)).expect("valid config");
+    let b = s.add(config(12, 100, Version::V2)).expect("valid config");
     s.run_for(5 * SEC);
     assert_eq!(
         (state(&s, a), state(&s, b)),
@@ -119,10 +117,10 @@ fn highest_priority_wins_and_the_network_then_stays_quiet() {
 #[test]
 fn backup_with_preempt_takes_over_from_lower_master_rfc5798_6_4_2() {
     let mut s = lan();
-    let low = s.add(config(12, 100, Version::V3));
+    let low = s.add(config(12, 100, Version::V3)).expect("valid config");
     s.run_for(4 * SEC);
     assert_eq!(state(&s, low), State::Master);
-    let high = s.add(config(11, 150, Version::V3));
+    let high = s.add(config(11, 150, Version::V3)).expect("valid config");
     let joined = s.elapsed().as_secs_f64();
     s.run_for(5 * SEC);
     assert_eq!(
@@ -154,11 +152,11 @@ fn backup_with_preempt_takes_over_from_lower_master_rfc5798_6_4_2() {
 #[test]
 fn backup_without_preempt_leaves_a_lower_master_alone_rfc5798_6_4_2() {
     let mut s = lan();
-    let low = s.add(config(12, 100, Version::V3));
+    let low = s.add(config(12, 100, Version::V3)).expect("valid config");
     s.run_for(4 * SEC);
     let mut c = config(11, 150, Version::V3);
     c.preempt = false;
-    let high = s.add(c);
+    let high = s.add(c).expect("valid config");
     s.run_for(30 * SEC);
     assert_eq!(
         (state(&s, high), state(&s, low)),
@@ -171,11 +169,11 @@ fn backup_without_preempt_leaves_a_lower_master_alone_rfc5798_6_4_2() {
 #[test]
 fn preempt_delay_postpones_preemption_keepalived() {
     let mut s = lan();
-    let low = s.add(config(12, 100, Version::V3));
+    let low = s.add(config(12, 100, Version::V3)).expect("valid config");
     s.run_for(4 * SEC);
     let mut c = config(11, 150, Version::V3);
     c.preempt_delay = 10 * SEC;
-    let high = s.add(c);
+    let high = s.add(c).expect("valid config");
     let joined = s.elapsed().as_secs_f64();
     s.run_for(10 * SEC);
     assert_eq!(
@@ -198,8 +196,8 @@ fn preempt_delay_postpones_preemption_keepalived() {
 #[test]
 fn priority_zero_shutdown_hands_over_after_skew_time_rfc5798_6_4_3() {
     let mut s = lan();
-    let a = s.add(config(11, 101, Version::V2));
-    let b = s.add(config(12, 100, Version::V2));
+    let a = s.add(config(11, 101, Version::V2)).expect("valid config");
+    let b = s.add(config(12, 100, Version::V2)).expect("valid config");
     s.run_for(5 * SEC);
     assert_eq!(state(&s, a), State::Master);
     s.run_for(Duration::from_millis(300)); // mid-interval
@@ -219,8 +217,8 @@ fn priority_zero_shutdown_hands_over_after_skew_time_rfc5798_6_4_3() {
 #[test]
 fn crashed_master_is_replaced_within_master_down_interval_rfc5798_6_4_2() {
     let mut s = lan();
-    let a = s.add(config(11, 101, Version::V3));
-    let b = s.add(config(12, 100, Version::V3));
+    let a = s.add(config(11, 101, Version::V3)).expect("valid config");
+    let b = s.add(config(12, 100, Version::V3)).expect("valid config");
     s.run_for(5 * SEC);
     s.crash(a);
     let crash = s.elapsed().as_secs_f64();
@@ -245,8 +243,8 @@ fn crashed_master_is_replaced_within_master_down_interval_rfc5798_6_4_2() {
 #[test]
 fn equal_priorities_break_the_tie_on_the_higher_primary_address_rfc5798_6_4_3() {
     let mut s = lan();
-    let low_addr = s.add(config(11, 100, Version::V3));
-    let high_addr = s.add(config(12, 100, Version::V3));
+    let low_addr = s.add(config(11, 100, Version::V3)).expect("valid config");
+    let high_addr = s.add(config(12, 100, Version::V3)).expect("valid config");
     s.run_for(10 * SEC);
     assert_eq!(state(&s, high_addr), State::Master, "{}", trace(&s));
     assert_eq!(state(&s, low_addr), State::Backup, "{}", trace(&s));
@@ -258,8 +256,8 @@ fn master_answers_a_lower_priority_advert_at_once() {
     // higher one advertise immediately, so the lower steps down within two link delays
     // instead of waiting for the higher one's next scheduled advert.
     let mut s = lan();
-    let high = s.add(config(11, 150, Version::V3));
-    let low = s.add(config(12, 100, Version::V3));
+    let high = s.add(config(11, 150, Version::V3)).expect("valid config");
+    let low = s.add(config(12, 100, Version::V3)).expect("valid config");
     s.partition(&[0, 1]);
     s.run_for(5 * SEC);
     assert_eq!(
@@ -291,8 +289,8 @@ fn tracked_script_weight_2_moves_master_101_backup_100_keepalived() {
     ca.trackers = vec![chk.clone()];
     let mut cb = config(12, 100, Version::V2);
     cb.trackers = vec![chk];
-    let a = s.add(ca);
-    let b = s.add(cb);
+    let a = s.add(ca).expect("valid config");
+    let b = s.add(cb).expect("valid config");
     assert_eq!(
         s.nodes[a].router.priority().get(),
         103,
@@ -335,8 +333,8 @@ fn preempt_on_lower_advert_hands_over_at_the_masters_first_lower_advert() {
         }];
         let mut cb = config(12, 100, Version::V2);
         cb.preempt_on_lower_advert = on;
-        let a = s.add(ca);
-        let b = s.add(cb);
+        let a = s.add(ca).expect("valid config");
+        let b = s.add(cb).expect("valid config");
         s.run_for(5 * SEC + Duration::from_millis(400));
         assert_eq!(state(&s, a), State::Master);
         let fault = s.elapsed().as_secs_f64();
@@ -363,8 +361,8 @@ fn preempt_on_lower_advert_takes_the_vip_back_as_soon_as_the_tracker_recovers() 
     ca.preempt_on_lower_advert = true;
     let mut cb = config(12, 100, Version::V2);
     cb.preempt_on_lower_advert = true;
-    let a = s.add(ca);
-    let b = s.add(cb);
+    let a = s.add(ca).expect("valid config");
+    let b = s.add(cb).expect("valid config");
     s.run_for(5 * SEC);
     s.set_tracker(a, 0, false);
     s.run_for(Duration::from_millis(100));
@@ -391,12 +389,12 @@ fn preempt_on_lower_advert_with_two_backups_settles_on_the_highest_at_once() {
         name: "chk".into(),
         weight: -10,
     }];
-    let a = s.add(ca);
+    let a = s.add(ca).expect("valid config");
     let mut backups = Vec::new();
     for (host, priority) in [(12, 100), (13, 99)] {
         let mut c = config(host, priority, Version::V3);
         c.preempt_on_lower_advert = true;
-        backups.push(s.add(c));
+        backups.push(s.add(c).expect("valid config"));
     }
     s.run_for(5 * SEC);
     assert_eq!(state(&s, a), State::Master);
@@ -424,11 +422,11 @@ fn preempt_on_lower_advert_with_two_backups_settles_on_the_highest_at_once() {
         name: "chk".into(),
         weight: -10,
     }];
-    let a = s.add(ca);
+    let a = s.add(ca).expect("valid config");
     let mut cb = config(12, 100, Version::V3);
     cb.preempt_on_lower_advert = true;
     cb.preempt_delay = 2 * SEC;
-    let b = s.add(cb);
+    let b = s.add(cb).expect("valid config");
     s.run_for(5 * SEC);
     s.set_tracker(a, 0, false);
     s.run_for(SEC);
@@ -499,8 +497,8 @@ fn weight_0_tracker_forces_fault_and_hands_over_at_once_keepalived() {
         name: "chk_haproxy".into(),
         weight: 0,
     }];
-    let a = s.add(ca);
-    let b = s.add(config(12, 100, Version::V3));
+    let a = s.add(ca).expect("valid config");
+    let b = s.add(config(12, 100, Version::V3)).expect("valid config");
     s.run_for(5 * SEC);
     assert_eq!(state(&s, a), State::Master);
     let fail = s.elapsed().as_secs_f64();
@@ -530,7 +528,7 @@ fn weight_0_tracker_forces_fault_and_hands_over_at_once_keepalived() {
 #[test]
 fn link_down_is_fault_link_up_recovers() {
     let mut s = lan();
-    let a = s.add(config(11, 100, Version::V3));
+    let a = s.add(config(11, 100, Version::V3)).expect("valid config");
     s.set_link(a, false);
     assert_eq!(state(&s, a), State::Fault);
     assert_eq!(s.nodes[a].router.poll_timeout(), None, "no timers in Fault");
@@ -551,11 +549,11 @@ fn unicast_adverts_go_to_each_peer_and_strangers_are_dropped() {
     cb.unicast_peers = vec![addr(11), addr(13)];
     // Node c multicasts and is nobody's peer: its adverts never reach a or b; b's unicast
     // copies to it are accepted, and a stranger at .14 that unicasts to b is dropped.
-    let a = s.add(ca);
-    let b = s.add(cb);
+    let a = s.add(ca).expect("valid config");
+    let b = s.add(cb).expect("valid config");
     let mut stranger = config(14, 200, Version::V2);
     stranger.unicast_peers = vec![addr(12)];
-    let x = s.add(stranger);
+    let x = s.add(stranger).expect("valid config");
     s.run_for(10 * SEC);
     assert_eq!(state(&s, x), State::Master);
     assert_eq!(
@@ -594,8 +592,8 @@ fn v3_backup_learns_master_adver_interval_rfc5798_6_4_2() {
     let mut s = lan();
     let mut fast = config(11, 150, Version::V3);
     fast.advert_interval = AdvertInterval::from_centis(10).expect("100 ms");
-    let a = s.add(fast);
-    let b = s.add(config(12, 100, Version::V3)); // its own interval is 1 s
+    let a = s.add(fast).expect("valid config");
+    let b = s.add(config(12, 100, Version::V3)).expect("valid config"); // its own interval is 1 s
     s.run_for(5 * SEC);
     assert_eq!(s.nodes[b].router.master_adver_interval().centis(), 10);
     s.crash(a);
@@ -613,8 +611,8 @@ fn v2_advert_with_another_interval_is_dropped_rfc3768_7_1() {
     let mut s = lan();
     let mut slow = config(11, 150, Version::V2);
     slow.advert_interval = AdvertInterval::from_secs(2).expect("2 s");
-    s.add(slow);
-    let b = s.add(config(12, 100, Version::V2));
+    s.add(slow).expect("valid config");
+    let b = s.add(config(12, 100, Version::V2)).expect("valid config");
     // The 2 s router becomes Master after its own 6.4 s Master_Down_Interval; run past it.
     s.run_for(20 * SEC);
     let st = s.nodes[b].router.stats();
@@ -686,10 +684,10 @@ fn aws_active_active_pair_with_swapped_priorities() {
         c.unicast_peers = vec![addr(if host == 11 { 12 } else { 11 })];
         c
     };
-    let a1 = s.add(mk(11, 61, 101));
-    let a2 = s.add(mk(11, 62, 100));
-    let b1 = s.add(mk(12, 61, 100));
-    let b2 = s.add(mk(12, 62, 101));
+    let a1 = s.add(mk(11, 61, 101)).expect("valid config");
+    let a2 = s.add(mk(11, 62, 100)).expect("valid config");
+    let b1 = s.add(mk(12, 61, 100)).expect("valid config");
+    let b2 = s.add(mk(12, 62, 101)).expect("valid config");
     s.run_for(5 * SEC);
     assert_eq!(
         [a1, a2, b1, b2].map(|i| state(&s, i)),

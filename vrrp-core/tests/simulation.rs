@@ -13,14 +13,12 @@
 //! `cargo test -p vrrp-core --test simulation` runs 20,000 seeds (CI). Environment:
 //! `SIM_SCENARIOS=1000000` for a long run, `SIM_SEED=N` to replay one seed with its trace.
 
-mod sim;
-
 use std::net::IpAddr;
 use std::time::Duration;
 
-use sim::{Rng, Sim};
 use vrrp_core::packet::{AdvertInterval, Priority, Version, Vrid};
 use vrrp_core::router::{Config, State, Tracker, master_down_interval, skew_time};
+use vrrp_core::sim::{Rng, Sim};
 
 /// One generated segment, kept so a failure can say what it was.
 #[derive(Debug)]
@@ -80,7 +78,7 @@ fn build(seed: u64, tracing: bool) -> (Sim, Setup) {
                 weight: 0,
             },
         ];
-        s.add(c);
+        s.add(c).expect("valid config");
     }
     let iv = interval.as_duration();
     s.link.delay = iv / 50;

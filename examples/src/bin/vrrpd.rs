@@ -1,6 +1,7 @@
 //! `vrrpd`: a keepalived-compatible VRRP daemon composed from `vrrp-core` (state machine and
 //! tokio driver) and `ip-manager` (netlink addresses, gratuitous ARP / unsolicited NA, notify
-//! scripts).
+//! scripts; or, per instance, `vip_backend` = the EC2 API or operator scripts: see
+//! [`examples::vrrpd::vip_backend`]).
 //!
 //! ```text
 //! vrrpd --config /etc/ha/vrrpd.toml           # run

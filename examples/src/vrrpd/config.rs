@@ -31,6 +31,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::duration;
+use super::vip_backend::{self, VipBackend, VipBackendToml};
 
 /// One mistake in the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,6 +129,8 @@ pub struct Instance {
     pub garp_repeat: u32,
     /// The delay before the second burst.
     pub garp_delay: Duration,
+    /// Where the virtual addresses go on a takeover (`vip_backend`; netlink by default).
+    pub vip_backend: VipBackend,
     /// Notify commands (shell command lines, as keepalived's).
     pub notify_master: Option<String>,
     /// On entering Backup.
@@ -229,8 +232,8 @@ struct InstanceToml {
     track: Vec<Spanned<TrackToml>>,
     #[serde(default)]
     track_interfaces: Vec<Spanned<TrackInterfaceToml>>,
-    garp: Option<GarpToml>,
-    vip_backend: Option<Spanned<toml::Table>>,
+    garp: Option<Spanned<GarpToml>>,
+    vip_backend: Option<Spanned<VipBackendToml>>,
     notify: Option<NotifyToml>,
 }
 
@@ -291,10 +294,10 @@ struct CheckToml {
 // ---- checking -----------------------------------------------------------------------------
 
 /// Collects errors with their positions.
-struct Report<'a> {
+pub(crate) struct Report<'a> {
     file: &'a str,
     text: &'a str,
-    errors: Vec<ConfigError>,
+    pub(crate) errors: Vec<ConfigError>,
     warnings: Vec<ConfigError>,
 }
 
@@ -310,12 +313,14 @@ impl Report<'_> {
         }
     }
 
-    fn at(&mut self, span: Range<usize>, key: String, message: String) {
+    /// An error at `span` of the file.
+    pub(crate) fn at(&mut self, span: Range<usize>, key: String, message: String) {
         let e = self.error(span, key, message);
         self.errors.push(e);
     }
 
-    fn warn(&mut self, span: Range<usize>, key: String, message: String) {
+    /// A warning at `span` of the file.
+    pub(crate) fn warn(&mut self, span: Range<usize>, key: String, message: String) {
         let e = self.error(span, key, message);
         self.warnings.push(e);
     }
@@ -707,6 +712,7 @@ fn check_instance(
     let (garp_repeat, garp_delay) = match &t.garp {
         None => (5, Duration::from_secs(5)),
         Some(g) => {
+            let g = g.get_ref();
             let repeat = g.repeat.as_ref().map_or(5, |v| *v.get_ref());
             if let Some(v) = &g.repeat
                 && !(0..=100).contains(&repeat)
@@ -721,16 +727,19 @@ fn check_instance(
             (u32::try_from(repeat).unwrap_or(5), delay)
         }
     };
-    if let Some(b) = &t.vip_backend {
-        match b.get_ref().get("kind").and_then(|k| k.as_str()) {
-            Some("netlink") => {}
-            Some(other @ ("aws" | "exec")) => r.at(b.span(), key("vip_backend.kind"), format!(
-                "{other:?} is not wired into vrrpd yet: use \"netlink\" (the {other} backend exists in ip-manager)"
-            )),
-            Some(other) => r.at(b.span(), key("vip_backend.kind"), format!("{other:?}: one of \"netlink\", \"aws\", \"exec\"")),
-            None => r.at(b.span(), key("vip_backend.kind"), "missing: kind = \"netlink\"".into()),
-        }
-    }
+    let vip_backend = t.vip_backend.as_ref().map_or(VipBackend::Netlink, |b| {
+        vip_backend::check(
+            r,
+            b,
+            &vip_backend::Around {
+                index: i,
+                virtual_addresses: &virtual_addresses,
+                virtual_addresses_span: t.virtual_addresses.span(),
+                unicast: !unicast_peers.is_empty(),
+                garp: t.garp.as_ref().map(Spanned::span),
+            },
+        )
+    });
     if r.errors.len() != errors_before {
         return None;
     }
@@ -757,6 +766,7 @@ fn check_instance(
         track_interfaces,
         garp_repeat,
         garp_delay,
+        vip_backend,
         notify_master: t.notify.as_ref().and_then(|n| n.master.clone()),
         notify_backup: t.notify.as_ref().and_then(|n| n.backup.clone()),
         notify_fault: t.notify.as_ref().and_then(|n| n.fault.clone()),

@@ -27,7 +27,11 @@ pub type Error = Box<dyn std::error::Error>;
 pub(super) struct Live {
     pub(super) instance: Instance,
     pub(super) vips: Vec<Vip>,
-    pub(super) announcer: Arc<Announcer>,
+    /// Where the addresses go: the interface, the EC2 API or scripts (`vip_backend`).
+    pub(super) backend: Arc<dyn IpManager>,
+    /// Gratuitous ARP / unsolicited NA after a takeover: netlink only (a VPC ignores ARP, a
+    /// script knows what its address needs).
+    pub(super) announcer: Option<Arc<Announcer>>,
     notify: Option<ExecHook>,
     notify_backup: Option<ExecHook>,
     notify_fault: Option<ExecHook>,
@@ -37,13 +41,19 @@ pub(super) struct Live {
 }
 
 impl Live {
-    pub(super) fn new(instance: Instance, vips: Vec<Vip>, announcer: Arc<Announcer>) -> Live {
+    pub(super) fn new(
+        instance: Instance,
+        vips: Vec<Vip>,
+        backend: Arc<dyn IpManager>,
+        announcer: Option<Arc<Announcer>>,
+    ) -> Live {
         Live {
             notify: instance.notify_master.clone().map(ExecHook::shell),
             notify_backup: instance.notify_backup.clone().map(ExecHook::shell),
             notify_fault: instance.notify_fault.clone().map(ExecHook::shell),
             instance,
             vips,
+            backend,
             announcer,
             announcing: std::sync::Mutex::new(Vec::new()),
         }
@@ -135,25 +145,27 @@ pub async fn run(config: config::Config, options: Options) -> Result<(), Error> 
     Ok(())
 }
 
-pub(super) async fn handle(netlink: &NetlinkManager, l: &Live, event: Event) {
+pub(super) async fn handle(l: &Live, event: Event) {
     let name = &l.instance.name;
     match event {
         Event::StateChanged { from, to, reason } => {
             info!(instance = %name, ?from, ?to, ?reason, "state changed");
             if to == State::Master {
                 for v in &l.vips {
-                    if let Err(e) = netlink.add(v).await {
+                    if let Err(e) = l.backend.add(v).await {
                         error!(instance = %name, vip = %v, "adding the virtual address failed: {e}");
                     }
                 }
-                let mut announcing = l.announcing.lock().unwrap_or_else(|p| p.into_inner());
-                for v in l.vips.clone() {
-                    let a = l.announcer.clone();
-                    announcing.push(tokio::spawn(async move {
-                        if let Err(e) = a.announce(&v).await {
-                            warn!(vip = %v, "announcing failed: {e}");
-                        }
-                    }));
+                if let Some(announcer) = &l.announcer {
+                    let mut announcing = l.announcing.lock().unwrap_or_else(|p| p.into_inner());
+                    for v in l.vips.clone() {
+                        let a = announcer.clone();
+                        announcing.push(tokio::spawn(async move {
+                            if let Err(e) = a.announce(&v).await {
+                                warn!(vip = %v, "announcing failed: {e}");
+                            }
+                        }));
+                    }
                 }
             } else if from == State::Master {
                 for task in l
@@ -165,7 +177,7 @@ pub(super) async fn handle(netlink: &NetlinkManager, l: &Live, event: Event) {
                     task.abort();
                 }
                 for v in &l.vips {
-                    if let Err(e) = netlink.remove(v).await {
+                    if let Err(e) = l.backend.remove(v).await {
                         error!(instance = %name, vip = %v, "removing the virtual address failed: {e}");
                     }
                 }

@@ -12,7 +12,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use ip_manager::{AnnounceConfig, Announcer, IpManager, NetlinkManager, Vip};
+use ip_manager::{AnnounceConfig, Announcer, NetlinkManager, Vip};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
@@ -26,6 +26,7 @@ use super::links::{LinkTarget, Links};
 use super::registry::Registry;
 use super::reload::Plan;
 use super::tracking::{self, Target, Tracking};
+use super::vip_backend;
 
 /// Which driver an instance runs on: its interface and address family.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -242,7 +243,12 @@ impl Instances {
             None => daemon::primary_address(&self.netlink, &inst.interface, key.family()).await?,
         };
         let vips = vips(inst)?;
-        let announcer = self.announcer(inst).await?;
+        let backend = vip_backend::start(&inst.name, &inst.vip_backend, &self.netlink).await?;
+        let announcer = if inst.vip_backend.announces() {
+            Some(self.announcer(inst).await?)
+        } else {
+            None
+        };
         let mut router = Router::new(daemon::router_config(inst, primary)?)?;
         let now = std::time::Instant::now();
         for (k, (check, _)) in inst.track.iter().enumerate() {
@@ -262,7 +268,7 @@ impl Instances {
         Ok(Starting {
             key,
             router,
-            live: Live::new(inst.clone(), vips, announcer),
+            live: Live::new(inst.clone(), vips, backend, announcer),
         })
     }
 
@@ -272,10 +278,17 @@ impl Instances {
             == (old.instance.garp_repeat, old.instance.garp_delay)
         {
             old.announcer.clone()
+        } else if inst.vip_backend.announces() {
+            Some(self.announcer(inst).await?)
         } else {
-            self.announcer(inst).await?
+            None
         };
-        Ok(Live::new(inst.clone(), old.vips.clone(), announcer))
+        Ok(Live::new(
+            inst.clone(),
+            old.vips.clone(),
+            old.backend.clone(),
+            announcer,
+        ))
     }
 
     async fn announcer(&self, inst: &Instance) -> Result<Arc<Announcer>, Error> {
@@ -323,11 +336,19 @@ impl Instances {
             .collect();
         for s in starting {
             for v in &s.live.vips {
-                if owned.contains(v) || !self.netlink.owns(v).await.unwrap_or(false) {
+                if owned.contains(v) {
                     continue;
                 }
-                warn!(instance = %s.live.instance.name, vip = %v, "removing a virtual address left on the interface");
-                if let Err(e) = self.netlink.remove(v).await {
+                match s.live.backend.owns(v).await {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(e) => {
+                        warn!(instance = %s.live.instance.name, vip = %v, "cannot tell whether an earlier run left this address: {e}");
+                        continue;
+                    }
+                }
+                warn!(instance = %s.live.instance.name, vip = %v, "removing a virtual address left by an earlier run");
+                if let Err(e) = s.live.backend.remove(v).await {
                     error!(instance = %s.live.instance.name, vip = %v, "removing the leftover address failed: {e}");
                 }
             }
@@ -416,7 +437,7 @@ impl Instances {
                     self.retiring.remove(&slot);
                 }
             }
-            daemon::handle(&self.netlink, &live, e.event).await;
+            daemon::handle(&live, e.event).await;
             return;
         }
         let Some(live) = self
@@ -434,7 +455,7 @@ impl Instances {
             self.registry
                 .record_transition(&live.instance.name, *from, *to, reason, at);
         }
-        daemon::handle(&self.netlink, &live, e.event).await;
+        daemon::handle(&live, e.event).await;
     }
 
     /// Stops every driver gracefully (a Master sends priority 0); their last events still

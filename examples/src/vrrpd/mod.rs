@@ -13,3 +13,4 @@ pub mod reload;
 pub mod status;
 pub mod status_socket;
 mod tracking;
+pub mod vip_backend;

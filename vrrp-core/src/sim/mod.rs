@@ -1,9 +1,52 @@
-//! A deterministic network simulator for `vrrp_core::Router`s: N routers on one simulated L2
-//! segment, a virtual clock, a seeded RNG, and faults no lab produces on demand (delay, jitter,
-//! loss, duplication, reordering, partitions, crashes and restarts, tracker changes, the
-//! driver's timer granularity). Everything is a function of the seed, so a failing run is
-//! replayed from its seed and its trace.
-#![allow(dead_code, unreachable_pub)]
+//! A deterministic network simulator for [`Router`]s (feature `sim`): N routers on one
+//! simulated L2 segment, a virtual clock, a seeded RNG, and the faults no lab produces on
+//! demand (delay, jitter, loss, duplication, reordering, partitions, crashes and restarts,
+//! tracker and link changes, the driver's timer granularity). Everything is a function of the
+//! seed, so a failing run is replayed from its seed and its [`Sim::trace`].
+//!
+//! The crate's own scenario and randomized tests run on it; so does the `ha-demo` example when
+//! it cannot build network namespaces. Because [`Router`] is sans-IO, the simulated routers
+//! are the very code a driver runs, only fed virtual time.
+//!
+//! A Master crashes and its Backup takes over after Master_Down_Interval (RFC 5798 §6.4.2),
+//! measured on the virtual clock:
+//!
+//! ```
+//! use std::net::IpAddr;
+//! use std::time::Duration;
+//! use vrrp_core::packet::{AdvertInterval, Priority, Vrid};
+//! use vrrp_core::router::master_down_interval;
+//! use vrrp_core::sim::Sim;
+//! use vrrp_core::{Config, State};
+//!
+//! let router = |host: u8, priority: u8| {
+//!     let vrid = Vrid::new(51).expect("1..=255");
+//!     let mut c = Config::new(vrid, IpAddr::from([10, 99, 0, host]), vec![IpAddr::from([10, 99, 0, 200])]);
+//!     c.priority = Priority::new(priority);
+//!     c.advert_interval = AdvertInterval::from_centis(10).expect("100 ms");
+//!     c
+//! };
+//! let mut sim = Sim::new(1); // the seed
+//! sim.link.delay = Duration::from_millis(1);
+//! let master = sim.add(router(11, 150))?;
+//! let backup = sim.add(router(12, 100))?;
+//! sim.run_for(Duration::from_secs(2));
+//! assert_eq!(sim.in_state(State::Master), [master]);
+//!
+//! let crash = sim.now;
+//! sim.crash(master);
+//! sim.run_for(Duration::from_secs(1));
+//! let takeover = sim.nodes[backup].transitions.last().expect("a transition");
+//! assert_eq!(takeover.to, State::Master);
+//! let config = sim.nodes[backup].router.config();
+//! let mdi = master_down_interval(config.version, config.priority, config.advert_interval);
+//! // The last advert left up to one interval before the crash.
+//! let outage = takeover.at - crash;
+//! assert!(outage <= mdi && outage > mdi - Duration::from_millis(100), "{outage:?}");
+//! # Ok::<(), vrrp_core::router::ConfigError>(())
+//! ```
+
+mod rng;
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -11,41 +54,11 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use vrrp_core::packet::IpHeader;
-use vrrp_core::router::{Config, Event, Router, State};
 
-/// SplitMix64: small, fast, and good enough to pick faults.
-#[derive(Clone, Debug)]
-pub struct Rng(u64);
+pub use rng::Rng;
 
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (n > 0).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n.max(1)
-    }
-
-    /// True with probability `p`.
-    pub fn chance(&mut self, p: f64) -> bool {
-        p > 0.0 && (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64 <= p
-    }
-
-    pub fn duration_below(&mut self, max: Duration) -> Duration {
-        let n = u64::try_from(max.as_nanos()).unwrap_or(u64::MAX);
-        Duration::from_nanos(self.below(n.max(1)))
-    }
-}
+use crate::packet::IpHeader;
+use crate::router::{Config, ConfigError, Event, Reason, Router, State};
 
 /// How the segment treats packets.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -61,16 +74,34 @@ pub struct Link {
 }
 
 /// One simulated host.
+#[derive(Debug)]
 pub struct Node {
+    /// Its virtual router.
     pub router: Router,
+    /// Its address on the segment (the router's primary address).
     pub addr: IpAddr,
     /// Powered on (a crash clears it; the router is rebuilt on restart).
     pub up: bool,
     /// Partition component; hosts hear each other only within one.
     pub component: u32,
-    pub transitions: Vec<(Instant, State, State)>,
+    /// Every state change of its router, in order.
+    pub transitions: Vec<Transition>,
 }
 
+/// One state change, on the virtual clock.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transition {
+    /// When (virtual time: compare with [`Sim::start`] or [`Sim::now`]).
+    pub at: Instant,
+    /// The state left.
+    pub from: State,
+    /// The state entered.
+    pub to: State,
+    /// Why, as the router reported it.
+    pub reason: Reason,
+}
+
+#[derive(Debug)]
 struct Delivery {
     at: Instant,
     seq: u64,
@@ -97,14 +128,25 @@ impl Ord for Delivery {
 }
 
 /// The simulated segment and its routers.
+///
+/// Inputs ([`add`](Sim::add), [`crash`](Sim::crash), [`partition`](Sim::partition), ...)
+/// act at [`now`](Sim::now); [`run_until`](Sim::run_until) and [`run_for`](Sim::run_for)
+/// advance the virtual clock, delivering packets and firing timers in time order.
+#[derive(Debug)]
 pub struct Sim {
+    /// The virtual clock's origin.
     pub start: Instant,
+    /// The virtual clock.
     pub now: Instant,
+    /// The hosts, in the order they were added (the index is a node's id).
     pub nodes: Vec<Node>,
+    /// How the segment treats packets (change it between runs).
     pub link: Link,
     /// The driver wakes on multiples of this (0: exactly at each deadline).
     pub granularity: Duration,
+    /// The seeded generator behind every random choice of the segment.
     pub rng: Rng,
+    /// What happened, one line each, when [`tracing`](Sim::tracing) is on.
     pub trace: Vec<String>,
     /// Keep a textual trace (costs time; on for replays).
     pub tracing: bool,
@@ -113,6 +155,8 @@ pub struct Sim {
 }
 
 impl Sim {
+    /// An empty segment with a perfect link, its RNG seeded with `seed`. The virtual clock
+    /// starts at the current instant (only differences matter).
     pub fn new(seed: u64) -> Sim {
         let start = Instant::now();
         Sim {
@@ -129,10 +173,11 @@ impl Sim {
         }
     }
 
-    /// Adds a powered-on host running `config`, started at the current time.
-    pub fn add(&mut self, config: Config) -> usize {
+    /// Adds a powered-on host running `config`, started at the current time; returns its
+    /// index in [`nodes`](Sim::nodes).
+    pub fn add(&mut self, config: Config) -> Result<usize, ConfigError> {
         let addr = config.primary_address;
-        let mut router = Router::new(config).expect("valid simulated config");
+        let mut router = Router::new(config)?;
         router.startup(self.now);
         self.nodes.push(Node {
             router,
@@ -143,13 +188,15 @@ impl Sim {
         });
         let i = self.nodes.len() - 1;
         self.drain(i);
-        i
+        Ok(i)
     }
 
+    /// Virtual time since the start.
     pub fn elapsed(&self) -> Duration {
         self.now - self.start
     }
 
+    /// Adds a line to the trace (the closure runs only when tracing).
     pub fn log(&mut self, what: impl FnOnce() -> String) {
         if self.tracing {
             let t = self.elapsed().as_secs_f64();
@@ -166,9 +213,11 @@ impl Sim {
     /// Powers a host back on with a fresh router of the same config.
     pub fn restart(&mut self, i: usize) {
         let config = self.nodes[i].router.config().clone();
-        let mut router = Router::new(config).expect("valid simulated config");
-        router.startup(self.now);
-        self.nodes[i].router = router;
+        // The config was accepted when the node was added.
+        if let Ok(router) = Router::new(config) {
+            self.nodes[i].router = router;
+        }
+        self.nodes[i].router.startup(self.now);
         self.nodes[i].up = true;
         self.log(|| format!("node {i} restarts"));
         self.drain(i);
@@ -182,6 +231,7 @@ impl Sim {
         self.drain(i);
     }
 
+    /// Starts a stopped router again (after [`shutdown`](Sim::shutdown)).
     pub fn startup(&mut self, i: usize) {
         let now = self.now;
         self.nodes[i].router.startup(now);
@@ -189,6 +239,7 @@ impl Sim {
         self.drain(i);
     }
 
+    /// Tracker `tracker` of node `i` goes up or down ([`Router::set_tracker`]).
     pub fn set_tracker(&mut self, i: usize, tracker: usize, up: bool) {
         let now = self.now;
         self.nodes[i].router.set_tracker(now, tracker, up);
@@ -201,6 +252,7 @@ impl Sim {
         self.drain(i);
     }
 
+    /// Node `i`'s link goes up or down ([`Router::set_link`]).
     pub fn set_link(&mut self, i: usize, up: bool) {
         let now = self.now;
         self.nodes[i].router.set_link(now, up);
@@ -216,6 +268,7 @@ impl Sim {
         self.log(|| format!("partition {components:?}"));
     }
 
+    /// Joins every host into one segment again.
     pub fn heal(&mut self) {
         for n in &mut self.nodes {
             n.component = 0;
@@ -280,6 +333,7 @@ impl Sim {
         self.now = self.now.max(until);
     }
 
+    /// Runs for `d` of virtual time.
     pub fn run_for(&mut self, d: Duration) {
         let until = self.now + d;
         self.run_until(until);
@@ -290,9 +344,13 @@ impl Sim {
         while let Some(ev) = self.nodes[i].router.poll_event() {
             if let Event::StateChanged { from, to, reason } = &ev {
                 let (from, to) = (*from, *to);
-                self.nodes[i].transitions.push((self.now, from, to));
-                let r = reason.to_string();
-                self.log(|| format!("node {i} {from} -> {to} ({r})"));
+                self.nodes[i].transitions.push(Transition {
+                    at: self.now,
+                    from,
+                    to,
+                    reason: reason.clone(),
+                });
+                self.log(|| format!("node {i} {from} -> {to} ({reason})"));
             }
         }
         while let Some(tx) = self.nodes[i].router.poll_transmit() {
@@ -346,7 +404,7 @@ impl Sim {
     pub fn transitions_since(&self, since: Instant) -> usize {
         self.nodes
             .iter()
-            .map(|n| n.transitions.iter().filter(|t| t.0 >= since).count())
+            .map(|n| n.transitions.iter().filter(|t| t.at >= since).count())
             .sum()
     }
 }

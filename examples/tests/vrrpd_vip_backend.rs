@@ -1,0 +1,408 @@
+//! vrrpd's `vip_backend` other than netlink, in a namespace lab:
+//! - `kind = "aws"`, `mode = "elastic-ip"`: two vrrpd (unicast VRRPv3, 100 ms) against a real
+//!   EC2 API emulator, `moto_server`, running in the lab's client namespace. The Master
+//!   associates the Elastic IP with its ENI (checked with DescribeAddresses), nothing goes on
+//!   the interface; a graceful stop leaves the association alone (nothing to remove in this
+//!   mode) until the Backup re-associates it, so the address always has a holder; a restarted
+//!   higher-priority vrrpd takes it back.
+//! - `kind = "exec"`: the add / remove scripts run with `ADDRESS/PREFIX INTERFACE`.
+//!
+//! Needs root, iproute2 and moto_server (`.ci/run` installs it); under `CI` a missing
+//! prerequisite fails the test.
+
+mod lab;
+
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ip_manager::{Credentials, EC2_API_VERSION, QueryClient};
+
+/// Where moto listens: the client namespace's address, reachable from both hosts.
+const MOTO: &str = "10.99.0.100:5000";
+
+/// A two-host lab (plus the client namespace) and the processes started in it.
+struct Lab {
+    prefix: String,
+    netlab: PathBuf,
+    dir: PathBuf,
+    children: Vec<Child>,
+}
+
+impl Lab {
+    fn up(netlab: PathBuf, tag: &str) -> Lab {
+        let prefix = format!("{tag}{}", std::process::id() % 10_000);
+        let dir = std::env::temp_dir().join(format!("vrrpd-backend-{prefix}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let lab = Lab {
+            prefix,
+            netlab,
+            dir,
+            children: Vec::new(),
+        };
+        let _ = lab::netlab(&lab.netlab, &lab.prefix, "down");
+        let out = lab::netlab(&lab.netlab, &lab.prefix, "up");
+        assert!(
+            out.status.success(),
+            "netlab up: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        lab
+    }
+
+    fn ns(&self, host: &str) -> String {
+        format!("{}{host}", self.prefix)
+    }
+
+    /// Starts `program args` in namespace `host`, its stderr in `log`; returns its index.
+    fn spawn(&mut self, host: &str, program: &str, args: &[&str], log: &str) -> usize {
+        let log = std::fs::File::create(self.dir.join(log)).expect("log");
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns(host), program])
+            .args(args)
+            .env("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
+            .env(
+                "AWS_SECRET_ACCESS_KEY",
+                "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            )
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{program} starts: {e}"));
+        self.children.push(child);
+        self.children.len() - 1
+    }
+
+    /// vrrpd on `host` with one instance: `extra` holds its priority, addresses and backend.
+    fn vrrpd(&mut self, host: &str, run: &str, extra: &str) -> usize {
+        let config = self.dir.join(format!("{host}-{run}.toml"));
+        std::fs::write(
+            &config,
+            format!("[[instance]]\nname = \"VI_1\"\ninterface = \"eth0\"\nvrid = 51\nversion = 3\nadvert_interval = \"100ms\"\n{extra}"),
+        )
+        .expect("config");
+        let config = config.display().to_string();
+        self.spawn(
+            host,
+            env!("CARGO_BIN_EXE_vrrpd"),
+            &["--config", &config],
+            &format!("{host}-{run}.vrrpd.log"),
+        )
+    }
+
+    /// SIGTERM to child `i` (the process `ip netns exec` became); waits for it to exit.
+    fn stop(&mut self, i: usize) {
+        let child = &mut self.children[i];
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let started = Instant::now();
+        while !matches!(child.try_wait(), Ok(Some(_))) {
+            assert!(started.elapsed() < Duration::from_secs(10), "no exit");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn addresses(&self, host: &str) -> String {
+        let out = Command::new("ip")
+            .args(["-n", &self.ns(host), "-o", "addr", "show", "dev", "eth0"])
+            .output()
+            .expect("ip runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.join(name)).unwrap_or_default()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = Command::new("kill")
+                .args(["-KILL", &c.id().to_string()])
+                .stderr(Stdio::null())
+                .status();
+            let _ = c.wait();
+        }
+        // moto may run under a launcher (a pyenv shim): stop the process that listens, by PID.
+        let port = MOTO.rsplit(':').next().unwrap_or("5000");
+        let ss = Command::new("ip")
+            .args(["netns", "exec", &self.ns("cl"), "ss", "-Hltnp"])
+            .arg(format!("sport = :{port}"))
+            .output();
+        if let Ok(out) = ss {
+            let text = String::from_utf8_lossy(&out.stdout);
+            for pid in text
+                .split("pid=")
+                .skip(1)
+                .filter_map(|s| s.split(',').next())
+            {
+                let _ = Command::new("kill").arg(pid).status();
+            }
+        }
+        let _ = lab::netlab(&self.netlab, &self.prefix, "down");
+        // The logs stay for a failed test to point at.
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Runs `f` on a thread inside namespace `ns` (sockets belong to the thread's namespace).
+fn in_ns<T: Send + 'static, F: Future<Output = T> + 'static>(
+    ns: &str,
+    f: impl FnOnce() -> F + Send + 'static,
+) -> T {
+    let path = format!("/var/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).expect("namespace file");
+        nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(f())
+    })
+    .join()
+    .expect("thread")
+}
+
+fn ec2() -> QueryClient {
+    QueryClient::new(
+        &format!("http://{MOTO}"),
+        "us-east-1",
+        "ec2",
+        EC2_API_VERSION,
+        Credentials::new(
+            "AKIAIOSFODNN7EXAMPLE",
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        ),
+    )
+    .expect("client")
+}
+
+/// The text of the first `<tag>` in `body`, if any.
+fn field(body: &str, tag: &str) -> Option<String> {
+    let open = format!("<{tag}>");
+    let start = body.find(&open)? + open.len();
+    let end = body[start..].find('<')? + start;
+    Some(body[start..end].to_owned())
+}
+
+struct Vpc {
+    eni_a: String,
+    eni_b: String,
+    allocation: String,
+    public_ip: String,
+}
+
+async fn build_vpc() -> Vpc {
+    let ec2 = ec2();
+    let call = async |action: &str, params: &[(&str, &str)], tag: &str| {
+        let body = ec2
+            .call(action, params)
+            .await
+            .unwrap_or_else(|e| panic!("{action}: {e}"));
+        field(&body, tag).unwrap_or_else(|| panic!("no <{tag}> in {body}"))
+    };
+    let vpc = call("CreateVpc", &[("CidrBlock", "10.0.0.0/16")], "vpcId").await;
+    let subnet = call(
+        "CreateSubnet",
+        &[("VpcId", &vpc), ("CidrBlock", "10.0.1.0/24")],
+        "subnetId",
+    )
+    .await;
+    let eni = async |ip: &str| {
+        call(
+            "CreateNetworkInterface",
+            &[("SubnetId", &subnet), ("PrivateIpAddress", ip)],
+            "networkInterfaceId",
+        )
+        .await
+    };
+    let eni_a = eni("10.0.1.11").await;
+    let eni_b = eni("10.0.1.12").await;
+    let allocated = ec2
+        .call("AllocateAddress", &[("Domain", "vpc")])
+        .await
+        .expect("AllocateAddress");
+    Vpc {
+        eni_a,
+        eni_b,
+        allocation: field(&allocated, "allocationId").expect("allocationId"),
+        public_ip: field(&allocated, "publicIp").expect("publicIp"),
+    }
+}
+
+/// The ENI the Elastic IP is associated with (`None`: unassociated).
+fn holder(ns: &str, allocation: &str) -> Option<String> {
+    let allocation = allocation.to_owned();
+    in_ns(ns, move || async move {
+        let body = ec2()
+            .call("DescribeAddresses", &[("AllocationId.1", &allocation)])
+            .await
+            .expect("DescribeAddresses");
+        field(&body, "networkInterfaceId")
+    })
+}
+
+fn prerequisites(test: &str, tools: &[(&str, &str)]) -> Option<PathBuf> {
+    match lab::prerequisites(tools) {
+        Ok(path) => Some(path),
+        Err(why) => {
+            lab::skip(test, &why);
+            None
+        }
+    }
+}
+
+/// Polls the Elastic IP's holder until it is `eni` (every holder seen on the way is returned).
+fn wait_holder(
+    lab: &Lab,
+    vpc: &Vpc,
+    eni: &str,
+    within: Duration,
+) -> (Duration, Vec<Option<String>>) {
+    let started = Instant::now();
+    let mut seen = Vec::new();
+    loop {
+        let h = holder(&lab.ns("cl"), &vpc.allocation);
+        if seen.last() != Some(&h) {
+            seen.push(h.clone());
+        }
+        if h.as_deref() == Some(eni) {
+            return (started.elapsed(), seen);
+        }
+        assert!(
+            started.elapsed() < within,
+            "the Elastic IP is not on {eni} after {within:?} (holders seen: {seen:?}); logs in {}",
+            lab.dir.display()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn the_master_holds_the_elastic_ip_and_a_graceful_stop_hands_it_over_without_a_gap() {
+    let test = "the_master_holds_the_elastic_ip_and_a_graceful_stop_hands_it_over_without_a_gap";
+    let Some(netlab) = prerequisites(test, &[("ip", "-V"), ("moto_server", "--help")]) else {
+        return;
+    };
+    let mut lab = Lab::up(netlab, "aw");
+    let port = MOTO.rsplit(':').next().unwrap_or("5000");
+    lab.spawn(
+        "cl",
+        "moto_server",
+        &["-H", "10.99.0.100", "-p", port],
+        "moto.log",
+    );
+    let ready = in_ns(&lab.ns("cl"), || async {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while tokio::net::TcpStream::connect(MOTO).await.is_err() {
+            if Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        true
+    });
+    assert!(ready, "moto_server did not start: {}", lab.log("moto.log"));
+    let vpc = in_ns(&lab.ns("cl"), build_vpc);
+    let instance = |priority: u8, me: &str, peer: &str, eni: &str| {
+        format!(
+            "priority = {priority}\nvirtual_addresses = [\"{}/32\"]\nunicast_source = \"{me}\"\nunicast_peers = [\"{peer}\"]\nvip_backend = {{ kind = \"aws\", mode = \"elastic-ip\", allocation_id = \"{}\", network_interface_id = \"{eni}\", region = \"us-east-1\", endpoint = \"http://{MOTO}\" }}\n",
+            vpc.public_ip, vpc.allocation
+        )
+    };
+    let h1 = instance(101, "10.99.0.11", "10.99.0.12", &vpc.eni_a);
+    let h2 = instance(100, "10.99.0.12", "10.99.0.11", &vpc.eni_b);
+
+    let first = lab.vrrpd("h1", "1", &h1);
+    let (took, _) = wait_holder(&lab, &vpc, &vpc.eni_a, Duration::from_secs(5));
+    eprintln!("h1 Master: the Elastic IP on its ENI {took:?} after the start");
+    lab.vrrpd("h2", "1", &h2);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        holder(&lab.ns("cl"), &vpc.allocation).as_deref(),
+        Some(vpc.eni_a.as_str()),
+        "h2 stays Backup and leaves the Elastic IP alone; logs in {}",
+        lab.dir.display()
+    );
+    for host in ["h1", "h2"] {
+        assert!(
+            !lab.addresses(host).contains(&vpc.public_ip),
+            "the aws backend puts nothing on the interface: {}",
+            lab.addresses(host)
+        );
+    }
+    // Graceful stop: priority 0, h1 leaves Master without a call (elastic-ip has nothing to
+    // remove), h2 re-associates after Skew_Time. The address never goes unassociated.
+    let stopped = Instant::now();
+    lab.stop(first);
+    let (took, seen) = wait_holder(&lab, &vpc, &vpc.eni_b, Duration::from_secs(5));
+    let handover = stopped.elapsed();
+    assert!(
+        seen.iter().all(Option::is_some),
+        "the Elastic IP was left unassociated on the way: {seen:?}"
+    );
+    assert!(handover < Duration::from_secs(2), "{handover:?}");
+    let log = lab.log("h1-1.vrrpd.log");
+    assert!(
+        log.contains("to=Master") && log.contains("to=Initialize"),
+        "{log}"
+    );
+    eprintln!(
+        "graceful stop of h1: the Elastic IP on h2's ENI {took:?} later (holders seen: {seen:?})"
+    );
+    // Restarted, h1 preempts and takes it back.
+    lab.vrrpd("h1", "2", &h1);
+    let (back, _) = wait_holder(&lab, &vpc, &vpc.eni_a, Duration::from_secs(5));
+    eprintln!("h1 restarted: the Elastic IP back on its ENI {back:?} later");
+    let h2_log = lab.log("h2-1.vrrpd.log");
+    assert!(h2_log.contains("AWS virtual address backend"), "{h2_log}");
+}
+
+#[test]
+fn exec_scripts_get_the_address_and_interface_on_takeover_and_stop() {
+    let test = "exec_scripts_get_the_address_and_interface_on_takeover_and_stop";
+    let Some(netlab) = prerequisites(test, &[("ip", "-V")]) else {
+        return;
+    };
+    let mut lab = Lab::up(netlab, "ex");
+    let calls = lab.dir.join("calls");
+    let script = lab.dir.join("vip.sh");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\necho \"$*\" >> {}\n", calls.display()),
+    )
+    .expect("script");
+    let _ = Command::new("chmod").arg("+x").arg(&script).status();
+    let s = script.display();
+    let daemon = lab.vrrpd(
+        "h1",
+        "1",
+        &format!("virtual_addresses = [\"10.99.0.200/24\"]\nvip_backend = {{ kind = \"exec\", add = \"{s} add\", remove = \"{s} remove\", timeout = \"5s\" }}\n"),
+    );
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+    let started = Instant::now();
+    while !read(&calls).contains("add") {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "no add call; log: {}",
+            lab.log("h1-1.vrrpd.log")
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        !lab.addresses("h1").contains("10.99.0.200"),
+        "the exec backend leaves the interface to the script"
+    );
+    lab.stop(daemon);
+    assert_eq!(
+        read(&calls),
+        "add 10.99.0.200/24 eth0\nremove 10.99.0.200/24 eth0\n"
+    );
+}
