@@ -99,9 +99,35 @@ fn without_its_capabilities_it_refuses_to_start_naming_the_missing_one() {
         .expect("setpriv runs");
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("needs CAP_NET_RAW"), "{err}");
+    assert!(
+        err.contains("needs CAP_NET_RAW") && err.contains("and CAP_NET_ADMIN"),
+        "{err}"
+    );
     assert!(
         err.contains("AmbientCapabilities"),
         "the fix is named: {err}"
+    );
+    // With CAP_NET_RAW alone it would open its sockets, win, and fail to add the address:
+    // it refuses at start instead, naming CAP_NET_ADMIN.
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all,+net_raw",
+            "--ambient-caps=-all,+net_raw",
+            "--bounding-set=-all,+net_raw",
+        ])
+        .arg(env!("CARGO_BIN_EXE_vrrpd"))
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .expect("setpriv runs");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("needs CAP_NET_ADMIN (adding and removing the virtual addresses)")
+            && !err.contains("CAP_NET_RAW ("),
+        "{err}"
     );
 }

@@ -26,7 +26,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use examples::vrrpd::{config, daemon, status_socket};
+use examples::vrrpd::{capabilities, config, daemon, status_socket};
 use tracing::error;
 
 const USAGE: &str = "usage: vrrpd --config FILE [--check] [--status-socket PATH]
@@ -103,6 +103,10 @@ fn main() -> ExitCode {
             config.instances.len()
         );
         return ExitCode::SUCCESS;
+    }
+    if let Err(e) = capabilities::check() {
+        eprintln!("{e}");
+        return ExitCode::from(1);
     }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

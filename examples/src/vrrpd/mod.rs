@@ -2,6 +2,7 @@
 //! daemon (drivers, virtual addresses, notify scripts, tracked checks, SIGHUP reloads), and
 //! what it reports (the JSON status and Prometheus metrics).
 
+pub mod capabilities;
 pub mod config;
 pub mod daemon;
 pub mod duration;
