@@ -17,7 +17,9 @@
 //!   and optionally a string in the first 16 KiB of the body; HTTPS with the `tls` feature.
 //! - [`ExecCheck`]: a program, healthy on exit 0; no shell unless asked; its whole process group
 //!   is killed when the run ends or times out; one run in flight.
-//! - [`ProcessCheck`]: a process alive, by name or pid file, read from /proc (nothing spawned).
+//! - [`ProcessCheck`]: a process alive, by name or pid file, read from /proc (nothing spawned);
+//!   between checks its processes are watched through pidfds, so an exit marks it down at
+//!   once ([`Check::failed`]), not at the next poll.
 //!
 //! Your own checks implement [`Check`]. Each monitor carries an id and a weight for its
 //! consumers: a VRRP tracker (priority weight, 0 = FAULT) or a balancer. With the `discover`

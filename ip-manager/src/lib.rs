@@ -6,7 +6,8 @@
 //!
 //! Backends:
 //! - [`NetlinkManager`] (feature `netlink`, default): rtnetlink, IPv6 with `nodad`, labels;
-//!   its [`Announcer`] sends gratuitous ARP / unsolicited NA as keepalived does.
+//!   its [`Announcer`] sends gratuitous ARP / unsolicited NA as keepalived does, and a
+//!   [`LinkMonitor`] follows interfaces going down and up (rtnetlink link notifications).
 //! - [`ExecManager`] (feature `exec`, default): operator scripts; [`ExecHook`] also runs
 //!   keepalived-style notify scripts (no shell unless asked, timeout kills the process group).
 //! - [`MemoryManager`]: an in-memory double for the unit tests of code that uses the trait.
