@@ -7,6 +7,8 @@
 //!   there and back within 100 ms each way.
 //! - The Master's own link going down: Fault at once (its VIP removed), the Backup takes over
 //!   after Master_Down_Interval; link up: the old Master recovers and preempts back.
+//! - A sync group: one member's tracked process dies (weight 0: Fault), the other member
+//!   follows it into Fault, and both addresses move together.
 //!
 //! Needs root and iproute2; under `CI` a missing prerequisite fails the test.
 
@@ -202,4 +204,77 @@ fn the_masters_link_going_down_is_fault_at_once_and_up_again_recovers() {
     eprintln!(
         "link down: h1 Fault and VIP removed after {removed:?}, h2 Master after {taken:?}; link up: h1 back after {back:?}"
     );
+}
+
+/// Whether `host` holds `address` on eth0.
+fn holds(lab: &Lab, host: &str, address: &str) -> bool {
+    let out = Command::new("ip")
+        .args(["-n", &lab.ns(host), "-o", "addr", "show", "dev", "eth0"])
+        .output()
+        .expect("ip runs");
+    String::from_utf8_lossy(&out.stdout).contains(address)
+}
+
+#[test]
+fn a_sync_group_moves_its_members_together() {
+    let Some(netlab) = prerequisites("a_sync_group_moves_its_members_together") else {
+        return;
+    };
+    let m = V3_100MS;
+    let mut lab = Lab::up(netlab, "vsg", m);
+    let mut dummies = Vec::new();
+    for host in ["h1", "h2"] {
+        let dummy = Command::new("sleep").arg("600").spawn().expect("sleep");
+        let pid_file = lab.dir.join(format!("{host}.app.pid"));
+        std::fs::write(&pid_file, format!("{}\n", dummy.id())).expect("pid file");
+        dummies.push(dummy);
+        let priority = if host == "h1" { 101 } else { 100 };
+        // VI_1 tracks the application (weight 0: Fault while it is down); VI_2 tracks
+        // nothing but is in VI_1's sync group.
+        lab.vrrpd_with(
+            host,
+            priority,
+            m,
+            &format!(
+                "track = [{{ check = \"chk_app\", weight = 0 }}]\n\n[[instance]]\nname = \"VI_2\"\ninterface = \"eth0\"\nvrid = 52\npriority = {priority}\nversion = 3\nadvert_interval = \"100ms\"\nvirtual_addresses = [\"10.99.0.201/24\"]\n\n[[sync_group]]\nname = \"VG_1\"\ninstances = [\"VI_1\", \"VI_2\"]\n\n[[check]]\nname = \"chk_app\"\nkind = \"process\"\npid_file = \"{}\"\ninterval = \"1s\"\n",
+                pid_file.display()
+            ),
+        );
+    }
+    lab.wait_vip("h1", "h2", m.election());
+    let started = Instant::now();
+    while !(holds(&lab, "h1", "10.99.0.201/24") && !holds(&lab, "h2", "10.99.0.201/24")) {
+        assert!(started.elapsed() < m.election(), "VI_2 never settled on h1");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+
+    // The application dies on h1: VI_1 goes to Fault, VI_2 follows it there although nothing
+    // of its own failed, and both addresses move to h2 (priority 0 from each: Skew_Time).
+    let killed = Instant::now();
+    dummies[0].kill().expect("kill");
+    lab.wait_vip("h2", "h1", Duration::from_secs(2));
+    while !(holds(&lab, "h2", "10.99.0.201/24") && !holds(&lab, "h1", "10.99.0.201/24")) {
+        assert!(
+            killed.elapsed() < Duration::from_secs(2),
+            "VI_2 did not follow VI_1; logs in {}",
+            lab.dir.display()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let both = killed.elapsed();
+    let h1 = lab.log("h1.vrrpd.log");
+    assert!(
+        h1.contains("sync group follows") && h1.contains("SyncGroup"),
+        "{h1}"
+    );
+    assert!(
+        both < Duration::from_millis(300),
+        "both moved after {both:?}\n{h1}"
+    );
+    eprintln!("sync group: both addresses on h2 {both:?} after the tracked process died");
+    for d in &mut dummies {
+        let _ = d.kill();
+        let _ = d.wait();
+    }
 }

@@ -18,9 +18,9 @@ use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 use vrrp_core::driver::{Command, Driver, DriverEvent, DriverStats, VrrpSocket};
 use vrrp_core::packet::{AddressFamily, Vrid};
-use vrrp_core::{Event, Router, State};
+use vrrp_core::{Event, Reason, Router, State};
 
-use super::config::{Config, Instance};
+use super::config::{Config, Instance, SyncGroup};
 use super::daemon::{self, Error, Live};
 use super::links::{LinkTarget, Links};
 use super::registry::Registry;
@@ -83,6 +83,8 @@ pub(super) struct Instances {
     links: Links,
     /// The instances running, as configured.
     running: Vec<Instance>,
+    /// The sync groups, as configured.
+    sync_groups: Vec<SyncGroup>,
     drivers: BTreeMap<DriverKey, DriverHandle>,
     /// Drivers stopped at exit, still delivering their last events.
     stopping: Vec<(DriverKey, DriverHandle)>,
@@ -111,6 +113,7 @@ impl Instances {
             tracking: Tracking::default(),
             links,
             running: Vec::new(),
+            sync_groups: Vec::new(),
             drivers: BTreeMap::new(),
             stopping: Vec::new(),
             live: HashMap::new(),
@@ -212,6 +215,7 @@ impl Instances {
             }
         }
         self.running = config.instances.clone();
+        self.sync_groups = config.sync_groups.clone();
         self.tracking
             .commit(&config.checks, checks, self.targets(&config.instances));
         self.links
@@ -454,8 +458,42 @@ impl Instances {
                 .unwrap_or_else(SystemTime::now);
             self.registry
                 .record_transition(&live.instance.name, *from, *to, reason, at);
+            // The sync group follows before the addresses move, so that its members' adverts
+            // and addresses go together.
+            let own = !matches!(reason, Reason::SyncGroup { .. } | Reason::Shutdown);
+            if own && *to != State::Initialize {
+                self.follow(&live.instance.name, *to);
+            }
         }
         daemon::handle(&live, e.event).await;
+    }
+
+    /// Tells the other members of `name`'s sync groups to follow it into `to` (keepalived's
+    /// `vrrp_sync_group`; see [`vrrp_core::SyncGroup`] for the rule). The members may run
+    /// in other drivers (other interfaces), so this is done here rather than in one driver.
+    fn follow(&self, name: &str, to: State) {
+        for group in self
+            .sync_groups
+            .iter()
+            .filter(|g| g.instances.iter().any(|m| m == name))
+        {
+            for member in group.instances.iter().filter(|m| *m != name) {
+                let Some(inst) = self.running.iter().find(|i| &i.name == member) else {
+                    continue; // named but not configured: warned about at load
+                };
+                let (Some(d), Some(vrid)) =
+                    (self.drivers.get(&DriverKey::of(inst)), Vrid::new(inst.vrid))
+                else {
+                    continue;
+                };
+                info!(group = %group.name, %member, leader = %name, ?to, "sync group follows");
+                let _ = d.commands.send(Command::Follow {
+                    vrid,
+                    to,
+                    member: name.to_owned(),
+                });
+            }
+        }
     }
 
     /// Stops every driver gracefully (a Master sends priority 0); their last events still

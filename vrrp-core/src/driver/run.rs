@@ -46,6 +46,15 @@ pub enum Command {
         /// The router.
         vrid: Vrid,
     },
+    /// Router `vrid` follows a member of its sync group into `to` ([`Router::follow`]).
+    Follow {
+        /// The router.
+        vrid: Vrid,
+        /// The state the group member entered.
+        to: crate::State,
+        /// The member's name, for the router's [`Reason::SyncGroup`](crate::Reason).
+        member: String,
+    },
     /// Replies with a [`DriverSnapshot`] of every router and the driver's counters (taken
     /// between two inputs; a closed reply channel is ignored).
     Snapshot(oneshot::Sender<DriverSnapshot>),
@@ -147,6 +156,11 @@ impl Driver {
                         self.routers.push(router);
                     }
                     Some(Command::Remove { vrid }) => self.remove(vrid, &events).await,
+                    Some(Command::Follow { vrid, to, member }) => {
+                        if let Some(r) = self.routers.iter_mut().find(|r| r.config().vrid == vrid) {
+                            r.follow(Instant::now().into_std(), to, &member);
+                        }
+                    }
                     Some(Command::Snapshot(reply)) => {
                         // Nobody waiting for the answer any more is not an error.
                         let _ = reply.send(self.snapshot());

@@ -465,8 +465,13 @@ impl Router {
             .push_back(Event::StateChanged { from, to, reason });
     }
 
-    /// Applies a sync group's decision (keepalived `vrrp_sync_group`).
-    pub(crate) fn follow(&mut self, now: Instant, to: State, member: &str) {
+    /// Applies a sync group's decision (keepalived `vrrp_sync_group`): another member,
+    /// `member`, went to `to` on its own account, and this router follows. Entering Master or
+    /// Backup is refused while one of this router's own faults holds; a Fault imposed by the
+    /// group is left only when the group returns to Backup or Master. [`SyncGroup`] applies it
+    /// to routers it owns; a daemon whose members run in different drivers calls it for them
+    /// (the tokio driver's `Command::Follow`).
+    pub fn follow(&mut self, now: Instant, to: State, member: &str) {
         self.account(now);
         if !self.running || self.state == to {
             return;
