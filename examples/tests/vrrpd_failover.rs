@@ -215,6 +215,11 @@ fn holds(lab: &Lab, host: &str, address: &str) -> bool {
     String::from_utf8_lossy(&out.stdout).contains(address)
 }
 
+/// Whether `host` holds `address` and `other` does not.
+fn alone(lab: &Lab, host: &str, other: &str, address: &str) -> bool {
+    holds(lab, host, address) && !holds(lab, other, address)
+}
+
 #[test]
 fn a_sync_group_moves_its_members_together() {
     let Some(netlab) = prerequisites("a_sync_group_moves_its_members_together") else {
@@ -243,7 +248,7 @@ fn a_sync_group_moves_its_members_together() {
     }
     lab.wait_vip("h1", "h2", m.election());
     let started = Instant::now();
-    while !(holds(&lab, "h1", "10.99.0.201/24") && !holds(&lab, "h2", "10.99.0.201/24")) {
+    while !alone(&lab, "h1", "h2", "10.99.0.201/24") {
         assert!(started.elapsed() < m.election(), "VI_2 never settled on h1");
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -254,7 +259,7 @@ fn a_sync_group_moves_its_members_together() {
     let killed = Instant::now();
     dummies[0].kill().expect("kill");
     lab.wait_vip("h2", "h1", Duration::from_secs(2));
-    while !(holds(&lab, "h2", "10.99.0.201/24") && !holds(&lab, "h1", "10.99.0.201/24")) {
+    while !alone(&lab, "h2", "h1", "10.99.0.201/24") {
         assert!(
             killed.elapsed() < Duration::from_secs(2),
             "VI_2 did not follow VI_1; logs in {}",
