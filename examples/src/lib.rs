@@ -10,4 +10,5 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod proxy;
 pub mod vrrpd;

@@ -1,0 +1,42 @@
+//! Why a proxy could not start.
+
+use std::net::SocketAddr;
+
+use thiserror::Error;
+
+/// A proxy that cannot start: each message names the setting and the fix.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ProxyError {
+    /// The listen socket could not be set up.
+    #[error("listen {proxy:?}: cannot listen on bind = {addr}: {source} (is the port taken?)")]
+    Bind {
+        /// The proxy.
+        proxy: String,
+        /// The address.
+        addr: SocketAddr,
+        /// What the kernel said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// No server configured.
+    #[error("listen {proxy:?}: servers is empty: add at least one server")]
+    NoServers {
+        /// The proxy.
+        proxy: String,
+    },
+    /// Two servers share a name.
+    #[error("listen {proxy:?}: two servers are named {server:?}: give each server its own name")]
+    DuplicateServer {
+        /// The proxy.
+        proxy: String,
+        /// The name.
+        server: String,
+    },
+    /// `maxconn = 0` would never accept.
+    #[error("listen {proxy:?}: maxconn = 0 accepts nothing: set it to 1 or more")]
+    ZeroMaxConn {
+        /// The proxy.
+        proxy: String,
+    },
+}
