@@ -2,7 +2,7 @@
 //!
 //! So far: `vrrpdump`, which prints the VRRP advertisements seen in a network namespace,
 //! decoded and checked by [`vrrp_core`]. The daemons `vrrpd`, `lbd` and `hald` follow as their
-//! crates land.
+//! crates land; [`proxy`] holds lbd's TCP proxy core as a library.
 //!
 //! ```text
 //! cargo build --release -p examples

@@ -25,13 +25,15 @@ struct Echo {
 
 impl Echo {
     async fn start() -> Self {
-        let listener = TcpListener::bind(LOOPBACK).await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let listener = TcpListener::bind(LOOPBACK)
+            .await
+            .expect("a free loopback port");
+        let addr = listener.local_addr().expect("a bound address");
         let accepted = Arc::new(AtomicUsize::new(0));
         let count = accepted.clone();
         let task = tokio::spawn(async move {
             loop {
-                let (mut stream, _) = listener.accept().await.unwrap();
+                let (mut stream, _) = listener.accept().await.expect("the echo server accepts");
                 count.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(async move {
                     let (mut r, mut w) = stream.split();
@@ -60,8 +62,10 @@ impl Drop for Echo {
 
 /// A loopback port with nothing listening (bound, then closed): connects are refused.
 async fn refusing_port() -> SocketAddr {
-    let listener = TcpListener::bind(LOOPBACK).await.unwrap();
-    listener.local_addr().unwrap()
+    let listener = TcpListener::bind(LOOPBACK)
+        .await
+        .expect("a free loopback port");
+    listener.local_addr().expect("a bound address")
 }
 
 fn settings(servers: &[(&str, SocketAddr)]) -> TcpSettings {
@@ -69,7 +73,11 @@ fn settings(servers: &[(&str, SocketAddr)]) -> TcpSettings {
         .iter()
         .map(|(name, addr)| ServerSettings::new(*name, *addr))
         .collect();
-    let mut settings = TcpSettings::new("test", LOOPBACK.parse().unwrap(), servers);
+    let mut settings = TcpSettings::new(
+        "test",
+        LOOPBACK.parse().expect("LOOPBACK is an address"),
+        servers,
+    );
     settings.timeouts = Timeouts {
         connect: Duration::from_secs(1),
         client: Duration::from_secs(10),
@@ -82,12 +90,15 @@ fn settings(servers: &[(&str, SocketAddr)]) -> TcpSettings {
 
 /// Sends `message` and reads the same number of bytes back.
 async fn round_trip(stream: &mut TcpStream, message: &[u8]) -> Vec<u8> {
-    stream.write_all(message).await.unwrap();
+    stream
+        .write_all(message)
+        .await
+        .expect("the request is sent");
     let mut reply = vec![0; message.len()];
     tokio::time::timeout(WAIT, stream.read_exact(&mut reply))
         .await
         .expect("a reply in time")
-        .unwrap();
+        .expect("the reply is read");
     reply
 }
 

@@ -107,3 +107,25 @@ impl Default for Timeouts {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_idle_timeout_is_the_shorter_of_timeout_client_and_timeout_server() {
+        let timeouts = Timeouts {
+            client: Duration::from_secs(30),
+            server: Duration::from_secs(50),
+            ..Timeouts::default()
+        };
+        assert_eq!(timeouts.idle(), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn the_retry_delay_defaults_to_haproxys_turn_around_timer() {
+        let settings = TcpSettings::new("web", "127.0.0.1:80".parse().unwrap(), Vec::new());
+        assert_eq!(settings.retry_delay, Duration::from_secs(1));
+        assert_eq!((settings.retries, settings.redispatch), (3, true));
+    }
+}

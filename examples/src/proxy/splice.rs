@@ -54,9 +54,9 @@ impl Activity {
     }
 }
 
-/// Copies `client` to `server` and back until both directions ended, one side failed, no
-/// byte moved for `idle`. Bytes from the
-/// client are added to `bytes_in`, bytes from the server to `bytes_out`, as they move.
+/// Copies `client` to `server` and back until both directions ended, one side failed, or no
+/// byte moved for `idle`. Bytes from the client are added to `bytes_in`, bytes from the
+/// server to `bytes_out`, as they move.
 pub(crate) async fn splice(
     client: &mut TcpStream,
     server: &mut TcpStream,

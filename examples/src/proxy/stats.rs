@@ -140,3 +140,20 @@ impl ProxyStats {
         self.servers.iter().find(|s| s.name == name)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_at_its_maxconn_takes_no_more_until_one_is_released() {
+        let server = ServerCounters::new("s".into(), "127.0.0.1:1".parse().unwrap());
+        assert!(server.try_reserve(Some(2)));
+        assert!(server.try_reserve(Some(2)));
+        assert!(!server.try_reserve(Some(2)));
+        server.release();
+        assert!(server.try_reserve(Some(2)));
+        assert!(server.try_reserve(None), "no limit");
+        assert_eq!(server.snapshot().current, 3);
+    }
+}
