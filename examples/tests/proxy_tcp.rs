@@ -392,3 +392,14 @@ async fn leastconn_counts_each_connection_in_flight_while_it_lasts() {
     }
     assert_eq!(proxy.stats().current, 0);
 }
+
+#[tokio::test]
+async fn listens_on_an_address_this_host_does_not_hold_ip_freebind() {
+    // TEST-NET-1 (RFC 5737): never on this host. Nothing connects to it; only the bind is
+    // checked, as when lbd starts before VRRP brings the VIP here.
+    let echo = Echo::start().await;
+    let mut settings = settings(&[("s", echo.addr)]);
+    settings.bind = "192.0.2.123:0".parse().unwrap();
+    let proxy = TcpProxy::start(settings, RoundRobin).unwrap();
+    assert_eq!(proxy.local_addr().ip().to_string(), "192.0.2.123");
+}

@@ -9,7 +9,9 @@ use thiserror::Error;
 #[non_exhaustive]
 pub enum ProxyError {
     /// The listen socket could not be set up.
-    #[error("listen {proxy:?}: cannot listen on bind = {addr}: {source} (is the port taken?)")]
+    #[error(
+        "listen {proxy:?}: cannot listen on bind = {addr}: {source} (is the port taken, or below 1024 without CAP_NET_BIND_SERVICE?)"
+    )]
     Bind {
         /// The proxy.
         proxy: String,
