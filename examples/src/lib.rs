@@ -10,4 +10,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod diagnostics;
+pub mod duration;
+pub mod lbd;
 pub mod vrrpd;
