@@ -1,7 +1,7 @@
 //! The lbd configuration file (TOML, keys as in the project's DESIGN.md), checked as a whole:
 //! every mistake is reported with `file:line:column`, the key, what is wrong and the fix, all
 //! of them at once; unknown keys are refused; things that work but are probably not meant
-//! come back as [`Config::warnings`].
+//! come back as [`Config::warnings`]. Both are in file order.
 //!
 //! ```toml
 //! [[listen]]
@@ -292,6 +292,9 @@ pub fn parse(file: &str, text: &str) -> Result<Config, Vec<ConfigError>> {
             listeners.push(l);
         }
     }
+    // In file order, whatever order the checks ran in.
+    r.errors.sort_by_key(|e| (e.line, e.column));
+    r.warnings.sort_by_key(|e| (e.line, e.column));
     if r.errors.is_empty() {
         Ok(Config {
             listeners,
