@@ -335,9 +335,9 @@ fn suspicious_but_valid_settings_draw_warnings() {
             "lbd.toml:7:18: listen[0].stats.bind: 0.0.0.0:8404 is not a loopback address and there is no auth: anyone who reaches it reads the stats (add auth = \"user:password\")",
         ]
     );
-    let w = warnings(&format!(
-        "[[listen]]\nname = \"w\"\nbind = \"127.0.0.1:8080\"\nservers = [{{ name = \"s1\", addr = \"127.0.0.1:8081\", verify = \"none\" }}]\n"
-    ));
+    let w = warnings(
+        "[[listen]]\nname = \"w\"\nbind = \"127.0.0.1:8080\"\nservers = [{ name = \"s1\", addr = \"127.0.0.1:8081\", verify = \"none\" }]\n",
+    );
     assert_eq!(
         w,
         [
@@ -355,13 +355,13 @@ fn names_stats_and_binds_are_checked() {
     assert_eq!(
         e,
         [
-            "lbd.toml:6:10: listen[0].cookie: cookie stickiness needs mode = \"http\" (this listener is in tcp mode)",
-            "lbd.toml:6:10: listen[0].cookie: \"a;b\" is not a cookie name: use letters, digits and -_.!#$%&'*+^`|~",
-            "lbd.toml:7:11: listen[0].maxconn: -1: at least 1",
             "lbd.toml:4:21: listen[0].servers[0].name: \"web 1\" contains ' ': use letters, digits, '-', '_', '.' and ':'",
             "lbd.toml:4:62: listen[0].servers[0].maxconn: 0: at least 1 (leave it out for no limit)",
             "lbd.toml:5:18: listen[0].stats.bind: 127.0.0.1:8080 is already bound by listen[0].bind: each address and port once",
             "lbd.toml:5:42: listen[0].stats.uri: /metrics serves the Prometheus metrics: pick another path",
+            "lbd.toml:6:10: listen[0].cookie: cookie stickiness needs mode = \"http\" (this listener is in tcp mode)",
+            "lbd.toml:6:10: listen[0].cookie: \"a;b\" is not a cookie name: use letters, digits and -_.!#$%&'*+^`|~",
+            "lbd.toml:7:11: listen[0].maxconn: -1: at least 1",
         ]
     );
 }

@@ -82,14 +82,14 @@ pub(crate) fn check(
                 None
             }
         });
-    if let (Some(b), None, true) = (bind, &t.auth, r.errors.len() == before) {
-        if !b.ip().is_loopback() {
-            r.warn(
-                t.bind.span(),
-                format!("{key}.bind"),
-                format!("{b} is not a loopback address and there is no auth: anyone who reaches it reads the stats (add auth = \"user:password\")"),
-            );
-        }
+    if let (Some(b), None, true) = (bind, &t.auth, r.errors.len() == before)
+        && !b.ip().is_loopback()
+    {
+        r.warn(
+            t.bind.span(),
+            format!("{key}.bind"),
+            format!("{b} is not a loopback address and there is no auth: anyone who reaches it reads the stats (add auth = \"user:password\")"),
+        );
     }
     if r.errors.len() != before {
         return None;
