@@ -50,8 +50,8 @@ use crate::diagnostics::{Report, duration_of};
 
 /// HAProxy's `retries` default.
 pub const DEFAULT_RETRIES: u32 = 3;
-/// A listener's connection limit when the file gives none (HAProxy's long-documented frontend
-/// default).
+/// A listener's connection limit when the file gives none (HAProxy's documented default
+/// `maxconn`, 2000).
 pub const DEFAULT_MAXCONN: u32 = 2000;
 /// `timeout connect` when the file gives none. HAProxy has no default (it waits forever and
 /// warns); 5 s is the value of the sample configuration HAProxy's packages ship.
