@@ -1,5 +1,6 @@
 use super::*;
-use crate::lbd::Stats;
+use crate::lbd::{Probe, Stats};
+use health_check::MonitorConfig;
 use lb_core::HashKey;
 
 /// The lbd example of the project's DESIGN.md, verbatim.

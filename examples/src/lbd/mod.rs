@@ -6,9 +6,11 @@
 
 mod balance;
 pub mod config;
+mod health;
 mod servers;
 mod stats;
 
 pub use balance::Balance;
+pub use health::{HealthCheck, Probe};
 pub use servers::MAX_WEIGHT;
 pub use stats::{DEFAULT_URI as DEFAULT_STATS_URI, METRICS_URI, Stats};
