@@ -1,8 +1,12 @@
 //! Reference daemons and tools composed from the workspace's crates.
 //!
-//! So far: `vrrpdump`, which prints the VRRP advertisements seen in a network namespace,
-//! decoded and checked by [`vrrp_core`]. The daemons `vrrpd`, `lbd` and `hald` follow as their
-//! crates land; [`proxy`] holds lbd's TCP proxy core as a library.
+//! - [`vrrpd`]: a keepalived-like VRRP daemon (binary `vrrpd`).
+//! - [`lbd`]: an HAProxy-class load balancer; so far its configuration file and
+//!   `lbd --check` (issue 10); [`proxy`] holds its TCP proxy core as a library.
+//! - `vrrpdump` prints the VRRP advertisements seen in a network namespace, decoded and
+//!   checked by [`vrrp_core`]; `vipctl` adds, removes and announces virtual addresses
+//!   with `ip-manager`; `ha-demo` tells keepalived's failover story with these crates.
+//! - [`diagnostics`] and [`duration`]: what the daemons' configuration checkers share.
 //!
 //! ```text
 //! cargo build --release -p examples
@@ -10,5 +14,8 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod diagnostics;
+pub mod duration;
+pub mod lbd;
 pub mod proxy;
 pub mod vrrpd;

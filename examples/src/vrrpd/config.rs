@@ -21,7 +21,6 @@
 //! Both are read at start; a reload (SIGHUP) that changes them logs that a restart is needed.
 
 use std::collections::{HashMap, HashSet};
-use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
 use std::path::PathBuf;
@@ -30,43 +29,10 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::duration;
 use super::vip_backend::{self, VipBackend, VipBackendToml};
-
-/// One mistake in the file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    /// The file, as given.
-    pub file: String,
-    /// 1-based line.
-    pub line: usize,
-    /// 1-based column.
-    pub column: usize,
-    /// The key (`instance[0].vrid`), or empty for a syntax error.
-    pub key: String,
-    /// What is wrong and how to fix it.
-    pub message: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.key.is_empty() {
-            write!(
-                f,
-                "{}:{}:{}: {}",
-                self.file, self.line, self.column, self.message
-            )
-        } else {
-            write!(
-                f,
-                "{}:{}:{}: {}: {}",
-                self.file, self.line, self.column, self.key, self.message
-            )
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {}
+pub use crate::diagnostics::ConfigError;
+pub(crate) use crate::diagnostics::Report;
+use crate::diagnostics::duration_of;
 
 /// Where the status socket is when the file does not say (`status_socket`).
 pub const DEFAULT_STATUS_SOCKET: &str = "/run/vrrpd/vrrpd.sock";
@@ -293,57 +259,9 @@ struct CheckToml {
 
 // ---- checking -----------------------------------------------------------------------------
 
-/// Collects errors with their positions.
-pub(crate) struct Report<'a> {
-    file: &'a str,
-    text: &'a str,
-    pub(crate) errors: Vec<ConfigError>,
-    warnings: Vec<ConfigError>,
-}
-
-impl Report<'_> {
-    fn error(&self, span: Range<usize>, key: String, message: String) -> ConfigError {
-        let (line, column) = line_column(self.text, span.start);
-        ConfigError {
-            file: self.file.to_owned(),
-            line,
-            column,
-            key,
-            message,
-        }
-    }
-
-    /// An error at `span` of the file.
-    pub(crate) fn at(&mut self, span: Range<usize>, key: String, message: String) {
-        let e = self.error(span, key, message);
-        self.errors.push(e);
-    }
-
-    /// A warning at `span` of the file.
-    pub(crate) fn warn(&mut self, span: Range<usize>, key: String, message: String) {
-        let e = self.error(span, key, message);
-        self.warnings.push(e);
-    }
-}
-
-fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let column = before
-        .rfind('\n')
-        .map_or(before.len(), |nl| before.len() - nl - 1)
-        + 1;
-    (line, column)
-}
-
 /// Parses and checks `text` (from `file`, for the messages).
 pub fn parse(file: &str, text: &str) -> Result<Config, Vec<ConfigError>> {
-    let mut r = Report {
-        file,
-        text,
-        errors: Vec::new(),
-        warnings: Vec::new(),
-    };
+    let mut r = Report::new(file, text);
     let raw: FileToml = match toml::from_str(text) {
         Ok(raw) => raw,
         Err(e) => {
@@ -488,24 +406,6 @@ pub fn status_socket_of(text: &str) -> PathBuf {
         .ok()
         .and_then(|t| t.get("status_socket")?.as_str().map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from(DEFAULT_STATUS_SOCKET))
-}
-
-fn duration_of(
-    r: &mut Report<'_>,
-    value: &Option<Spanned<String>>,
-    key: String,
-    default: Duration,
-) -> Duration {
-    match value {
-        None => default,
-        Some(v) => match duration::parse(v.get_ref()) {
-            Ok(d) => d,
-            Err(e) => {
-                r.at(v.span(), key, e);
-                default
-            }
-        },
-    }
 }
 
 fn check_instance(

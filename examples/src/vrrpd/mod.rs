@@ -5,7 +5,7 @@
 pub mod capabilities;
 pub mod config;
 pub mod daemon;
-pub mod duration;
+pub use crate::duration;
 mod instances;
 mod links;
 pub mod metrics;

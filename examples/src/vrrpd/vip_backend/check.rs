@@ -11,8 +11,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{AwsBackend, ExecBackend, VipBackend};
+use crate::duration;
 use crate::vrrpd::config::Report;
-use crate::vrrpd::duration;
 
 /// The inline table as written.
 #[derive(Deserialize)]

@@ -1,0 +1,119 @@
+//! What the daemons' configuration checkers share: a mistake with its place in the file
+//! ([`ConfigError`], shown as `file:line:column: key: message`) and the collector that gathers
+//! every mistake and warning of one file before any is reported.
+
+use std::fmt;
+use std::ops::Range;
+use std::time::Duration;
+
+use toml::Spanned;
+
+use crate::duration;
+
+/// One mistake (or warning) in a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file, as given.
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// The key (`instance[0].vrid`), or empty for a syntax error.
+    pub key: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file, self.line, self.column, self.message
+            )
+        } else {
+            write!(
+                f,
+                "{}:{}:{}: {}: {}",
+                self.file, self.line, self.column, self.key, self.message
+            )
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Collects errors and warnings with their positions.
+pub(crate) struct Report<'a> {
+    file: &'a str,
+    text: &'a str,
+    pub(crate) errors: Vec<ConfigError>,
+    pub(crate) warnings: Vec<ConfigError>,
+}
+
+impl<'a> Report<'a> {
+    /// An empty report on `text`, read from `file`.
+    pub(crate) fn new(file: &'a str, text: &'a str) -> Self {
+        Report {
+            file,
+            text,
+            errors: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    fn error(&self, span: Range<usize>, key: String, message: String) -> ConfigError {
+        let (line, column) = line_column(self.text, span.start);
+        ConfigError {
+            file: self.file.to_owned(),
+            line,
+            column,
+            key,
+            message,
+        }
+    }
+
+    /// An error at `span` of the file.
+    pub(crate) fn at(&mut self, span: Range<usize>, key: String, message: String) {
+        let e = self.error(span, key, message);
+        self.errors.push(e);
+    }
+
+    /// A warning at `span` of the file.
+    pub(crate) fn warn(&mut self, span: Range<usize>, key: String, message: String) {
+        let e = self.error(span, key, message);
+        self.warnings.push(e);
+    }
+}
+
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rfind('\n')
+        .map_or(before.len(), |nl| before.len() - nl - 1)
+        + 1;
+    (line, column)
+}
+
+/// A duration key: `default` when absent, else its value; a mistake is reported (and the
+/// default returned so that checking goes on).
+pub(crate) fn duration_of(
+    r: &mut Report<'_>,
+    value: &Option<Spanned<String>>,
+    key: String,
+    default: Duration,
+) -> Duration {
+    match value {
+        None => default,
+        Some(v) => match duration::parse(v.get_ref()) {
+            Ok(d) => d,
+            Err(e) => {
+                r.at(v.span(), key, e);
+                default
+            }
+        },
+    }
+}

@@ -1,0 +1,529 @@
+//! The lbd configuration file (TOML, keys as in the project's DESIGN.md), checked as a whole:
+//! every mistake is reported with `file:line:column`, the key, what is wrong and the fix, all
+//! of them at once; unknown keys are refused; things that work but are probably not meant
+//! come back as [`Config::warnings`]. Both are in file order.
+//!
+//! ```toml
+//! [[listen]]
+//! name = "web"
+//! bind = "127.0.0.1:18080"
+//! mode = "http"
+//! balance = "roundrobin"
+//! cookie = "SERVERID"
+//! check = { http = "/health", interval = "2s", rise = 2, fall = 3 }
+//! servers = [
+//!   { name = "web1", addr = "127.0.0.1:18081" },
+//!   { name = "web2", addr = "127.0.0.1:18082", weight = 2 },
+//! ]
+//! stats = { bind = "127.0.0.1:18404", auth = "admin:secret" }
+//! ```
+//!
+//! Defaults are HAProxy's where HAProxy has one; each field's documentation gives it. The
+//! rules beyond single values:
+//! - listener names, binds (including the stats pages') and a listener's server names are
+//!   unique; names are letters, digits, `-`, `_`, `.`, `:` (as HAProxy's);
+//! - `cookie`, `balance = "uri"` and `"hdr(NAME)"` need `mode = "http"`;
+//! - `redirect_https` is for a plain-HTTP listener (http mode, no `tls`); such a listener
+//!   only redirects, so it needs no servers;
+//! - `tls` on a tcp listener is TLS termination in front of a plain TCP stream (HAProxy's
+//!   `bind ... ssl` in `mode tcp`): allowed on purpose;
+//! - the `tls` cert and key files are read when lbd starts; `--check` only warns when they
+//!   are missing, so a file can be checked on another host.
+//!
+//! [`parse`] does not bind anything or open the TLS files.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::balance::Balance;
+use super::health::{self, HealthCheck};
+use super::servers::{self, ServerToml};
+use super::stats::{self, StatsToml};
+pub use crate::diagnostics::ConfigError;
+use crate::diagnostics::{Report, duration_of};
+
+/// HAProxy's `retries` default.
+pub const DEFAULT_RETRIES: u32 = 3;
+/// A listener's connection limit when the file gives none (HAProxy's documented default
+/// `maxconn`, 2000).
+pub const DEFAULT_MAXCONN: u32 = 2000;
+/// `timeout connect` when the file gives none. HAProxy has no default (it waits forever and
+/// warns); 5 s is the value of the sample configuration HAProxy's packages ship.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// `timeout client` and `timeout server` when the file gives none: 50 s, from the same
+/// sample configuration.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(50);
+
+/// A checked configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The listeners (`[[listen]]`), in file order.
+    pub listeners: Vec<Listener>,
+    /// Things that work but are probably not what was meant.
+    pub warnings: Vec<ConfigError>,
+}
+
+impl Config {
+    /// The servers of all listeners.
+    pub fn server_count(&self) -> usize {
+        self.listeners.iter().map(|l| l.servers.len()).sum()
+    }
+}
+
+/// One `[[listen]]`: a bind address, how it proxies, and its servers (HAProxy's `listen`
+/// section, i.e. a frontend with its own backend).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listener {
+    /// Its name, for logs and the stats page.
+    pub name: String,
+    /// Where it accepts connections. May be a virtual address this host does not hold yet
+    /// (bound with `IP_FREEBIND` at run time).
+    pub bind: SocketAddr,
+    /// `"http"` or `"tcp"`; default tcp, as HAProxy's.
+    pub mode: Mode,
+    /// TLS termination (`tls = { cert, key }`); none by default.
+    pub tls: Option<TlsFiles>,
+    /// Answer every request with a 301 to the same URL over https (default false).
+    pub redirect_https: bool,
+    /// The algorithm (default `roundrobin`).
+    pub balance: Balance,
+    /// Cookie stickiness: the cookie's name (HAProxy's `cookie NAME insert indirect nocache`,
+    /// the value being the server's name); none by default.
+    pub cookie: Option<String>,
+    /// The servers' health check; none by default (servers are then always up, as in HAProxy
+    /// without `check`).
+    pub check: Option<HealthCheck>,
+    /// Connection attempts to a server after the first fails (default 3, HAProxy's).
+    pub retries: u32,
+    /// Whether the last retry may go to another server (HAProxy's `option redispatch`;
+    /// default off).
+    pub redispatch: bool,
+    /// The timeouts.
+    pub timeouts: Timeouts,
+    /// Concurrent client connections; more wait in the kernel's accept queue
+    /// (default [`DEFAULT_MAXCONN`]).
+    pub maxconn: u32,
+    /// The servers (empty only on a `redirect_https` listener).
+    pub servers: Vec<Server>,
+    /// The stats page, if any.
+    pub stats: Option<stats::Stats>,
+}
+
+/// How a listener proxies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Request by request (HTTP/1.1): cookies, URI and header hashing, redirects.
+    Http,
+    /// Connection by connection, bytes passed through.
+    Tcp,
+}
+
+/// A certificate chain and its private key (PEM files).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain.
+    pub cert: PathBuf,
+    /// The private key.
+    pub key: PathBuf,
+}
+
+/// The timeouts of a listener (`timeouts = { ... }`), as HAProxy's `timeout` keywords.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// To connect to a server (default [`DEFAULT_CONNECT_TIMEOUT`]).
+    pub connect: Duration,
+    /// A client's inactivity (default [`DEFAULT_IDLE_TIMEOUT`]).
+    pub client: Duration,
+    /// A server's inactivity (default [`DEFAULT_IDLE_TIMEOUT`]).
+    pub server: Duration,
+    /// To receive a complete request head (default: `client`, as HAProxy's).
+    pub http_request: Duration,
+    /// In the queue of a server at its `maxconn` (default: `connect`, as HAProxy's).
+    pub queue: Duration,
+}
+
+/// One server of a listener. Its name, checked as HAProxy's, is also a valid cookie value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    /// Its name (the stickiness cookie's value).
+    pub name: String,
+    /// Its address.
+    pub addr: SocketAddr,
+    /// Its weight, 0 to 256 (default 1, as HAProxy's); 0 takes no new traffic.
+    pub weight: u32,
+    /// Its concurrent-request limit (none by default); more wait in a queue.
+    pub maxconn: Option<u32>,
+    /// TLS towards it (`tls = true`), and how its certificate is checked.
+    pub tls: Option<Verify>,
+}
+
+/// How a server's certificate is checked (`verify`), as HAProxy's `verify`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verify {
+    /// Against the system's trust store (`"required"`, the default, as HAProxy's
+    /// `ssl-server-verify required`).
+    Required,
+    /// Not at all (`"none"`): encrypted, but anyone in the path may impersonate the server.
+    None,
+}
+
+// ---- the file as written ------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileToml {
+    #[serde(default)]
+    listen: Vec<ListenToml>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListenToml {
+    name: Spanned<String>,
+    bind: Spanned<String>,
+    mode: Option<Spanned<String>>,
+    tls: Option<Spanned<TlsToml>>,
+    redirect_https: Option<Spanned<bool>>,
+    balance: Option<Spanned<String>>,
+    cookie: Option<Spanned<String>>,
+    check: Option<Spanned<health::CheckToml>>,
+    retries: Option<Spanned<i64>>,
+    redispatch: Option<Spanned<bool>>,
+    timeouts: Option<TimeoutsToml>,
+    maxconn: Option<Spanned<i64>>,
+    servers: Option<Spanned<Vec<Spanned<ServerToml>>>>,
+    stats: Option<Spanned<StatsToml>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsToml {
+    cert: Spanned<String>,
+    key: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TimeoutsToml {
+    connect: Option<Spanned<String>>,
+    client: Option<Spanned<String>>,
+    server: Option<Spanned<String>>,
+    http_request: Option<Spanned<String>>,
+    queue: Option<Spanned<String>>,
+}
+
+// ---- checking -----------------------------------------------------------------------------
+
+/// Parses and checks `text` (from `file`, for the messages).
+pub fn parse(file: &str, text: &str) -> Result<Config, Vec<ConfigError>> {
+    let mut r = Report::new(file, text);
+    let raw: FileToml = match toml::from_str(text) {
+        Ok(raw) => raw,
+        Err(e) => {
+            let span = e.span().unwrap_or(0..0);
+            r.at(span, String::new(), e.message().trim().to_owned());
+            return Err(r.errors);
+        }
+    };
+    if raw.listen.is_empty() {
+        r.at(
+            0..0,
+            "listen".into(),
+            "no [[listen]] section: add one with name, bind and servers".into(),
+        );
+    }
+    let mut names: HashMap<&str, usize> = HashMap::new();
+    // Every address something listens on: the listeners' and their stats pages'.
+    let mut binds: HashMap<SocketAddr, String> = HashMap::new();
+    let mut listeners = Vec::new();
+    for (i, t) in raw.listen.iter().enumerate() {
+        let name = t.name.get_ref();
+        if names.insert(name, i).is_some() {
+            r.at(
+                t.name.span(),
+                format!("listen[{i}].name"),
+                format!("{name:?} is used by another listener: names must be unique"),
+            );
+        }
+        if let Some(l) = check_listener(&mut r, i, t, &mut binds) {
+            listeners.push(l);
+        }
+    }
+    // In file order, whatever order the checks ran in.
+    r.errors.sort_by_key(|e| (e.line, e.column));
+    r.warnings.sort_by_key(|e| (e.line, e.column));
+    if r.errors.is_empty() {
+        Ok(Config {
+            listeners,
+            warnings: r.warnings,
+        })
+    } else {
+        Err(r.errors)
+    }
+}
+
+/// HAProxy's rule for proxy and server names: letters, digits, `-`, `_`, `.`, `:`.
+pub(crate) fn check_name(r: &mut Report<'_>, name: &Spanned<String>, key: String) {
+    let n = name.get_ref();
+    if n.is_empty() {
+        r.at(name.span(), key, "is empty: give it a name".into());
+    } else if let Some(c) = n
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "-_.:".contains(*c)))
+    {
+        r.at(
+            name.span(),
+            key,
+            format!("{n:?} contains {c:?}: use letters, digits, '-', '_', '.' and ':'"),
+        );
+    }
+}
+
+/// `bind`-like keys: an `IP:port`, unique among everything that listens.
+pub(crate) fn check_bind(
+    r: &mut Report<'_>,
+    bind: &Spanned<String>,
+    key: String,
+    binds: &mut HashMap<SocketAddr, String>,
+) -> Option<SocketAddr> {
+    match bind.get_ref().parse::<SocketAddr>() {
+        Ok(a) => {
+            if let Some(other) = binds.insert(a, key.clone()) {
+                r.at(
+                    bind.span(),
+                    key,
+                    format!("{a} is already bound by {other}: each address and port once"),
+                );
+            }
+            Some(a)
+        }
+        Err(_) => {
+            r.at(
+                bind.span(),
+                key,
+                format!(
+                    "{:?} is not IP:port: write e.g. \"127.0.0.1:8080\" or \"[::]:443\"",
+                    bind.get_ref()
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// A count that must fit a u32 and be at least `min`.
+pub(crate) fn count_of(
+    r: &mut Report<'_>,
+    v: &Spanned<i64>,
+    key: String,
+    min: u32,
+    hint: &str,
+) -> Option<u32> {
+    match u32::try_from(*v.get_ref()) {
+        Ok(n) if n >= min => Some(n),
+        _ => {
+            r.at(
+                v.span(),
+                key,
+                format!("{}: at least {min}{hint}", v.get_ref()),
+            );
+            None
+        }
+    }
+}
+
+fn check_listener(
+    r: &mut Report<'_>,
+    i: usize,
+    t: &ListenToml,
+    binds: &mut HashMap<SocketAddr, String>,
+) -> Option<Listener> {
+    let key = |k: &str| format!("listen[{i}].{k}");
+    let before = r.errors.len();
+    check_name(r, &t.name, key("name"));
+    let bind = check_bind(r, &t.bind, key("bind"), binds);
+    let mode = match t.mode.as_ref().map(|m| (m, m.get_ref().as_str())) {
+        None | Some((_, "tcp")) => Mode::Tcp,
+        Some((_, "http")) => Mode::Http,
+        Some((m, other)) => {
+            r.at(
+                m.span(),
+                key("mode"),
+                format!("{other:?}: \"http\" or \"tcp\""),
+            );
+            Mode::Http
+        }
+    };
+    let http_only = |r: &mut Report<'_>, span: Range<usize>, k: &str, what: String| {
+        if mode == Mode::Tcp {
+            r.at(
+                span,
+                key(k),
+                format!("{what} needs mode = \"http\" (this listener is in tcp mode)"),
+            );
+        }
+    };
+    let tls = t.tls.as_ref().map(|tls| check_tls(r, tls.get_ref(), &key));
+    let redirect_https = t.redirect_https.as_ref().is_some_and(|v| *v.get_ref());
+    if let Some(v) = t.redirect_https.as_ref().filter(|v| *v.get_ref()) {
+        http_only(r, v.span(), "redirect_https", "redirect_https".into());
+        if tls.is_some() {
+            r.at(
+                v.span(),
+                key("redirect_https"),
+                "this listener already speaks TLS: redirect_https belongs on the plain-HTTP listener (remove it here)".into(),
+            );
+        }
+    }
+    let balance = match &t.balance {
+        None => Balance::RoundRobin,
+        Some(b) => match Balance::parse(b.get_ref()) {
+            Ok(balance) => {
+                if balance.needs_http() {
+                    http_only(
+                        r,
+                        b.span(),
+                        "balance",
+                        format!("balance = {:?}", b.get_ref()),
+                    );
+                }
+                balance
+            }
+            Err(e) => {
+                r.at(b.span(), key("balance"), e);
+                Balance::RoundRobin
+            }
+        },
+    };
+    let cookie = t.cookie.as_ref().map(|c| {
+        http_only(r, c.span(), "cookie", "cookie stickiness".into());
+        let name = c.get_ref();
+        if name.is_empty() || !name.bytes().all(is_cookie_name_byte) {
+            r.at(
+                c.span(),
+                key("cookie"),
+                format!("{name:?} is not a cookie name: use letters, digits and -_.!#$%&'*+^`|~"),
+            );
+        }
+        name.clone()
+    });
+    let check = t.check.as_ref().and_then(|c| health::check(r, c, &key));
+    let retries = t.retries.as_ref().map_or(Some(DEFAULT_RETRIES), |v| {
+        count_of(r, v, key("retries"), 0, "")
+    });
+    let redispatch = t.redispatch.as_ref().is_some_and(|v| *v.get_ref());
+    if let (Some(v), Some(0)) = (t.redispatch.as_ref().filter(|v| *v.get_ref()), retries) {
+        r.warn(
+            v.span(),
+            key("redispatch"),
+            "has no effect with retries = 0: redispatch moves a retry to another server".into(),
+        );
+    }
+    let timeouts = check_timeouts(r, t.timeouts.as_ref(), &key);
+    let maxconn = t.maxconn.as_ref().map_or(Some(DEFAULT_MAXCONN), |v| {
+        count_of(r, v, key("maxconn"), 1, "")
+    });
+    let servers = servers::check(
+        r,
+        &servers::Around {
+            index: i,
+            listener: &t.name,
+            servers: t.servers.as_ref(),
+            redirect_only: redirect_https,
+            balance: &balance,
+        },
+    );
+    let stats = t
+        .stats
+        .as_ref()
+        .and_then(|s| stats::check(r, s, key("stats"), binds));
+    if r.errors.len() != before {
+        return None;
+    }
+    Some(Listener {
+        name: t.name.get_ref().clone(),
+        bind: bind?,
+        mode,
+        tls,
+        redirect_https,
+        balance,
+        cookie,
+        check,
+        retries: retries?,
+        redispatch,
+        timeouts,
+        maxconn: maxconn?,
+        servers,
+        stats,
+    })
+}
+
+/// RFC 6265's `token`: what a cookie name may hold.
+fn is_cookie_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+fn check_tls(r: &mut Report<'_>, t: &TlsToml, key: &dyn Fn(&str) -> String) -> TlsFiles {
+    for (k, v) in [("tls.cert", &t.cert), ("tls.key", &t.key)] {
+        let path = v.get_ref();
+        if path.is_empty() {
+            r.at(
+                v.span(),
+                key(k),
+                "is empty: give the PEM file's path".into(),
+            );
+        } else if !std::path::Path::new(path).is_file() {
+            // Read at start; the file may be checked on another host than the one it runs on.
+            r.warn(
+                v.span(),
+                key(k),
+                format!("{path:?} is not a file here: lbd will not start until it is"),
+            );
+        }
+    }
+    TlsFiles {
+        cert: t.cert.get_ref().into(),
+        key: t.key.get_ref().into(),
+    }
+}
+
+fn check_timeouts(
+    r: &mut Report<'_>,
+    t: Option<&TimeoutsToml>,
+    key: &dyn Fn(&str) -> String,
+) -> Timeouts {
+    let mut get = |v: Option<&Option<Spanned<String>>>, k: &str, default: Duration| {
+        let Some(v) = v else { return default };
+        let d = duration_of(r, v, key(&format!("timeouts.{k}")), default);
+        if let (Some(s), true) = (v, d.is_zero()) {
+            r.at(
+                s.span(),
+                key(&format!("timeouts.{k}")),
+                "is zero: a timeout must be positive (leave it out for the default)".into(),
+            );
+        }
+        d
+    };
+    let connect = get(t.map(|t| &t.connect), "connect", DEFAULT_CONNECT_TIMEOUT);
+    let client = get(t.map(|t| &t.client), "client", DEFAULT_IDLE_TIMEOUT);
+    let server = get(t.map(|t| &t.server), "server", DEFAULT_IDLE_TIMEOUT);
+    let http_request = get(t.map(|t| &t.http_request), "http_request", client);
+    let queue = get(t.map(|t| &t.queue), "queue", connect);
+    Timeouts {
+        connect,
+        client,
+        server,
+        http_request,
+        queue,
+    }
+}
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;
