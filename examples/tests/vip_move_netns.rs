@@ -157,17 +157,9 @@ impl Drop for Lab {
 
 /// tshark's fields for the frames of `filter` in `pcap`.
 fn tshark(pcap: &Path, filter: &str, fields: &[&str]) -> Vec<String> {
-    let mut cmd = Command::new("tshark");
-    cmd.args(["-n", "-r"])
-        .arg(pcap)
-        .args(["-Y", filter, "-T", "fields"]);
-    for f in fields {
-        cmd.args(["-e", f]);
-    }
-    let out = cmd.output().expect("tshark runs");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_owned)
+    lab::vrrp::tshark(pcap, filter, fields)
+        .iter()
+        .map(|f| f.join("\t"))
         .collect()
 }
 

@@ -73,6 +73,18 @@ fn check_reports_every_mistake_with_file_line_and_exits_non_zero() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read /nonexistent/vrrpd.toml"));
 }
 
+/// vrrpd on `config` as user nobody, with `capabilities` (setpriv's flags) only.
+fn vrrpd_as_nobody(config: &std::path::Path, capabilities: &[&str]) -> std::process::Output {
+    Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .args(capabilities)
+        .arg(env!("CARGO_BIN_EXE_vrrpd"))
+        .arg("--config")
+        .arg(config)
+        .output()
+        .expect("setpriv runs")
+}
+
 #[test]
 fn without_its_capabilities_it_refuses_to_start_naming_the_missing_one() {
     let test = "without_its_capabilities_it_refuses_to_start_naming_the_missing_one";
@@ -84,19 +96,7 @@ fn without_its_capabilities_it_refuses_to_start_naming_the_missing_one() {
         "[[instance]]\nname = \"VI_1\"\ninterface = \"lo\"\nvrid = 51\nvirtual_addresses = [\"10.99.0.200/24\"]\nunicast_source = \"127.0.0.1\"\n",
     );
     // As nobody, every capability dropped.
-    let out = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-            "--bounding-set=-all",
-        ])
-        .arg(env!("CARGO_BIN_EXE_vrrpd"))
-        .arg("--config")
-        .arg(&config)
-        .output()
-        .expect("setpriv runs");
+    let out = vrrpd_as_nobody(&config, &["--inh-caps=-all", "--bounding-set=-all"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -109,20 +109,14 @@ fn without_its_capabilities_it_refuses_to_start_naming_the_missing_one() {
     );
     // With CAP_NET_RAW alone it would open its sockets, win, and fail to add the address:
     // it refuses at start instead, naming CAP_NET_ADMIN.
-    let out = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
+    let out = vrrpd_as_nobody(
+        &config,
+        &[
             "--inh-caps=-all,+net_raw",
             "--ambient-caps=-all,+net_raw",
             "--bounding-set=-all,+net_raw",
-        ])
-        .arg(env!("CARGO_BIN_EXE_vrrpd"))
-        .arg("--config")
-        .arg(&config)
-        .output()
-        .expect("setpriv runs");
+        ],
+    );
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

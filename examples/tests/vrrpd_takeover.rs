@@ -9,11 +9,11 @@
 
 mod lab;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 
-use lab::vrrp::{Lab, Mode};
+use lab::vrrp::{Capture, Lab, Mode, tshark};
 
 fn mode(centis: u32) -> Mode {
     Mode {
@@ -32,73 +32,12 @@ fn master_down_interval(centis: u32) -> f64 {
     3.0 * interval + (256.0 - 100.0) * interval / 256.0
 }
 
-fn tshark(pcap: &Path, filter: &str) -> Vec<f64> {
-    let out = Command::new("tshark")
-        .args(["-n", "-r"])
-        .arg(pcap)
-        .args(["-Y", filter, "-T", "fields", "-e", "frame.time_epoch"])
-        .output()
-        .expect("tshark runs");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
+/// The capture times of the frames matching `filter` in `pcap`.
+fn times(pcap: &Path, filter: &str) -> Vec<f64> {
+    tshark(pcap, filter, &["frame.time_epoch"])
+        .iter()
+        .filter_map(|f| f.first()?.trim().parse().ok())
         .collect()
-}
-
-/// A capture on the lab's bridge, stopped on drop.
-struct Capture {
-    child: Child,
-    file: PathBuf,
-}
-
-impl Capture {
-    fn start(lab: &Lab, name: &str) -> Capture {
-        let file = lab.dir.join(format!("{name}.pcap"));
-        let _ = std::fs::remove_file(&file);
-        let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &lab.ns("sw"),
-                "tshark",
-                "-n",
-                "-q",
-                "-i",
-                "br0",
-            ])
-            .args(["-f", "vrrp or arp", "-w"])
-            .arg(&file)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("tshark starts");
-        // tshark writes the file's header once it captures.
-        let started = Instant::now();
-        while std::fs::metadata(&file).map_or(0, |m| m.len()) == 0 {
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "tshark did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        std::thread::sleep(Duration::from_millis(300));
-        Capture { child, file }
-    }
-
-    fn stop(mut self) -> PathBuf {
-        let _ = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
-        self.file.clone()
-    }
-}
-
-impl Drop for Capture {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// One takeover by a `backup` ("vrrpd" or "keepalived") Backup: the time from its Master_Down
@@ -114,7 +53,13 @@ fn takeover(netlab: &Path, backup: &str, centis: u32, run: usize) -> f64 {
     }
     lab.wait_vip("h1", "h2", m.election());
     std::thread::sleep(Duration::from_millis(500));
-    let capture = Capture::start(&lab, &format!("{backup}-{centis}-{run}"));
+    let capture = Capture::start(
+        &lab,
+        "sw",
+        "br0",
+        "vrrp or arp",
+        &format!("{backup}-{centis}-{run}"),
+    );
     // A host crash: the daemon dies and its address with it.
     lab.crash(master);
     let _ = Command::new("ip")
@@ -123,11 +68,11 @@ fn takeover(netlab: &Path, backup: &str, centis: u32, run: usize) -> f64 {
     lab.wait_vip("h2", "h1", m.election());
     std::thread::sleep(Duration::from_millis(300));
     let pcap = capture.stop();
-    let last_advert = tshark(&pcap, "vrrp && ip.src == 10.99.0.11")
+    let last_advert = times(&pcap, "vrrp && ip.src == 10.99.0.11")
         .last()
         .copied()
         .unwrap_or_else(|| panic!("no advert of h1 in {}", pcap.display()));
-    let garp = tshark(
+    let garp = times(
         &pcap,
         "arp && arp.src.proto_ipv4 == 10.99.0.200 && arp.dst.proto_ipv4 == 10.99.0.200",
     )

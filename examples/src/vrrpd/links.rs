@@ -117,22 +117,16 @@ impl Links {
     /// Makes `targets` the ones told of changes from now on, and tells each the state of its
     /// interface now (a router just added, or one whose driver is new, agrees at once).
     pub(super) async fn commit(&self, targets: HashMap<String, Vec<LinkTarget>>) {
-        let mut now = HashMap::new();
+        // An interface not seen yet is read now (`is_up` remembers what it read).
         for name in targets.keys() {
-            let known = lock(&self.shared).up.get(name).copied();
-            let up = match known {
-                Some(up) => up,
-                None => self.is_up(name).await,
-            };
-            now.insert(name.clone(), up);
+            let known = lock(&self.shared).up.contains_key(name);
+            if !known {
+                self.is_up(name).await;
+            }
         }
         let mut s = lock(&self.shared);
         for (name, to) in &targets {
-            let up =
-                s.up.get(name)
-                    .copied()
-                    .or(now.get(name).copied())
-                    .unwrap_or(true);
+            let up = s.up.get(name).copied().unwrap_or(true);
             for t in to {
                 t.tell(up);
             }
