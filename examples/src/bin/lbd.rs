@@ -1,38 +1,55 @@
 //! `lbd`: an HAProxy-class load balancer composed from `lb-core` and `health-check`.
 //!
-//! **Only the configuration check exists so far** (issue 10): `lbd --check --config FILE`
-//! reads the file ([`examples::lbd::config`]), prints every mistake as
-//! `file:line:column: key: message` and exits 1, or prints
-//! `FILE: configuration OK (N listeners, M servers)` and exits 0. Warnings (e.g. a TLS
-//! certificate file missing on this host) go to stderr and do not change the exit code.
+//! `lbd --config FILE` reads the file ([`examples::lbd::config`]), starts every listener and
+//! its health checks ([`examples::lbd::Lbd`]) and runs until SIGTERM or SIGINT, on which it
+//! stops accepting and lets the connections in flight finish for up to `--drain-timeout`
+//! (default 30 s). SIGHUP reads the file again and applies it without dropping established
+//! connections; a file with mistakes is refused (its errors logged) and the running
+//! configuration stays.
 //!
-//! Without `--check`, lbd checks the file the same way and then prints
-//! `lbd: the proxy itself is not implemented yet (issue 10)` to stderr and exits 2.
+//! `lbd --check --config FILE` prints every mistake as `file:line:column: key: message` and
+//! exits 1, or prints `FILE: configuration OK (N listeners, M servers)` and exits 0. Warnings
+//! (e.g. a TLS certificate file missing on this host) go to stderr and do not change the
+//! exit code.
 //!
 //! ```text
+//! lbd --config /etc/ha/lbd.toml           # run
 //! lbd --check --config /etc/ha/lbd.toml   # check the file and exit (1 on errors)
 //! ```
 //!
-//! Exit codes: 0 the file is valid (`--check`), 1 the file has mistakes or cannot be read,
-//! 2 a usage error, or a run without `--check` (not implemented yet).
+//! It runs on one thread by default (as HAProxy's `nbthread 1`); `--threads N` runs N.
+//!
+//! Exit codes: 0 a clean stop (or a valid file with `--check`), 1 the file has mistakes or
+//! cannot be read, or a listener could not start, 2 a usage error.
 
 use std::process::ExitCode;
 
-use examples::lbd::config;
+use std::io::IsTerminal;
+use std::time::Duration;
 
-const USAGE: &str = "usage: lbd --check --config FILE
+use examples::lbd::Lbd;
+use examples::lbd::config::{self, Config};
+use tokio::signal::unix::{SignalKind, signal};
+use tracing::{error, info};
 
-  --config, -f FILE   the configuration (TOML)
-  --check             check the file, print its mistakes with file:line:column, exit
-                      (0: valid, 1: mistakes)
-  --help, -h          this text
+const USAGE: &str = "usage: lbd --config FILE [--check] [--threads N] [--drain-timeout DURATION]
 
-Only --check is implemented so far: the proxy itself is issue 10's next step.";
+  --config, -f FILE          the configuration (TOML)
+  --check                    check the file, print its mistakes with file:line:column, exit
+                             (0: valid, 1: mistakes)
+  --threads N                worker threads (default 1)
+  --drain-timeout DURATION   on SIGTERM/SIGINT (and for listeners a reload replaces), how
+                             long connections in flight may finish (default 30s)
+  --help, -h                 this text
+
+Signals: SIGTERM/SIGINT drain and stop; SIGHUP reloads the file.";
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     let mut path = None;
     let mut check_only = false;
+    let mut threads = 1usize;
+    let mut drain = Duration::from_secs(30);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--config" | "-f" => match args.next() {
@@ -43,6 +60,24 @@ fn main() -> ExitCode {
                 }
             },
             "--check" => check_only = true,
+            "--threads" => match args.next().map(|n| n.parse::<usize>()) {
+                Some(Ok(n)) if n > 0 => threads = n,
+                _ => {
+                    eprintln!("lbd: --threads needs a number of threads, at least 1\n{USAGE}");
+                    return ExitCode::from(2);
+                }
+            },
+            "--drain-timeout" => match args.next().map(|d| examples::duration::parse(&d)) {
+                Some(Ok(d)) => drain = d,
+                Some(Err(e)) => {
+                    eprintln!("lbd: --drain-timeout: {e}\n{USAGE}");
+                    return ExitCode::from(2);
+                }
+                None => {
+                    eprintln!("lbd: --drain-timeout needs a DURATION (e.g. 30s)\n{USAGE}");
+                    return ExitCode::from(2);
+                }
+            },
             "--help" | "-h" => {
                 println!("{USAGE}");
                 return ExitCode::SUCCESS;
@@ -57,20 +92,12 @@ fn main() -> ExitCode {
         eprintln!("lbd: --config FILE is required\n{USAGE}");
         return ExitCode::from(2);
     };
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("lbd: cannot read {path}: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let config = match config::parse(&path, &text) {
+    let config = match load(&path) {
         Ok(c) => c,
-        Err(errors) => {
-            for e in &errors {
-                eprintln!("{e}");
+        Err(lines) => {
+            for line in lines {
+                eprintln!("{line}");
             }
-            eprintln!("lbd: {} error(s) in {path}", errors.len());
             return ExitCode::from(1);
         }
     };
@@ -86,6 +113,95 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    eprintln!("lbd: the proxy itself is not implemented yet (issue 10)");
-    ExitCode::from(2)
+    init_logging();
+    let mut builder = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(threads);
+        b
+    };
+    let runtime = match builder.enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("lbd: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(run(path, config, drain))
+}
+
+/// Reads and checks the file: the config, or the lines to print.
+fn load(path: &str) -> Result<Config, Vec<String>> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| vec![format!("lbd: cannot read {path}: {e}")])?;
+    config::parse(path, &text).map_err(|errors| {
+        let mut lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        lines.push(format!("lbd: {} error(s) in {path}", errors.len()));
+        lines
+    })
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+/// Runs until SIGTERM or SIGINT; SIGHUP reloads.
+async fn run(path: String, config: Config, drain: Duration) -> ExitCode {
+    let (mut term, mut int, mut hup) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) {
+        (Ok(t), Ok(i), Ok(h)) => (t, i, h),
+        _ => {
+            error!("cannot install the signal handlers");
+            return ExitCode::from(1);
+        }
+    };
+    let mut lbd = match Lbd::start(&config) {
+        Ok(l) => l,
+        Err(e) => {
+            error!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    for (name, addr) in lbd.addresses() {
+        info!("listener {name} accepting on {addr}");
+    }
+    info!(
+        "lbd started with {path} ({} listener(s))",
+        config.listeners.len()
+    );
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => match load(&path) {
+                Err(lines) => {
+                    for line in lines {
+                        error!("reload refused: {line}");
+                    }
+                }
+                Ok(new) => match lbd.reload(&new, drain).await {
+                    Ok(r) => info!(
+                        unchanged = ?r.unchanged, tuned = ?r.tuned, restarted = ?r.restarted,
+                        added = ?r.added, removed = ?r.removed, "reloaded {path}"
+                    ),
+                    Err(e) => error!("reload of {path} failed: {e}"),
+                },
+            },
+        }
+    }
+    info!("stopping: draining connections for up to {drain:?}");
+    let reports = lbd.drain(drain).await;
+    let closed: usize = reports.iter().map(|(_, r)| r.closed).sum();
+    info!("stopped ({closed} connection(s) closed at the deadline)");
+    ExitCode::SUCCESS
 }

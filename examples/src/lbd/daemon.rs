@@ -1,0 +1,317 @@
+//! [`Lbd`]: the running balancer: a proxy per listener, a health monitor per checked server,
+//! reload and drain.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use lb_core::Algorithm;
+
+use super::config::{Config, Listener, Mode};
+use super::monitors::{CheckError, Monitors};
+use super::running::{Proxy, Starter, with_algorithm};
+use crate::proxy::{DrainReport, ProxyError, ProxyStats, ServerSettings, TcpProxy, TcpSettings};
+
+/// Why lbd could not start (or reload) a listener.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The proxy could not start (most often: its address is taken).
+    #[error(transparent)]
+    Proxy(#[from] ProxyError),
+    /// A health check could not start.
+    #[error(transparent)]
+    Check(#[from] CheckError),
+    /// What this build cannot run yet.
+    #[error("listener {listener:?}: {what} is not supported yet")]
+    Unsupported {
+        /// The listener.
+        listener: String,
+        /// What it asks for.
+        what: &'static str,
+    },
+}
+
+/// The running balancer.
+pub struct Lbd {
+    listeners: Vec<Running>,
+}
+
+impl std::fmt::Debug for Lbd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lbd")
+            .field(
+                "listeners",
+                &self
+                    .listeners
+                    .iter()
+                    .map(|l| (&l.config.name, l.proxy.local_addr()))
+                    .collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+/// One listener: its configuration, its proxy, its servers' checks.
+struct Running {
+    config: Listener,
+    proxy: Box<dyn Proxy>,
+    monitors: Monitors,
+}
+
+/// What a reload did, by listener name.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Reloaded {
+    /// Listeners the new file leaves as they were.
+    pub unchanged: Vec<String>,
+    /// Listeners whose servers got new weights or limits, applied in place (connections and
+    /// counters kept).
+    pub tuned: Vec<String>,
+    /// Listeners started anew: the old proxy drains its connections in the background.
+    pub restarted: Vec<String>,
+    /// Listeners new in the file.
+    pub added: Vec<String>,
+    /// Listeners gone from the file: they drain in the background.
+    pub removed: Vec<String>,
+}
+
+impl Lbd {
+    /// Starts every listener of `config` and its health checks.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime with IO and time enabled.
+    pub fn start(config: &Config) -> Result<Lbd, StartError> {
+        let mut listeners = Vec::with_capacity(config.listeners.len());
+        for listener in &config.listeners {
+            listeners.push(Running::start(listener)?);
+        }
+        Ok(Lbd { listeners })
+    }
+
+    /// The listeners' names and the addresses they accept on, in file order.
+    pub fn addresses(&self) -> Vec<(String, SocketAddr)> {
+        self.listeners
+            .iter()
+            .map(|l| (l.config.name.clone(), l.proxy.local_addr()))
+            .collect()
+    }
+
+    /// Every listener's counters now, in file order.
+    pub fn stats(&self) -> Vec<ProxyStats> {
+        self.listeners.iter().map(|l| l.proxy.stats()).collect()
+    }
+
+    /// The last health-check status of server `server` of listener `listener`.
+    pub fn check_status(&self, listener: &str, server: &str) -> Option<health_check::Status> {
+        self.listeners
+            .iter()
+            .find(|l| l.config.name == listener)
+            .and_then(|l| l.monitors.status(server))
+    }
+
+    /// Applies a new configuration without dropping established connections: a listener whose
+    /// servers only changed weight or `maxconn` is changed in place; a listener changed in any
+    /// other way starts anew on its address while the old one finishes its connections (up to
+    /// `drain`); removed listeners drain; new ones start.
+    ///
+    /// On an error the listeners handled before it are in their new state, the others in
+    /// their old one.
+    pub async fn reload(
+        &mut self,
+        config: &Config,
+        drain: Duration,
+    ) -> Result<Reloaded, StartError> {
+        let mut report = Reloaded::default();
+        let mut old: Vec<Option<Running>> = std::mem::take(&mut self.listeners)
+            .into_iter()
+            .map(Some)
+            .collect();
+        let mut result = Ok(());
+        for new in &config.listeners {
+            let found = old
+                .iter()
+                .position(|r| r.as_ref().is_some_and(|r| r.config.name == new.name));
+            let Some(mut running) = found.and_then(|i| old[i].take()) else {
+                match Running::start(new) {
+                    Ok(running) => {
+                        report.added.push(new.name.clone());
+                        self.listeners.push(running);
+                    }
+                    Err(e) => {
+                        result = Err(e);
+                        break;
+                    }
+                }
+                continue;
+            };
+            if running.config == *new {
+                report.unchanged.push(new.name.clone());
+                self.listeners.push(running);
+            } else if only_tuned(&running.config, new) {
+                let backends = running.proxy.backends();
+                for server in &new.servers {
+                    backends.set_weight(&server.name, server.weight);
+                    backends.set_maxconn(&server.name, server.maxconn);
+                }
+                running.config = new.clone();
+                report.tuned.push(new.name.clone());
+                self.listeners.push(running);
+            } else {
+                let name = new.name.clone();
+                let same_address = running.config.bind == new.bind;
+                let draining = tokio::spawn(running.drain(drain));
+                // The old listener closes its socket as the drain starts; the new one binds
+                // the same address right after.
+                match Running::start_retrying(new, same_address).await {
+                    Ok(started) => {
+                        report.restarted.push(name);
+                        self.listeners.push(started);
+                    }
+                    Err(e) => {
+                        tracing::error!(listener = %name, "reload: {e}; the listener is stopped");
+                        result = Err(e);
+                        break;
+                    }
+                }
+                drop(draining);
+            }
+        }
+        // Whatever the new file dropped (or, after an error, left unhandled) drains.
+        for gone in old.into_iter().flatten() {
+            if result.is_ok() {
+                report.removed.push(gone.config.name.clone());
+                tokio::spawn(gone.drain(drain));
+            } else {
+                self.listeners.push(gone);
+            }
+        }
+        result.map(|()| report)
+    }
+
+    /// Stops accepting on every listener and lets the connections in flight finish, for up
+    /// to `deadline`; returns what each listener saw.
+    pub async fn drain(self, deadline: Duration) -> Vec<(String, DrainReport)> {
+        let mut drains = Vec::with_capacity(self.listeners.len());
+        for running in self.listeners {
+            let name = running.config.name.clone();
+            drains.push((name, tokio::spawn(running.drain(deadline))));
+        }
+        let mut reports = Vec::with_capacity(drains.len());
+        for (name, drain) in drains {
+            if let Ok(report) = drain.await {
+                reports.push((name, report));
+            }
+        }
+        reports
+    }
+}
+
+/// Whether `new` differs from `old` only in its servers' weights and limits.
+fn only_tuned(old: &Listener, new: &Listener) -> bool {
+    let same_servers = old.servers.len() == new.servers.len()
+        && old
+            .servers
+            .iter()
+            .zip(&new.servers)
+            .all(|(a, b)| a.name == b.name && a.addr == b.addr && a.tls == b.tls);
+    let mut rest = new.clone();
+    rest.servers = old.servers.clone();
+    same_servers && rest == *old
+}
+
+impl Running {
+    fn start(config: &Listener) -> Result<Running, StartError> {
+        let proxy = match config.mode {
+            Mode::Tcp if config.tls.is_some() => {
+                return Err(StartError::Unsupported {
+                    listener: config.name.clone(),
+                    what: "TLS termination in tcp mode",
+                });
+            }
+            Mode::Tcp => with_algorithm(&config.balance, StartTcp(tcp_settings(config)))?,
+            Mode::Http => {
+                return Err(StartError::Unsupported {
+                    listener: config.name.clone(),
+                    what: "mode = \"http\"",
+                });
+            }
+        };
+        let monitors = Monitors::start(config, proxy.backends())?;
+        Ok(Running {
+            config: config.clone(),
+            proxy,
+            monitors,
+        })
+    }
+
+    /// Starts `config`; when `busy_for_a_moment`, an address still held by the listener
+    /// being replaced is tried again for up to a second.
+    async fn start_retrying(
+        config: &Listener,
+        busy_for_a_moment: bool,
+    ) -> Result<Running, StartError> {
+        let give_up = tokio::time::Instant::now() + Duration::from_secs(1);
+        loop {
+            match Running::start(config) {
+                Err(StartError::Proxy(ProxyError::Bind { source, .. }))
+                    if busy_for_a_moment
+                        && source.kind() == std::io::ErrorKind::AddrInUse
+                        && tokio::time::Instant::now() < give_up =>
+                {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn drain(self, deadline: Duration) -> DrainReport {
+        let name = self.config.name.clone();
+        drop(self.monitors);
+        let report = self.proxy.drain(deadline).await;
+        tracing::info!(
+            listener = %name,
+            in_flight = report.in_flight,
+            closed_at_deadline = report.closed,
+            took_ms = report.took.as_millis() as u64,
+            "drained"
+        );
+        report
+    }
+}
+
+/// The TCP proxy's settings for `config`.
+fn tcp_settings(config: &Listener) -> TcpSettings {
+    let servers = config
+        .servers
+        .iter()
+        .map(|s| ServerSettings {
+            name: s.name.clone(),
+            addr: s.addr,
+            weight: s.weight,
+            maxconn: s.maxconn,
+        })
+        .collect();
+    let mut settings = TcpSettings::new(config.name.clone(), config.bind, servers);
+    settings.retries = config.retries;
+    settings.redispatch = config.redispatch;
+    // HAProxy's turn-around timer before retrying the same server.
+    settings.retry_delay = config.timeouts.connect.min(Duration::from_secs(1));
+    settings.timeouts = crate::proxy::Timeouts {
+        connect: config.timeouts.connect,
+        client: config.timeouts.client,
+        server: config.timeouts.server,
+        queue: config.timeouts.queue,
+    };
+    settings.maxconn = config.maxconn;
+    // HAProxy's listen backlog defaults to the frontend's maxconn.
+    settings.backlog = config.maxconn.clamp(128, 65_535);
+    settings
+}
+
+struct StartTcp(TcpSettings);
+
+impl Starter for StartTcp {
+    fn start<A: Algorithm>(self, algorithm: A) -> Result<Box<dyn Proxy>, ProxyError> {
+        Ok(Box::new(TcpProxy::start(self.0, algorithm)?))
+    }
+}

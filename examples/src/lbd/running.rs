@@ -1,0 +1,104 @@
+//! One listener at run time, whatever its mode and algorithm: the proxies are generic over
+//! their `lb-core` algorithm, the daemon holds them behind [`Proxy`].
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use lb_core::{
+    Algorithm, BackendSet, ConsistentHash, First, Health, LeastConnections, PowerOfTwoChoices,
+    Random, RoundRobin, StaticRoundRobin,
+};
+
+use super::balance::Balance;
+use crate::proxy::{DrainReport, ProxyError, ProxyStats, TcpProxy};
+
+/// A running proxy as the daemon sees it.
+pub(crate) trait Proxy: Send + Sync {
+    /// The address it accepts on.
+    fn local_addr(&self) -> SocketAddr;
+    /// Its counters now.
+    fn stats(&self) -> ProxyStats;
+    /// Its servers' state in the balancer.
+    fn backends(&self) -> Arc<dyn Backends>;
+    /// Stops accepting, lets the connections finish up to `deadline`.
+    fn drain(
+        self: Box<Self>,
+        deadline: Duration,
+    ) -> Pin<Box<dyn Future<Output = DrainReport> + Send>>;
+}
+
+impl<A: Algorithm> Proxy for TcpProxy<A> {
+    fn local_addr(&self) -> SocketAddr {
+        TcpProxy::local_addr(self)
+    }
+
+    fn stats(&self) -> ProxyStats {
+        TcpProxy::stats(self)
+    }
+
+    fn backends(&self) -> Arc<dyn Backends> {
+        TcpProxy::backends(self).clone()
+    }
+
+    fn drain(
+        self: Box<Self>,
+        deadline: Duration,
+    ) -> Pin<Box<dyn Future<Output = DrainReport> + Send>> {
+        Box::pin(TcpProxy::drain(*self, deadline))
+    }
+}
+
+/// A proxy's servers as the health checks and a reload change them.
+pub(crate) trait Backends: Send + Sync {
+    /// A health check's verdict on server `name`: down takes it out of rotation at once
+    /// (connections on it go on).
+    fn set_health(&self, name: &str, up: bool);
+    /// A new weight for server `name` (reload).
+    fn set_weight(&self, name: &str, weight: u32);
+    /// A new connection limit for server `name` (reload).
+    fn set_maxconn(&self, name: &str, maxconn: Option<u32>);
+}
+
+// Every configured server is in its proxy's set, so the updates below cannot miss; a miss
+// would be a server of an older configuration, with nothing left to change.
+impl<A: Algorithm> Backends for BackendSet<String, A> {
+    fn set_health(&self, name: &str, up: bool) {
+        let health = if up { Health::Up } else { Health::Down };
+        let _ = BackendSet::set_health(self, &name.to_owned(), health);
+    }
+
+    fn set_weight(&self, name: &str, weight: u32) {
+        let _ = BackendSet::set_weight(self, &name.to_owned(), weight);
+    }
+
+    fn set_maxconn(&self, name: &str, maxconn: Option<u32>) {
+        let _ = BackendSet::set_maxconn(self, &name.to_owned(), maxconn);
+    }
+}
+
+/// Something that starts a proxy once it is given its algorithm.
+pub(crate) trait Starter {
+    /// Starts the proxy with `algorithm`.
+    fn start<A: Algorithm>(self, algorithm: A) -> Result<Box<dyn Proxy>, ProxyError>;
+}
+
+/// Starts `starter` with the lb-core algorithm that runs `balance`.
+pub(crate) fn with_algorithm<S: Starter>(
+    balance: &Balance,
+    starter: S,
+) -> Result<Box<dyn Proxy>, ProxyError> {
+    match balance {
+        Balance::RoundRobin => starter.start(RoundRobin),
+        Balance::StaticRoundRobin => starter.start(StaticRoundRobin),
+        Balance::LeastConnections => starter.start(LeastConnections),
+        // The key (source address, URI, header) is the proxy's business: the algorithm only
+        // hashes what it is given.
+        Balance::ConsistentHash(_) => starter.start(ConsistentHash::new()),
+        Balance::Random => starter.start(Random),
+        Balance::First => starter.start(First),
+        Balance::PowerOfTwoChoices => starter.start(PowerOfTwoChoices::in_flight()),
+    }
+}

@@ -1,0 +1,215 @@
+//! The `lbd` binary in `mode = "tcp"`, run on the shipped configurations (moved to free
+//! loopback ports) in front of real HTTP backends: round robin, source hashing, a server
+//! stopped under load (health check + redispatch: no client sees it), SIGHUP reload with a
+//! connection open, SIGTERM drain with a request in flight, and a broken file on reload.
+
+mod lbdlab;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use lbdlab::{Backend, Client, Lbd, Ports, get, load};
+use tokio::net::{TcpSocket, TcpStream};
+
+const WAIT: Duration = Duration::from_secs(5);
+
+async fn backends(ports: &Ports) -> Vec<Backend> {
+    let mut all = Vec::new();
+    for (i, addr) in ports.servers.iter().enumerate() {
+        all.push(Backend::start(&format!("s{}", i + 1), *addr).await);
+    }
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_rr_spreads_connections_evenly_over_the_three_servers() {
+    let ports = Ports::new();
+    let servers = backends(&ports).await;
+    let _lbd = Lbd::start(&ports.config("tcp_rr"));
+    let mut answers: HashMap<String, usize> = HashMap::new();
+    for _ in 0..30 {
+        let body = get(ports.listen, "/").await.expect("an answer through lbd");
+        *answers.entry(body).or_default() += 1;
+    }
+    for s in &servers {
+        assert_eq!(answers.get(&s.name), Some(&10), "{answers:?}");
+    }
+}
+
+/// One request from a client bound to `source` (any 127/8 address is on loopback).
+async fn get_from(source: &str, addr: std::net::SocketAddr) -> String {
+    let socket = TcpSocket::new_v4().expect("a socket");
+    socket
+        .bind(format!("{source}:0").parse().expect("an address"))
+        .expect("bind to a loopback source");
+    let mut stream = socket.connect(addr).await.expect("connects to lbd");
+    Client::default()
+        .get(&mut stream, "/", &[("Connection", "close")])
+        .await
+        .expect("an answer through lbd")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_source_sends_each_client_address_to_one_server() {
+    let ports = Ports::new();
+    let _servers = backends(&ports).await;
+    let _lbd = Lbd::start(&ports.config("tcp_source"));
+    let mut seen: HashMap<String, String> = HashMap::new();
+    let mut used = std::collections::HashSet::new();
+    for n in 1..=24 {
+        let source = format!("127.0.{n}.1");
+        let first = get_from(&source, ports.listen).await;
+        for _ in 0..3 {
+            assert_eq!(get_from(&source, ports.listen).await, first, "{source}");
+        }
+        used.insert(first.clone());
+        seen.insert(source, first);
+    }
+    assert_eq!(
+        used.len(),
+        3,
+        "24 addresses hash onto every server: {seen:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hc_tcp_hides_a_server_stopped_under_load_and_logs_it_down_then_up() {
+    let ports = Ports::new();
+    let servers = backends(&ports).await;
+    let lbd = Lbd::start(&ports.config("hc_tcp"));
+    // Let every server pass its first checks (rise 2 at 200 ms).
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let run = tokio::spawn(load(ports.listen, 20, Duration::from_secs(3)));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let stopped = Instant::now();
+    servers[1].stop();
+    let down = lbd
+        .logged(
+            &format!("backend hc_tcp server s2 {} marked down", ports.servers[1]),
+            WAIT,
+        )
+        .await;
+    let detected = stopped.elapsed();
+    let (answers, failures) = run.await.expect("the load");
+    assert!(
+        failures.is_empty(),
+        "{} failures: {failures:?}",
+        failures.len()
+    );
+    assert!(answers.get("s2").copied().unwrap_or(0) > 0, "{answers:?}");
+    assert!(answers.values().sum::<usize>() > 300, "{answers:?}");
+    // interval 200 ms, fall 2: down after two failed checks.
+    assert!(
+        detected < Duration::from_millis(800),
+        "{detected:?}: {down}"
+    );
+    assert!(down.contains("2 of 3 servers up"), "{down}");
+    // Back: rise 2.
+    let again = Backend::start("s2", ports.servers[1]).await;
+    let up = lbd
+        .logged(
+            &format!("backend hc_tcp server s2 {} marked up", ports.servers[1]),
+            WAIT,
+        )
+        .await;
+    assert!(up.contains("3 of 3 servers up"), "{up}");
+    let mut answers: HashMap<String, usize> = HashMap::new();
+    for _ in 0..9 {
+        *answers
+            .entry(get(ports.listen, "/").await.expect("an answer"))
+            .or_default() += 1;
+    }
+    assert_eq!(answers.get("s2"), Some(&3), "{answers:?}");
+    drop(again);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_applies_new_servers_and_weights_without_dropping_an_open_connection() {
+    let ports = Ports::new();
+    let servers = backends(&ports).await;
+    let config = ports.config("tcp_rr");
+    let lbd = Lbd::start(&config);
+    let mut open = TcpStream::connect(ports.listen).await.expect("connects");
+    let mut client = Client::default();
+    let first = client.get(&mut open, "/", &[]).await.expect("an answer");
+
+    // Weights only: applied in place.
+    let weighted = config.replace(
+        &format!("{{ name = \"s1\", addr = \"{}\" }}", ports.servers[0]),
+        &format!(
+            "{{ name = \"s1\", addr = \"{}\", weight = 0 }}",
+            ports.servers[0]
+        ),
+    );
+    assert_ne!(weighted, config);
+    let line = lbd.reload(&weighted);
+    assert!(line.contains("tuned=[\"tcp_rr\"]"), "{line}");
+    assert_eq!(
+        client.get(&mut open, "/", &[]).await.expect("still open"),
+        first
+    );
+    for _ in 0..6 {
+        assert_ne!(get(ports.listen, "/").await.expect("an answer"), "s1");
+    }
+
+    // A server removed: the listener restarts, the open connection goes on with the old one.
+    let fewer = config.replace(
+        &format!("  {{ name = \"s3\", addr = \"{}\" }},\n", ports.servers[2]),
+        "",
+    );
+    assert_ne!(fewer, config);
+    let line = lbd.reload(&fewer);
+    assert!(line.contains("restarted=[\"tcp_rr\"]"), "{line}");
+    assert_eq!(
+        client.get(&mut open, "/", &[]).await.expect("still open"),
+        first
+    );
+    let mut answers: HashMap<String, usize> = HashMap::new();
+    for _ in 0..10 {
+        *answers
+            .entry(
+                get(ports.listen, "/")
+                    .await
+                    .expect("an answer after the restart"),
+            )
+            .or_default() += 1;
+    }
+    assert_eq!(answers.len(), 2, "s3 is gone: {answers:?}");
+    assert!(!answers.contains_key("s3"), "{answers:?}");
+
+    // A broken file: refused with its place, the running configuration stays.
+    let before = lbd.log().len();
+    std::fs::write(&lbd.config, "[[listen]]\nname = 1\n").expect("rewrite");
+    lbd.signal("HUP");
+    let refused = lbd.wait_for_log_after(before, "reload refused", WAIT);
+    assert!(refused.contains("lbd.toml:2:"), "{refused}");
+    assert!(get(ports.listen, "/").await.is_ok());
+    drop(servers);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_a_request_in_flight_finish_and_refuses_new_clients() {
+    let ports = Ports::new();
+    let _servers = backends(&ports).await;
+    let mut lbd = Lbd::start(&ports.config("tcp_rr"));
+    let slow = tokio::spawn(async move {
+        let mut stream = TcpStream::connect(ports.listen).await.expect("connects");
+        Client::default()
+            .get(&mut stream, "/slow", &[("Connection", "close")])
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    lbd.signal("TERM");
+    lbd.wait_for_log("stopping: draining", WAIT);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        TcpStream::connect(ports.listen).await.is_err(),
+        "a draining lbd accepts no new client"
+    );
+    let answer = slow.await.expect("the slow client");
+    assert!(answer.is_ok(), "{answer:?}");
+    let status = lbd.wait(WAIT);
+    assert!(status.success(), "{status:?}");
+    let stopped = lbd.wait_for_log("stopped", WAIT);
+    assert!(stopped.contains("0 connection(s) closed"), "{stopped}");
+}
