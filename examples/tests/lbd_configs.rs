@@ -100,14 +100,26 @@ fn every_broken_file_is_refused_with_each_mistake_at_its_line() {
 }
 
 #[test]
-fn without_check_it_says_the_proxy_is_not_there_yet_and_exits_2() {
-    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/http_rr.toml");
+fn a_taken_address_a_missing_file_and_bad_arguments_each_say_what_is_wrong() {
+    // A listener whose address is taken: lbd names it and exits 1.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let addr = taken.local_addr().expect("its address");
+    let dir = std::env::temp_dir().join(format!("lbd-taken-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temp dir");
+    let file = dir.join("lbd.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[[listen]]\nname = \"web\"\nbind = \"{addr}\"\nservers = [{{ name = \"a\", addr = \"127.0.0.1:9\" }}]\n"
+        ),
+    )
+    .expect("write");
     let out = lbd(&["--config", file.to_str().expect("UTF-8")]);
-    assert_eq!(out.status.code(), Some(2));
-    assert_eq!(
-        String::from_utf8_lossy(&out.stderr),
-        "lbd: the proxy itself is not implemented yet (issue 10)\n"
-    );
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&addr.to_string()), "{stderr}");
+    assert!(stderr.contains("in use"), "{stderr}");
 
     let out = lbd(&["--check", "--config", "/nonexistent/lbd.toml"]);
     assert_eq!(out.status.code(), Some(1));
