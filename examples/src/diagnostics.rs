@@ -45,6 +45,23 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// Reads `path` and checks it with `parse` (a daemon's `config::parse`): the configuration, or
+/// the lines a daemon prints before it exits 1 (`DAEMON: cannot read ...`, or every mistake as
+/// `file:line:column: key: message` then `DAEMON: N error(s) in FILE`).
+pub fn load<T>(
+    daemon: &str,
+    path: &str,
+    parse: impl FnOnce(&str, &str) -> Result<T, Vec<ConfigError>>,
+) -> Result<T, Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| vec![format!("{daemon}: cannot read {path}: {e}")])?;
+    parse(path, &text).map_err(|errors| {
+        let mut lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        lines.push(format!("{daemon}: {} error(s) in {path}", errors.len()));
+        lines
+    })
+}
+
 /// Collects errors and warnings with their positions.
 pub(crate) struct Report<'a> {
     file: &'a str,

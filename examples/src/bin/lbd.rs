@@ -133,13 +133,7 @@ fn main() -> ExitCode {
 
 /// Reads and checks the file: the config, or the lines to print.
 fn load(path: &str) -> Result<Config, Vec<String>> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| vec![format!("lbd: cannot read {path}: {e}")])?;
-    config::parse(path, &text).map_err(|errors| {
-        let mut lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
-        lines.push(format!("lbd: {} error(s) in {path}", errors.len()));
-        lines
-    })
+    examples::diagnostics::load("lbd", path, config::parse)
 }
 
 fn init_logging() {

@@ -77,20 +77,12 @@ fn main() -> ExitCode {
         eprintln!("vrrpd: --config FILE is required");
         return ExitCode::from(2);
     };
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("vrrpd: cannot read {path}: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let config = match config::parse(&path, &text) {
+    let config = match examples::diagnostics::load("vrrpd", &path, config::parse) {
         Ok(c) => c,
-        Err(errors) => {
-            for e in &errors {
-                eprintln!("{e}");
+        Err(lines) => {
+            for line in lines {
+                eprintln!("{line}");
             }
-            eprintln!("vrrpd: {} error(s) in {path}", errors.len());
             return ExitCode::from(1);
         }
     };
