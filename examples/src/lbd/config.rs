@@ -161,6 +161,9 @@ pub struct Server {
     pub maxconn: Option<u32>,
     /// TLS towards it (`tls = true`), and how its certificate is checked.
     pub tls: Option<Verify>,
+    /// The CAs its certificate must lead to (`ca = "/etc/ha/ca.pem"`, a PEM file, HAProxy's
+    /// `ca-file`) with `verify = "required"`; none by default: the system's trust store.
+    pub ca: Option<PathBuf>,
 }
 
 /// How a server's certificate is checked (`verify`), as HAProxy's `verify`.

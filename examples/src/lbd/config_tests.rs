@@ -96,6 +96,7 @@ fn the_design_example_works_as_written() {
                 weight: 1,
                 maxconn: Some(5000),
                 tls: None,
+                ca: None,
             },
             Server {
                 name: "web2".into(),
@@ -103,6 +104,7 @@ fn the_design_example_works_as_written() {
                 weight: 1,
                 maxconn: None,
                 tls: Some(Verify::None),
+                ca: None,
             },
         ]
     );
@@ -385,5 +387,39 @@ fn unknown_keys_missing_keys_and_syntax_errors_name_the_line() {
     assert_eq!(
         errors("# nothing\n"),
         ["lbd.toml:1:1: listen: no [[listen]] section: add one with name, bind and servers"]
+    );
+}
+
+#[test]
+fn a_tls_server_may_name_its_ca_file() {
+    let base = "[[listen]]\nname = \"w\"\nbind = \"127.0.0.1:8080\"\n";
+    let c = parse(
+        "lbd.toml",
+        &format!("{base}servers = [{{ name = \"s1\", addr = \"127.0.0.1:8443\", tls = true, ca = \"/etc/ssl/certs/ca-certificates.crt\" }}]\n"),
+    )
+    .expect("valid");
+    assert_eq!(c.listeners[0].servers[0].tls, Some(Verify::Required));
+    assert_eq!(
+        c.listeners[0].servers[0].ca,
+        Some("/etc/ssl/certs/ca-certificates.crt".into())
+    );
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    assert_eq!(
+        warnings(&format!(
+            "{base}servers = [\n  {{ name = \"s1\", addr = \"127.0.0.1:1\", ca = \"/dev/null\" }},\n  {{ name = \"s2\", addr = \"127.0.0.1:2\", tls = true, verify = \"none\", ca = \"/dev/null\" }},\n  {{ name = \"s3\", addr = \"127.0.0.1:3\", tls = true, ca = \"/nonexistent/ca.pem\" }},\n]\n"
+        )),
+        [
+            "lbd.toml:5:45: listen[0].servers[0].ca: ignored: this server is plain TCP (add tls = true to use TLS)",
+            "lbd.toml:6:74: listen[0].servers[1].ca: ignored: verify = \"none\" checks no certificate (remove ca, or verify)",
+            "lbd.toml:7:57: listen[0].servers[2].ca: \"/nonexistent/ca.pem\" is not a file here: lbd will not start until it is",
+        ]
+    );
+    assert_eq!(
+        errors(&format!(
+            "{base}servers = [{{ name = \"s1\", addr = \"127.0.0.1:1\", tls = true, ca = \"\" }}]\n"
+        )),
+        [
+            "lbd.toml:4:66: listen[0].servers[0].ca: is empty: give the CA PEM file's path (leave ca out for the system's CAs)"
+        ]
     );
 }
