@@ -9,6 +9,7 @@ pub mod config;
 mod health;
 mod servers;
 mod stats;
+mod tls;
 
 pub use balance::Balance;
 pub use health::{HealthCheck, Probe};
