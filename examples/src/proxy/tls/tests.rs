@@ -365,6 +365,13 @@ fn each_mistake_names_the_file_and_the_fix() {
         )),
         "{e}"
     );
+    let bad_key = dir.write("bad.key", &pem("PRIVATE KEY", b"not a key"));
+    let e = server_error(&[(cert.clone(), bad_key.clone())]);
+    assert!(
+        e.starts_with(&format!("{}: unusable private key (", d(&bad_key)))
+            && e.ends_with("): give an RSA, ECDSA (P-256, P-384) or Ed25519 key"),
+        "{e}"
+    );
     assert_eq!(
         server_error(&[]),
         "no certificate: a TLS listener needs at least one { cert, key }"
@@ -414,7 +421,7 @@ fn the_system_bundle_is_where_debian_puts_it() {
 }
 
 #[test]
-fn configs_are_shared_not_rebuilt() {
+fn an_http_listener_offers_h2_first_and_resumes_sessions() {
     let dir = Files::new();
     let files = [dir.leaf("site", &Leaf::self_signed(&["site.test"]))];
     let config: Arc<ServerConfig> = server_config(pairs(&files), Alpn::Http).expect("config");
