@@ -62,6 +62,12 @@ fn the_counts_are_listeners_and_servers() {
             .ends_with("configuration OK (2 listeners, 3 servers)\n"),
         "{out:?}"
     );
+    let out = check(&configs.join("https_sni.toml"));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .ends_with("configuration OK (1 listener, 2 servers)\n"),
+        "{out:?}"
+    );
     let out = check(&configs.join("tls_servers.toml"));
     assert!(
         String::from_utf8_lossy(&out.stdout)

@@ -16,6 +16,19 @@
 //!   { name = "web2", addr = "127.0.0.1:18082", weight = 2 },
 //! ]
 //! stats = { bind = "127.0.0.1:18404", auth = "admin:secret" }
+//!
+//! [[listen]]
+//! name = "https"
+//! bind = "127.0.0.1:18443"
+//! mode = "http"
+//! tls = [
+//!   { cert = "/etc/ha/site.pem", key = "/etc/ha/site.key" },   # the default
+//!   { cert = "/etc/ha/api.pem", key = "/etc/ha/api.key" },     # for api.example.com
+//! ]
+//! servers = [
+//!   { name = "api1", addr = "10.0.0.21:443", tls = true, ca = "/etc/ha/internal-ca.pem" },
+//!   { name = "api2", addr = "10.0.0.22:443", tls = true, verify = "none" },
+//! ]
 //! ```
 //!
 //! Defaults are HAProxy's where HAProxy has one; each field's documentation gives it. The
@@ -27,8 +40,16 @@
 //!   only redirects, so it needs no servers;
 //! - `tls` on a tcp listener is TLS termination in front of a plain TCP stream (HAProxy's
 //!   `bind ... ssl` in `mode tcp`): allowed on purpose;
-//! - the `tls` cert and key files are read when lbd starts; `--check` only warns when they
-//!   are missing, so a file can be checked on another host.
+//! - a listener serving several names lists its certificates, as HAProxy's `crt-list`:
+//!   `tls = [{ cert, key }, { cert, key }, ...]`. Each client gets the certificate whose
+//!   subjectAltName DNS names match the name it asks for (SNI; wildcards cover one label),
+//!   a client asking for no name or an unknown one gets the first. `tls = { cert, key }` is
+//!   the same as a list of one;
+//! - a server with `tls = true` is checked against the system's CAs (`verify = "required"`,
+//!   the default) or its own `ca = "file"` (HAProxy's `ca-file`), or not at all
+//!   (`verify = "none"`); `verify` and `ca` without `tls` are ignored, with a warning;
+//! - the `tls` cert and key files and the servers' `ca` files are read when lbd starts;
+//!   `--check` only warns when they are missing, so a file can be checked on another host.
 //!
 //! [`parse`] does not bind anything or open the TLS files.
 
@@ -87,8 +108,10 @@ pub struct Listener {
     pub bind: SocketAddr,
     /// `"http"` or `"tcp"`; default tcp, as HAProxy's.
     pub mode: Mode,
-    /// TLS termination (`tls = { cert, key }`); none by default.
-    pub tls: Option<TlsFiles>,
+    /// TLS termination: its certificates (`tls = { cert, key }`, or several as
+    /// `tls = [{ cert, key }, ...]`), the first being the default for clients whose server
+    /// name (SNI) no other one holds. Empty (the default): no TLS.
+    pub tls: Vec<TlsFiles>,
     /// Answer every request with a 301 to the same URL over https (default false).
     pub redirect_https: bool,
     /// The algorithm (default `roundrobin`).
@@ -161,6 +184,9 @@ pub struct Server {
     pub maxconn: Option<u32>,
     /// TLS towards it (`tls = true`), and how its certificate is checked.
     pub tls: Option<Verify>,
+    /// The CAs its certificate must lead to (`ca = "/etc/ha/ca.pem"`, a PEM file, HAProxy's
+    /// `ca-file`) with `verify = "required"`; none by default: the system's trust store.
+    pub ca: Option<PathBuf>,
 }
 
 /// How a server's certificate is checked (`verify`), as HAProxy's `verify`.
@@ -188,7 +214,7 @@ struct ListenToml {
     name: Spanned<String>,
     bind: Spanned<String>,
     mode: Option<Spanned<String>>,
-    tls: Option<Spanned<TlsToml>>,
+    tls: Option<Spanned<TlsSpec>>,
     redirect_https: Option<Spanned<bool>>,
     balance: Option<Spanned<String>>,
     cookie: Option<Spanned<String>>,
@@ -199,6 +225,32 @@ struct ListenToml {
     maxconn: Option<Spanned<i64>>,
     servers: Option<Spanned<Vec<Spanned<ServerToml>>>>,
     stats: Option<Spanned<StatsToml>>,
+}
+
+/// `tls = { cert, key }` or `tls = [{ cert, key }, ...]`.
+enum TlsSpec {
+    One(TlsToml),
+    Many(Vec<Spanned<TlsToml>>),
+}
+
+impl<'de> Deserialize<'de> for TlsSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+        struct Either;
+        impl<'de> serde::de::Visitor<'de> for Either {
+            type Value = TlsSpec;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("{ cert = \"FILE\", key = \"FILE\" }, or a list of them")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<TlsSpec, A::Error> {
+                TlsToml::deserialize(MapAccessDeserializer::new(map)).map(TlsSpec::One)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<TlsSpec, A::Error> {
+                Vec::deserialize(SeqAccessDeserializer::new(seq)).map(TlsSpec::Many)
+            }
+        }
+        d.deserialize_any(Either)
+    }
 }
 
 #[derive(Deserialize)]
@@ -369,11 +421,14 @@ fn check_listener(
             );
         }
     };
-    let tls = t.tls.as_ref().map(|tls| check_tls(r, tls.get_ref(), &key));
+    let tls = t
+        .tls
+        .as_ref()
+        .map_or_else(Vec::new, |tls| check_tls(r, tls, &key));
     let redirect_https = t.redirect_https.as_ref().is_some_and(|v| *v.get_ref());
     if let Some(v) = t.redirect_https.as_ref().filter(|v| *v.get_ref()) {
         http_only(r, v.span(), "redirect_https", "redirect_https".into());
-        if tls.is_some() {
+        if !tls.is_empty() {
             r.at(
                 v.span(),
                 key("redirect_https"),
@@ -469,20 +524,55 @@ fn is_cookie_name_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
-fn check_tls(r: &mut Report<'_>, t: &TlsToml, key: &dyn Fn(&str) -> String) -> TlsFiles {
-    for (k, v) in [("tls.cert", &t.cert), ("tls.key", &t.key)] {
+/// A listener's certificates, in order (an empty list has been reported).
+fn check_tls(
+    r: &mut Report<'_>,
+    t: &Spanned<TlsSpec>,
+    key: &dyn Fn(&str) -> String,
+) -> Vec<TlsFiles> {
+    match t.get_ref() {
+        TlsSpec::One(one) => vec![check_cert(r, one, &key("tls"))],
+        TlsSpec::Many(list) => {
+            if list.is_empty() {
+                r.at(
+                    t.span(),
+                    key("tls"),
+                    "is empty: list at least one { cert = \"FILE\", key = \"FILE\" }, or leave tls out for plain TCP/HTTP".into(),
+                );
+            }
+            let mut seen: HashMap<(&str, &str), usize> = HashMap::new();
+            let mut files = Vec::new();
+            for (n, one) in list.iter().enumerate() {
+                let pair = one.get_ref();
+                if let Some(first) = seen.insert((pair.cert.get_ref(), pair.key.get_ref()), n) {
+                    r.warn(
+                        one.span(),
+                        key(&format!("tls[{n}]")),
+                        format!("the same files as tls[{first}]: never chosen (remove it)"),
+                    );
+                }
+                files.push(check_cert(r, pair, &key(&format!("tls[{n}]"))));
+            }
+            files
+        }
+    }
+}
+
+/// One `{ cert, key }` at `prefix` (`listen[0].tls` or `listen[0].tls[1]`).
+fn check_cert(r: &mut Report<'_>, t: &TlsToml, prefix: &str) -> TlsFiles {
+    for (k, v) in [("cert", &t.cert), ("key", &t.key)] {
         let path = v.get_ref();
         if path.is_empty() {
             r.at(
                 v.span(),
-                key(k),
+                format!("{prefix}.{k}"),
                 "is empty: give the PEM file's path".into(),
             );
         } else if !std::path::Path::new(path).is_file() {
             // Read at start; the file may be checked on another host than the one it runs on.
             r.warn(
                 v.span(),
-                key(k),
+                format!("{prefix}.{k}"),
                 format!("{path:?} is not a file here: lbd will not start until it is"),
             );
         }

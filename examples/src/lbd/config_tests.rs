@@ -52,10 +52,10 @@ fn the_design_example_works_as_written() {
     assert_eq!(l.mode, Mode::Http);
     assert_eq!(
         l.tls,
-        Some(TlsFiles {
+        [TlsFiles {
             cert: "/etc/ha/site.pem".into(),
             key: "/etc/ha/site.key".into()
-        })
+        }]
     );
     assert!(!l.redirect_https);
     assert_eq!(l.balance, Balance::RoundRobin);
@@ -96,6 +96,7 @@ fn the_design_example_works_as_written() {
                 weight: 1,
                 maxconn: Some(5000),
                 tls: None,
+                ca: None,
             },
             Server {
                 name: "web2".into(),
@@ -103,6 +104,7 @@ fn the_design_example_works_as_written() {
                 weight: 1,
                 maxconn: None,
                 tls: Some(Verify::None),
+                ca: None,
             },
         ]
     );
@@ -233,7 +235,7 @@ fn tls_termination_is_allowed_in_tcp_mode() {
     )
     .expect("valid");
     assert_eq!(c.listeners[0].mode, Mode::Tcp);
-    assert!(c.listeners[0].tls.is_some());
+    assert_eq!(c.listeners[0].tls.len(), 1);
 }
 
 #[test]
@@ -385,5 +387,100 @@ fn unknown_keys_missing_keys_and_syntax_errors_name_the_line() {
     assert_eq!(
         errors("# nothing\n"),
         ["lbd.toml:1:1: listen: no [[listen]] section: add one with name, bind and servers"]
+    );
+}
+
+#[test]
+fn a_tls_server_may_name_its_ca_file() {
+    let base = "[[listen]]\nname = \"w\"\nbind = \"127.0.0.1:8080\"\n";
+    let c = parse(
+        "lbd.toml",
+        &format!("{base}servers = [{{ name = \"s1\", addr = \"127.0.0.1:8443\", tls = true, ca = \"/etc/ssl/certs/ca-certificates.crt\" }}]\n"),
+    )
+    .expect("valid");
+    assert_eq!(c.listeners[0].servers[0].tls, Some(Verify::Required));
+    assert_eq!(
+        c.listeners[0].servers[0].ca,
+        Some("/etc/ssl/certs/ca-certificates.crt".into())
+    );
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    assert_eq!(
+        warnings(&format!(
+            "{base}servers = [\n  {{ name = \"s1\", addr = \"127.0.0.1:1\", ca = \"/dev/null\" }},\n  {{ name = \"s2\", addr = \"127.0.0.1:2\", tls = true, verify = \"none\", ca = \"/dev/null\" }},\n  {{ name = \"s3\", addr = \"127.0.0.1:3\", tls = true, ca = \"/nonexistent/ca.pem\" }},\n]\n"
+        )),
+        [
+            "lbd.toml:5:45: listen[0].servers[0].ca: ignored: this server is plain TCP (add tls = true to use TLS)",
+            "lbd.toml:6:74: listen[0].servers[1].ca: ignored: verify = \"none\" checks no certificate (remove ca, or verify)",
+            "lbd.toml:7:57: listen[0].servers[2].ca: \"/nonexistent/ca.pem\" is not a file here: lbd will not start until it is",
+        ]
+    );
+    assert_eq!(
+        errors(&format!(
+            "{base}servers = [{{ name = \"s1\", addr = \"127.0.0.1:1\", tls = true, ca = \"\" }}]\n"
+        )),
+        [
+            "lbd.toml:4:66: listen[0].servers[0].ca: is empty: give the CA PEM file's path (leave ca out for the system's CAs)"
+        ]
+    );
+}
+
+#[test]
+fn a_listener_may_list_several_certificates() {
+    let base =
+        format!("[[listen]]\nname = \"w\"\nbind = \"127.0.0.1:8443\"\nmode = \"http\"\n{TWO}");
+    let c = parse(
+        "lbd.toml",
+        &format!("{base}tls = [\n  {{ cert = \"/dev/null\", key = \"/dev/zero\" }},\n  {{ cert = \"/dev/zero\", key = \"/dev/null\" }},\n]\n"),
+    )
+    .expect("valid");
+    assert_eq!(
+        c.listeners[0].tls,
+        [
+            TlsFiles {
+                cert: "/dev/null".into(),
+                key: "/dev/zero".into()
+            },
+            TlsFiles {
+                cert: "/dev/zero".into(),
+                key: "/dev/null".into()
+            },
+        ]
+    );
+    let files = |list: &str| format!("{base}tls = {list}\n");
+    assert_eq!(
+        warnings(&files(
+            "[{ cert = \"/a.pem\", key = \"/a.key\" }, { cert = \"/a.pem\", key = \"/a.key\" }]"
+        )),
+        [
+            "lbd.toml:6:17: listen[0].tls[0].cert: \"/a.pem\" is not a file here: lbd will not start until it is",
+            "lbd.toml:6:33: listen[0].tls[0].key: \"/a.key\" is not a file here: lbd will not start until it is",
+            "lbd.toml:6:45: listen[0].tls[1]: the same files as tls[0]: never chosen (remove it)",
+            "lbd.toml:6:54: listen[0].tls[1].cert: \"/a.pem\" is not a file here: lbd will not start until it is",
+            "lbd.toml:6:70: listen[0].tls[1].key: \"/a.key\" is not a file here: lbd will not start until it is",
+        ]
+    );
+    assert_eq!(
+        errors(&files("[]")),
+        [
+            "lbd.toml:6:7: listen[0].tls: is empty: list at least one { cert = \"FILE\", key = \"FILE\" }, or leave tls out for plain TCP/HTTP"
+        ]
+    );
+    assert_eq!(
+        errors(&files(
+            "[{ cert = \"/dev/null\", key = \"/dev/null\" }, { cert = \"\", key = \"/dev/null\" }]"
+        )),
+        ["lbd.toml:6:60: listen[0].tls[1].cert: is empty: give the PEM file's path"]
+    );
+    let e = errors(&files(
+        "[{ cert = \"/dev/null\", key = \"/dev/null\" }, { cert = \"/dev/null\", kye = \"/dev/null\" }]",
+    ));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].starts_with("lbd.toml:6:"), "{e:?}");
+    assert!(e[0].contains("unknown field `kye`"), "{e:?}");
+    let e = errors(&files("\"/etc/ha/site.pem\""));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with("lbd.toml:6:7: invalid type: string \"/etc/ha/site.pem\", expected { cert = \"FILE\", key = \"FILE\" }, or a list of them"),
+        "{e:?}"
     );
 }

@@ -1,14 +1,17 @@
 //! A listener's health check (`check = { http = "/path", ... }` or `{ tcp = true, ... }`),
-//! mapped onto `health-check`'s [`MonitorConfig`].
+//! mapped onto `health-check`'s [`MonitorConfig`], and the check of each server
+//! ([`HealthCheck::checker`]).
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use health_check::MonitorConfig;
+use health_check::{Check, HttpCheck, MonitorConfig, TcpCheck, Tls};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::config::count_of;
+use super::config::{Server, count_of};
 use crate::diagnostics::{Report, duration_of};
+use crate::proxy::tls::{self, Alpn, TlsError};
 
 /// The servers' health check (`check = { http = "/path", ... }` or `{ tcp = true, ... }`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +22,33 @@ pub struct HealthCheck {
     /// HAProxy's without `timeout check`), `rise` (2), `fall` (3), `fastinter`, `downinter`.
     /// `id` and `weight` are per server, set when the monitors start.
     pub monitor: MonitorConfig,
+}
+
+impl HealthCheck {
+    /// The check of `server`, for a [`Monitor`](health_check::Monitor) with
+    /// [`monitor`](HealthCheck::monitor) (its `id` and `weight` set per server):
+    /// - [`Probe::Http`]: `GET path` to the server's address (`Host` the address), 2xx/3xx
+    ///   healthy; over TLS (ALPN `http/1.1`) when the server has `tls`, its certificate
+    ///   checked as its `verify` and `ca` say, as the proxy's own connections
+    ///   ([`tls::client_config`]), HAProxy's `check` on a `server ... ssl`;
+    /// - [`Probe::Tcp`]: a TCP connect, TLS or not (HAProxy's plain `check`).
+    ///
+    /// Fails only when the server's TLS settings cannot be loaded (its `ca` file).
+    pub fn checker(&self, server: &Server) -> Result<Arc<dyn Check>, TlsError> {
+        Ok(match &self.probe {
+            Probe::Tcp => Arc::new(TcpCheck::new(server.addr)),
+            Probe::Http { path } => {
+                let check = HttpCheck::new(server.addr).path(path.clone());
+                match server.tls {
+                    None => Arc::new(check),
+                    Some(verify) => {
+                        let config = tls::client_config(verify, server.ca.as_deref(), Alpn::Http1)?;
+                        Arc::new(check.tls(Tls::with_config(config)))
+                    }
+                }
+            }
+        })
+    }
 }
 
 /// What a health check probes on each server.
@@ -143,3 +173,7 @@ pub(crate) fn check(
         },
     })
 }
+
+#[cfg(test)]
+#[path = "health_tests.rs"]
+mod tests;

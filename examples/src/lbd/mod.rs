@@ -39,6 +39,7 @@ mod monitors;
 mod running;
 mod servers;
 mod stats;
+mod tls;
 
 pub use daemon::{Lbd, Reloaded, StartError};
 pub use monitors::CheckError;

@@ -22,6 +22,7 @@ pub(crate) struct ServerToml {
     maxconn: Option<Spanned<i64>>,
     tls: Option<bool>,
     verify: Option<Spanned<String>>,
+    ca: Option<Spanned<String>>,
 }
 
 /// What the server checks need to know of their listener.
@@ -133,6 +134,38 @@ pub(crate) fn check(r: &mut Report<'_>, around: &Around<'_>) -> Vec<Server> {
                 "ignored: this server is plain TCP (add tls = true to use TLS)".into(),
             );
         }
+        let ca = t.ca.as_ref().map(|ca| {
+            let path = ca.get_ref();
+            if path.is_empty() {
+                r.at(
+                    ca.span(),
+                    key("ca"),
+                    "is empty: give the CA PEM file's path (leave ca out for the system's CAs)"
+                        .into(),
+                );
+            } else if !tls {
+                r.warn(
+                    ca.span(),
+                    key("ca"),
+                    "ignored: this server is plain TCP (add tls = true to use TLS)".into(),
+                );
+            } else if verify == Verify::None {
+                r.warn(
+                    ca.span(),
+                    key("ca"),
+                    "ignored: verify = \"none\" checks no certificate (remove ca, or verify)"
+                        .into(),
+                );
+            } else if !std::path::Path::new(path).is_file() {
+                // Read at start, as the listeners' certificates.
+                r.warn(
+                    ca.span(),
+                    key("ca"),
+                    format!("{path:?} is not a file here: lbd will not start until it is"),
+                );
+            }
+            std::path::PathBuf::from(path)
+        });
         if r.errors.len() != before {
             continue;
         }
@@ -143,6 +176,7 @@ pub(crate) fn check(r: &mut Report<'_>, around: &Around<'_>) -> Vec<Server> {
                 weight,
                 maxconn,
                 tls: tls.then_some(verify),
+                ca: ca.filter(|_| tls && verify == Verify::Required),
             });
         }
     }

@@ -1,4 +1,5 @@
-//! lbd's proxies as a library: so far the TCP proxy (`mode = "tcp"`).
+//! lbd's proxies as a library: so far the TCP proxy (`mode = "tcp"`), and in [`tls`] the
+//! rustls configurations for TLS termination and TLS towards servers.
 //!
 //! A [`TcpProxy`] listens on one address (with `IP_FREEBIND`, so it may be a VIP that VRRP
 //! has not brought here yet), picks a server for each client through an `lb-core`
@@ -41,6 +42,7 @@ mod settings;
 mod splice;
 mod stats;
 mod tcp;
+pub mod tls;
 
 pub use error::ProxyError;
 pub use settings::{ServerSettings, TcpSettings, Timeouts};
