@@ -221,7 +221,7 @@ fn only_tuned(old: &Listener, new: &Listener) -> bool {
 impl Running {
     fn start(config: &Listener) -> Result<Running, StartError> {
         let proxy = match config.mode {
-            Mode::Tcp if config.tls.is_some() => {
+            Mode::Tcp if !config.tls.is_empty() => {
                 return Err(StartError::Unsupported {
                     listener: config.name.clone(),
                     what: "TLS termination in tcp mode",

@@ -42,7 +42,7 @@ mod stats;
 mod tls;
 
 pub use daemon::{Lbd, Reloaded, StartError};
-pub use monitors::CheckError;
+pub use monitors::{CheckError, CheckErrorReason};
 
 pub use balance::Balance;
 pub use health::{HealthCheck, Probe};

@@ -6,24 +6,34 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use health_check::{Check, Health, HttpCheck, Monitor, MonitorConfig, Status, TcpCheck};
+use health_check::{Health, Monitor, MonitorConfig, Status};
 use tokio::task::JoinHandle;
 
-use super::config::{Listener, Server};
-use super::health::{HealthCheck, Probe};
+use super::config::Listener;
 use super::running::Backends;
 
 /// Why a listener's checks could not start.
 #[derive(Debug, thiserror::Error)]
-#[error("listener {listener:?} server {server:?}: the health check cannot start: {source}")]
+#[error("listener {listener:?} server {server:?}: the health check cannot start: {reason}")]
 pub struct CheckError {
     /// The listener.
     pub listener: String,
     /// The server.
     pub server: String,
-    /// What health-check refused.
+    /// What went wrong.
     #[source]
-    pub source: health_check::ConfigError,
+    pub reason: CheckErrorReason,
+}
+
+/// What stopped a server's health check from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckErrorReason {
+    /// health-check refused the schedule.
+    #[error(transparent)]
+    Schedule(#[from] health_check::ConfigError),
+    /// The TLS settings towards the server (its `ca` file) could not be used.
+    #[error(transparent)]
+    Tls(#[from] crate::proxy::tls::TlsError),
 }
 
 /// The checks of one listener's servers.
@@ -78,12 +88,13 @@ impl Monitors {
                 id: Some(format!("{}/{}", listener.name, server.name)),
                 ..check.monitor.clone()
             };
-            let monitor =
-                Monitor::spawn(checker(check, server), config).map_err(|source| CheckError {
-                    listener: listener.name.clone(),
-                    server: server.name.clone(),
-                    source,
-                })?;
+            let error = |reason: CheckErrorReason| CheckError {
+                listener: listener.name.clone(),
+                server: server.name.clone(),
+                reason,
+            };
+            let probe = check.checker(server).map_err(|e| error(e.into()))?;
+            let monitor = Monitor::spawn(probe, config).map_err(|e| error(e.into()))?;
             let watcher = tokio::spawn(watch(
                 monitor.subscribe(),
                 server.name.clone(),
@@ -106,14 +117,6 @@ impl Monitors {
             .iter()
             .find(|w| w.name == name)
             .map(|w| w.monitor.status())
-    }
-}
-
-/// The probe of `check` aimed at `server`.
-fn checker(check: &HealthCheck, server: &Server) -> Arc<dyn Check> {
-    match &check.probe {
-        Probe::Tcp => Arc::new(TcpCheck::new(server.addr)),
-        Probe::Http { path } => Arc::new(HttpCheck::new(server.addr).path(path.clone())),
     }
 }
 

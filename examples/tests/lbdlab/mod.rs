@@ -236,7 +236,8 @@ impl Drop for TempDir {
 /// A real HTTP/1.1 server on loopback (keep-alive, `Content-Length` bodies): `GET /health`
 /// answers `ok` (503 while [`Backend::set_healthy`] says no), `GET /slow` answers after
 /// 500 ms, anything else answers the backend's name with header `X-Backend: NAME`. It
-/// counts the requests and the connections it served, and records the request heads.
+/// counts the requests and the connections it served, and records the request heads. It can
+/// be made to hang (read requests, never answer).
 pub(crate) struct Backend {
     /// Its name (the body of its answers).
     pub(crate) name: String,
@@ -245,6 +246,7 @@ pub(crate) struct Backend {
     requests: Arc<AtomicUsize>,
     connections: Arc<AtomicUsize>,
     healthy: Arc<AtomicBool>,
+    hanging: Arc<AtomicBool>,
     heads: Arc<Mutex<Vec<String>>>,
     task: JoinHandle<()>,
 }
@@ -256,11 +258,13 @@ impl Backend {
         let requests = Arc::new(AtomicUsize::new(0));
         let connections = Arc::new(AtomicUsize::new(0));
         let healthy = Arc::new(AtomicBool::new(true));
+        let hanging = Arc::new(AtomicBool::new(false));
         let heads = Arc::new(Mutex::new(Vec::new()));
         let state = Served {
             name: name.to_owned(),
             requests: requests.clone(),
             healthy: healthy.clone(),
+            hanging: hanging.clone(),
             heads: heads.clone(),
         };
         let conns = connections.clone();
@@ -280,6 +284,7 @@ impl Backend {
             requests,
             connections,
             healthy,
+            hanging,
             heads,
             task,
         }
@@ -298,6 +303,11 @@ impl Backend {
     /// Whether `/health` says 200 (else 503).
     pub(crate) fn set_healthy(&self, healthy: bool) {
         self.healthy.store(healthy, Ordering::Relaxed);
+    }
+
+    /// Whether it reads requests (health checks included) and never answers them.
+    pub(crate) fn set_hanging(&self, hanging: bool) {
+        self.hanging.store(hanging, Ordering::Relaxed);
     }
 
     /// The heads of the requests it answered (health checks excluded).
@@ -321,6 +331,7 @@ struct Served {
     name: String,
     requests: Arc<AtomicUsize>,
     healthy: Arc<AtomicBool>,
+    hanging: Arc<AtomicBool>,
     heads: Arc<Mutex<Vec<String>>>,
 }
 
@@ -343,6 +354,9 @@ async fn serve(mut stream: TcpStream, state: Arc<Served>) {
         buf.drain(..end);
         let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
         let close = head.to_ascii_lowercase().contains("connection: close");
+        if state.hanging.load(Ordering::Relaxed) {
+            std::future::pending::<()>().await;
+        }
         let (status, body) = if path == "/health" {
             if state.healthy.load(Ordering::Relaxed) {
                 ("200 OK", "ok\n".to_owned())
