@@ -6,7 +6,8 @@
 //! - `vrrpdump` prints the VRRP advertisements seen in a network namespace, decoded and
 //!   checked by [`vrrp_core`]; `vipctl` adds, removes and announces virtual addresses
 //!   with `ip-manager`; `ha-demo` tells keepalived's failover story with these crates.
-//! - [`diagnostics`] and [`duration`]: what the daemons' configuration checkers share.
+//! - [`diagnostics`] and [`duration`]: what the daemons' configuration checkers share;
+//!   [`prometheus`]: the metrics text format their `/metrics` endpoints write.
 //!
 //! ```text
 //! cargo build --release -p examples
@@ -16,6 +17,8 @@
 
 pub mod diagnostics;
 pub mod duration;
+mod http_responder;
 pub mod lbd;
+pub mod prometheus;
 pub mod proxy;
 pub mod vrrpd;

@@ -4,7 +4,8 @@
 //! [`config`] reads and checks the file (`lbd --check`); [`Lbd`] runs it: a proxy per
 //! listener ([`crate::proxy`]), a `health-check` monitor per checked server whose verdicts
 //! take servers in and out of rotation (logged as HAProxy does:
-//! `backend web server web2 127.0.0.1:18082 marked down: ...`), reload and drain.
+//! `backend web server web2 127.0.0.1:18082 marked down: ...`), reload and drain;
+//! [`stats_page`] serves what it counts (HTML, JSON and Prometheus metrics).
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -39,6 +40,7 @@ mod monitors;
 mod running;
 mod servers;
 mod stats;
+pub mod stats_page;
 mod tls;
 
 pub use daemon::{Lbd, Reloaded, StartError};

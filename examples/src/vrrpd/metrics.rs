@@ -1,6 +1,6 @@
 //! Prometheus metrics: [`render`] turns a [`Status`] into the text exposition format 0.0.4,
-//! served at `GET /metrics` on `metrics.bind` by a minimal HTTP/1.1 responder (one request
-//! per connection; other paths are 404, other methods 405).
+//! served at `GET /metrics` on `metrics.bind` by the daemons' minimal HTTP/1.1 responder (one
+//! request per connection; other paths are 404, other methods 405).
 //!
 //! Instance series carry `instance`, `interface` and `vrid` labels:
 //!
@@ -27,80 +27,28 @@
 //! `kind`): `vrrpd_check_up`, `vrrpd_check_runs_total`. The daemon:
 //! `vrrpd_reloads_total{result="success"|"failure"}`, `vrrpd_start_time_seconds`.
 
-use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tracing::{info, warn};
+use tracing::info;
 
 use super::registry::Registry;
 use super::status::{DriverStatus, InstanceStatus, Status};
+use crate::http_responder::{self, Request, Response};
+pub use crate::prometheus::CONTENT_TYPE;
+use crate::prometheus::{Family, count, flag};
 
-/// The Content-Type of the text exposition format.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
-
-/// A request head larger than this is refused (a scraper sends a few hundred bytes).
-const MAX_HEAD: usize = 8 * 1024;
-
-/// How long a client may take to send its request and read the answer.
-const TIMEOUT: Duration = Duration::from_secs(5);
-
-/// One metric family being written: its samples follow its HELP and TYPE lines.
-struct Family<'a> {
-    out: &'a mut String,
-    name: &'static str,
-}
-
-impl Family<'_> {
-    /// Starts family `name` in `out`.
-    fn new<'a>(out: &'a mut String, name: &'static str, kind: &str, help: &str) -> Family<'a> {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} {kind}");
-        Family { out, name }
-    }
-
-    fn sample(&mut self, labels: &[(&str, &str)], value: f64) {
-        self.out.push_str(self.name);
-        for (k, (label, v)) in labels.iter().enumerate() {
-            self.out.push(if k == 0 { '{' } else { ',' });
-            let _ = write!(self.out, "{label}=\"{}\"", escape(v));
-        }
-        if !labels.is_empty() {
-            self.out.push('}');
-        }
-        let _ = writeln!(self.out, " {value}");
-    }
-
-    /// A sample of instance `i`, with one more label if given.
-    fn instance(&mut self, i: &InstanceStatus, extra: Option<(&str, &str)>, value: f64) {
-        let vrid = i.vrid.to_string();
-        let mut labels = vec![
-            ("instance", i.name.as_str()),
-            ("interface", i.interface.as_str()),
-            ("vrid", vrid.as_str()),
-        ];
-        labels.extend(extra);
-        self.sample(&labels, value);
-    }
-}
-
-/// A label value as the exposition format wants it: `\`, `"` and newlines escaped.
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-fn flag(b: bool) -> f64 {
-    if b { 1.0 } else { 0.0 }
-}
-
-/// A counter value (exact up to 2^53, far beyond what a router counts).
-fn count(n: u64) -> f64 {
-    n as f64
+/// A sample of instance `i`, with one more label if given.
+fn instance(f: &mut Family<'_>, i: &InstanceStatus, extra: Option<(&str, &str)>, value: f64) {
+    let vrid = i.vrid.to_string();
+    let mut labels = vec![
+        ("instance", i.name.as_str()),
+        ("interface", i.interface.as_str()),
+        ("vrid", vrid.as_str()),
+    ];
+    labels.extend(extra);
+    f.sample(&labels, value);
 }
 
 /// A per-instance family: name, type, help, and the value of an instance (if known).
@@ -150,14 +98,14 @@ pub fn render(status: &Status) -> String {
         let Some(state) = &i.state else { continue };
         for s in ["INIT", "BACKUP", "MASTER", "FAULT"] {
             let lower = s.to_ascii_lowercase();
-            f.instance(i, Some(("state", &lower)), flag(state == s));
+            instance(&mut f, i, Some(("state", &lower)), flag(state == s));
         }
     }
     for (name, kind, help, value) in INSTANCE_METRICS {
         let mut f = Family::new(&mut out, name, kind, help);
         for i in instances {
             if let Some(v) = value(i) {
-                f.instance(i, None, v);
+                instance(&mut f, i, None, v);
             }
         }
     }
@@ -170,7 +118,7 @@ pub fn render(status: &Status) -> String {
     for i in instances {
         for t in &i.tracked_checks {
             if let Some(up) = t.up {
-                f.instance(i, Some(("check", &t.name)), flag(up));
+                instance(&mut f, i, Some(("check", &t.name)), flag(up));
             }
         }
     }
@@ -182,7 +130,7 @@ pub fn render(status: &Status) -> String {
     );
     for i in instances {
         for (reason, n) in i.counters.iter().flat_map(|c| &c.dropped) {
-            f.instance(i, Some(("reason", reason)), count(*n));
+            instance(&mut f, i, Some(("reason", reason)), count(*n));
         }
     }
     let mut f = Family::new(
@@ -193,7 +141,12 @@ pub fn render(status: &Status) -> String {
     );
     for i in instances {
         for (state, secs) in i.counters.iter().flat_map(|c| &c.seconds_in) {
-            f.instance(i, Some(("state", &state.to_ascii_lowercase())), *secs);
+            instance(
+                &mut f,
+                i,
+                Some(("state", &state.to_ascii_lowercase())),
+                *secs,
+            );
         }
     }
     for (name, help, value) in DRIVER_METRICS {
@@ -238,63 +191,15 @@ pub fn render(status: &Status) -> String {
     out
 }
 
-/// What a request asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Route {
-    /// `GET /metrics` (`HEAD` when `head_only`).
-    Metrics {
-        head_only: bool,
-    },
-    NotFound,
-    MethodNotAllowed,
-    BadRequest,
-}
-
-/// Routes a request by its head (request line and headers).
-fn route(head: &[u8]) -> Route {
-    let Some(line) = head
-        .split(|&b| b == b'\n')
-        .next()
-        .and_then(|l| std::str::from_utf8(l).ok())
-    else {
-        return Route::BadRequest;
-    };
-    let mut parts = line.trim_end_matches('\r').split(' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Route::BadRequest;
-    };
-    if !version.starts_with("HTTP/1.") {
-        return Route::BadRequest;
-    }
-    let path = target.split('?').next().unwrap_or(target);
-    let head_only = match method {
-        "GET" => false,
-        "HEAD" => true,
-        _ => return Route::MethodNotAllowed,
-    };
-    if path == "/metrics" {
-        Route::Metrics { head_only }
+/// Answers one request: `GET` or `HEAD` of `/metrics` only.
+async fn respond(request: Request, registry: Registry) -> Response {
+    if !request.is_get_or_head() {
+        Response::text("405 Method Not Allowed", "GET /metrics\n")
+    } else if request.path == "/metrics" {
+        Response::new("200 OK", CONTENT_TYPE, render(&registry.status().await))
     } else {
-        Route::NotFound
+        Response::text("404 Not Found", "only /metrics here\n")
     }
-}
-
-/// A complete response; the connection closes after it.
-fn response(status: &str, content_type: &str, body: &str, head_only: bool) -> Vec<u8> {
-    let mut out = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n",
-        body.len()
-    );
-    if status.starts_with("405") {
-        out.push_str("Allow: GET, HEAD\r\n");
-    }
-    out.push_str("\r\n");
-    if !head_only {
-        out.push_str(body);
-    }
-    out.into_bytes()
 }
 
 /// Listens on `bind` and answers scrapes with the status of `registry`.
@@ -303,54 +208,9 @@ pub(super) async fn serve(bind: SocketAddr, registry: Registry) -> std::io::Resu
         .await
         .map_err(|e| std::io::Error::new(e.kind(), format!("metrics.bind {bind}: {e}")))?;
     info!(%bind, "metrics endpoint listening: GET /metrics");
-    Ok(tokio::spawn(async move {
-        loop {
-            match listener.accept().await {
-                Ok((stream, _)) => {
-                    let registry = registry.clone();
-                    tokio::spawn(async move {
-                        let _ = tokio::time::timeout(TIMEOUT, answer(stream, registry)).await;
-                    });
-                }
-                Err(e) => {
-                    warn!("metrics: accepting a connection failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
-        }
+    Ok(http_responder::serve(listener, "metrics", move |request| {
+        respond(request, registry.clone())
     }))
-}
-
-async fn answer(mut stream: TcpStream, registry: Registry) -> std::io::Result<()> {
-    let mut head = Vec::with_capacity(512);
-    let mut buf = [0u8; 1024];
-    let complete = loop {
-        let n = stream.read(&mut buf).await?;
-        if n == 0 {
-            break false;
-        }
-        head.extend_from_slice(&buf[..n]);
-        if head.windows(4).any(|w| w == b"\r\n\r\n") || head.windows(2).any(|w| w == b"\n\n") {
-            break true;
-        }
-        if head.len() > MAX_HEAD {
-            break false;
-        }
-    };
-    let text = "text/plain; charset=utf-8";
-    let bytes = match (complete, route(&head)) {
-        (true, Route::Metrics { head_only }) => {
-            let body = render(&registry.status().await);
-            response("200 OK", CONTENT_TYPE, &body, head_only)
-        }
-        (true, Route::NotFound) => response("404 Not Found", text, "only /metrics here\n", false),
-        (true, Route::MethodNotAllowed) => {
-            response("405 Method Not Allowed", text, "GET /metrics\n", false)
-        }
-        _ => response("400 Bad Request", text, "bad request\n", false),
-    };
-    stream.write_all(&bytes).await?;
-    stream.shutdown().await
 }
 
 #[cfg(test)]
@@ -447,43 +307,5 @@ mod tests {
                 assert!(value.parse::<f64>().is_ok(), "{line}");
             }
         }
-    }
-
-    #[test]
-    fn only_get_or_head_of_metrics_is_served() {
-        assert_eq!(
-            route(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"),
-            Route::Metrics { head_only: false }
-        );
-        assert_eq!(
-            route(b"GET /metrics?x=1 HTTP/1.0\r\n\r\n"),
-            Route::Metrics { head_only: false }
-        );
-        assert_eq!(
-            route(b"HEAD /metrics HTTP/1.1\r\n\r\n"),
-            Route::Metrics { head_only: true }
-        );
-        assert_eq!(route(b"GET / HTTP/1.1\r\n\r\n"), Route::NotFound);
-        assert_eq!(route(b"GET /metricsx HTTP/1.1\r\n\r\n"), Route::NotFound);
-        assert_eq!(
-            route(b"POST /metrics HTTP/1.1\r\n\r\n"),
-            Route::MethodNotAllowed
-        );
-        assert_eq!(route(b"GET /metrics\r\n\r\n"), Route::BadRequest);
-        assert_eq!(route(b"\xff\xfe\r\n\r\n"), Route::BadRequest);
-    }
-
-    #[test]
-    fn responses_carry_length_type_and_close() {
-        let r = String::from_utf8(response("200 OK", CONTENT_TYPE, "a 1\n", false)).unwrap();
-        assert_eq!(
-            r,
-            "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: 4\r\nConnection: close\r\n\r\na 1\n"
-        );
-        let r = String::from_utf8(response("200 OK", CONTENT_TYPE, "a 1\n", true)).unwrap();
-        assert!(r.ends_with("Content-Length: 4\r\nConnection: close\r\n\r\n"));
-        let r =
-            String::from_utf8(response("405 Method Not Allowed", "text/plain", "", false)).unwrap();
-        assert!(r.contains("Allow: GET, HEAD\r\n"));
     }
 }
