@@ -159,7 +159,7 @@ async fn run(path: String, config: Config, drain: Duration) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let mut lbd = match Lbd::start(&config) {
+    let mut lbd = match Lbd::start(&config).await {
         Ok(l) => l,
         Err(e) => {
             error!("{e}");
@@ -168,6 +168,9 @@ async fn run(path: String, config: Config, drain: Duration) -> ExitCode {
     };
     for (name, addr) in lbd.addresses() {
         info!("listener {name} accepting on {addr}");
+    }
+    for addr in lbd.stats_pages() {
+        info!("stats page on http://{addr}");
     }
     info!(
         "lbd started with {path} ({} listener(s))",

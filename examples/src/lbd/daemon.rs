@@ -2,13 +2,16 @@
 //! reload and drain.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
 
 use lb_core::Algorithm;
 
 use super::config::{Config, Listener, Mode};
 use super::monitors::{CheckError, Monitors};
 use super::running::{Proxy, Starter, with_algorithm};
+use super::stats::Stats;
+use super::stats_page::{Snapshot, StatsError, StatsServer};
 use crate::proxy::{DrainReport, ProxyError, ProxyStats, ServerSettings, TcpProxy, TcpSettings};
 
 /// Why lbd could not start (or reload) a listener.
@@ -20,6 +23,9 @@ pub enum StartError {
     /// A health check could not start.
     #[error(transparent)]
     Check(#[from] CheckError),
+    /// A stats page could not start.
+    #[error(transparent)]
+    Stats(#[from] StatsError),
     /// What this build cannot run yet.
     #[error("listener {listener:?}: {what} is not supported yet")]
     Unsupported {
@@ -32,7 +38,34 @@ pub enum StartError {
 
 /// The running balancer.
 pub struct Lbd {
-    listeners: Vec<Running>,
+    shared: Arc<Shared>,
+    /// The stats pages, by their settings.
+    pages: Vec<(Stats, StatsServer)>,
+}
+
+/// What the stats pages read while the daemon changes it.
+struct Shared {
+    started: (Instant, SystemTime),
+    listeners: Mutex<Vec<Running>>,
+}
+
+impl Shared {
+    fn listeners(&self) -> MutexGuard<'_, Vec<Running>> {
+        // A panic while holding the lock cannot leave the list half-changed (every change is
+        // one push or one take): go on with it.
+        self.listeners
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        let (started, started_system) = self.started;
+        Snapshot {
+            started: started_system,
+            uptime: started.elapsed(),
+            listeners: self.listeners().iter().map(Running::status).collect(),
+        }
+    }
 }
 
 impl std::fmt::Debug for Lbd {
@@ -40,21 +73,19 @@ impl std::fmt::Debug for Lbd {
         f.debug_struct("Lbd")
             .field(
                 "listeners",
-                &self
-                    .listeners
-                    .iter()
-                    .map(|l| (&l.config.name, l.proxy.local_addr()))
-                    .collect::<Vec<_>>(),
+                &self.addresses(),
             )
             .finish()
     }
 }
 
 /// One listener: its configuration, its proxy, its servers' checks.
-struct Running {
-    config: Listener,
-    proxy: Box<dyn Proxy>,
-    monitors: Monitors,
+pub(super) struct Running {
+    pub(super) config: Listener,
+    pub(super) proxy: Box<dyn Proxy>,
+    pub(super) monitors: Monitors,
+    /// When it started (the servers' "since" before any check said anything).
+    pub(super) started: Instant,
 }
 
 /// What a reload did, by listener name.
@@ -74,38 +105,73 @@ pub struct Reloaded {
 }
 
 impl Lbd {
-    /// Starts every listener of `config` and its health checks.
+    /// Starts every listener of `config`, its health checks and its stats page. Every stats
+    /// page shows every listener (as HAProxy's).
     ///
     /// # Panics
     ///
     /// Outside a tokio runtime with IO and time enabled.
-    pub fn start(config: &Config) -> Result<Lbd, StartError> {
+    pub async fn start(config: &Config) -> Result<Lbd, StartError> {
         let mut listeners = Vec::with_capacity(config.listeners.len());
         for listener in &config.listeners {
             listeners.push(Running::start(listener)?);
         }
-        Ok(Lbd { listeners })
+        let mut lbd = Lbd {
+            shared: Arc::new(Shared {
+                started: (Instant::now(), SystemTime::now()),
+                listeners: Mutex::new(listeners),
+            }),
+            pages: Vec::new(),
+        };
+        lbd.start_pages(config).await?;
+        Ok(lbd)
+    }
+
+    /// Starts the stats pages `config` asks for that do not run yet, stops the others.
+    async fn start_pages(&mut self, config: &Config) -> Result<(), StartError> {
+        let wanted: Vec<&Stats> = config
+            .listeners
+            .iter()
+            .filter_map(|l| l.stats.as_ref())
+            .collect();
+        self.pages.retain(|(stats, _)| wanted.contains(&stats));
+        for stats in wanted {
+            if self.pages.iter().any(|(s, _)| s == stats) {
+                continue;
+            }
+            let shared = self.shared.clone();
+            let server = StatsServer::start(stats, move || shared.snapshot()).await?;
+            self.pages.push((stats.clone(), server));
+        }
+        Ok(())
     }
 
     /// The listeners' names and the addresses they accept on, in file order.
     pub fn addresses(&self) -> Vec<(String, SocketAddr)> {
-        self.listeners
+        self.shared
+            .listeners()
             .iter()
             .map(|l| (l.config.name.clone(), l.proxy.local_addr()))
             .collect()
     }
 
-    /// Every listener's counters now, in file order.
-    pub fn stats(&self) -> Vec<ProxyStats> {
-        self.listeners.iter().map(|l| l.proxy.stats()).collect()
+    /// The stats pages' addresses.
+    pub fn stats_pages(&self) -> Vec<SocketAddr> {
+        self.pages.iter().map(|(_, s)| s.local_addr()).collect()
     }
 
-    /// The last health-check status of server `server` of listener `listener`.
-    pub fn check_status(&self, listener: &str, server: &str) -> Option<health_check::Status> {
-        self.listeners
+    /// Every listener's counters now, in file order.
+    pub fn stats(&self) -> Vec<ProxyStats> {
+        self.shared
+            .listeners()
             .iter()
-            .find(|l| l.config.name == listener)
-            .and_then(|l| l.monitors.status(server))
+            .map(|l| l.proxy.stats())
+            .collect()
+    }
+
+    /// What the stats page shows now.
+    pub fn snapshot(&self) -> Snapshot {
+        self.shared.snapshot()
     }
 
     /// Applies a new configuration without dropping established connections: a listener whose
@@ -121,10 +187,11 @@ impl Lbd {
         drain: Duration,
     ) -> Result<Reloaded, StartError> {
         let mut report = Reloaded::default();
-        let mut old: Vec<Option<Running>> = std::mem::take(&mut self.listeners)
+        let mut old: Vec<Option<Running>> = std::mem::take(&mut *self.shared.listeners())
             .into_iter()
             .map(Some)
             .collect();
+        let mut now: Vec<Running> = Vec::with_capacity(config.listeners.len());
         let mut result = Ok(());
         for new in &config.listeners {
             let found = old
@@ -134,7 +201,7 @@ impl Lbd {
                 match Running::start(new) {
                     Ok(running) => {
                         report.added.push(new.name.clone());
-                        self.listeners.push(running);
+                        now.push(running);
                     }
                     Err(e) => {
                         result = Err(e);
@@ -145,7 +212,7 @@ impl Lbd {
             };
             if running.config == *new {
                 report.unchanged.push(new.name.clone());
-                self.listeners.push(running);
+                now.push(running);
             } else if only_tuned(&running.config, new) {
                 let backends = running.proxy.backends();
                 for server in &new.servers {
@@ -154,7 +221,7 @@ impl Lbd {
                 }
                 running.config = new.clone();
                 report.tuned.push(new.name.clone());
-                self.listeners.push(running);
+                now.push(running);
             } else {
                 let name = new.name.clone();
                 let same_address = running.config.bind == new.bind;
@@ -164,7 +231,7 @@ impl Lbd {
                 match Running::start_retrying(new, same_address).await {
                     Ok(started) => {
                         report.restarted.push(name);
-                        self.listeners.push(started);
+                        now.push(started);
                     }
                     Err(e) => {
                         tracing::error!(listener = %name, "reload: {e}; the listener is stopped");
@@ -181,8 +248,12 @@ impl Lbd {
                 report.removed.push(gone.config.name.clone());
                 tokio::spawn(gone.drain(drain));
             } else {
-                self.listeners.push(gone);
+                now.push(gone);
             }
+        }
+        *self.shared.listeners() = now;
+        if result.is_ok() {
+            result = self.start_pages(config).await;
         }
         result.map(|()| report)
     }
@@ -190,8 +261,9 @@ impl Lbd {
     /// Stops accepting on every listener and lets the connections in flight finish, for up
     /// to `deadline`; returns what each listener saw.
     pub async fn drain(self, deadline: Duration) -> Vec<(String, DrainReport)> {
-        let mut drains = Vec::with_capacity(self.listeners.len());
-        for running in self.listeners {
+        let listeners = std::mem::take(&mut *self.shared.listeners());
+        let mut drains = Vec::with_capacity(listeners.len());
+        for running in listeners {
             let name = running.config.name.clone();
             drains.push((name, tokio::spawn(running.drain(deadline))));
         }
@@ -240,6 +312,7 @@ impl Running {
             config: config.clone(),
             proxy,
             monitors,
+            started: Instant::now(),
         })
     }
 

@@ -22,7 +22,7 @@
 //! servers = [{ name = "db1", addr = "127.0.0.1:5432" }]
 //! "#;
 //! let config = config::parse("lbd.toml", text).map_err(|errors| errors[0].to_string())?;
-//! let mut lbd = Lbd::start(&config)?;
+//! let mut lbd = Lbd::start(&config).await?;
 //! println!("{:?}", lbd.addresses());
 //! // SIGHUP: a new file, applied without dropping connections.
 //! lbd.reload(&config, Duration::from_secs(30)).await?;
@@ -40,6 +40,7 @@ mod monitors;
 mod running;
 mod servers;
 mod stats;
+mod status;
 pub mod stats_page;
 mod tls;
 
