@@ -104,6 +104,9 @@ pub(crate) struct Lab {
     pub(crate) netlab: PathBuf,
     pub(crate) dir: PathBuf,
     pub(crate) children: Vec<Child>,
+    /// The vrrpd that [`Lab::vrrpd`] starts: the test's own build unless a test sets another
+    /// (vrrpd_takeover measures the release build).
+    pub(crate) vrrpd_program: PathBuf,
 }
 
 impl Lab {
@@ -118,6 +121,7 @@ impl Lab {
             netlab,
             dir,
             children: Vec::new(),
+            vrrpd_program: PathBuf::from(env!("CARGO_BIN_EXE_vrrpd")),
         };
         let _ = super::netlab(&lab.netlab, &lab.prefix, "down");
         let out = super::netlab(&lab.netlab, &lab.prefix, "up");
@@ -163,13 +167,9 @@ impl Lab {
         std::fs::write(&config, text).expect("config");
         let log = std::fs::File::create(self.dir.join(format!("{host}.vrrpd.log"))).expect("log");
         let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.ns(host),
-                env!("CARGO_BIN_EXE_vrrpd"),
-                "--config",
-            ])
+            .args(["netns", "exec", &self.ns(host)])
+            .arg(&self.vrrpd_program)
+            .arg("--config")
             .arg(&config)
             .stdout(Stdio::null())
             .stderr(log)
