@@ -7,12 +7,17 @@ use std::time::{Duration, Instant, SystemTime};
 
 use lb_core::Algorithm;
 
+use super::balance::Balance;
 use super::config::{Config, Listener, Mode};
 use super::monitors::{CheckError, Monitors};
 use super::running::{Proxy, Starter, with_algorithm};
 use super::stats::Stats;
 use super::stats_page::{Snapshot, StatsError, StatsServer};
-use crate::proxy::{DrainReport, ProxyError, ProxyStats, ServerSettings, TcpProxy, TcpSettings};
+use crate::proxy::tls::TlsError;
+use crate::proxy::{
+    DrainReport, HttpProxy, HttpSettings, ProxyError, ProxyStats, ServerSettings, TcpProxy,
+    TcpSettings,
+};
 
 /// Why lbd could not start (or reload) a listener.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +28,15 @@ pub enum StartError {
     /// A health check could not start.
     #[error(transparent)]
     Check(#[from] CheckError),
+    /// A TLS certificate, key or CA file could not be used.
+    #[error("listener {listener:?}: {source}")]
+    Tls {
+        /// The listener.
+        listener: String,
+        /// What was wrong with the files.
+        #[source]
+        source: TlsError,
+    },
     /// A stats page could not start.
     #[error(transparent)]
     Stats(#[from] StatsError),
@@ -71,10 +85,7 @@ impl Shared {
 impl std::fmt::Debug for Lbd {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Lbd")
-            .field(
-                "listeners",
-                &self.addresses(),
-            )
+            .field("listeners", &self.addresses())
             .finish()
     }
 }
@@ -299,13 +310,8 @@ impl Running {
                     what: "TLS termination in tcp mode",
                 });
             }
-            Mode::Tcp => with_algorithm(&config.balance, StartTcp(tcp_settings(config)))?,
-            Mode::Http => {
-                return Err(StartError::Unsupported {
-                    listener: config.name.clone(),
-                    what: "mode = \"http\"",
-                });
-            }
+            Mode::Tcp => with_algorithm(&config.balance, StartTcp(tcp_settings(config)?))?,
+            Mode::Http => with_algorithm(&config.balance, StartHttp(http_settings(config)?))?,
         };
         let monitors = Monitors::start(config, proxy.backends())?;
         Ok(Running {
@@ -352,33 +358,91 @@ impl Running {
     }
 }
 
-/// The TCP proxy's settings for `config`.
-fn tcp_settings(config: &Listener) -> TcpSettings {
-    let servers = config
+/// The servers of `config` as the proxies take them (their TLS files read).
+fn server_settings(config: &Listener) -> Result<Vec<ServerSettings>, StartError> {
+    config
         .servers
         .iter()
-        .map(|s| ServerSettings {
-            name: s.name.clone(),
-            addr: s.addr,
-            weight: s.weight,
-            maxconn: s.maxconn,
+        .map(|s| {
+            let tls = s
+                .tls_config(config.mode)
+                .map_err(|source| StartError::Tls {
+                    listener: config.name.clone(),
+                    source,
+                })?;
+            Ok(ServerSettings {
+                name: s.name.clone(),
+                addr: s.addr,
+                weight: s.weight,
+                maxconn: s.maxconn,
+                tls,
+            })
         })
-        .collect();
-    let mut settings = TcpSettings::new(config.name.clone(), config.bind, servers);
-    settings.retries = config.retries;
-    settings.redispatch = config.redispatch;
-    // HAProxy's turn-around timer before retrying the same server.
-    settings.retry_delay = config.timeouts.connect.min(Duration::from_secs(1));
-    settings.timeouts = crate::proxy::Timeouts {
+        .collect()
+}
+
+/// The timeouts both proxies share.
+fn timeouts(config: &Listener) -> crate::proxy::Timeouts {
+    crate::proxy::Timeouts {
         connect: config.timeouts.connect,
         client: config.timeouts.client,
         server: config.timeouts.server,
         queue: config.timeouts.queue,
-    };
+    }
+}
+
+/// HAProxy's turn-around timer before retrying the same server.
+fn retry_delay(config: &Listener) -> Duration {
+    config.timeouts.connect.min(Duration::from_secs(1))
+}
+
+/// HAProxy's listen backlog defaults to the frontend's maxconn.
+fn backlog(config: &Listener) -> u32 {
+    config.maxconn.clamp(128, 65_535)
+}
+
+/// The TCP proxy's settings for `config`.
+fn tcp_settings(config: &Listener) -> Result<TcpSettings, StartError> {
+    let mut settings = TcpSettings::new(config.name.clone(), config.bind, server_settings(config)?);
+    settings.retries = config.retries;
+    settings.redispatch = config.redispatch;
+    settings.retry_delay = retry_delay(config);
+    settings.timeouts = timeouts(config);
     settings.maxconn = config.maxconn;
-    // HAProxy's listen backlog defaults to the frontend's maxconn.
-    settings.backlog = config.maxconn.clamp(128, 65_535);
-    settings
+    settings.backlog = backlog(config);
+    Ok(settings)
+}
+
+/// The HTTP proxy's settings for `config` (its TLS files read).
+fn http_settings(config: &Listener) -> Result<HttpSettings, StartError> {
+    let mut settings =
+        HttpSettings::new(config.name.clone(), config.bind, server_settings(config)?);
+    settings.retries = config.retries;
+    settings.redispatch = config.redispatch;
+    settings.retry_delay = retry_delay(config);
+    settings.timeouts = timeouts(config);
+    settings.http_request = config.timeouts.http_request;
+    settings.maxconn = config.maxconn;
+    settings.backlog = backlog(config);
+    settings.hash_key = match &config.balance {
+        Balance::ConsistentHash(key) => Some(key.clone()),
+        _ => None,
+    };
+    settings.cookie = config.cookie.clone();
+    settings.redirect_https = config.redirect_https;
+    settings.tls = config.tls_config().map_err(|source| StartError::Tls {
+        listener: config.name.clone(),
+        source,
+    })?;
+    Ok(settings)
+}
+
+struct StartHttp(HttpSettings);
+
+impl Starter for StartHttp {
+    fn start<A: Algorithm>(self, algorithm: A) -> Result<Box<dyn Proxy>, ProxyError> {
+        Ok(Box::new(HttpProxy::start(self.0, algorithm)?))
+    }
 }
 
 struct StartTcp(TcpSettings);

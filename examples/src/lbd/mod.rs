@@ -40,8 +40,8 @@ mod monitors;
 mod running;
 mod servers;
 mod stats;
-mod status;
 pub mod stats_page;
+mod status;
 mod tls;
 
 pub use daemon::{Lbd, Reloaded, StartError};

@@ -13,7 +13,7 @@ use lb_core::{
 };
 
 use super::balance::Balance;
-use crate::proxy::{DrainReport, ProxyError, ProxyStats, TcpProxy};
+use crate::proxy::{DrainReport, HttpProxy, ProxyError, ProxyStats, TcpProxy};
 
 /// A running proxy as the daemon sees it.
 pub(crate) trait Proxy: Send + Sync {
@@ -48,6 +48,27 @@ impl<A: Algorithm> Proxy for TcpProxy<A> {
         deadline: Duration,
     ) -> Pin<Box<dyn Future<Output = DrainReport> + Send>> {
         Box::pin(TcpProxy::drain(*self, deadline))
+    }
+}
+
+impl<A: Algorithm> Proxy for HttpProxy<A> {
+    fn local_addr(&self) -> SocketAddr {
+        HttpProxy::local_addr(self)
+    }
+
+    fn stats(&self) -> ProxyStats {
+        HttpProxy::stats(self)
+    }
+
+    fn backends(&self) -> Arc<dyn Backends> {
+        HttpProxy::backends(self).clone()
+    }
+
+    fn drain(
+        self: Box<Self>,
+        deadline: Duration,
+    ) -> Pin<Box<dyn Future<Output = DrainReport> + Send>> {
+        Box::pin(HttpProxy::drain(*self, deadline))
     }
 }
 

@@ -6,9 +6,9 @@ use health_check::{Health, Status};
 use super::daemon::Running;
 use super::health::{HealthCheck, Probe};
 use super::stats_page::{
-    CheckStatus, Counters, ListenerStatus, Queue, ServerState, ServerStatus,
+    CheckStatus, Counters, ListenerStatus, Queue, Responses, ServerState, ServerStatus,
 };
-use crate::proxy::{ProxyStats, ServerStats};
+use crate::proxy::{ProxyStats, ResponseCodes, ServerStats};
 
 impl Running {
     /// What the stats page shows of this listener now.
@@ -41,12 +41,14 @@ impl Running {
                     state,
                     since,
                     weight: server.weight,
-                    counters: counters.map_or_else(Counters::default, |c| {
-                        server_counters(c, server.maxconn)
-                    }),
+                    counters: counters
+                        .map_or_else(Counters::default, |c| server_counters(c, server.maxconn)),
                     connect_errors: counters.map_or(0, |c| c.connect_errors),
-                    response_errors: 0,
-                    queue: Queue::default(),
+                    response_errors: counters.map_or(0, |c| c.response_errors),
+                    queue: counters.map_or_else(Queue::default, |c| Queue {
+                        current: c.queued as u64,
+                        max: c.queued_max as u64,
+                    }),
                     check: check.map(|(config, status)| check_status(config, &status)),
                 }
             })
@@ -65,26 +67,37 @@ impl Running {
 fn server_counters(c: &ServerStats, limit: Option<u32>) -> Counters {
     Counters {
         current: c.current as u64,
-        max: c.current as u64,
+        max: c.max as u64,
         limit,
         total: c.total,
         requests: c.total,
         bytes_in: c.bytes_in,
         bytes_out: c.bytes_out,
-        responses: Default::default(),
+        responses: responses(&c.responses),
     }
 }
 
 fn listener_counters(stats: &ProxyStats, limit: u32) -> Counters {
     Counters {
         current: stats.current as u64,
-        max: stats.current as u64,
+        max: stats.max as u64,
         limit: Some(limit),
         total: stats.total,
-        requests: stats.total,
-        bytes_in: stats.servers.iter().map(|s| s.bytes_in).sum(),
-        bytes_out: stats.servers.iter().map(|s| s.bytes_out).sum(),
-        responses: Default::default(),
+        requests: stats.requests,
+        bytes_in: stats.bytes_in,
+        bytes_out: stats.bytes_out,
+        responses: responses(&stats.responses),
+    }
+}
+
+fn responses(r: &ResponseCodes) -> Responses {
+    Responses {
+        informational: r.informational,
+        success: r.success,
+        redirection: r.redirection,
+        client_error: r.client_error,
+        server_error: r.server_error,
+        other: r.other,
     }
 }
 

@@ -1,5 +1,6 @@
-//! lbd's proxies as a library: so far the TCP proxy (`mode = "tcp"`), and in [`tls`] the
-//! rustls configurations for TLS termination and TLS towards servers.
+//! lbd's proxies as a library: the TCP proxy (`mode = "tcp"`) and the HTTP proxy
+//! (`mode = "http"`), sharing their server picks, slots, queue, retries and counters; in
+//! [`tls`] the rustls configurations for TLS termination and TLS towards servers.
 //!
 //! A [`TcpProxy`] listens on one address (with `IP_FREEBIND`, so it may be a VIP that VRRP
 //! has not brought here yet), picks a server for each client through an `lb-core`
@@ -35,9 +36,45 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! An [`HttpProxy`] has the same shape (start, `local_addr`, `backends`, `stats`, `drain`)
+//! and works request by request: HTTP/1.1 keep-alive towards clients (HTTP/2 when a TLS
+//! client negotiated `h2`), a pool of reused HTTP/1.1 connections per server (HAProxy
+//! `http-reuse always`), `X-Forwarded-For`, hop-by-hop headers removed, bodies streamed,
+//! balancing on a hash key or a stickiness cookie, and 502/503/504 answers of its own.
+//! Retries cover failed connects and, for requests safe to repeat (idempotent, no body),
+//! failures before the response began.
+//!
+//! ```no_run
+//! use examples::proxy::{HttpProxy, HttpSettings, ServerSettings};
+//! use lb_core::{ConsistentHash, HashKey};
+//! use std::time::Duration;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let servers = vec![
+//!     ServerSettings::new("web1", "10.0.0.21:80".parse()?),
+//!     ServerSettings::new("web2", "10.0.0.22:80".parse()?),
+//! ];
+//! let mut settings = HttpSettings::new("web", "10.99.0.200:80".parse()?, servers);
+//! settings.hash_key = Some(HashKey::Uri { whole: false }); // balance uri
+//! settings.cookie = Some("SERVERID".into()); // cookie SERVERID insert indirect nocache
+//! settings.http_request = Duration::from_secs(10); // timeout http-request
+//! let proxy = HttpProxy::start(settings, ConsistentHash::new())?;
+//!
+//! let stats = proxy.stats();
+//! println!("{} requests, {} 5xx", stats.requests, stats.responses.server_error);
+//! proxy.drain(Duration::from_secs(30)).await;
+//! # Ok(())
+//! # }
+//! ```
 
 mod error;
+mod http;
+mod http_body;
+mod http_headers;
 mod listener;
+mod servers;
 mod settings;
 mod splice;
 mod stats;
@@ -45,6 +82,7 @@ mod tcp;
 pub mod tls;
 
 pub use error::ProxyError;
-pub use settings::{ServerSettings, TcpSettings, Timeouts};
-pub use stats::{ProxyStats, ServerStats};
+pub use http::HttpProxy;
+pub use settings::{HttpSettings, ServerSettings, TcpSettings, Timeouts};
+pub use stats::{ProxyStats, ResponseCodes, ServerStats};
 pub use tcp::{DrainReport, TcpProxy};

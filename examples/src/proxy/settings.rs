@@ -1,7 +1,11 @@
-//! The settings of a TCP proxy, as plain Rust values (lbd's config loader fills them in).
+//! The settings of a proxy, as plain Rust values (lbd's config loader fills them in).
 
+use std::fmt;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
+
+use lb_core::HashKey;
 
 /// One `[[listen]]` section in `mode = "tcp"`: where to listen, where to send, how long to
 /// wait.
@@ -49,7 +53,7 @@ impl TcpSettings {
 }
 
 /// One backend server.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct ServerSettings {
     /// Its name: the key in the [`BackendSet`](lb_core::BackendSet), shown in stats.
     pub name: String,
@@ -60,17 +64,138 @@ pub struct ServerSettings {
     /// The most connections it gets at once (HAProxy server `maxconn`); a client finding all
     /// servers full waits up to [`Timeouts::queue`] for a slot.
     pub maxconn: Option<u32>,
+    /// TLS towards it (`tls = true`; HTTP mode): the client configuration (trust roots or
+    /// `verify = "none"`, ALPN `http/1.1`). The server name sent and checked is its IP
+    /// address. `None`: plain TCP.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl ServerSettings {
-    /// A server with weight 1 and no connection limit.
+    /// A server with weight 1, no connection limit and no TLS.
     pub fn new(name: impl Into<String>, addr: SocketAddr) -> Self {
         ServerSettings {
             name: name.into(),
             addr,
             weight: 1,
             maxconn: None,
+            tls: None,
         }
+    }
+}
+
+impl fmt::Debug for ServerSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerSettings")
+            .field("name", &self.name)
+            .field("addr", &self.addr)
+            .field("weight", &self.weight)
+            .field("maxconn", &self.maxconn)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
+}
+
+/// Equal when every field is; TLS configurations compare by identity (the same `Arc`).
+impl PartialEq for ServerSettings {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+            && self.addr == other.addr
+            && self.weight == other.weight
+            && self.maxconn == other.maxconn
+            && match (&self.tls, &other.tls) {
+                (None, None) => true,
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                _ => false,
+            }
+    }
+}
+
+impl Eq for ServerSettings {}
+
+/// One `[[listen]]` section in `mode = "http"`: what [`TcpSettings`] holds, plus how requests
+/// are balanced and answered.
+#[derive(Clone)]
+pub struct HttpSettings {
+    /// The proxy's name (the `[[listen]]` `name`), used in logs and stats.
+    pub name: String,
+    /// The address to listen on; may be a VIP this host does not hold yet (`IP_FREEBIND`).
+    pub bind: SocketAddr,
+    /// The servers, in configuration order. May be empty only with `redirect_https`.
+    pub servers: Vec<ServerSettings>,
+    /// How many times a failed connect (or a safely retryable request) is tried again
+    /// (HAProxy `retries`).
+    pub retries: u32,
+    /// Whether the last retry goes to another server (HAProxy `option redispatch`).
+    pub redispatch: bool,
+    /// How long to wait before retrying the same server after a failed connect.
+    pub retry_delay: Duration,
+    /// The timeouts: `connect` per connect, `server` for a response head, `client` for an
+    /// idle keep-alive client, `queue` for a server slot.
+    pub timeouts: Timeouts,
+    /// How long a client has to send a complete request head (HAProxy `timeout
+    /// http-request`): slower ones are closed (slowloris).
+    pub http_request: Duration,
+    /// The most client connections served at once (at least 1).
+    pub maxconn: u32,
+    /// The length of the kernel's listen backlog.
+    pub backlog: u32,
+    /// What consistent hashing hashes (`balance source | uri | hdr(NAME)`); `None` for the
+    /// other algorithms (a hash algorithm without a key falls back to round robin).
+    pub hash_key: Option<HashKey>,
+    /// Cookie stickiness (`cookie = "SERVERID"`, HAProxy `cookie NAME insert indirect
+    /// nocache`).
+    pub cookie: Option<String>,
+    /// Answer every request with a 301 to the same URL over `https` (no server is used).
+    pub redirect_https: bool,
+    /// Append the client's address in `X-Forwarded-For` (HAProxy `option forwardfor`).
+    pub forward_for: bool,
+    /// TLS termination: the server configuration (certificates, ALPN `h2` and `http/1.1`);
+    /// a connection that negotiated `h2` is served as HTTP/2. `None`: plain HTTP/1.1.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl HttpSettings {
+    /// Settings with HAProxy's defaults (as [`TcpSettings::new`]), `http_request` = the
+    /// client timeout, `X-Forwarded-For` on, no hashing, no cookie, no TLS.
+    pub fn new(name: impl Into<String>, bind: SocketAddr, servers: Vec<ServerSettings>) -> Self {
+        let tcp = TcpSettings::new(name, bind, servers);
+        HttpSettings {
+            name: tcp.name,
+            bind: tcp.bind,
+            servers: tcp.servers,
+            retries: tcp.retries,
+            redispatch: tcp.redispatch,
+            retry_delay: tcp.retry_delay,
+            http_request: tcp.timeouts.client,
+            timeouts: tcp.timeouts,
+            maxconn: tcp.maxconn,
+            backlog: tcp.backlog,
+            hash_key: None,
+            cookie: None,
+            redirect_https: false,
+            forward_for: true,
+            tls: None,
+        }
+    }
+}
+
+impl fmt::Debug for HttpSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpSettings")
+            .field("name", &self.name)
+            .field("bind", &self.bind)
+            .field("servers", &self.servers)
+            .field("retries", &self.retries)
+            .field("redispatch", &self.redispatch)
+            .field("timeouts", &self.timeouts)
+            .field("http_request", &self.http_request)
+            .field("maxconn", &self.maxconn)
+            .field("hash_key", &self.hash_key)
+            .field("cookie", &self.cookie)
+            .field("redirect_https", &self.redirect_https)
+            .field("forward_for", &self.forward_for)
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
     }
 }
 
