@@ -1,6 +1,6 @@
-//! Every vrrpd configuration the root README shows passes `vrrpd --check` without a warning, so
-//! the README cannot rot: each ```toml block, and each heredoc (`cat > FILE <<'EOF'`) in a
-//! ```sh block.
+//! Every configuration the root README shows passes `vrrpd --check` (or `lbd --check`, for a
+//! file of `[[listen]]` sections) without a warning, so the README cannot rot: each ```toml
+//! block, and each heredoc (`cat > FILE <<'EOF'`) in a ```sh block.
 
 use std::process::Command;
 
@@ -56,24 +56,31 @@ fn configs(markdown: &str) -> Vec<Shown> {
 }
 
 #[test]
-fn every_config_in_the_readme_passes_vrrpd_check() {
+fn every_config_in_the_readme_passes_its_daemons_check() {
     let readme = concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md");
     let text = std::fs::read_to_string(readme).expect("the root README");
     let shown = configs(&text);
-    // The Run heredoc, two hosts on a LAN, two on AWS: a parser that finds fewer is broken.
-    assert!(shown.len() >= 5, "found only {} configs", shown.len());
+    // The Run heredocs (vrrpd, lbd), two hosts on a LAN, two on AWS: a parser that finds fewer
+    // is broken.
+    assert!(shown.len() >= 6, "found only {} configs", shown.len());
+    assert!(shown.iter().any(|s| s.text.contains("[[listen]]")), "the lbd config");
     let dir = std::env::temp_dir().join(format!("readme-configs-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let mut failures = Vec::new();
     for s in &shown {
         let file = dir.join(format!("README.md-line-{}.toml", s.line));
         std::fs::write(&file, &s.text).expect("write");
-        let out = Command::new(env!("CARGO_BIN_EXE_vrrpd"))
+        let daemon = if s.text.contains("[[listen]]") {
+            env!("CARGO_BIN_EXE_lbd")
+        } else {
+            env!("CARGO_BIN_EXE_vrrpd")
+        };
+        let out = Command::new(daemon)
             .arg("--check")
             .arg("--config")
             .arg(&file)
             .output()
-            .expect("vrrpd runs");
+            .expect("the daemon runs");
         let stderr = String::from_utf8_lossy(&out.stderr);
         if !out.status.success() || stderr.contains("warning:") {
             failures.push(format!("README.md line {}:\n{}{stderr}", s.line, s.text));
@@ -83,6 +90,7 @@ fn every_config_in_the_readme_passes_vrrpd_check() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     // The commands the README gives for them are the ones that exist.
     assert!(text.contains("cargo run --release -p examples --bin ha-demo"));
+    assert!(text.contains("target/release/lbd --config lbd.toml"));
     assert!(text.contains("AmbientCapabilities=CAP_NET_RAW CAP_NET_ADMIN"));
     assert!(text.contains("ExecStartPre=/usr/local/bin/vrrpd --check --config /etc/ha/vrrpd.toml"));
 }
