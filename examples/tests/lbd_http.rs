@@ -1,7 +1,7 @@
 //! The `lbd` binary in `mode = "http"`, run on the shipped configurations (moved to free
 //! loopback ports) in front of real HTTP/1.1 backends: each algorithm's distribution over
 //! real requests, server-side connection reuse, X-Forwarded-For, cookie stickiness and its
-//! fallback, a server stopped under load (no client error with redispatch), a hanging server
+//! fallback, a server answering garbage (502), a server stopped under load (no client error with redispatch), a hanging server
 //! (504, then marked down), malformed requests (400, the proxy keeps serving), slow request
 //! heads (closed at `timeouts.http_request`).
 
@@ -338,4 +338,55 @@ async fn slow_request_heads_are_cut_at_the_http_request_timeout() {
         answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
         "{answer}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_answering_garbage_gives_502_and_the_proxy_keeps_serving() {
+    let ports = Ports::new();
+    // s1 answers every request with bytes that are not HTTP; s2 and s3 are fine.
+    let garbage = tokio::net::TcpListener::bind(ports.servers[0])
+        .await
+        .expect("binds");
+    let liar = tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = garbage.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf).await;
+                let _ = stream.write_all(b"SMTP ready\r\n\r\n\x00\xff").await;
+            });
+        }
+    });
+    let _s2 = Backend::start("s2", ports.servers[1]).await;
+    let _s3 = Backend::start("s3", ports.servers[2]).await;
+    let lbd = Lbd::start(&ports.config("http_rr"));
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        let mut stream = TcpStream::connect(ports.listen).await.expect("connects");
+        let (status, _, _) = Client::default()
+            .request(&mut stream, "/", &[("Connection", "close")])
+            .await
+            .expect("an answer, never a dropped connection");
+        statuses.push(status);
+    }
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 502).count(),
+        2,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 200).count(),
+        4,
+        "{statuses:?}"
+    );
+    liar.abort();
+    // Still serving: the next requests that land on s2 and s3 are answered.
+    let mut answered = 0;
+    for _ in 0..3 {
+        answered += usize::from(get(ports.listen, "/").await.is_ok());
+    }
+    assert!(answered >= 2, "{answered} of 3");
+    drop(lbd);
 }

@@ -63,7 +63,10 @@ fn every_config_in_the_readme_passes_its_daemons_check() {
     // The Run heredocs (vrrpd, lbd), two hosts on a LAN, two on AWS: a parser that finds fewer
     // is broken.
     assert!(shown.len() >= 6, "found only {} configs", shown.len());
-    assert!(shown.iter().any(|s| s.text.contains("[[listen]]")), "the lbd config");
+    assert!(
+        shown.iter().any(|s| s.text.contains("[[listen]]")),
+        "the lbd config"
+    );
     let dir = std::env::temp_dir().join(format!("readme-configs-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let mut failures = Vec::new();
