@@ -1,7 +1,8 @@
 //! `lbd --check` as an operator meets it: every configuration under `examples/configs/` (the
 //! lab's HAProxy setups written for lbd) passes, and every broken file under
 //! `tests/lbd_broken/` is refused with exactly the `file:line:column` messages its
-//! `# expect:` comments list, in file order.
+//! `# expect:` comments list, in file order; and every shipped configuration is run by some
+//! test (so a new one without a test fails).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -135,4 +136,36 @@ fn a_taken_address_a_missing_file_and_bad_arguments_each_say_what_is_wrong() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--config FILE is required"));
     let out = lbd(&["--chek"]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn every_shipped_config_is_run_by_a_test() {
+    // A test runs a shipped file by naming it ("NAME" for lbdlab's `Ports::config` and
+    // `shipped`, or NAME.toml); this file only checks them, so it does not count.
+    let tests = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let mut sources = String::new();
+    for entry in std::fs::read_dir(&tests).expect("the tests directory") {
+        let path = entry.expect("a directory entry").path();
+        let is_rs = path.extension().is_some_and(|x| x == "rs");
+        if is_rs && !path.ends_with("lbd_configs.rs") {
+            sources.push_str(&std::fs::read_to_string(&path).expect("readable"));
+        }
+    }
+    let untested: Vec<String> = tomls("configs")
+        .iter()
+        .map(|p| {
+            p.file_stem()
+                .expect("a name")
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|name| {
+            !sources.contains(&format!("\"{name}\"")) && !sources.contains(&format!("{name}.toml"))
+        })
+        .collect();
+    assert!(
+        untested.is_empty(),
+        "no test under tests/ runs examples/configs/{{{}}}.toml: add one (see lbd_http.rs)",
+        untested.join(",")
+    );
 }

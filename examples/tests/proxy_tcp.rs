@@ -1,6 +1,7 @@
 //! The TCP proxy (lbd `mode = "tcp"`) against real echo servers on loopback: round robin over
 //! three servers, retries with redispatch around a refusing port, half-close, the idle
-//! timeout, the global `maxconn` and a graceful drain.
+//! timeout, the global `maxconn`, a graceful drain, TLS termination and TLS to servers
+//! (certificates made by rcgen).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -89,7 +90,10 @@ fn settings(servers: &[(&str, SocketAddr)]) -> TcpSettings {
 }
 
 /// Sends `message` and reads the same number of bytes back.
-async fn round_trip(stream: &mut TcpStream, message: &[u8]) -> Vec<u8> {
+async fn round_trip<S>(stream: &mut S, message: &[u8]) -> Vec<u8>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     stream
         .write_all(message)
         .await
@@ -402,4 +406,216 @@ async fn listens_on_an_address_this_host_does_not_hold_ip_freebind() {
     settings.bind = "192.0.2.123:0".parse().unwrap();
     let proxy = TcpProxy::start(settings, RoundRobin).unwrap();
     assert_eq!(proxy.local_addr().ip().to_string(), "192.0.2.123");
+}
+
+/// A self-signed certificate for `localhost` and 127.0.0.1 and its key.
+struct Cert {
+    der: rustls::pki_types::CertificateDer<'static>,
+    key: rustls::pki_types::PrivateKeyDer<'static>,
+}
+
+fn cert() -> Cert {
+    let made =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .expect("test setup");
+    Cert {
+        der: made.cert.der().clone(),
+        key: rustls::pki_types::PrivatePkcs8KeyDer::from(made.signing_key.serialize_der()).into(),
+    }
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn tls_server(cert: &Cert) -> Arc<rustls::ServerConfig> {
+    let config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .expect("test setup")
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.der.clone()], cert.key.clone_key())
+        .expect("test setup");
+    Arc::new(config)
+}
+
+/// A client trusting only `cert`.
+fn tls_client(cert: &Cert) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.der.clone()).expect("test setup");
+    let config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .expect("test setup")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Arc::new(config)
+}
+
+/// An echo server behind TLS: it echoes the decrypted bytes until the client's
+/// `close_notify`, then sends its own; `handshakes` counts finished handshakes.
+struct TlsEcho {
+    addr: SocketAddr,
+    handshakes: Arc<AtomicUsize>,
+    task: JoinHandle<()>,
+}
+
+impl TlsEcho {
+    async fn start(config: Arc<rustls::ServerConfig>) -> Self {
+        let listener = TcpListener::bind(LOOPBACK).await.expect("test setup");
+        let addr = listener.local_addr().expect("test setup");
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        let handshakes = Arc::new(AtomicUsize::new(0));
+        let count = handshakes.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (acceptor, count) = (acceptor.clone(), count.clone());
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(stream).await else {
+                        return;
+                    };
+                    count.fetch_add(1, Ordering::SeqCst);
+                    let (mut r, mut w) = tokio::io::split(tls);
+                    let _ = tokio::io::copy(&mut r, &mut w).await;
+                    let _ = w.shutdown().await;
+                });
+            }
+        });
+        TlsEcho {
+            addr,
+            handshakes,
+            task,
+        }
+    }
+}
+
+impl Drop for TlsEcho {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Sends `request`, shuts down the write side (over TLS: `close_notify`) and reads until EOF.
+async fn send_and_read_to_end<S>(stream: &mut S, request: &[u8]) -> Vec<u8>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    stream
+        .write_all(request)
+        .await
+        .expect("the request is sent");
+    stream.shutdown().await.expect("half-close");
+    let mut reply = Vec::new();
+    tokio::time::timeout(WAIT, stream.read_to_end(&mut reply))
+        .await
+        .expect("EOF in time")
+        .expect("the reply is read");
+    reply
+}
+
+#[tokio::test]
+async fn tls_termination_splices_the_decrypted_stream_with_half_close() {
+    let echo = Echo::start().await;
+    let cert = cert();
+    let mut settings = settings(&[("s1", echo.addr)]);
+    settings.tls = Some(tls_server(&cert));
+    let proxy = TcpProxy::start(settings, RoundRobin).unwrap();
+    let connector = tokio_rustls::TlsConnector::from(tls_client(&cert));
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    for _ in 0..3 {
+        let tcp = TcpStream::connect(proxy.local_addr()).await.unwrap();
+        let mut tls = connector.connect(name.clone(), tcp).await.unwrap();
+        assert_eq!(
+            round_trip(&mut tls, b"hello over TLS").await,
+            b"hello over TLS"
+        );
+        // A bigger payload, then close_notify: the echo's whole answer, then its EOF.
+        let big: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
+        assert_eq!(send_and_read_to_end(&mut tls, &big).await, big);
+    }
+    assert_eq!(echo.accepted(), 3);
+    let stats = proxy.stats();
+    assert_eq!((stats.total, stats.failed), (3, 0));
+    // Counted in plaintext: what the echo saw.
+    assert_eq!(stats.servers[0].bytes_in, 3 * (14 + 200_000));
+    assert_eq!(stats.servers[0].bytes_out, stats.servers[0].bytes_in);
+
+    // A plain-TCP client cannot get through; one that never says hello is closed at the
+    // handshake timeout (timeouts.connect, 1s here).
+    let mut plain = TcpStream::connect(proxy.local_addr()).await.unwrap();
+    let started = Instant::now();
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(WAIT, plain.read(&mut byte))
+        .await
+        .unwrap();
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+    assert_eq!(
+        echo.accepted(),
+        3,
+        "no server connection for a failed handshake"
+    );
+}
+
+#[tokio::test]
+async fn tls_to_the_server_with_its_certificate_checked() {
+    let cert = cert();
+    let backend = TlsEcho::start(tls_server(&cert)).await;
+    let mut settings = settings(&[("s1", backend.addr)]);
+    settings.servers[0].tls = Some(tls_client(&cert));
+    let proxy = TcpProxy::start(settings, RoundRobin).unwrap();
+    for i in 0..3 {
+        let mut client = TcpStream::connect(proxy.local_addr()).await.unwrap();
+        let message = format!("plain in, TLS out {i}");
+        assert_eq!(
+            round_trip(&mut client, message.as_bytes()).await,
+            message.as_bytes()
+        );
+        // The client's FIN becomes close_notify towards the server; its close_notify comes
+        // back as a FIN.
+        assert_eq!(send_and_read_to_end(&mut client, b"bye").await, b"bye");
+    }
+    assert_eq!(backend.handshakes.load(Ordering::SeqCst), 3);
+
+    // Both ends TLS at once.
+    let mut settings = self::settings(&[("s1", backend.addr)]);
+    settings.tls = Some(tls_server(&cert));
+    settings.servers[0].tls = Some(tls_client(&cert));
+    let both = TcpProxy::start(settings, RoundRobin).unwrap();
+    let tcp = TcpStream::connect(both.local_addr()).await.unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(tls_client(&cert))
+        .connect(
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        send_and_read_to_end(&mut tls, b"TLS both ways").await,
+        b"TLS both ways"
+    );
+}
+
+#[tokio::test]
+async fn a_server_whose_certificate_fails_verification_is_a_failed_connect_and_redispatched() {
+    let backend = TlsEcho::start(tls_server(&cert())).await;
+    let good_cert = cert();
+    let good = TlsEcho::start(tls_server(&good_cert)).await;
+    let mut settings = settings(&[("bad", backend.addr), ("good", good.addr)]);
+    // Both trust only the good server's certificate.
+    settings.servers[0].tls = Some(tls_client(&good_cert));
+    settings.servers[1].tls = Some(tls_client(&good_cert));
+    settings.retries = 1;
+    let proxy = TcpProxy::start(settings, RoundRobin).unwrap();
+    for _ in 0..4 {
+        let mut client = TcpStream::connect(proxy.local_addr()).await.unwrap();
+        assert_eq!(send_and_read_to_end(&mut client, b"ping").await, b"ping");
+    }
+    let stats = proxy.stats();
+    assert_eq!(stats.failed, 0);
+    assert!(stats.servers[0].connect_errors >= 1, "{stats:?}");
+    assert_eq!(backend.handshakes.load(Ordering::SeqCst), 0);
+    assert_eq!(good.handshakes.load(Ordering::SeqCst), 4);
 }

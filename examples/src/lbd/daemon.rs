@@ -40,14 +40,6 @@ pub enum StartError {
     /// A stats page could not start.
     #[error(transparent)]
     Stats(#[from] StatsError),
-    /// What this build cannot run yet.
-    #[error("listener {listener:?}: {what} is not supported yet")]
-    Unsupported {
-        /// The listener.
-        listener: String,
-        /// What it asks for.
-        what: &'static str,
-    },
 }
 
 /// The running balancer.
@@ -304,12 +296,6 @@ fn only_tuned(old: &Listener, new: &Listener) -> bool {
 impl Running {
     fn start(config: &Listener) -> Result<Running, StartError> {
         let proxy = match config.mode {
-            Mode::Tcp if !config.tls.is_empty() => {
-                return Err(StartError::Unsupported {
-                    listener: config.name.clone(),
-                    what: "TLS termination in tcp mode",
-                });
-            }
             Mode::Tcp => with_algorithm(&config.balance, StartTcp(tcp_settings(config)?))?,
             Mode::Http => with_algorithm(&config.balance, StartHttp(http_settings(config)?))?,
         };
@@ -401,7 +387,7 @@ fn backlog(config: &Listener) -> u32 {
     config.maxconn.clamp(128, 65_535)
 }
 
-/// The TCP proxy's settings for `config`.
+/// The TCP proxy's settings for `config` (its TLS files read).
 fn tcp_settings(config: &Listener) -> Result<TcpSettings, StartError> {
     let mut settings = TcpSettings::new(config.name.clone(), config.bind, server_settings(config)?);
     settings.retries = config.retries;
@@ -410,7 +396,16 @@ fn tcp_settings(config: &Listener) -> Result<TcpSettings, StartError> {
     settings.timeouts = timeouts(config);
     settings.maxconn = config.maxconn;
     settings.backlog = backlog(config);
+    settings.tls = listener_tls(config)?;
     Ok(settings)
+}
+
+/// The configuration `config` terminates TLS with, if any.
+fn listener_tls(config: &Listener) -> Result<Option<Arc<rustls::ServerConfig>>, StartError> {
+    config.tls_config().map_err(|source| StartError::Tls {
+        listener: config.name.clone(),
+        source,
+    })
 }
 
 /// The HTTP proxy's settings for `config` (its TLS files read).
@@ -430,10 +425,7 @@ fn http_settings(config: &Listener) -> Result<HttpSettings, StartError> {
     };
     settings.cookie = config.cookie.clone();
     settings.redirect_https = config.redirect_https;
-    settings.tls = config.tls_config().map_err(|source| StartError::Tls {
-        listener: config.name.clone(),
-        source,
-    })?;
+    settings.tls = listener_tls(config)?;
     Ok(settings)
 }
 

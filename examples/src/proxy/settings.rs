@@ -9,7 +9,7 @@ use lb_core::HashKey;
 
 /// One `[[listen]]` section in `mode = "tcp"`: where to listen, where to send, how long to
 /// wait.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct TcpSettings {
     /// The proxy's name (the `[[listen]]` `name`), used in logs and stats.
     pub name: String,
@@ -31,11 +31,59 @@ pub struct TcpSettings {
     pub maxconn: u32,
     /// The length of the kernel's listen backlog.
     pub backlog: u32,
+    /// TLS termination: the server configuration (certificates chosen by SNI, usually no
+    /// ALPN). Each client's handshake must finish within `timeouts.connect`; the decrypted
+    /// stream is then spliced with the server. `None`: plain TCP.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl fmt::Debug for TcpSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TcpSettings")
+            .field("name", &self.name)
+            .field("bind", &self.bind)
+            .field("servers", &self.servers)
+            .field("retries", &self.retries)
+            .field("redispatch", &self.redispatch)
+            .field("retry_delay", &self.retry_delay)
+            .field("timeouts", &self.timeouts)
+            .field("maxconn", &self.maxconn)
+            .field("backlog", &self.backlog)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
+}
+
+/// Equal when every field is; TLS configurations compare by identity (the same `Arc`).
+impl PartialEq for TcpSettings {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+            && self.bind == other.bind
+            && self.servers == other.servers
+            && self.retries == other.retries
+            && self.redispatch == other.redispatch
+            && self.retry_delay == other.retry_delay
+            && self.timeouts == other.timeouts
+            && self.maxconn == other.maxconn
+            && self.backlog == other.backlog
+            && same_arc(&self.tls, &other.tls)
+    }
+}
+
+impl Eq for TcpSettings {}
+
+/// Whether both are `None` or both the same `Arc`.
+fn same_arc<T>(a: &Option<Arc<T>>, b: &Option<Arc<T>>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+        _ => false,
+    }
 }
 
 impl TcpSettings {
     /// Settings with HAProxy's defaults: 3 retries, redispatch on, the default
-    /// [`Timeouts`], 3000 connections and a backlog of 1024.
+    /// [`Timeouts`], 3000 connections, a backlog of 1024, no TLS.
     pub fn new(name: impl Into<String>, bind: SocketAddr, servers: Vec<ServerSettings>) -> Self {
         let timeouts = Timeouts::default();
         TcpSettings {
@@ -48,6 +96,7 @@ impl TcpSettings {
             timeouts,
             maxconn: 3000,
             backlog: 1024,
+            tls: None,
         }
     }
 }
@@ -64,9 +113,10 @@ pub struct ServerSettings {
     /// The most connections it gets at once (HAProxy server `maxconn`); a client finding all
     /// servers full waits up to [`Timeouts::queue`] for a slot.
     pub maxconn: Option<u32>,
-    /// TLS towards it (`tls = true`; HTTP mode): the client configuration (trust roots or
-    /// `verify = "none"`, ALPN `http/1.1`). The server name sent and checked is its IP
-    /// address. `None`: plain TCP.
+    /// TLS towards it (`tls = true`): the client configuration (trust roots or
+    /// `verify = "none"`; ALPN `http/1.1` in HTTP mode, none in TCP mode). The server name
+    /// sent and checked is its IP address; in TCP mode the handshake is part of the connect
+    /// (within `timeouts.connect`, retried as a failed connect). `None`: plain TCP.
     pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
@@ -102,11 +152,7 @@ impl PartialEq for ServerSettings {
             && self.addr == other.addr
             && self.weight == other.weight
             && self.maxconn == other.maxconn
-            && match (&self.tls, &other.tls) {
-                (None, None) => true,
-                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-                _ => false,
-            }
+            && same_arc(&self.tls, &other.tls)
     }
 }
 

@@ -7,13 +7,16 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use lb_core::{Algorithm, BackendSet};
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinHandle;
+use tokio_rustls::{TlsAcceptor, TlsConnector, client};
 
 use super::error::ProxyError;
 use super::listener::listen;
-use super::servers::{Pick, Policy, Servers};
+use super::servers::{Pick, Policy, Server, Servers};
 use super::settings::{TcpSettings, Timeouts};
 use super::splice::{Ended, splice};
 use super::stats::{ProxyCounters, ProxyStats};
@@ -59,6 +62,31 @@ struct Shared<A: Algorithm> {
     counters: ProxyCounters,
     /// One permit per client connection: the accept loop takes one before accepting.
     connections: Arc<Semaphore>,
+    /// TLS termination, when the listener has certificates.
+    tls: Option<TlsAcceptor>,
+}
+
+/// A connection to a server: plain, or TLS when the server has `tls`.
+enum Upstream {
+    Plain(TcpStream),
+    Tls(Box<client::TlsStream<TcpStream>>),
+}
+
+/// Opens a connection to `server`: TCP, then the TLS handshake when it has `tls` (the whole
+/// within the caller's connect timeout, so a failed handshake is a failed connect).
+async fn open<E>(server: &Server<E>) -> std::io::Result<Upstream> {
+    let stream = TcpStream::connect(server.settings.addr).await?;
+    let _ = stream.set_nodelay(true);
+    match &server.settings.tls {
+        None => Ok(Upstream::Plain(stream)),
+        Some(config) => {
+            let name = ServerName::IpAddress(server.settings.addr.ip().into());
+            let tls = TlsConnector::from(config.clone())
+                .connect(name, stream)
+                .await?;
+            Ok(Upstream::Tls(Box::new(tls)))
+        }
+    }
 }
 
 impl<A: Algorithm> TcpProxy<A> {
@@ -99,10 +127,11 @@ impl<A: Algorithm> TcpProxy<A> {
             servers,
             counters: ProxyCounters::default(),
             connections: Arc::new(Semaphore::new(settings.maxconn as usize)),
+            tls: settings.tls.map(TlsAcceptor::from),
         });
         let (stop, stopped) = watch::channel(false);
         let accept = tokio::spawn(accept_loop(listener, shared.clone(), stopped));
-        tracing::info!(proxy = %shared.name, %local_addr, "listening (tcp)");
+        tracing::info!(proxy = %shared.name, %local_addr, tls = shared.tls.is_some(), "listening (tcp)");
         Ok(TcpProxy {
             shared,
             local_addr,
@@ -209,8 +238,29 @@ async fn serve<A: Algorithm>(
 }
 
 impl<A: Algorithm> Shared<A> {
-    async fn handle(&self, mut client: TcpStream, peer: SocketAddr) {
+    /// Shakes hands with a TLS client (within `timeouts.connect`) when the listener
+    /// terminates TLS, then forwards.
+    async fn handle(&self, client: TcpStream, peer: SocketAddr) {
         let _ = client.set_nodelay(true);
+        let Some(acceptor) = &self.tls else {
+            return self.forward(client, peer).await;
+        };
+        match tokio::time::timeout(self.timeouts.connect, acceptor.accept(client)).await {
+            Ok(Ok(tls)) => self.forward(tls, peer).await,
+            Ok(Err(e)) => {
+                tracing::debug!(proxy = %self.name, %peer, error = %e, "TLS handshake failed");
+            }
+            Err(_) => {
+                tracing::debug!(proxy = %self.name, %peer, "TLS handshake timed out");
+            }
+        }
+    }
+
+    /// Picks a server, connects (with retries), and splices the client with it.
+    async fn forward<C>(&self, mut client: C, peer: SocketAddr)
+    where
+        C: AsyncRead + AsyncWrite + Unpin,
+    {
         let mut key = [0u8; 16];
         let key = match peer.ip() {
             IpAddr::V4(ip) => {
@@ -230,9 +280,7 @@ impl<A: Algorithm> Shared<A> {
             Ok(slot) => {
                 let mut left = self.servers.policy.retries;
                 self.servers
-                    .connect(&pick, slot, &mut left, async |server| {
-                        TcpStream::connect(server.settings.addr).await
-                    })
+                    .connect(&pick, slot, &mut left, async |server| open(server).await)
                     .await
             }
             Err(refused) => Err(refused),
@@ -245,17 +293,19 @@ impl<A: Algorithm> Shared<A> {
                 return;
             }
         };
-        let _ = server.set_nodelay(true);
         let counters = &slot.server().counters;
         counters.established();
-        let ended = splice(
-            &mut client,
-            &mut server,
+        let (idle, bytes_in, bytes_out) = (
             self.timeouts.idle(),
             &counters.bytes_in,
             &counters.bytes_out,
-        )
-        .await;
+        );
+        let ended = match &mut server {
+            Upstream::Plain(server) => splice(&mut client, server, idle, bytes_in, bytes_out).await,
+            Upstream::Tls(server) => {
+                splice(&mut client, &mut **server, idle, bytes_in, bytes_out).await
+            }
+        };
         match ended {
             Ended::Closed => {}
             Ended::Idle => {

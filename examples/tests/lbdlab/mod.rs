@@ -1,6 +1,6 @@
 //! What the lbd integration tests share: the real `lbd` binary run on a configuration
 //! (shipped under `examples/configs/`, its addresses moved to free loopback ports), its log
-//! lines, and small real HTTP/1.1 backends on loopback.
+//! lines, and small real HTTP/1.1 backends on loopback (plain or behind TLS).
 
 #![allow(dead_code)]
 
@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
@@ -254,6 +254,23 @@ pub(crate) struct Backend {
 impl Backend {
     /// Starts `name` on `addr` (which must be free).
     pub(crate) async fn start(name: &str, addr: SocketAddr) -> Backend {
+        Backend::start_with(name, addr, None).await
+    }
+
+    /// As [`Backend::start`], behind TLS with `config` (HAProxy's `server ... ssl`).
+    pub(crate) async fn start_tls(
+        name: &str,
+        addr: SocketAddr,
+        config: Arc<rustls::ServerConfig>,
+    ) -> Backend {
+        Backend::start_with(name, addr, Some(tokio_rustls::TlsAcceptor::from(config))).await
+    }
+
+    async fn start_with(
+        name: &str,
+        addr: SocketAddr,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> Backend {
         let listener = TcpListener::bind(addr).await.expect("the backend binds");
         let requests = Arc::new(AtomicUsize::new(0));
         let connections = Arc::new(AtomicUsize::new(0));
@@ -275,7 +292,18 @@ impl Backend {
                     return;
                 };
                 conns.fetch_add(1, Ordering::Relaxed);
-                tokio::spawn(serve(stream, state.clone()));
+                let _ = stream.set_nodelay(true);
+                match &tls {
+                    None => drop(tokio::spawn(serve(stream, state.clone()))),
+                    Some(acceptor) => {
+                        let (acceptor, state) = (acceptor.clone(), state.clone());
+                        tokio::spawn(async move {
+                            if let Ok(stream) = acceptor.accept(stream).await {
+                                serve(stream, state).await;
+                            }
+                        });
+                    }
+                }
             }
         });
         Backend {
@@ -335,8 +363,7 @@ struct Served {
     heads: Arc<Mutex<Vec<String>>>,
 }
 
-async fn serve(mut stream: TcpStream, state: Arc<Served>) {
-    let _ = stream.set_nodelay(true);
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, state: Arc<Served>) {
     let mut buf = Vec::with_capacity(4096);
     loop {
         // One request head (these tests send no request bodies to this server).
@@ -377,7 +404,11 @@ async fn serve(mut stream: TcpStream, state: Arc<Served>) {
             state.name,
             if close { "Connection: close\r\n" } else { "" },
         );
-        if stream.write_all(response.as_bytes()).await.is_err() || close {
+        if stream.write_all(response.as_bytes()).await.is_err() || stream.flush().await.is_err() {
+            return;
+        }
+        if close {
+            let _ = stream.shutdown().await;
             return;
         }
     }
@@ -401,9 +432,9 @@ pub(crate) struct Client {
 impl Client {
     /// Sends `GET path` with `headers` on `stream` and reads the answer: its body, or an
     /// error when the status is not 200.
-    pub(crate) async fn get(
+    pub(crate) async fn get<S: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
-        stream: &mut TcpStream,
+        stream: &mut S,
         path: &str,
         headers: &[(&str, &str)],
     ) -> std::io::Result<String> {
@@ -415,9 +446,9 @@ impl Client {
     }
 
     /// Sends `GET path` and reads the answer: status, headers (names lowercase), body.
-    pub(crate) async fn request(
+    pub(crate) async fn request<S: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
-        stream: &mut TcpStream,
+        stream: &mut S,
         path: &str,
         headers: &[(&str, &str)],
     ) -> std::io::Result<(u16, HashMap<String, String>, String)> {
@@ -427,6 +458,7 @@ impl Client {
         }
         request.push_str("\r\n");
         stream.write_all(request.as_bytes()).await?;
+        stream.flush().await?;
         let end = loop {
             if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
                 break i + 4;
