@@ -390,3 +390,78 @@ async fn a_server_answering_garbage_gives_502_and_the_proxy_keeps_serving() {
     assert!(answered >= 2, "{answered} of 3");
     drop(lbd);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// A server removed by SIGHUP: applied in place (`tuned`), the kept-alive client connection
+/// goes on serving and no new request reaches the removed server.
+async fn sighup_reload_keeps_a_keep_alive_connection_serving() {
+    let ports = Ports::new();
+    let _servers = backends(&ports).await;
+    let config = ports.config("http_rr");
+    let lbd = Lbd::start(&config);
+    let (mut stream, mut client) = connect(&ports).await;
+    client.get(&mut stream, "/", &[]).await.expect("an answer");
+    let fewer = config.replace(
+        &format!("  {{ name = \"s3\", addr = \"{}\" }},\n", ports.servers[2]),
+        "",
+    );
+    let line = lbd.reload(&fewer);
+    assert!(line.contains("tuned=[\"http_rr\"]"), "{line}");
+    for _ in 0..6 {
+        client
+            .get(&mut stream, "/", &[])
+            .await
+            .expect("the open connection still serves");
+    }
+    let mut answers = Vec::new();
+    for _ in 0..6 {
+        answers.push(
+            get(ports.listen, "/")
+                .await
+                .expect("new clients are served"),
+        );
+    }
+    assert!(!answers.contains(&"s3".to_owned()), "{answers:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_added_by_sighup_takes_its_turn_on_an_open_keep_alive_connection() {
+    let ports = Ports::new();
+    let servers = backends(&ports).await;
+    let config = ports.config("http_rr");
+    let s3 = format!("  {{ name = \"s3\", addr = \"{}\" }},\n", ports.servers[2]);
+    let lbd = Lbd::start(&config.replace(&s3, ""));
+    let (mut stream, mut client) = connect(&ports).await;
+    for _ in 0..4 {
+        let answer = client.get(&mut stream, "/", &[]).await.expect("an answer");
+        assert_ne!(answer, "s3");
+    }
+    let line = lbd.reload(&config);
+    assert!(line.contains("tuned=[\"http_rr\"]"), "{line}");
+    let mut answers = Vec::new();
+    for _ in 0..6 {
+        answers.push(
+            client
+                .get(&mut stream, "/", &[])
+                .await
+                .expect("the open connection still serves"),
+        );
+    }
+    for _ in 0..6 {
+        answers.push(
+            get(ports.listen, "/")
+                .await
+                .expect("new clients are served"),
+        );
+    }
+    let t = tally(&answers);
+    assert_eq!(t.get("s3"), Some(&4), "round robin over three: {t:?}");
+    assert_eq!(servers[2].requests(), 4);
+    // s1 and s2 stayed: their pooled connections were reused across the reload.
+    assert_eq!(
+        servers[0].connections(),
+        1,
+        "s1 opened {}",
+        servers[0].connections()
+    );
+}

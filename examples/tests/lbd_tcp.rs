@@ -91,9 +91,19 @@ async fn hc_tcp_hides_a_server_stopped_under_load_and_logs_it_down_then_up() {
         .await;
     let detected = stopped.elapsed();
     let (answers, failures) = run.await.expect("the load");
+    // Connects to s2 are retried elsewhere (redispatch), so no client is refused. A client
+    // whose connection s2's kernel had accepted but s2 had not yet taken from its backlog
+    // when it closed gets a reset, as with HAProxy (mode tcp, the lab's hc suite: 16 socket
+    // errors; lbd passes the reset on as a close): bytes already flowed, so nothing can be
+    // retried.
+    let refused: Vec<&String> = failures
+        .iter()
+        .filter(|f| !f.contains("reset by peer") && !f.contains("closed before an answer"))
+        .collect();
+    assert!(refused.is_empty(), "{refused:?}");
     assert!(
-        failures.is_empty(),
-        "{} failures: {failures:?}",
+        failures.len() <= 5,
+        "{} resets: {failures:?}",
         failures.len()
     );
     assert!(answers.get("s2").copied().unwrap_or(0) > 0, "{answers:?}");
@@ -152,30 +162,35 @@ async fn sighup_applies_new_servers_and_weights_without_dropping_an_open_connect
         assert_ne!(get(ports.listen, "/").await.expect("an answer"), "s1");
     }
 
-    // A server removed: the listener restarts, the open connection goes on with the old one.
+    // A server removed: applied in place too, the open connection goes on.
     let fewer = config.replace(
         &format!("  {{ name = \"s3\", addr = \"{}\" }},\n", ports.servers[2]),
         "",
     );
     assert_ne!(fewer, config);
     let line = lbd.reload(&fewer);
+    assert!(line.contains("tuned=[\"tcp_rr\"]"), "{line}");
+    assert_eq!(
+        client.get(&mut open, "/", &[]).await.expect("still open"),
+        first
+    );
+    let answers = tally_of(ports.listen, 10).await;
+    assert_eq!(answers.len(), 2, "s3 is gone: {answers:?}");
+    assert!(!answers.contains_key("s3"), "{answers:?}");
+
+    // The listener itself changed (its balance): it restarts, the old proxy drains and the
+    // open connection goes on with it.
+    let leastconn = fewer.replace("balance = \"roundrobin\"", "balance = \"leastconn\"");
+    assert_ne!(leastconn, fewer);
+    let line = lbd.reload(&leastconn);
     assert!(line.contains("restarted=[\"tcp_rr\"]"), "{line}");
     assert_eq!(
         client.get(&mut open, "/", &[]).await.expect("still open"),
         first
     );
-    let mut answers: HashMap<String, usize> = HashMap::new();
-    for _ in 0..10 {
-        *answers
-            .entry(
-                get(ports.listen, "/")
-                    .await
-                    .expect("an answer after the restart"),
-            )
-            .or_default() += 1;
-    }
-    assert_eq!(answers.len(), 2, "s3 is gone: {answers:?}");
+    let answers = tally_of(ports.listen, 10).await;
     assert!(!answers.contains_key("s3"), "{answers:?}");
+    assert_eq!(answers.values().sum::<usize>(), 10, "{answers:?}");
 
     // A broken file: refused with its place, the running configuration stays.
     let before = lbd.log().len();
@@ -185,6 +200,60 @@ async fn sighup_applies_new_servers_and_weights_without_dropping_an_open_connect
     assert!(refused.contains("lbd.toml:2:"), "{refused}");
     assert!(get(ports.listen, "/").await.is_ok());
     drop(servers);
+}
+
+/// Who answered `n` requests, each on a new connection.
+async fn tally_of(addr: std::net::SocketAddr, n: usize) -> HashMap<String, usize> {
+    let mut answers: HashMap<String, usize> = HashMap::new();
+    for _ in 0..n {
+        let answer = get(addr, "/").await.expect("an answer through lbd");
+        *answers.entry(answer).or_default() += 1;
+    }
+    answers
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_keeps_the_health_state_of_servers_checked_as_before() {
+    let ports = Ports::new();
+    let servers = backends(&ports).await;
+    let config = ports.config("hc_tcp");
+    let lbd = Lbd::start(&config);
+    // s2 fails its checks (fall 2 at 200 ms) while it still answers traffic.
+    servers[1].set_healthy(false);
+    let s2 = format!("server s2 {}", ports.servers[1]);
+    lbd.logged(&format!("{s2} marked down"), WAIT).await;
+    // s3 removed, s1 weighted: in place; s2 keeps its monitor, so it stays down. A new
+    // monitor would start it up again and send it traffic until two checks failed.
+    let changed = config
+        .replace(
+            &format!("  {{ name = \"s3\", addr = \"{}\" }},\n", ports.servers[2]),
+            "",
+        )
+        .replace(
+            &format!("{{ name = \"s1\", addr = \"{}\" }}", ports.servers[0]),
+            &format!(
+                "{{ name = \"s1\", addr = \"{}\", weight = 2 }}",
+                ports.servers[0]
+            ),
+        );
+    let before = lbd.log().len();
+    let line = lbd.reload(&changed);
+    assert!(line.contains("tuned=[\"hc_tcp\"]"), "{line}");
+    let answers = tally_of(ports.listen, 12).await;
+    assert_eq!(answers.get("s1"), Some(&12), "{answers:?}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let marked: Vec<String> = lbd.log()[before..]
+        .iter()
+        .filter(|l| l.contains("marked"))
+        .cloned()
+        .collect();
+    assert!(marked.is_empty(), "no check started over: {marked:?}");
+    // Its monitor goes on: back up after rise 2, counted among the two servers left.
+    servers[1].set_healthy(true);
+    let up = lbd.logged(&format!("{s2} marked up"), WAIT).await;
+    assert!(up.contains("2 of 2 servers up"), "{up}");
+    let answers = tally_of(ports.listen, 9).await;
+    assert_eq!(answers.get("s2"), Some(&3), "weights 2:1: {answers:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,8 +4,13 @@
 //! its health checks ([`examples::lbd::Lbd`]) and runs until SIGTERM or SIGINT, on which it
 //! stops accepting and lets the connections in flight finish for up to `--drain-timeout`
 //! (default 30 s). SIGHUP reads the file again and applies it without dropping established
-//! connections; a file with mistakes is refused (its errors logged) and the running
-//! configuration stays.
+//! connections: a listener whose only changes are in its `servers` (added, removed,
+//! readdressed, weights, `maxconn`, TLS) or `check` is changed in place (logged as `tuned`;
+//! kept-alive client connections go on, requests on a removed server finish there, servers
+//! checked as before keep their health state); a listener changed in itself (`bind`, `mode`,
+//! `tls`, `balance`, `timeouts`, ...) starts anew on its address while the old one drains
+//! (`restarted`, up to `--drain-timeout`). A file with mistakes is refused (its errors
+//! logged) and the running configuration stays.
 //!
 //! `lbd --check --config FILE` prints every mistake as `file:line:column: key: message` and
 //! exits 1, or prints `FILE: configuration OK (N listeners, M servers)` and exits 0. Warnings

@@ -96,10 +96,13 @@ pub(super) struct Running {
 pub struct Reloaded {
     /// Listeners the new file leaves as they were.
     pub unchanged: Vec<String>,
-    /// Listeners whose servers got new weights or limits, applied in place (connections and
-    /// counters kept).
+    /// Listeners whose only changes were in their `servers` (added, removed, readdressed,
+    /// weights, limits, TLS) or `check`, applied in place: no connection closes, servers
+    /// that stay keep their counters, pooled connections and (same check) health state.
     pub tuned: Vec<String>,
-    /// Listeners started anew: the old proxy drains its connections in the background.
+    /// Listeners changed in themselves (`bind`, `mode`, `tls`, `balance`, `cookie`,
+    /// `timeouts`, `maxconn`...), started anew: the old proxy drains its connections in the
+    /// background.
     pub restarted: Vec<String>,
     /// Listeners new in the file.
     pub added: Vec<String>,
@@ -177,10 +180,16 @@ impl Lbd {
         self.shared.snapshot()
     }
 
-    /// Applies a new configuration without dropping established connections: a listener whose
-    /// servers only changed weight or `maxconn` is changed in place; a listener changed in any
-    /// other way starts anew on its address while the old one finishes its connections (up to
-    /// `drain`); removed listeners drain; new ones start.
+    /// Applies a new configuration without dropping established connections:
+    /// - a listener whose only changes are in its `servers` (any: added, removed, readdressed,
+    ///   weights, `maxconn`, TLS) and its `check` is changed in place ([`Reloaded::tuned`]):
+    ///   its proxy takes the new servers (requests and connections on a removed server finish
+    ///   there; kept-alive client connections go on), and only new or changed servers, or all
+    ///   when `check` changed, get a new health monitor; the others keep theirs and its state;
+    /// - a listener changed in itself (`bind`, `mode`, `tls`, `balance`, `cookie`, `timeouts`,
+    ///   `maxconn`, ...) starts anew on its address while the old one finishes its
+    ///   connections, up to `drain` ([`Reloaded::restarted`]);
+    /// - removed listeners drain; new ones start.
     ///
     /// On an error the listeners handled before it are in their new state, the others in
     /// their old one.
@@ -216,15 +225,16 @@ impl Lbd {
             if running.config == *new {
                 report.unchanged.push(new.name.clone());
                 now.push(running);
-            } else if only_tuned(&running.config, new) {
-                let backends = running.proxy.backends();
-                for server in &new.servers {
-                    backends.set_weight(&server.name, server.weight);
-                    backends.set_maxconn(&server.name, server.maxconn);
-                }
-                running.config = new.clone();
-                report.tuned.push(new.name.clone());
+            } else if only_servers_changed(&running.config, new) {
+                let updated = running.update_servers(new);
                 now.push(running);
+                match updated {
+                    Ok(()) => report.tuned.push(new.name.clone()),
+                    Err(e) => {
+                        result = Err(e);
+                        break;
+                    }
+                }
             } else {
                 let name = new.name.clone();
                 let same_address = running.config.bind == new.bind;
@@ -280,17 +290,13 @@ impl Lbd {
     }
 }
 
-/// Whether `new` differs from `old` only in its servers' weights and limits.
-fn only_tuned(old: &Listener, new: &Listener) -> bool {
-    let same_servers = old.servers.len() == new.servers.len()
-        && old
-            .servers
-            .iter()
-            .zip(&new.servers)
-            .all(|(a, b)| a.name == b.name && a.addr == b.addr && a.tls == b.tls);
+/// Whether `new` differs from `old` only in its `servers` and `check`: what
+/// [`Running::update_servers`] applies in place.
+fn only_servers_changed(old: &Listener, new: &Listener) -> bool {
     let mut rest = new.clone();
     rest.servers = old.servers.clone();
-    same_servers && rest == *old
+    rest.check = old.check.clone();
+    rest == *old
 }
 
 impl Running {
@@ -306,6 +312,29 @@ impl Running {
             monitors,
             started: Instant::now(),
         })
+    }
+
+    /// Applies `new`'s servers and check (the listener being otherwise the same) in place.
+    /// On an error (a TLS or CA file that cannot be read) nothing changed.
+    fn update_servers(&mut self, new: &Listener) -> Result<(), StartError> {
+        let mut servers = server_settings(new)?;
+        // A server whose TLS settings stay keeps its TLS configuration (the same `Arc`), so
+        // the proxy keeps its pooled connections.
+        let before = self.proxy.servers();
+        for (server, config) in servers.iter_mut().zip(&new.servers) {
+            let same_tls =
+                self.config.servers.iter().any(|old| {
+                    old.name == config.name && old.tls == config.tls && old.ca == config.ca
+                });
+            if same_tls && let Some(old) = before.iter().find(|old| old.name == server.name) {
+                server.tls = old.tls.clone();
+            }
+        }
+        let plan = self.monitors.plan(Some(&self.config), new)?;
+        self.proxy.update_servers(&servers)?;
+        self.monitors.apply(plan, &self.proxy.backends())?;
+        self.config = new.clone();
+        Ok(())
     }
 
     /// Starts `config`; when `busy_for_a_moment`, an address still held by the listener

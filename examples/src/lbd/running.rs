@@ -13,7 +13,7 @@ use lb_core::{
 };
 
 use super::balance::Balance;
-use crate::proxy::{DrainReport, HttpProxy, ProxyError, ProxyStats, TcpProxy};
+use crate::proxy::{DrainReport, HttpProxy, ProxyError, ProxyStats, ServerSettings, TcpProxy};
 
 /// A running proxy as the daemon sees it.
 pub(crate) trait Proxy: Send + Sync {
@@ -23,6 +23,11 @@ pub(crate) trait Proxy: Send + Sync {
     fn stats(&self) -> ProxyStats;
     /// Its servers' state in the balancer.
     fn backends(&self) -> Arc<dyn Backends>;
+    /// Its servers now.
+    fn servers(&self) -> Vec<ServerSettings>;
+    /// Replaces its servers in place (a reload): no connection closes, servers that stay keep
+    /// their counters, pooled connections and health.
+    fn update_servers(&self, servers: &[ServerSettings]) -> Result<(), ProxyError>;
     /// Stops accepting, lets the connections finish up to `deadline`.
     fn drain(
         self: Box<Self>,
@@ -41,6 +46,14 @@ impl<A: Algorithm> Proxy for TcpProxy<A> {
 
     fn backends(&self) -> Arc<dyn Backends> {
         TcpProxy::backends(self).clone()
+    }
+
+    fn servers(&self) -> Vec<ServerSettings> {
+        TcpProxy::servers(self)
+    }
+
+    fn update_servers(&self, servers: &[ServerSettings]) -> Result<(), ProxyError> {
+        TcpProxy::update_servers(self, servers)
     }
 
     fn drain(
@@ -64,6 +77,14 @@ impl<A: Algorithm> Proxy for HttpProxy<A> {
         HttpProxy::backends(self).clone()
     }
 
+    fn servers(&self) -> Vec<ServerSettings> {
+        HttpProxy::servers(self)
+    }
+
+    fn update_servers(&self, servers: &[ServerSettings]) -> Result<(), ProxyError> {
+        HttpProxy::update_servers(self, servers)
+    }
+
     fn drain(
         self: Box<Self>,
         deadline: Duration,
@@ -72,15 +93,11 @@ impl<A: Algorithm> Proxy for HttpProxy<A> {
     }
 }
 
-/// A proxy's servers as the health checks and a reload change them.
+/// A proxy's servers as the health checks change them.
 pub(crate) trait Backends: Send + Sync {
     /// A health check's verdict on server `name`: down takes it out of rotation at once
     /// (connections on it go on).
     fn set_health(&self, name: &str, up: bool);
-    /// A new weight for server `name` (reload).
-    fn set_weight(&self, name: &str, weight: u32);
-    /// A new connection limit for server `name` (reload).
-    fn set_maxconn(&self, name: &str, maxconn: Option<u32>);
 }
 
 // Every configured server is in its proxy's set, so the updates below cannot miss; a miss
@@ -89,14 +106,6 @@ impl<A: Algorithm> Backends for BackendSet<String, A> {
     fn set_health(&self, name: &str, up: bool) {
         let health = if up { Health::Up } else { Health::Down };
         let _ = BackendSet::set_health(self, &name.to_owned(), health);
-    }
-
-    fn set_weight(&self, name: &str, weight: u32) {
-        let _ = BackendSet::set_weight(self, &name.to_owned(), weight);
-    }
-
-    fn set_maxconn(&self, name: &str, maxconn: Option<u32>) {
-        let _ = BackendSet::set_maxconn(self, &name.to_owned(), maxconn);
     }
 }
 

@@ -34,7 +34,7 @@ use super::http_headers::{
 };
 use super::listener::listen;
 use super::servers::{Pick, Policy, Refused, Server, Servers, Slot};
-use super::settings::HttpSettings;
+use super::settings::{HttpSettings, ServerSettings};
 use super::stats::{ProxyCounters, ProxyStats};
 use super::tcp::DrainReport;
 
@@ -184,12 +184,36 @@ impl<A: Algorithm> HttpProxy<A> {
         &self.shared.servers.backends
     }
 
+    /// Replaces its servers while it runs (a reload), without closing any client connection:
+    /// new requests, on kept-alive connections too, are balanced over `servers`; requests in
+    /// flight on a server that went away finish there (its pooled connections close after
+    /// them). A server whose name, address and TLS configuration (the same `Arc`) stay keeps
+    /// its counters, its pooled connections and its health in [`backends`](Self::backends);
+    /// new servers join up; every weight and `maxconn` is set as `servers` says.
+    ///
+    /// Fails, changing nothing, when `servers` is empty (allowed with `redirect_https`) or
+    /// names a server twice.
+    pub fn update_servers(&self, servers: &[ServerSettings]) -> Result<(), ProxyError> {
+        let shared = &*self.shared;
+        shared
+            .servers
+            .update(&shared.name, servers, shared.redirect_https, |_| {
+                Idle::default()
+            })
+    }
+
+    /// Its servers now, in order (as started, or as the last
+    /// [`update_servers`](Self::update_servers) gave them).
+    pub fn servers(&self) -> Vec<ServerSettings> {
+        self.shared.servers.settings()
+    }
+
     /// Its counters now.
     pub fn stats(&self) -> ProxyStats {
         ProxyStats::collect(
             &self.shared.name,
             &self.shared.counters,
-            &self.shared.servers.table,
+            &self.shared.servers.table.load(),
         )
     }
 

@@ -37,7 +37,12 @@
 //! # }
 //! ```
 //!
-//! An [`HttpProxy`] has the same shape (start, `local_addr`, `backends`, `stats`, `drain`)
+//! Both replace their servers while they run ([`TcpProxy::update_servers`],
+//! [`HttpProxy::update_servers`], what lbd's SIGHUP uses): no connection closes, servers that
+//! stay keep their counters, health and pooled connections.
+//!
+//! An [`HttpProxy`] has the same shape (start, `local_addr`, `backends`, `update_servers`,
+//! `stats`, `drain`)
 //! and works request by request: HTTP/1.1 keep-alive towards clients (HTTP/2 when a TLS
 //! client negotiated `h2`), a pool of reused HTTP/1.1 connections per server (HAProxy
 //! `http-reuse always`), `X-Forwarded-For`, hop-by-hop headers removed, bodies streamed,

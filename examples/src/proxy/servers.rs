@@ -7,13 +7,18 @@
 //! reads). It owns an `Arc` of the [`Table`], so it can live in a response body. Giving one
 //! back wakes the clients queued for a slot, and only when some are: the hot path takes no
 //! lock.
+//!
+//! The table can be replaced while the proxy runs ([`Servers::update`], a reload): servers
+//! that stay keep their counters and (HTTP) their pooled connections, and a slot taken on a
+//! server that went away keeps the old table alive until it is given back.
 
 use std::collections::HashMap;
 use std::io;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use lb_core::{Algorithm, BackendSet, Context, InFlight, NoBackend};
 use tokio::sync::Notify;
 
@@ -22,12 +27,13 @@ use super::settings::ServerSettings;
 use super::stats::{Gauge, ServerCounters};
 
 /// One server: its settings, counters, and what the proxy keeps per server (`E`: nothing for
-/// TCP, the idle connection pool for HTTP).
+/// TCP, the idle connection pool for HTTP). The counters and `extra` are shared with the
+/// tables that replace this one while the server stays (same name, address and TLS).
 #[derive(Debug)]
 pub(crate) struct Server<E> {
     pub(crate) settings: ServerSettings,
-    pub(crate) counters: ServerCounters,
-    pub(crate) extra: E,
+    pub(crate) counters: Arc<ServerCounters>,
+    pub(crate) extra: Arc<E>,
 }
 
 /// Every server of a proxy, in configuration order, and what their slots share.
@@ -35,6 +41,13 @@ pub(crate) struct Server<E> {
 pub(crate) struct Table<E> {
     pub(crate) servers: Vec<Server<E>>,
     index: HashMap<String, usize>,
+    /// What outlives a replacement of the table.
+    pub(crate) common: Arc<Common>,
+}
+
+/// The queue and the proxy-wide counters, the same in every table a proxy had.
+#[derive(Debug, Default)]
+pub(crate) struct Common {
     /// Signalled when a slot is given back while `waiting` is above 0.
     freed: Notify,
     /// Clients between "found every server full" and "got a slot or gave up".
@@ -84,8 +97,9 @@ impl<E> Drop for Slot<E> {
         self.table.servers[self.index].counters.release();
         // SeqCst on both sides (here after `release`, in `reserve` before looking): either
         // the waiter sees the slot free or this sees the waiter.
-        if self.table.waiting.load(Ordering::SeqCst) > 0 {
-            self.table.freed.notify_waiters();
+        let common = &self.table.common;
+        if common.waiting.load(Ordering::SeqCst) > 0 {
+            common.freed.notify_waiters();
         }
     }
 }
@@ -130,8 +144,11 @@ pub(crate) struct Policy {
 /// The servers of one proxy with the backend set their picks come from.
 pub(crate) struct Servers<A: Algorithm, E> {
     pub(crate) backends: Arc<BackendSet<String, A>>,
-    pub(crate) table: Arc<Table<E>>,
+    /// Read once per pick; replaced by [`Servers::update`].
+    pub(crate) table: ArcSwap<Table<E>>,
     pub(crate) policy: Policy,
+    /// Held by [`Servers::update`]: one replacement at a time.
+    updating: Mutex<()>,
 }
 
 impl<A: Algorithm, E> Servers<A, E> {
@@ -168,23 +185,107 @@ impl<A: Algorithm, E> Servers<A, E> {
                 .map_err(|_| duplicate(server))?;
             servers.push(Server {
                 settings: server.clone(),
-                counters: ServerCounters::new(server.name.clone(), server.addr),
-                extra: extra(server),
+                counters: Arc::new(ServerCounters::new(server.name.clone(), server.addr)),
+                extra: Arc::new(extra(server)),
             });
         }
         Ok(Servers {
             backends,
-            table: Arc::new(Table {
+            table: ArcSwap::from_pointee(Table {
                 servers,
                 index,
-                freed: Notify::new(),
-                waiting: AtomicUsize::new(0),
-                queued: Gauge::default(),
-                retries: AtomicU64::new(0),
-                redispatches: AtomicU64::new(0),
+                common: Arc::default(),
             }),
             policy,
+            updating: Mutex::new(()),
         })
+    }
+
+    /// Replaces the servers with `settings` while the proxy runs (checked as
+    /// [`Servers::new`] checks them; on an error nothing changed). A server whose name,
+    /// address and TLS configuration (the same `Arc`) stay keeps its counters and `extra`
+    /// (the HTTP pool); the others get new ones from `extra`. Then the backend set follows:
+    /// new servers join (up), gone ones leave, every weight and `maxconn` is set; a server
+    /// that stays keeps its health.
+    ///
+    /// A slot taken before stays on its server (of the old table) until it is given back; new
+    /// picks see the new table.
+    pub(crate) fn update(
+        &self,
+        proxy: &str,
+        settings: &[ServerSettings],
+        allow_empty: bool,
+        extra: impl Fn(&ServerSettings) -> E,
+    ) -> Result<(), ProxyError> {
+        if settings.is_empty() && !allow_empty {
+            return Err(ProxyError::NoServers {
+                proxy: proxy.to_owned(),
+            });
+        }
+        let _one_at_a_time = self
+            .updating
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let old = self.table.load_full();
+        let mut servers = Vec::with_capacity(settings.len());
+        let mut index = HashMap::with_capacity(settings.len());
+        for server in settings {
+            if index.insert(server.name.clone(), servers.len()).is_some() {
+                return Err(ProxyError::DuplicateServer {
+                    proxy: proxy.to_owned(),
+                    server: server.name.clone(),
+                });
+            }
+            let kept = old
+                .index
+                .get(&server.name)
+                .map(|&i| &old.servers[i])
+                .filter(|s| same_server(&s.settings, server));
+            servers.push(match kept {
+                Some(kept) => Server {
+                    settings: server.clone(),
+                    counters: kept.counters.clone(),
+                    extra: kept.extra.clone(),
+                },
+                None => Server {
+                    settings: server.clone(),
+                    counters: Arc::new(ServerCounters::new(server.name.clone(), server.addr)),
+                    extra: Arc::new(extra(server)),
+                },
+            });
+        }
+        // New members join the set before the table holds them and old ones leave after it
+        // stopped holding them: a pick in between skips a member the table it reads does not
+        // know, and always has the servers of one of the two tables to choose from.
+        // Errors below are "already there" or "unknown", which the tables rule out (the set's
+        // members are this table's servers): ignoring them leaves the set as it should be.
+        for server in settings {
+            if !old.index.contains_key(&server.name) {
+                let _ = self.backends.insert(server.name.clone(), server.weight);
+                let _ = self.backends.set_maxconn(&server.name, server.maxconn);
+            }
+        }
+        self.table.store(Arc::new(Table {
+            servers,
+            index,
+            common: old.common.clone(),
+        }));
+        for gone in old.servers.iter().map(|s| &s.settings.name) {
+            if !settings.iter().any(|s| &s.name == gone) {
+                let _ = self.backends.remove(gone);
+            }
+        }
+        for server in settings {
+            let _ = self.backends.set_weight(&server.name, server.weight);
+            let _ = self.backends.set_maxconn(&server.name, server.maxconn);
+        }
+        Ok(())
+    }
+
+    /// The servers as they are now, in order.
+    pub(crate) fn settings(&self) -> Vec<ServerSettings> {
+        let table = self.table.load();
+        table.servers.iter().map(|s| s.settings.clone()).collect()
     }
 
     /// Takes a slot on a server picked for `pick`, avoiding server `avoid`; when every
@@ -194,22 +295,29 @@ impl<A: Algorithm, E> Servers<A, E> {
         pick: &Pick<'_>,
         avoid: Option<usize>,
     ) -> Result<Slot<E>, Refused> {
-        let first = match self.try_reserve(pick, avoid).map_err(Refused::NoBackend)? {
-            Reserve::Slot(slot) => return Ok(slot),
-            Reserve::Full(first) => first,
+        let first = {
+            let table = self.table.load();
+            match self
+                .try_reserve(&table, pick, avoid)
+                .map_err(Refused::NoBackend)?
+            {
+                Reserve::Slot(slot) => return Ok(slot),
+                Reserve::Full(first) => table.servers[first].counters.clone(),
+            }
         };
-        let table = &*self.table;
-        let counters = &table.servers[first].counters;
-        table.waiting.fetch_add(1, Ordering::SeqCst);
-        table.queued.enter();
+        let common = self.table.load().common.clone();
+        let counters = &first;
+        common.waiting.fetch_add(1, Ordering::SeqCst);
+        common.queued.enter();
         counters.queued.enter();
         let deadline = tokio::time::Instant::now() + self.policy.queue;
         let result = loop {
-            let freed = table.freed.notified();
+            let freed = common.freed.notified();
             tokio::pin!(freed);
             // Registered before looking, so a slot freed in between still wakes us.
             freed.as_mut().enable();
-            match self.try_reserve(pick, avoid) {
+            // The table now: a reload may have replaced it while we waited.
+            match self.try_reserve(&self.table.load(), pick, avoid) {
                 Ok(Reserve::Slot(slot)) => break Ok(slot),
                 Ok(Reserve::Full(_)) => {}
                 Err(e) => break Err(Refused::NoBackend(e)),
@@ -219,15 +327,19 @@ impl<A: Algorithm, E> Servers<A, E> {
             }
         };
         counters.queued.leave();
-        table.queued.leave();
-        table.waiting.fetch_sub(1, Ordering::SeqCst);
+        common.queued.leave();
+        common.waiting.fetch_sub(1, Ordering::SeqCst);
         result
     }
 
-    /// One pass: the sticky server if it is up (queueing for it when it is full), else the
-    /// algorithm's pick, skipping full servers.
-    fn try_reserve(&self, pick: &Pick<'_>, avoid: Option<usize>) -> Result<Reserve<E>, NoBackend> {
-        let table = &self.table;
+    /// One pass over `table` (the current one): the sticky server if it is up (queueing for
+    /// it when it is full), else the algorithm's pick, skipping full servers.
+    fn try_reserve(
+        &self,
+        table: &Arc<Table<E>>,
+        pick: &Pick<'_>,
+        avoid: Option<usize>,
+    ) -> Result<Reserve<E>, NoBackend> {
         let snapshot = self.backends.snapshot();
         let slot_of = |index: usize| snapshot.slot(&table.servers[index].settings.name);
         if let Some(name) = pick.sticky
@@ -329,16 +441,26 @@ impl<A: Algorithm, E> Servers<A, E> {
             return Err(Refused::ConnectFailed);
         }
         *left -= 1;
-        self.table.retries.fetch_add(1, Ordering::Relaxed);
+        slot.table.common.retries.fetch_add(1, Ordering::Relaxed);
         if *left == 0 && self.policy.redispatch {
-            let failed = slot.index;
+            // Where the failed server is in the current table (a reload may have moved or
+            // removed it).
+            let failed = {
+                let table = self.table.load();
+                if Arc::ptr_eq(&table, &slot.table) {
+                    Some(slot.index)
+                } else {
+                    table.index.get(&slot.server().settings.name).copied()
+                }
+            };
+            let common = slot.table.common.clone();
             drop(slot);
             // The cookie named the failed server: balance this time.
             let balanced = Pick {
                 sticky: None,
                 ..*pick
             };
-            let slot = match self.reserve(&balanced, Some(failed)).await {
+            let slot = match self.reserve(&balanced, failed).await {
                 Ok(other) => other,
                 // Only the failed server is left: the last retry goes to it again.
                 Err(Refused::NoBackend(NoBackend::AllExcluded { .. })) => {
@@ -346,8 +468,8 @@ impl<A: Algorithm, E> Servers<A, E> {
                 }
                 Err(refused) => return Err(refused),
             };
-            if slot.index != failed {
-                self.table.redispatches.fetch_add(1, Ordering::Relaxed);
+            if Some(slot.index) != failed {
+                common.redispatches.fetch_add(1, Ordering::Relaxed);
             }
             Ok(slot)
         } else {
@@ -360,6 +482,18 @@ impl<A: Algorithm, E> Servers<A, E> {
             Ok(slot)
         }
     }
+}
+
+/// Whether a server of the new settings is the same as one of the old: same name, address
+/// and TLS configuration (by identity), so its counters and pooled connections carry over.
+fn same_server(old: &ServerSettings, new: &ServerSettings) -> bool {
+    old.name == new.name
+        && old.addr == new.addr
+        && match (&old.tls, &new.tls) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
 }
 
 #[cfg(test)]
@@ -385,6 +519,125 @@ mod tests {
             queue: Duration::from_millis(200),
         };
         Servers::new("t", &settings, RoundRobin, policy, false, |_| ()).unwrap()
+    }
+
+    fn server(name: &str, port: u16) -> ServerSettings {
+        ServerSettings::new(name, SocketAddr::from(([127, 0, 0, 1], port)))
+    }
+
+    #[tokio::test]
+    async fn an_update_keeps_the_counters_of_servers_that_stay_and_balances_over_the_new_list() {
+        let servers = servers(None);
+        drop(servers.reserve(&Pick::default(), None).await.unwrap());
+        let (a, b) = {
+            let table = servers.table.load();
+            (
+                table.server(0).counters.clone(),
+                table.server(1).counters.clone(),
+            )
+        };
+        assert_eq!(a.snapshot().max, 1);
+        // a stays (moved to the end), b moves to another port, c is new with weight 3.
+        let new = [
+            server("b", 9),
+            ServerSettings {
+                weight: 3,
+                ..server("c", 3)
+            },
+            server("a", 1),
+        ];
+        servers.update("t", &new, false, |_| ()).unwrap();
+        let table = servers.table.load();
+        assert!(Arc::ptr_eq(&table.server(2).counters, &a), "a kept");
+        assert_eq!(table.server(2).counters.snapshot().max, 1);
+        assert!(!Arc::ptr_eq(&table.server(0).counters, &b), "b readdressed");
+        assert_eq!(table.server(0).counters.snapshot().addr.port(), 9);
+        let set = servers.backends.snapshot();
+        let weights: Vec<(String, u32)> = set
+            .backends()
+            .iter()
+            .map(|b| (b.key().clone(), b.weight()))
+            .collect();
+        assert_eq!(weights.len(), 3, "{weights:?}");
+        assert!(weights.contains(&("c".into(), 3)), "{weights:?}");
+        let mut picked = HashMap::new();
+        for _ in 0..10 {
+            let slot = servers.reserve(&Pick::default(), None).await.unwrap();
+            *picked
+                .entry(slot.server().settings.name.clone())
+                .or_insert(0) += 1;
+        }
+        assert_eq!(picked.get("c"), Some(&6), "{picked:?}");
+        assert_eq!(
+            servers.table.load().common.retries.load(Ordering::Relaxed),
+            0
+        );
+    }
+
+    #[tokio::test]
+    async fn a_slot_on_a_removed_server_is_given_back_to_it_after_the_update() {
+        let servers = servers(Some(1));
+        let on_a = servers.reserve(&Pick::default(), None).await.unwrap();
+        let on_b = servers.reserve(&Pick::default(), None).await.unwrap();
+        assert_eq!(on_b.server().settings.name, "b");
+        drop(on_a);
+        let b = servers.table.load().server(1).counters.clone();
+        let only_a = [ServerSettings {
+            maxconn: Some(1),
+            ..server("a", 1)
+        }];
+        servers.update("t", &only_a, false, |_| ()).unwrap();
+        assert_eq!(b.snapshot().current, 1, "still held");
+        assert!(servers.backends.snapshot().get_by_name("b").is_none());
+        for _ in 0..3 {
+            let slot = servers.reserve(&Pick::default(), None).await.unwrap();
+            assert_eq!(slot.server().settings.name, "a");
+        }
+        drop(on_b);
+        assert_eq!(b.snapshot().current, 0);
+        assert!(servers.update("t", &[], false, |_| ()).is_err());
+        let twice = [server("a", 1), server("a", 2)];
+        assert!(servers.update("t", &twice, false, |_| ()).is_err());
+        assert_eq!(
+            servers.settings().len(),
+            1,
+            "a refused update changes nothing"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_client_queued_before_an_update_gets_the_slot_given_back_after_it() {
+        let servers = Arc::new(servers(Some(1)));
+        let held = [
+            servers.reserve(&Pick::default(), None).await.unwrap(),
+            servers.reserve(&Pick::default(), None).await.unwrap(),
+        ];
+        let waiter = {
+            let servers = servers.clone();
+            tokio::spawn(async move {
+                servers
+                    .reserve(&Pick::default(), None)
+                    .await
+                    .map(|s| s.server().settings.name.clone())
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let same = [
+            ServerSettings {
+                maxconn: Some(1),
+                weight: 2,
+                ..server("a", 1)
+            },
+            ServerSettings {
+                maxconn: Some(1),
+                ..server("b", 2)
+            },
+        ];
+        servers.update("t", &same, false, |_| ()).unwrap();
+        assert_eq!(servers.table.load().common.queued.now(), 1);
+        let [first, _second] = held;
+        drop(first);
+        assert_eq!(waiter.await.unwrap().unwrap(), "a");
     }
 
     #[tokio::test]
@@ -425,12 +678,12 @@ mod tests {
             })
         };
         tokio::time::sleep(Duration::from_millis(20)).await;
-        assert_eq!(servers.table.queued.now(), 1);
+        assert_eq!(servers.table.load().common.queued.now(), 1);
         let [first, _second] = held;
         drop(first);
         assert_eq!(waiter.await.unwrap().unwrap(), 0);
-        assert_eq!(servers.table.queued.max(), 1);
-        assert_eq!(servers.table.queued.now(), 0);
+        assert_eq!(servers.table.load().common.queued.max(), 1);
+        assert_eq!(servers.table.load().common.queued.now(), 0);
     }
 
     #[tokio::test]
@@ -452,12 +705,32 @@ mod tests {
             .await
             .unwrap();
         assert_eq!((port, slot.index(), left), (2, 1, 0));
-        assert_eq!(servers.table.retries.load(Ordering::Relaxed), 2);
-        assert_eq!(servers.table.redispatches.load(Ordering::Relaxed), 1);
         assert_eq!(
-            servers.table.server(0).counters.snapshot().connect_errors,
+            servers.table.load().common.retries.load(Ordering::Relaxed),
             2
         );
-        assert_eq!(servers.table.server(0).counters.snapshot().current, 0);
+        assert_eq!(
+            servers
+                .table
+                .load()
+                .common
+                .redispatches
+                .load(Ordering::Relaxed),
+            1
+        );
+        assert_eq!(
+            servers
+                .table
+                .load()
+                .server(0)
+                .counters
+                .snapshot()
+                .connect_errors,
+            2
+        );
+        assert_eq!(
+            servers.table.load().server(0).counters.snapshot().current,
+            0
+        );
     }
 }

@@ -292,14 +292,14 @@ impl ProxyStats {
             total: proxy.total.load(Ordering::Relaxed),
             requests: proxy.requests.load(Ordering::Relaxed),
             failed: proxy.failed.load(Ordering::Relaxed),
-            retries: table.retries.load(Ordering::Relaxed),
-            redispatches: table.redispatches.load(Ordering::Relaxed),
+            retries: table.common.retries.load(Ordering::Relaxed),
+            redispatches: table.common.redispatches.load(Ordering::Relaxed),
             idle_timeouts: proxy.idle_timeouts.load(Ordering::Relaxed),
             bytes_in: servers.iter().map(|s| s.bytes_in).sum(),
             bytes_out: servers.iter().map(|s| s.bytes_out).sum(),
             responses: proxy.responses.snapshot(),
-            queued: table.queued.now(),
-            queued_max: table.queued.max(),
+            queued: table.common.queued.now(),
+            queued_max: table.common.queued.max(),
             servers,
         }
     }

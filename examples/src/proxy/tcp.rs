@@ -17,7 +17,7 @@ use tokio_rustls::{TlsAcceptor, TlsConnector, client};
 use super::error::ProxyError;
 use super::listener::listen;
 use super::servers::{Pick, Policy, Server, Servers};
-use super::settings::{TcpSettings, Timeouts};
+use super::settings::{ServerSettings, TcpSettings, Timeouts};
 use super::splice::{Ended, splice};
 use super::stats::{ProxyCounters, ProxyStats};
 
@@ -152,12 +152,31 @@ impl<A: Algorithm> TcpProxy<A> {
         &self.shared.servers.backends
     }
 
+    /// Replaces its servers while it runs (a reload), without closing any connection: new
+    /// clients are balanced over `servers`, connections on a server that went away go on
+    /// until they close. A server whose name, address and TLS configuration stay keeps its
+    /// counters and its health in [`backends`](Self::backends); new servers join up; every
+    /// weight and `maxconn` is set as `servers` says.
+    ///
+    /// Fails, changing nothing, when `servers` is empty or names a server twice.
+    pub fn update_servers(&self, servers: &[ServerSettings]) -> Result<(), ProxyError> {
+        self.shared
+            .servers
+            .update(&self.shared.name, servers, false, |_| ())
+    }
+
+    /// Its servers now, in order (as started, or as the last
+    /// [`update_servers`](Self::update_servers) gave them).
+    pub fn servers(&self) -> Vec<ServerSettings> {
+        self.shared.servers.settings()
+    }
+
     /// Its counters now.
     pub fn stats(&self) -> ProxyStats {
         ProxyStats::collect(
             &self.shared.name,
             &self.shared.counters,
-            &self.shared.servers.table,
+            &self.shared.servers.table.load(),
         )
     }
 
