@@ -282,3 +282,43 @@ async fn sigterm_lets_a_request_in_flight_finish_and_refuses_new_clients() {
     let stopped = lbd.wait_for_log("stopped", WAIT);
     assert!(stopped.contains("0 connection(s) closed"), "{stopped}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_global_maxconn_bounds_all_listeners_together() {
+    let ports = Ports::new();
+    let _servers = backends(&ports).await;
+    let second = lbdlab::free_addr();
+    // Two listeners from the shipped tcp_rr, at most two clients between them.
+    let one = ports.config("tcp_rr");
+    let two = one
+        .replace("name = \"tcp_rr\"", "name = \"tcp_rr2\"")
+        .replace(&ports.listen.to_string(), &second.to_string());
+    let lbd = Lbd::start(&format!("maxconn = 2\n{one}\n{two}"));
+    let mut first = TcpStream::connect(ports.listen).await.expect("connects");
+    let mut other = TcpStream::connect(second).await.expect("connects");
+    let (mut c1, mut c2) = (Client::default(), Client::default());
+    c1.get(&mut first, "/", &[])
+        .await
+        .expect("the first client is served");
+    c2.get(&mut other, "/", &[])
+        .await
+        .expect("the second client is served");
+    // A third, on either listener, waits in the backlog: connected, never answered...
+    let mut third = TcpStream::connect(ports.listen)
+        .await
+        .expect("the kernel accepts");
+    let mut c3 = Client::default();
+    let waiting =
+        tokio::time::timeout(Duration::from_millis(500), c3.get(&mut third, "/", &[])).await;
+    assert!(
+        waiting.is_err(),
+        "served beyond the global maxconn: {waiting:?}"
+    );
+    // ...until one of the others leaves.
+    drop(other);
+    let served = tokio::time::timeout(WAIT, c3.get(&mut third, "/", &[]))
+        .await
+        .expect("served once a slot is free");
+    assert!(served.is_ok(), "{served:?}");
+    drop(lbd);
+}

@@ -4,6 +4,8 @@
 //! come back as [`Config::warnings`]. Both are in file order.
 //!
 //! ```toml
+//! maxconn = 8000              # optional: all listeners together (HAProxy's global maxconn)
+//!
 //! [[listen]]
 //! name = "web"
 //! bind = "127.0.0.1:18080"
@@ -84,6 +86,10 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(50);
 /// A checked configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
+    /// The most client connections of all listeners together (`maxconn = N` before the first
+    /// `[[listen]]`, HAProxy's global `maxconn`); none by default (each listener's own
+    /// `maxconn` still holds). Connections beyond it wait in the listeners' accept queues.
+    pub maxconn: Option<u32>,
     /// The listeners (`[[listen]]`), in file order.
     pub listeners: Vec<Listener>,
     /// Things that work but are probably not what was meant.
@@ -204,6 +210,7 @@ pub enum Verify {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileToml {
+    maxconn: Option<Spanned<i64>>,
     #[serde(default)]
     listen: Vec<ListenToml>,
 }
@@ -307,11 +314,21 @@ pub fn parse(file: &str, text: &str) -> Result<Config, Vec<ConfigError>> {
             listeners.push(l);
         }
     }
+    let maxconn = raw.maxconn.as_ref().and_then(|v| {
+        count_of(
+            &mut r,
+            v,
+            "maxconn".into(),
+            1,
+            " (the connections of all listeners together, HAProxy's global maxconn)",
+        )
+    });
     // In file order, whatever order the checks ran in.
     r.errors.sort_by_key(|e| (e.line, e.column));
     r.warnings.sort_by_key(|e| (e.line, e.column));
     if r.errors.is_empty() {
         Ok(Config {
+            maxconn,
             listeners,
             warnings: r.warnings,
         })

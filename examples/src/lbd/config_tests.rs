@@ -484,3 +484,16 @@ fn a_listener_may_list_several_certificates() {
         "{e:?}"
     );
 }
+
+#[test]
+fn a_global_maxconn_before_the_listeners_bounds_them_all() {
+    let config = parse("lbd.toml", &format!("maxconn = 8000\n{DESIGN}")).expect("accepted");
+    assert_eq!(config.maxconn, Some(8000));
+    assert_eq!(parse("lbd.toml", DESIGN).expect("accepted").maxconn, None);
+    let e = errors(&format!("maxconn = 0\n{DESIGN}"));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with("lbd.toml:1:11: maxconn: 0: at least 1"),
+        "{e:?}"
+    );
+}

@@ -13,6 +13,7 @@ use super::monitors::{CheckError, Monitors};
 use super::running::{Proxy, Starter, with_algorithm};
 use super::stats::Stats;
 use super::stats_page::{Snapshot, StatsError, StatsServer};
+use crate::proxy::ConnectionLimit;
 use crate::proxy::tls::TlsError;
 use crate::proxy::{
     DrainReport, HttpProxy, HttpSettings, ProxyError, ProxyStats, ServerSettings, TcpProxy,
@@ -45,6 +46,9 @@ pub enum StartError {
 /// The running balancer.
 pub struct Lbd {
     shared: Arc<Shared>,
+    /// The global `maxconn` (read at start) and the limit every listener shares.
+    maxconn: Option<u32>,
+    limit: Option<ConnectionLimit>,
     /// The stats pages, by their settings.
     pages: Vec<(Stats, StatsServer)>,
 }
@@ -118,15 +122,18 @@ impl Lbd {
     ///
     /// Outside a tokio runtime with IO and time enabled.
     pub async fn start(config: &Config) -> Result<Lbd, StartError> {
+        let limit = config.maxconn.map(ConnectionLimit::new);
         let mut listeners = Vec::with_capacity(config.listeners.len());
         for listener in &config.listeners {
-            listeners.push(Running::start(listener)?);
+            listeners.push(Running::start(listener, limit.as_ref())?);
         }
         let mut lbd = Lbd {
             shared: Arc::new(Shared {
                 started: (Instant::now(), SystemTime::now()),
                 listeners: Mutex::new(listeners),
             }),
+            maxconn: config.maxconn,
+            limit,
             pages: Vec::new(),
         };
         lbd.start_pages(config).await?;
@@ -199,6 +206,12 @@ impl Lbd {
         drain: Duration,
     ) -> Result<Reloaded, StartError> {
         let mut report = Reloaded::default();
+        if config.maxconn != self.maxconn {
+            tracing::warn!(
+                "the global maxconn is read at start: restart lbd to change it ({:?} stays)",
+                self.maxconn
+            );
+        }
         let mut old: Vec<Option<Running>> = std::mem::take(&mut *self.shared.listeners())
             .into_iter()
             .map(Some)
@@ -210,7 +223,7 @@ impl Lbd {
                 .iter()
                 .position(|r| r.as_ref().is_some_and(|r| r.config.name == new.name));
             let Some(mut running) = found.and_then(|i| old[i].take()) else {
-                match Running::start(new) {
+                match Running::start(new, self.limit.as_ref()) {
                     Ok(running) => {
                         report.added.push(new.name.clone());
                         now.push(running);
@@ -241,7 +254,7 @@ impl Lbd {
                 let draining = tokio::spawn(running.drain(drain));
                 // The old listener closes its socket as the drain starts; the new one binds
                 // the same address right after.
-                match Running::start_retrying(new, same_address).await {
+                match Running::start_retrying(new, self.limit.as_ref(), same_address).await {
                     Ok(started) => {
                         report.restarted.push(name);
                         now.push(started);
@@ -300,10 +313,12 @@ fn only_servers_changed(old: &Listener, new: &Listener) -> bool {
 }
 
 impl Running {
-    fn start(config: &Listener) -> Result<Running, StartError> {
+    fn start(config: &Listener, limit: Option<&ConnectionLimit>) -> Result<Running, StartError> {
         let proxy = match config.mode {
-            Mode::Tcp => with_algorithm(&config.balance, StartTcp(tcp_settings(config)?))?,
-            Mode::Http => with_algorithm(&config.balance, StartHttp(http_settings(config)?))?,
+            Mode::Tcp => with_algorithm(&config.balance, StartTcp(tcp_settings(config, limit)?))?,
+            Mode::Http => {
+                with_algorithm(&config.balance, StartHttp(http_settings(config, limit)?))?
+            }
         };
         let monitors = Monitors::start(config, proxy.backends())?;
         Ok(Running {
@@ -341,11 +356,12 @@ impl Running {
     /// being replaced is tried again for up to a second.
     async fn start_retrying(
         config: &Listener,
+        limit: Option<&ConnectionLimit>,
         busy_for_a_moment: bool,
     ) -> Result<Running, StartError> {
         let give_up = tokio::time::Instant::now() + Duration::from_secs(1);
         loop {
-            match Running::start(config) {
+            match Running::start(config, limit) {
                 Err(StartError::Proxy(ProxyError::Bind { source, .. }))
                     if busy_for_a_moment
                         && source.kind() == std::io::ErrorKind::AddrInUse
@@ -417,13 +433,17 @@ fn backlog(config: &Listener) -> u32 {
 }
 
 /// The TCP proxy's settings for `config` (its TLS files read).
-fn tcp_settings(config: &Listener) -> Result<TcpSettings, StartError> {
+fn tcp_settings(
+    config: &Listener,
+    limit: Option<&ConnectionLimit>,
+) -> Result<TcpSettings, StartError> {
     let mut settings = TcpSettings::new(config.name.clone(), config.bind, server_settings(config)?);
     settings.retries = config.retries;
     settings.redispatch = config.redispatch;
     settings.retry_delay = retry_delay(config);
     settings.timeouts = timeouts(config);
     settings.maxconn = config.maxconn;
+    settings.limit = limit.cloned();
     settings.backlog = backlog(config);
     settings.tls = listener_tls(config)?;
     Ok(settings)
@@ -438,7 +458,10 @@ fn listener_tls(config: &Listener) -> Result<Option<Arc<rustls::ServerConfig>>, 
 }
 
 /// The HTTP proxy's settings for `config` (its TLS files read).
-fn http_settings(config: &Listener) -> Result<HttpSettings, StartError> {
+fn http_settings(
+    config: &Listener,
+    limit: Option<&ConnectionLimit>,
+) -> Result<HttpSettings, StartError> {
     let mut settings =
         HttpSettings::new(config.name.clone(), config.bind, server_settings(config)?);
     settings.retries = config.retries;
@@ -447,6 +470,7 @@ fn http_settings(config: &Listener) -> Result<HttpSettings, StartError> {
     settings.timeouts = timeouts(config);
     settings.http_request = config.timeouts.http_request;
     settings.maxconn = config.maxconn;
+    settings.limit = limit.cloned();
     settings.backlog = backlog(config);
     settings.hash_key = match &config.balance {
         Balance::ConsistentHash(key) => Some(key.clone()),

@@ -34,7 +34,7 @@ use super::http_headers::{
 };
 use super::listener::listen;
 use super::servers::{Pick, Policy, Refused, Server, Servers, Slot};
-use super::settings::{HttpSettings, ServerSettings};
+use super::settings::{ConnectionLimit, HttpSettings, ServerSettings};
 use super::stats::{ProxyCounters, ProxyStats};
 use super::tcp::DrainReport;
 
@@ -88,6 +88,8 @@ struct Shared<A: Algorithm> {
     http2: hyper::server::conn::http2::Builder<TokioExecutor>,
     /// One permit per client connection: the accept loop takes one before accepting.
     connections: Arc<Semaphore>,
+    /// The limit shared with other proxies, if any.
+    limit: Option<ConnectionLimit>,
 }
 
 /// One client connection: the proxy and what each of its requests needs about the client.
@@ -159,6 +161,7 @@ impl<A: Algorithm> HttpProxy<A> {
             http1,
             http2,
             connections: Arc::new(Semaphore::new(settings.maxconn as usize)),
+            limit: settings.limit.clone(),
         });
         let (state, watching) = watch::channel(State::Serving);
         let accept = tokio::spawn(accept_loop(listener, shared.clone(), watching));
@@ -263,6 +266,13 @@ async fn accept_loop<A: Algorithm>(
         let Ok(permit) = shared.connections.clone().acquire_owned().await else {
             return;
         };
+        let global = match &shared.limit {
+            Some(limit) => match limit.acquire().await {
+                Some(slot) => Some(slot),
+                None => return,
+            },
+            None => None,
+        };
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(e) => {
@@ -272,7 +282,11 @@ async fn accept_loop<A: Algorithm>(
             }
         };
         shared.counters.accepted();
-        tokio::spawn(serve(shared.clone(), stream, peer, permit, state.clone()));
+        let connection = serve(shared.clone(), stream, peer, permit, state.clone());
+        tokio::spawn(async move {
+            connection.await;
+            drop(global);
+        });
     }
 }
 

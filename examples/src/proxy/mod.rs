@@ -88,6 +88,6 @@ pub mod tls;
 
 pub use error::ProxyError;
 pub use http::HttpProxy;
-pub use settings::{HttpSettings, ServerSettings, TcpSettings, Timeouts};
+pub use settings::{ConnectionLimit, HttpSettings, ServerSettings, TcpSettings, Timeouts};
 pub use stats::{ProxyStats, ResponseCodes, ServerStats};
 pub use tcp::{DrainReport, TcpProxy};

@@ -35,6 +35,39 @@ pub struct TcpSettings {
     /// ALPN). Each client's handshake must finish within `timeouts.connect`; the decrypted
     /// stream is then spliced with the server. `None`: plain TCP.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// A limit shared with other proxies (HAProxy's global `maxconn`); none by default.
+    pub limit: Option<ConnectionLimit>,
+}
+
+/// A connection limit shared by several proxies (HAProxy's global `maxconn`): a proxy given
+/// one takes a slot for each client it accepts, besides its own `maxconn`; at the limit every
+/// proxy sharing it stops accepting (clients wait in the kernel's backlog) until a client of
+/// any of them leaves.
+#[derive(Clone, Debug)]
+pub struct ConnectionLimit(Arc<tokio::sync::Semaphore>);
+
+impl ConnectionLimit {
+    /// A limit of `max` connections (at least 1).
+    pub fn new(max: u32) -> Self {
+        ConnectionLimit(Arc::new(tokio::sync::Semaphore::new(max.max(1) as usize)))
+    }
+
+    /// Slots free now.
+    pub fn available(&self) -> usize {
+        self.0.available_permits()
+    }
+
+    /// Waits for a slot, held until the permit drops (`None`: the limit was closed).
+    pub(crate) async fn acquire(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.0.clone().acquire_owned().await.ok()
+    }
+}
+
+impl PartialEq for ConnectionLimit {
+    /// The same limit (not merely an equal size).
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 impl fmt::Debug for TcpSettings {
@@ -50,6 +83,7 @@ impl fmt::Debug for TcpSettings {
             .field("maxconn", &self.maxconn)
             .field("backlog", &self.backlog)
             .field("tls", &self.tls.is_some())
+            .field("limit", &self.limit)
             .finish()
     }
 }
@@ -67,6 +101,7 @@ impl PartialEq for TcpSettings {
             && self.maxconn == other.maxconn
             && self.backlog == other.backlog
             && same_arc(&self.tls, &other.tls)
+            && self.limit == other.limit
     }
 }
 
@@ -97,6 +132,7 @@ impl TcpSettings {
             maxconn: 3000,
             backlog: 1024,
             tls: None,
+            limit: None,
         }
     }
 }
@@ -198,6 +234,8 @@ pub struct HttpSettings {
     /// TLS termination: the server configuration (certificates, ALPN `h2` and `http/1.1`);
     /// a connection that negotiated `h2` is served as HTTP/2. `None`: plain HTTP/1.1.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// A limit shared with other proxies (HAProxy's global `maxconn`); none by default.
+    pub limit: Option<ConnectionLimit>,
 }
 
 impl HttpSettings {
@@ -221,6 +259,7 @@ impl HttpSettings {
             redirect_https: false,
             forward_for: true,
             tls: None,
+            limit: None,
         }
     }
 }
@@ -241,6 +280,7 @@ impl fmt::Debug for HttpSettings {
             .field("redirect_https", &self.redirect_https)
             .field("forward_for", &self.forward_for)
             .field("tls", &self.tls.is_some())
+            .field("limit", &self.limit)
             .finish_non_exhaustive()
     }
 }

@@ -17,7 +17,7 @@ use tokio_rustls::{TlsAcceptor, TlsConnector, client};
 use super::error::ProxyError;
 use super::listener::listen;
 use super::servers::{Pick, Policy, Server, Servers};
-use super::settings::{ServerSettings, TcpSettings, Timeouts};
+use super::settings::{ConnectionLimit, ServerSettings, TcpSettings, Timeouts};
 use super::splice::{Ended, splice};
 use super::stats::{ProxyCounters, ProxyStats};
 
@@ -62,6 +62,8 @@ struct Shared<A: Algorithm> {
     counters: ProxyCounters,
     /// One permit per client connection: the accept loop takes one before accepting.
     connections: Arc<Semaphore>,
+    /// The limit shared with other proxies, if any.
+    limit: Option<ConnectionLimit>,
     /// TLS termination, when the listener has certificates.
     tls: Option<TlsAcceptor>,
 }
@@ -127,6 +129,7 @@ impl<A: Algorithm> TcpProxy<A> {
             servers,
             counters: ProxyCounters::default(),
             connections: Arc::new(Semaphore::new(settings.maxconn as usize)),
+            limit: settings.limit.clone(),
             tls: settings.tls.map(TlsAcceptor::from),
         });
         let (stop, stopped) = watch::channel(false);
@@ -224,6 +227,13 @@ async fn accept_loop<A: Algorithm>(
         let Ok(permit) = shared.connections.clone().acquire_owned().await else {
             return;
         };
+        let global = match &shared.limit {
+            Some(limit) => match limit.acquire().await {
+                Some(slot) => Some(slot),
+                None => return,
+            },
+            None => None,
+        };
         let (client, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(e) => {
@@ -235,7 +245,11 @@ async fn accept_loop<A: Algorithm>(
             }
         };
         shared.counters.accepted();
-        tokio::spawn(serve(shared.clone(), client, peer, permit, stopped.clone()));
+        let connection = serve(shared.clone(), client, peer, permit, stopped.clone());
+        tokio::spawn(async move {
+            connection.await;
+            drop(global);
+        });
     }
 }
 
