@@ -1,5 +1,5 @@
 //! The `lbd` binary in `mode = "http"`, run on the shipped configurations (moved to free
-//! loopback ports) in front of real HTTP/1.1 backends: each algorithm's distribution over
+//! loopback ports) in front of real HTTP/1.1 backends: every `balance` value's distribution over
 //! real requests, server-side connection reuse, X-Forwarded-For, cookie stickiness and its
 //! fallback, a server answering garbage (502), a server stopped under load (no client error with redispatch), a hanging server
 //! (504, then marked down), malformed requests (400, the proxy keeps serving), slow request
@@ -464,4 +464,65 @@ async fn a_server_added_by_sighup_takes_its_turn_on_an_open_keep_alive_connectio
         "s1 opened {}",
         servers[0].connections()
     );
+}
+
+/// `http_rr` with `balance` replaced: the answers of `n` requests on one keep-alive
+/// connection, each with `headers`.
+async fn answers_with_balance(
+    balance: &str,
+    n: usize,
+    headers: &[(&str, &str)],
+) -> HashMap<String, usize> {
+    let ports = Ports::new();
+    let _servers = backends(&ports).await;
+    let config = ports.config("http_rr").replace(
+        "balance = \"roundrobin\"",
+        &format!("balance = \"{balance}\""),
+    );
+    let _lbd = Lbd::start(&config);
+    let (mut stream, mut client) = connect(&ports).await;
+    let mut answers = Vec::new();
+    for _ in 0..n {
+        answers.push(
+            client
+                .get(&mut stream, "/", headers)
+                .await
+                .expect("an answer"),
+        );
+    }
+    tally(&answers)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_other_balance_value_of_the_design_runs_through_lbd() {
+    // static-rr: strict turns on the configured weights.
+    let t = answers_with_balance("static-rr", 30, &[]).await;
+    assert_eq!(
+        (t.get("s1"), t.get("s2"), t.get("s3")),
+        (Some(&10), Some(&10), Some(&10)),
+        "static-rr: {t:?}"
+    );
+    // random and p2c: every server gets a share of 300 requests, none all of them.
+    for balance in ["random", "p2c"] {
+        let t = answers_with_balance(balance, 300, &[]).await;
+        assert_eq!(t.len(), 3, "{balance}: {t:?}");
+        assert!(
+            t.values().all(|&n| (30..=200).contains(&n)),
+            "{balance}: {t:?}"
+        );
+    }
+    // first: one request at a time always finds s1 free.
+    let t = answers_with_balance("first", 20, &[]).await;
+    assert_eq!(t.get("s1"), Some(&20), "first: {t:?}");
+    // hdr(NAME): one header value, one server; the values spread over the servers.
+    let mut by_user: HashMap<String, String> = HashMap::new();
+    for user in [
+        "ann", "bob", "cyd", "dan", "eve", "fay", "gus", "hal", "ivy", "joe",
+    ] {
+        let t = answers_with_balance("hdr(x-user)", 5, &[("X-User", user)]).await;
+        assert_eq!(t.len(), 1, "hdr: {user} went to {t:?}");
+        by_user.insert(user.into(), t.into_keys().next().expect("one server"));
+    }
+    let used: std::collections::HashSet<&String> = by_user.values().collect();
+    assert!(used.len() >= 2, "ten users all on one server: {by_user:?}");
 }
