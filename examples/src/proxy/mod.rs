@@ -72,6 +72,7 @@
 mod error;
 mod http;
 mod http_body;
+mod http_head_timer;
 mod http_headers;
 mod listener;
 mod servers;
