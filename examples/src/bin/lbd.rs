@@ -37,6 +37,12 @@ use examples::lbd::config::{self, Config};
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{error, info};
 
+/// mimalloc: its thread-local free lists make the small, short-lived allocations of every
+/// proxied request (hyper's messages and buffers, header maps) cheaper than glibc's malloc
+/// (measured in BENCHMARKS.md, "lbd vs HAProxy").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const USAGE: &str = "usage: lbd --config FILE [--check] [--threads N] [--drain-timeout DURATION]
 
   --config, -f FILE          the configuration (TOML)

@@ -29,6 +29,7 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use super::error::ProxyError;
 use super::http_body::{Idle, ProxyBody, ReqBody};
+use super::http_head_timer::{self, HeadClock};
 use super::http_headers::{
     X_FORWARDED_FOR, error_response, redirect_https, remove_hop_by_hop, to_origin_form,
 };
@@ -95,6 +96,8 @@ struct Shared<A: Algorithm> {
 /// One client connection: the proxy and what each of its requests needs about the client.
 struct Client<A: Algorithm> {
     shared: Arc<Shared<A>>,
+    /// When a request head is awaited (HTTP/1: `timeouts.http_request`).
+    head_clock: Arc<HeadClock>,
     /// The client's address as `X-Forwarded-For` carries it.
     forwarded_for: HeaderValue,
     /// The client's IP address as `balance source` hashes it.
@@ -140,10 +143,9 @@ impl<A: Algorithm> HttpProxy<A> {
             source,
         })?;
         let mut http1 = hyper::server::conn::http1::Builder::new();
-        http1
-            .timer(TokioTimer::new())
-            .header_read_timeout(settings.http_request)
-            .keep_alive(true);
+        // `timeouts.http_request` is kept by a `HeadClock` per connection (see `drive`):
+        // hyper's own would arm a timer for every request.
+        http1.header_read_timeout(None).keep_alive(true);
         let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
         http2.timer(TokioTimer::new()).keep_alive_interval(None);
         let shared = Arc::new(Shared {
@@ -312,8 +314,10 @@ async fn serve<A: Algorithm>(
     };
     let forwarded_for = HeaderValue::from_str(&peer.ip().to_string())
         .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+    let head_clock = Arc::new(HeadClock::new());
     let client = Arc::new(Client {
         shared: shared.clone(),
+        head_clock: head_clock.clone(),
         forwarded_for,
         source: (source, source_len),
     });
@@ -324,7 +328,8 @@ async fn serve<A: Algorithm>(
     match &shared.tls {
         None => {
             let connection = shared.http1.serve_connection(TokioIo::new(stream), service);
-            drive(connection, &mut state, &shared.name, peer).await;
+            let head = Some((&*head_clock, shared.http_request));
+            drive(connection, &mut state, &shared.name, peer, head).await;
         }
         Some(acceptor) => {
             let handshake = tokio::time::timeout(shared.http_request, acceptor.accept(stream));
@@ -341,10 +346,11 @@ async fn serve<A: Algorithm>(
             };
             if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
                 let connection = shared.http2.serve_connection(TokioIo::new(tls), service);
-                drive(connection, &mut state, &shared.name, peer).await;
+                drive(connection, &mut state, &shared.name, peer, None).await;
             } else {
                 let connection = shared.http1.serve_connection(TokioIo::new(tls), service);
-                drive(connection, &mut state, &shared.name, peer).await;
+                let head = Some((&*head_clock, shared.http_request));
+                drive(connection, &mut state, &shared.name, peer, head).await;
             }
         }
     }
@@ -390,18 +396,30 @@ where
 }
 
 /// Serves a connection until it ends; when the proxy drains, lets it finish its request in
-/// flight, and when it stops, drops it.
+/// flight, and when it stops, drops it. With `head` (HTTP/1), a connection that waited for a
+/// request head longer than its timeout is closed.
 async fn drive<C: Graceful>(
     connection: C,
     state: &mut watch::Receiver<State>,
     proxy: &str,
     peer: SocketAddr,
+    head: Option<(&HeadClock, Duration)>,
 ) {
     tokio::pin!(connection);
+    let head_expired = async {
+        match head {
+            Some((clock, timeout)) => http_head_timer::expired(clock, timeout).await,
+            None => std::future::pending().await,
+        }
+    };
     let ended = tokio::select! {
         ended = connection.as_mut() => Some(ended),
         // A closed channel (the proxy dropped) ends the wait too.
         _ = state.wait_for(|s| *s >= State::Draining) => None,
+        () = head_expired => {
+            tracing::debug!(proxy, %peer, "no request head within timeouts.http_request: closing");
+            return;
+        }
     };
     let ended = match ended {
         Some(ended) => ended,
@@ -439,7 +457,11 @@ async fn handshake<T>(io: T) -> io::Result<SendRequest<ReqBody>>
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+    // A request head (and a small body) goes out in one flat `write`: cheaper than a
+    // vectored write of several pieces.
+    let (sender, connection) = hyper::client::conn::http1::Builder::new()
+        .writev(false)
+        .handshake(TokioIo::new(io))
         .await
         .map_err(io::Error::other)?;
     tokio::spawn(async move {
@@ -461,6 +483,7 @@ fn idempotent(method: &Method) -> bool {
 impl<A: Algorithm> Client<A> {
     /// One request: counted, answered (redirect, forward, or the proxy's error).
     async fn handle(&self, request: Request<Incoming>) -> Response<ProxyBody> {
+        self.head_clock.head_received();
         let shared = &*self.shared;
         shared.counters.requests.fetch_add(1, Ordering::Relaxed);
         let response = if shared.redirect_https {
@@ -469,6 +492,8 @@ impl<A: Algorithm> Client<A> {
             self.forward(request).await
         };
         shared.counters.responses.count(response.status().as_u16());
+        let mut response = response;
+        response.body_mut().on_end(self.head_clock.clone());
         response
     }
 

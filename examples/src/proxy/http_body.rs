@@ -16,6 +16,7 @@ use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::SendRequest;
 
+use super::http_head_timer::HeadClock;
 use super::servers::{Slot, Table};
 
 /// The most idle connections kept per server.
@@ -118,6 +119,16 @@ impl Body for ReqBody {
 #[derive(Debug)]
 pub(crate) struct ProxyBody {
     kind: Kind,
+    /// Told when the body is over (dropped: sent, or given up).
+    head_clock: Option<Arc<HeadClock>>,
+}
+
+impl Drop for ProxyBody {
+    fn drop(&mut self) {
+        if let Some(clock) = &self.head_clock {
+            clock.response_done();
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -163,6 +174,7 @@ impl ProxyBody {
     pub(crate) fn full(bytes: Bytes) -> Self {
         ProxyBody {
             kind: Kind::Full((!bytes.is_empty()).then_some(bytes)),
+            head_clock: None,
         }
     }
 
@@ -182,7 +194,13 @@ impl ProxyBody {
         }
         ProxyBody {
             kind: Kind::Server(streamed),
+            head_clock: None,
         }
+    }
+
+    /// Tells `clock` when the body is over (the connection then awaits the next head).
+    pub(crate) fn on_end(&mut self, clock: Arc<HeadClock>) {
+        self.head_clock = Some(clock);
     }
 }
 

@@ -17,33 +17,69 @@ static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection"
 
 /// Removes the hop-by-hop headers: those `Connection` names, then `Connection`, `Keep-Alive`,
 /// `Proxy-Connection`, `TE`, `Trailer`, `Transfer-Encoding` and `Upgrade`.
+///
+/// One pass over the names finds them (a request or response seldom has more than a few
+/// headers, most often none of these or only `Connection: keep-alive`), so the common case
+/// hashes nothing and allocates nothing.
 pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    if headers.contains_key(&CONNECTION) {
-        // Collected first: the names borrow the map that loses them.
-        let named: Vec<HeaderName> = headers
+    let mut connection = false;
+    let mut others = false;
+    for name in headers.keys() {
+        if *name == CONNECTION {
+            connection = true;
+        } else if is_hop_by_hop(name) {
+            others = true;
+        }
+    }
+    if connection {
+        // The names it lists, except the usual `keep-alive` / `close` (no header to remove
+        // beyond `Keep-Alive`, which goes anyway).
+        let listed = headers
             .get_all(&CONNECTION)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
-            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-            .collect();
-        for name in named {
-            headers.remove(name);
+            .map(str::trim)
+            .any(|token| {
+                !token.eq_ignore_ascii_case("keep-alive") && !token.eq_ignore_ascii_case("close")
+            });
+        if listed {
+            // Collected first: the names borrow the map that loses them.
+            let named: Vec<HeaderName> = headers
+                .get_all(&CONNECTION)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+                .collect();
+            for name in named {
+                headers.remove(name);
+            }
         }
         headers.remove(&CONNECTION);
     }
-    for name in [
-        &KEEP_ALIVE,
-        &PROXY_CONNECTION,
-        &TE,
-        &TRAILER,
-        &TRANSFER_ENCODING,
-        &UPGRADE,
-    ] {
-        if headers.contains_key(name) {
+    if others {
+        for name in [
+            &KEEP_ALIVE,
+            &PROXY_CONNECTION,
+            &TE,
+            &TRAILER,
+            &TRANSFER_ENCODING,
+            &UPGRADE,
+        ] {
             headers.remove(name);
         }
     }
+}
+
+/// Whether `name` is a hop-by-hop header other than `Connection`.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    *name == KEEP_ALIVE
+        || *name == PROXY_CONNECTION
+        || *name == TE
+        || *name == TRAILER
+        || *name == TRANSFER_ENCODING
+        || *name == UPGRADE
 }
 
 /// Makes a client's request fit for an HTTP/1.1 server connection: HTTP/1.1, origin-form
@@ -135,6 +171,30 @@ mod tests {
         let mut left: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
         left.sort_unstable();
         assert_eq!(left, ["host", "x-kept"]);
+    }
+
+    #[test]
+    fn a_plain_keep_alive_connection_header_goes_and_the_rest_stays() {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("connection", "Keep-Alive"),
+            ("keep-alive", "timeout=5"),
+            ("content-length", "3"),
+            ("x-backend", "18081"),
+        ] {
+            headers.append(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
+        }
+        remove_hop_by_hop(&mut headers);
+        let mut left: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["content-length", "x-backend"]);
+        let mut only_upgrade = HeaderMap::new();
+        only_upgrade.insert(UPGRADE, HeaderValue::from_static("websocket"));
+        remove_hop_by_hop(&mut only_upgrade);
+        assert!(only_upgrade.is_empty());
     }
 
     #[test]

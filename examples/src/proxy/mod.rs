@@ -77,6 +77,7 @@
 mod error;
 mod http;
 mod http_body;
+mod http_head_timer;
 mod http_headers;
 mod listener;
 mod servers;
