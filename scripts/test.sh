@@ -17,10 +17,10 @@ step "fuzz target builds and is lint-clean (its own workspace; run it with cargo
 cargo fmt --manifest-path vrrp-core/fuzz/Cargo.toml -- --check
 cargo clippy --manifest-path vrrp-core/fuzz/Cargo.toml --all-targets --locked -- -D warnings
 
-step "vrrpd's release build (vrrpd_takeover measures it beside keepalived's own optimised build)"
-cargo build --release --locked -p examples --bin vrrpd
+step "vrrpd's optimised build (vrrpd_takeover measures it beside keepalived's own optimised build)"
+cargo build --profile opt --locked -p examples --bin vrrpd
 target_dir=$(cargo metadata --format-version 1 --no-deps --locked | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-export VRRPD_RELEASE_BIN="$target_dir/release/vrrpd"
+export VRRPD_RELEASE_BIN="$target_dir/opt/vrrpd"
 
 step "cargo test (unit, property, golden-vector, tshark, namespace/keepalived interop, doc tests)"
 cargo test --workspace --all-features --locked
