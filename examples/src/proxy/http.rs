@@ -33,7 +33,7 @@ use super::http_head_timer::{self, HeadClock};
 use super::http_headers::{
     X_FORWARDED_FOR, error_response, redirect_https, remove_hop_by_hop, to_origin_form,
 };
-use super::listener::listen;
+use super::listener::{admit, listen};
 use super::servers::{Pick, Policy, Refused, Server, Servers, Slot};
 use super::settings::{ConnectionLimit, HttpSettings, ServerSettings};
 use super::stats::{ProxyCounters, ProxyStats};
@@ -257,37 +257,26 @@ impl<A: Algorithm> Drop for HttpProxy<A> {
     }
 }
 
-/// Takes a connection permit, then accepts: at `maxconn` it stops accepting and further
-/// clients wait in the kernel's backlog.
+/// Admits clients (see [`admit`]) and serves each on a task of its own.
 async fn accept_loop<A: Algorithm>(
     listener: TcpListener,
     shared: Arc<Shared<A>>,
     state: watch::Receiver<State>,
 ) {
-    loop {
-        let Ok(permit) = shared.connections.clone().acquire_owned().await else {
-            return;
-        };
-        let global = match &shared.limit {
-            Some(limit) => match limit.acquire().await {
-                Some(slot) => Some(slot),
-                None => return,
-            },
-            None => None,
-        };
-        let (stream, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                tracing::warn!(proxy = %shared.name, error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-        };
+    let (connections, limit) = (&shared.connections, shared.limit.as_ref());
+    while let Some(client) = admit(&listener, connections, limit, &shared.name).await {
         shared.counters.accepted();
-        let connection = serve(shared.clone(), stream, peer, permit, state.clone());
+        let held = client.shared;
+        let connection = serve(
+            shared.clone(),
+            client.stream,
+            client.peer,
+            client.permit,
+            state.clone(),
+        );
         tokio::spawn(async move {
             connection.await;
-            drop(global);
+            drop(held);
         });
     }
 }

@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use tokio_rustls::{TlsAcceptor, TlsConnector, client};
 
 use super::error::ProxyError;
-use super::listener::listen;
+use super::listener::{admit, listen};
 use super::servers::{Pick, Policy, Server, Servers};
 use super::settings::{ConnectionLimit, ServerSettings, TcpSettings, Timeouts};
 use super::splice::{Ended, splice};
@@ -216,39 +216,26 @@ impl<A: Algorithm> Drop for TcpProxy<A> {
     }
 }
 
-/// Takes a connection permit, then accepts: at `maxconn` it stops accepting and further
-/// clients wait in the kernel's backlog.
+/// Admits clients (see [`admit`]) and serves each on a task of its own.
 async fn accept_loop<A: Algorithm>(
     listener: TcpListener,
     shared: Arc<Shared<A>>,
     stopped: watch::Receiver<bool>,
 ) {
-    loop {
-        let Ok(permit) = shared.connections.clone().acquire_owned().await else {
-            return;
-        };
-        let global = match &shared.limit {
-            Some(limit) => match limit.acquire().await {
-                Some(slot) => Some(slot),
-                None => return,
-            },
-            None => None,
-        };
-        let (client, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                // Out of descriptors or a client gone before accept: back off a little
-                // rather than spin.
-                tracing::warn!(proxy = %shared.name, error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-        };
+    let (connections, limit) = (&shared.connections, shared.limit.as_ref());
+    while let Some(client) = admit(&listener, connections, limit, &shared.name).await {
         shared.counters.accepted();
-        let connection = serve(shared.clone(), client, peer, permit, stopped.clone());
+        let held = client.shared;
+        let connection = serve(
+            shared.clone(),
+            client.stream,
+            client.peer,
+            client.permit,
+            stopped.clone(),
+        );
         tokio::spawn(async move {
             connection.await;
-            drop(global);
+            drop(held);
         });
     }
 }
