@@ -73,6 +73,22 @@ pub enum Error {
         /// Where it looked and what was missing.
         reason: String,
     },
+    /// Some frames of an announcement could not be sent, each tried twice; the others went
+    /// out (a failed frame never stops the rest of the sequence).
+    #[error(
+        "{failed} of {attempted} announcement frames for {vip} could not be sent; the last: {last}"
+    )]
+    Announce {
+        /// The address announced.
+        vip: String,
+        /// The frames given up.
+        failed: usize,
+        /// The frames tried.
+        attempted: usize,
+        /// The last failure.
+        #[source]
+        last: Box<Error>,
+    },
     /// A socket or process error.
     #[error("{operation} failed: {source}")]
     Io {

@@ -58,8 +58,8 @@ pub use exec::{DEFAULT_TIMEOUT, ExecHook, ExecManager, ExecOutcome};
 pub use memory::MemoryManager;
 #[cfg(feature = "netlink")]
 pub use netlink::{
-    AnnounceConfig, Announcer, LinkMonitor, LinkState, NetlinkManager, gratuitous_arp,
-    unsolicited_na,
+    AnnounceConfig, AnnounceStats, Announcer, LinkMonitor, LinkState, NetlinkManager,
+    gratuitous_arp, unsolicited_na,
 };
 pub use vip::Vip;
 

@@ -222,9 +222,15 @@ impl Instances {
             .commit(self.link_targets(&config.instances))
             .await;
         let same_router: Vec<String> = plan.keep.iter().chain(&plan.update).cloned().collect();
+        let announcers = self
+            .live
+            .iter()
+            .map(|(name, l)| (name.clone(), l.announcer.clone()))
+            .collect();
         self.registry.set_running(
             &self.running,
             &same_router,
+            &announcers,
             self.drivers
                 .iter()
                 .map(|(k, d)| (k.clone(), d.commands.clone()))

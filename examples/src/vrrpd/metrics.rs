@@ -21,6 +21,9 @@
 //! | `vrrpd_instance_adverts_accepted_total` | counter | adverts that passed every check |
 //! | `vrrpd_instance_adverts_dropped_total{reason}` | counter | adverts dropped, by reason (`ttl`, `checksum`, ...) |
 //! | `vrrpd_instance_state_seconds_total{state}` | counter | time spent in each state |
+//! | `vrrpd_instance_announce_frames_sent_total` | counter | gratuitous ARPs / unsolicited NAs sent |
+//! | `vrrpd_instance_announce_frames_retried_total` | counter | of those, sent on the second try (an error left on the socket, e.g. by a link flap) |
+//! | `vrrpd_instance_announce_frames_failed_total` | counter | announcement frames given up after two failed sends |
 //!
 //! Drivers (`interface`, `family` labels): `vrrpd_driver_malformed_total`,
 //! `vrrpd_driver_unknown_vrid_total`, `vrrpd_driver_send_errors_total`. Checks (`check`,
@@ -60,7 +63,7 @@ type InstanceMetric = (
 );
 
 #[rustfmt::skip]
-const INSTANCE_METRICS: [InstanceMetric; 11] = [
+const INSTANCE_METRICS: [InstanceMetric; 14] = [
     ("vrrpd_instance_priority", "gauge", "Effective priority: the base priority plus the weights of the tracked objects.", |i| i.effective_priority.map(f64::from)),
     ("vrrpd_instance_base_priority", "gauge", "Configured priority.", |i| Some(f64::from(i.base_priority))),
     ("vrrpd_instance_master_adver_interval_seconds", "gauge", "Master_Adver_Interval (RFC 5798).", |i| i.master_adver_interval_ms.map(|ms| count(ms) / 1000.0)),
@@ -72,6 +75,9 @@ const INSTANCE_METRICS: [InstanceMetric; 11] = [
     ("vrrpd_instance_adverts_sent_total", "counter", "Advertisements sent (one per destination).", |i| i.counters.as_ref().map(|c| count(c.adverts_sent))),
     ("vrrpd_instance_adverts_received_total", "counter", "Advertisements received for the instance's VRID.", |i| i.counters.as_ref().map(|c| count(c.adverts_received))),
     ("vrrpd_instance_adverts_accepted_total", "counter", "Advertisements that passed every check.", |i| i.counters.as_ref().map(|c| count(c.adverts_accepted))),
+    ("vrrpd_instance_announce_frames_sent_total", "counter", "Gratuitous ARPs / unsolicited NAs sent after takeovers.", |i| i.announcements.as_ref().map(|a| count(a.frames_sent))),
+    ("vrrpd_instance_announce_frames_retried_total", "counter", "Announcement frames sent on the second try (the first returned an error left on the socket, e.g. by a link flap).", |i| i.announcements.as_ref().map(|a| count(a.frames_retried))),
+    ("vrrpd_instance_announce_frames_failed_total", "counter", "Announcement frames given up after two failed sends; the rest of the sequence still went out.", |i| i.announcements.as_ref().map(|a| count(a.frames_failed))),
 ];
 
 /// A per-driver family: name, help, and the value of a driver (if known).
@@ -230,6 +236,12 @@ mod tests {
             held: Some(&[false]),
             last: None,
             links: Some(&links),
+            announced: Some({
+                let mut a = ip_manager::AnnounceStats::default();
+                a.frames_sent = 10;
+                a.frames_retried = 1;
+                a
+            }),
         };
         let mut i = st::instance(&instance_config(), &live, SystemTime::now());
         i.name = "VI \"1\"".into(); // a name that needs escaping
@@ -278,6 +290,9 @@ mod tests {
             format!("vrrpd_instance_holds_virtual_addresses{{{l}}} 0"),
             format!("vrrpd_instance_transitions_total{{{l}}} 1"),
             format!("vrrpd_instance_adverts_sent_total{{{l}}} 0"),
+            format!("vrrpd_instance_announce_frames_sent_total{{{l}}} 10"),
+            format!("vrrpd_instance_announce_frames_retried_total{{{l}}} 1"),
+            format!("vrrpd_instance_announce_frames_failed_total{{{l}}} 0"),
             format!("vrrpd_instance_tracked_check_up{{{l},check=\"chk\"}} 0"),
             "vrrpd_driver_malformed_total{interface=\"eth0\",family=\"IPv4\"} 3".into(),
             "vrrpd_driver_unknown_vrid_total{interface=\"eth0\",family=\"IPv4\"} 4".into(),

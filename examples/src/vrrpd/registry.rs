@@ -2,11 +2,11 @@
 //! checks, transitions, reloads), shared with the status socket and the metrics endpoint,
 //! and the [`Status`] taken from it on demand.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
-use ip_manager::{IpManager, NetlinkManager, Vip};
+use ip_manager::{Announcer, IpManager, NetlinkManager, Vip};
 use tokio::sync::{mpsc, oneshot, watch};
 use vrrp_core::driver::{Command, DriverSnapshot};
 use vrrp_core::{Reason, State};
@@ -42,6 +42,8 @@ struct Shared {
 struct Entry {
     instance: Instance,
     last: Option<Transition>,
+    /// Its announcer, whose tally the status shows.
+    announcer: Option<Arc<Announcer>>,
 }
 
 impl Registry {
@@ -66,11 +68,12 @@ impl Registry {
     }
 
     /// The running set after a start or a reload. The instances named in `same_router` keep
-    /// their last transition; the others start without one.
+    /// their last transition; the others start without one. `announcers` by instance name.
     pub(super) fn set_running(
         &self,
         instances: &[Instance],
         same_router: &[String],
+        announcers: &HashMap<String, Option<Arc<Announcer>>>,
         drivers: BTreeMap<DriverKey, mpsc::UnboundedSender<Command>>,
         checks: Vec<(config::Check, watch::Receiver<health_check::Status>)>,
     ) {
@@ -86,6 +89,7 @@ impl Registry {
                 Entry {
                     instance: i.clone(),
                     last,
+                    announcer: announcers.get(&i.name).cloned().flatten(),
                 },
             );
         }
@@ -176,6 +180,7 @@ impl Registry {
                 held: held.as_deref(),
                 last: e.last.as_ref(),
                 links: Some(&links),
+                announced: e.announcer.as_ref().map(|a| a.stats()),
             };
             instances.push(status::instance(i, &live, now));
         }

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use health_check::Health;
+use ip_manager::AnnounceStats;
 use serde::Serialize;
 use vrrp_core::driver::{DriverStats, RouterSnapshot};
 use vrrp_core::{Reason, State};
@@ -100,6 +101,23 @@ pub struct InstanceStatus {
     pub last_transition: Option<TransitionStatus>,
     /// The router's counters.
     pub counters: Option<Counters>,
+    /// The gratuitous ARPs / unsolicited NAs sent after takeovers (`null` for a `vip_backend`
+    /// that does not announce).
+    pub announcements: Option<Announcements>,
+}
+
+/// An instance's announcements since it started (or since its `garp` last changed).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Announcements {
+    /// Frames sent.
+    pub frames_sent: u64,
+    /// Frames given up after two failed sends (the rest of the sequence still went out).
+    pub frames_failed: u64,
+    /// Frames sent on the second try (the first returned an error left over on the socket,
+    /// typically by a link that went down and up).
+    pub frames_retried: u64,
+    /// The last failure.
+    pub last_error: Option<String>,
 }
 
 /// A virtual address.
@@ -217,6 +235,8 @@ pub(super) struct Live<'a> {
     pub(super) last: Option<&'a Transition>,
     /// Link states of the tracked interfaces, by name.
     pub(super) links: Option<&'a BTreeMap<String, bool>>,
+    /// The instance's announcer's tally.
+    pub(super) announced: Option<AnnounceStats>,
 }
 
 /// Seconds since the Unix epoch (0 for a time before it).
@@ -287,6 +307,12 @@ pub(super) fn instance(i: &Instance, live: &Live<'_>, now: SystemTime) -> Instan
             reason: t.reason.to_string(),
             seconds_ago: now.duration_since(t.at).unwrap_or_default().as_secs_f64(),
             unix_time: unix(t.at),
+        }),
+        announcements: live.announced.as_ref().map(|a| Announcements {
+            frames_sent: a.frames_sent,
+            frames_failed: a.frames_failed,
+            frames_retried: a.frames_retried,
+            last_error: a.last_error.clone(),
         }),
         counters: r.map(|r| {
             let s = &r.stats;
@@ -402,6 +428,7 @@ pub(super) mod tests {
             held: Some(&[false]),
             last: Some(&last),
             links: Some(&links),
+            announced: Some(AnnounceStats::default()),
         };
         let s = instance(&i, &live, at + Duration::from_millis(2500));
         let json: serde_json::Value =
@@ -423,6 +450,9 @@ pub(super) mod tests {
                 "adverts_received": 0, "adverts_accepted": 0, "adverts_sent": 0,
                 "transitions": 1, "became_master": 0, "dropped": {}, "dropped_total": 0,
                 "seconds_in": { "INIT": 0.0, "BACKUP": 0.0, "MASTER": 0.0, "FAULT": 0.0 }
+            },
+            "announcements": {
+                "frames_sent": 0, "frames_failed": 0, "frames_retried": 0, "last_error": null
             }
         });
         assert_eq!(json, want);
@@ -439,6 +469,7 @@ pub(super) mod tests {
             "link_up",
             "last_transition",
             "counters",
+            "announcements",
         ] {
             assert!(json[key].is_null(), "{key}: {}", json[key]);
         }

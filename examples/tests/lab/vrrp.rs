@@ -399,6 +399,22 @@ impl Lab {
         }
     }
 
+    /// `vrrpd --status` of the vrrpd that [`Lab::vrrpd_with`] started on `host`, parsed.
+    pub(crate) fn status(&self, host: &str) -> serde_json::Value {
+        let out = Command::new(&self.vrrpd_program)
+            .arg("--status")
+            .arg("--config")
+            .arg(self.dir.join(format!("{host}.toml")))
+            .output()
+            .expect("vrrpd --status runs");
+        assert!(
+            out.status.success(),
+            "vrrpd --status on {host}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("vrrpd --status prints JSON")
+    }
+
     pub(crate) fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self.dir.join(name)).unwrap_or_default()
     }

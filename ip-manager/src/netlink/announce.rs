@@ -4,8 +4,15 @@
 //! The frames are keepalived's, byte for byte (checked against `shared/vectors/`): an ARP
 //! request with sender = target = the VIP and a broadcast target MAC; an NA from the VIP to
 //! ff02::1 with the Override flag and the target link-layer address option.
+//!
+//! No single failure silences the sequence. A link that went down leaves a pending
+//! `ENETDOWN` on the `AF_PACKET` socket bound to it, which the next send returns (and so
+//! clears) even though the link is up again by then: every frame whose send fails is sent
+//! once more at once, a frame that fails twice is counted and the rest of the burst and the
+//! repeat still go out, and [`Announcer::stats`] keeps the tally for status pages.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV6};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
@@ -42,6 +49,21 @@ impl Default for AnnounceConfig {
     }
 }
 
+/// What an [`Announcer`] has sent since it was made: for status pages and metrics.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AnnounceStats {
+    /// Frames handed to the kernel.
+    pub frames_sent: u64,
+    /// Frames that failed twice in a row, and were given up (the sequence went on).
+    pub frames_failed: u64,
+    /// Frames whose first send failed and the second went out: typically the error a link
+    /// going down left on the socket, returned by the first send after the link came back.
+    pub frames_retried: u64,
+    /// The last failure (of a frame given up or retried), as the operator should read it.
+    pub last_error: Option<String>,
+}
+
 /// Sends the announcements for the addresses of one interface.
 ///
 /// ```no_run
@@ -55,6 +77,7 @@ impl Default for AnnounceConfig {
 /// announcer.announce_once(&vip).await?; // 5 gratuitous ARPs now: the critical path
 /// // keepalived's second burst 5 s later belongs in a task the demotion can cancel:
 /// // tokio::spawn(async move { announcer.announce(&vip).await });
+/// assert_eq!(announcer.stats().frames_failed, 0);
 /// # Ok(()) }
 /// ```
 #[derive(Debug)]
@@ -64,6 +87,29 @@ pub struct Announcer {
     mac: [u8; 6],
     config: AnnounceConfig,
     arp: Socket,
+    stats: Mutex<AnnounceStats>,
+}
+
+/// The frames of one call: how many were tried, and the last that failed.
+#[derive(Default)]
+struct Tally {
+    attempted: usize,
+    sent: usize,
+    last_error: Option<Error>,
+}
+
+impl Tally {
+    fn into_result(self, vip: &Vip) -> Result<usize, Error> {
+        match self.last_error {
+            None => Ok(self.sent),
+            Some(last) => Err(Error::Announce {
+                vip: vip.to_string(),
+                failed: self.attempted - self.sent,
+                attempted: self.attempted,
+                last: Box::new(last),
+            }),
+        }
+    }
 }
 
 impl Announcer {
@@ -90,7 +136,17 @@ impl Announcer {
             mac,
             config,
             arp,
+            stats: Mutex::new(AnnounceStats::default()),
         })
+    }
+
+    /// The frames sent, retried and given up so far.
+    pub fn stats(&self) -> AnnounceStats {
+        self.lock_stats().clone()
+    }
+
+    fn lock_stats(&self) -> MutexGuard<'_, AnnounceStats> {
+        self.stats.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The interface's MAC address, the one the announcements carry.
@@ -100,73 +156,99 @@ impl Announcer {
 
     /// Sends one burst for `vip` now and returns the number of frames sent. Call it right
     /// after adding the address: this is the takeover's critical path.
+    ///
+    /// A frame that cannot be sent does not stop the burst: the others still go out, and the
+    /// error ([`Error::Announce`]) comes after the burst, saying how many of how many failed.
     pub async fn announce_once(&self, vip: &Vip) -> Result<usize, Error> {
-        let mut sent = 0;
+        let mut tally = Tally::default();
+        self.burst(vip, &mut tally).await;
+        tally.into_result(vip)
+    }
+
+    /// keepalived's whole sequence: a burst now, and another after `refresh_delay`. The second
+    /// burst goes out whatever became of the first.
+    pub async fn announce(&self, vip: &Vip) -> Result<usize, Error> {
+        let mut tally = Tally::default();
+        self.burst(vip, &mut tally).await;
+        if let Some(delay) = self.config.refresh_delay {
+            tokio::time::sleep(delay).await;
+            self.burst(vip, &mut tally).await;
+        }
+        tally.into_result(vip)
+    }
+
+    async fn burst(&self, vip: &Vip, tally: &mut Tally) {
         for i in 0..self.config.repeat {
             if i > 0 && !self.config.interval.is_zero() {
                 tokio::time::sleep(self.config.interval).await;
             }
-            sent += self.send(vip)?;
-        }
-        Ok(sent)
-    }
-
-    /// keepalived's whole sequence: a burst now, and another after `refresh_delay`.
-    pub async fn announce(&self, vip: &Vip) -> Result<usize, Error> {
-        let mut sent = self.announce_once(vip).await?;
-        if let Some(delay) = self.config.refresh_delay {
-            tokio::time::sleep(delay).await;
-            sent += self.announce_once(vip).await?;
-        }
-        Ok(sent)
-    }
-
-    fn send(&self, vip: &Vip) -> Result<usize, Error> {
-        match vip.address {
-            IpAddr::V4(ip) => {
-                let mut sent = 0;
-                for reply in [false, true] {
-                    if reply && !self.config.arp_reply {
-                        continue;
+            match vip.address {
+                IpAddr::V4(ip) => {
+                    for reply in [false, true] {
+                        if reply && !self.config.arp_reply {
+                            continue;
+                        }
+                        let frame = gratuitous_arp(self.mac, ip, reply);
+                        self.send(
+                            tally,
+                            || self.arp.send(&frame).map(drop),
+                            || format!("sending gratuitous ARP for {ip} on {}", self.interface),
+                        );
                     }
-                    self.arp
-                        .send(&gratuitous_arp(self.mac, ip, reply))
-                        .map_err(|e| {
-                            Error::raw_socket(
-                                format!("sending gratuitous ARP for {ip} on {}", self.interface),
-                                e,
-                            )
-                        })?;
-                    sent += 1;
                 }
-                Ok(sent)
-            }
-            IpAddr::V6(ip) => {
-                self.send_na(ip)?;
-                Ok(1)
+                IpAddr::V6(ip) => self.send(
+                    tally,
+                    || self.send_na(ip),
+                    || format!("sending an unsolicited NA for {ip} on {}", self.interface),
+                ),
             }
         }
     }
 
-    fn send_na(&self, ip: Ipv6Addr) -> Result<(), Error> {
-        let what = |e| {
-            Error::raw_socket(
-                format!("sending an unsolicited NA for {ip} on {}", self.interface),
-                e,
-            )
+    /// One frame, sent a second time at once if the first send fails: a link that went down
+    /// left its error pending on the socket, and the failing call consumed it.
+    fn send(
+        &self,
+        tally: &mut Tally,
+        send: impl Fn() -> std::io::Result<()>,
+        what: impl Fn() -> String,
+    ) {
+        tally.attempted += 1;
+        let first = match send() {
+            Ok(()) => {
+                tally.sent += 1;
+                self.lock_stats().frames_sent += 1;
+                return;
+            }
+            Err(e) => e,
         };
-        let socket = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6))
-            .map_err(|e| Error::raw_socket("opening an ICMPv6 raw socket", e))?;
+        let again = send();
+        let mut stats = self.lock_stats();
+        match again {
+            Ok(()) => {
+                tally.sent += 1;
+                stats.frames_sent += 1;
+                stats.frames_retried += 1;
+                stats.last_error = Some(format!("{} (sent on the second try): {first}", what()));
+            }
+            Err(e) => {
+                let e = Error::raw_socket(what(), e);
+                stats.frames_failed += 1;
+                stats.last_error = Some(e.to_string());
+                tally.last_error = Some(e);
+            }
+        }
+    }
+
+    /// An NA for `ip` through a socket of its own, bound to the VIP (keepalived's source).
+    fn send_na(&self, ip: Ipv6Addr) -> std::io::Result<()> {
+        let socket = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6))?;
         // From the VIP itself, as keepalived does; the kernel fills in the ICMPv6 checksum.
-        socket
-            .bind(&SockAddr::from(SocketAddrV6::new(ip, 0, 0, self.ifindex)))
-            .map_err(what)?;
-        socket.set_multicast_if_v6(self.ifindex).map_err(what)?;
-        socket.set_multicast_hops_v6(255).map_err(what)?;
+        socket.bind(&SockAddr::from(SocketAddrV6::new(ip, 0, 0, self.ifindex)))?;
+        socket.set_multicast_if_v6(self.ifindex)?;
+        socket.set_multicast_hops_v6(255)?;
         let to = SockAddr::from(SocketAddrV6::new(ALL_NODES, 0, 0, self.ifindex));
-        socket
-            .send_to(&unsolicited_na(self.mac, ip), &to)
-            .map_err(what)?;
+        socket.send_to(&unsolicited_na(self.mac, ip), &to)?;
         Ok(())
     }
 }

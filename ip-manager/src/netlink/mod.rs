@@ -15,7 +15,7 @@ use rtnetlink::packet_route::address::{
 use rtnetlink::packet_route::link::LinkAttribute;
 use rtnetlink::{Handle, new_connection};
 
-pub use announce::{AnnounceConfig, Announcer, gratuitous_arp, unsolicited_na};
+pub use announce::{AnnounceConfig, AnnounceStats, Announcer, gratuitous_arp, unsolicited_na};
 pub use link::{LinkMonitor, LinkState};
 
 use crate::{Error, IpManager, Vip};
