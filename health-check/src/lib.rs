@@ -101,6 +101,8 @@ mod monitor;
 mod process;
 mod tcp;
 mod transition;
+#[cfg(feature = "vrrp")]
+pub mod vrrp;
 
 pub use check::Check;
 #[cfg(feature = "discover")]

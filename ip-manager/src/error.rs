@@ -30,6 +30,16 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// The interface has no address of the family to send from.
+    #[error(
+        "{interface} has no {family} address to send VRRP adverts from: add one, or give the source explicitly (unicast source)"
+    )]
+    NoSourceAddress {
+        /// The interface.
+        interface: String,
+        /// `IPv4` or `IPv6 link-local`.
+        family: &'static str,
+    },
     /// The kernel refused a netlink request.
     #[error("{operation} failed: {message}")]
     Netlink {

@@ -41,6 +41,8 @@ mod aws;
 mod error;
 #[cfg(feature = "exec")]
 mod exec;
+#[cfg(feature = "vrrp")]
+pub mod failover;
 mod memory;
 #[cfg(feature = "netlink")]
 mod netlink;

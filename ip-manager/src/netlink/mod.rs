@@ -74,6 +74,38 @@ impl NetlinkManager {
         })
     }
 
+    /// The first IPv4 address of `interface`: what VRRP advertises from (its primary
+    /// address, RFC 5798 §5.1.1.1) unless told otherwise.
+    pub async fn first_ipv4(&self, interface: &str) -> Result<std::net::Ipv4Addr, Error> {
+        self.list(interface)
+            .await?
+            .iter()
+            .find_map(|v| match v.address {
+                IpAddr::V4(a) => Some(a),
+                IpAddr::V6(_) => None,
+            })
+            .ok_or_else(|| Error::NoSourceAddress {
+                interface: interface.to_owned(),
+                family: "IPv4",
+            })
+    }
+
+    /// The IPv6 link-local address of `interface`: what VRRP over IPv6 advertises from
+    /// (RFC 5798 §5.1.2.1).
+    pub async fn link_local_ipv6(&self, interface: &str) -> Result<std::net::Ipv6Addr, Error> {
+        self.list(interface)
+            .await?
+            .iter()
+            .find_map(|v| match v.address {
+                IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80 => Some(a),
+                _ => None,
+            })
+            .ok_or_else(|| Error::NoSourceAddress {
+                interface: interface.to_owned(),
+                family: "IPv6 link-local",
+            })
+    }
+
     /// The hardware (MAC) address of interface `name`.
     pub async fn interface_mac(&self, name: &str) -> Result<[u8; 6], Error> {
         let link = self.link(name).await?;

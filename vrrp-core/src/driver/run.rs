@@ -6,7 +6,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::driver::timer::Deadline;
-use crate::driver::{DriverSnapshot, MAX_DATAGRAM, RouterSnapshot, VrrpSocket};
+use crate::driver::{CommandError, DriverSnapshot, MAX_DATAGRAM, RouterSnapshot, VrrpSocket};
 use crate::packet::Vrid;
 use crate::{Event, Router};
 
@@ -54,6 +54,18 @@ pub enum Command {
         to: crate::State,
         /// The member's name, for the router's [`Reason::SyncGroup`](crate::Reason).
         member: String,
+    },
+    /// Tracked object `name` of router `vrid` changed; the reply (if any) says whether the
+    /// router and the tracker exist, naming the trackers it has when not.
+    Track {
+        /// The router.
+        vrid: Vrid,
+        /// The tracker's [`name`](crate::router::Tracker::name).
+        name: String,
+        /// Up or not.
+        up: bool,
+        /// Where the outcome goes.
+        reply: Option<oneshot::Sender<Result<(), CommandError>>>,
     },
     /// Replies with a [`DriverSnapshot`] of every router and the driver's counters (taken
     /// between two inputs; a closed reply channel is ignored).
@@ -107,64 +119,59 @@ impl Driver {
 
     /// Starts the routers and runs until [`Command::Stop`] (or the command channel closing),
     /// then shuts them down gracefully and returns the driver's counters. Socket read errors
-    /// other than malformed datagrams end the loop with the error.
+    /// other than malformed datagrams end the loop with the error, and timer errors too; the
+    /// routers are shut down first either way, so that the last event of each is a
+    /// `StateChanged` to [`State::Initialize`](crate::State): a Master never ends silently
+    /// while its owner still holds the addresses.
     ///
     /// Deadlines are kept with a timerfd (microseconds), not tokio's millisecond timer: a
     /// Backup's takeover starts within microseconds of its Master_Down deadline.
+    ///
+    /// [`Driver::spawn`] runs it on a task of its own behind a cloneable [`DriverHandle`](super::DriverHandle)
+    /// with bounded channels; this form suits an owner that keeps its own channels.
     pub async fn run(
-        mut self,
-        mut commands: mpsc::UnboundedReceiver<Command>,
+        self,
+        commands: mpsc::UnboundedReceiver<Command>,
         events: mpsc::UnboundedSender<DriverEvent>,
     ) -> io::Result<DriverStats> {
+        self.run_on(Commands::Unbounded(commands), Events::Unbounded(events))
+            .await
+    }
+
+    pub(super) async fn run_on(
+        mut self,
+        mut commands: Commands,
+        events: Events,
+    ) -> io::Result<DriverStats> {
+        let result = self.run_until_stopped(&mut commands, &events).await;
+        let now = Instant::now().into_std();
+        for r in &mut self.routers {
+            r.shutdown(now);
+        }
+        self.flush(&events).await;
+        result.map(|()| self.stats)
+    }
+
+    async fn run_until_stopped(
+        &mut self,
+        commands: &mut Commands,
+        events: &Events,
+    ) -> io::Result<()> {
         let mut buffer = vec![0u8; MAX_DATAGRAM];
         let mut timer = Deadline::new()?;
         let now = Instant::now();
         for r in &mut self.routers {
             r.startup(now.into_std());
         }
-        self.flush(&events).await;
+        self.flush(events).await;
         loop {
             let deadline = self.routers.iter().filter_map(Router::poll_timeout).min();
             timer.arm(deadline)?;
             tokio::select! {
                 biased;
                 command = commands.recv() => match command {
-                    None | Some(Command::Stop) => {
-                        let now = Instant::now().into_std();
-                        for r in &mut self.routers {
-                            r.shutdown(now);
-                        }
-                        self.flush(&events).await;
-                        return Ok(self.stats);
-                    }
-                    Some(Command::Tracker { vrid, index, up }) => {
-                        let now = Instant::now().into_std();
-                        for r in self.routers.iter_mut().filter(|r| r.config().vrid == vrid) {
-                            r.set_tracker(now, index, up);
-                        }
-                    }
-                    Some(Command::Link { up }) => {
-                        let now = Instant::now().into_std();
-                        for r in &mut self.routers {
-                            r.set_link(now, up);
-                        }
-                    }
-                    Some(Command::Add(router)) => {
-                        let mut router = *router;
-                        self.remove(router.config().vrid, &events).await;
-                        router.startup(Instant::now().into_std());
-                        self.routers.push(router);
-                    }
-                    Some(Command::Remove { vrid }) => self.remove(vrid, &events).await,
-                    Some(Command::Follow { vrid, to, member }) => {
-                        if let Some(r) = self.routers.iter_mut().find(|r| r.config().vrid == vrid) {
-                            r.follow(Instant::now().into_std(), to, &member);
-                        }
-                    }
-                    Some(Command::Snapshot(reply)) => {
-                        // Nobody waiting for the answer any more is not an error.
-                        let _ = reply.send(self.snapshot());
-                    }
+                    None | Some(Command::Stop) => return Ok(()),
+                    Some(command) => self.command(command, events).await,
                 },
                 fired = timer.fired() => {
                     fired?;
@@ -195,19 +202,77 @@ impl Driver {
                     Err(e) => return Err(e),
                 },
             }
-            self.flush(&events).await;
+            self.flush(events).await;
+        }
+    }
+
+    /// Every command but `Stop`.
+    async fn command(&mut self, command: Command, events: &Events) {
+        let now = Instant::now().into_std();
+        match command {
+            Command::Stop => {}
+            Command::Tracker { vrid, index, up } => {
+                for r in self.routers.iter_mut().filter(|r| r.config().vrid == vrid) {
+                    r.set_tracker(now, index, up);
+                }
+            }
+            Command::Track {
+                vrid,
+                name,
+                up,
+                reply,
+            } => {
+                let outcome = match self.routers.iter_mut().find(|r| r.config().vrid == vrid) {
+                    None => Err(CommandError::UnknownRouter { vrid }),
+                    Some(r) => match r.config().trackers.iter().position(|t| t.name == name) {
+                        Some(index) => {
+                            r.set_tracker(now, index, up);
+                            Ok(())
+                        }
+                        None => Err(CommandError::UnknownTracker {
+                            vrid,
+                            known: r.config().trackers.iter().map(|t| t.name.clone()).collect(),
+                            name,
+                        }),
+                    },
+                };
+                if let Some(reply) = reply {
+                    // Nobody waiting for the answer any more is not an error.
+                    let _ = reply.send(outcome);
+                }
+            }
+            Command::Link { up } => {
+                for r in &mut self.routers {
+                    r.set_link(now, up);
+                }
+            }
+            Command::Add(router) => {
+                let mut router = *router;
+                self.remove(router.config().vrid, events).await;
+                router.startup(Instant::now().into_std());
+                self.routers.push(router);
+            }
+            Command::Remove { vrid } => self.remove(vrid, events).await,
+            Command::Follow { vrid, to, member } => {
+                if let Some(r) = self.routers.iter_mut().find(|r| r.config().vrid == vrid) {
+                    r.follow(now, to, &member);
+                }
+            }
+            Command::Snapshot(reply) => {
+                let _ = reply.send(self.snapshot());
+            }
         }
     }
 
     /// Sends every pending advertisement, then forwards every pending event: on a takeover
     /// the advertisement leaves first, then the owner adds the addresses and announces them.
-    async fn flush(&mut self, events: &mpsc::UnboundedSender<DriverEvent>) {
+    async fn flush(&mut self, events: &Events) {
         for i in 0..self.routers.len() {
             self.flush_one(i, events).await;
         }
     }
 
-    async fn flush_one(&mut self, i: usize, events: &mpsc::UnboundedSender<DriverEvent>) {
+    async fn flush_one(&mut self, i: usize, events: &Events) {
         let Some(router) = self.routers.get_mut(i) else {
             return;
         };
@@ -218,17 +283,18 @@ impl Driver {
         }
         let vrid = router.config().vrid;
         while let Some(event) = router.poll_event() {
-            // Nobody listening is not the driver's problem: the routers run on.
-            let _ = events.send(DriverEvent {
-                vrid,
-                at: Instant::now(),
-                event,
-            });
+            events
+                .send(DriverEvent {
+                    vrid,
+                    at: Instant::now(),
+                    event,
+                })
+                .await;
         }
     }
 
     /// Shuts router `vrid` down, sends and forwards what it still has, and drops it.
-    async fn remove(&mut self, vrid: Vrid, events: &mpsc::UnboundedSender<DriverEvent>) {
+    async fn remove(&mut self, vrid: Vrid, events: &Events) {
         let Some(i) = self.routers.iter().position(|r| r.config().vrid == vrid) else {
             return;
         };
@@ -244,5 +310,47 @@ impl Driver {
             routers: self.routers.iter().map(RouterSnapshot::of).collect(),
             stats: self.stats,
         }
+    }
+}
+
+/// Where a driver's commands come from.
+#[derive(Debug)]
+pub(super) enum Commands {
+    Unbounded(mpsc::UnboundedReceiver<Command>),
+    /// A spawned driver's: its handles' commands, and their stop signal (which needs no room
+    /// in the channel, so that a handle dropped anywhere can stop it).
+    Bounded(mpsc::Receiver<Command>, tokio::sync::watch::Receiver<bool>),
+}
+
+impl Commands {
+    async fn recv(&mut self) -> Option<Command> {
+        match self {
+            Commands::Unbounded(rx) => rx.recv().await,
+            Commands::Bounded(rx, stop) => tokio::select! {
+                biased;
+                // Every stop sender gone (all handles dropped) stops it as well.
+                _ = stop.wait_for(|stop| *stop) => Some(Command::Stop),
+                command = rx.recv() => command,
+            },
+        }
+    }
+}
+
+/// Where a driver's events go.
+#[derive(Debug)]
+pub(super) enum Events {
+    Unbounded(mpsc::UnboundedSender<DriverEvent>),
+    /// Back-pressure: a full channel holds the driver until the owner reads (see
+    /// [`Driver::spawn`]).
+    Bounded(mpsc::Sender<DriverEvent>),
+}
+
+impl Events {
+    async fn send(&self, event: DriverEvent) {
+        // Nobody listening is not the driver's problem: the routers run on.
+        let _ = match self {
+            Events::Unbounded(tx) => tx.send(event).map_err(drop),
+            Events::Bounded(tx) => tx.send(event).await.map_err(drop),
+        };
     }
 }

@@ -1,0 +1,54 @@
+//! A [`Monitor`] feeding a VRRP tracked object (feature `vrrp`): the check's verdict moves
+//! the router's priority (or puts it in Fault, for weight 0) with no script in between.
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use vrrp_core::driver::{CommandError, TrackerHandle};
+
+use crate::{Health, Monitor, Status};
+
+/// Feeds `monitor`'s health into `tracker` on a task of its own: the current health at once
+/// (a monitor that is already down makes the router lower its priority before any change),
+/// then every change.
+///
+/// The task ends when the monitor is dropped (`Ok`) or the tracker's driver ended, or the
+/// router tracks no object of that name (the error).
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use health_check::{Monitor, MonitorConfig, TcpCheck};
+/// use vrrp_core::driver::DriverHandle;
+/// use vrrp_core::packet::Vrid;
+///
+/// # fn demo(driver: DriverHandle, vrid: Vrid) -> Result<(), Box<dyn std::error::Error>> {
+/// // keepalived: `track_script { chk_haproxy weight -20 }` with the script checking a port.
+/// let haproxy = Monitor::spawn(
+///     Arc::new(TcpCheck::new("127.0.0.1:80".parse()?)),
+///     MonitorConfig::default(),
+/// )?;
+/// health_check::vrrp::track(&haproxy, driver.tracker(vrid, "chk_haproxy"));
+/// # Ok(()) }
+/// ```
+pub fn track(monitor: &Monitor, tracker: TrackerHandle) -> JoinHandle<Result<(), CommandError>> {
+    track_status(monitor.subscribe(), tracker)
+}
+
+/// [`track`] from a monitor's status channel ([`Monitor::subscribe`]).
+pub fn track_status(
+    mut status: watch::Receiver<Status>,
+    tracker: TrackerHandle,
+) -> JoinHandle<Result<(), CommandError>> {
+    tokio::spawn(async move {
+        let mut last = None;
+        loop {
+            let up = status.borrow_and_update().health == Health::Up;
+            if last != Some(up) {
+                tracker.set(up).await?;
+                last = Some(up);
+            }
+            if status.changed().await.is_err() {
+                return Ok(());
+            }
+        }
+    })
+}

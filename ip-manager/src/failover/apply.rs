@@ -1,0 +1,208 @@
+//! [`VipApplier`]: a VRRP router's events applied to its virtual addresses, on any
+//! [`IpManager`].
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use vrrp_core::driver::{DriverEvent, DriverEvents, DriverExit};
+use vrrp_core::{Event, State};
+
+use super::FailoverEvent;
+use crate::{Announcer, IpManager, Vip};
+
+/// Where a [`VipApplier`]'s input comes from: a spawned driver's [`DriverEvents`], or any
+/// other source of router events (a test's channel).
+#[async_trait::async_trait]
+pub trait EventSource: Send {
+    /// The next event; `None` once the source has ended.
+    async fn recv(&mut self) -> Option<DriverEvent>;
+    /// How the source ended (called after `recv` returned `None`).
+    async fn exit(&mut self) -> DriverExit;
+}
+
+#[async_trait::async_trait]
+impl EventSource for DriverEvents {
+    async fn recv(&mut self) -> Option<DriverEvent> {
+        DriverEvents::recv(self).await
+    }
+
+    async fn exit(&mut self) -> DriverExit {
+        DriverEvents::exit(self).await
+    }
+}
+
+/// Applies one router's events to its virtual addresses, as keepalived does: on becoming
+/// Master it adds them, then announces them (the announcements run on their own tasks); on
+/// leaving Master it stops announcing and removes them. When its event source ends
+/// ([`run`](Self::run)) it removes them whatever the last state was: a driver that failed,
+/// panicked or was dropped never leaves a silent Master holding the addresses.
+///
+/// ```
+/// use ip_manager::failover::VipApplier;
+/// use ip_manager::{IpManager, MemoryManager, Vip};
+/// use std::sync::Arc;
+/// use vrrp_core::{Event, Reason, State};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), ip_manager::Error> {
+/// let ips = Arc::new(MemoryManager::new());
+/// let vip = Vip::parse("10.99.0.200/24", "eth0")?;
+/// let mut applier = VipApplier::new(ips.clone(), vec![vip.clone()]);
+/// let to = |from, to| Event::StateChanged { from, to, reason: Reason::MasterDown };
+/// applier.apply(to(State::Backup, State::Master)).await;
+/// assert!(ips.owns(&vip).await?);
+/// applier.apply(to(State::Master, State::Backup)).await;
+/// assert!(!ips.owns(&vip).await?);
+/// # Ok(()) }
+/// ```
+pub struct VipApplier {
+    manager: Arc<dyn IpManager>,
+    vips: Vec<Vip>,
+    announcer: Option<Arc<Announcer>>,
+    announcing: Vec<JoinHandle<()>>,
+    reports: Option<mpsc::Sender<FailoverEvent>>,
+    missed: Arc<AtomicU64>,
+    state: watch::Sender<State>,
+}
+
+impl std::fmt::Debug for VipApplier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VipApplier")
+            .field("vips", &self.vips)
+            .field("announcer", &self.announcer)
+            .field("announcing", &self.announcing.len())
+            .field("state", &*self.state.borrow())
+            .finish_non_exhaustive()
+    }
+}
+
+impl VipApplier {
+    /// An applier for `vips` on `manager`, without announcements and without reports.
+    pub fn new(manager: Arc<dyn IpManager>, vips: Vec<Vip>) -> VipApplier {
+        VipApplier {
+            manager,
+            vips,
+            announcer: None,
+            announcing: Vec::new(),
+            reports: None,
+            missed: Arc::default(),
+            state: watch::Sender::new(State::Initialize),
+        }
+    }
+
+    /// Announces the addresses with `announcer` after adding them (gratuitous ARP /
+    /// unsolicited NA: netlink addresses on a LAN; a cloud API or a script needs none).
+    #[must_use]
+    pub fn announcer(mut self, announcer: Arc<Announcer>) -> VipApplier {
+        self.announcer = Some(announcer);
+        self
+    }
+
+    /// Reports what it does on `reports`. A full channel loses the report, never holds up
+    /// the addresses (the reader is a log; the addresses are the service).
+    #[must_use]
+    pub fn reports(mut self, reports: mpsc::Sender<FailoverEvent>) -> VipApplier {
+        self.reports = Some(reports);
+        self
+    }
+
+    /// How many reports a full channel lost so far.
+    pub fn missed_reports(&self) -> Arc<AtomicU64> {
+        self.missed.clone()
+    }
+
+    /// The router's state as of the last event applied.
+    pub fn state(&self) -> watch::Receiver<State> {
+        self.state.subscribe()
+    }
+
+    fn report(&self, event: FailoverEvent) {
+        report(self.reports.as_ref(), &self.missed, event);
+    }
+
+    /// Applies one router event.
+    pub async fn apply(&mut self, event: Event) {
+        let Event::StateChanged { from, to, reason } = event else {
+            self.report(FailoverEvent::Router(event));
+            return;
+        };
+        self.state.send_replace(to);
+        self.report(FailoverEvent::StateChanged {
+            from,
+            to,
+            reason: reason.clone(),
+        });
+        if to == State::Master {
+            self.add().await;
+        } else if from == State::Master {
+            self.release().await;
+        }
+    }
+
+    async fn add(&mut self) {
+        for vip in &self.vips {
+            match self.manager.add(vip).await {
+                Ok(()) => self.report(FailoverEvent::Added(vip.clone())),
+                Err(error) => self.report(FailoverEvent::Failed {
+                    vip: vip.clone(),
+                    error,
+                }),
+            }
+        }
+        if let Some(announcer) = &self.announcer {
+            for vip in self.vips.clone() {
+                let announcer = announcer.clone();
+                let reports = self.reports.clone();
+                let missed = self.missed.clone();
+                self.announcing.push(tokio::spawn(async move {
+                    if let Err(error) = announcer.announce(&vip).await {
+                        report(
+                            reports.as_ref(),
+                            &missed,
+                            FailoverEvent::Failed { vip, error },
+                        );
+                    }
+                }));
+            }
+        }
+    }
+
+    /// Stops announcing and removes every address (idempotent: what is gone stays gone).
+    pub async fn release(&mut self) {
+        for task in self.announcing.drain(..) {
+            task.abort();
+        }
+        for vip in &self.vips {
+            match self.manager.remove(vip).await {
+                Ok(()) => self.report(FailoverEvent::Removed(vip.clone())),
+                Err(error) => self.report(FailoverEvent::Failed {
+                    vip: vip.clone(),
+                    error,
+                }),
+            }
+        }
+    }
+
+    /// Applies every event of `source` until it ends, then releases the addresses and
+    /// reports [`FailoverEvent::Released`] with how it ended. Returns that.
+    pub async fn run(mut self, mut source: impl EventSource) -> DriverExit {
+        while let Some(e) = source.recv().await {
+            self.apply(e.event).await;
+        }
+        let exit = source.exit().await;
+        self.release().await;
+        self.state.send_replace(State::Initialize);
+        self.report(FailoverEvent::Released(exit.clone()));
+        exit
+    }
+}
+
+fn report(to: Option<&mpsc::Sender<FailoverEvent>>, missed: &AtomicU64, event: FailoverEvent) {
+    if let Some(to) = to
+        && let Err(mpsc::error::TrySendError::Full(_)) = to.try_send(event)
+    {
+        missed.fetch_add(1, Ordering::Relaxed);
+    }
+}

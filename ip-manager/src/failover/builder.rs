@@ -1,0 +1,217 @@
+//! [`FailoverBuilder`]: one virtual router on one interface, its addresses moved by netlink
+//! (or another [`IpManager`]), announced, and its interface's link followed.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use vrrp_core::driver::{DEFAULT_EVENT_CAPACITY, Driver, VrrpSocket};
+use vrrp_core::packet::{AddressFamily, AdvertInterval, Priority, Vrid};
+use vrrp_core::router::Tracker;
+use vrrp_core::{Config, Router};
+
+use super::{Failover, StartError, VipApplier};
+use crate::{AnnounceConfig, Announcer, IpManager, LinkMonitor, NetlinkManager, Vip};
+
+/// Sets up a [`Failover`]: what keepalived's `vrrp_instance` says, in builder form. Every
+/// setting has keepalived's or the RFC's default; [`start`](Self::start) checks them all.
+#[must_use = "a builder does nothing until `start`"]
+pub struct FailoverBuilder {
+    interface: String,
+    vrid: u8,
+    addresses: Vec<String>,
+    priority: u8,
+    advert_interval: Duration,
+    trackers: Vec<Tracker>,
+    primary: Option<IpAddr>,
+    unicast_peers: Vec<IpAddr>,
+    announce: Option<AnnounceConfig>,
+    manager: Option<Arc<dyn IpManager>>,
+    event_capacity: usize,
+    tune: Option<Tune>,
+}
+
+/// [`FailoverBuilder::configure`]'s closure.
+type Tune = Box<dyn FnOnce(&mut Config) + Send>;
+
+impl std::fmt::Debug for FailoverBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FailoverBuilder")
+            .field("interface", &self.interface)
+            .field("vrid", &self.vrid)
+            .field("addresses", &self.addresses)
+            .field("priority", &self.priority)
+            .field("advert_interval", &self.advert_interval)
+            .field("trackers", &self.trackers)
+            .field("primary", &self.primary)
+            .field("unicast_peers", &self.unicast_peers)
+            .field("announce", &self.announce)
+            .field("manager", &self.manager.is_some())
+            .field("event_capacity", &self.event_capacity)
+            .field("configure", &self.tune.is_some())
+            .finish()
+    }
+}
+
+impl FailoverBuilder {
+    pub(super) fn new(interface: &str, vrid: u8) -> FailoverBuilder {
+        FailoverBuilder {
+            interface: interface.to_owned(),
+            vrid,
+            addresses: Vec::new(),
+            priority: Priority::DEFAULT.get(),
+            advert_interval: AdvertInterval::DEFAULT.as_duration(),
+            trackers: Vec::new(),
+            primary: None,
+            unicast_peers: Vec::new(),
+            announce: Some(AnnounceConfig::default()),
+            manager: None,
+            event_capacity: DEFAULT_EVENT_CAPACITY,
+            tune: None,
+        }
+    }
+
+    /// A virtual address, `10.99.0.200/24` or `fd99::200/64` (without a prefix: /32, /128).
+    /// At least one; all of one family.
+    pub fn virtual_address(mut self, address: &str) -> FailoverBuilder {
+        self.addresses.push(address.to_owned());
+        self
+    }
+
+    /// The priority, 1..=255 (255: the address owner); default 100.
+    pub fn priority(mut self, priority: u8) -> FailoverBuilder {
+        self.priority = priority;
+        self
+    }
+
+    /// The advertisement interval; default 1 s (VRRPv3: 10 ms steps).
+    pub fn advert_interval(mut self, interval: Duration) -> FailoverBuilder {
+        self.advert_interval = interval;
+        self
+    }
+
+    /// A tracked object, set later through [`Failover::tracker`] (or fed by a health-check
+    /// monitor). keepalived's weights: positive is added while it is up, negative while it is
+    /// down, 0 puts the router in Fault (addresses released) while it is down. It starts up.
+    pub fn track(mut self, name: &str, weight: i16) -> FailoverBuilder {
+        self.trackers.push(Tracker {
+            name: name.to_owned(),
+            weight,
+        });
+        self
+    }
+
+    /// Adverts unicast from `source` to `peers` (keepalived's `unicast_src_ip` /
+    /// `unicast_peer`), e.g. where the network drops multicast.
+    pub fn unicast(mut self, source: IpAddr, peers: Vec<IpAddr>) -> FailoverBuilder {
+        self.primary = Some(source);
+        self.unicast_peers = peers;
+        self
+    }
+
+    /// The announcements after a takeover; default keepalived's (5 now, 5 more after 5 s).
+    /// `None`: no announcements (a cloud API or a script moves the traffic).
+    pub fn announce(mut self, config: Option<AnnounceConfig>) -> FailoverBuilder {
+        self.announce = config;
+        self
+    }
+
+    /// Moves the addresses with `manager` (an `AwsManager`, an `ExecManager`, ...) instead of
+    /// netlink; no announcements unless [`announce`](Self::announce) is set after this.
+    pub fn manager(mut self, manager: Arc<dyn IpManager>) -> FailoverBuilder {
+        self.manager = Some(manager);
+        self.announce = None;
+        self
+    }
+
+    /// Capacity of the event stream read by [`Failover::next_event`]; default 64. A full
+    /// stream loses reports (counted in [`Failover::missed_events`]), never holds up the
+    /// addresses.
+    pub fn event_capacity(mut self, capacity: usize) -> FailoverBuilder {
+        self.event_capacity = capacity.max(1);
+        self
+    }
+
+    /// Any other setting of the router (version 2, authentication, preemption, checksum
+    /// form, ...), applied to its [`Config`] last.
+    pub fn configure(mut self, tune: impl FnOnce(&mut Config) + Send + 'static) -> FailoverBuilder {
+        self.tune = Some(Box::new(tune));
+        self
+    }
+
+    /// Starts it: looks up the interface's primary address, opens the VRRP socket (needs
+    /// CAP_NET_RAW) and the announcer, removes the virtual addresses if a previous run left
+    /// them (keepalived does the same), follows the interface's link (down: Fault), and
+    /// starts the router as Backup (or Master, for the address owner). Must be called within
+    /// a tokio runtime.
+    pub async fn start(self) -> Result<Failover, StartError> {
+        let vrid = Vrid::new(self.vrid).ok_or(StartError::Vrid)?;
+        if self.addresses.is_empty() {
+            return Err(StartError::NoAddress);
+        }
+        let vips = self
+            .addresses
+            .iter()
+            .map(|a| Vip::parse(a, &self.interface))
+            .collect::<Result<Vec<_>, _>>()?;
+        let family = if vips[0].address.is_ipv6() {
+            AddressFamily::Ipv6
+        } else {
+            AddressFamily::Ipv4
+        };
+        let netlink = NetlinkManager::new()?;
+        let primary = match self.primary {
+            Some(a) => a,
+            None if family == AddressFamily::Ipv4 => {
+                IpAddr::V4(netlink.first_ipv4(&self.interface).await?)
+            }
+            None => IpAddr::V6(netlink.link_local_ipv6(&self.interface).await?),
+        };
+        let mut config = Config::new(vrid, primary, vips.iter().map(|v| v.address).collect());
+        config.priority = Priority::new(self.priority);
+        config.advert_interval = AdvertInterval::try_from(self.advert_interval)?;
+        config.trackers = self.trackers;
+        config.unicast_peers = self.unicast_peers;
+        if let Some(tune) = self.tune {
+            tune(&mut config);
+        }
+        let mut router = Router::new(config)?;
+        let links = LinkMonitor::new()?;
+        if !links.state(&self.interface).await?.up {
+            router.set_link(std::time::Instant::now(), false);
+        }
+        let socket = VrrpSocket::open(&self.interface, family, primary)?;
+        let manager: Arc<dyn IpManager> = match self.manager {
+            Some(m) => m,
+            None => Arc::new(netlink.clone()),
+        };
+        let mut applier = VipApplier::new(manager, vips);
+        if let Some(announce) = self.announce {
+            applier = applier.announcer(Arc::new(
+                Announcer::new(&netlink, &self.interface, announce).await?,
+            ));
+        }
+        // Not Master yet: whatever a previous run left must go.
+        applier.release().await;
+        let (reports, events) = mpsc::channel(self.event_capacity);
+        let applier = applier.reports(reports);
+        let trackers = router
+            .config()
+            .trackers
+            .iter()
+            .map(|t| t.name.clone())
+            .collect();
+        let (driver, driver_events) =
+            Driver::new(socket, vec![router]).spawn(DEFAULT_EVENT_CAPACITY);
+        Ok(Failover::new(
+            driver,
+            vrid,
+            trackers,
+            applier,
+            driver_events,
+            events,
+            (links, self.interface),
+        ))
+    }
+}
