@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use ip_manager::failover::{FailoverEvent, VipApplier};
 use ip_manager::{Announcer, ExecHook, IpManager, NetlinkManager, Vip};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
@@ -30,14 +31,15 @@ pub(super) struct Live {
     /// Where the addresses go: the interface, the EC2 API or scripts (`vip_backend`).
     pub(super) backend: Arc<dyn IpManager>,
     /// Gratuitous ARP / unsolicited NA after a takeover: netlink only (a VPC ignores ARP, a
-    /// script knows what its address needs).
+    /// script knows what its address needs). Its tally is shown in the status.
     pub(super) announcer: Option<Arc<Announcer>>,
     notify: Option<ExecHook>,
     notify_backup: Option<ExecHook>,
     notify_fault: Option<ExecHook>,
-    /// The announcements in progress (a burst now, another after `garp.delay`): stopped when
-    /// the instance leaves Master, so that it never announces an address it gave up.
-    announcing: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// The library's event → address glue (add and announce on Master, stop announcing and
+    /// remove on leaving it): shared with the instance's next version on an in-place update,
+    /// so that the announcements in progress stay stoppable.
+    applier: Arc<tokio::sync::Mutex<VipApplier>>,
 }
 
 impl Live {
@@ -47,6 +49,18 @@ impl Live {
         backend: Arc<dyn IpManager>,
         announcer: Option<Arc<Announcer>>,
     ) -> Live {
+        let (reports, mut read) = mpsc::channel(64);
+        let name = instance.name.clone();
+        // The applier's failures, logged (its other reports repeat what `handle` logs).
+        tokio::spawn(async move {
+            while let Some(report) = read.recv().await {
+                if let FailoverEvent::Failed { vip, error } = report {
+                    error!(instance = %name, %vip, "{error}");
+                }
+            }
+        });
+        let mut applier = VipApplier::new(backend.clone(), vips.clone()).reports(reports);
+        applier.set_announcer(announcer.clone());
         Live {
             notify: instance.notify_master.clone().map(ExecHook::shell),
             notify_backup: instance.notify_backup.clone().map(ExecHook::shell),
@@ -55,22 +69,28 @@ impl Live {
             vips,
             backend,
             announcer,
-            announcing: std::sync::Mutex::new(Vec::new()),
+            applier: Arc::new(tokio::sync::Mutex::new(applier)),
         }
     }
 
-    /// Takes over `old`'s announcements in progress (an instance updated in place).
-    pub(super) fn take_announcing(&self, old: &Live) {
-        let tasks: Vec<_> = old
-            .announcing
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .drain(..)
-            .collect();
-        self.announcing
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend(tasks);
+    /// The new version of `old` (only `notify` or `garp` changed): its addresses, backend and
+    /// applier (announcements in progress included) carry over; `announcer` from now on.
+    pub(super) async fn updated(
+        instance: Instance,
+        old: &Live,
+        announcer: Option<Arc<Announcer>>,
+    ) -> Live {
+        old.applier.lock().await.set_announcer(announcer.clone());
+        Live {
+            notify: instance.notify_master.clone().map(ExecHook::shell),
+            notify_backup: instance.notify_backup.clone().map(ExecHook::shell),
+            notify_fault: instance.notify_fault.clone().map(ExecHook::shell),
+            instance,
+            vips: old.vips.clone(),
+            backend: old.backend.clone(),
+            announcer,
+            applier: old.applier.clone(),
+        }
     }
 }
 
@@ -150,38 +170,15 @@ pub(super) async fn handle(l: &Live, event: Event) {
     match event {
         Event::StateChanged { from, to, reason } => {
             info!(instance = %name, ?from, ?to, ?reason, "state changed");
-            if to == State::Master {
-                for v in &l.vips {
-                    if let Err(e) = l.backend.add(v).await {
-                        error!(instance = %name, vip = %v, "adding the virtual address failed: {e}");
-                    }
-                }
-                if let Some(announcer) = &l.announcer {
-                    let mut announcing = l.announcing.lock().unwrap_or_else(|p| p.into_inner());
-                    for v in l.vips.clone() {
-                        let a = announcer.clone();
-                        announcing.push(tokio::spawn(async move {
-                            if let Err(e) = a.announce(&v).await {
-                                warn!(vip = %v, "announcing failed: {e}");
-                            }
-                        }));
-                    }
-                }
-            } else if from == State::Master {
-                for task in l
-                    .announcing
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .drain(..)
-                {
-                    task.abort();
-                }
-                for v in &l.vips {
-                    if let Err(e) = l.backend.remove(v).await {
-                        error!(instance = %name, vip = %v, "removing the virtual address failed: {e}");
-                    }
-                }
-            }
+            l.applier
+                .lock()
+                .await
+                .apply(Event::StateChanged {
+                    from,
+                    to,
+                    reason: reason.clone(),
+                })
+                .await;
             let (hook, word) = match to {
                 State::Master => (&l.notify, "MASTER"),
                 State::Backup => (&l.notify_backup, "BACKUP"),
@@ -220,26 +217,10 @@ pub(super) async fn primary_address(
     interface: &str,
     family: AddressFamily,
 ) -> Result<IpAddr, Error> {
-    let addrs = netlink.list(interface).await?;
-    addrs
-        .iter()
-        .map(|v| v.address)
-        .find(|a| match (family, a) {
-            (AddressFamily::Ipv4, IpAddr::V4(_)) => true,
-            (AddressFamily::Ipv6, IpAddr::V6(v6)) => v6.segments()[0] & 0xffc0 == 0xfe80,
-            _ => false,
-        })
-        .ok_or_else(|| {
-            format!(
-                "{interface} has no {} address to send adverts from: set unicast_source",
-                if family == AddressFamily::Ipv4 {
-                    "IPv4"
-                } else {
-                    "IPv6 link-local"
-                }
-            )
-            .into()
-        })
+    Ok(match family {
+        AddressFamily::Ipv4 => IpAddr::V4(netlink.first_ipv4(interface).await?),
+        AddressFamily::Ipv6 => IpAddr::V6(netlink.link_local_ipv6(interface).await?),
+    })
 }
 
 pub(super) fn router_config(inst: &Instance, primary: IpAddr) -> Result<vrrp_core::Config, Error> {

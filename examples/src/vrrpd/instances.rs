@@ -189,11 +189,8 @@ impl Instances {
             }
         }
         for live in updated {
-            let live = Arc::new(live);
-            if let Some(old) = self.live.insert(live.instance.name.clone(), live.clone()) {
-                // The announcements in progress stay with the instance.
-                live.take_announcing(&old);
-            }
+            // The announcements in progress stay with the instance (its applier carries over).
+            self.live.insert(live.instance.name.clone(), Arc::new(live));
         }
         self.remove_leftovers(&starting).await;
         let mut new_drivers: BTreeMap<DriverKey, Vec<Router>> = BTreeMap::new();
@@ -293,12 +290,7 @@ impl Instances {
         } else {
             None
         };
-        Ok(Live::new(
-            inst.clone(),
-            old.vips.clone(),
-            old.backend.clone(),
-            announcer,
-        ))
+        Ok(Live::updated(inst.clone(), old, announcer).await)
     }
 
     async fn announcer(&self, inst: &Instance) -> Result<Arc<Announcer>, Error> {

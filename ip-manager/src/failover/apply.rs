@@ -100,6 +100,17 @@ impl VipApplier {
         self
     }
 
+    /// Replaces the announcer (`None`: no announcements) from the next takeover on; the
+    /// announcements in progress run on.
+    pub fn set_announcer(&mut self, announcer: Option<Arc<Announcer>>) {
+        self.announcer = announcer;
+    }
+
+    /// The addresses it moves.
+    pub fn vips(&self) -> &[Vip] {
+        &self.vips
+    }
+
     /// Reports what it does on `reports`. A full channel loses the report, never holds up
     /// the addresses (the reader is a log; the addresses are the service).
     #[must_use]
@@ -196,6 +207,15 @@ impl VipApplier {
         self.state.send_replace(State::Initialize);
         self.report(FailoverEvent::Released(exit.clone()));
         exit
+    }
+}
+
+impl Drop for VipApplier {
+    /// Stops the announcements in progress: nobody is left to stop them on leaving Master.
+    fn drop(&mut self) {
+        for task in &self.announcing {
+            task.abort();
+        }
     }
 }
 
