@@ -16,16 +16,9 @@ mod lab;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use lab::vrrp::{Lab, Mode};
+use lab::vrrp::{Lab, Mode, V3_IPV4_100MS};
 
-const MODE: Mode = Mode {
-    name: "v3 IPv4 100ms",
-    version: 3,
-    centis: 10,
-    ipv6: false,
-    auth: false,
-    unicast: false,
-};
+const MODE: Mode = V3_IPV4_100MS;
 
 /// `GET path` from the client namespace to `addr` port 8080 (bash's /dev/tcp: no curl needed).
 fn get(lab: &Lab, addr: &str, path: &str) -> String {

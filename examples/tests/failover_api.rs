@@ -7,42 +7,14 @@
 
 mod lab;
 
-use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use ip_manager::failover::{Failover, StartError};
 use ip_manager::{IpManager, NetlinkManager, Vip};
-use lab::vrrp::{Lab, Mode};
+use lab::vrrp::{Lab, V3_IPV4_100MS};
 use vrrp_core::State;
 use vrrp_core::driver::CommandError;
 use vrrp_core::packet::Vrid;
-
-const MODE: Mode = Mode {
-    name: "v3 IPv4 100ms",
-    version: 3,
-    centis: 10,
-    ipv6: false,
-    auth: false,
-    unicast: false,
-};
-
-/// Runs `f` on a current-thread runtime on a thread inside namespace `netns`.
-fn in_namespace<T: Send + 'static>(
-    netns: String,
-    f: impl FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = T>>> + Send + 'static,
-) -> T {
-    std::thread::spawn(move || {
-        let ns = std::fs::File::open(format!("/run/netns/{netns}")).expect("namespace file");
-        nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime")
-            .block_on(f())
-    })
-    .join()
-    .expect("the namespace thread")
-}
 
 #[test]
 fn a_failover_takes_the_vip_names_its_trackers_and_releases_the_vip_when_dropped() {
@@ -51,59 +23,57 @@ fn a_failover_takes_the_vip_names_its_trackers_and_releases_the_vip_when_dropped
         Ok(p) => p,
         Err(why) => return lab::skip(test, &why),
     };
-    let lab = Lab::up(netlab, "fa", MODE);
-    let released = in_namespace(lab.ns("h1"), || {
-        Box::pin(async {
-            let failover = Failover::builder("eth0", 51)
-                .virtual_address("10.99.0.200/24")
-                .advert_interval(Duration::from_millis(100))
-                .track("healthz", 0)
-                .start()
-                .await
-                .expect("starts");
-            match failover.tracker("helthz") {
-                Err(StartError::UnknownTracker { name, known }) => {
-                    assert_eq!(
-                        (name.as_str(), known),
-                        ("helthz", vec!["healthz".to_owned()])
-                    );
-                }
-                other => panic!("a misspelt tracker: {other:?}"),
-            }
-            let vrid = Vrid::new(51).expect("non-zero");
-            let err = failover.driver().set_tracker(vrid, "helthz", false).await;
-            assert!(
-                matches!(&err, Err(CommandError::UnknownTracker { known, .. }) if known == &["healthz"]),
-                "{err:?}"
-            );
-            let err = failover
-                .driver()
-                .set_tracker(Vrid::new(52).expect("non-zero"), "healthz", false)
-                .await;
-            assert!(
-                matches!(err, Err(CommandError::UnknownRouter { .. })),
-                "{err:?}"
-            );
-
-            tokio::time::timeout(Duration::from_secs(3), failover.wait_for(State::Master))
-                .await
-                .expect("Master within 3 s")
-                .expect("the driver runs");
-            let netlink = NetlinkManager::new().expect("netlink");
-            let vip = Vip::parse("10.99.0.200/24", "eth0").expect("valid");
-            assert!(netlink.owns(&vip).await.expect("netlink"));
-
-            let dropped = Instant::now();
-            drop(failover);
-            while netlink.owns(&vip).await.expect("netlink") {
-                assert!(
-                    dropped.elapsed() < Duration::from_secs(2),
-                    "VIP kept after drop"
+    let lab = Lab::up(netlab, "fa", V3_IPV4_100MS);
+    let released = lab::in_namespace(&lab.ns("h1"), || async {
+        let failover = Failover::builder("eth0", 51)
+            .virtual_address("10.99.0.200/24")
+            .advert_interval(Duration::from_millis(100))
+            .track("healthz", 0)
+            .start()
+            .await
+            .expect("starts");
+        match failover.tracker("helthz") {
+            Err(StartError::UnknownTracker { name, known }) => {
+                assert_eq!(
+                    (name.as_str(), known),
+                    ("helthz", vec!["healthz".to_owned()])
                 );
-                tokio::time::sleep(Duration::from_millis(5)).await;
             }
-            dropped.elapsed()
-        })
+            other => panic!("a misspelt tracker: {other:?}"),
+        }
+        let vrid = Vrid::new(51).expect("non-zero");
+        let err = failover.driver().set_tracker(vrid, "helthz", false).await;
+        assert!(
+            matches!(&err, Err(CommandError::UnknownTracker { known, .. }) if known == &["healthz"]),
+            "{err:?}"
+        );
+        let err = failover
+            .driver()
+            .set_tracker(Vrid::new(52).expect("non-zero"), "healthz", false)
+            .await;
+        assert!(
+            matches!(err, Err(CommandError::UnknownRouter { .. })),
+            "{err:?}"
+        );
+
+        tokio::time::timeout(Duration::from_secs(3), failover.wait_for(State::Master))
+            .await
+            .expect("Master within 3 s")
+            .expect("the driver runs");
+        let netlink = NetlinkManager::new().expect("netlink");
+        let vip = Vip::parse("10.99.0.200/24", "eth0").expect("valid");
+        assert!(netlink.owns(&vip).await.expect("netlink"));
+
+        let dropped = Instant::now();
+        drop(failover);
+        while netlink.owns(&vip).await.expect("netlink") {
+            assert!(
+                dropped.elapsed() < Duration::from_secs(2),
+                "VIP kept after drop"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        dropped.elapsed()
     });
     eprintln!("Failover dropped as Master: VIP gone after {released:?}");
 }

@@ -13,36 +13,14 @@
 
 mod lab;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use lab::vrrp::{Capture, Lab, Mode, tshark};
+use lab::vrrp::{Capture, Lab, MODES, Mode, V3_IPV4_100MS, tshark};
 
 const REPEAT: usize = 3;
 
 fn mode(ipv6: bool) -> Mode {
-    Mode {
-        name: if ipv6 {
-            "v3 IPv6 100ms"
-        } else {
-            "v3 IPv4 100ms"
-        },
-        version: 3,
-        centis: 10,
-        ipv6,
-        auth: false,
-        unicast: false,
-    }
-}
-
-fn ip(lab: &Lab, host: &str, args: &str) {
-    let ns = lab.ns(host);
-    let status = Command::new("ip")
-        .args(["-n", &ns])
-        .args(args.split_whitespace())
-        .status()
-        .expect("ip runs");
-    assert!(status.success(), "ip -n {ns} {args}");
+    if ipv6 { MODES[1] } else { V3_IPV4_100MS }
 }
 
 fn flap_then_takeover_announces(ipv6: bool) {
@@ -64,12 +42,12 @@ fn flap_then_takeover_announces(ipv6: bool) {
     // Past h1's own repeat burst, so that the flap is what the socket saw last.
     std::thread::sleep(Duration::from_millis(1500));
 
-    ip(&lab, "h1", "link set eth0 down");
+    lab.ip("h1", "link set eth0 down");
     lab.wait_vip("h2", "h1", m.election());
     std::thread::sleep(Duration::from_millis(300));
     let filter = if ipv6 { "icmp6" } else { "arp" };
     let capture = Capture::start(&lab, "sw", "br0", filter, test);
-    ip(&lab, "h1", "link set eth0 up");
+    lab.ip("h1", "link set eth0 up");
     if ipv6 {
         // The link-local address h1 advertises from comes back with the link.
         lab.settle();

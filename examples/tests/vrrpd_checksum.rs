@@ -13,16 +13,9 @@ mod lab;
 
 use std::time::Duration;
 
-use lab::vrrp::{Lab, Mode};
+use lab::vrrp::{Lab, Mode, V3_IPV4_100MS};
 
-const M: Mode = Mode {
-    name: "v3 IPv4 100ms",
-    version: 3,
-    centis: 10,
-    ipv6: false,
-    auth: false,
-    unicast: false,
-};
+const M: Mode = V3_IPV4_100MS;
 
 fn netlab(test: &str) -> Option<std::path::PathBuf> {
     match lab::prerequisites(&[("ip", "-V"), ("keepalived", "--version")]) {

@@ -18,25 +18,9 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use lab::vrrp::{Lab, Mode};
+use lab::vrrp::{Lab, Mode, V2_1S, V3_IPV4_100MS};
 
-const V2_1S: Mode = Mode {
-    name: "v2 1s",
-    version: 2,
-    centis: 100,
-    ipv6: false,
-    auth: false,
-    unicast: false,
-};
-
-const V3_100MS: Mode = Mode {
-    name: "v3 IPv4 100ms",
-    version: 3,
-    centis: 10,
-    ipv6: false,
-    auth: false,
-    unicast: false,
-};
+const V3_100MS: Mode = V3_IPV4_100MS;
 
 fn prerequisites(test: &str) -> Option<PathBuf> {
     match lab::prerequisites(&[("ip", "-V")]) {
@@ -46,16 +30,6 @@ fn prerequisites(test: &str) -> Option<PathBuf> {
             None
         }
     }
-}
-
-fn ip(lab: &Lab, host: &str, args: &str) {
-    let ns = lab.ns(host);
-    let status = Command::new("ip")
-        .args(["-n", &ns])
-        .args(args.split_whitespace())
-        .status()
-        .expect("ip runs");
-    assert!(status.success(), "ip -n {ns} {args}");
 }
 
 #[test]
@@ -123,9 +97,9 @@ fn a_tracked_interface_moves_the_vip_there_and_back() {
     let m = V2_1S;
     let mut lab = Lab::up(netlab, "vti", m);
     // An uplink of h1's that VRRP does not run on (a veth pair: no dummy module needed).
-    ip(&lab, "h1", "link add uplink0 type veth peer name uplink1");
-    ip(&lab, "h1", "link set uplink1 up");
-    ip(&lab, "h1", "link set uplink0 up");
+    lab.ip("h1", "link add uplink0 type veth peer name uplink1");
+    lab.ip("h1", "link set uplink1 up");
+    lab.ip("h1", "link set uplink0 up");
     let track = "track_interfaces = [{ name = \"uplink0\", weight = -20 }]\n";
     lab.vrrpd_with("h1", 101, m, track);
     lab.vrrpd("h2", 100, m);
@@ -133,13 +107,13 @@ fn a_tracked_interface_moves_the_vip_there_and_back() {
     std::thread::sleep(Duration::from_millis(1500));
 
     let down = Instant::now();
-    ip(&lab, "h1", "link set uplink0 down");
+    lab.ip("h1", "link set uplink0 down");
     lab.wait_vip("h2", "h1", Duration::from_secs(5));
     let away = down.elapsed();
     // The uplink is back: 101 again, above the 100 that h2 advertised last: h1 preempts at
     // once rather than at h2's next advert.
     let up = Instant::now();
-    ip(&lab, "h1", "link set uplink0 up");
+    lab.ip("h1", "link set uplink0 up");
     lab.wait_vip("h1", "h2", Duration::from_secs(5));
     let back = up.elapsed();
     let h1 = lab.log("h1.vrrpd.log");
@@ -170,7 +144,7 @@ fn the_masters_link_going_down_is_fault_at_once_and_up_again_recovers() {
     std::thread::sleep(Duration::from_millis(500));
 
     let down = Instant::now();
-    ip(&lab, "h1", "link set eth0 down");
+    lab.ip("h1", "link set eth0 down");
     // h1 hears of it from netlink: Fault, its VIP gone, long before h2 notices anything.
     let mut removed = None;
     while down.elapsed() < Duration::from_secs(2) {
@@ -196,7 +170,7 @@ fn the_masters_link_going_down_is_fault_at_once_and_up_again_recovers() {
     );
 
     let up = Instant::now();
-    ip(&lab, "h1", "link set eth0 up");
+    lab.ip("h1", "link set eth0 up");
     lab.wait_vip("h1", "h2", Duration::from_secs(3));
     let back = up.elapsed();
     let h1 = lab.log("h1.vrrpd.log");

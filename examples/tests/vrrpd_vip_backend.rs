@@ -12,7 +12,6 @@
 
 mod lab;
 
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -151,25 +150,6 @@ impl Drop for Lab {
     }
 }
 
-/// Runs `f` on a thread inside namespace `ns` (sockets belong to the thread's namespace).
-fn in_ns<T: Send + 'static, F: Future<Output = T> + 'static>(
-    ns: &str,
-    f: impl FnOnce() -> F + Send + 'static,
-) -> T {
-    let path = format!("/var/run/netns/{ns}");
-    std::thread::spawn(move || {
-        let file = std::fs::File::open(&path).expect("namespace file");
-        nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime")
-            .block_on(f())
-    })
-    .join()
-    .expect("thread")
-}
-
 fn ec2() -> QueryClient {
     QueryClient::new(
         &format!("http://{MOTO}"),
@@ -240,7 +220,7 @@ async fn build_vpc() -> Vpc {
 /// The ENI the Elastic IP is associated with (`None`: unassociated).
 fn holder(ns: &str, allocation: &str) -> Option<String> {
     let allocation = allocation.to_owned();
-    in_ns(ns, move || async move {
+    lab::in_namespace(ns, move || async move {
         let body = ec2()
             .call("DescribeAddresses", &[("AllocationId.1", &allocation)])
             .await
@@ -299,7 +279,7 @@ fn the_master_holds_the_elastic_ip_and_a_graceful_stop_hands_it_over_without_a_g
         &["-H", "10.99.0.100", "-p", port],
         "moto.log",
     );
-    let ready = in_ns(&lab.ns("cl"), || async {
+    let ready = lab::in_namespace(&lab.ns("cl"), || async {
         let deadline = Instant::now() + Duration::from_secs(30);
         while tokio::net::TcpStream::connect(MOTO).await.is_err() {
             if Instant::now() > deadline {
@@ -310,7 +290,7 @@ fn the_master_holds_the_elastic_ip_and_a_graceful_stop_hands_it_over_without_a_g
         true
     });
     assert!(ready, "moto_server did not start: {}", lab.log("moto.log"));
-    let vpc = in_ns(&lab.ns("cl"), build_vpc);
+    let vpc = lab::in_namespace(&lab.ns("cl"), build_vpc);
     let instance = |priority: u8, me: &str, peer: &str, eni: &str| {
         format!(
             "priority = {priority}\nvirtual_addresses = [\"{}/32\"]\nunicast_source = \"{me}\"\nunicast_peers = [\"{peer}\"]\nvip_backend = {{ kind = \"aws\", mode = \"elastic-ip\", allocation_id = \"{}\", network_interface_id = \"{eni}\", region = \"us-east-1\", endpoint = \"http://{MOTO}\" }}\n",

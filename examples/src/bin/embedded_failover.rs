@@ -25,11 +25,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let healthy = Arc::new(AtomicBool::new(true));
     let listener = TcpListener::bind("0.0.0.0:8080").await?;
-    tokio::spawn(serve(
-        listener,
-        healthy,
-        format!("ok from priority {priority}\n"),
-    ));
+    let body = format!("ok from priority {priority}\n");
+    tokio::spawn(serve(listener, healthy, body));
 
     let mut failover = Failover::builder(interface, 51)
         .virtual_address(vip)
@@ -76,11 +73,9 @@ async fn serve(listener: TcpListener, healthy: Arc<AtomicBool>, body: String) {
                 true => "503 Service Unavailable",
                 false => "200 OK",
             };
-            let head = format!(
-                "HTTP/1.1 {status}\r\ncontent-length: {}\r\n\r\n",
-                body.len()
-            );
-            let _ = conn.write_all((head + &body).as_bytes()).await;
+            let len = body.len();
+            let reply = format!("HTTP/1.1 {status}\r\ncontent-length: {len}\r\n\r\n{body}");
+            let _ = conn.write_all(reply.as_bytes()).await;
         });
     }
 }

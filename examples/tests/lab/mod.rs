@@ -66,3 +66,25 @@ pub(crate) fn netlab(script: &Path, prefix: &str, action: &str) -> std::process:
         .output()
         .unwrap_or_else(|e| panic!("running {} {action}: {e}", script.display()))
 }
+
+/// Runs `f` on a current-thread runtime on a thread inside network namespace `ns`: sockets
+/// (and netlink) belong to the namespace of the thread that opens them.
+#[allow(dead_code)]
+pub(crate) fn in_namespace<T: Send + 'static, F: std::future::Future<Output = T> + 'static>(
+    ns: &str,
+    f: impl FnOnce() -> F + Send + 'static,
+) -> T {
+    use std::os::fd::AsFd;
+    let path = format!("/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).expect("namespace file");
+        nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(f())
+    })
+    .join()
+    .expect("the namespace thread")
+}

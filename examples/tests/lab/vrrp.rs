@@ -98,6 +98,11 @@ pub(crate) const MODES: [Mode; 6] = [
     },
 ];
 
+/// VRRPv3 over IPv4 at 100 ms adverts: the fast mode most tests run.
+pub(crate) const V3_IPV4_100MS: Mode = MODES[0];
+/// VRRPv2 at 1 s adverts, keepalived's default.
+pub(crate) const V2_1S: Mode = MODES[2];
+
 pub(crate) struct Lab {
     pub(crate) mode: Mode,
     pub(crate) prefix: String,
@@ -136,6 +141,17 @@ impl Lab {
 
     pub(crate) fn ns(&self, host: &str) -> String {
         format!("{}{host}", self.prefix)
+    }
+
+    /// `ip -n NS ARGS` for `host`'s namespace; fails the test if it fails.
+    pub(crate) fn ip(&self, host: &str, args: &str) {
+        let ns = self.ns(host);
+        let status = Command::new("ip")
+            .args(["-n", &ns])
+            .args(args.split_whitespace())
+            .status()
+            .expect("ip runs");
+        assert!(status.success(), "ip -n {ns} {args}");
     }
 
     pub(crate) fn vrrpd(&mut self, host: &str, priority: u8, m: Mode) -> usize {
