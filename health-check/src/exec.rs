@@ -44,6 +44,7 @@ const STDERR_KEPT: usize = 256;
 /// # }
 /// ```
 #[derive(Debug)]
+#[must_use = "a check does nothing until a Monitor runs it"]
 pub struct ExecCheck {
     program: OsString,
     args: Vec<OsString>,

@@ -74,6 +74,7 @@ const USER_AGENT_VALUE: &str = concat!("health-check/", env!("CARGO_PKG_VERSION"
 /// # }
 /// ```
 #[derive(Clone, Debug)]
+#[must_use = "a check does nothing until a Monitor runs it"]
 pub struct HttpCheck {
     addr: SocketAddr,
     method: String,

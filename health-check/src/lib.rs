@@ -89,6 +89,7 @@
 //! # }
 //! ```
 #![deny(unsafe_code)]
+#![deny(missing_docs)]
 
 mod check;
 #[cfg(feature = "discover")]

@@ -142,6 +142,7 @@ pub struct Status {
 
 /// A running monitor; dropping it stops the checks (and ends its streams).
 #[derive(Debug)]
+#[must_use = "dropping the monitor stops its checks"]
 pub struct Monitor {
     id: Arc<str>,
     weight: i32,

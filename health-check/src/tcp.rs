@@ -21,6 +21,7 @@ use crate::{Check, CheckError};
 /// `accept` (no log line per check), and closed with a reset, so no `TIME_WAIT` socket is
 /// left per check.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[must_use = "a check does nothing until a Monitor runs it"]
 pub struct TcpCheck {
     addr: SocketAddr,
     send: Option<Vec<u8>>,

@@ -35,6 +35,7 @@
 //! - `AwsManager` (feature `aws`): Elastic IP re-association, secondary private IP move or
 //!   route-table replacement through the EC2 API, signed with the official SigV4 signer.
 #![deny(unsafe_code)] // allowed in two small functions: a sockaddr_ll, and killpg
+#![deny(missing_docs)]
 
 #[cfg(feature = "aws")]
 mod aws;

@@ -104,6 +104,7 @@
 // The sans-IO core has no unsafe code; the one exception is handing the driver's raw socket
 // to tokio's reactor (`driver::socket::register`), behind the `tokio` feature.
 #![deny(unsafe_code)]
+#![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "tokio")]

@@ -281,10 +281,7 @@ fn master_answers_a_lower_priority_advert_at_once() {
 fn tracked_script_weight_2_moves_master_101_backup_100_keepalived() {
     // The seeds' setup: MASTER 101 / BACKUP 100, both `track_script { chk weight 2 }`.
     let mut s = lan();
-    let chk = Tracker {
-        name: "chk_lb".into(),
-        weight: 2,
-    };
+    let chk = Tracker::new("chk_lb", 2);
     let mut ca = config(11, 101, Version::V2);
     ca.trackers = vec![chk.clone()];
     let mut cb = config(12, 100, Version::V2);
@@ -327,10 +324,7 @@ fn preempt_on_lower_advert_hands_over_at_the_masters_first_lower_advert() {
     for (on, min, max) in [(false, 2.6, 3.7), (true, 0.0, 0.005)] {
         let mut s = lan();
         let mut ca = config(11, 101, Version::V2);
-        ca.trackers = vec![Tracker {
-            name: "chk_haproxy".into(),
-            weight: -4,
-        }];
+        ca.trackers = vec![Tracker::new("chk_haproxy", -4)];
         let mut cb = config(12, 100, Version::V2);
         cb.preempt_on_lower_advert = on;
         let a = s.add(ca).expect("valid config");
@@ -354,10 +348,7 @@ fn preempt_on_lower_advert_hands_over_at_the_masters_first_lower_advert() {
 fn preempt_on_lower_advert_takes_the_vip_back_as_soon_as_the_tracker_recovers() {
     let mut s = lan();
     let mut ca = config(11, 101, Version::V2);
-    ca.trackers = vec![Tracker {
-        name: "uplink0".into(),
-        weight: -20,
-    }];
+    ca.trackers = vec![Tracker::new("uplink0", -20)];
     ca.preempt_on_lower_advert = true;
     let mut cb = config(12, 100, Version::V2);
     cb.preempt_on_lower_advert = true;
@@ -385,10 +376,7 @@ fn preempt_on_lower_advert_takes_the_vip_back_as_soon_as_the_tracker_recovers() 
 fn preempt_on_lower_advert_with_two_backups_settles_on_the_highest_at_once() {
     let mut s = lan();
     let mut ca = config(11, 101, Version::V3);
-    ca.trackers = vec![Tracker {
-        name: "chk".into(),
-        weight: -10,
-    }];
+    ca.trackers = vec![Tracker::new("chk", -10)];
     let a = s.add(ca).expect("valid config");
     let mut backups = Vec::new();
     for (host, priority) in [(12, 100), (13, 99)] {
@@ -418,10 +406,7 @@ fn preempt_on_lower_advert_with_two_backups_settles_on_the_highest_at_once() {
     // A preempt_delay still holds it back.
     let mut s = lan();
     let mut ca = config(11, 101, Version::V3);
-    ca.trackers = vec![Tracker {
-        name: "chk".into(),
-        weight: -10,
-    }];
+    ca.trackers = vec![Tracker::new("chk", -10)];
     let a = s.add(ca).expect("valid config");
     let mut cb = config(12, 100, Version::V3);
     cb.preempt_on_lower_advert = true;
@@ -437,10 +422,7 @@ fn preempt_on_lower_advert_with_two_backups_settles_on_the_highest_at_once() {
 
 #[test]
 fn tracker_weights_follow_keepalived_sign_rules_and_clamp() {
-    let t = |name: &str, weight| Tracker {
-        name: name.into(),
-        weight,
-    };
+    let t = |name: &str, weight| Tracker::new(name, weight);
     let mut c = config(11, 100, Version::V3);
     c.trackers = vec![t("plus", 10), t("minus", -30)];
     let mut r = vrrp_core::Router::new(c).expect("valid");
@@ -493,10 +475,7 @@ fn tracker_weights_follow_keepalived_sign_rules_and_clamp() {
 fn weight_0_tracker_forces_fault_and_hands_over_at_once_keepalived() {
     let mut s = lan();
     let mut ca = config(11, 101, Version::V3);
-    ca.trackers = vec![Tracker {
-        name: "chk_haproxy".into(),
-        weight: 0,
-    }];
+    ca.trackers = vec![Tracker::new("chk_haproxy", 0)];
     let a = s.add(ca).expect("valid config");
     let b = s.add(config(12, 100, Version::V3)).expect("valid config");
     s.run_for(5 * SEC);
@@ -636,10 +615,7 @@ fn sync_group_members_move_together_keepalived_vrrp_sync_group() {
     use vrrp_core::router::SyncGroup;
     let now0 = std::time::Instant::now();
     let mut vi1 = config(11, 101, Version::V3);
-    vi1.trackers = vec![Tracker {
-        name: "eth1".into(),
-        weight: 0,
-    }];
+    vi1.trackers = vec![Tracker::new("eth1", 0)];
     let mut vi2 = config(11, 101, Version::V3);
     vi2.vrid = Vrid::new(52).expect("non-zero");
     let mut g = SyncGroup::new();

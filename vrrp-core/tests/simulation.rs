@@ -69,14 +69,8 @@ fn build(seed: u64, tracing: bool) -> (Sim, Setup) {
             c.unicast_peers = addrs.iter().copied().filter(|&a| a != addr).collect();
         }
         c.trackers = vec![
-            Tracker {
-                name: format!("chk{i}"),
-                weight: rng.below(41) as i16 - 20,
-            },
-            Tracker {
-                name: format!("fault{i}"),
-                weight: 0,
-            },
+            Tracker::new(format!("chk{i}"), rng.below(41) as i16 - 20),
+            Tracker::new(format!("fault{i}"), 0),
         ];
         s.add(c).expect("valid config");
     }

@@ -12,7 +12,9 @@ use ip_manager::{Announcer, ExecHook, IpManager, NetlinkManager, Vip};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
-use vrrp_core::packet::{AddressFamily, AdvertInterval, Authentication, Password, Priority, Vrid};
+use vrrp_core::packet::{
+    AddressFamily, AdvertInterval, Authentication, DropReason, Password, Priority, Vrid,
+};
 use vrrp_core::{Event, State};
 
 use super::config::{self, Instance};
@@ -205,9 +207,28 @@ pub(super) async fn handle(l: &Live, event: Event) {
             %source,
             reason = reason.as_str(),
             suppressed,
-            "dropped an advert: {detail}"
+            "dropped an advert: {detail}{}",
+            config_hint(&l.instance, reason, &detail)
         ),
         other => info!(instance = %name, event = ?other, "event"),
+    }
+}
+
+/// The vrrpd setting that fixes a dropped advert, in the file's words (the library speaks
+/// its own: checksum modes, versions).
+fn config_hint(i: &Instance, reason: DropReason, detail: &str) -> String {
+    match reason {
+        DropReason::Checksum if detail.contains("checksum mode") => {
+            let other = if i.checksum == "rfc9568" {
+                "pseudo-header"
+            } else {
+                "rfc9568"
+            };
+            format!(" (set `checksum = \"{other}\"` or `checksum = \"accept-either\"`)")
+        }
+        DropReason::Version => format!(" (set `version = {}`)", if i.version == 2 { 3 } else { 2 }),
+        DropReason::Authentication => " (check `auth_pass` on both hosts)".to_owned(),
+        _ => String::new(),
     }
 }
 
@@ -246,10 +267,7 @@ pub(super) fn router_config(inst: &Instance, primary: IpAddr) -> Result<vrrp_cor
         .track
         .iter()
         .chain(&inst.track_interfaces)
-        .map(|(name, weight)| vrrp_core::router::Tracker {
-            name: name.clone(),
-            weight: *weight,
-        })
+        .map(|(name, weight)| vrrp_core::router::Tracker::new(name.clone(), *weight))
         .collect();
     if let Some(p) = &inst.auth_pass {
         c.authentication = Authentication::SimpleText(Password::new(p)?);

@@ -399,10 +399,7 @@ pub(super) mod tests {
         c.priority = Priority::new(i.priority);
         c.advert_interval =
             vrrp_core::packet::AdvertInterval::try_from(i.advert_interval).expect("100ms");
-        c.trackers = vec![vrrp_core::router::Tracker {
-            name: "chk".into(),
-            weight: -20,
-        }];
+        c.trackers = vec![vrrp_core::router::Tracker::new("chk", -20)];
         let mut r = Router::new(c).expect("valid");
         let now = std::time::Instant::now();
         r.startup(now);

@@ -95,10 +95,7 @@ impl FailoverBuilder {
     /// monitor). keepalived's weights: positive is added while it is up, negative while it is
     /// down, 0 puts the router in Fault (addresses released) while it is down. It starts up.
     pub fn track(mut self, name: &str, weight: i16) -> FailoverBuilder {
-        self.trackers.push(Tracker {
-            name: name.to_owned(),
-            weight,
-        });
+        self.trackers.push(Tracker::new(name, weight));
         self
     }
 

@@ -59,6 +59,7 @@ impl LinkState {
 /// # Ok(()) }
 /// ```
 #[derive(Debug)]
+#[must_use = "a link monitor reports nothing until read"]
 pub struct LinkMonitor {
     handle: Handle,
     messages:

@@ -21,7 +21,7 @@ pub enum DriverError {
         capability: &'static str,
     },
     /// No such interface.
-    #[error("no interface named {interface:?}: check the `interface` key")]
+    #[error("no interface named {interface:?} in this network namespace (see `ip link`)")]
     UnknownInterface {
         /// The name given.
         interface: String,

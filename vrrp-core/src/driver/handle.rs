@@ -45,7 +45,7 @@ impl Driver {
     /// let primary: IpAddr = "10.99.0.11".parse()?;
     /// let vrid = Vrid::new(51).ok_or("VRID 0 is not valid")?;
     /// let mut config = Config::new(vrid, primary, vec!["10.99.0.200".parse()?]);
-    /// config.trackers.push(Tracker { name: "healthz".into(), weight: 0 });
+    /// config.trackers.push(Tracker::new("healthz", 0));
     /// let socket = VrrpSocket::open("eth0", AddressFamily::Ipv4, primary)?;
     /// let (driver, mut events) =
     ///     Driver::new(socket, vec![Router::new(config)?]).spawn(DEFAULT_EVENT_CAPACITY);

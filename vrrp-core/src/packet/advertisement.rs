@@ -455,7 +455,8 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.reason(), super::super::DropReason::Checksum);
         assert!(
-            err.to_string().contains("checksum = \"pseudo-header\""),
+            err.to_string()
+                .contains("use checksum mode \"pseudo-header\""),
             "{err}"
         );
         let either = ChecksumMode::AcceptEither {

@@ -32,6 +32,7 @@ use super::fields::{AddressFamily, AdvertInterval, Priority, Version, Vrid};
 /// # Ok::<(), vrrp_core::packet::EncodeError>(())
 /// ```
 #[derive(Clone, Copy, Debug)]
+#[must_use = "a builder does nothing until it encodes"]
 pub struct AdvertisementBuilder<'a> {
     version: Version,
     vrid: Vrid,

@@ -58,7 +58,7 @@ pub enum DecodeError {
         version: u8,
     },
     /// A valid version, but not the one this instance runs (§7.1).
-    #[error("received {found} but this instance runs {expected}: set `version = {n}` to match the peers", n = found.number())]
+    #[error("received {found} but this instance runs {expected}: run version {n} to match the peers", n = found.number())]
     VersionMismatch {
         /// The locally configured version.
         expected: Version,
@@ -110,7 +110,7 @@ pub enum DecodeError {
     /// The checksum is right, but in the form this instance does not accept: the two camps
     /// of VRRPv3 over IPv4 (see [`ChecksumMode`]).
     #[error(
-        "checksum is valid as {peer_kind}, which checksum mode {mode} does not accept: set `checksum = \"{hint}\"` (or \"accept-either\") to interoperate with this peer"
+        "checksum is valid as {peer_kind}, which checksum mode {mode} does not accept: use checksum mode \"{hint}\" (or \"accept-either\") to interoperate with this peer"
     )]
     ChecksumModeMismatch {
         /// The form the peer used.
@@ -140,7 +140,7 @@ pub enum DecodeError {
         found: AuthType,
     },
     /// The simple text password differs from the configured one. The secret is not printed.
-    #[error("simple text password does not match the configured `auth_pass`")]
+    #[error("simple text password does not match the configured one")]
     PasswordMismatch,
     /// RFC 5798 §5.2.9: over IPv6 the first address must be the virtual router's link-local
     /// address. Checked only when [`ReceivePolicy::require_link_local_first`] is set, because
@@ -317,7 +317,7 @@ pub enum EncodeError {
         interval: AdvertInterval,
     },
     /// Authentication on VRRPv3, which has none (RFC 5798 §9).
-    #[error("VRRPv3 has no authentication (RFC 5798 §9); remove `auth_pass` or use version 2")]
+    #[error("VRRPv3 has no authentication (RFC 5798 §9); use `Authentication::None`, or version 2")]
     AuthenticationOnV3,
     /// The output slice is too short.
     #[error("output buffer holds {available} bytes, the advertisement needs {needed}")]
@@ -352,16 +352,16 @@ pub enum FieldError {
         interval: std::time::Duration,
     },
     /// Password of 0 bytes.
-    #[error("auth_pass must not be empty")]
+    #[error("the password must not be empty")]
     PasswordEmpty,
     /// Password over 8 bytes.
-    #[error("auth_pass is {len} bytes, VRRPv2 simple text passwords are at most 8")]
+    #[error("the password is {len} bytes, VRRPv2 simple text passwords are at most 8")]
     PasswordTooLong {
         /// Its length.
         len: usize,
     },
     /// Password containing NUL.
-    #[error("auth_pass must not contain a NUL byte")]
+    #[error("the password must not contain a NUL byte")]
     PasswordNul,
     /// Unknown checksum mode string.
     #[error(

@@ -159,7 +159,7 @@ mod tests {
                 found: Version::V2
             }
         );
-        assert!(err.to_string().contains("version = 2"), "{err}");
+        assert!(err.to_string().contains("run version 2"), "{err}");
     }
 
     #[test]

@@ -15,6 +15,7 @@ use crate::packet::{
 /// object is up, a negative one while it is down, and weight 0 puts the instance in Fault
 /// while the object is down.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Tracker {
     /// A name for events and logs (the check's or the interface's).
     pub name: String,
@@ -23,7 +24,11 @@ pub struct Tracker {
 }
 
 /// The configuration of one virtual router: one VRID on one interface for one family.
+///
+/// Made with [`Config::new`] (the RFC's defaults), then adjusted field by field; more fields
+/// may come, so it cannot be written as a struct literal outside this crate.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Config {
     /// The virtual router id.
     pub vrid: Vrid,
@@ -66,6 +71,16 @@ pub struct Config {
     pub authentication: Authentication,
     /// Tracked objects, addressed by their index in this list.
     pub trackers: Vec<Tracker>,
+}
+
+impl Tracker {
+    /// A tracked object called `name` with `weight` (-254..=254; 0: Fault while down).
+    pub fn new(name: impl Into<String>, weight: i16) -> Tracker {
+        Tracker {
+            name: name.into(),
+            weight,
+        }
+    }
 }
 
 impl Config {
@@ -179,7 +194,7 @@ pub enum ConfigError {
         family: AddressFamily,
     },
     /// VRRPv2 over IPv6.
-    #[error("VRRPv2 is IPv4 only (RFC 3768): set `version = 3` for IPv6")]
+    #[error("VRRPv2 is IPv4 only (RFC 3768): use version 3 (`Version::V3`) for IPv6")]
     V2OverIpv6,
     /// VRRPv2 with a sub-second interval.
     #[error(
@@ -196,7 +211,9 @@ pub enum ConfigError {
         interval: AdvertInterval,
     },
     /// Authentication on VRRPv3.
-    #[error("VRRPv3 has no authentication: remove `auth_pass` or set `version = 2`")]
+    #[error(
+        "VRRPv3 has no authentication: use `Authentication::None`, or version 2 (`Version::V2`)"
+    )]
     AuthenticationOnV3,
     /// A tracker weight outside keepalived's -254..=254.
     #[error("tracker {tracker:?} has weight {weight}, outside -254..=254")]
