@@ -55,6 +55,9 @@
 //! | [`First`] | `balance first` (fill up to `maxconn`) | O(n) |
 //! | [`ConsistentHash`] | `balance source / uri / hdr(name) / url_param`, `hash-type consistent` (Maglev) | O(1) |
 //!
+//! - Randomness: [`Random`], [`PowerOfTwoChoices`] and the tie-breaks of [`LeastConnections`]
+//!   draw from fastrand's thread-local generator; each has `with_seed(u64)`, after which the
+//!   same seed gives the same picks, so tests over a balancer are reproducible.
 //! - [`Balance`]: a `tower::Service` over a `tower::discover::Discover` stream; the request's
 //!   hash key comes through [`HashKeyOf`](balance::HashKeyOf) (feature `http`: `HashKey` for
 //!   `http::Request`). Layers: [`RetryLayer`] (`retries`, `option redispatch`) and
@@ -81,6 +84,7 @@ pub mod maxconn;
 mod p2c;
 mod random;
 pub mod retry;
+mod rng;
 mod round_robin;
 mod smooth_weighted;
 mod static_rr;

@@ -129,7 +129,7 @@ async fn least_connections_sends_less_to_the_slow_backend() {
         backend("fast1", Duration::from_millis(10), hits[1].clone()),
         backend("fast2", Duration::from_millis(10), hits[2].clone()),
     ];
-    let mut balance = Balance::new(ServiceList::new(services), LeastConnections);
+    let mut balance = Balance::new(ServiceList::new(services), LeastConnections::new());
     let mut running = tokio::task::JoinSet::new();
     for i in 0..300 {
         balance.ready().await.unwrap();

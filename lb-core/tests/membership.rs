@@ -241,7 +241,7 @@ proptest! {
     fn least_connections_never_picks_an_unavailable_or_excluded_backend(
         slow in any::<bool>(), ops in ops()
     ) {
-        run(LeastConnections, slow, &ops)?;
+        run(LeastConnections::new(), slow, &ops)?;
     }
 
     #[test]
@@ -256,7 +256,7 @@ proptest! {
     fn random_never_picks_an_unavailable_or_excluded_backend(
         slow in any::<bool>(), ops in ops()
     ) {
-        run(Random, slow, &ops)?;
+        run(Random::new(), slow, &ops)?;
     }
 
     #[test]
