@@ -16,6 +16,12 @@
 //!
 //! A backend whose `poll_ready` fails is removed from the set (tower's balancers do the same).
 //!
+//! # Sharing
+//!
+//! With `Clone` backend services, `Balance` is `Clone` and a clone is a cheap handle to the same
+//! balancer (one backend set, one discover stream), usable from its own task with no
+//! `tower::buffer::Buffer` in front; see [`Balance`].
+//!
 //! # `call`
 //!
 //! The request's hash key (if the algorithm uses one) comes from a [`HashKeyOf`]
@@ -28,6 +34,7 @@ mod error;
 mod future;
 mod key;
 mod service;
+mod shared;
 
 pub use error::BalanceError;
 pub use future::ResponseFuture;

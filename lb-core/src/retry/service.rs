@@ -13,8 +13,9 @@ use super::RetryLayer;
 use crate::Algorithm;
 use crate::balance::{Balance, BalanceError, HashKeyOf};
 
-/// A [`Balance`] whose failed requests are retried (see the [module](super) docs).
-#[derive(Debug)]
+/// A [`Balance`] whose failed requests are retried (see the [module](super) docs). Cloning it
+/// clones the balancer handle (see [`Balance`]'s sharing).
+#[derive(Clone, Debug)]
 pub struct Retry<B> {
     pub(crate) inner: B,
     pub(crate) config: RetryLayer,
