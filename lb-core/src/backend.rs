@@ -88,6 +88,18 @@ pub struct InFlight {
 }
 
 impl InFlight {
+    /// A guard on a load of its own, in no set (for a request on a backend that has left).
+    pub(crate) fn detached() -> Self {
+        let load = Arc::new(Load::default());
+        load.in_flight.store(1, Ordering::Relaxed);
+        InFlight {
+            load,
+            started: None,
+            epoch: Instant::now(),
+            decay: DEFAULT_EWMA_DECAY,
+        }
+    }
+
     /// Records the request's latency in the backend's peak-EWMA (tower's `PeakEwma` rule: a
     /// sample above the estimate replaces it, a lower one decays into it with time constant
     /// `decay`). Call it when the response arrived; dropping without it records nothing. Only

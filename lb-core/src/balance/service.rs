@@ -13,7 +13,9 @@ use tower::Service;
 use tower::discover::{Change, Discover};
 
 use crate::balance::shared::{Discovery, Shared};
-use crate::balance::{BalanceError, HashKeyOf, NoKey, ResponseFuture};
+use crate::balance::{
+    BalanceError, CompleteOnResponse, HashKeyOf, NoKey, ResponseFuture, TrackCompletion,
+};
 use crate::{Algorithm, BackendSet, Context as PickContext};
 
 /// Spreads requests over the services of a `Discover` stream with algorithm `A`.
@@ -70,7 +72,7 @@ use crate::{Algorithm, BackendSet, Context as PickContext};
 /// }
 /// # }
 /// ```
-pub struct Balance<A, D, Req, X = NoKey>
+pub struct Balance<A, D, Req, X = NoKey, C = CompleteOnResponse>
 where
     A: Algorithm,
     D: Discover,
@@ -84,10 +86,11 @@ where
     not_ready: Vec<D::Key>,
     key_buf: Vec<u8>,
     exclude_buf: Vec<usize>,
+    completion: C,
     _request: PhantomData<fn(Req)>,
 }
 
-impl<A, D, Req, X> fmt::Debug for Balance<A, D, Req, X>
+impl<A, D, Req, X, C> fmt::Debug for Balance<A, D, Req, X, C>
 where
     A: Algorithm + fmt::Debug,
     D: Discover,
@@ -101,12 +104,13 @@ where
     }
 }
 
-impl<A, D, Req, X> Clone for Balance<A, D, Req, X>
+impl<A, D, Req, X, C> Clone for Balance<A, D, Req, X, C>
 where
     A: Algorithm,
     D: Discover,
     D::Key: Clone + Eq + Hash,
     D::Service: Clone,
+    C: Clone,
 {
     /// Another handle to the same balancer, with its own clones of the backend services (it
     /// must be polled ready before its first call, like any tower service).
@@ -125,6 +129,7 @@ where
             services,
             key_buf: Vec::new(),
             exclude_buf: Vec::new(),
+            completion: self.completion.clone(),
             _request: PhantomData,
         }
     }
@@ -159,8 +164,38 @@ where
             not_ready: Vec::new(),
             key_buf: Vec::new(),
             exclude_buf: Vec::new(),
+            completion: CompleteOnResponse,
             _request: PhantomData,
         }
+    }
+}
+
+impl<A, D, Req, X, C> Balance<A, D, Req, X, C>
+where
+    A: Algorithm,
+    D: Discover,
+    D::Key: Clone + Eq + Hash + fmt::Display,
+{
+    /// Decides with `completion` when a request stops counting in flight (default
+    /// [`CompleteOnResponse`]: when its response future resolves). For HTTP services whose
+    /// bodies stream, `complete_on(CompleteOnBodyEnd)` (feature `http`) counts each request
+    /// until its response body ends; responses then carry an `InFlightBody`.
+    pub fn complete_on<C2>(self, completion: C2) -> Balance<A, D, Req, X, C2> {
+        Balance {
+            shared: self.shared,
+            version: self.version,
+            services: self.services,
+            not_ready: self.not_ready,
+            key_buf: self.key_buf,
+            exclude_buf: self.exclude_buf,
+            completion,
+            _request: PhantomData,
+        }
+    }
+
+    /// The [`TrackCompletion`] in use.
+    pub(crate) fn completion(&self) -> &C {
+        &self.completion
     }
 
     /// The backend set: change weights, health, admin state from anywhere (a backend-state
@@ -313,7 +348,7 @@ where
     }
 }
 
-impl<A, D, Req, X> Service<Req> for Balance<A, D, Req, X>
+impl<A, D, Req, X, C> Service<Req> for Balance<A, D, Req, X, C>
 where
     A: Algorithm,
     D: Discover + Unpin,
@@ -322,10 +357,11 @@ where
     D::Service: Service<Req>,
     <D::Service as Service<Req>>::Error: Into<tower::BoxError>,
     X: HashKeyOf<Req>,
+    C: TrackCompletion<<D::Service as Service<Req>>::Response>,
 {
-    type Response = <D::Service as Service<Req>>::Response;
+    type Response = C::Output;
     type Error = BalanceError;
-    type Future = ResponseFuture<<D::Service as Service<Req>>::Future, D::Key>;
+    type Future = ResponseFuture<<D::Service as Service<Req>>::Future, D::Key, C>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BalanceError>> {
         self.poll_discover(cx)?;
@@ -384,6 +420,6 @@ where
             ));
         };
         let future = service.call(request);
-        ResponseFuture::called(future, key, in_flight)
+        ResponseFuture::called(future, key, in_flight, self.completion.clone())
     }
 }
