@@ -272,7 +272,7 @@ async fn roundrobin_spreads_requests_of_one_keep_alive_client_evenly() {
 #[tokio::test]
 async fn leastconn_avoids_the_server_busy_with_a_long_request() {
     let b = [Backend::start("s1").await, Backend::start("s2").await];
-    let proxy = HttpProxy::start(settings(&[&b[0], &b[1]]), LeastConnections).unwrap();
+    let proxy = HttpProxy::start(settings(&[&b[0], &b[1]]), LeastConnections::new()).unwrap();
     let addr = proxy.local_addr();
     let slow = tokio::spawn(async move { get(addr, "/slow").await.2 });
     tokio::time::sleep(Duration::from_millis(100)).await;

@@ -361,7 +361,7 @@ async fn leastconn_counts_each_connection_in_flight_while_it_lasts() {
     let echoes = [Echo::start().await, Echo::start().await];
     let proxy = TcpProxy::start(
         settings(&[("s1", echoes[0].addr), ("s2", echoes[1].addr)]),
-        LeastConnections,
+        LeastConnections::new(),
     )
     .unwrap();
     let in_flight = |name: &str| {

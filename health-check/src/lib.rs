@@ -27,8 +27,10 @@
 //! a balancer (lb-core's, or tower's p2c) follows.
 //!
 //! Cargo features (all off by default): `tls` (HTTPS for [`HttpCheck`]: rustls with the ring
-//! provider; verify against given CAs, or not at all like HAProxy's `verify none`) and
-//! `discover` (`HealthDiscover`, on tower's `discover`).
+//! provider; verify against given CAs, or not at all like HAProxy's `verify none`),
+//! `discover` (`HealthDiscover`, on tower's `discover`) and `lb-core` (`discover`, plus
+//! `HealthDiscover::in_place` on lb-core's `BackendSet`: health flaps set health in place,
+//! keeping weights, `maxconn`, admin state and counters).
 //!
 //! ## Example: check an HTTP backend, print its transitions
 //!
@@ -107,7 +109,7 @@ pub mod vrrp;
 
 pub use check::Check;
 #[cfg(feature = "discover")]
-pub use discover::HealthDiscover;
+pub use discover::{HealthDiscover, HealthTarget};
 pub use error::{CheckError, ConfigError};
 pub use exec::ExecCheck;
 pub use http::HttpCheck;

@@ -67,7 +67,8 @@ async fn wait_for(rx: &mut watch::Receiver<health_check::Status>, health: Health
 
 async fn names<S>(balance: &mut S, n: usize) -> Vec<String>
 where
-    S: Service<(), Response = String, Error = BoxError>,
+    S: Service<(), Response = String>,
+    S::Error: std::fmt::Debug,
 {
     let mut out = Vec::new();
     for _ in 0..n {
@@ -158,4 +159,148 @@ async fn changes_in_order_and_removal_by_key() {
     }
     assert_eq!(discover.len(), 1);
     assert_eq!(discover.up().count(), 0);
+}
+
+/// A monitor that never runs a check (its first is an hour away): its state stays the initial
+/// one, so only delivery on attach can report it.
+fn idle_monitor(initial: Health) -> Monitor {
+    let config = MonitorConfig {
+        initial,
+        start: Start::After(Duration::from_secs(3600)),
+        ..MonitorConfig::default()
+    };
+    let nowhere: SocketAddr = "127.0.0.1:9".parse().expect("addr");
+    Monitor::spawn(Arc::new(TcpCheck::new(nowhere)), config).expect("valid config")
+}
+
+/// Records what `HealthDiscover::in_place` sets.
+#[derive(Default)]
+struct Recorded(std::sync::Mutex<Vec<(&'static str, &'static str, Health)>>);
+
+impl health_check::HealthTarget<&'static str> for Recorded {
+    fn join(&self, key: &&'static str, health: Health) {
+        self.0.lock().expect("lock").push(("join", key, health));
+    }
+    fn set_health(&self, key: &&'static str, health: Health) {
+        self.0.lock().expect("lock").push(("set", key, health));
+    }
+}
+
+#[tokio::test]
+async fn every_monitor_state_is_delivered_on_attach_not_only_its_next_change() {
+    // Removing mode: an up monitor that will not check for an hour is inserted at once.
+    let mut discover: HealthDiscover<&str, u8> = HealthDiscover::new();
+    discover.insert("up", 1, idle_monitor(Health::Up));
+    discover.insert("down", 2, idle_monitor(Health::Down));
+    let first = tokio::time::timeout(Duration::from_secs(1), discover.next()).await;
+    assert!(
+        matches!(first, Ok(Some(Ok(Change::Insert("up", 1))))),
+        "{first:?}"
+    );
+    assert_eq!(discover.up().copied().collect::<Vec<_>>(), ["up"]);
+
+    // In place: both are inserted at once, and the target has each one's health first.
+    let target = Arc::new(Recorded::default());
+    let mut discover: HealthDiscover<&str, u8> = HealthDiscover::in_place(target.clone());
+    discover.insert("up", 1, idle_monitor(Health::Up));
+    discover.insert("down", 2, idle_monitor(Health::Down));
+    let mut inserted = Vec::new();
+    for _ in 0..2 {
+        match tokio::time::timeout(Duration::from_secs(1), discover.next()).await {
+            Ok(Some(Ok(Change::Insert(key, _)))) => inserted.push(key),
+            other => panic!("{other:?}"),
+        }
+    }
+    inserted.sort_unstable();
+    assert_eq!(inserted, ["down", "up"]);
+    let mut seen = target.0.lock().expect("lock").clone();
+    seen.sort_unstable_by_key(|(_, k, _)| *k);
+    assert_eq!(
+        seen,
+        [("join", "down", Health::Down), ("join", "up", Health::Up)]
+    );
+}
+
+#[cfg(feature = "lb-core")]
+mod in_place {
+    use super::*;
+    use lb_core::balance::NoKey;
+    use lb_core::{AdminState, BackendSet, Balance, LeastConnections};
+
+    #[tokio::test]
+    async fn three_upstreams_attached_down_say_3_configured_3_down() {
+        let set = Arc::new(BackendSet::new(LeastConnections::new()));
+        let mut discover = HealthDiscover::in_place(set.clone());
+        for name in ["web1", "web2", "web3"] {
+            let upstream = tower::service_fn(move |()| async move { Ok::<_, BoxError>(name) });
+            discover.insert(name, upstream, idle_monitor(Health::Down));
+        }
+        let mut balance = Balance::with_set(discover, set, NoKey);
+        let err = balance
+            .ready()
+            .await
+            .expect("ready")
+            .call(())
+            .await
+            .expect_err("all down");
+        assert_eq!(
+            err.to_string(),
+            "no backend available: 3 configured, 3 down"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_health_flap_changes_health_in_place_keeping_weight_maxconn_admin_and_counters() {
+        let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+        let (addr, web1) = backend(any, "web1").await;
+        let (m, mut rx) = monitor(addr);
+        wait_for(&mut rx, Health::Up).await;
+
+        // The operator's settings for web1, made before it is attached.
+        let set = Arc::new(BackendSet::new(LeastConnections::new()));
+        set.insert("web1", 5).expect("new");
+        set.set_maxconn(&"web1", Some(10)).expect("member");
+        let mut discover = HealthDiscover::in_place(set.clone());
+        discover.insert_with("web1", move || client(addr), m);
+        let mut balance = Balance::with_set(discover, set.clone(), NoKey);
+        assert_eq!(names(&mut balance, 2).await, ["web1", "web1"]);
+        // A request counted in flight across the flap (held by hand).
+        let held = set
+            .pick(&lb_core::Context::default())
+            .expect("web1 is up")
+            .1;
+        set.set_admin(&"web1", AdminState::Drain).expect("member");
+
+        web1.abort();
+        let _ = web1.await;
+        wait_for(&mut rx, Health::Down).await;
+        balance.ready().await.expect("ready: applies the flap");
+        let snapshot = set.snapshot();
+        let b = snapshot.get(&"web1").expect("still a member while down");
+        assert_eq!(b.health(), lb_core::Health::Down);
+        assert_eq!(
+            (b.weight(), b.maxconn(), b.admin(), b.load().in_flight()),
+            (5, Some(10), AdminState::Drain, 1),
+            "weight, maxconn, admin state and counters kept"
+        );
+        let err = balance.call(()).await.expect_err("down");
+        assert_eq!(
+            err.to_string(),
+            "no backend available: 1 configured, 1 drained"
+        );
+
+        let (_, _web1) = backend(addr, "web1").await;
+        wait_for(&mut rx, Health::Up).await;
+        balance.ready().await.expect("ready: applies the flap");
+        let snapshot = set.snapshot();
+        let b = snapshot.get(&"web1").expect("member");
+        assert_eq!(b.health(), lb_core::Health::Up);
+        assert_eq!(
+            (b.weight(), b.maxconn(), b.admin(), b.load().in_flight()),
+            (5, Some(10), AdminState::Drain, 1)
+        );
+        drop(held);
+        set.set_admin(&"web1", AdminState::Ready).expect("member");
+        assert_eq!(names(&mut balance, 1).await, ["web1"]);
+    }
 }

@@ -52,7 +52,7 @@ fn balance(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("lb_core_round_robin", n), |b| {
             b.iter_custom(|iters| drive(&rt, &mut rr, iters))
         });
-        let mut lc = Balance::new(ServiceList::new(services()), LeastConnections);
+        let mut lc = Balance::new(ServiceList::new(services()), LeastConnections::new());
         group.bench_function(BenchmarkId::new("lb_core_least_connections", n), |b| {
             b.iter_custom(|iters| drive(&rt, &mut lc, iters))
         });

@@ -240,13 +240,13 @@ fn ours(c: &mut Criterion) {
         SmoothWeightedRoundRobin,
         false,
     );
-    algorithm(c, "LeastConnections", LeastConnections, false);
-    loaded(c, "LeastConnections", LeastConnections, false);
+    algorithm(c, "LeastConnections", LeastConnections::new(), false);
+    loaded(c, "LeastConnections", LeastConnections::new(), false);
     algorithm(c, "P2C_in_flight", PowerOfTwoChoices::in_flight(), false);
     loaded(c, "P2C_in_flight", PowerOfTwoChoices::in_flight(), false);
     algorithm(c, "P2C_peak_ewma", PowerOfTwoChoices::peak_ewma(), false);
     loaded(c, "P2C_peak_ewma", PowerOfTwoChoices::peak_ewma(), true);
-    algorithm(c, "Random", Random, false);
+    algorithm(c, "Random", Random::new(), false);
     algorithm(c, "First", First, false);
     algorithm(c, "ConsistentHash", ConsistentHash::new(), true);
 }

@@ -88,6 +88,18 @@ pub struct InFlight {
 }
 
 impl InFlight {
+    /// A guard on a load of its own, in no set (for a request on a backend that has left).
+    pub(crate) fn detached() -> Self {
+        let load = Arc::new(Load::default());
+        load.in_flight.store(1, Ordering::Relaxed);
+        InFlight {
+            load,
+            started: None,
+            epoch: Instant::now(),
+            decay: DEFAULT_EWMA_DECAY,
+        }
+    }
+
     /// Records the request's latency in the backend's peak-EWMA (tower's `PeakEwma` rule: a
     /// sample above the estimate replaces it, a lower one decays into it with time constant
     /// `decay`). Call it when the response arrived; dropping without it records nothing. Only
@@ -239,15 +251,34 @@ where
     /// ones and those the context excludes.
     pub fn pick(&self, algorithm: &A, context: &Context<'_>) -> Result<&Backend<K>, NoBackend> {
         if self.candidates.is_empty() {
-            return Err(NoBackend::NoneAvailable {
-                members: self.backends.len(),
-            });
+            return Err(self.none_available());
         }
         match algorithm.pick(&self.table, &self.candidates, context) {
             Some(i) => Ok(&self.backends[self.candidates[i].slot]),
             None => Err(NoBackend::AllExcluded {
                 available: self.candidates.len(),
             }),
+        }
+    }
+
+    /// Why no member is available, counted (each member under its first reason).
+    fn none_available(&self) -> NoBackend {
+        let (mut maintenance, mut drained, mut down, mut weight_zero) = (0, 0, 0, 0);
+        for b in &self.backends {
+            match (b.admin, b.health) {
+                (AdminState::Maintenance, _) => maintenance += 1,
+                (AdminState::Drain, _) => drained += 1,
+                (AdminState::Ready, Health::Down) => down += 1,
+                (AdminState::Ready, Health::Up) if b.weight == 0 => weight_zero += 1,
+                (AdminState::Ready, Health::Up) => {}
+            }
+        }
+        NoBackend::NoneAvailable {
+            members: self.backends.len(),
+            maintenance,
+            drained,
+            down,
+            weight_zero,
         }
     }
 

@@ -2,6 +2,7 @@
 
 use crate::algorithm::{Algorithm, Candidate, Context};
 use crate::cycle::Cycle;
+use crate::rng::Rng;
 use crate::smooth_weighted::smooth_order;
 
 /// The server with the fewest requests in flight per unit of weight (HAProxy `balance
@@ -11,8 +12,29 @@ use crate::smooth_weighted::smooth_order;
 /// the load in proportion to their weights (equal weights simply rotate) instead of the first
 /// one taking it all; otherwise the least loaded wins, ties drawn by weight. One pass over the
 /// servers per pick, no lock.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct LeastConnections;
+///
+/// The draws among equals come from fastrand's thread-local generator;
+/// [`with_seed`](Self::with_seed) makes them repeat from run to run (for tests).
+#[derive(Clone, Debug, Default)]
+pub struct LeastConnections {
+    rng: Rng,
+}
+
+impl LeastConnections {
+    /// Ties among loaded servers drawn from fastrand's thread-local generator.
+    pub fn new() -> Self {
+        LeastConnections::default()
+    }
+
+    /// Ties among loaded servers drawn from a generator seeded with `seed`: the same seed and
+    /// the same loads give the same picks (from one thread; picks from several threads at once
+    /// share the sequence in arrival order).
+    pub fn with_seed(seed: u64) -> Self {
+        LeastConnections {
+            rng: Rng::seeded(seed),
+        }
+    }
+}
 
 /// The weighted rotation of scan starts.
 #[derive(Debug)]
@@ -51,7 +73,7 @@ impl Algorithm for LeastConnections {
         let mut tied_weight = 0u64;
         // One seed per pick, stepped per tie (xorshift): a thread-local RNG call per tie would
         // cost more than the comparison itself.
-        let mut rng = fastrand::u64(..) | 1;
+        let mut rng = self.rng.u64() | 1;
         for k in 0..n {
             let i = if start + k >= n {
                 start + k - n
@@ -102,21 +124,28 @@ mod tests {
     #[test]
     fn fewest_in_flight_per_weight_wins() {
         let c = candidates(&[1, 2, 1]);
-        let t = LeastConnections.build(&c, None);
+        let t = LeastConnections::new().build(&c, None);
         set_in_flight(&c[0], 3);
         set_in_flight(&c[1], 4); // 4 / 2 = 2 per weight: the least
         set_in_flight(&c[2], 3);
         for _ in 0..5 {
-            assert_eq!(LeastConnections.pick(&t, &c, &Context::default()), Some(1));
+            assert_eq!(
+                LeastConnections::new().pick(&t, &c, &Context::default()),
+                Some(1)
+            );
         }
     }
 
     #[test]
     fn ties_rotate_instead_of_always_the_first() {
         let c = candidates(&[1, 1, 1]);
-        let t = LeastConnections.build(&c, None);
+        let t = LeastConnections::new().build(&c, None);
         let picks: Vec<usize> = (0..6)
-            .map(|_| LeastConnections.pick(&t, &c, &Context::default()).unwrap())
+            .map(|_| {
+                LeastConnections::new()
+                    .pick(&t, &c, &Context::default())
+                    .unwrap()
+            })
             .collect();
         assert_eq!(picks, [0, 1, 2, 0, 1, 2]);
     }
@@ -125,9 +154,13 @@ mod tests {
     fn idle_servers_share_by_weight_in_smooth_order() {
         // nginx's smooth order for {5, 1, 1} while nothing is in flight.
         let c = candidates(&[5, 1, 1]);
-        let t = LeastConnections.build(&c, None);
+        let t = LeastConnections::new().build(&c, None);
         let picks: Vec<usize> = (0..14)
-            .map(|_| LeastConnections.pick(&t, &c, &Context::default()).unwrap())
+            .map(|_| {
+                LeastConnections::new()
+                    .pick(&t, &c, &Context::default())
+                    .unwrap()
+            })
             .collect();
         assert_eq!(picks, [0, 0, 1, 0, 2, 0, 0, 0, 0, 1, 0, 2, 0, 0]);
         // Only the tied ones share: with the heavy one busy, b and c split the picks evenly
@@ -135,7 +168,9 @@ mod tests {
         set_in_flight(&c[0], 1);
         let mut counts = [0usize; 3];
         for _ in 0..10_000 {
-            counts[LeastConnections.pick(&t, &c, &Context::default()).unwrap()] += 1;
+            counts[LeastConnections::new()
+                .pick(&t, &c, &Context::default())
+                .unwrap()] += 1;
         }
         assert_eq!(counts[0], 0);
         assert!((4_500..=5_500).contains(&counts[1]), "{counts:?}");

@@ -55,15 +55,24 @@
 //! | [`First`] | `balance first` (fill up to `maxconn`) | O(n) |
 //! | [`ConsistentHash`] | `balance source / uri / hdr(name) / url_param`, `hash-type consistent` (Maglev) | O(1) |
 //!
+//! - Randomness: [`Random`], [`PowerOfTwoChoices`] and the tie-breaks of [`LeastConnections`]
+//!   draw from fastrand's thread-local generator; each has `with_seed(u64)`, after which the
+//!   same seed gives the same picks, so tests over a balancer are reproducible.
 //! - [`Balance`]: a `tower::Service` over a `tower::discover::Discover` stream; the request's
 //!   hash key comes through [`HashKeyOf`](balance::HashKeyOf) (feature `http`: `HashKey` for
-//!   `http::Request`). Layers: [`RetryLayer`] (`retries`, `option redispatch`) and
+//!   `http::Request`). Cloneable (with `Clone` backend services) and `Send + Sync`: each task
+//!   takes a clone, no `Buffer` needed. A request counts in flight until its response future
+//!   resolves, or with `complete_on(CompleteOnBodyEnd)` (feature `http`) until its response
+//!   body ends ([`TrackCompletion`](balance::TrackCompletion)). Layers: [`RetryLayer`] (`retries`, `option redispatch`) and
 //!   [`MaxConnLayer`] (server `maxconn` with a FIFO queue, `maxqueue`, `timeout queue`).
 //! - Feature `http`: `StickyCookie` (`cookie NAME insert indirect nocache`).
 //!
 //! Unavailable backends (down, drained, in maintenance, weight 0) are skipped by every
 //! algorithm; when none is left the pick fails with [`NoBackend`], which a proxy turns into a
-//! 503 or a refused connection.
+//! 503 or a refused connection; its text counts the members and why each is out (`no backend
+//! available: 3 configured, 3 down`). With health checks, `health-check`'s
+//! `HealthDiscover::in_place` sets health on the [`BackendSet`] in place, so a flap keeps a
+//! backend's weight, `maxconn`, admin state and counters.
 #![forbid(unsafe_code)]
 
 mod algorithm;
@@ -81,6 +90,7 @@ pub mod maxconn;
 mod p2c;
 mod random;
 pub mod retry;
+mod rng;
 mod round_robin;
 mod smooth_weighted;
 mod static_rr;

@@ -2,6 +2,7 @@
 
 use crate::algorithm::{Algorithm, Candidate, Context, first_allowed};
 use crate::random::{Random, RandomTable};
+use crate::rng::Rng;
 
 /// What "less loaded" means for [`PowerOfTwoChoices`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -19,10 +20,14 @@ pub enum P2cMetric {
 /// one with the lower load per unit of weight; on a tie the first drawn wins, so without load
 /// the traffic follows the weights. O(log servers) per pick, no shared state written,
 /// near-least-loaded balance.
-#[derive(Clone, Copy, Debug, Default)]
+///
+/// The two are drawn from fastrand's thread-local generator; [`with_seed`](Self::with_seed)
+/// makes the draws repeat from run to run (for tests).
+#[derive(Clone, Debug, Default)]
 pub struct PowerOfTwoChoices {
     /// The load measure.
     pub metric: P2cMetric,
+    rng: Rng,
 }
 
 impl PowerOfTwoChoices {
@@ -30,6 +35,7 @@ impl PowerOfTwoChoices {
     pub fn in_flight() -> Self {
         PowerOfTwoChoices {
             metric: P2cMetric::InFlight,
+            rng: Rng::thread_local(),
         }
     }
 
@@ -37,7 +43,23 @@ impl PowerOfTwoChoices {
     pub fn peak_ewma() -> Self {
         PowerOfTwoChoices {
             metric: P2cMetric::PeakEwma,
+            rng: Rng::thread_local(),
         }
+    }
+
+    /// Draws the two from a generator seeded with `seed`: the same seed and the same loads
+    /// give the same picks (from one thread; picks from several threads at once share the
+    /// sequence in arrival order).
+    ///
+    /// ```
+    /// use lb_core::PowerOfTwoChoices;
+    ///
+    /// let p2c = PowerOfTwoChoices::in_flight().with_seed(42);
+    /// # let _ = p2c;
+    /// ```
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.rng = Rng::seeded(seed);
+        self
     }
 
     /// Cost as a fraction num/den, compared by cross-multiplying. `latency_ns` is the
@@ -63,11 +85,11 @@ impl Algorithm for PowerOfTwoChoices {
     }
 
     fn build(&self, candidates: &[Candidate], _previous: Option<&RandomTable>) -> RandomTable {
-        Random.build(candidates, None)
+        Random::new().build(candidates, None)
     }
 
     fn pick(&self, t: &RandomTable, candidates: &[Candidate], cx: &Context<'_>) -> Option<usize> {
-        let Some((a, b)) = t.draw_two() else {
+        let Some((a, b)) = t.draw_two(&self.rng) else {
             return first_allowed(candidates, cx, 0);
         };
         let (a, b) = match (cx.excludes(&candidates[a]), cx.excludes(&candidates[b])) {
@@ -124,7 +146,7 @@ mod tests {
         let t = p.build(&c, None);
         let mut firsts = [0u32; 3];
         for _ in 0..3000 {
-            let (a, b) = t.draw_two().unwrap();
+            let (a, b) = t.draw_two(&Rng::thread_local()).unwrap();
             assert_ne!(a, b);
             assert!(a < 3 && b < 3);
             firsts[a] += 1;

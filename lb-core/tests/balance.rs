@@ -109,13 +109,13 @@ async fn down_and_maintenance_backends_get_nothing_and_none_left_is_an_error_at_
     assert!(
         matches!(
             err,
-            BalanceError::NoBackend(NoBackend::NoneAvailable { members: 2 })
+            BalanceError::NoBackend(NoBackend::NoneAvailable { members: 2, .. })
         ),
         "{err}"
     );
     assert_eq!(
         err.to_string(),
-        "no backend available (2 configured, none up and ready)"
+        "no backend available: 2 configured, 1 in maintenance, 1 down"
     );
     set.set_health(&0, Health::Up).unwrap();
     assert_eq!(send(&mut balance, 10).await.unwrap(), "a");
@@ -129,7 +129,7 @@ async fn least_connections_sends_less_to_the_slow_backend() {
         backend("fast1", Duration::from_millis(10), hits[1].clone()),
         backend("fast2", Duration::from_millis(10), hits[2].clone()),
     ];
-    let mut balance = Balance::new(ServiceList::new(services), LeastConnections);
+    let mut balance = Balance::new(ServiceList::new(services), LeastConnections::new());
     let mut running = tokio::task::JoinSet::new();
     for i in 0..300 {
         balance.ready().await.unwrap();

@@ -124,7 +124,7 @@ fn smooth_weighted_round_robin_follows_weights_chi_square() {
 #[test]
 fn least_connections_without_load_follows_weights_chi_square() {
     for weights in [&WEIGHTED[..], &EQUAL[..]] {
-        let counts = count_unkeyed(LeastConnections, weights);
+        let counts = count_unkeyed(LeastConnections::new(), weights);
         let stat = assert_fair("LeastConnections (guard dropped)", &counts, weights, true);
         assert!(stat < 1e-3, "deterministic: {stat}");
     }
@@ -133,7 +133,7 @@ fn least_connections_without_load_follows_weights_chi_square() {
 #[test]
 fn random_follows_weights_chi_square() {
     for weights in [&WEIGHTED[..], &EQUAL[..]] {
-        let counts = count_unkeyed(Random, weights);
+        let counts = count_unkeyed(Random::new(), weights);
         assert_fair("Random", &counts, weights, false);
     }
 }

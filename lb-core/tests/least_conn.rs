@@ -88,7 +88,7 @@ fn simulate<A: Algorithm>(algorithm: A) -> Run {
 
 #[test]
 fn leastconn_keeps_in_flight_level_when_one_server_is_10x_slower() {
-    let lc = simulate(LeastConnections);
+    let lc = simulate(LeastConnections::new());
     println!("leastconn: {lc:?}");
     assert_eq!(lc.sent.iter().sum::<u64>(), ARRIVALS);
     // The rule itself: every pick went to a server with the fewest in flight.
@@ -108,7 +108,7 @@ fn leastconn_keeps_in_flight_level_when_one_server_is_10x_slower() {
 #[test]
 fn round_robin_piles_requests_up_on_the_slow_server() {
     let rr = simulate(RoundRobin);
-    let lc = simulate(LeastConnections);
+    let lc = simulate(LeastConnections::new());
     println!("roundrobin: {rr:?}");
     assert_eq!(rr.sent.iter().sum::<u64>(), ARRIVALS);
     // A third each, whatever the speed.

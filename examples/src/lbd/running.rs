@@ -123,11 +123,11 @@ pub(crate) fn with_algorithm<S: Starter>(
     match balance {
         Balance::RoundRobin => starter.start(RoundRobin),
         Balance::StaticRoundRobin => starter.start(StaticRoundRobin),
-        Balance::LeastConnections => starter.start(LeastConnections),
+        Balance::LeastConnections => starter.start(LeastConnections::new()),
         // The key (source address, URI, header) is the proxy's business: the algorithm only
         // hashes what it is given.
         Balance::ConsistentHash(_) => starter.start(ConsistentHash::new()),
-        Balance::Random => starter.start(Random),
+        Balance::Random => starter.start(Random::new()),
         Balance::First => starter.start(First),
         Balance::PowerOfTwoChoices => starter.start(PowerOfTwoChoices::in_flight()),
     }

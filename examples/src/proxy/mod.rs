@@ -24,7 +24,7 @@
 //!     ServerSettings::new("db2", "10.0.0.12:5432".parse()?),
 //! ];
 //! let settings = TcpSettings::new("pg", "10.99.0.200:5432".parse()?, servers);
-//! let proxy = TcpProxy::start(settings, LeastConnections)?;
+//! let proxy = TcpProxy::start(settings, LeastConnections::new())?;
 //!
 //! // A health check marks a server down: it gets no new client.
 //! proxy.backends().set_health(&"db2".to_string(), Health::Down)?;

@@ -16,19 +16,36 @@
 //!
 //! A backend whose `poll_ready` fails is removed from the set (tower's balancers do the same).
 //!
+//! # Sharing
+//!
+//! With `Clone` backend services, `Balance` is `Clone` and a clone is a cheap handle to the same
+//! balancer (one backend set, one discover stream), usable from its own task with no
+//! `tower::buffer::Buffer` in front; see [`Balance`].
+//!
 //! # `call`
 //!
 //! The request's hash key (if the algorithm uses one) comes from a [`HashKeyOf`]
 //! implementation; the pick skips backends that are not ready. The backend's in-flight count
-//! rises until the response future completes or is dropped (least-connections and p2c read it),
-//! and its latency feeds the peak-EWMA estimate. A backend removed while requests are in flight
+//! (least-connections and p2c read it) rises until the request is complete, as a
+//! [`TrackCompletion`] decides: by default ([`CompleteOnResponse`]) when the response future
+//! resolves or is dropped; for HTTP responses whose bodies stream (feature `http`),
+//! `.complete_on(CompleteOnBodyEnd)` keeps it until the body has ended or been dropped, so a
+//! backend sending slow bodies looks as busy as it is. Its latency, measured to the same point,
+//! feeds the peak-EWMA estimate. A backend removed while requests are in flight
 //! on it does not affect them: the response futures do not borrow the service.
 
+#[cfg(feature = "http")]
+mod body;
+mod completion;
 mod error;
 mod future;
 mod key;
 mod service;
+mod shared;
 
+#[cfg(feature = "http")]
+pub use body::{CompleteOnBodyEnd, InFlightBody};
+pub use completion::{CompleteOnResponse, TrackCompletion};
 pub use error::BalanceError;
 pub use future::ResponseFuture;
 pub use key::{HashKeyOf, NoKey};

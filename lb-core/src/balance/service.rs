@@ -5,13 +5,17 @@ use std::fmt;
 use std::hash::Hash;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, TryLockError};
 use std::task::{Context, Poll};
 
 use tower::Service;
 use tower::discover::{Change, Discover};
 
-use crate::balance::{BalanceError, HashKeyOf, NoKey, ResponseFuture};
+use crate::balance::shared::{Discovery, Shared};
+use crate::balance::{
+    BalanceError, CompleteOnResponse, HashKeyOf, NoKey, ResponseFuture, TrackCompletion,
+};
 use crate::{Algorithm, BackendSet, Context as PickContext};
 
 /// Spreads requests over the services of a `Discover` stream with algorithm `A`.
@@ -33,24 +37,60 @@ use crate::{Algorithm, BackendSet, Context as PickContext};
 /// assert_eq!(seen, ["a", "b", "c", "a", "b", "c"]);
 /// # }
 /// ```
-pub struct Balance<A, D, Req, X = NoKey>
+///
+/// # Sharing between tasks
+///
+/// When the backend services are `Clone` (HTTP clients, `service_fn`s, tower's
+/// `BoxCloneService`...), so is `Balance`, and a clone is a cheap handle to the same balancer:
+/// one backend set (loads, health, weights, algorithm state), one discover stream. Give each
+/// task its own clone; no `tower::buffer::Buffer` is needed. Each clone holds its own clones of
+/// the backend services, so `poll_ready` and `call` on one clone follow tower's contract without
+/// reference to the others (a backend that is ready for one clone was made ready by that
+/// clone); a clone is `Send` and `Sync` when the discover stream, the keys, the services and
+/// the hash-key extractor are. Whichever clone polls next applies the discover stream's changes
+/// to the set; the others copy the new membership before their next pick, and a clone waiting
+/// in `poll_ready` is woken by a membership change whoever polled it.
+///
+/// ```
+/// use lb_core::{Balance, LeastConnections};
+/// use tower::{Service, ServiceExt, discover::ServiceList};
+///
+/// # #[tokio::main]
+/// # async fn main() {
+/// let backends = ["a", "b", "c"].map(|name| tower::service_fn(move |_: ()| async move {
+///     Ok::<_, std::convert::Infallible>(name)
+/// }));
+/// let balance = Balance::new(ServiceList::new(backends), LeastConnections::new());
+/// let tasks: Vec<_> = (0..4)
+///     .map(|_| {
+///         let mut balance = balance.clone();
+///         tokio::spawn(async move { balance.ready().await?.call(()).await })
+///     })
+///     .collect();
+/// for task in tasks {
+///     assert!(task.await.unwrap().is_ok());
+/// }
+/// # }
+/// ```
+pub struct Balance<A, D, Req, X = NoKey, C = CompleteOnResponse>
 where
     A: Algorithm,
     D: Discover,
 {
-    discover: D,
-    discover_done: bool,
-    set: Arc<BackendSet<D::Key, A>>,
+    shared: Arc<Shared<A, D, X>>,
+    /// The membership version `services` is a copy of.
+    version: u64,
+    /// This handle's own backend services.
     services: HashMap<D::Key, D::Service>,
     /// Backends not known to be ready (polled again in `poll_ready`).
     not_ready: Vec<D::Key>,
-    key_of: X,
     key_buf: Vec<u8>,
     exclude_buf: Vec<usize>,
+    completion: C,
     _request: PhantomData<fn(Req)>,
 }
 
-impl<A, D, Req, X> fmt::Debug for Balance<A, D, Req, X>
+impl<A, D, Req, X, C> fmt::Debug for Balance<A, D, Req, X, C>
 where
     A: Algorithm + fmt::Debug,
     D: Discover,
@@ -58,9 +98,40 @@ where
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Balance")
-            .field("set", &self.set)
+            .field("set", &self.shared.set)
             .field("not_ready", &self.not_ready)
             .finish()
+    }
+}
+
+impl<A, D, Req, X, C> Clone for Balance<A, D, Req, X, C>
+where
+    A: Algorithm,
+    D: Discover,
+    D::Key: Clone + Eq + Hash,
+    D::Service: Clone,
+    C: Clone,
+{
+    /// Another handle to the same balancer, with its own clones of the backend services (it
+    /// must be polled ready before its first call, like any tower service).
+    fn clone(&self) -> Self {
+        let mut discovery = self.shared.lock();
+        if self.shared.cloner.get().is_none() {
+            // Before the first clone this is the only handle: its services are the membership.
+            discovery.master = self.services.clone();
+            let _ = self.shared.cloner.set(<D::Service as Clone>::clone);
+        }
+        let services = discovery.master.clone();
+        Balance {
+            shared: self.shared.clone(),
+            version: self.shared.version(),
+            not_ready: services.keys().cloned().collect(),
+            services,
+            key_buf: Vec::new(),
+            exclude_buf: Vec::new(),
+            completion: self.completion.clone(),
+            _request: PhantomData,
+        }
     }
 }
 
@@ -87,25 +158,53 @@ where
     /// Backends the stream inserts join the set with weight 1 unless already in it.
     pub fn with_set(discover: D, set: Arc<BackendSet<D::Key, A>>, key_of: X) -> Self {
         Balance {
-            discover,
-            discover_done: false,
-            set,
+            shared: Arc::new(Shared::new(discover, set, key_of)),
+            version: 0,
             services: HashMap::new(),
             not_ready: Vec::new(),
-            key_of,
             key_buf: Vec::new(),
             exclude_buf: Vec::new(),
+            completion: CompleteOnResponse,
             _request: PhantomData,
         }
+    }
+}
+
+impl<A, D, Req, X, C> Balance<A, D, Req, X, C>
+where
+    A: Algorithm,
+    D: Discover,
+    D::Key: Clone + Eq + Hash + fmt::Display,
+{
+    /// Decides with `completion` when a request stops counting in flight (default
+    /// [`CompleteOnResponse`]: when its response future resolves). For HTTP services whose
+    /// bodies stream, `complete_on(CompleteOnBodyEnd)` (feature `http`) counts each request
+    /// until its response body ends; responses then carry an `InFlightBody`.
+    pub fn complete_on<C2>(self, completion: C2) -> Balance<A, D, Req, X, C2> {
+        Balance {
+            shared: self.shared,
+            version: self.version,
+            services: self.services,
+            not_ready: self.not_ready,
+            key_buf: self.key_buf,
+            exclude_buf: self.exclude_buf,
+            completion,
+            _request: PhantomData,
+        }
+    }
+
+    /// The [`TrackCompletion`] in use.
+    pub(crate) fn completion(&self) -> &C {
+        &self.completion
     }
 
     /// The backend set: change weights, health, admin state from anywhere (a backend-state
     /// setter for health checks and admin APIs).
     pub fn backends(&self) -> &Arc<BackendSet<D::Key, A>> {
-        &self.set
+        &self.shared.set
     }
 
-    /// How many backend services the balancer holds.
+    /// How many backend services this handle holds (after its last `poll_ready`).
     pub fn len(&self) -> usize {
         self.services.len()
     }
@@ -126,8 +225,9 @@ where
         X: HashKeyOf<Req>,
     {
         self.key_buf.clear();
-        let has_key = self.key_of.hash_key(request, &mut self.key_buf);
-        let snapshot = self.set.guard();
+        let has_key = self.shared.key_of.hash_key(request, &mut self.key_buf);
+        let set = &self.shared.set;
+        let snapshot = set.guard();
         self.exclude_buf.clear();
         for key in self.not_ready.iter().chain(avoid) {
             if let Some(slot) = snapshot.slot(key) {
@@ -147,7 +247,7 @@ where
             key: has_key.then_some(self.key_buf.as_slice()),
             exclude: &self.exclude_buf,
         };
-        let backend = snapshot.pick(self.set.algorithm(), &context)?;
+        let backend = snapshot.pick(set.algorithm(), &context)?;
         Ok((backend.key().clone(), snapshot.start(backend)))
     }
 
@@ -167,12 +267,34 @@ where
         self.services.get(key).cloned()
     }
 
-    fn apply(&mut self, change: Change<D::Key, D::Service>) {
+    /// Copies the membership from the master copies if another clone changed it.
+    fn resync(&mut self, discovery: &Discovery<D>) {
+        let version = self.shared.version();
+        if version == self.version {
+            return;
+        }
+        if let Some(clone) = self.shared.cloner.get() {
+            self.services = discovery
+                .master
+                .iter()
+                .map(|(k, s)| (k.clone(), clone(s)))
+                .collect();
+            self.not_ready = self.services.keys().cloned().collect();
+        }
+        self.version = version;
+    }
+
+    /// Applies one change to the set, this handle and the master copies (under the lock).
+    fn apply(&mut self, discovery: &mut Discovery<D>, change: Change<D::Key, D::Service>) {
+        let set = &self.shared.set;
         match change {
             Change::Insert(key, service) => {
-                if self.set.snapshot().get(&key).is_none() {
-                    // Cannot be a duplicate: checked just above, under our own ownership.
-                    let _ = self.set.insert(key.clone(), 1);
+                if set.snapshot().get(&key).is_none() {
+                    // Cannot be a duplicate: checked just above, under the discovery lock.
+                    let _ = set.insert(key.clone(), 1);
+                }
+                if let Some(clone) = self.shared.cloner.get() {
+                    discovery.master.insert(key.clone(), clone(&service));
                 }
                 self.services.insert(key.clone(), service);
                 if !self.not_ready.contains(&key) {
@@ -180,11 +302,21 @@ where
                 }
             }
             Change::Remove(key) => {
-                let _ = self.set.remove(&key);
+                let _ = set.remove(&key);
+                discovery.master.remove(&key);
                 self.services.remove(&key);
                 self.not_ready.retain(|k| k != &key);
             }
         }
+        self.version = self.shared.version.fetch_add(1, Ordering::AcqRel) + 1;
+    }
+
+    /// A backend whose service failed: out of the set and of every clone.
+    fn drop_failed(&mut self, key: &D::Key) {
+        let shared = Arc::clone(&self.shared);
+        let mut discovery = shared.lock();
+        self.resync(&discovery);
+        self.apply(&mut discovery, Change::Remove(key.clone()));
     }
 
     fn poll_discover(&mut self, cx: &mut Context<'_>) -> Result<(), BalanceError>
@@ -192,12 +324,23 @@ where
         D: Unpin,
         D::Error: Into<tower::BoxError>,
     {
-        while !self.discover_done {
-            match Pin::new(&mut self.discover).poll_discover(cx) {
-                Poll::Ready(Some(Ok(change))) => self.apply(change),
+        let shared = Arc::clone(&self.shared);
+        shared.waiters.register(cx.waker());
+        // Another clone polling the stream right now applies what it has; this one copies it.
+        let mut discovery = match shared.discovery.try_lock() {
+            Ok(d) => d,
+            Err(TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(TryLockError::WouldBlock) if shared.version() == self.version => return Ok(()),
+            Err(TryLockError::WouldBlock) => shared.lock(),
+        };
+        self.resync(&discovery);
+        let mut wake_all = Context::from_waker(&shared.waker);
+        while !discovery.done {
+            match Pin::new(&mut discovery.discover).poll_discover(&mut wake_all) {
+                Poll::Ready(Some(Ok(change))) => self.apply(&mut discovery, change),
                 Poll::Ready(Some(Err(e))) => return Err(BalanceError::Discover(e.into())),
                 // The stream ended: the membership is final.
-                Poll::Ready(None) => self.discover_done = true,
+                Poll::Ready(None) => discovery.done = true,
                 Poll::Pending => break,
             }
         }
@@ -205,7 +348,7 @@ where
     }
 }
 
-impl<A, D, Req, X> Service<Req> for Balance<A, D, Req, X>
+impl<A, D, Req, X, C> Service<Req> for Balance<A, D, Req, X, C>
 where
     A: Algorithm,
     D: Discover + Unpin,
@@ -214,14 +357,15 @@ where
     D::Service: Service<Req>,
     <D::Service as Service<Req>>::Error: Into<tower::BoxError>,
     X: HashKeyOf<Req>,
+    C: TrackCompletion<<D::Service as Service<Req>>::Response>,
 {
-    type Response = <D::Service as Service<Req>>::Response;
+    type Response = C::Output;
     type Error = BalanceError;
-    type Future = ResponseFuture<<D::Service as Service<Req>>::Future, D::Key>;
+    type Future = ResponseFuture<<D::Service as Service<Req>>::Future, D::Key, C>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BalanceError>> {
         self.poll_discover(cx)?;
-        self.set.tick();
+        self.shared.set.tick();
         let mut i = 0;
         while i < self.not_ready.len() {
             let key = &self.not_ready[i];
@@ -236,13 +380,12 @@ where
                 Poll::Ready(Err(_)) => {
                     // A failed service is gone for good (tower's contract): drop the backend.
                     let key = self.not_ready.swap_remove(i);
-                    let _ = self.set.remove(&key);
-                    self.services.remove(&key);
+                    self.drop_failed(&key);
                 }
                 Poll::Pending => i += 1,
             }
         }
-        let snapshot = self.set.guard();
+        let snapshot = self.shared.set.guard();
         // Usually every member has a service here: then more available members than unready
         // services means one is available and ready, without a scan.
         let ready_available = if snapshot.backends().len() == self.services.len() {
@@ -259,6 +402,7 @@ where
             })
         };
         if ready_available || snapshot.available() == 0 {
+            self.shared.waiters.deregister(cx.waker());
             Poll::Ready(Ok(()))
         } else {
             Poll::Pending
@@ -276,6 +420,6 @@ where
             ));
         };
         let future = service.call(request);
-        ResponseFuture::called(future, key, in_flight)
+        ResponseFuture::called(future, key, in_flight, self.completion.clone())
     }
 }

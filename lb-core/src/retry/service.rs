@@ -11,10 +11,12 @@ use tower::{Service, ServiceExt};
 
 use super::RetryLayer;
 use crate::Algorithm;
-use crate::balance::{Balance, BalanceError, HashKeyOf};
+use crate::InFlight;
+use crate::balance::{Balance, BalanceError, HashKeyOf, TrackCompletion};
 
-/// A [`Balance`] whose failed requests are retried (see the [module](super) docs).
-#[derive(Debug)]
+/// A [`Balance`] whose failed requests are retried (see the [module](super) docs). Cloning it
+/// clones the balancer handle (see [`Balance`]'s sharing).
+#[derive(Clone, Debug)]
 pub struct Retry<B> {
     pub(crate) inner: B,
     pub(crate) config: RetryLayer,
@@ -30,7 +32,7 @@ impl<B> Retry<B> {
 /// The response future of [`Retry`].
 pub type RetryFuture<T> = Pin<Box<dyn Future<Output = Result<T, BalanceError>> + Send>>;
 
-impl<A, D, Req, X> Service<Req> for Retry<Balance<A, D, Req, X>>
+impl<A, D, Req, X, C> Service<Req> for Retry<Balance<A, D, Req, X, C>>
 where
     A: Algorithm,
     D: Discover + Unpin,
@@ -42,8 +44,10 @@ where
     <D::Service as Service<Req>>::Response: Send,
     X: HashKeyOf<Req>,
     Req: Clone + Send + 'static,
+    C: TrackCompletion<<D::Service as Service<Req>>::Response> + Send + 'static,
+    C::Output: Send,
 {
-    type Response = <D::Service as Service<Req>>::Response;
+    type Response = C::Output;
     type Error = BalanceError;
     type Future = RetryFuture<Self::Response>;
 
@@ -83,16 +87,14 @@ where
         };
         let first = service.call(request.clone());
         let config = self.config.clone();
+        let completion = balance.completion().clone();
         Box::pin(async move {
             let failed = |key: &D::Key, e: tower::BoxError| BalanceError::Backend {
                 backend: key.to_string(),
                 source: e,
             };
             let mut error = match first.await {
-                Ok(response) => {
-                    in_flight.finish();
-                    return Ok(response);
-                }
+                Ok(response) => return Ok(completion.track_completion(in_flight, response)),
                 Err(e) => {
                     drop(in_flight);
                     e.into()
@@ -112,10 +114,9 @@ where
                 let guard = snapshot.get(key).map(|b| snapshot.start(b));
                 match service.oneshot(request.clone()).await {
                     Ok(response) => {
-                        if let Some(g) = guard {
-                            g.finish();
-                        }
-                        return Ok(response);
+                        // A backend that left the set meanwhile is counted nowhere.
+                        let guard = guard.unwrap_or_else(InFlight::detached);
+                        return Ok(completion.track_completion(guard, response));
                     }
                     Err(e) => error = e.into(),
                 }
