@@ -24,9 +24,8 @@ use vrrp_core::packet::Vrid;
 #[test]
 fn a_failover_takes_the_vip_names_its_trackers_and_releases_the_vip_when_dropped() {
     let test = "a_failover_takes_the_vip_names_its_trackers_and_releases_the_vip_when_dropped";
-    let netlab = match lab::prerequisites(&[("ip", "-V")]) {
-        Ok(p) => p,
-        Err(why) => return lab::skip(test, &why),
+    let Some(netlab) = lab::netlab_or_skip(test, &[("ip", "-V")]) else {
+        return;
     };
     let lab = Lab::up(netlab, "fa", V3_IPV4_100MS);
     let released = lab::in_namespace(&lab.ns("h1"), || async {
@@ -86,9 +85,8 @@ fn a_failover_takes_the_vip_names_its_trackers_and_releases_the_vip_when_dropped
 #[test]
 fn a_monitor_already_down_when_attached_faults_the_router_at_once() {
     let test = "a_monitor_already_down_when_attached_faults_the_router_at_once";
-    let netlab = match lab::prerequisites(&[("ip", "-V")]) {
-        Ok(p) => p,
-        Err(why) => return lab::skip(test, &why),
+    let Some(netlab) = lab::netlab_or_skip(test, &[("ip", "-V")]) else {
+        return;
     };
     let lab = Lab::up(netlab, "fm", V3_IPV4_100MS);
     lab::in_namespace(&lab.ns("h1"), || async {
