@@ -12,7 +12,7 @@ mod lab;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use health_check::{Health, Monitor, MonitorConfig, Start, TcpCheck};
+use health_check::{Health, Monitor, MonitorConfig, Start, TcpCheck, WatchdogConfig};
 
 use ip_manager::failover::{Failover, StartError};
 use ip_manager::{IpManager, NetlinkManager, Vip};
@@ -121,4 +121,63 @@ fn a_monitor_already_down_when_attached_faults_the_router_at_once() {
             .expect("Fault within 1 s of attaching a monitor that is down")
             .expect("the driver runs");
     });
+}
+
+#[test]
+fn a_wedged_runtime_seen_by_the_watchdog_faults_the_router_and_it_recovers() {
+    let test = "a_wedged_runtime_seen_by_the_watchdog_faults_the_router_and_it_recovers";
+    let Some(netlab) = lab::netlab_or_skip(test, &[("ip", "-V")]) else {
+        return;
+    };
+    let lab = Lab::up(netlab, "fw", V3_IPV4_100MS);
+    let (faulted, recovered) = lab::in_namespace(&lab.ns("h1"), || async {
+        // VRRP runs here (this thread's runtime); the "balancer" on a runtime of its own.
+        let failover = Failover::builder("eth0", 51)
+            .virtual_address("10.99.0.200/24")
+            .advert_interval(Duration::from_millis(100))
+            .track("event-loop", 0)
+            .start()
+            .await
+            .expect("starts");
+        tokio::time::timeout(Duration::from_secs(3), failover.wait_for(State::Master))
+            .await
+            .expect("Master within 3 s")
+            .expect("the driver runs");
+        let balancer = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .expect("runtime");
+        let config = WatchdogConfig::default()
+            .every(Duration::from_millis(20), Duration::from_millis(100))
+            .rise_fall(2, 1);
+        let tracker = failover.tracker("event-loop").expect("tracked");
+        let _watchdog = health_check::vrrp::watchdog(balancer.handle().clone(), config, tracker)
+            .expect("watchdog thread");
+        // A handler blocks the balancer's only worker for a second.
+        let wedged = Instant::now();
+        balancer.spawn(async { std::thread::sleep(Duration::from_secs(1)) });
+        tokio::time::timeout(Duration::from_secs(2), failover.wait_for(State::Fault))
+            .await
+            .expect("Fault while the balancer is wedged")
+            .expect("the driver runs");
+        let faulted = wedged.elapsed();
+        tokio::time::timeout(Duration::from_secs(5), failover.wait_for(State::Master))
+            .await
+            .expect("Master again once the balancer runs")
+            .expect("the driver runs");
+        let recovered = wedged.elapsed();
+        balancer.shutdown_background();
+        (faulted, recovered)
+    });
+    assert!(
+        faulted < Duration::from_millis(500),
+        "Fault after {faulted:?}"
+    );
+    assert!(
+        recovered > Duration::from_secs(1),
+        "Master again after {recovered:?}, while wedged?"
+    );
+    eprintln!(
+        "watchdog: wedged balancer -> Fault after {faulted:?}, Master again after {recovered:?}"
+    );
 }
