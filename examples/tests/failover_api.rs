@@ -99,13 +99,11 @@ fn a_monitor_already_down_when_attached_faults_the_router_at_once() {
             .expect("starts");
         // Nothing listens on port 1 of this namespace's loopback: down after one check.
         let refused = TcpCheck::new("127.0.0.1:1".parse().expect("address"));
-        let config = MonitorConfig {
-            interval: Duration::from_millis(50),
-            rise: 1,
-            fall: 1,
-            start: Start::Now,
-            ..MonitorConfig::default()
-        };
+        let config = MonitorConfig::default()
+            .interval(Duration::from_millis(50))
+            .rise(1)
+            .fall(1)
+            .start(Start::Now);
         let monitor = Monitor::spawn(Arc::new(refused), config).expect("monitor");
         let started = Instant::now();
         while monitor.status().health != Health::Down {
@@ -205,13 +203,11 @@ fn a_listener_whose_backends_are_all_down_faults_the_router_one_down_does_not() 
                 .await
                 .expect("bind");
             let addr = listener.local_addr().expect("address");
-            let config = MonitorConfig {
-                interval: Duration::from_millis(50),
-                rise: 1,
-                fall: 1,
-                start: Start::Now,
-                ..MonitorConfig::default()
-            };
+            let config = MonitorConfig::default()
+                .interval(Duration::from_millis(50))
+                .rise(1)
+                .fall(1)
+                .start(Start::Now);
             monitors.push(Monitor::spawn(Arc::new(TcpCheck::new(addr)), config).expect("monitor"));
             backends.push(Some(listener));
         }
