@@ -199,7 +199,11 @@ async fn spread_start_scatters_first_checks_over_the_interval() {
         // A first check at offset 0 runs again at exactly 10 s, the instant the test wakes:
         // that second run belongs to the next interval.
         let in_first: Vec<_> = ran.iter().filter(|t| **t - started < 10 * SEC).collect();
-        assert_eq!(in_first.len(), 1, "exactly one check in the first interval: {ran:?}");
+        assert_eq!(
+            in_first.len(),
+            1,
+            "exactly one check in the first interval: {ran:?}"
+        );
         let offset = ran[0] - started;
         assert!(offset < 10 * SEC);
         buckets[(offset.as_secs()) as usize] += 1;
