@@ -20,5 +20,4 @@ pub mod duration;
 mod http_responder;
 pub mod lbd;
 pub mod prometheus;
-pub mod proxy;
 pub mod vrrpd;

@@ -88,6 +88,8 @@ mod http;
 mod least_conn;
 pub mod maxconn;
 mod p2c;
+#[cfg(feature = "proxy")]
+pub mod proxy;
 mod random;
 pub mod retry;
 mod rng;

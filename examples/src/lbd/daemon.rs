@@ -13,9 +13,9 @@ use super::monitors::{CheckError, Monitors};
 use super::running::{Proxy, Starter, with_algorithm};
 use super::stats::Stats;
 use super::stats_page::{Snapshot, StatsError, StatsServer};
-use crate::proxy::ConnectionLimit;
-use crate::proxy::tls::TlsError;
-use crate::proxy::{
+use lb_core::proxy::ConnectionLimit;
+use lb_core::proxy::tls::TlsError;
+use lb_core::proxy::{
     DrainReport, HttpProxy, HttpSettings, ProxyError, ProxyStats, ServerSettings, TcpProxy,
     TcpSettings,
 };
@@ -413,8 +413,8 @@ fn server_settings(config: &Listener) -> Result<Vec<ServerSettings>, StartError>
 }
 
 /// The timeouts both proxies share.
-fn timeouts(config: &Listener) -> crate::proxy::Timeouts {
-    crate::proxy::Timeouts {
+fn timeouts(config: &Listener) -> lb_core::proxy::Timeouts {
+    lb_core::proxy::Timeouts {
         connect: config.timeouts.connect,
         client: config.timeouts.client,
         server: config.timeouts.server,

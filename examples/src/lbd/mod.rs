@@ -2,7 +2,7 @@
 //! (the algorithms, retries, maxconn) and `health-check` (the servers' checks).
 //!
 //! [`config`] reads and checks the file (`lbd --check`); [`Lbd`] runs it: a proxy per
-//! listener ([`crate::proxy`]), a `health-check` monitor per checked server whose verdicts
+//! listener ([`lb_core::proxy`]), a `health-check` monitor per checked server whose verdicts
 //! take servers in and out of rotation (logged as HAProxy does:
 //! `backend web server web2 127.0.0.1:18082 marked down: ...`), reload and drain;
 //! [`stats_page`] serves what it counts (HTML, JSON and Prometheus metrics).

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lb_core::HashKey;
+use crate::HashKey;
 
 /// One `[[listen]]` section in `mode = "tcp"`: where to listen, where to send, how long to
 /// wait.
@@ -34,6 +34,7 @@ pub struct TcpSettings {
     /// TLS termination: the server configuration (certificates chosen by SNI, usually no
     /// ALPN). Each client's handshake must finish within `timeouts.connect`; the decrypted
     /// stream is then spliced with the server. `None`: plain TCP.
+    #[cfg(feature = "proxy-tls")]
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// A limit shared with other proxies (HAProxy's global `maxconn`); none by default.
     pub limit: Option<ConnectionLimit>,
@@ -82,7 +83,7 @@ impl fmt::Debug for TcpSettings {
             .field("timeouts", &self.timeouts)
             .field("maxconn", &self.maxconn)
             .field("backlog", &self.backlog)
-            .field("tls", &self.tls.is_some())
+            .field("tls", &tls_is_some(self))
             .field("limit", &self.limit)
             .finish()
     }
@@ -100,20 +101,43 @@ impl PartialEq for TcpSettings {
             && self.timeouts == other.timeouts
             && self.maxconn == other.maxconn
             && self.backlog == other.backlog
-            && same_arc(&self.tls, &other.tls)
+            && same_tls(self, other)
             && self.limit == other.limit
     }
 }
 
 impl Eq for TcpSettings {}
 
-/// Whether both are `None` or both the same `Arc`.
-fn same_arc<T>(a: &Option<Arc<T>>, b: &Option<Arc<T>>) -> bool {
-    match (a, b) {
-        (None, None) => true,
-        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-        _ => false,
-    }
+/// What the settings structs with a `tls` field share, for `Debug` and `PartialEq`.
+macro_rules! tls_field {
+    ($($t:ty),*) => {$(
+        impl HasTls for $t {
+            fn tls_ptr(&self) -> Option<*const ()> {
+                #[cfg(feature = "proxy-tls")]
+                return self.tls.as_ref().map(|c| Arc::as_ptr(c).cast());
+                #[cfg(not(feature = "proxy-tls"))]
+                None
+            }
+        }
+    )*};
+}
+
+/// A settings struct whose `tls` (feature `proxy-tls`) is compared by identity.
+pub(crate) trait HasTls {
+    /// The configuration's address, if any.
+    fn tls_ptr(&self) -> Option<*const ()>;
+}
+
+tls_field!(TcpSettings, ServerSettings, HttpSettings);
+
+/// Whether it has a TLS configuration.
+fn tls_is_some(settings: &impl HasTls) -> bool {
+    settings.tls_ptr().is_some()
+}
+
+/// Whether both have no TLS configuration or the same one (the same `Arc`).
+pub(crate) fn same_tls<T: HasTls>(a: &T, b: &T) -> bool {
+    a.tls_ptr() == b.tls_ptr()
 }
 
 impl TcpSettings {
@@ -131,6 +155,7 @@ impl TcpSettings {
             timeouts,
             maxconn: 3000,
             backlog: 1024,
+            #[cfg(feature = "proxy-tls")]
             tls: None,
             limit: None,
         }
@@ -140,7 +165,7 @@ impl TcpSettings {
 /// One backend server.
 #[derive(Clone)]
 pub struct ServerSettings {
-    /// Its name: the key in the [`BackendSet`](lb_core::BackendSet), shown in stats.
+    /// Its name: the key in the [`BackendSet`](crate::BackendSet), shown in stats.
     pub name: String,
     /// Where to connect.
     pub addr: SocketAddr,
@@ -153,6 +178,7 @@ pub struct ServerSettings {
     /// `verify = "none"`; ALPN `http/1.1` in HTTP mode, none in TCP mode). The server name
     /// sent and checked is its IP address; in TCP mode the handshake is part of the connect
     /// (within `timeouts.connect`, retried as a failed connect). `None`: plain TCP.
+    #[cfg(feature = "proxy-tls")]
     pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
@@ -164,6 +190,7 @@ impl ServerSettings {
             addr,
             weight: 1,
             maxconn: None,
+            #[cfg(feature = "proxy-tls")]
             tls: None,
         }
     }
@@ -176,7 +203,7 @@ impl fmt::Debug for ServerSettings {
             .field("addr", &self.addr)
             .field("weight", &self.weight)
             .field("maxconn", &self.maxconn)
-            .field("tls", &self.tls.is_some())
+            .field("tls", &tls_is_some(self))
             .finish()
     }
 }
@@ -188,7 +215,7 @@ impl PartialEq for ServerSettings {
             && self.addr == other.addr
             && self.weight == other.weight
             && self.maxconn == other.maxconn
-            && same_arc(&self.tls, &other.tls)
+            && same_tls(self, other)
     }
 }
 
@@ -233,6 +260,7 @@ pub struct HttpSettings {
     pub forward_for: bool,
     /// TLS termination: the server configuration (certificates, ALPN `h2` and `http/1.1`);
     /// a connection that negotiated `h2` is served as HTTP/2. `None`: plain HTTP/1.1.
+    #[cfg(feature = "proxy-tls")]
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// A limit shared with other proxies (HAProxy's global `maxconn`); none by default.
     pub limit: Option<ConnectionLimit>,
@@ -258,6 +286,7 @@ impl HttpSettings {
             cookie: None,
             redirect_https: false,
             forward_for: true,
+            #[cfg(feature = "proxy-tls")]
             tls: None,
             limit: None,
         }
@@ -279,7 +308,7 @@ impl fmt::Debug for HttpSettings {
             .field("cookie", &self.cookie)
             .field("redirect_https", &self.redirect_https)
             .field("forward_for", &self.forward_for)
-            .field("tls", &self.tls.is_some())
+            .field("tls", &tls_is_some(self))
             .field("limit", &self.limit)
             .finish_non_exhaustive()
     }

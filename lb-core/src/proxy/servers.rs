@@ -18,12 +18,12 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::{Algorithm, BackendSet, Context, InFlight, NoBackend};
 use arc_swap::ArcSwap;
-use lb_core::{Algorithm, BackendSet, Context, InFlight, NoBackend};
 use tokio::sync::Notify;
 
 use super::error::ProxyError;
-use super::settings::ServerSettings;
+use super::settings::{ServerSettings, same_tls};
 use super::stats::{Gauge, ServerCounters};
 
 /// One server: its settings, counters, and what the proxy keeps per server (`E`: nothing for
@@ -487,19 +487,13 @@ impl<A: Algorithm, E> Servers<A, E> {
 /// Whether a server of the new settings is the same as one of the old: same name, address
 /// and TLS configuration (by identity), so its counters and pooled connections carry over.
 fn same_server(old: &ServerSettings, new: &ServerSettings) -> bool {
-    old.name == new.name
-        && old.addr == new.addr
-        && match (&old.tls, &new.tls) {
-            (None, None) => true,
-            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-            _ => false,
-        }
+    old.name == new.name && old.addr == new.addr && same_tls(old, new)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lb_core::{Health, RoundRobin};
+    use crate::{Health, RoundRobin};
     use std::net::SocketAddr;
 
     fn servers(maxconn: Option<u32>) -> Servers<RoundRobin, ()> {

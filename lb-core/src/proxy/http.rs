@@ -11,20 +11,24 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use crate::balance::HashKeyOf;
+use crate::{Algorithm, BackendSet, HashKey, StickyCookie};
 use bytes::Bytes;
 use http::header::HeaderValue;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::{Body, Incoming};
 use hyper::client::conn::http1::SendRequest;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use lb_core::balance::HashKeyOf;
-use lb_core::{Algorithm, BackendSet, HashKey, StickyCookie};
+use hyper_util::rt::TokioIo;
+#[cfg(feature = "proxy-tls")]
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+#[cfg(feature = "proxy-tls")]
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinHandle;
+#[cfg(feature = "proxy-tls")]
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use super::error::ProxyError;
@@ -84,8 +88,10 @@ struct Shared<A: Algorithm> {
     cookie: Option<StickyCookie>,
     redirect_https: bool,
     forward_for: bool,
+    #[cfg(feature = "proxy-tls")]
     tls: Option<TlsAcceptor>,
     http1: hyper::server::conn::http1::Builder,
+    #[cfg(feature = "proxy-tls")]
     http2: hyper::server::conn::http2::Builder<TokioExecutor>,
     /// One permit per client connection: the accept loop takes one before accepting.
     connections: Arc<Semaphore>,
@@ -146,8 +152,12 @@ impl<A: Algorithm> HttpProxy<A> {
         // `timeouts.http_request` is kept by a `HeadClock` per connection (see `drive`):
         // hyper's own would arm a timer for every request.
         http1.header_read_timeout(None).keep_alive(true);
-        let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
-        http2.timer(TokioTimer::new()).keep_alive_interval(None);
+        #[cfg(feature = "proxy-tls")]
+        let http2 = {
+            let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+            http2.timer(TokioTimer::new()).keep_alive_interval(None);
+            http2
+        };
         let shared = Arc::new(Shared {
             name,
             servers,
@@ -159,15 +169,17 @@ impl<A: Algorithm> HttpProxy<A> {
             cookie: settings.cookie.map(StickyCookie::new),
             redirect_https: settings.redirect_https,
             forward_for: settings.forward_for,
+            #[cfg(feature = "proxy-tls")]
             tls: settings.tls.map(TlsAcceptor::from),
             http1,
+            #[cfg(feature = "proxy-tls")]
             http2,
             connections: Arc::new(Semaphore::new(settings.maxconn as usize)),
             limit: settings.limit.clone(),
         });
         let (state, watching) = watch::channel(State::Serving);
         let accept = tokio::spawn(accept_loop(listener, shared.clone(), watching));
-        tracing::info!(proxy = %shared.name, %local_addr, tls = shared.tls.is_some(), "listening (http)");
+        tracing::info!(proxy = %shared.name, %local_addr, tls = shared.terminates_tls(), "listening (http)");
         Ok(HttpProxy {
             shared,
             local_addr,
@@ -314,12 +326,19 @@ async fn serve<A: Algorithm>(
         let client = client.clone();
         async move { Ok::<_, Infallible>(client.handle(request).await) }
     });
-    match &shared.tls {
+    #[cfg(feature = "proxy-tls")]
+    let tls = shared.tls.as_ref();
+    #[cfg(not(feature = "proxy-tls"))]
+    let tls: Option<std::convert::Infallible> = None;
+    match tls {
         None => {
             let connection = shared.http1.serve_connection(TokioIo::new(stream), service);
             let head = Some((&*head_clock, shared.http_request));
             drive(connection, &mut state, &shared.name, peer, head).await;
         }
+        #[cfg(not(feature = "proxy-tls"))]
+        Some(never) => match never {},
+        #[cfg(feature = "proxy-tls")]
         Some(acceptor) => {
             let handshake = tokio::time::timeout(shared.http_request, acceptor.accept(stream));
             let tls = match handshake.await {
@@ -346,6 +365,16 @@ async fn serve<A: Algorithm>(
     finish(&shared, permit);
 }
 
+impl<A: Algorithm> Shared<A> {
+    /// Whether the listener terminates TLS.
+    fn terminates_tls(&self) -> bool {
+        #[cfg(feature = "proxy-tls")]
+        return self.tls.is_some();
+        #[cfg(not(feature = "proxy-tls"))]
+        false
+    }
+}
+
 fn finish<A: Algorithm>(shared: &Shared<A>, permit: OwnedSemaphorePermit) {
     shared.counters.current.leave();
     drop(permit);
@@ -369,6 +398,7 @@ where
     }
 }
 
+#[cfg(feature = "proxy-tls")]
 impl<I, S, B> Graceful for hyper::server::conn::http2::Connection<I, S, TokioExecutor>
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
@@ -430,16 +460,15 @@ async fn drive<C: Graceful>(
 async fn open(server: &Server<Idle>) -> io::Result<SendRequest<ReqBody>> {
     let stream = TcpStream::connect(server.settings.addr).await?;
     stream.set_nodelay(true)?;
-    match &server.settings.tls {
-        None => handshake(stream).await,
-        Some(config) => {
-            let name = ServerName::IpAddress(server.settings.addr.ip().into());
-            let tls = TlsConnector::from(config.clone())
-                .connect(name, stream)
-                .await?;
-            handshake(tls).await
-        }
+    #[cfg(feature = "proxy-tls")]
+    if let Some(config) = &server.settings.tls {
+        let name = ServerName::IpAddress(server.settings.addr.ip().into());
+        let tls = TlsConnector::from(config.clone())
+            .connect(name, stream)
+            .await?;
+        return handshake(tls).await;
     }
+    handshake(stream).await
 }
 
 async fn handshake<T>(io: T) -> io::Result<SendRequest<ReqBody>>

@@ -10,11 +10,10 @@
 //! SNI or an unknown name gets the first certificate, the default.
 //!
 //! ```no_run
-//! use examples::lbd::config::Verify;
-//! use examples::proxy::tls::{self, Alpn};
+//! use lb_core::proxy::tls::{self, Alpn, Verify};
 //! use std::path::Path;
 //!
-//! # fn main() -> Result<(), examples::proxy::tls::TlsError> {
+//! # fn main() -> Result<(), lb_core::proxy::tls::TlsError> {
 //! let site = (Path::new("/etc/ha/site.pem"), Path::new("/etc/ha/site.key"));
 //! let api = (Path::new("/etc/ha/api.pem"), Path::new("/etc/ha/api.key"));
 //! // For an HTTP listener: ALPN h2, then http/1.1; site.pem is the default.
@@ -39,12 +38,23 @@ use rustls::{ClientConfig, RootCertStore, ServerConfig};
 
 pub use error::TlsError;
 
-use crate::lbd::config::Verify;
-
 /// The system's CA bundle (Debian's `ca-certificates`), trusted by `verify = "required"`
 /// servers that name no `ca` file. The `SSL_CERT_FILE` environment variable, as OpenSSL reads
 /// it, names another.
 pub const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// How a server's certificate is checked (HAProxy's `verify` on a `server ... ssl` line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Verify {
+    /// Its chain must lead to a trusted CA (HAProxy's `verify required`, the default): the CAs
+    /// of a given file, else the system's bundle ([`SYSTEM_CA_BUNDLE`]).
+    #[default]
+    Required,
+    /// Not at all (`verify none`): encrypted, but anyone in the path may impersonate the
+    /// server.
+    None,
+}
 
 /// The application protocols offered with ALPN.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

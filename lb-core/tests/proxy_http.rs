@@ -14,12 +14,12 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use examples::proxy::{HttpProxy, HttpSettings, ServerSettings, Timeouts};
 use http::{HeaderMap, Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Frame, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use lb_core::proxy::{HttpProxy, HttpSettings, ServerSettings, Timeouts};
 use lb_core::{ConsistentHash, HashKey, Health, LeastConnections, RoundRobin};
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,

@@ -4,7 +4,7 @@
 //!
 //! A [`TcpProxy`] listens on one address (with `IP_FREEBIND`, so it may be a VIP that VRRP
 //! has not brought here yet), picks a server for each client through an `lb-core`
-//! [`BackendSet`](lb_core::BackendSet) (health, admin state, weights, in-flight counts for
+//! [`BackendSet`](crate::BackendSet) (health, admin state, weights, in-flight counts for
 //! `leastconn`), connects with `timeouts.connect`, retries failed connects (`retries`, the
 //! last one to another server with `redispatch`), then copies bytes both ways with
 //! half-close and an idle timeout. `maxconn` bounds the clients served at once (the next ones
@@ -13,7 +13,7 @@
 //! [`TcpProxy::stats`] reads the counters a stats page shows.
 //!
 //! ```no_run
-//! use examples::proxy::{ServerSettings, TcpProxy, TcpSettings};
+//! use lb_core::proxy::{ServerSettings, TcpProxy, TcpSettings};
 //! use lb_core::{Health, LeastConnections};
 //! use std::time::Duration;
 //!
@@ -51,7 +51,7 @@
 //! failures before the response began.
 //!
 //! ```no_run
-//! use examples::proxy::{HttpProxy, HttpSettings, ServerSettings};
+//! use lb_core::proxy::{HttpProxy, HttpSettings, ServerSettings};
 //! use lb_core::{ConsistentHash, HashKey};
 //! use std::time::Duration;
 //!
@@ -85,6 +85,7 @@ mod settings;
 mod splice;
 mod stats;
 mod tcp;
+#[cfg(feature = "proxy-tls")]
 pub mod tls;
 
 pub use error::ProxyError;

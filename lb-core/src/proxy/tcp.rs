@@ -6,12 +6,14 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use lb_core::{Algorithm, BackendSet};
+use crate::{Algorithm, BackendSet};
+#[cfg(feature = "proxy-tls")]
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinHandle;
+#[cfg(feature = "proxy-tls")]
 use tokio_rustls::{TlsAcceptor, TlsConnector, client};
 
 use super::error::ProxyError;
@@ -65,12 +67,14 @@ struct Shared<A: Algorithm> {
     /// The limit shared with other proxies, if any.
     limit: Option<ConnectionLimit>,
     /// TLS termination, when the listener has certificates.
+    #[cfg(feature = "proxy-tls")]
     tls: Option<TlsAcceptor>,
 }
 
 /// A connection to a server: plain, or TLS when the server has `tls`.
 enum Upstream {
     Plain(TcpStream),
+    #[cfg(feature = "proxy-tls")]
     Tls(Box<client::TlsStream<TcpStream>>),
 }
 
@@ -79,16 +83,15 @@ enum Upstream {
 async fn open<E>(server: &Server<E>) -> std::io::Result<Upstream> {
     let stream = TcpStream::connect(server.settings.addr).await?;
     let _ = stream.set_nodelay(true);
-    match &server.settings.tls {
-        None => Ok(Upstream::Plain(stream)),
-        Some(config) => {
-            let name = ServerName::IpAddress(server.settings.addr.ip().into());
-            let tls = TlsConnector::from(config.clone())
-                .connect(name, stream)
-                .await?;
-            Ok(Upstream::Tls(Box::new(tls)))
-        }
+    #[cfg(feature = "proxy-tls")]
+    if let Some(config) = &server.settings.tls {
+        let name = ServerName::IpAddress(server.settings.addr.ip().into());
+        let tls = TlsConnector::from(config.clone())
+            .connect(name, stream)
+            .await?;
+        return Ok(Upstream::Tls(Box::new(tls)));
     }
+    Ok(Upstream::Plain(stream))
 }
 
 impl<A: Algorithm> TcpProxy<A> {
@@ -130,11 +133,12 @@ impl<A: Algorithm> TcpProxy<A> {
             counters: ProxyCounters::default(),
             connections: Arc::new(Semaphore::new(settings.maxconn as usize)),
             limit: settings.limit.clone(),
+            #[cfg(feature = "proxy-tls")]
             tls: settings.tls.map(TlsAcceptor::from),
         });
         let (stop, stopped) = watch::channel(false);
         let accept = tokio::spawn(accept_loop(listener, shared.clone(), stopped));
-        tracing::info!(proxy = %shared.name, %local_addr, tls = shared.tls.is_some(), "listening (tcp)");
+        tracing::info!(proxy = %shared.name, %local_addr, tls = shared.terminates_tls(), "listening (tcp)");
         Ok(TcpProxy {
             shared,
             local_addr,
@@ -258,8 +262,25 @@ async fn serve<A: Algorithm>(
 }
 
 impl<A: Algorithm> Shared<A> {
+    /// Whether the listener terminates TLS.
+    fn terminates_tls(&self) -> bool {
+        #[cfg(feature = "proxy-tls")]
+        return self.tls.is_some();
+        #[cfg(not(feature = "proxy-tls"))]
+        false
+    }
+
     /// Shakes hands with a TLS client (within `timeouts.connect`) when the listener
     /// terminates TLS, then forwards.
+    #[cfg(not(feature = "proxy-tls"))]
+    async fn handle(&self, client: TcpStream, peer: SocketAddr) {
+        let _ = client.set_nodelay(true);
+        self.forward(client, peer).await;
+    }
+
+    /// Shakes hands with a TLS client (within `timeouts.connect`) when the listener
+    /// terminates TLS, then forwards.
+    #[cfg(feature = "proxy-tls")]
     async fn handle(&self, client: TcpStream, peer: SocketAddr) {
         let _ = client.set_nodelay(true);
         let Some(acceptor) = &self.tls else {
@@ -322,6 +343,7 @@ impl<A: Algorithm> Shared<A> {
         );
         let ended = match &mut server {
             Upstream::Plain(server) => splice(&mut client, server, idle, bytes_in, bytes_out).await,
+            #[cfg(feature = "proxy-tls")]
             Upstream::Tls(server) => {
                 splice(&mut client, &mut **server, idle, bytes_in, bytes_out).await
             }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use examples::proxy::{ServerSettings, TcpProxy, TcpSettings, Timeouts};
+use lb_core::proxy::{ServerSettings, TcpProxy, TcpSettings, Timeouts};
 use lb_core::{Health, LeastConnections, RoundRobin};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};

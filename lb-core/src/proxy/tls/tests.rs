@@ -317,7 +317,7 @@ fn each_mistake_names_the_file_and_the_fix() {
     assert_eq!(
         server_error(&[(missing.clone(), key.clone())]),
         format!(
-            "{}: cannot read it: No such file or directory (os error 2) (check the path, and that lbd may read the file)",
+            "{}: cannot read it: No such file or directory (os error 2) (check the path, and that this process may read the file)",
             d(&missing)
         )
     );

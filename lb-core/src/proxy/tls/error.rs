@@ -9,7 +9,7 @@ use thiserror::Error;
 #[non_exhaustive]
 pub enum TlsError {
     /// A file could not be read.
-    #[error("{}: cannot read it: {source} (check the path, and that lbd may read the file)", path.display())]
+    #[error("{}: cannot read it: {source} (check the path, and that this process may read the file)", path.display())]
     Read {
         /// The file.
         path: PathBuf,
