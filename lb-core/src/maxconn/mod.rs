@@ -1,5 +1,16 @@
-//! [`MaxConn`]: a per-backend concurrency limit with a bounded queue and a queue timeout
-//! (HAProxy's server `maxconn`, `maxqueue` and `timeout queue`).
+//! Server `maxconn` with a queue (HAProxy's server `maxconn`, `maxqueue` and `timeout queue`):
+//! the one implementation in lb-core, used by the [`MaxConn`] tower layer and by the proxy
+//! (`lb_core::proxy`, feature `proxy`).
+//!
+//! The pieces:
+//! - [`Gauge`]: the slots taken on a backend, bounded by its `maxconn` (one compare-and-swap
+//!   per request), with the high-water mark;
+//! - [`pick_free`]: the algorithm's pick passing over full backends (HAProxy picks among the
+//!   servers below their `maxconn`);
+//! - [`Queue`]: where a request waits when every candidate is full, in arrival order, at most
+//!   `bound` of them and each for at most the queue timeout; a slot given back wakes it.
+//!
+//! # The tower layer
 //!
 //! Wrap each backend's service in a [`MaxConnLayer`] before handing it to the balancer. At
 //! most `maxconn` requests run on the backend; the next ones wait in arrival order (FIFO), at
@@ -13,9 +24,15 @@
 //! a clone (`ServiceExt::oneshot`) once a slot is free, so it must be `Clone`.
 
 mod error;
+mod gauge;
 mod layer;
+mod pick;
+mod queue;
 mod service;
 
-pub use error::MaxConnError;
+pub use error::{MaxConnError, QueueError};
+pub use gauge::Gauge;
 pub use layer::MaxConnLayer;
+pub use pick::pick_free;
+pub use queue::{Attempt, Queue};
 pub use service::{MaxConn, MaxConnFuture};

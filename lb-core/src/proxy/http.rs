@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::balance::HashKeyOf;
-use crate::{Algorithm, BackendSet, HashKey, StickyCookie};
+use crate::{Algorithm, BackendSet, HashKey, RetryLayer, StickyCookie};
 use bytes::Bytes;
 use http::header::HeaderValue;
 use http::{Method, Request, Response, StatusCode};
@@ -123,9 +123,8 @@ impl<A: Algorithm> HttpProxy<A> {
             return Err(ProxyError::ZeroMaxConn { proxy: name });
         }
         let policy = Policy {
-            retries: settings.retries,
-            redispatch: settings.redispatch,
-            retry_delay: settings.retry_delay,
+            retry: RetryLayer::new(settings.retries as usize, settings.redispatch)
+                .delay(settings.retry_delay),
             connect: settings.timeouts.connect,
             queue: settings.timeouts.queue,
         };
@@ -563,7 +562,7 @@ impl<A: Algorithm> Client<A> {
             ReqBody::counted(body, slot.table().clone(), slot.index()),
         ));
 
-        let mut left = shared.servers.policy.retries;
+        let mut attempts = shared.servers.policy.retry.attempts();
         // After a pooled connection failed, the next attempt opens a new one.
         let mut fresh_only = false;
         loop {
@@ -575,7 +574,11 @@ impl<A: Algorithm> Client<A> {
             let is_pooled = pooled.is_some();
             let mut sender = match pooled {
                 Some(sender) => sender,
-                None => match shared.servers.connect(&pick, slot, &mut left, open).await {
+                None => match shared
+                    .servers
+                    .connect(&pick, slot, &mut attempts, open)
+                    .await
+                {
                     Ok((sender, connected)) => {
                         slot = connected;
                         sender
@@ -626,7 +629,11 @@ impl<A: Algorithm> Client<A> {
                     }
                     server.response_failed();
                     fresh_only = false;
-                    slot = match shared.servers.retry(&pick, slot, &mut left, false).await {
+                    slot = match shared
+                        .servers
+                        .retry(&pick, slot, &mut attempts, false)
+                        .await
+                    {
                         Ok(next) => next,
                         Err(Refused::ConnectFailed) => {
                             shared.counters.failed.fetch_add(1, Ordering::Relaxed);

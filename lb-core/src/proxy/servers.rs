@@ -1,6 +1,9 @@
 //! The servers both proxies share the code of: picking one through the `lb-core`
 //! [`BackendSet`] (hash key, stickiness cookie), a slot per server bounded by its `maxconn`
-//! with a queue (`timeouts.queue`), and connecting with `retries` and `redispatch`.
+//! with a queue (`timeouts.queue`), and connecting with `retries` and `redispatch`. The
+//! `maxconn` slots, the queue and the retries are lb-core's own ([`crate::maxconn`]'s
+//! [`Gauge`], [`pick_free`] and [`Queue`]; [`crate::retry`]'s [`Attempts`]): this module
+//! only says which servers a request may use and how to connect to one.
 //!
 //! A [`Slot`] is what a client (TCP) or a request (HTTP) holds on a server while it is served:
 //! the server's `current` count and its in-flight count in the backend set (what `leastconn`
@@ -14,17 +17,18 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::{Algorithm, BackendSet, Context, InFlight, NoBackend};
 use arc_swap::ArcSwap;
-use tokio::sync::Notify;
 
 use super::error::ProxyError;
 use super::settings::{ServerSettings, same_tls};
-use super::stats::{Gauge, ServerCounters};
+use super::stats::ServerCounters;
+use crate::maxconn::{Attempt, Queue, QueueError, pick_free};
+use crate::retry::{Attempts, Next};
+use crate::{Algorithm, BackendSet, InFlight, NoBackend, RetryLayer};
 
 /// One server: its settings, counters, and what the proxy keeps per server (`E`: nothing for
 /// TCP, the idle connection pool for HTTP). The counters and `extra` are shared with the
@@ -46,16 +50,23 @@ pub(crate) struct Table<E> {
 }
 
 /// The queue and the proxy-wide counters, the same in every table a proxy had.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Common {
-    /// Signalled when a slot is given back while `waiting` is above 0.
-    freed: Notify,
-    /// Clients between "found every server full" and "got a slot or gave up".
-    waiting: AtomicUsize,
-    /// Clients queued (the proxy's `qcur` / `qmax`).
-    pub(crate) queued: Gauge,
+    /// Clients waiting for a slot (its gauge: the proxy's `qcur` / `qmax`).
+    pub(crate) queue: Queue,
     pub(crate) retries: AtomicU64,
     pub(crate) redispatches: AtomicU64,
+}
+
+impl Common {
+    fn new(queue: Duration) -> Self {
+        Common {
+            // No `maxqueue`: clients wait up to `timeouts.queue`, however many.
+            queue: Queue::new(usize::MAX, queue),
+            retries: AtomicU64::new(0),
+            redispatches: AtomicU64::new(0),
+        }
+    }
 }
 
 impl<E> Table<E> {
@@ -95,12 +106,7 @@ impl<E> Slot<E> {
 impl<E> Drop for Slot<E> {
     fn drop(&mut self) {
         self.table.servers[self.index].counters.release();
-        // SeqCst on both sides (here after `release`, in `reserve` before looking): either
-        // the waiter sees the slot free or this sees the waiter.
-        let common = &self.table.common;
-        if common.waiting.load(Ordering::SeqCst) > 0 {
-            common.freed.notify_waiters();
-        }
+        self.table.common.queue.release();
     }
 }
 
@@ -124,21 +130,22 @@ pub(crate) enum Refused {
     ConnectFailed,
 }
 
-/// One pass of [`Servers::try_reserve`].
-enum Reserve<E> {
-    Slot(Slot<E>),
-    /// Every candidate is full; the first one picked.
-    Full(usize),
-}
-
 /// How connects are retried and how long a client waits.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Policy {
-    pub(crate) retries: u32,
-    pub(crate) redispatch: bool,
-    pub(crate) retry_delay: Duration,
+    /// `retries`, `redispatch` and the turn-around delay.
+    pub(crate) retry: RetryLayer,
     pub(crate) connect: Duration,
     pub(crate) queue: Duration,
+}
+
+/// Counts a client queued on the server it found full first, until dropped.
+struct QueuedOn(Arc<ServerCounters>);
+
+impl Drop for QueuedOn {
+    fn drop(&mut self) {
+        self.0.queued.leave();
+    }
 }
 
 /// The servers of one proxy with the backend set their picks come from.
@@ -194,7 +201,7 @@ impl<A: Algorithm, E> Servers<A, E> {
             table: ArcSwap::from_pointee(Table {
                 servers,
                 index,
-                common: Arc::default(),
+                common: Arc::new(Common::new(policy.queue)),
             }),
             policy,
             updating: Mutex::new(()),
@@ -295,119 +302,97 @@ impl<A: Algorithm, E> Servers<A, E> {
         pick: &Pick<'_>,
         avoid: Option<usize>,
     ) -> Result<Slot<E>, Refused> {
-        let first = {
+        let mut first_full = None;
+        let (queued_on, common) = {
             let table = self.table.load();
-            match self
-                .try_reserve(&table, pick, avoid)
-                .map_err(Refused::NoBackend)?
-            {
-                Reserve::Slot(slot) => return Ok(slot),
-                Reserve::Full(first) => table.servers[first].counters.clone(),
+            match self.try_reserve(&table, pick, avoid, &mut first_full) {
+                Ok(Attempt::Taken(slot)) => return Ok(slot),
+                Ok(Attempt::Full) => {}
+                Err(e) => return Err(Refused::NoBackend(e)),
             }
+            let first = first_full.unwrap_or_default();
+            let counters = table.servers[first].counters.clone();
+            counters.queued.enter();
+            (QueuedOn(counters), table.common.clone())
         };
-        let common = self.table.load().common.clone();
-        let counters = &first;
-        common.waiting.fetch_add(1, Ordering::SeqCst);
-        common.queued.enter();
-        counters.queued.enter();
-        let deadline = tokio::time::Instant::now() + self.policy.queue;
-        let result = loop {
-            let freed = common.freed.notified();
-            tokio::pin!(freed);
-            // Registered before looking, so a slot freed in between still wakes us.
-            freed.as_mut().enable();
-            // The table now: a reload may have replaced it while we waited.
-            match self.try_reserve(&self.table.load(), pick, avoid) {
-                Ok(Reserve::Slot(slot)) => break Ok(slot),
-                Ok(Reserve::Full(_)) => {}
-                Err(e) => break Err(Refused::NoBackend(e)),
-            }
-            if tokio::time::timeout_at(deadline, freed).await.is_err() {
-                break Err(Refused::QueueTimeout);
-            }
+        // The table now, each time: a reload may replace it while we wait.
+        let take = || {
+            self.try_reserve(&self.table.load(), pick, avoid, &mut None)
+                .map_err(QueueError::Refused)
         };
-        counters.queued.leave();
-        common.queued.leave();
-        common.waiting.fetch_sub(1, Ordering::SeqCst);
-        result
+        let result = common.queue.wait_for(take).await;
+        drop(queued_on);
+        result.map_err(|e| match e {
+            QueueError::Refused(e) => Refused::NoBackend(e),
+            _ => Refused::QueueTimeout,
+        })
     }
 
     /// One pass over `table` (the current one): the sticky server if it is up (queueing for
-    /// it when it is full), else the algorithm's pick, skipping full servers.
+    /// it when it is full), else the algorithm's pick, passing over full servers. The first
+    /// full server goes to `first_full`.
     fn try_reserve(
         &self,
         table: &Arc<Table<E>>,
         pick: &Pick<'_>,
         avoid: Option<usize>,
-    ) -> Result<Reserve<E>, NoBackend> {
+        first_full: &mut Option<usize>,
+    ) -> Result<Attempt<Slot<E>>, NoBackend> {
         let snapshot = self.backends.snapshot();
-        let slot_of = |index: usize| snapshot.slot(&table.servers[index].settings.name);
         if let Some(name) = pick.sticky
             && let Some(backend) = snapshot.get_by_name(name)
             && backend.sticky_available()
             && let Some(&index) = table.index.get(backend.key())
             && avoid != Some(index)
         {
-            return Ok(
-                if table.servers[index].counters.try_reserve(backend.maxconn()) {
-                    Reserve::Slot(Slot {
-                        table: table.clone(),
-                        index,
-                        _in_flight: snapshot.start(backend),
-                        sticky: true,
-                    })
-                } else {
-                    Reserve::Full(index)
-                },
-            );
+            if table.servers[index].counters.try_reserve(backend.maxconn()) {
+                return Ok(Attempt::Taken(Slot {
+                    table: table.clone(),
+                    index,
+                    _in_flight: snapshot.start(backend),
+                    sticky: true,
+                }));
+            }
+            first_full.get_or_insert(index);
+            return Ok(Attempt::Full);
         }
         let mut exclude = Vec::new();
-        if let Some(slot) = avoid.and_then(slot_of) {
+        if let Some(slot) = avoid.and_then(|i| snapshot.slot(&table.servers[i].settings.name)) {
             exclude.push(slot);
         }
-        let mut full = None;
-        loop {
-            let context = Context {
-                key: pick.key,
-                exclude: &exclude,
-            };
-            let backend = match (snapshot.pick(self.backends.algorithm(), &context), full) {
-                (Ok(backend), _) => backend,
-                (Err(NoBackend::AllExcluded { .. }), Some(first)) => {
-                    return Ok(Reserve::Full(first));
-                }
-                (Err(e), _) => return Err(e),
-            };
-            let Some(slot) = snapshot.slot(backend.key()) else {
-                return Err(NoBackend::AllExcluded {
-                    available: snapshot.available(),
-                });
-            };
+        let take = |backend: &crate::Backend<String>| {
             // A member added to the set by hand has no address here: never pick it.
-            if let Some(&index) = table.index.get(backend.key()) {
-                if table.servers[index].counters.try_reserve(backend.maxconn()) {
-                    return Ok(Reserve::Slot(Slot {
-                        table: table.clone(),
-                        index,
-                        _in_flight: snapshot.start(backend),
-                        sticky: false,
-                    }));
-                }
-                full.get_or_insert(index);
+            let &index = table.index.get(backend.key())?;
+            if table.servers[index].counters.try_reserve(backend.maxconn()) {
+                Some(Attempt::Taken(Slot {
+                    table: table.clone(),
+                    index,
+                    _in_flight: snapshot.start(backend),
+                    sticky: false,
+                }))
+            } else {
+                first_full.get_or_insert(index);
+                Some(Attempt::Full)
             }
-            exclude.push(slot);
-        }
+        };
+        pick_free(
+            &snapshot,
+            self.backends.algorithm(),
+            pick.key,
+            &mut exclude,
+            take,
+        )
     }
 
     /// Connects to `slot`'s server with `open` (bounded by `timeouts.connect`); a failure is
-    /// retried while `left` allows, on the same server (after `retry_delay` unless
+    /// retried as `attempts` say: on the same server (after `retry_delay` unless
     /// `redispatch`), the last one on another server with `redispatch` (HAProxy's `retries`
     /// and `option redispatch`).
     pub(crate) async fn connect<C>(
         &self,
         pick: &Pick<'_>,
         mut slot: Slot<E>,
-        left: &mut u32,
+        attempts: &mut Attempts,
         open: impl AsyncFn(&Server<E>) -> io::Result<C>,
     ) -> Result<(C, Slot<E>), Refused> {
         loop {
@@ -422,64 +407,62 @@ impl<A: Algorithm, E> Servers<A, E> {
                 }
             }
             server.counters.connect_failed();
-            slot = self.retry(pick, slot, left, true).await?;
+            slot = self.retry(pick, slot, attempts, true).await?;
         }
     }
 
-    /// The slot for the next attempt after one on `slot` failed: the same server (after
-    /// `retry_delay` when `wait` and without `redispatch`) or, on the last retry with
-    /// `redispatch`, another one.
-    /// `Refused::ConnectFailed` when no retry is left.
+    /// The slot for the next attempt after one on `slot` failed, as `attempts` say: the same
+    /// server (after the turn-around delay when `wait`) or, on the last retry with
+    /// `redispatch`, another one. `Refused::ConnectFailed` when no retry is left.
     pub(crate) async fn retry(
         &self,
         pick: &Pick<'_>,
         slot: Slot<E>,
-        left: &mut u32,
+        attempts: &mut Attempts,
         wait: bool,
     ) -> Result<Slot<E>, Refused> {
-        if *left == 0 {
+        let Some(next) = attempts.next() else {
             return Err(Refused::ConnectFailed);
-        }
-        *left -= 1;
+        };
         slot.table.common.retries.fetch_add(1, Ordering::Relaxed);
-        if *left == 0 && self.policy.redispatch {
-            // Where the failed server is in the current table (a reload may have moved or
-            // removed it).
-            let failed = {
-                let table = self.table.load();
-                if Arc::ptr_eq(&table, &slot.table) {
-                    Some(slot.index)
-                } else {
-                    table.index.get(&slot.server().settings.name).copied()
+        match next {
+            Next::Same { after } => {
+                if wait && !after.is_zero() {
+                    tokio::time::sleep(after).await;
                 }
-            };
-            let common = slot.table.common.clone();
-            drop(slot);
-            // The cookie named the failed server: balance this time.
-            let balanced = Pick {
-                sticky: None,
-                ..*pick
-            };
-            let slot = match self.reserve(&balanced, failed).await {
-                Ok(other) => other,
-                // Only the failed server is left: the last retry goes to it again.
-                Err(Refused::NoBackend(NoBackend::AllExcluded { .. })) => {
-                    self.reserve(&balanced, None).await?
+                Ok(slot)
+            }
+            Next::Redispatch => {
+                // Where the failed server is in the current table (a reload may have moved or
+                // removed it).
+                let failed = {
+                    let table = self.table.load();
+                    if Arc::ptr_eq(&table, &slot.table) {
+                        Some(slot.index)
+                    } else {
+                        table.index.get(&slot.server().settings.name).copied()
+                    }
+                };
+                let common = slot.table.common.clone();
+                drop(slot);
+                // The cookie named the failed server: balance this time.
+                let balanced = Pick {
+                    sticky: None,
+                    ..*pick
+                };
+                let slot = match self.reserve(&balanced, failed).await {
+                    Ok(other) => other,
+                    // Only the failed server is left: the last retry goes to it again.
+                    Err(Refused::NoBackend(NoBackend::AllExcluded { .. })) => {
+                        self.reserve(&balanced, None).await?
+                    }
+                    Err(refused) => return Err(refused),
+                };
+                if Some(slot.index) != failed {
+                    common.redispatches.fetch_add(1, Ordering::Relaxed);
                 }
-                Err(refused) => return Err(refused),
-            };
-            if Some(slot.index) != failed {
-                common.redispatches.fetch_add(1, Ordering::Relaxed);
+                Ok(slot)
             }
-            Ok(slot)
-        } else {
-            // HAProxy waits its turn-around timer only when the retry has to go to the same
-            // server; with redispatch it retries at once (measured on the lab's hc suite:
-            // no stall when a server dies, where waiting stalled clients for 2 x 1 s).
-            if wait && !self.policy.redispatch {
-                tokio::time::sleep(self.policy.retry_delay).await;
-            }
-            Ok(slot)
         }
     }
 }
@@ -506,9 +489,7 @@ mod tests {
             })
             .collect();
         let policy = Policy {
-            retries: 2,
-            redispatch: true,
-            retry_delay: Duration::from_millis(1),
+            retry: RetryLayer::new(2, true).delay(Duration::from_millis(1)),
             connect: Duration::from_secs(1),
             queue: Duration::from_millis(200),
         };
@@ -628,7 +609,7 @@ mod tests {
             },
         ];
         servers.update("t", &same, false, |_| ()).unwrap();
-        assert_eq!(servers.table.load().common.queued.now(), 1);
+        assert_eq!(servers.table.load().common.queue.queued().now(), 1);
         let [first, _second] = held;
         drop(first);
         assert_eq!(waiter.await.unwrap().unwrap(), "a");
@@ -672,12 +653,12 @@ mod tests {
             })
         };
         tokio::time::sleep(Duration::from_millis(20)).await;
-        assert_eq!(servers.table.load().common.queued.now(), 1);
+        assert_eq!(servers.table.load().common.queue.queued().now(), 1);
         let [first, _second] = held;
         drop(first);
         assert_eq!(waiter.await.unwrap().unwrap(), 0);
-        assert_eq!(servers.table.load().common.queued.max(), 1);
-        assert_eq!(servers.table.load().common.queued.now(), 0);
+        assert_eq!(servers.table.load().common.queue.queued().max(), 1);
+        assert_eq!(servers.table.load().common.queue.queued().now(), 0);
     }
 
     #[tokio::test]
@@ -685,12 +666,12 @@ mod tests {
         let servers = servers(None);
         let slot = servers.reserve(&Pick::default(), None).await.unwrap();
         assert_eq!(slot.index(), 0);
-        let mut left = 2;
+        let mut attempts = servers.policy.retry.attempts();
         let (port, slot) = servers
             .connect(
                 &Pick::default(),
                 slot,
-                &mut left,
+                &mut attempts,
                 async |server| match server.settings.addr.port() {
                     1 => Err(io::Error::from(io::ErrorKind::ConnectionRefused)),
                     port => Ok(port),
@@ -698,7 +679,7 @@ mod tests {
             )
             .await
             .unwrap();
-        assert_eq!((port, slot.index(), left), (2, 1, 0));
+        assert_eq!((port, slot.index(), attempts.left()), (2, 1, 0));
         assert_eq!(
             servers.table.load().common.retries.load(Ordering::Relaxed),
             2

@@ -3,54 +3,10 @@
 //! codes) stays 0 in TCP mode.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::servers::Table;
-
-/// A gauge (current value) with its high-water mark.
-#[derive(Debug, Default)]
-pub(crate) struct Gauge {
-    now: AtomicUsize,
-    max: AtomicUsize,
-}
-
-impl Gauge {
-    /// Adds one and raises the mark.
-    pub(crate) fn enter(&self) {
-        let now = self.now.fetch_add(1, Ordering::Relaxed) + 1;
-        self.max.fetch_max(now, Ordering::Relaxed);
-    }
-
-    /// Takes one away.
-    pub(crate) fn leave(&self) {
-        self.now.fetch_sub(1, Ordering::Relaxed);
-    }
-
-    /// Adds one if below `limit` (and raises the mark); false when at the limit.
-    pub(crate) fn try_enter(&self, limit: usize) -> bool {
-        match self
-            .now
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < limit).then_some(n + 1)
-            }) {
-            Ok(before) => {
-                self.max.fetch_max(before + 1, Ordering::Relaxed);
-                true
-            }
-            Err(_) => false,
-        }
-    }
-
-    /// The value now.
-    pub(crate) fn now(&self) -> usize {
-        self.now.load(Ordering::Relaxed)
-    }
-
-    /// The high-water mark.
-    pub(crate) fn max(&self) -> usize {
-        self.max.load(Ordering::Relaxed)
-    }
-}
+use crate::maxconn::Gauge;
 
 /// Responses by status class, live.
 #[derive(Debug, Default)]
@@ -298,8 +254,8 @@ impl ProxyStats {
             bytes_in: servers.iter().map(|s| s.bytes_in).sum(),
             bytes_out: servers.iter().map(|s| s.bytes_out).sum(),
             responses: proxy.responses.snapshot(),
-            queued: table.common.queued.now(),
-            queued_max: table.common.queued.max(),
+            queued: table.common.queue.queued().now(),
+            queued_max: table.common.queue.queued().max(),
             servers,
         }
     }

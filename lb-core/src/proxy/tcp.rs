@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use crate::{Algorithm, BackendSet};
+use crate::{Algorithm, BackendSet, RetryLayer};
 #[cfg(feature = "proxy-tls")]
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -107,9 +107,8 @@ impl<A: Algorithm> TcpProxy<A> {
             return Err(ProxyError::ZeroMaxConn { proxy: name });
         }
         let policy = Policy {
-            retries: settings.retries,
-            redispatch: settings.redispatch,
-            retry_delay: settings.retry_delay,
+            retry: RetryLayer::new(settings.retries as usize, settings.redispatch)
+                .delay(settings.retry_delay),
             connect: settings.timeouts.connect,
             queue: settings.timeouts.queue,
         };
@@ -319,9 +318,11 @@ impl<A: Algorithm> Shared<A> {
         };
         let connected = match self.servers.reserve(&pick, None).await {
             Ok(slot) => {
-                let mut left = self.servers.policy.retries;
+                let mut attempts = self.servers.policy.retry.attempts();
                 self.servers
-                    .connect(&pick, slot, &mut left, async |server| open(server).await)
+                    .connect(&pick, slot, &mut attempts, async |server| {
+                        open(server).await
+                    })
                     .await
             }
             Err(refused) => Err(refused),

@@ -7,11 +7,18 @@
 //! retried (default: every error; a proxy should retry only what is safe, e.g. connection
 //! failures or idempotent requests).
 //!
+//! Where each retry goes is decided by [`Attempts`], the one implementation of `retries` and
+//! `redispatch` in lb-core: this layer and the proxy (`lb_core::proxy`, feature `proxy`) both
+//! use it. With [`RetryLayer::delay`], a retry on the same backend waits HAProxy's
+//! turn-around timer first.
+//!
 //! Retries need the request again, so `Req: Clone`, and call clones of the backend services
 //! (`ServiceExt::oneshot`), so they must be `Clone` (clients such as hyper's are).
 
+mod attempts;
 mod layer;
 mod service;
 
+pub use attempts::{Attempts, Next};
 pub use layer::RetryLayer;
 pub use service::{Retry, RetryFuture};

@@ -191,6 +191,8 @@ pub(crate) fn pem(label: &str, der: &[u8]) -> String {
 /// A TLS server on loopback answering every HTTP/1.1 request with the status in `status`.
 pub(crate) struct HttpsServer {
     pub(crate) addr: SocketAddr,
+    // Set by lbd's health-check tests (which compile this file in too).
+    #[allow(dead_code)]
     pub(crate) status: Arc<AtomicU16>,
     task: tokio::task::JoinHandle<()>,
 }
