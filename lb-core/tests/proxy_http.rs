@@ -164,12 +164,9 @@ fn settings(backends: &[&Backend]) -> HttpSettings {
         .map(|b| ServerSettings::new(b.name, b.addr))
         .collect();
     let mut settings = HttpSettings::new("web", LOOPBACK.parse().expect("test setup"), servers);
-    settings.timeouts = Timeouts {
-        connect: Duration::from_secs(1),
-        client: Duration::from_secs(10),
-        server: Duration::from_secs(2),
-        queue: Duration::from_secs(2),
-    };
+    settings.timeouts = Timeouts::new(Duration::from_secs(1), Duration::from_secs(10));
+    settings.timeouts.server = Duration::from_secs(2);
+    settings.timeouts.queue = Duration::from_secs(2);
     settings.retry_delay = Duration::from_millis(10);
     settings
 }

@@ -79,12 +79,9 @@ fn settings(servers: &[(&str, SocketAddr)]) -> TcpSettings {
         LOOPBACK.parse().expect("LOOPBACK is an address"),
         servers,
     );
-    settings.timeouts = Timeouts {
-        connect: Duration::from_secs(1),
-        client: Duration::from_secs(10),
-        server: Duration::from_secs(10),
-        queue: Duration::from_secs(2),
-    };
+    settings.timeouts = Timeouts::new(Duration::from_secs(1), Duration::from_secs(10));
+    settings.timeouts.server = Duration::from_secs(10);
+    settings.timeouts.queue = Duration::from_secs(2);
     settings.retry_delay = Duration::from_millis(10);
     settings
 }
@@ -349,11 +346,11 @@ async fn settings_errors_name_the_key_and_the_fix() {
     let error = TcpProxy::start(duplicate.clone(), RoundRobin).unwrap_err();
     assert_eq!(
         error.to_string(),
-        "listen \"test\": two servers are named \"s\": give each server its own name"
+        "proxy \"test\": two servers are named \"s\": give each server its own name"
     );
     duplicate.servers.clear();
     let error = TcpProxy::start(duplicate, RoundRobin).unwrap_err();
-    assert!(error.to_string().contains("servers is empty"), "{error}");
+    assert!(error.to_string().contains("no servers"), "{error}");
 }
 
 #[tokio::test]

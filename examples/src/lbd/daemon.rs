@@ -401,25 +401,22 @@ fn server_settings(config: &Listener) -> Result<Vec<ServerSettings>, StartError>
                     listener: config.name.clone(),
                     source,
                 })?;
-            Ok(ServerSettings {
-                name: s.name.clone(),
-                addr: s.addr,
-                weight: s.weight,
-                maxconn: s.maxconn,
-                tls,
-            })
+            let mut server = ServerSettings::new(s.name.clone(), s.addr).with_weight(s.weight);
+            server.maxconn = s.maxconn;
+            server.tls = tls;
+            Ok(server)
         })
         .collect()
 }
 
 /// The timeouts both proxies share.
 fn timeouts(config: &Listener) -> lb_core::proxy::Timeouts {
-    lb_core::proxy::Timeouts {
-        connect: config.timeouts.connect,
-        client: config.timeouts.client,
-        server: config.timeouts.server,
-        queue: config.timeouts.queue,
-    }
+    let mut timeouts = lb_core::proxy::Timeouts::default();
+    timeouts.connect = config.timeouts.connect;
+    timeouts.client = config.timeouts.client;
+    timeouts.server = config.timeouts.server;
+    timeouts.queue = config.timeouts.queue;
+    timeouts
 }
 
 /// HAProxy's turn-around timer before retrying the same server.

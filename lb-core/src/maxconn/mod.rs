@@ -22,6 +22,22 @@
 //! balancer's readiness reflects whether a backend can be reached, not whether it is busy
 //! (HAProxy, too, picks the server and then queues on it). The inner service is called through
 //! a clone (`ServiceExt::oneshot`) once a slot is free, so it must be `Clone`.
+//!
+//! ```
+//! use std::time::Duration;
+//! use lb_core::MaxConnLayer;
+//! use tower::{Layer, Service, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), lb_core::maxconn::MaxConnError> {
+//! let web1 = tower::service_fn(|_: ()| async { Ok::<_, std::convert::Infallible>("web1") });
+//! // maxconn 100, maxqueue 1000, timeout queue 5s.
+//! let mut web1 = MaxConnLayer::new(100, 1000, Duration::from_secs(5)).layer(web1);
+//! assert_eq!(web1.ready().await?.call(()).await?, "web1");
+//! assert_eq!((web1.active(), web1.queued()), (0, 0));
+//! # Ok(())
+//! # }
+//! ```
 
 mod error;
 mod gauge;

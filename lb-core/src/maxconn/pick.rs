@@ -26,13 +26,14 @@ use crate::{Algorithm, Backend, Context, NoBackend, Snapshot};
 /// set.insert("b", 1)?;
 /// let slots = [Gauge::default(), Gauge::default()]; // maxconn 1 each
 /// let snapshot = set.snapshot();
-/// let mut take = |b: &lb_core::Backend<&str>| {
-///     let gauge = &slots[usize::from(*b.key() == "b")];
-///     Some(if gauge.try_enter(1) { Attempt::Taken(*b.key()) } else { Attempt::Full })
-/// };
 /// let mut picks = Vec::new();
 /// for _ in 0..3 {
-///     match pick_free(&snapshot, set.algorithm(), None, &mut Vec::new(), &mut take)? {
+///     let take = |b: &_| {
+///         let name: &str = *lb_core::Backend::key(b);
+///         let gauge = &slots[usize::from(name == "b")];
+///         Some(if gauge.try_enter(1) { Attempt::Taken(name) } else { Attempt::Full })
+///     };
+///     match pick_free(&snapshot, set.algorithm(), None, &mut Vec::new(), take)? {
 ///         Attempt::Taken(name) => picks.push(name),
 ///         Attempt::Full => picks.push("queue"),
 ///     }

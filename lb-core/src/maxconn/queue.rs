@@ -71,6 +71,7 @@ pub struct Queue {
 impl Queue {
     /// A queue of at most `bound` requests (HAProxy `maxqueue`; `usize::MAX`: no bound), each
     /// waiting at most `timeout` (`timeout queue`).
+    #[must_use]
     pub fn new(bound: usize, timeout: Duration) -> Self {
         Queue {
             freed: Notify::new(),

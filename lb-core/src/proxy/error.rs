@@ -10,7 +10,7 @@ use thiserror::Error;
 pub enum ProxyError {
     /// The listen socket could not be set up.
     #[error(
-        "listen {proxy:?}: cannot listen on bind = {addr}: {source} (is the port taken, or below 1024 without CAP_NET_BIND_SERVICE?)"
+        "proxy {proxy:?}: cannot listen on {addr}: {source} (is the port taken, or below 1024 without CAP_NET_BIND_SERVICE?)"
     )]
     Bind {
         /// The proxy.
@@ -22,13 +22,13 @@ pub enum ProxyError {
         source: std::io::Error,
     },
     /// No server configured.
-    #[error("listen {proxy:?}: servers is empty: add at least one server")]
+    #[error("proxy {proxy:?}: no servers: give it at least one")]
     NoServers {
         /// The proxy.
         proxy: String,
     },
     /// Two servers share a name.
-    #[error("listen {proxy:?}: two servers are named {server:?}: give each server its own name")]
+    #[error("proxy {proxy:?}: two servers are named {server:?}: give each server its own name")]
     DuplicateServer {
         /// The proxy.
         proxy: String,
@@ -36,7 +36,7 @@ pub enum ProxyError {
         server: String,
     },
     /// `maxconn = 0` would never accept.
-    #[error("listen {proxy:?}: maxconn = 0 accepts nothing: set it to 1 or more")]
+    #[error("proxy {proxy:?}: maxconn 0 accepts nothing: set it to 1 or more")]
     ZeroMaxConn {
         /// The proxy.
         proxy: String,

@@ -50,6 +50,7 @@ use super::tcp::DrainReport;
 ///
 /// Dropping it stops accepting and closes every connection at once; [`drain`](Self::drain)
 /// lets them finish first.
+#[must_use = "dropping the proxy stops it and closes its connections"]
 pub struct HttpProxy<A: Algorithm> {
     shared: Arc<Shared<A>>,
     local_addr: SocketAddr,

@@ -1,6 +1,18 @@
-//! lbd's proxies as a library: the TCP proxy (`mode = "tcp"`) and the HTTP proxy
-//! (`mode = "http"`), sharing their server picks, slots, queue, retries and counters; in
-//! [`tls`] the rustls configurations for TLS termination and TLS towards servers.
+//! An L4/L7 proxy as a library (feature `proxy`): the TCP proxy ([`TcpProxy`], HAProxy's
+//! `mode tcp`) and the HTTP proxy ([`HttpProxy`], `mode http`), sharing their server picks,
+//! slots, queue, retries and counters; with feature `proxy-tls`, `proxy::tls` holds the
+//! rustls configurations for TLS termination (certificates by SNI, HTTP/2 by ALPN) and TLS
+//! towards servers. The `lbd` daemon (crate `examples`) is these proxies driven by a
+//! configuration file; a service embeds them to balance its own incoming or outgoing TCP and
+//! HTTP, with health checks setting health on [`backends`](TcpProxy::backends) (e.g.
+//! `health-check`'s `HealthDiscover::in_place`).
+//!
+//! Server `maxconn` with its queue and `retries` with `redispatch` are lb-core's own, the
+//! same code as the tower layers': a pick passes over servers at their `maxconn`
+//! ([`maxconn::pick_free`](crate::maxconn::pick_free)), a client finding every server full
+//! waits in the proxy's [`maxconn::Queue`](crate::maxconn::Queue), and each failed connect
+//! asks [`retry::Attempts`](crate::retry::Attempts) where the next one goes (same server
+//! after the turn-around delay, or another one on the last retry).
 //!
 //! A [`TcpProxy`] listens on one address (with `IP_FREEBIND`, so it may be a VIP that VRRP
 //! has not brought here yet), picks a server for each client through an `lb-core`

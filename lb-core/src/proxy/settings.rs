@@ -10,6 +10,7 @@ use crate::HashKey;
 /// One `[[listen]]` section in `mode = "tcp"`: where to listen, where to send, how long to
 /// wait.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct TcpSettings {
     /// The proxy's name (the `[[listen]]` `name`), used in logs and stats.
     pub name: String,
@@ -49,6 +50,7 @@ pub struct ConnectionLimit(Arc<tokio::sync::Semaphore>);
 
 impl ConnectionLimit {
     /// A limit of `max` connections (at least 1).
+    #[must_use]
     pub fn new(max: u32) -> Self {
         ConnectionLimit(Arc::new(tokio::sync::Semaphore::new(max.max(1) as usize)))
     }
@@ -143,6 +145,7 @@ pub(crate) fn same_tls<T: HasTls>(a: &T, b: &T) -> bool {
 impl TcpSettings {
     /// Settings with HAProxy's defaults: 3 retries, redispatch on, the default
     /// [`Timeouts`], 3000 connections, a backlog of 1024, no TLS.
+    #[must_use]
     pub fn new(name: impl Into<String>, bind: SocketAddr, servers: Vec<ServerSettings>) -> Self {
         let timeouts = Timeouts::default();
         TcpSettings {
@@ -164,6 +167,7 @@ impl TcpSettings {
 
 /// One backend server.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct ServerSettings {
     /// Its name: the key in the [`BackendSet`](crate::BackendSet), shown in stats.
     pub name: String,
@@ -184,6 +188,7 @@ pub struct ServerSettings {
 
 impl ServerSettings {
     /// A server with weight 1, no connection limit and no TLS.
+    #[must_use]
     pub fn new(name: impl Into<String>, addr: SocketAddr) -> Self {
         ServerSettings {
             name: name.into(),
@@ -193,6 +198,28 @@ impl ServerSettings {
             #[cfg(feature = "proxy-tls")]
             tls: None,
         }
+    }
+
+    /// With weight `weight` (0 takes it out of rotation).
+    #[must_use]
+    pub fn with_weight(mut self, weight: u32) -> Self {
+        self.weight = weight;
+        self
+    }
+
+    /// With at most `maxconn` connections (TCP) or requests (HTTP) at once.
+    #[must_use]
+    pub fn with_maxconn(mut self, maxconn: u32) -> Self {
+        self.maxconn = Some(maxconn);
+        self
+    }
+
+    /// With TLS towards it, as `config` says (see [`tls::client_config`](super::tls::client_config)).
+    #[cfg(feature = "proxy-tls")]
+    #[must_use]
+    pub fn with_tls(mut self, config: Arc<rustls::ClientConfig>) -> Self {
+        self.tls = Some(config);
+        self
     }
 }
 
@@ -224,6 +251,7 @@ impl Eq for ServerSettings {}
 /// One `[[listen]]` section in `mode = "http"`: what [`TcpSettings`] holds, plus how requests
 /// are balanced and answered.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct HttpSettings {
     /// The proxy's name (the `[[listen]]` `name`), used in logs and stats.
     pub name: String,
@@ -269,6 +297,7 @@ pub struct HttpSettings {
 impl HttpSettings {
     /// Settings with HAProxy's defaults (as [`TcpSettings::new`]), `http_request` = the
     /// client timeout, `X-Forwarded-For` on, no hashing, no cookie, no TLS.
+    #[must_use]
     pub fn new(name: impl Into<String>, bind: SocketAddr, servers: Vec<ServerSettings>) -> Self {
         let tcp = TcpSettings::new(name, bind, servers);
         HttpSettings {
@@ -316,6 +345,7 @@ impl fmt::Debug for HttpSettings {
 
 /// The timeouts of a TCP proxy (HAProxy `timeout connect|client|server|queue`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Timeouts {
     /// How long one connect to a server may take.
     pub connect: Duration,
@@ -328,6 +358,27 @@ pub struct Timeouts {
 }
 
 impl Timeouts {
+    /// The [default](Timeouts::default) timeouts with `connect` for one connect and `idle` for
+    /// both `client` and `server`; set `queue` (and the others) as fields.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use lb_core::proxy::Timeouts;
+    ///
+    /// let mut timeouts = Timeouts::new(Duration::from_secs(1), Duration::from_secs(30));
+    /// timeouts.queue = Duration::from_secs(5);
+    /// assert_eq!(timeouts.idle(), Duration::from_secs(30));
+    /// ```
+    #[must_use]
+    pub fn new(connect: Duration, idle: Duration) -> Self {
+        Timeouts {
+            connect,
+            client: idle,
+            server: idle,
+            ..Timeouts::default()
+        }
+    }
+
     /// The idle timeout of a spliced connection: in TCP mode every byte that moves crosses
     /// both sides, so the connection closes when no byte moved in either direction for the
     /// shorter of `client` and `server`.

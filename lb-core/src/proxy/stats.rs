@@ -139,6 +139,7 @@ impl ProxyCounters {
 
 /// Responses by status class (HAProxy's `hrsp_1xx` ... `hrsp_5xx`, `hrsp_other`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ResponseCodes {
     /// 1xx.
     pub informational: u64,
@@ -169,6 +170,7 @@ impl ResponseCodes {
 /// One server's counters at one moment (HAProxy's stats columns `scur`, `smax`, `stot`,
 /// `bin`, `bout`, `econ`, `eresp`, `hrsp_*`, `qcur`, `qmax`).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ServerStats {
     /// Its name.
     pub name: String,
@@ -198,6 +200,7 @@ pub struct ServerStats {
 
 /// A proxy's counters at one moment.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ProxyStats {
     /// The proxy's name.
     pub name: String,

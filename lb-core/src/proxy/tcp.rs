@@ -28,6 +28,7 @@ use super::stats::{ProxyCounters, ProxyStats};
 ///
 /// Dropping it stops accepting and closes every connection at once; [`drain`](Self::drain)
 /// lets them finish first.
+#[must_use = "dropping the proxy stops it and closes its connections"]
 pub struct TcpProxy<A: Algorithm> {
     shared: Arc<Shared<A>>,
     local_addr: SocketAddr,
@@ -46,6 +47,7 @@ impl<A: Algorithm> fmt::Debug for TcpProxy<A> {
 
 /// What [`TcpProxy::drain`] saw.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DrainReport {
     /// Connections in flight when the drain began.
     pub in_flight: usize,

@@ -35,6 +35,7 @@ impl RetryLayer {
     /// `redispatch`: the last one on another backend (`option redispatch`). No delay between
     /// attempts (see [`delay`](Self::delay)); every error retried (see
     /// [`retry_if`](Self::retry_if)).
+    #[must_use]
     pub fn new(retries: usize, redispatch: bool) -> Self {
         RetryLayer {
             retries,
@@ -46,12 +47,14 @@ impl RetryLayer {
 
     /// Waits `delay` before a retry on the same backend when `redispatch` is off (HAProxy's
     /// turn-around timer, `min(timeout connect, 1s)`); default zero.
+    #[must_use]
     pub fn delay(mut self, delay: Duration) -> Self {
         self.delay = delay;
         self
     }
 
     /// The retries of one request, to be asked where each goes.
+    #[must_use]
     pub fn attempts(&self) -> Attempts {
         Attempts::new(self.retries, self.redispatch, self.delay)
     }
@@ -67,6 +70,7 @@ impl RetryLayer {
     }
 
     /// Retries only errors for which `policy` returns true (the backend service's error, boxed).
+    #[must_use]
     pub fn retry_if(
         mut self,
         policy: impl Fn(&tower::BoxError) -> bool + Send + Sync + 'static,
