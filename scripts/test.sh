@@ -25,6 +25,9 @@ export VRRPD_RELEASE_BIN="$target_dir/opt/vrrpd"
 step "cargo test (unit, property, golden-vector, tshark, namespace/keepalived interop, doc tests)"
 cargo test --workspace --all-features --locked
 
+step "cargo package: the four library crates as crates.io would get them (each built alone from its package)"
+cargo package --workspace --exclude examples --locked
+
 step "cargo doc (warnings denied; default features as on a plain build, and all features as on docs.rs)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --locked

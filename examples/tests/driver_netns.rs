@@ -328,9 +328,8 @@ fn run_pair(netlab: &Path, prefix: &str, family: AddressFamily) {
 #[test]
 fn two_drivers_elect_a_master_and_hand_over_on_stop_ipv4_and_ipv6() {
     let test = "two_drivers_elect_a_master_and_hand_over_on_stop";
-    let netlab = match lab::prerequisites(&[("ip", "-V")]) {
-        Ok(path) => path,
-        Err(why) => return lab::skip(test, &why),
+    let Some(netlab) = lab::netlab_or_skip(test, &[("ip", "-V")]) else {
+        return;
     };
     let prefix = format!("dr{}", std::process::id() % 100_000);
     run_pair(&netlab, &prefix, AddressFamily::Ipv4);

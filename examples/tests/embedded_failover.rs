@@ -50,9 +50,8 @@ fn start(lab: &mut Lab, host: &str, priority: u8) -> usize {
 #[test]
 fn two_embedded_services_share_a_vip_that_follows_their_own_health() {
     let test = "two_embedded_services_share_a_vip_that_follows_their_own_health";
-    let netlab = match lab::prerequisites(&[("ip", "-V")]) {
-        Ok(p) => p,
-        Err(why) => return lab::skip(test, &why),
+    let Some(netlab) = lab::netlab_or_skip(test, &[("ip", "-V")]) else {
+        return;
     };
     let mut lab = Lab::up(netlab, "ef", MODE);
     let h1 = start(&mut lab, "h1", 101);

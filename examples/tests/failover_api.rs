@@ -1,13 +1,18 @@
 //! The failover API on a real kernel: `ip_manager::failover::Failover` started in a lab
 //! namespace becomes Master and adds its VIP; trackers are addressed by name (an unknown
 //! name is an error naming the known ones, never silently ignored); dropping the `Failover`
-//! stops the driver and the VIP leaves the interface.
+//! stops the driver and the VIP leaves the interface. A health-check monitor that is already
+//! down when `health_check::vrrp::track` attaches it faults the router at once (its current
+//! state is delivered, not only its next change).
 //!
 //! Needs root and iproute2; under `CI` a missing prerequisite fails the test.
 
 mod lab;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use health_check::{Health, Monitor, MonitorConfig, Start, TcpCheck, WatchdogConfig};
 
 use ip_manager::failover::{Failover, StartError};
 use ip_manager::{IpManager, NetlinkManager, Vip};
@@ -19,9 +24,8 @@ use vrrp_core::packet::Vrid;
 #[test]
 fn a_failover_takes_the_vip_names_its_trackers_and_releases_the_vip_when_dropped() {
     let test = "a_failover_takes_the_vip_names_its_trackers_and_releases_the_vip_when_dropped";
-    let netlab = match lab::prerequisites(&[("ip", "-V")]) {
-        Ok(p) => p,
-        Err(why) => return lab::skip(test, &why),
+    let Some(netlab) = lab::netlab_or_skip(test, &[("ip", "-V")]) else {
+        return;
     };
     let lab = Lab::up(netlab, "fa", V3_IPV4_100MS);
     let released = lab::in_namespace(&lab.ns("h1"), || async {
@@ -76,4 +80,104 @@ fn a_failover_takes_the_vip_names_its_trackers_and_releases_the_vip_when_dropped
         dropped.elapsed()
     });
     eprintln!("Failover dropped as Master: VIP gone after {released:?}");
+}
+
+#[test]
+fn a_monitor_already_down_when_attached_faults_the_router_at_once() {
+    let test = "a_monitor_already_down_when_attached_faults_the_router_at_once";
+    let Some(netlab) = lab::netlab_or_skip(test, &[("ip", "-V")]) else {
+        return;
+    };
+    let lab = Lab::up(netlab, "fm", V3_IPV4_100MS);
+    lab::in_namespace(&lab.ns("h1"), || async {
+        let failover = Failover::builder("eth0", 51)
+            .virtual_address("10.99.0.200/24")
+            .advert_interval(Duration::from_millis(100))
+            .track("healthz", 0)
+            .start()
+            .await
+            .expect("starts");
+        // Nothing listens on port 1 of this namespace's loopback: down after one check.
+        let refused = TcpCheck::new("127.0.0.1:1".parse().expect("address"));
+        let config = MonitorConfig {
+            interval: Duration::from_millis(50),
+            rise: 1,
+            fall: 1,
+            start: Start::Now,
+            ..MonitorConfig::default()
+        };
+        let monitor = Monitor::spawn(Arc::new(refused), config).expect("monitor");
+        let started = Instant::now();
+        while monitor.status().health != Health::Down {
+            assert!(started.elapsed() < Duration::from_secs(2), "never down");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Down before it is attached, and no change after: only the initial state can
+        // fault the router.
+        let _feed =
+            health_check::vrrp::track(&monitor, failover.tracker("healthz").expect("tracked"));
+        tokio::time::timeout(Duration::from_secs(1), failover.wait_for(State::Fault))
+            .await
+            .expect("Fault within 1 s of attaching a monitor that is down")
+            .expect("the driver runs");
+    });
+}
+
+#[test]
+fn a_wedged_runtime_seen_by_the_watchdog_faults_the_router_and_it_recovers() {
+    let test = "a_wedged_runtime_seen_by_the_watchdog_faults_the_router_and_it_recovers";
+    let Some(netlab) = lab::netlab_or_skip(test, &[("ip", "-V")]) else {
+        return;
+    };
+    let lab = Lab::up(netlab, "fw", V3_IPV4_100MS);
+    let (faulted, recovered) = lab::in_namespace(&lab.ns("h1"), || async {
+        // VRRP runs here (this thread's runtime); the "balancer" on a runtime of its own.
+        let failover = Failover::builder("eth0", 51)
+            .virtual_address("10.99.0.200/24")
+            .advert_interval(Duration::from_millis(100))
+            .track("event-loop", 0)
+            .start()
+            .await
+            .expect("starts");
+        tokio::time::timeout(Duration::from_secs(3), failover.wait_for(State::Master))
+            .await
+            .expect("Master within 3 s")
+            .expect("the driver runs");
+        let balancer = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .expect("runtime");
+        let config = WatchdogConfig::default()
+            .every(Duration::from_millis(20), Duration::from_millis(100))
+            .rise_fall(2, 1);
+        let tracker = failover.tracker("event-loop").expect("tracked");
+        let _watchdog = health_check::vrrp::watchdog(balancer.handle().clone(), config, tracker)
+            .expect("watchdog thread");
+        // A handler blocks the balancer's only worker for a second.
+        let wedged = Instant::now();
+        balancer.spawn(async { std::thread::sleep(Duration::from_secs(1)) });
+        tokio::time::timeout(Duration::from_secs(2), failover.wait_for(State::Fault))
+            .await
+            .expect("Fault while the balancer is wedged")
+            .expect("the driver runs");
+        let faulted = wedged.elapsed();
+        tokio::time::timeout(Duration::from_secs(5), failover.wait_for(State::Master))
+            .await
+            .expect("Master again once the balancer runs")
+            .expect("the driver runs");
+        let recovered = wedged.elapsed();
+        balancer.shutdown_background();
+        (faulted, recovered)
+    });
+    assert!(
+        faulted < Duration::from_millis(500),
+        "Fault after {faulted:?}"
+    );
+    assert!(
+        recovered > Duration::from_secs(1),
+        "Master again after {recovered:?}, while wedged?"
+    );
+    eprintln!(
+        "watchdog: wedged balancer -> Fault after {faulted:?}, Master again after {recovered:?}"
+    );
 }

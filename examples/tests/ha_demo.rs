@@ -70,13 +70,7 @@ fn simulated_story_prints_the_takeover_within_master_down_interval() {
 }
 
 fn prerequisites(test: &str) -> bool {
-    match lab::prerequisites(&[("ip", "-V")]) {
-        Ok(_) => true,
-        Err(why) => {
-            lab::skip(test, &why);
-            false
-        }
-    }
+    lab::netlab_or_skip(test, &[("ip", "-V")]).is_some()
 }
 
 #[test]

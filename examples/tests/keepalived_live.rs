@@ -691,9 +691,8 @@ fn next_line(lines: &Receiver<String>, deadline: Instant) -> Option<String> {
 #[test]
 fn keepalived_adverts_decode_and_validate_then_priority_0_on_sigterm() {
     let tools = [("ip", "-V"), ("keepalived", "--version")];
-    let netlab = match lab::prerequisites(&tools) {
-        Ok(netlab) => netlab,
-        Err(why) => return lab::skip("the live keepalived test", &why),
+    let Some(netlab) = lab::netlab_or_skip("the live keepalived test", &tools) else {
+        return;
     };
     let started = Instant::now();
     let mut lab = Lab::up(netlab);

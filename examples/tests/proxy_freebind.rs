@@ -146,12 +146,8 @@ fn echo_from(netns: String, to: SocketAddr, message: &'static [u8]) -> Vec<u8> {
 #[test]
 fn the_proxy_listens_on_an_absent_vip_and_serves_once_it_arrives() {
     let test = "the_proxy_listens_on_an_absent_vip_and_serves_once_it_arrives";
-    let netlab = match lab::prerequisites(&[("ip", "-V")]) {
-        Ok(path) => path,
-        Err(why) => {
-            lab::skip(test, &why);
-            return;
-        }
+    let Some(netlab) = lab::netlab_or_skip(test, &[("ip", "-V")]) else {
+        return;
     };
     let prefix = format!("fb{}", std::process::id() % 10_000);
     drop(lab::netlab(&netlab, &prefix, "down"));

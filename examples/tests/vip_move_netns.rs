@@ -167,9 +167,8 @@ fn tshark(pcap: &Path, filter: &str, fields: &[&str]) -> Vec<String> {
 fn vip_moves_and_the_client_follows_within_50ms_with_keepalived_announcements() {
     // `-V` is "version" for ip and ping; tshark's is `--version` (its -V captures verbosely).
     let tools = [("ip", "-V"), ("ping", "-V"), ("tshark", "--version")];
-    let netlab = match lab::prerequisites(&tools) {
-        Ok(p) => p,
-        Err(why) => return lab::skip("the VIP move test", &why),
+    let Some(netlab) = lab::netlab_or_skip("the VIP move test", &tools) else {
+        return;
     };
     let mut lab = Lab::up(netlab);
     let (mac1, mac2) = (lab.mac("h1"), lab.mac("h2"));

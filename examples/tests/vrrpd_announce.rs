@@ -29,9 +29,8 @@ fn flap_then_takeover_announces(ipv6: bool) {
     } else {
         "gratuitous_arps_go_out_after_the_masters_link_flapped"
     };
-    let netlab = match lab::prerequisites(&[("ip", "-V"), ("tshark", "-v")]) {
-        Ok(p) => p,
-        Err(why) => return lab::skip(test, &why),
+    let Some(netlab) = lab::netlab_or_skip(test, &[("ip", "-V"), ("tshark", "-v")]) else {
+        return;
     };
     let m = mode(ipv6);
     let mut lab = Lab::up(netlab, if ipv6 { "an6" } else { "an4" }, m);

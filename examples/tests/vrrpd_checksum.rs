@@ -18,13 +18,7 @@ use lab::vrrp::{Lab, Mode, V3_IPV4_100MS};
 const M: Mode = V3_IPV4_100MS;
 
 fn netlab(test: &str) -> Option<std::path::PathBuf> {
-    match lab::prerequisites(&[("ip", "-V"), ("keepalived", "--version")]) {
-        Ok(path) => Some(path),
-        Err(why) => {
-            lab::skip(test, &why);
-            None
-        }
-    }
+    lab::netlab_or_skip(test, &[("ip", "-V"), ("keepalived", "--version")])
 }
 
 /// The Backup on h2 stays Backup for `adverts` advert intervals: it accepts the Master's form.

@@ -23,13 +23,7 @@ use lab::vrrp::{Lab, Mode, V2_1S, V3_IPV4_100MS};
 const V3_100MS: Mode = V3_IPV4_100MS;
 
 fn prerequisites(test: &str) -> Option<PathBuf> {
-    match lab::prerequisites(&[("ip", "-V")]) {
-        Ok(path) => Some(path),
-        Err(why) => {
-            lab::skip(test, &why);
-            None
-        }
-    }
+    lab::netlab_or_skip(test, &[("ip", "-V")])
 }
 
 #[test]

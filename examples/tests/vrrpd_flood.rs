@@ -76,15 +76,11 @@ fn cpu(pid: u32) -> Duration {
 
 #[test]
 fn a_flood_of_bad_packets_changes_nothing_and_costs_little() {
-    let netlab = match lab::prerequisites(&[("ip", "-V"), ("python3", "--version")]) {
-        Ok(path) => path,
-        Err(why) => {
-            lab::skip(
-                "a_flood_of_bad_packets_changes_nothing_and_costs_little",
-                &why,
-            );
-            return;
-        }
+    let Some(netlab) = lab::netlab_or_skip(
+        "a_flood_of_bad_packets_changes_nothing_and_costs_little",
+        &[("ip", "-V"), ("python3", "--version")],
+    ) else {
+        return;
     };
     let m = V2_AUTH;
     let mut lab = Lab::up(netlab, "vfl", m);

@@ -18,17 +18,12 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn prerequisites(test: &str) -> Option<PathBuf> {
-    match lab::prerequisites(&[
+    let tools = [
         ("ip", "-V"),
         ("keepalived", "--version"),
         ("tshark", "--version"),
-    ]) {
-        Ok(path) => Some(path),
-        Err(why) => {
-            lab::skip(test, &why);
-            None
-        }
-    }
+    ];
+    lab::netlab_or_skip(test, &tools)
 }
 
 /// One direction of the interop story for mode `m`: `master` ("vrrpd" or "keepalived",

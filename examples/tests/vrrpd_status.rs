@@ -301,9 +301,8 @@ fn counter(i: &Value, name: &str) -> u64 {
 #[test]
 fn status_metrics_and_sighup_reload_on_a_running_pair() {
     let test = "status_metrics_and_sighup_reload_on_a_running_pair";
-    let netlab = match lab::prerequisites(&[("ip", "-V")]) {
-        Ok(p) => p,
-        Err(why) => return lab::skip(test, &why),
+    let Some(netlab) = lab::netlab_or_skip(test, &[("ip", "-V")]) else {
+        return;
     };
     let mut lab = Lab::up(netlab);
     // h1 tracks its own metrics port (up: +5); h2 a port nobody listens on (down: -10).

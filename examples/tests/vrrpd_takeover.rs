@@ -150,19 +150,15 @@ fn median(v: &mut [f64]) -> f64 {
 
 #[test]
 fn the_first_gratuitous_arp_follows_the_master_down_deadline_within_2ms() {
-    let netlab = match lab::prerequisites(&[
-        ("ip", "-V"),
-        ("tshark", "--version"),
-        ("keepalived", "--version"),
-    ]) {
-        Ok(path) => path,
-        Err(why) => {
-            lab::skip(
-                "the_first_gratuitous_arp_follows_the_master_down_deadline_within_2ms",
-                &why,
-            );
-            return;
-        }
+    let Some(netlab) = lab::netlab_or_skip(
+        "the_first_gratuitous_arp_follows_the_master_down_deadline_within_2ms",
+        &[
+            ("ip", "-V"),
+            ("tshark", "--version"),
+            ("keepalived", "--version"),
+        ],
+    ) else {
+        return;
     };
     let vrrpd = release_vrrpd();
     let mut report = Vec::new();

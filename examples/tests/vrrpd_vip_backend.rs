@@ -229,16 +229,6 @@ fn holder(ns: &str, allocation: &str) -> Option<String> {
     })
 }
 
-fn prerequisites(test: &str, tools: &[(&str, &str)]) -> Option<PathBuf> {
-    match lab::prerequisites(tools) {
-        Ok(path) => Some(path),
-        Err(why) => {
-            lab::skip(test, &why);
-            None
-        }
-    }
-}
-
 /// Polls the Elastic IP's holder until it is `eni` (every holder seen on the way is returned).
 fn wait_holder(
     lab: &Lab,
@@ -268,7 +258,7 @@ fn wait_holder(
 #[test]
 fn the_master_holds_the_elastic_ip_and_a_graceful_stop_hands_it_over_without_a_gap() {
     let test = "the_master_holds_the_elastic_ip_and_a_graceful_stop_hands_it_over_without_a_gap";
-    let Some(netlab) = prerequisites(test, &[("ip", "-V"), ("moto_server", "--help")]) else {
+    let Some(netlab) = lab::netlab_or_skip(test, &[("ip", "-V"), ("moto_server", "--help")]) else {
         return;
     };
     let mut lab = Lab::up(netlab, "aw");
@@ -348,7 +338,7 @@ fn the_master_holds_the_elastic_ip_and_a_graceful_stop_hands_it_over_without_a_g
 #[test]
 fn exec_scripts_get_the_address_and_interface_on_takeover_and_stop() {
     let test = "exec_scripts_get_the_address_and_interface_on_takeover_and_stop";
-    let Some(netlab) = prerequisites(test, &[("ip", "-V")]) else {
+    let Some(netlab) = lab::netlab_or_skip(test, &[("ip", "-V")]) else {
         return;
     };
     let mut lab = Lab::up(netlab, "ex");

@@ -106,6 +106,7 @@ mod tcp;
 mod transition;
 #[cfg(feature = "vrrp")]
 pub mod vrrp;
+mod watchdog;
 
 pub use check::Check;
 #[cfg(feature = "discover")]
@@ -119,3 +120,4 @@ pub use monitor::{Health, Monitor, MonitorConfig, Start, Status};
 pub use process::ProcessCheck;
 pub use tcp::TcpCheck;
 pub use transition::{Transition, Transitions};
+pub use watchdog::{Watchdog, WatchdogConfig};

@@ -5,7 +5,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use vrrp_core::driver::{CommandError, TrackerHandle};
 
-use crate::{Health, Monitor, Status};
+use crate::{Health, Monitor, Status, Watchdog, WatchdogConfig};
 
 /// Feeds `monitor`'s health into `tracker` on a task of its own: the current health at once
 /// (a monitor that is already down makes the router lower its priority before any change),
@@ -50,5 +50,31 @@ pub fn track_status(
                 return Ok(());
             }
         }
+    })
+}
+
+/// A [`Watchdog`] on `runtime` that sets `tracker` from its own OS thread: down (with a
+/// weight 0 tracker, Fault: priority 0 goes out, the peer takes over after Skew_Time) when the
+/// runtime stops running tasks, up when it runs them again. Run the VRRP driver on another
+/// runtime than the one watched (its own thread), so that it still advertises, and answers
+/// the tracker, while the watched one is wedged; each set waits at most the probe timeout.
+///
+/// ```no_run
+/// use health_check::WatchdogConfig;
+/// use vrrp_core::driver::TrackerHandle;
+///
+/// # fn demo(balancer: tokio::runtime::Handle, tracker: TrackerHandle) -> std::io::Result<()> {
+/// // hald: the balancer's runtime wedged = this host must not hold the VIP.
+/// let _watchdog = health_check::vrrp::watchdog(balancer, WatchdogConfig::default(), tracker)?;
+/// # Ok(()) }
+/// ```
+pub fn watchdog(
+    runtime: tokio::runtime::Handle,
+    config: WatchdogConfig,
+    tracker: TrackerHandle,
+) -> std::io::Result<Watchdog> {
+    Watchdog::spawn(runtime, config, move |health, _why| {
+        // A driver that ended, or did not answer, has no priority left to lower.
+        let _ = tracker.set_blocking(health == Health::Up, config.timeout);
     })
 }

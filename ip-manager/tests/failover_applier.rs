@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use ip_manager::failover::{EventSource, FailoverEvent, VipApplier};
 use ip_manager::{IpManager, MemoryManager, Vip};
+use std::time::Instant;
 use tokio::sync::mpsc;
-use tokio::time::Instant;
 use vrrp_core::driver::{DriverEvent, DriverExit};
 use vrrp_core::packet::Vrid;
 use vrrp_core::{Event, Reason, State};

@@ -1,6 +1,8 @@
 //! Golden vectors: every VRRP packet that keepalived 2.2.7 sent in the captures under
-//! `shared/vectors/` decodes, validates and re-encodes to the identical bytes, and the decoded
-//! fields agree with what Wireshark's dissector read (the JSON beside the captures).
+//! `tests/vectors/` decodes, validates and re-encodes to the identical bytes, and the decoded
+//! fields agree with what Wireshark's dissector read (the JSON beside the captures, written by
+//! `tests/vectors/capture.sh`, so no tshark is needed here). The vectors are part of the
+//! repository: a missing one is a failure, never a skip.
 
 mod support;
 
@@ -9,15 +11,14 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use support::{ethernet_payload, read_pcap, skip};
+use support::{ethernet_payload, read_pcap};
 use vrrp_core::packet::{
     AddressFamily, Advertisement, AdvertisementBuilder, AuthType, Authentication, ChecksumKind,
     ChecksumMode, DecodeError, IpHeader, IpPacket, Password, ReceivePolicy, Version,
 };
 
-fn vectors_dir() -> Option<PathBuf> {
-    let dir = support::shared_dir()?.join("vectors");
-    dir.join("vrrp_vectors.json").is_file().then_some(dir)
+fn vectors_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors")
 }
 
 /// One VRRP message found in a capture, with the IP fields it arrived with.
@@ -35,7 +36,7 @@ struct Captured {
 /// AH on purpose, which is tested separately).
 fn all_captured(dir: &Path) -> Vec<Captured> {
     let mut pcaps: Vec<PathBuf> = std::fs::read_dir(dir)
-        .expect("vectors dir readable")
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.expect("dir entry").path())
         .filter(|p| p.extension().is_some_and(|x| x == "pcap"))
         .collect();
@@ -97,7 +98,7 @@ fn unwrap_ah(pcap: &str, frame: usize, ip: &[u8]) -> Captured {
     }
 }
 
-/// The policy keepalived's configs in `shared/vectors/keepalived/` call for.
+/// The policy keepalived's configs in `tests/vectors/keepalived/` call for.
 fn policy_for(c: &Captured, version: Version) -> ReceivePolicy {
     let mut policy = ReceivePolicy::new(version);
     if c.pcap.starts_with("v2_mc_auth_pass") {
@@ -109,9 +110,7 @@ fn policy_for(c: &Captured, version: Version) -> ReceivePolicy {
 
 #[test]
 fn every_keepalived_packet_decodes_validates_and_reencodes_identically() {
-    let Some(dir) = vectors_dir() else {
-        return skip("shared/vectors is not beside the repository (set HA_SHARED_DIR)");
-    };
+    let dir = vectors_dir();
     let captured = all_captured(&dir);
     let mut per_pcap: BTreeMap<&str, usize> = BTreeMap::new();
     for c in &captured {
@@ -212,10 +211,9 @@ fn every_keepalived_packet_decodes_validates_and_reencodes_identically() {
 /// The JSON's Wireshark fields for each distinct packet agree with the crate's decoding.
 #[test]
 fn decoded_fields_match_wireshark_for_every_vector() {
-    let Some(dir) = vectors_dir() else {
-        return skip("shared/vectors is not beside the repository (set HA_SHARED_DIR)");
-    };
-    let json = std::fs::read_to_string(dir.join("vrrp_vectors.json")).expect("vectors JSON");
+    let dir = vectors_dir();
+    let path = dir.join("vrrp_vectors.json");
+    let json = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let vectors: Vec<Value> = serde_json::from_str(&json).expect("valid JSON");
     let captured = all_captured(&dir);
     let mut checked = 0;
@@ -322,9 +320,7 @@ fn decoded_fields_match_wireshark_for_every_vector() {
 /// sends it on SIGTERM.
 #[test]
 fn keepalived_shutdown_advert_has_priority_zero() {
-    let Some(dir) = vectors_dir() else {
-        return skip("shared/vectors is not beside the repository (set HA_SHARED_DIR)");
-    };
+    let dir = vectors_dir();
     let shutdown: Vec<_> = all_captured(&dir)
         .into_iter()
         .filter(|c| c.pcap == "v2_prio0_shutdown.pcap")

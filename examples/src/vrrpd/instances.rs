@@ -8,15 +8,15 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::fmt;
-use std::io;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use ip_manager::{AnnounceConfig, Announcer, NetlinkManager, Vip};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
-use vrrp_core::driver::{Command, Driver, DriverEvent, DriverStats, VrrpSocket};
+use vrrp_core::driver::{
+    DEFAULT_EVENT_CAPACITY, Driver, DriverEvent, DriverExit, DriverHandle, VrrpSocket,
+};
 use vrrp_core::packet::{AddressFamily, Vrid};
 use vrrp_core::{Event, Reason, Router, State};
 
@@ -61,12 +61,6 @@ impl fmt::Display for DriverKey {
 
 /// A driver's event, with the driver it came from.
 pub(super) type Routed = (DriverKey, DriverEvent);
-
-#[derive(Debug)]
-struct DriverHandle {
-    commands: mpsc::UnboundedSender<Command>,
-    task: JoinHandle<io::Result<DriverStats>>,
-}
 
 /// An instance ready to start: its router (not started) and what the event handler needs.
 struct Starting {
@@ -176,16 +170,15 @@ impl Instances {
 
         // ---- apply ------------------------------------------------------------------------
         for name in plan.stop.iter().chain(&plan.rebuild) {
-            self.retire(name, &needed);
+            self.retire(name, &needed).await;
         }
         for key in self.drivers.keys().cloned().collect::<Vec<_>>() {
             if !needed.contains(&key)
                 && let Some(d) = self.drivers.remove(&key)
             {
                 // Its routers shut down gracefully; their events still arrive.
-                let _ = d.commands.send(Command::Stop);
+                d.shutdown();
                 info!(driver = %key, "driver stopping: no instance left on it");
-                tokio::spawn(log_end(key, d.task));
             }
         }
         for live in updated {
@@ -201,7 +194,9 @@ impl Instances {
             self.live.insert(name, Arc::new(s.live));
             match self.drivers.get(&s.key) {
                 Some(d) => {
-                    let _ = d.commands.send(Command::Add(Box::new(s.router)));
+                    if let Err(e) = d.add(s.router).await {
+                        error!(driver = %s.key, "adding a router: {e}");
+                    }
                 }
                 None => new_drivers.entry(s.key).or_default().push(s.router),
             }
@@ -214,7 +209,8 @@ impl Instances {
         self.running = config.instances.clone();
         self.sync_groups = config.sync_groups.clone();
         self.tracking
-            .commit(&config.checks, checks, self.targets(&config.instances));
+            .commit(&config.checks, checks, self.targets(&config.instances))
+            .await;
         self.links
             .commit(self.link_targets(&config.instances))
             .await;
@@ -228,10 +224,7 @@ impl Instances {
             &self.running,
             &same_router,
             &announcers,
-            self.drivers
-                .iter()
-                .map(|(k, d)| (k.clone(), d.commands.clone()))
-                .collect(),
+            self.drivers.clone(),
             self.tracking.statuses(),
         );
         Ok(plan)
@@ -307,7 +300,7 @@ impl Instances {
     /// Takes instance `name` out of the running set: its router is removed gracefully (by its
     /// driver, or by the driver's stop when no instance is left on it), and its events from
     /// here on are its own.
-    fn retire(&mut self, name: &str, needed: &BTreeSet<DriverKey>) {
+    async fn retire(&mut self, name: &str, needed: &BTreeSet<DriverKey>) {
         let Some(live) = self.live.remove(name) else {
             return;
         };
@@ -321,8 +314,9 @@ impl Instances {
         if needed.contains(&key)
             && let Some(d) = self.drivers.get(&key)
             && let Some(vrid) = Vrid::new(vrid)
+            && let Err(e) = d.remove(vrid).await
         {
-            let _ = d.commands.send(Command::Remove { vrid });
+            error!(driver = %key, "removing a router: {e}");
         }
         info!(instance = %name, "instance stopping");
     }
@@ -358,19 +352,22 @@ impl Instances {
     }
 
     fn spawn_driver(&mut self, key: DriverKey, socket: VrrpSocket, routers: Vec<Router>) {
-        let (commands, rx) = mpsc::unbounded_channel();
-        let (tx, mut events) = mpsc::unbounded_channel::<DriverEvent>();
-        if let Some(forward) = self.events.clone() {
-            let key = key.clone();
-            tokio::spawn(async move {
-                while let Some(e) = events.recv().await {
-                    let _ = forward.send((key.clone(), e));
-                }
-            });
-        }
         info!(driver = %key, instances = routers.len(), "driver started");
-        let task = tokio::spawn(Driver::new(socket, routers).run(rx, tx));
-        self.drivers.insert(key, DriverHandle { commands, task });
+        let (driver, mut events) = Driver::new(socket, routers).spawn(DEFAULT_EVENT_CAPACITY);
+        let forward = self.events.clone();
+        let name = key.clone();
+        tokio::spawn(async move {
+            while let Some(e) = events.recv().await {
+                if let Some(forward) = &forward {
+                    let _ = forward.send((name.clone(), e));
+                }
+            }
+            match events.exit().await {
+                DriverExit::Stopped => info!(driver = %name, "driver stopped"),
+                how => error!(driver = %name, "driver {how}"),
+            }
+        });
+        self.drivers.insert(key, driver);
     }
 
     /// Where each check's state goes: every (driver, router, tracker) that tracks it.
@@ -382,12 +379,10 @@ impl Instances {
             else {
                 continue;
             };
-            for (index, (check, _)) in inst.track.iter().enumerate() {
-                out.entry(check.clone()).or_default().push(Target {
-                    commands: d.commands.clone(),
-                    vrid,
-                    index,
-                });
+            for (check, _) in &inst.track {
+                out.entry(check.clone())
+                    .or_default()
+                    .push(d.tracker(vrid, check));
             }
         }
         out
@@ -400,7 +395,7 @@ impl Instances {
         for (key, d) in &self.drivers {
             out.entry(key.interface.clone())
                 .or_default()
-                .push(LinkTarget::Driver(d.commands.clone()));
+                .push(LinkTarget::Driver(d.clone()));
         }
         for inst in instances {
             let (Some(d), Some(vrid)) =
@@ -408,14 +403,10 @@ impl Instances {
             else {
                 continue;
             };
-            for (k, (interface, _)) in inst.track_interfaces.iter().enumerate() {
+            for (interface, _) in &inst.track_interfaces {
                 out.entry(interface.clone())
                     .or_default()
-                    .push(LinkTarget::Tracker(
-                        d.commands.clone(),
-                        vrid,
-                        inst.track.len() + k,
-                    ));
+                    .push(LinkTarget::Tracker(d.tracker(vrid, interface)));
             }
         }
         out
@@ -460,7 +451,7 @@ impl Instances {
             // and addresses go together.
             let own = !matches!(reason, Reason::SyncGroup { .. } | Reason::Shutdown);
             if own && *to != State::Initialize {
-                self.follow(&live.instance.name, *to);
+                self.follow(&live.instance.name, *to).await;
             }
         }
         daemon::handle(&live, e.event).await;
@@ -469,7 +460,7 @@ impl Instances {
     /// Tells the other members of `name`'s sync groups to follow it into `to` (keepalived's
     /// `vrrp_sync_group`; see [`vrrp_core::SyncGroup`] for the rule). The members may run
     /// in other drivers (other interfaces), so this is done here rather than in one driver.
-    fn follow(&self, name: &str, to: State) {
+    async fn follow(&self, name: &str, to: State) {
         for group in self
             .sync_groups
             .iter()
@@ -485,11 +476,9 @@ impl Instances {
                     continue;
                 };
                 info!(group = %group.name, %member, leader = %name, ?to, "sync group follows");
-                let _ = d.commands.send(Command::Follow {
-                    vrid,
-                    to,
-                    member: name.to_owned(),
-                });
+                if let Err(e) = d.follow(vrid, to, name).await {
+                    warn!(group = %group.name, %member, "not followed: {e}");
+                }
             }
         }
     }
@@ -498,25 +487,17 @@ impl Instances {
     /// arrive, and the event channel closes after them.
     pub(super) fn stop(&mut self) {
         for (key, d) in std::mem::take(&mut self.drivers) {
-            let _ = d.commands.send(Command::Stop);
+            d.shutdown();
             self.stopping.push((key, d));
         }
         self.events = None;
     }
 
-    /// Waits for every stopped driver and logs how it ended.
+    /// Waits for every stopped driver to end (each logs how, see `spawn_driver`).
     pub(super) async fn finish(&mut self) {
-        for (key, d) in self.stopping.drain(..) {
-            log_end(key, d.task).await;
+        for (_, d) in self.stopping.drain(..) {
+            d.closed().await;
         }
-    }
-}
-
-async fn log_end(key: DriverKey, task: JoinHandle<io::Result<DriverStats>>) {
-    match task.await {
-        Ok(Ok(stats)) => info!(driver = %key, ?stats, "driver stopped"),
-        Ok(Err(e)) => error!(driver = %key, "driver failed: {e}"),
-        Err(e) => error!(driver = %key, "driver task: {e}"),
     }
 }
 

@@ -3,14 +3,13 @@
 //! notifications rather than from polling. The targets follow every (re)load.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use ip_manager::{LinkMonitor, LinkState, NetlinkManager};
-use tokio::sync::mpsc;
+use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
-use vrrp_core::driver::Command;
-use vrrp_core::packet::Vrid;
+use vrrp_core::driver::{DriverHandle, TrackerHandle};
 
 use super::registry::Registry;
 
@@ -18,22 +17,21 @@ use super::registry::Registry;
 #[derive(Clone, Debug)]
 pub(super) enum LinkTarget {
     /// Every router of a driver runs on it.
-    Driver(mpsc::UnboundedSender<Command>),
-    /// A router tracks it: its driver, its VRID, the tracker's index.
-    Tracker(mpsc::UnboundedSender<Command>, Vrid, usize),
+    Driver(DriverHandle),
+    /// A router tracks it (by the interface's name).
+    Tracker(TrackerHandle),
 }
 
 impl LinkTarget {
-    fn tell(&self, up: bool) {
-        // A driver that is gone has nothing left to fault.
-        let _ = match self {
-            LinkTarget::Driver(commands) => commands.send(Command::Link { up }),
-            LinkTarget::Tracker(commands, vrid, index) => commands.send(Command::Tracker {
-                vrid: *vrid,
-                index: *index,
-                up,
-            }),
+    async fn tell(&self, up: bool) {
+        let told = match self {
+            LinkTarget::Driver(driver) => driver.set_link(up).await,
+            LinkTarget::Tracker(tracker) => tracker.set(up).await,
         };
+        // A driver that is gone has nothing left to fault.
+        if let Err(e) = told {
+            warn!("link state not told: {e}");
+        }
     }
 }
 
@@ -58,10 +56,6 @@ impl Drop for Links {
     }
 }
 
-fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
-    shared.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 impl Links {
     /// Subscribes (before any state is read, so that no change falls in between) and starts
     /// following the notifications. Nobody is told anything until [`commit`](Self::commit).
@@ -75,14 +69,14 @@ impl Links {
         let record = registry.clone();
         let watcher = tokio::spawn(async move {
             while let Some(LinkState { name, up, .. }) = monitor.next().await {
-                let mut s = lock(&watched);
+                let mut s = watched.lock().await;
                 if !s.targets.contains_key(&name) || s.up.insert(name.clone(), up) == Some(up) {
                     continue; // not ours, or statistics / addresses changed, not the link
                 }
                 info!(interface = %name, up, "link changed");
                 record.record_link(&name, up);
                 for t in s.targets.get(&name).into_iter().flatten() {
-                    t.tell(up);
+                    t.tell(up).await;
                 }
             }
             warn!("the netlink link monitor ended: link changes are no longer followed");
@@ -109,7 +103,7 @@ impl Links {
                 true
             }
         };
-        lock(&self.shared).up.insert(interface.to_owned(), up);
+        self.shared.lock().await.up.insert(interface.to_owned(), up);
         self.registry.record_link(interface, up);
         up
     }
@@ -119,16 +113,16 @@ impl Links {
     pub(super) async fn commit(&self, targets: HashMap<String, Vec<LinkTarget>>) {
         // An interface not seen yet is read now (`is_up` remembers what it read).
         for name in targets.keys() {
-            let known = lock(&self.shared).up.contains_key(name);
+            let known = self.shared.lock().await.up.contains_key(name);
             if !known {
                 self.is_up(name).await;
             }
         }
-        let mut s = lock(&self.shared);
+        let mut s = self.shared.lock().await;
         for (name, to) in &targets {
             let up = s.up.get(name).copied().unwrap_or(true);
             for t in to {
-                t.tell(up);
+                t.tell(up).await;
             }
         }
         s.targets = targets;

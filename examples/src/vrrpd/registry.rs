@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use ip_manager::{Announcer, IpManager, NetlinkManager, Vip};
-use tokio::sync::{mpsc, oneshot, watch};
-use vrrp_core::driver::{Command, DriverSnapshot};
+use tokio::sync::watch;
+use vrrp_core::driver::{DriverHandle, DriverSnapshot};
 use vrrp_core::{Reason, State};
 
 use super::config::{self, Instance};
@@ -32,7 +32,7 @@ struct Shared {
     reloads: Reloads,
     /// By name.
     instances: BTreeMap<String, Entry>,
-    drivers: BTreeMap<DriverKey, mpsc::UnboundedSender<Command>>,
+    drivers: BTreeMap<DriverKey, DriverHandle>,
     checks: Vec<(config::Check, watch::Receiver<health_check::Status>)>,
     /// Link states by interface name, as reported by [`Registry::record_link`].
     links: BTreeMap<String, bool>,
@@ -74,7 +74,7 @@ impl Registry {
         instances: &[Instance],
         same_router: &[String],
         announcers: &HashMap<String, Option<Arc<Announcer>>>,
-        drivers: BTreeMap<DriverKey, mpsc::UnboundedSender<Command>>,
+        drivers: BTreeMap<DriverKey, DriverHandle>,
         checks: Vec<(config::Check, watch::Receiver<health_check::Status>)>,
     ) {
         let mut s = self.lock();
@@ -152,17 +152,20 @@ impl Registry {
                 s.links.clone(),
             )
         };
-        // Every driver asked first, then every answer awaited: they answer concurrently.
-        let mut pending = Vec::new();
-        for (key, commands) in &drivers {
-            let (reply, answer) = oneshot::channel();
-            if commands.send(Command::Snapshot(reply)).is_ok() {
-                pending.push((key.clone(), answer));
-            }
+        // Every driver asked at once: they answer concurrently.
+        let mut pending = tokio::task::JoinSet::new();
+        for (key, driver) in &drivers {
+            let (key, driver) = (key.clone(), driver.clone());
+            pending.spawn(async move {
+                (
+                    key,
+                    tokio::time::timeout(SNAPSHOT_TIMEOUT, driver.snapshot()).await,
+                )
+            });
         }
         let mut snapshots: BTreeMap<DriverKey, DriverSnapshot> = BTreeMap::new();
-        for (key, answer) in pending {
-            if let Ok(Ok(s)) = tokio::time::timeout(SNAPSHOT_TIMEOUT, answer).await {
+        while let Some(answer) = pending.join_next().await {
+            if let Ok((key, Ok(Ok(s)))) = answer {
                 snapshots.insert(key, s);
             }
         }

@@ -3,29 +3,20 @@
 //! monitor (and its rise/fall counts); only the routers it feeds are updated.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use health_check::{
     ExecCheck, Health, HttpCheck, Monitor, MonitorConfig, ProcessCheck, Start, Status, TcpCheck,
 };
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Mutex, watch};
 use tokio::task::JoinHandle;
-use tracing::info;
-use vrrp_core::driver::Command;
-use vrrp_core::packet::Vrid;
+use tracing::{info, warn};
+use vrrp_core::driver::TrackerHandle;
 
 use super::config::{self, CheckKind};
 
-/// One tracker of one router: where a check's state goes.
-#[derive(Debug, Clone)]
-pub(super) struct Target {
-    /// The router's driver.
-    pub(super) commands: mpsc::UnboundedSender<Command>,
-    /// The router.
-    pub(super) vrid: Vrid,
-    /// The tracker's index in the router's `Config::trackers`.
-    pub(super) index: usize,
-}
+/// One tracker of one router (by its name, the check's): where a check's state goes.
+pub(super) type Target = TrackerHandle;
 
 /// The running monitors, by check name.
 #[derive(Debug, Default)]
@@ -94,7 +85,7 @@ impl Tracking {
     /// longer in `checks` stop, and every check feeds exactly `targets[name]` from now on.
     /// Every target is then told the check's current state, so that a router added, or one
     /// whose check was restarted, agrees with its monitor.
-    pub(super) fn commit(
+    pub(super) async fn commit(
         &mut self,
         checks: &[config::Check],
         prepared: Vec<Prepared>,
@@ -120,18 +111,12 @@ impl Tracking {
             );
         }
         for (name, tracked) in &self.checks {
-            let mut list = lock(&tracked.targets);
+            let mut list = tracked.targets.lock().await;
             *list = targets.remove(name).unwrap_or_default();
             // Under the lock the feeder also sends under: the last one to send read the
             // latest state.
             let up = tracked.monitor.status().health == Health::Up;
-            for t in list.iter() {
-                let _ = t.commands.send(Command::Tracker {
-                    vrid: t.vrid,
-                    index: t.index,
-                    up,
-                });
-            }
+            tell(&list, up).await;
         }
     }
 
@@ -147,8 +132,15 @@ impl Tracking {
     }
 }
 
-fn lock(targets: &Mutex<Vec<Target>>) -> std::sync::MutexGuard<'_, Vec<Target>> {
-    targets.lock().unwrap_or_else(|p| p.into_inner())
+/// Tells every target: the router applies the weight, or Fault for weight 0, at once.
+async fn tell(targets: &[Target], up: bool) {
+    for t in targets {
+        // A driver that ended has nothing left to track; a tracker name the router does not
+        // know cannot happen (the router's trackers are made from the same names).
+        if let Err(e) = t.set(up).await {
+            warn!(tracker = t.name(), "not told: {e}");
+        }
+    }
 }
 
 fn spawn(check: &config::Check) -> Result<Monitor, super::daemon::Error> {
@@ -173,12 +165,11 @@ fn spawn(check: &config::Check) -> Result<Monitor, super::daemon::Error> {
     )?)
 }
 
-/// Feeds each transition of one check to its targets (`Command::Tracker`): the router applies
-/// the weight, or Fault for weight 0, at once.
+/// Feeds each transition of one check to its targets.
 async fn feed(name: String, mut status: watch::Receiver<Status>, targets: Arc<Mutex<Vec<Target>>>) {
     let mut last = status.borrow().health;
     while status.changed().await.is_ok() {
-        let list = lock(&targets);
+        let list = targets.lock().await;
         let (health, error) = {
             let s = status.borrow_and_update();
             (s.health, s.last_error.clone())
@@ -189,12 +180,6 @@ async fn feed(name: String, mut status: watch::Receiver<Status>, targets: Arc<Mu
         last = health;
         let up = health == Health::Up;
         info!(check = %name, up, error = ?error, "tracked check changed");
-        for t in list.iter() {
-            let _ = t.commands.send(Command::Tracker {
-                vrid: t.vrid,
-                index: t.index,
-                up,
-            });
-        }
+        tell(&list, up).await;
     }
 }

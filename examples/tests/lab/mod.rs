@@ -46,6 +46,19 @@ pub(crate) fn prerequisites(tools: &[(&str, &str)]) -> Result<PathBuf, String> {
     }
 }
 
+/// The path of `netlab.sh` when `test` can run here; otherwise `None` after [`skip`]ping it
+/// (loudly, or failing it under `CI`).
+#[allow(dead_code)]
+pub(crate) fn netlab_or_skip(test: &str, tools: &[(&str, &str)]) -> Option<PathBuf> {
+    match prerequisites(tools) {
+        Ok(path) => Some(path),
+        Err(why) => {
+            skip(test, &why);
+            None
+        }
+    }
+}
+
 /// Skips `test` with a loud message, or fails it when `CI` is set.
 pub(crate) fn skip(test: &str, why: &str) {
     if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {

@@ -63,6 +63,12 @@ pub enum CommandError {
     /// The driver has ended; nothing it ran is running any more.
     #[error("the VRRP driver has ended ({0})")]
     DriverEnded(DriverExit),
+    /// The driver did not answer in time (a blocking call from outside its runtime).
+    #[error("the VRRP driver did not answer within {within:?}: its runtime may not be running")]
+    NotAnswered {
+        /// How long the caller waited.
+        within: std::time::Duration,
+    },
     /// No router of that VRID runs on the driver.
     #[error("no virtual router with VRID {vrid} runs on this driver")]
     UnknownRouter {

@@ -155,6 +155,55 @@ impl DriverHandle {
         .await?
     }
 
+    /// [`set_tracker`](Self::set_tracker) from a thread outside any tokio runtime: a
+    /// watchdog on an OS thread of its own, which must still act when the runtime it watches
+    /// (maybe the one the driver runs on) no longer answers. It blocks until the driver took
+    /// the command and answered, or `within` passed (a driver on a runtime that no longer
+    /// runs answers nothing: [`CommandError::NotAnswered`]; its routers are silent then
+    /// anyway, so the peer takes over).
+    pub fn set_tracker_blocking(
+        &self,
+        vrid: Vrid,
+        name: &str,
+        up: bool,
+        within: std::time::Duration,
+    ) -> Result<(), CommandError> {
+        use tokio::sync::mpsc::error::TrySendError;
+        use tokio::sync::oneshot::error::TryRecvError;
+        let deadline = std::time::Instant::now() + within;
+        let ended = || CommandError::DriverEnded(self.exit().unwrap_or(DriverExit::Cancelled));
+        let (reply, mut answer) = oneshot::channel();
+        let mut command = Command::Track {
+            vrid,
+            name: name.to_owned(),
+            up,
+            reply: Some(reply),
+        };
+        // Polled, not parked on the channel: the wait must end at the deadline.
+        let pause = std::time::Duration::from_micros(200);
+        loop {
+            match self.commands.try_send(command) {
+                Ok(()) => break,
+                Err(TrySendError::Closed(_)) => return Err(ended()),
+                Err(TrySendError::Full(c)) => command = c,
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(CommandError::NotAnswered { within });
+            }
+            std::thread::sleep(pause);
+        }
+        loop {
+            match answer.try_recv() {
+                Ok(outcome) => return outcome,
+                Err(TryRecvError::Closed) => return Err(ended()),
+                Err(TryRecvError::Empty) if std::time::Instant::now() >= deadline => {
+                    return Err(CommandError::NotAnswered { within });
+                }
+                Err(TryRecvError::Empty) => std::thread::sleep(pause),
+            }
+        }
+    }
+
     /// A handle on tracked object `name` of router `vrid`, for the task that watches it
     /// (see [`TrackerHandle::set`]).
     pub fn tracker(&self, vrid: Vrid, name: &str) -> TrackerHandle {
@@ -233,6 +282,13 @@ impl TrackerHandle {
     /// object of this name.
     pub async fn set(&self, up: bool) -> Result<(), CommandError> {
         self.driver.set_tracker(self.vrid, &self.name, up).await
+    }
+
+    /// [`set`](Self::set) from an OS thread, waiting at most `within` (see
+    /// [`DriverHandle::set_tracker_blocking`]).
+    pub fn set_blocking(&self, up: bool, within: std::time::Duration) -> Result<(), CommandError> {
+        self.driver
+            .set_tracker_blocking(self.vrid, &self.name, up, within)
     }
 
     /// The tracked object's name.

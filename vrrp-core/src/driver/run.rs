@@ -79,8 +79,9 @@ pub enum Command {
 pub struct DriverEvent {
     /// The router's VRID.
     pub vrid: Vrid,
-    /// When the router produced it.
-    pub at: Instant,
+    /// When the router produced it, on the clock the routers run on (`std`'s, as every
+    /// `now` the crate takes).
+    pub at: std::time::Instant,
     /// What happened.
     pub event: Event,
 }
@@ -286,7 +287,7 @@ impl Driver {
             events
                 .send(DriverEvent {
                     vrid,
-                    at: Instant::now(),
+                    at: std::time::Instant::now(),
                     event,
                 })
                 .await;

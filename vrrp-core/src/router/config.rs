@@ -165,6 +165,14 @@ impl Config {
                 weight: t.weight,
             });
         }
+        // Trackers are addressed by name (the driver's `Command::Track`).
+        for (i, t) in self.trackers.iter().enumerate() {
+            if self.trackers[..i].iter().any(|u| u.name == t.name) {
+                return Err(ConfigError::DuplicateTracker {
+                    tracker: t.name.clone(),
+                });
+            }
+        }
         Ok(())
     }
 }
@@ -215,6 +223,12 @@ pub enum ConfigError {
         "VRRPv3 has no authentication: use `Authentication::None`, or version 2 (`Version::V2`)"
     )]
     AuthenticationOnV3,
+    /// Two tracked objects of one name: each must be addressable by its name.
+    #[error("{tracker:?} is tracked twice: give each tracked object a name of its own")]
+    DuplicateTracker {
+        /// The name.
+        tracker: String,
+    },
     /// A tracker weight outside keepalived's -254..=254.
     #[error("tracker {tracker:?} has weight {weight}, outside -254..=254")]
     WeightOutOfRange {
@@ -223,4 +237,47 @@ pub enum ConfigError {
         /// Its weight.
         weight: i16,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        let vrid = Vrid::new(51).expect("non-zero");
+        Config::new(
+            vrid,
+            IpAddr::from([10, 99, 0, 11]),
+            vec![IpAddr::from([10, 99, 0, 200])],
+        )
+    }
+
+    #[test]
+    fn trackers_are_addressed_by_name_so_a_name_is_tracked_once() {
+        let mut c = config();
+        c.trackers = vec![Tracker::new("eth1", 0), Tracker::new("chk", -10)];
+        assert_eq!(c.validate(), Ok(()));
+        c.trackers.push(Tracker::new("eth1", -20));
+        let err = c.validate().expect_err("a name twice");
+        assert_eq!(
+            err,
+            ConfigError::DuplicateTracker {
+                tracker: "eth1".into()
+            }
+        );
+        assert!(
+            err.to_string().contains("\"eth1\" is tracked twice"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_weight_beyond_keepalived_s_range_is_refused_naming_the_tracker() {
+        let mut c = config();
+        c.trackers = vec![Tracker::new("chk", 255)];
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::WeightOutOfRange { weight: 255, .. })
+        ));
+    }
 }

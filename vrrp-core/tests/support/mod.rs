@@ -3,7 +3,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Link type of Ethernet captures.
 pub const LINKTYPE_ETHERNET: u32 = 1;
@@ -177,16 +177,6 @@ pub fn unhex(s: &str) -> Vec<u8> {
 /// Hex of `b`.
 pub fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// The shared lab material (`../shared` beside the repository, or `$HA_SHARED_DIR`).
-pub fn shared_dir() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("HA_SHARED_DIR") {
-        return Some(PathBuf::from(dir));
-    }
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent()?;
-    let dir = repo.parent()?.join("shared");
-    dir.is_dir().then_some(dir)
 }
 
 /// Whether this run is CI, where a missing prerequisite is a failure, never a skip.
