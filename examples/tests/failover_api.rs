@@ -99,13 +99,11 @@ fn a_monitor_already_down_when_attached_faults_the_router_at_once() {
             .expect("starts");
         // Nothing listens on port 1 of this namespace's loopback: down after one check.
         let refused = TcpCheck::new("127.0.0.1:1".parse().expect("address"));
-        let config = MonitorConfig {
-            interval: Duration::from_millis(50),
-            rise: 1,
-            fall: 1,
-            start: Start::Now,
-            ..MonitorConfig::default()
-        };
+        let config = MonitorConfig::default()
+            .interval(Duration::from_millis(50))
+            .rise(1)
+            .fall(1)
+            .start(Start::Now);
         let monitor = Monitor::spawn(Arc::new(refused), config).expect("monitor");
         let started = Instant::now();
         while monitor.status().health != Health::Down {
@@ -180,4 +178,57 @@ fn a_wedged_runtime_seen_by_the_watchdog_faults_the_router_and_it_recovers() {
     eprintln!(
         "watchdog: wedged balancer -> Fault after {faulted:?}, Master again after {recovered:?}"
     );
+}
+
+#[test]
+fn a_listener_whose_backends_are_all_down_faults_the_router_one_down_does_not() {
+    let test = "a_listener_whose_backends_are_all_down_faults_the_router_one_down_does_not";
+    let Some(netlab) = lab::netlab_or_skip(test, &[("ip", "-V")]) else {
+        return;
+    };
+    let lab = Lab::up(netlab, "fy", V3_IPV4_100MS);
+    lab::in_namespace(&lab.ns("h1"), || async {
+        let failover = Failover::builder("eth0", 51)
+            .virtual_address("10.99.0.200/24")
+            .advert_interval(Duration::from_millis(100))
+            .track("web", 0)
+            .start()
+            .await
+            .expect("starts");
+        // Two backends on this namespace's loopback, each checked every 50 ms.
+        let mut backends = Vec::new();
+        let mut monitors = Vec::new();
+        for _ in 0..2 {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let addr = listener.local_addr().expect("address");
+            let config = MonitorConfig::default()
+                .interval(Duration::from_millis(50))
+                .rise(1)
+                .fall(1)
+                .start(Start::Now);
+            monitors.push(Monitor::spawn(Arc::new(TcpCheck::new(addr)), config).expect("monitor"));
+            backends.push(Some(listener));
+        }
+        let _feed =
+            health_check::vrrp::track_any(&monitors, failover.tracker("web").expect("tracked"));
+        tokio::time::timeout(Duration::from_secs(3), failover.wait_for(State::Master))
+            .await
+            .expect("Master within 3 s")
+            .expect("the driver runs");
+        // One backend down: still Master.
+        backends[0] = None;
+        while monitors[0].status().health != Health::Down {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(failover.state(), State::Master, "one backend of two down");
+        // Both down: Fault.
+        backends[1] = None;
+        tokio::time::timeout(Duration::from_secs(2), failover.wait_for(State::Fault))
+            .await
+            .expect("Fault with every backend down")
+            .expect("the driver runs");
+    });
 }

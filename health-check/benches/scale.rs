@@ -292,12 +292,7 @@ fn main() {
                 runs: AtomicU64::new(0),
                 lateness: lateness.clone(),
             };
-            let config = MonitorConfig {
-                interval,
-                timeout: Duration::from_millis(500),
-                start: Start::After(offset),
-                ..MonitorConfig::default()
-            };
+            let config = MonitorConfig::default().interval(interval).timeout(Duration::from_millis(500)).start(Start::After(offset));
             monitors.push(Monitor::spawn(Arc::new(check), config).expect("valid config"));
         }
         let rss_after = rss_kib();

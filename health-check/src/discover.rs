@@ -91,7 +91,7 @@ where
 ///
 /// let server = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
 /// let addr = server.local_addr().unwrap();
-/// let config = MonitorConfig { interval: Duration::from_millis(20), start: Start::Now, ..MonitorConfig::default() };
+/// let config = MonitorConfig::default().interval(Duration::from_millis(20)).start(Start::Now);
 /// let monitor = Monitor::spawn(Arc::new(TcpCheck::new(addr)), config).unwrap();
 ///
 /// let mut discover = HealthDiscover::new();
@@ -183,7 +183,7 @@ where
     ///
     /// # let server = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     /// # let addr = server.local_addr().unwrap();
-    /// let config = MonitorConfig { interval: Duration::from_millis(20), start: Start::Now, ..MonitorConfig::default() };
+    /// let config = MonitorConfig::default().interval(Duration::from_millis(20)).start(Start::Now);
     /// let monitor = Monitor::spawn(Arc::new(TcpCheck::new(addr)), config).unwrap();
     ///
     /// let set = Arc::new(BackendSet::new(LeastConnections::new()));

@@ -40,7 +40,23 @@ pub enum Start {
 /// Defaults are HAProxy's: `inter 2s rise 2 fall 3`, a 2 s timeout, and servers start **up**.
 /// keepalived starts a tracked script **failed** until it has succeeded `rise` times: set
 /// `initial: Health::Down` for that.
+///
+/// Built from [`Default`] with the setters, which read as HAProxy's server line:
+///
+/// ```
+/// use std::time::Duration;
+/// use health_check::MonitorConfig;
+///
+/// // `check inter 1s fastinter 200ms rise 2 fall 3`
+/// let config = MonitorConfig::default()
+///     .interval(Duration::from_secs(1))
+///     .fastinter(Duration::from_millis(200))
+///     .rise(2)
+///     .fall(3);
+/// assert!(config.validate().is_ok());
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MonitorConfig {
     /// Time between checks (HAProxy `inter`).
     pub interval: Duration,
@@ -92,6 +108,83 @@ impl Default for MonitorConfig {
 }
 
 impl MonitorConfig {
+    /// [`interval`](Self::interval): time between checks (HAProxy `inter`).
+    #[must_use]
+    pub fn interval(mut self, interval: Duration) -> MonitorConfig {
+        self.interval = interval;
+        self
+    }
+
+    /// [`fastinter`](Self::fastinter): time between checks while the state is changing.
+    #[must_use]
+    pub fn fastinter(mut self, fastinter: Duration) -> MonitorConfig {
+        self.fastinter = Some(fastinter);
+        self
+    }
+
+    /// [`downinter`](Self::downinter): time between checks while down.
+    #[must_use]
+    pub fn downinter(mut self, downinter: Duration) -> MonitorConfig {
+        self.downinter = Some(downinter);
+        self
+    }
+
+    /// [`timeout`](Self::timeout): how long one check may take.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> MonitorConfig {
+        self.timeout = timeout;
+        self
+    }
+
+    /// [`rise`](Self::rise): successes that bring a down target up.
+    #[must_use]
+    pub fn rise(mut self, rise: u32) -> MonitorConfig {
+        self.rise = rise;
+        self
+    }
+
+    /// [`fall`](Self::fall): failures that take an up target down.
+    #[must_use]
+    pub fn fall(mut self, fall: u32) -> MonitorConfig {
+        self.fall = fall;
+        self
+    }
+
+    /// [`initial`](Self::initial): the state before the first check.
+    #[must_use]
+    pub fn initial(mut self, initial: Health) -> MonitorConfig {
+        self.initial = initial;
+        self
+    }
+
+    /// [`start`](Self::start): when the first check runs.
+    #[must_use]
+    pub fn start(mut self, start: Start) -> MonitorConfig {
+        self.start = start;
+        self
+    }
+
+    /// [`spread_percent`](Self::spread_percent): HAProxy's `spread-checks`.
+    #[must_use]
+    pub fn spread_percent(mut self, percent: u8) -> MonitorConfig {
+        self.spread_percent = percent;
+        self
+    }
+
+    /// [`id`](Self::id): the name for logs and consumers.
+    #[must_use]
+    pub fn id(mut self, id: impl Into<String>) -> MonitorConfig {
+        self.id = Some(id.into());
+        self
+    }
+
+    /// [`weight`](Self::weight): carried to consumers with every transition.
+    #[must_use]
+    pub fn weight(mut self, weight: i32) -> MonitorConfig {
+        self.weight = weight;
+        self
+    }
+
     /// Checks the values: non-zero intervals and timeout, `rise` and `fall` at least 1,
     /// `spread_percent` at most 50.
     pub fn validate(&self) -> Result<(), ConfigError> {

@@ -5,6 +5,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use vrrp_core::driver::{CommandError, TrackerHandle};
 
+use tokio_stream::{StreamExt, StreamMap, wrappers::WatchStream};
+
 use crate::{Health, Monitor, Status, Watchdog, WatchdogConfig};
 
 /// Feeds `monitor`'s health into `tracker` on a task of its own: the current health at once
@@ -48,6 +50,58 @@ pub fn track_status(
             }
             if status.changed().await.is_err() {
                 return Ok(());
+            }
+        }
+    })
+}
+
+/// Feeds "at least one of `monitors` is up" into `tracker`: a balancer's listener, whose
+/// router should stand down (weight 0: Fault) or lose priority (a negative weight) only when
+/// every backend is down, not when one of them is (that is [`track`] per backend, with its
+/// own weight). The current state first, then every change; no monitor at all is down. Ends
+/// as [`track`] does, when every monitor is dropped.
+///
+/// ```no_run
+/// use health_check::Monitor;
+/// use vrrp_core::driver::TrackerHandle;
+///
+/// # fn demo(backends: &[Monitor], tracker: TrackerHandle) {
+/// // hald: `all backends of listener web down → FAULT`.
+/// health_check::vrrp::track_any(backends, tracker);
+/// # }
+/// ```
+pub fn track_any(
+    monitors: &[Monitor],
+    tracker: TrackerHandle,
+) -> JoinHandle<Result<(), CommandError>> {
+    track_any_status(monitors.iter().map(Monitor::subscribe).collect(), tracker)
+}
+
+/// [`track_any`] from the monitors' status channels.
+pub fn track_any_status(
+    mut statuses: Vec<watch::Receiver<Status>>,
+    tracker: TrackerHandle,
+) -> JoinHandle<Result<(), CommandError>> {
+    tokio::spawn(async move {
+        // Read and marked seen: a change from here on comes through the streams.
+        let mut up: Vec<bool> = statuses
+            .iter_mut()
+            .map(|s| s.borrow_and_update().health == Health::Up)
+            .collect();
+        let mut changes = StreamMap::new();
+        for (i, status) in statuses.into_iter().enumerate() {
+            changes.insert(i, WatchStream::from_changes(status));
+        }
+        let mut last = None;
+        loop {
+            let any = up.iter().any(|&u| u);
+            if last != Some(any) {
+                tracker.set(any).await?;
+                last = Some(any);
+            }
+            match changes.next().await {
+                Some((i, status)) => up[i] = status.health == Health::Up,
+                None => return Ok(()),
             }
         }
     })

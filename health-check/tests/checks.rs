@@ -73,13 +73,11 @@ async fn tcp_server_that_never_answers_times_out_in_the_monitor() {
         }
     });
     let check = TcpCheck::new(addr).send("PING\r\n").expect("+PONG");
-    let config = MonitorConfig {
-        interval: Duration::from_millis(50),
-        timeout: Duration::from_millis(100),
-        fall: 2,
-        start: Start::Now,
-        ..MonitorConfig::default()
-    };
+    let config = MonitorConfig::default()
+        .interval(Duration::from_millis(50))
+        .timeout(Duration::from_millis(100))
+        .fall(2)
+        .start(Start::Now);
     let m = Monitor::spawn(Arc::new(check), config).expect("valid config");
     let mut rx = m.subscribe();
     let started = std::time::Instant::now();
@@ -153,13 +151,11 @@ async fn a_watched_process_that_exits_is_down_within_milliseconds() {
         let described = check.describe();
         let monitor = Monitor::spawn(
             Arc::new(check),
-            MonitorConfig {
-                interval: Duration::from_secs(10),
-                fall: 3,
-                rise: 1,
-                start: Start::Now,
-                ..MonitorConfig::default()
-            },
+            MonitorConfig::default()
+                .interval(Duration::from_secs(10))
+                .fall(3)
+                .rise(1)
+                .start(Start::Now),
         )
         .unwrap();
         let mut rx = monitor.subscribe();

@@ -43,13 +43,11 @@ fn client(
 }
 
 fn monitor(addr: SocketAddr) -> (Monitor, watch::Receiver<health_check::Status>) {
-    let config = MonitorConfig {
-        interval: Duration::from_millis(20),
-        rise: 2,
-        fall: 2,
-        start: Start::Now,
-        ..MonitorConfig::default()
-    };
+    let config = MonitorConfig::default()
+        .interval(Duration::from_millis(20))
+        .rise(2)
+        .fall(2)
+        .start(Start::Now);
     let m = Monitor::spawn(Arc::new(TcpCheck::new(addr)), config).expect("valid config");
     let rx = m.subscribe();
     (m, rx)
@@ -127,12 +125,10 @@ async fn changes_in_order_and_removal_by_key() {
         l.local_addr().expect("addr")
     };
     let (m1, _) = monitor(addr1);
-    let config = MonitorConfig {
-        interval: Duration::from_millis(20),
-        initial: Health::Down,
-        start: Start::Now,
-        ..MonitorConfig::default()
-    };
+    let config = MonitorConfig::default()
+        .interval(Duration::from_millis(20))
+        .initial(Health::Down)
+        .start(Start::Now);
     let m_gone = Monitor::spawn(Arc::new(TcpCheck::new(gone)), config).expect("valid config");
     let mut rx_gone = m_gone.subscribe();
 
@@ -164,11 +160,9 @@ async fn changes_in_order_and_removal_by_key() {
 /// A monitor that never runs a check (its first is an hour away): its state stays the initial
 /// one, so only delivery on attach can report it.
 fn idle_monitor(initial: Health) -> Monitor {
-    let config = MonitorConfig {
-        initial,
-        start: Start::After(Duration::from_secs(3600)),
-        ..MonitorConfig::default()
-    };
+    let config = MonitorConfig::default()
+        .initial(initial)
+        .start(Start::After(Duration::from_secs(3600)));
     let nowhere: SocketAddr = "127.0.0.1:9".parse().expect("addr");
     Monitor::spawn(Arc::new(TcpCheck::new(nowhere)), config).expect("valid config")
 }

@@ -129,13 +129,11 @@ async fn a_hanging_script_is_killed_at_the_monitor_timeout_with_its_children_no_
         "echo $$ > {}; sleep 1000 & sleep 1000 & wait",
         pid_file.display()
     );
-    let config = MonitorConfig {
-        interval: Duration::from_secs(10),
-        timeout: Duration::from_millis(300),
-        fall: 1,
-        start: Start::Now,
-        ..MonitorConfig::default()
-    };
+    let config = MonitorConfig::default()
+        .interval(Duration::from_secs(10))
+        .timeout(Duration::from_millis(300))
+        .fall(1)
+        .start(Start::Now);
     let started = std::time::Instant::now();
     let m = Monitor::spawn(Arc::new(ExecCheck::shell(script)), config).expect("valid config");
     let pgid = read_pgid(&pid_file).await;
@@ -211,13 +209,11 @@ async fn at_most_one_run_in_flight() {
 async fn monitor_follows_a_script_through_fall_and_rise() {
     let flag = temp_file("healthy");
     std::fs::write(&flag, "").unwrap();
-    let config = MonitorConfig {
-        interval: Duration::from_millis(30),
-        rise: 2,
-        fall: 2,
-        start: Start::Now,
-        ..MonitorConfig::default()
-    };
+    let config = MonitorConfig::default()
+        .interval(Duration::from_millis(30))
+        .rise(2)
+        .fall(2)
+        .start(Start::Now);
     let check = ExecCheck::new("test").arg("-e").arg(&flag);
     let m = Monitor::spawn(Arc::new(check), config).expect("valid config");
     let mut transitions = m.transitions();

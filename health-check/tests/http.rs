@@ -458,13 +458,11 @@ async fn a_reply_that_is_not_http_fails_without_panicking() {
 async fn a_server_that_never_answers_goes_down_at_the_monitor_timeout() {
     let server = serve().await;
     let check = HttpCheck::new(server.addr).path("/hang");
-    let config = MonitorConfig {
-        interval: Duration::from_millis(50),
-        timeout: Duration::from_millis(200),
-        fall: 1,
-        start: Start::Now,
-        ..MonitorConfig::default()
-    };
+    let config = MonitorConfig::default()
+        .interval(Duration::from_millis(50))
+        .timeout(Duration::from_millis(200))
+        .fall(1)
+        .start(Start::Now);
     let started = std::time::Instant::now();
     let monitor = Monitor::spawn(Arc::new(check), config).expect("valid config");
     let mut status = monitor.subscribe();

@@ -36,12 +36,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .start()
         .await?;
     let check = HttpCheck::new("127.0.0.1:8080".parse()?).path("/healthz");
-    let every_100ms = MonitorConfig {
-        interval: Duration::from_millis(100),
-        rise: 2,
-        fall: 2,
-        ..MonitorConfig::default()
-    };
+    let every_100ms = MonitorConfig::default()
+        .interval(Duration::from_millis(100))
+        .rise(2)
+        .fall(2);
     let monitor = Monitor::spawn(Arc::new(check), every_100ms)?;
     health_check::vrrp::track(&monitor, failover.tracker("healthz")?);
     let (mut term, driver) = (signal(SignalKind::terminate())?, failover.driver().clone());

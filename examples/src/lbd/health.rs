@@ -163,14 +163,14 @@ pub(crate) fn check(
     }
     Some(HealthCheck {
         probe: probe?,
-        monitor: MonitorConfig {
-            interval,
-            timeout,
-            fastinter,
-            downinter,
-            rise: rise?,
-            fall: fall?,
-            ..d
+        monitor: {
+            let mut m = d
+                .interval(interval)
+                .timeout(timeout)
+                .rise(rise?)
+                .fall(fall?);
+            (m.fastinter, m.downinter) = (fastinter, downinter);
+            m
         },
     })
 }

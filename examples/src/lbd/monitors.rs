@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use health_check::{Check, Health, Monitor, MonitorConfig, Status};
+use health_check::{Check, Health, Monitor, Status};
 use tokio::task::JoinHandle;
 
 use super::config::{Listener, Server};
@@ -195,10 +195,10 @@ impl Monitors {
                 }
                 Planned::Start(server, probe) => (server, probe),
             };
-            let config = MonitorConfig {
-                id: Some(format!("{}/{}", plan.listener, server.name)),
-                ..check.monitor.clone()
-            };
+            let config = check
+                .monitor
+                .clone()
+                .id(format!("{}/{}", plan.listener, server.name));
             let monitor = Monitor::spawn(probe, config).map_err(|e| CheckError {
                 listener: plan.listener.clone(),
                 server: server.name.clone(),

@@ -153,15 +153,13 @@ fn spawn(check: &config::Check) -> Result<Monitor, super::daemon::Error> {
     };
     Ok(Monitor::spawn(
         probe,
-        MonitorConfig {
-            interval: check.interval,
-            timeout: check.timeout,
-            rise: check.rise,
-            fall: check.fall,
-            start: Start::Now,
-            id: Some(check.name.clone()),
-            ..MonitorConfig::default()
-        },
+        MonitorConfig::default()
+            .interval(check.interval)
+            .timeout(check.timeout)
+            .rise(check.rise)
+            .fall(check.fall)
+            .start(Start::Now)
+            .id(check.name.clone()),
     )?)
 }
 
