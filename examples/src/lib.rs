@@ -1,8 +1,8 @@
 //! Reference daemons and tools composed from the workspace's crates.
 //!
 //! - [`vrrpd`]: a keepalived-like VRRP daemon (binary `vrrpd`).
-//! - [`lbd`]: an HAProxy-class load balancer (binary `lbd`); [`proxy`] holds its TCP and
-//!   HTTP proxy cores as a library.
+//! - [`lbd`]: an HAProxy-class load balancer (binary `lbd`): configuration turned into calls
+//!   of `lb_core::proxy` (lb-core's features `proxy` and `proxy-tls`).
 //! - `vrrpdump` prints the VRRP advertisements seen in a network namespace, decoded and
 //!   checked by [`vrrp_core`]; `vipctl` adds, removes and announces virtual addresses
 //!   with `ip-manager`; `ha-demo` tells keepalived's failover story with these crates.
@@ -20,5 +20,4 @@ pub mod duration;
 mod http_responder;
 pub mod lbd;
 pub mod prometheus;
-pub mod proxy;
 pub mod vrrpd;

@@ -18,8 +18,8 @@ use std::process::{Command, Output};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use examples::proxy::{ServerSettings, TcpProxy, TcpSettings};
 use lb_core::RoundRobin;
+use lb_core::proxy::{ServerSettings, TcpProxy, TcpSettings};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;

@@ -66,6 +66,17 @@
 //!   body ends ([`TrackCompletion`](balance::TrackCompletion)). Layers: [`RetryLayer`] (`retries`, `option redispatch`) and
 //!   [`MaxConnLayer`] (server `maxconn` with a FIFO queue, `maxqueue`, `timeout queue`).
 //! - Feature `http`: `StickyCookie` (`cookie NAME insert indirect nocache`).
+//! - Feature `proxy`: `proxy::{TcpProxy, HttpProxy}`, lbd's L4/L7 proxy as a library over a
+//!   [`BackendSet`], with the same [`maxconn`] queue and [`retry`] attempts as the layers.
+//!
+//! ## Features
+//!
+//! | feature | adds | pulls in |
+//! |---|---|---|
+//! | (none) | the algorithms, [`BackendSet`], [`Balance`], [`RetryLayer`], [`MaxConnLayer`] | tokio (`sync`, `time`), tower |
+//! | `http` | `HashKey`, `StickyCookie`, `CompleteOnBodyEnd` | http, http-body |
+//! | `proxy` | `proxy::{TcpProxy, HttpProxy}`, their settings and stats (implies `http`) | hyper (HTTP/1.1), hyper-util, tokio (`net`, `rt`), socket2, tracing |
+//! | `proxy-tls` | `proxy::tls` (termination with SNI, HTTP/2 by ALPN, TLS to servers; implies `proxy`) | rustls (ring), tokio-rustls, hyper `http2` |
 //!
 //! Unavailable backends (down, drained, in maintenance, weight 0) are skipped by every
 //! algorithm; when none is left the pick fails with [`NoBackend`], which a proxy turns into a
@@ -88,6 +99,8 @@ mod http;
 mod least_conn;
 pub mod maxconn;
 mod p2c;
+#[cfg(feature = "proxy")]
+pub mod proxy;
 mod random;
 pub mod retry;
 mod rng;

@@ -13,9 +13,9 @@ use super::monitors::{CheckError, Monitors};
 use super::running::{Proxy, Starter, with_algorithm};
 use super::stats::Stats;
 use super::stats_page::{Snapshot, StatsError, StatsServer};
-use crate::proxy::ConnectionLimit;
-use crate::proxy::tls::TlsError;
-use crate::proxy::{
+use lb_core::proxy::ConnectionLimit;
+use lb_core::proxy::tls::TlsError;
+use lb_core::proxy::{
     DrainReport, HttpProxy, HttpSettings, ProxyError, ProxyStats, ServerSettings, TcpProxy,
     TcpSettings,
 };
@@ -401,25 +401,22 @@ fn server_settings(config: &Listener) -> Result<Vec<ServerSettings>, StartError>
                     listener: config.name.clone(),
                     source,
                 })?;
-            Ok(ServerSettings {
-                name: s.name.clone(),
-                addr: s.addr,
-                weight: s.weight,
-                maxconn: s.maxconn,
-                tls,
-            })
+            let mut server = ServerSettings::new(s.name.clone(), s.addr).with_weight(s.weight);
+            server.maxconn = s.maxconn;
+            server.tls = tls;
+            Ok(server)
         })
         .collect()
 }
 
 /// The timeouts both proxies share.
-fn timeouts(config: &Listener) -> crate::proxy::Timeouts {
-    crate::proxy::Timeouts {
-        connect: config.timeouts.connect,
-        client: config.timeouts.client,
-        server: config.timeouts.server,
-        queue: config.timeouts.queue,
-    }
+fn timeouts(config: &Listener) -> lb_core::proxy::Timeouts {
+    let mut timeouts = lb_core::proxy::Timeouts::default();
+    timeouts.connect = config.timeouts.connect;
+    timeouts.client = config.timeouts.client;
+    timeouts.server = config.timeouts.server;
+    timeouts.queue = config.timeouts.queue;
+    timeouts
 }
 
 /// HAProxy's turn-around timer before retrying the same server.

@@ -11,7 +11,7 @@ use toml::Spanned;
 
 use super::config::{Server, count_of};
 use crate::diagnostics::{Report, duration_of};
-use crate::proxy::tls::{self, Alpn, TlsError};
+use lb_core::proxy::tls::{self, Alpn, TlsError};
 
 /// The servers' health check (`check = { http = "/path", ... }` or `{ tcp = true, ... }`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,7 +42,8 @@ impl HealthCheck {
                 match server.tls {
                     None => Arc::new(check),
                     Some(verify) => {
-                        let config = tls::client_config(verify, server.ca.as_deref(), Alpn::Http1)?;
+                        let config =
+                            tls::client_config(verify.into(), server.ca.as_deref(), Alpn::Http1)?;
                         Arc::new(check.tls(Tls::with_config(config)))
                     }
                 }

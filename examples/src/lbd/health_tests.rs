@@ -7,7 +7,7 @@ use health_check::{CheckError, Health, Monitor};
 
 use super::*;
 use crate::lbd::config::Verify;
-use crate::proxy::tls::testing::{Ca, Files, HttpsServer, Leaf};
+use crate::lbd::tls::testing::{Ca, Files, HttpsServer, Leaf};
 
 fn http(path: &str) -> HealthCheck {
     HealthCheck {

@@ -1,11 +1,21 @@
 //! The `lbd` daemon as a library: an HAProxy-class load balancer composed from `lb-core`
-//! (the algorithms, retries, maxconn) and `health-check` (the servers' checks).
+//! (the algorithms, retries, maxconn, and the proxy itself) and `health-check` (the servers'
+//! checks).
 //!
-//! [`config`] reads and checks the file (`lbd --check`); [`Lbd`] runs it: a proxy per
-//! listener ([`crate::proxy`]), a `health-check` monitor per checked server whose verdicts
-//! take servers in and out of rotation (logged as HAProxy does:
-//! `backend web server web2 127.0.0.1:18082 marked down: ...`), reload and drain;
-//! [`stats_page`] serves what it counts (HTML, JSON and Prometheus metrics).
+//! lbd owns no proxying code: it turns configuration into calls of the library. [`config`]
+//! reads and checks the file (`lbd --check`); [`Lbd`] runs it: for each `[[listen]]` it maps
+//! the keys to an [`lb_core::proxy::TcpSettings`] or [`lb_core::proxy::HttpSettings`]
+//! (`retries`, `redispatch`, `timeouts`, `maxconn`, `servers`, `cookie`, the `balance`
+//! algorithm and its hash key; `tls` files read into rustls configurations with
+//! [`lb_core::proxy::tls`], `verify` mapped to its `Verify`) and starts an
+//! [`lb_core::proxy::TcpProxy`] or [`lb_core::proxy::HttpProxy`]; maxconn queueing, retries
+//! and redispatch are lb-core's (`lb_core::maxconn`, `lb_core::retry`). What is lbd's own: a
+//! `health-check` monitor per checked server whose verdicts take servers in and out of
+//! rotation through the proxy's backend set (logged as HAProxy does:
+//! `backend web server web2 127.0.0.1:18082 marked down: ...`), SIGHUP reload (the proxy's
+//! `update_servers`, or a new proxy when a listener's own settings changed), SIGTERM drain,
+//! and [`stats_page`], which serves what the proxies count (HTML, JSON and Prometheus
+//! metrics).
 //!
 //! ```no_run
 //! use std::time::Duration;

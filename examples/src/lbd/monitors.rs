@@ -38,7 +38,7 @@ pub enum CheckErrorReason {
     Schedule(#[from] health_check::ConfigError),
     /// The TLS settings towards the server (its `ca` file) could not be used.
     #[error(transparent)]
-    Tls(#[from] crate::proxy::tls::TlsError),
+    Tls(#[from] lb_core::proxy::tls::TlsError),
 }
 
 /// The checks of one listener's servers.

@@ -13,7 +13,7 @@ use lb_core::{
 };
 
 use super::balance::Balance;
-use crate::proxy::{DrainReport, HttpProxy, ProxyError, ProxyStats, ServerSettings, TcpProxy};
+use lb_core::proxy::{DrainReport, HttpProxy, ProxyError, ProxyStats, ServerSettings, TcpProxy};
 
 /// A running proxy as the daemon sees it.
 pub(crate) trait Proxy: Send + Sync {

@@ -8,7 +8,7 @@ use super::health::{HealthCheck, Probe};
 use super::stats_page::{
     CheckStatus, Counters, ListenerStatus, Queue, Responses, ServerState, ServerStatus,
 };
-use crate::proxy::{ProxyStats, ResponseCodes, ServerStats};
+use lb_core::proxy::{ProxyStats, ResponseCodes, ServerStats};
 
 impl Running {
     /// What the stats page shows of this listener now.

@@ -1,12 +1,22 @@
 //! The rustls configurations of a checked configuration's listeners and servers, built with
-//! [`proxy::tls`](crate::proxy::tls) (the files are read here, when lbd starts).
+//! [`proxy::tls`](lb_core::proxy::tls) (the files are read here, when lbd starts).
 
 use std::sync::Arc;
 
 use rustls::{ClientConfig, ServerConfig};
 
-use super::config::{Listener, Mode, Server};
-use crate::proxy::tls::{self, Alpn, TlsError};
+use super::config::{Listener, Mode, Server, Verify};
+use lb_core::proxy::tls::{self, Alpn, TlsError};
+
+impl From<Verify> for tls::Verify {
+    /// `verify = "required" | "none"` as the proxy library's check.
+    fn from(verify: Verify) -> tls::Verify {
+        match verify {
+            Verify::Required => tls::Verify::Required,
+            Verify::None => tls::Verify::None,
+        }
+    }
+}
 
 impl Listener {
     /// The configuration this listener terminates TLS with, `None` without `tls`: its
@@ -36,14 +46,21 @@ impl Server {
             Mode::Http => Alpn::Http1,
             Mode::Tcp => Alpn::None,
         };
-        tls::client_config(verify, self.ca.as_deref(), alpn).map(Some)
+        tls::client_config(verify.into(), self.ca.as_deref(), alpn).map(Some)
     }
 }
 
+/// The TLS test helpers of `lb_core::proxy::tls` (rcgen certificates, PEM files, an HTTPS
+/// server), compiled in here from the one file rather than copied.
+#[cfg(test)]
+#[path = "../../../lb-core/src/proxy/tls/testing.rs"]
+#[allow(dead_code, unreachable_pub)]
+pub(crate) mod testing;
+
 #[cfg(test)]
 mod tests {
+    use super::testing::{Files, Leaf};
     use crate::lbd::config::parse;
-    use crate::proxy::tls::testing::{Files, Leaf};
 
     #[test]
     fn a_parsed_config_gives_its_rustls_configs() {

@@ -17,6 +17,7 @@ pub struct MaxConnLayer {
 
 impl MaxConnLayer {
     /// `maxconn` at least 1 (0 is raised to 1); `queue` may be 0 (no waiting).
+    #[must_use]
     pub fn new(maxconn: usize, queue: usize, timeout: Duration) -> Self {
         MaxConnLayer {
             maxconn: maxconn.max(1),

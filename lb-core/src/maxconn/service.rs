@@ -1,23 +1,49 @@
 //! [`MaxConn`].
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
-use tokio::sync::Semaphore;
 use tower::{Service, ServiceExt};
 
-use super::{MaxConnError, MaxConnLayer};
+use super::{Attempt, Gauge, MaxConnError, MaxConnLayer, Queue, QueueError};
 
 /// A backend service limited to `maxconn` concurrent requests, with a bounded FIFO queue.
 #[derive(Debug, Clone)]
 pub struct MaxConn<S> {
     inner: S,
-    slots: Arc<Semaphore>,
-    waiting: Arc<AtomicUsize>,
-    config: MaxConnLayer,
+    shared: Arc<Limit>,
+}
+
+/// What the clones of one [`MaxConn`] share.
+#[derive(Debug)]
+struct Limit {
+    active: Gauge,
+    queue: Queue,
+    maxconn: usize,
+}
+
+impl Limit {
+    /// One look for a slot.
+    fn take(self: &Arc<Self>) -> Attempt<Slot> {
+        if self.active.try_enter(self.maxconn) {
+            Attempt::Taken(Slot(self.clone()))
+        } else {
+            Attempt::Full
+        }
+    }
+}
+
+/// A slot taken, given back (and the queue told) on drop.
+struct Slot(Arc<Limit>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.active.leave();
+        self.0.queue.release();
+    }
 }
 
 impl<S> MaxConn<S> {
@@ -25,20 +51,22 @@ impl<S> MaxConn<S> {
     pub fn new(inner: S, config: MaxConnLayer) -> Self {
         MaxConn {
             inner,
-            slots: Arc::new(Semaphore::new(config.maxconn)),
-            waiting: Arc::new(AtomicUsize::new(0)),
-            config,
+            shared: Arc::new(Limit {
+                active: Gauge::default(),
+                queue: Queue::new(config.queue, config.timeout),
+                maxconn: config.maxconn,
+            }),
         }
     }
 
     /// Requests running now.
     pub fn active(&self) -> usize {
-        self.config.maxconn - self.slots.available_permits()
+        self.shared.active.now()
     }
 
     /// Requests waiting for a slot now.
     pub fn queued(&self) -> usize {
-        self.waiting.load(Ordering::Relaxed)
+        self.shared.queue.waiting()
     }
 }
 
@@ -63,45 +91,25 @@ where
 
     fn call(&mut self, request: Req) -> Self::Future {
         let inner = self.inner.clone();
-        let run = |permit| async move {
+        let run = |slot: Slot| async move {
             let result = inner
                 .oneshot(request)
                 .await
                 .map_err(|e| MaxConnError::Inner(e.into()));
-            drop(permit);
+            drop(slot);
             result
         };
-        // A free slot and nobody waiting: no queue (FIFO: a newcomer never jumps the queue).
-        if self.waiting.load(Ordering::Relaxed) == 0
-            && let Ok(permit) = self.slots.clone().try_acquire_owned()
+        // A free slot and nobody waiting: no queue (a newcomer never jumps the queue).
+        if self.shared.queue.waiting() == 0
+            && let Attempt::Taken(slot) = self.shared.take()
         {
-            return Box::pin(run(permit));
+            return Box::pin(run(slot));
         }
-        let queue = self.config.queue;
-        if self.waiting.fetch_add(1, Ordering::Relaxed) >= queue {
-            self.waiting.fetch_sub(1, Ordering::Relaxed);
-            return Box::pin(async move { Err(MaxConnError::QueueFull { queue }) });
-        }
-        let slots = self.slots.clone();
-        let waiting = Leave(self.waiting.clone());
-        let after = self.config.timeout;
+        let shared = self.shared.clone();
         Box::pin(async move {
-            let permit = tokio::time::timeout(after, slots.acquire_owned()).await;
-            drop(waiting);
-            match permit {
-                Ok(Ok(permit)) => run(permit).await,
-                // The semaphore is never closed; treat it like a timeout all the same.
-                Ok(Err(_)) | Err(_) => Err(MaxConnError::QueueTimeout { after }),
-            }
+            let take = || Ok::<_, QueueError<Infallible>>(shared.take());
+            let slot = shared.queue.wait_for(take).await?;
+            run(slot).await
         })
-    }
-}
-
-/// Leaves the queue when dropped (also when the caller gives up on the request).
-struct Leave(Arc<AtomicUsize>);
-
-impl Drop for Leave {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }

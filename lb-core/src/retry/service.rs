@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use tower::discover::Discover;
 use tower::{Service, ServiceExt};
 
-use super::RetryLayer;
+use super::{Next, RetryLayer};
 use crate::Algorithm;
 use crate::InFlight;
 use crate::balance::{Balance, BalanceError, HashKeyOf, TrackCompletion};
@@ -100,16 +100,23 @@ where
                     e.into()
                 }
             };
-            for attempt in 1..=config.retries {
+            let mut attempts = config.attempts();
+            let mut last = &primary;
+            while let Some(next) = attempts.next() {
                 if !(config.policy)(&error) {
                     break;
                 }
-                let last = attempt == config.retries;
-                let (key, service) = match (&fallback, &again) {
-                    (Some((key, svc)), _) if last => (key, svc.clone()),
-                    (_, Some(svc)) => (&primary, svc.clone()),
+                let (key, service, after) = match (next, &fallback, &again) {
+                    (Next::Redispatch, Some((key, svc)), _) => (key, svc.clone(), None),
+                    (Next::Same { after }, _, Some(svc)) => (&primary, svc.clone(), Some(after)),
+                    // No other backend to redispatch to: the last retry stays.
+                    (Next::Redispatch, None, Some(svc)) => (&primary, svc.clone(), None),
                     _ => break,
                 };
+                if let Some(after) = after.filter(|after| !after.is_zero()) {
+                    tokio::time::sleep(after).await;
+                }
+                last = key;
                 let snapshot = set.snapshot();
                 let guard = snapshot.get(key).map(|b| snapshot.start(b));
                 match service.oneshot(request.clone()).await {
@@ -120,11 +127,8 @@ where
                     }
                     Err(e) => error = e.into(),
                 }
-                if last {
-                    return Err(failed(key, error));
-                }
             }
-            Err(failed(&primary, error))
+            Err(failed(last, error))
         })
     }
 }
