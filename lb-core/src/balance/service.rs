@@ -326,11 +326,12 @@ where
     {
         let shared = Arc::clone(&self.shared);
         shared.waiters.register(cx.waker());
-        // Another clone polling the stream right now applies what it has; this one copies it.
+        // Another clone polling the stream right now applies what it has; this one waits for
+        // it (a poll of the stream is short) and copies it. Going on without it would read a
+        // membership the other clone is still filling: an empty one, at the start.
         let mut discovery = match shared.discovery.try_lock() {
             Ok(d) => d,
             Err(TryLockError::Poisoned(e)) => e.into_inner(),
-            Err(TryLockError::WouldBlock) if shared.version() == self.version => return Ok(()),
             Err(TryLockError::WouldBlock) => shared.lock(),
         };
         self.resync(&discovery);
