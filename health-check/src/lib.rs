@@ -63,8 +63,14 @@
 //! // HAProxy: `option httpchk GET /health`, `http-check expect string ok`,
 //! // `server web1 ... check inter 50ms fastinter 10ms rise 2 fall 3`.
 //! let check = HttpCheck::new(backend).path("/health").expect_body("ok");
-//! let config = MonitorConfig::default().//!     interval(Duration::from_millis(50)).//!     fastinter(Some(Duration::from_millis(10))).//!     timeout(Duration::from_millis(500)).//!     rise(2).//!     fall(3).//!     start(Start::Now).//!     id(Some("web1".into())).//!     ..MonitorConfig(:default()
-//!);
+//! let config = MonitorConfig::default()
+//!     .interval(Duration::from_millis(50))
+//!     .fastinter(Duration::from_millis(10))
+//!     .timeout(Duration::from_millis(500))
+//!     .rise(2)
+//!     .fall(3)
+//!     .start(Start::Now)
+//!     .id("web1");
 //! let monitor = Monitor::spawn(Arc::new(check), config)?;
 //! let mut transitions = monitor.transitions();
 //!
