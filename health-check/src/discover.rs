@@ -42,7 +42,7 @@ pub trait HealthTarget<K>: Send + Sync {
     fn set_health(&self, key: &K, health: Health);
 }
 
-#[cfg(feature = "lb-core")]
+#[cfg(feature = "discover")]
 impl<K, A> HealthTarget<K> for lb_core::BackendSet<K, A>
 where
     K: Clone + Eq + Hash + std::fmt::Display + Send + Sync,
@@ -172,7 +172,7 @@ where
     /// only when it is [`remove`](Self::remove)d or its monitor ends.
     ///
     /// ```
-    /// # #[cfg(feature = "lb-core")]
+    /// # #[cfg(feature = "discover")]
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// use std::sync::Arc;
@@ -195,7 +195,7 @@ where
     /// // Its monitor's flaps change its health in `set`; its weight and the rest stay.
     /// assert_eq!(set.snapshot().backends().len(), 1);
     /// # }
-    /// # #[cfg(not(feature = "lb-core"))]
+    /// # #[cfg(not(feature = "discover"))]
     /// # fn main() {}
     /// ```
     pub fn in_place(target: Arc<dyn HealthTarget<K>>) -> Self {

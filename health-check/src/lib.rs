@@ -21,16 +21,18 @@
 //!   between checks its processes are watched through pidfds, so an exit marks it down at
 //!   once ([`Check::failed`]), not at the next poll.
 //!
-//! Your own checks implement [`Check`]. Each monitor carries an id and a weight for its
-//! consumers: a VRRP tracker (priority weight, 0 = FAULT) or a balancer. With the `discover`
+//! Your own checks implement [`Check`]. Each monitor carries an id for its consumers; the
+//! weight is theirs to give (a VRRP tracker's priority weight, 0 = FAULT; a balancer's server
+//! weight). With the `discover`
 //! feature, `HealthDiscover` turns monitored services into a `tower::discover` stream that
 //! a balancer (lb-core's, or tower's p2c) follows.
 //!
 //! Cargo features (all off by default): `tls` (HTTPS for [`HttpCheck`]: rustls with the ring
 //! provider; verify against given CAs, or not at all like HAProxy's `verify none`),
-//! `discover` (`HealthDiscover`, on tower's `discover`) and `lb-core` (`discover`, plus
-//! `HealthDiscover::in_place` on lb-core's `BackendSet`: health flaps set health in place,
-//! keeping weights, `maxconn`, admin state and counters).
+//! `discover` (`HealthDiscover`, on tower's `discover`, with `HealthDiscover::in_place` on
+//! lb-core's `BackendSet`: health flaps set health in place, keeping weights, `maxconn`, admin
+//! state and counters) and `vrrp` (a monitor, a runtime watchdog or "any backend up" fed into
+//! a VRRP tracked object). [`Health`] is lb-core's, re-exported: the crates share one.
 //!
 //! ## Example: check an HTTP backend, print its transitions
 //!

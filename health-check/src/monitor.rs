@@ -13,14 +13,9 @@ use crate::jitter::Jitter;
 use crate::transition::{Transition, Transitions};
 use crate::{Check, ConfigError};
 
-/// Up or down, as the rise/fall counting decided.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Health {
-    /// Serving.
-    Up,
-    /// Not serving.
-    Down,
-}
+/// Up or down, as the rise/fall counting decided: `lb_core::Health`, re-exported, so that a
+/// monitor's verdict is what a balancer's `BackendSet` takes, without a conversion.
+pub use lb_core::Health;
 
 /// When the first check runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -81,12 +76,9 @@ pub struct MonitorConfig {
     /// anchored to the start.
     pub spread_percent: u8,
     /// A name for logs, stats pages and consumers of transitions (`None`: the check's
-    /// [`describe`](Check::describe)).
+    /// [`describe`](Check::describe)). A weight is the consumer's to give: a VRRP tracker's
+    /// (`vrrp_core::router::Tracker`), a balancer's server (`lb_core::BackendSet`).
     pub id: Option<String>,
-    /// Carried to consumers with every transition, not used by the monitor: a VRRP tracker
-    /// reads it as keepalived's priority weight (0: FAULT while down), a balancer as the
-    /// server's weight.
-    pub weight: i32,
 }
 
 impl Default for MonitorConfig {
@@ -102,7 +94,6 @@ impl Default for MonitorConfig {
             start: Start::Spread,
             spread_percent: 0,
             id: None,
-            weight: 0,
         }
     }
 }
@@ -178,13 +169,6 @@ impl MonitorConfig {
         self
     }
 
-    /// [`weight`](Self::weight): carried to consumers with every transition.
-    #[must_use]
-    pub fn weight(mut self, weight: i32) -> MonitorConfig {
-        self.weight = weight;
-        self
-    }
-
     /// Checks the values: non-zero intervals and timeout, `rise` and `fall` at least 1,
     /// `spread_percent` at most 50.
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -238,7 +222,6 @@ pub struct Status {
 #[must_use = "dropping the monitor stops its checks"]
 pub struct Monitor {
     id: Arc<str>,
-    weight: i32,
     status: watch::Receiver<Status>,
     transitions: Arc<OnceLock<broadcast::Sender<Transition>>>,
     task: JoinHandle<()>,
@@ -255,7 +238,6 @@ impl Monitor {
             Some(id) => id.as_str().into(),
             None => check.describe().into(),
         };
-        let weight = config.weight;
         let start = Instant::now();
         let initial = Status {
             health: config.initial,
@@ -273,7 +255,6 @@ impl Monitor {
         let runner = Runner {
             check,
             id: id.clone(),
-            weight,
             jitter: Jitter::from_entropy(),
             config,
             status: tx,
@@ -282,7 +263,6 @@ impl Monitor {
         let task = tokio::spawn(runner.run(start));
         Ok(Monitor {
             id,
-            weight,
             status,
             transitions,
             task,
@@ -292,11 +272,6 @@ impl Monitor {
     /// The id given in the config, or the check's description.
     pub fn id(&self) -> &Arc<str> {
         &self.id
-    }
-
-    /// The weight given in the config.
-    pub fn weight(&self) -> i32 {
-        self.weight
     }
 
     /// A receiver of the latest status: `borrow()` for now, `changed().await` for updates.
@@ -327,7 +302,6 @@ impl Drop for Monitor {
 struct Runner {
     check: Arc<dyn Check>,
     id: Arc<str>,
-    weight: i32,
     jitter: Jitter,
     config: MonitorConfig,
     status: watch::Sender<Status>,
@@ -377,7 +351,6 @@ impl Runner {
                 if let Some(sender) = self.transitions.get() {
                     let _ = sender.send(Transition {
                         id: self.id.clone(),
-                        weight: self.weight,
                         from: before,
                         to: s.health,
                         at: s.since,

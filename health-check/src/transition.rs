@@ -18,8 +18,6 @@ use crate::Health;
 pub struct Transition {
     /// The monitor's id.
     pub id: Arc<str>,
-    /// The monitor's weight (see [`MonitorConfig::weight`](crate::MonitorConfig::weight)).
-    pub weight: i32,
     /// The health before.
     pub from: Health,
     /// The health now.

@@ -260,7 +260,7 @@ mod in_place {
         assert_eq!(names(&mut balance, 2).await, ["web1", "web1"]);
         // A request counted in flight across the flap (held by hand).
         let held = set
-            .pick(&lb_core::Context::default())
+            .pick(&lb_core::PickContext::default())
             .expect("web1 is up")
             .1;
         set.set_admin(&"web1", AdminState::Drain).expect("member");

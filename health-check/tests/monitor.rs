@@ -145,19 +145,17 @@ async fn fastinter_while_changing_downinter_while_down_no_drift() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn transitions_stream_carries_id_weight_timestamps_and_counts() {
+async fn transitions_stream_carries_id_timestamps_and_counts() {
     let s = script("+---++-");
     let config = MonitorConfig::default()
         .interval(SEC)
         .rise(2)
         .fall(3)
         .id("web2")
-        .weight(-20)
         .start(Start::Now);
     let started = Instant::now();
     let m = Monitor::spawn(s, config).expect("valid config");
     assert_eq!(&**m.id(), "web2");
-    assert_eq!(m.weight(), -20);
     let mut transitions = m.transitions();
     let down: Transition = transitions.next().await.expect("a transition");
     let up: Transition = transitions.next().await.expect("a transition");

@@ -27,10 +27,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures_executor::block_on;
-use lb_core::{
-    Algorithm, BackendSet, ConsistentHash, Context, First, InFlight, LeastConnections,
-    PowerOfTwoChoices, Random, RoundRobin, SmoothWeightedRoundRobin, Snapshot, StaticRoundRobin,
-};
+use lb_core::{Algorithm, BackendSet, ConsistentHash, PickContext, First, InFlight, LeastConnections, PowerOfTwoChoices, Random, RoundRobin, SmoothWeightedRoundRobin, StaticRoundRobin};
+use lb_core::backend::{Snapshot};
 use pingora_load_balancing::LoadBalancer;
 use pingora_load_balancing::selection::{BackendIter, BackendSelection, Consistent};
 use tower::Service;
@@ -92,22 +90,22 @@ fn client_keys() -> Vec<[u8; 4]> {
 }
 
 /// The context of the `i`th request: a rotating key for hashing algorithms, none otherwise.
-fn context(keys: Option<&[[u8; 4]]>, i: usize) -> Context<'_> {
+fn context(keys: Option<&[[u8; 4]]>, i: usize) -> PickContext<'_> {
     match keys {
-        Some(k) => Context::with_key(&k[i % KEYS]),
-        None => Context::default(),
+        Some(k) => PickContext::with_key(&k[i % KEYS]),
+        None => PickContext::default(),
     }
 }
 
 fn raw_pick<'s, A: Algorithm>(
     snapshot: &'s Snapshot<Key, A>,
     algorithm: &A,
-    cx: &Context<'_>,
-) -> &'s lb_core::Backend<Key> {
+    cx: &PickContext<'_>,
+) -> &'s lb_core::backend::Backend<Key> {
     snapshot.pick(algorithm, cx).expect("a backend")
 }
 
-fn guard_pick<A: Algorithm>(set: &BackendSet<Key, A>, cx: &Context<'_>) -> (Key, InFlight) {
+fn guard_pick<A: Algorithm>(set: &BackendSet<Key, A>, cx: &PickContext<'_>) -> (Key, InFlight) {
     set.pick(cx).expect("a backend")
 }
 
@@ -220,7 +218,7 @@ fn loaded<A: Algorithm + Clone>(c: &mut Criterion, name: &str, a: A, latency: bo
         let set = set_of(a.clone(), &equal(n));
         let _held = hold_load(&set, latency);
         let snapshot = set.snapshot();
-        let cx = Context::default();
+        let cx = PickContext::default();
         g.bench_function(format!("loaded_raw/{n}"), |b| {
             b.iter(|| black_box(raw_pick(&snapshot, &a, &cx)))
         });

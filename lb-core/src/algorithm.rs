@@ -1,8 +1,16 @@
-//! The one small trait every balancing algorithm implements, and what it sees.
+//! The one small trait every balancing algorithm implements ([`Algorithm`]), what it sees
+//! ([`Candidate`], [`PickContext`]), and the tables the built-in algorithms precompute, for an
+//! algorithm of one's own that wants them ([`Cycle`], [`LeastConnTable`], [`MaglevTable`],
+//! [`RandomTable`]).
 
 use std::sync::Arc;
 
 use crate::backend::Load;
+
+pub use crate::consistent_hash::{DEFAULT_TABLE_SIZE, MaglevTable};
+pub use crate::cycle::Cycle;
+pub use crate::least_conn::LeastConnTable;
+pub use crate::random::RandomTable;
 
 /// One available backend as an algorithm sees it.
 #[derive(Clone, Debug)]
@@ -22,7 +30,7 @@ pub struct Candidate {
 }
 
 impl Candidate {
-    /// Its position among all members of the snapshot ([`Snapshot::backends`](crate::Snapshot::backends)).
+    /// Its position among all members of the snapshot ([`Snapshot::backends`](crate::backend::Snapshot::backends)).
     pub fn slot(&self) -> usize {
         self.slot
     }
@@ -30,7 +38,7 @@ impl Candidate {
 
 /// What a request tells the algorithm.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Context<'a> {
+pub struct PickContext<'a> {
     /// The bytes to hash for consistent-hash algorithms (source address, URI, header value...;
     /// see `HashKey` with the `http` feature). `None`: hash algorithms fall back to round robin.
     pub key: Option<&'a [u8]>,
@@ -38,10 +46,10 @@ pub struct Context<'a> {
     pub exclude: &'a [usize],
 }
 
-impl<'a> Context<'a> {
+impl<'a> PickContext<'a> {
     /// A context with a hash key.
     pub fn with_key(key: &'a [u8]) -> Self {
-        Context {
+        PickContext {
             key: Some(key),
             exclude: &[],
         }
@@ -77,14 +85,14 @@ pub trait Algorithm: Send + Sync + 'static {
         &self,
         table: &Self::Table,
         candidates: &[Candidate],
-        context: &Context<'_>,
+        context: &PickContext<'_>,
     ) -> Option<usize>;
 }
 
 /// Walks from `start` over `n` positions and returns the first not excluded.
 pub(crate) fn first_allowed(
     candidates: &[Candidate],
-    context: &Context<'_>,
+    context: &PickContext<'_>,
     start: usize,
 ) -> Option<usize> {
     let n = candidates.len();
@@ -119,7 +127,7 @@ pub(crate) mod testing {
         let table = a.build(&c, None);
         (0..n)
             .map(|_| {
-                let i = a.pick(&table, &c, &Context::default()).expect("a pick");
+                let i = a.pick(&table, &c, &PickContext::default()).expect("a pick");
                 char::from(b'a' + i as u8)
             })
             .collect()

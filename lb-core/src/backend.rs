@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 
-use crate::algorithm::{Algorithm, Candidate, Context};
+use crate::algorithm::{Algorithm, Candidate, PickContext};
 use crate::error::{NoBackend, UpdateError};
 use crate::hash::stable_hash;
 
@@ -247,9 +247,9 @@ where
         self.candidates.len()
     }
 
-    /// Picks a backend for a request with `context` (see [`Context`]), skipping unavailable
+    /// Picks a backend for a request with `context` (see [`PickContext`]), skipping unavailable
     /// ones and those the context excludes.
-    pub fn pick(&self, algorithm: &A, context: &Context<'_>) -> Result<&Backend<K>, NoBackend> {
+    pub fn pick(&self, algorithm: &A, context: &PickContext<'_>) -> Result<&Backend<K>, NoBackend> {
         if self.candidates.is_empty() {
             return Err(self.none_available());
         }
@@ -386,7 +386,7 @@ where
     }
 
     /// Picks from the current snapshot: the backend's key and an in-flight guard.
-    pub fn pick(&self, context: &Context<'_>) -> Result<(K, InFlight), NoBackend> {
+    pub fn pick(&self, context: &PickContext<'_>) -> Result<(K, InFlight), NoBackend> {
         let snapshot = self.current.load();
         let backend = snapshot.pick(&self.algorithm, context)?;
         Ok((backend.key.clone(), snapshot.start(backend)))

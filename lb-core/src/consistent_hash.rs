@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::algorithm::{Algorithm, Candidate, Context};
+use crate::algorithm::{Algorithm, Candidate, PickContext};
 use crate::hash::stable_hash;
 
 /// Maglev's lookup table size: a prime, so every skip is coprime with it. 65,537 entries keep
@@ -85,7 +85,7 @@ impl Algorithm for ConsistentHash {
         }
     }
 
-    fn pick(&self, t: &MaglevTable, candidates: &[Candidate], cx: &Context<'_>) -> Option<usize> {
+    fn pick(&self, t: &MaglevTable, candidates: &[Candidate], cx: &PickContext<'_>) -> Option<usize> {
         let m = t.entries.len();
         let start = match cx.key {
             Some(key) => (stable_hash(key, KEY_SEED) % m as u64) as usize,
@@ -219,7 +219,7 @@ mod tests {
         let t = ConsistentHash::new().build(&c, None);
         assert_eq!(t.entries.iter().filter(|&&e| e == 1).count(), 1);
         let exclude = [c[0].slot];
-        let cx = Context {
+        let cx = PickContext {
             key: Some(b"k"),
             exclude: &exclude,
         };
@@ -232,9 +232,9 @@ mod tests {
         let h = ConsistentHash::new();
         let t = h.build(&c, None);
         let key = b"10.0.0.7";
-        let home = h.pick(&t, &c, &Context::with_key(key)).unwrap();
+        let home = h.pick(&t, &c, &PickContext::with_key(key)).unwrap();
         let exclude = [c[home].slot];
-        let cx = Context {
+        let cx = PickContext {
             key: Some(key),
             exclude: &exclude,
         };

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::algorithm::{Candidate, Context};
+use crate::algorithm::{Candidate, PickContext};
 
 /// Cycles longer than this are computed over scaled-down weights (each at least 1), so that
 /// extreme weight ratios cannot make a table of millions of entries.
@@ -26,7 +26,7 @@ impl Cycle {
 
     /// The next candidate: one atomic increment and a lookup. Excluded candidates are skipped
     /// and the position moves past them, so the others keep their ratio.
-    pub(crate) fn next(&self, candidates: &[Candidate], cx: &Context<'_>) -> Option<usize> {
+    pub(crate) fn next(&self, candidates: &[Candidate], cx: &PickContext<'_>) -> Option<usize> {
         let len = self.order.len();
         if len == 0 {
             return None;

@@ -1,6 +1,6 @@
 //! [`First`]: HAProxy's `first`.
 
-use crate::algorithm::{Algorithm, Candidate, Context};
+use crate::algorithm::{Algorithm, Candidate, PickContext};
 
 /// The first server (in the order they were added) that still has room below its `maxconn`
 /// gets the request (HAProxy `balance first`): traffic fills servers one after another, so the
@@ -15,7 +15,7 @@ impl Algorithm for First {
 
     fn build(&self, _candidates: &[Candidate], _previous: Option<&()>) {}
 
-    fn pick(&self, _: &(), candidates: &[Candidate], cx: &Context<'_>) -> Option<usize> {
+    fn pick(&self, _: &(), candidates: &[Candidate], cx: &PickContext<'_>) -> Option<usize> {
         let mut fallback: Option<(usize, i64)> = None;
         for (i, c) in candidates.iter().enumerate() {
             if cx.excludes(c) {
@@ -51,7 +51,7 @@ mod tests {
         }
         let mut picks = Vec::new();
         for _ in 0..6 {
-            let i = First.pick(&(), &c, &Context::default()).unwrap();
+            let i = First.pick(&(), &c, &PickContext::default()).unwrap();
             c[i].load
                 .in_flight_counter()
                 .fetch_add(1, Ordering::Relaxed);
@@ -71,11 +71,11 @@ mod tests {
         c[2].load
             .in_flight_counter()
             .fetch_add(2, Ordering::Relaxed);
-        assert_eq!(First.pick(&(), &c, &Context::default()), Some(0));
+        assert_eq!(First.pick(&(), &c, &PickContext::default()), Some(0));
         // A freed slot on the first server brings traffic back to it.
         c[0].load
             .in_flight_counter()
             .fetch_sub(2, Ordering::Relaxed);
-        assert_eq!(First.pick(&(), &c, &Context::default()), Some(0));
+        assert_eq!(First.pick(&(), &c, &PickContext::default()), Some(0));
     }
 }

@@ -9,7 +9,7 @@ use http::header::{CACHE_CONTROL, COOKIE, HeaderName, HeaderValue, SET_COOKIE};
 use http::{HeaderMap, Request};
 
 use crate::balance::HashKeyOf;
-use crate::{Algorithm, BackendSet, Context, InFlight, NoBackend};
+use crate::{Algorithm, BackendSet, PickContext, InFlight, NoBackend};
 
 /// The client's address, put in a request's extensions by the server that accepted it, for
 /// [`HashKey::Source`].
@@ -126,7 +126,7 @@ impl StickyCookie {
         &self,
         set: &BackendSet<K, A>,
         headers: &HeaderMap,
-        context: &Context<'_>,
+        context: &PickContext<'_>,
     ) -> Result<StickyPick<K>, NoBackend>
     where
         K: Clone + Eq + Hash + fmt::Display,
@@ -239,7 +239,7 @@ mod tests {
         let cookie = StickyCookie::new("SERVERID");
         // No cookie: balanced, cookie to set.
         let first = cookie
-            .pick(&set, &HeaderMap::new(), &Context::default())
+            .pick(&set, &HeaderMap::new(), &PickContext::default())
             .unwrap();
         assert!(first.set_cookie);
         let mut response = HeaderMap::new();
@@ -256,14 +256,14 @@ mod tests {
             HeaderValue::from_static("lang=en; SERVERID=web2; t=1"),
         );
         for _ in 0..5 {
-            let p = cookie.pick(&set, &request, &Context::default()).unwrap();
+            let p = cookie.pick(&set, &request, &PickContext::default()).unwrap();
             assert_eq!((p.key.as_str(), p.set_cookie), ("web2", false));
         }
         set.set_admin(&"web2".to_string(), AdminState::Drain)
             .unwrap();
         assert_eq!(
             cookie
-                .pick(&set, &request, &Context::default())
+                .pick(&set, &request, &PickContext::default())
                 .unwrap()
                 .key,
             "web2"
@@ -271,7 +271,7 @@ mod tests {
         // Down: falls back to the algorithm, never web2, and resets the cookie.
         set.set_health(&"web2".to_string(), Health::Down).unwrap();
         for _ in 0..5 {
-            let p = cookie.pick(&set, &request, &Context::default()).unwrap();
+            let p = cookie.pick(&set, &request, &PickContext::default()).unwrap();
             assert_ne!(p.key, "web2");
             assert!(p.set_cookie);
         }

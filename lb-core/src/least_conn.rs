@@ -1,6 +1,6 @@
 //! [`LeastConnections`]: HAProxy's `leastconn`.
 
-use crate::algorithm::{Algorithm, Candidate, Context};
+use crate::algorithm::{Algorithm, Candidate, PickContext};
 use crate::cycle::Cycle;
 use crate::rng::Rng;
 use crate::smooth_weighted::smooth_order;
@@ -56,10 +56,10 @@ impl Algorithm for LeastConnections {
         &self,
         t: &LeastConnTable,
         candidates: &[Candidate],
-        cx: &Context<'_>,
+        cx: &PickContext<'_>,
     ) -> Option<usize> {
         let n = candidates.len();
-        let start = t.starts.next(candidates, &Context::default()).unwrap_or(0);
+        let start = t.starts.next(candidates, &PickContext::default()).unwrap_or(0);
         // The start itself idle: it is the pick (the common case at low load, and what makes
         // idle servers follow the weights exactly).
         let first = &candidates[start];
@@ -130,7 +130,7 @@ mod tests {
         set_in_flight(&c[2], 3);
         for _ in 0..5 {
             assert_eq!(
-                LeastConnections::new().pick(&t, &c, &Context::default()),
+                LeastConnections::new().pick(&t, &c, &PickContext::default()),
                 Some(1)
             );
         }
@@ -143,7 +143,7 @@ mod tests {
         let picks: Vec<usize> = (0..6)
             .map(|_| {
                 LeastConnections::new()
-                    .pick(&t, &c, &Context::default())
+                    .pick(&t, &c, &PickContext::default())
                     .unwrap()
             })
             .collect();
@@ -158,7 +158,7 @@ mod tests {
         let picks: Vec<usize> = (0..14)
             .map(|_| {
                 LeastConnections::new()
-                    .pick(&t, &c, &Context::default())
+                    .pick(&t, &c, &PickContext::default())
                     .unwrap()
             })
             .collect();
@@ -169,7 +169,7 @@ mod tests {
         let mut counts = [0usize; 3];
         for _ in 0..10_000 {
             counts[LeastConnections::new()
-                .pick(&t, &c, &Context::default())
+                .pick(&t, &c, &PickContext::default())
                 .unwrap()] += 1;
         }
         assert_eq!(counts[0], 0);

@@ -86,8 +86,8 @@
 //! backend's weight, `maxconn`, admin state and counters.
 #![forbid(unsafe_code)]
 
-mod algorithm;
-mod backend;
+pub mod algorithm;
+pub mod backend;
 pub mod balance;
 mod consistent_hash;
 mod cycle;
@@ -108,23 +108,21 @@ mod round_robin;
 mod smooth_weighted;
 mod static_rr;
 
-pub use algorithm::{Algorithm, Candidate, Context};
-pub use backend::{
-    AdminState, Backend, BackendSet, DEFAULT_EWMA_DECAY, Health, InFlight, Load, SLOW_START_STEP,
-    SlowStart, Snapshot,
-};
+// What a user names: the set, the algorithms, the service and its layers. What only an
+// algorithm's author or a bench needs stays in `algorithm` and `backend`.
+pub use algorithm::{Algorithm, PickContext};
+pub use backend::{AdminState, BackendSet, Health, InFlight, SlowStart};
 pub use balance::Balance;
-pub use consistent_hash::{ConsistentHash, DEFAULT_TABLE_SIZE, MaglevTable};
-pub use cycle::Cycle;
+pub use consistent_hash::ConsistentHash;
 pub use error::{NoBackend, UpdateError};
 pub use first::First;
 #[cfg(feature = "http")]
 pub use http::{ClientAddr, HashKey, StickyCookie, StickyPick};
-pub use least_conn::{LeastConnTable, LeastConnections};
-pub use maxconn::{MaxConn, MaxConnLayer};
+pub use least_conn::LeastConnections;
+pub use maxconn::MaxConnLayer;
 pub use p2c::{P2cMetric, PowerOfTwoChoices};
-pub use random::{Random, RandomTable};
-pub use retry::{Retry, RetryLayer};
+pub use random::Random;
+pub use retry::RetryLayer;
 pub use round_robin::RoundRobin;
 pub use smooth_weighted::SmoothWeightedRoundRobin;
 pub use static_rr::StaticRoundRobin;

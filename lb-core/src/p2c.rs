@@ -1,6 +1,6 @@
 //! [`PowerOfTwoChoices`]: two random servers, the less loaded wins (tower's p2c).
 
-use crate::algorithm::{Algorithm, Candidate, Context, first_allowed};
+use crate::algorithm::{Algorithm, Candidate, PickContext, first_allowed};
 use crate::random::{Random, RandomTable};
 use crate::rng::Rng;
 
@@ -88,7 +88,7 @@ impl Algorithm for PowerOfTwoChoices {
         Random::new().build(candidates, None)
     }
 
-    fn pick(&self, t: &RandomTable, candidates: &[Candidate], cx: &Context<'_>) -> Option<usize> {
+    fn pick(&self, t: &RandomTable, candidates: &[Candidate], cx: &PickContext<'_>) -> Option<usize> {
         let Some((a, b)) = t.draw_two(&self.rng) else {
             return first_allowed(candidates, cx, 0);
         };
@@ -132,11 +132,11 @@ mod tests {
         let p = PowerOfTwoChoices::in_flight();
         let t = p.build(&c, None);
         for _ in 0..100 {
-            assert_eq!(p.pick(&t, &c, &Context::default()), Some(1));
+            assert_eq!(p.pick(&t, &c, &PickContext::default()), Some(1));
         }
         let one = candidates(&[1]);
         let t = p.build(&one, None);
-        assert_eq!(p.pick(&t, &one, &Context::default()), Some(0));
+        assert_eq!(p.pick(&t, &one, &PickContext::default()), Some(0));
     }
 
     #[test]
@@ -165,7 +165,7 @@ mod tests {
         let t = p.build(&c, None);
         let mut counts = [0usize; 3];
         for _ in 0..300 {
-            counts[p.pick(&t, &c, &Context::default()).expect("a pick")] += 1;
+            counts[p.pick(&t, &c, &PickContext::default()).expect("a pick")] += 1;
         }
         assert_eq!(counts[0], 0, "{counts:?}");
         assert!(counts[1] > 0 && counts[2] > 0, "{counts:?}");
@@ -176,7 +176,7 @@ mod tests {
         two[1].load.in_flight_counter().store(1, Ordering::Relaxed);
         let t = p.build(&two, None);
         for _ in 0..50 {
-            assert_eq!(p.pick(&t, &two, &Context::default()), Some(0));
+            assert_eq!(p.pick(&t, &two, &PickContext::default()), Some(0));
         }
         // Neither sampled: in flight decides.
         let fresh = candidates(&[1, 1]);
@@ -186,7 +186,7 @@ mod tests {
             .store(1, Ordering::Relaxed);
         let t = p.build(&fresh, None);
         for _ in 0..50 {
-            assert_eq!(p.pick(&t, &fresh, &Context::default()), Some(1));
+            assert_eq!(p.pick(&t, &fresh, &PickContext::default()), Some(1));
         }
     }
 
@@ -198,7 +198,7 @@ mod tests {
         let p = PowerOfTwoChoices::peak_ewma();
         let t = p.build(&c, None);
         for _ in 0..100 {
-            assert_eq!(p.pick(&t, &c, &Context::default()), Some(1));
+            assert_eq!(p.pick(&t, &c, &PickContext::default()), Some(1));
         }
     }
 }

@@ -1,6 +1,6 @@
 //! [`Random`]: HAProxy's `random` (weighted).
 
-use crate::algorithm::{Algorithm, Candidate, Context, first_allowed};
+use crate::algorithm::{Algorithm, Candidate, PickContext, first_allowed};
 use crate::rng::Rng;
 
 /// A server at random, in proportion to its weight (HAProxy `balance random(1)`). O(log
@@ -10,14 +10,14 @@ use crate::rng::Rng;
 /// them repeat from run to run (for tests):
 ///
 /// ```
-/// use lb_core::{BackendSet, Context, Random};
+/// use lb_core::{BackendSet, PickContext, Random};
 ///
 /// let picks = |seed| {
 ///     let set = BackendSet::new(Random::with_seed(seed));
 ///     for name in ["a", "b", "c"] {
 ///         set.insert(name, 1).expect("a new name");
 ///     }
-///     (0..8).map(|_| set.pick(&Context::default()).expect("a pick").0).collect::<Vec<_>>()
+///     (0..8).map(|_| set.pick(&PickContext::default()).expect("a pick").0).collect::<Vec<_>>()
 /// };
 /// assert_eq!(picks(42), picks(42));
 /// ```
@@ -85,7 +85,7 @@ impl Algorithm for Random {
         RandomTable { cumulative }
     }
 
-    fn pick(&self, t: &RandomTable, candidates: &[Candidate], cx: &Context<'_>) -> Option<usize> {
+    fn pick(&self, t: &RandomTable, candidates: &[Candidate], cx: &PickContext<'_>) -> Option<usize> {
         let total = *t.cumulative.last()?;
         // A few draws; with most servers excluded fall back to a walk.
         for _ in 0..4 {

@@ -3,7 +3,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use crate::algorithm::{Algorithm, Candidate, Context};
+use crate::algorithm::{Algorithm, Candidate, PickContext};
 use crate::cycle::{Cycle, MAX_CYCLE, reduced};
 
 /// Weighted round robin with dynamic weights (HAProxy `balance roundrobin`, the default).
@@ -28,7 +28,7 @@ impl Algorithm for RoundRobin {
         Cycle::new(turn_order(&weights), previous)
     }
 
-    fn pick(&self, t: &Cycle, candidates: &[Candidate], cx: &Context<'_>) -> Option<usize> {
+    fn pick(&self, t: &Cycle, candidates: &[Candidate], cx: &PickContext<'_>) -> Option<usize> {
         t.next(candidates, cx)
     }
 }
@@ -88,12 +88,12 @@ mod tests {
         let c = candidates(&[1, 1, 1]);
         let t = RoundRobin.build(&c, None);
         let exclude = [1usize];
-        let skip_b = Context {
+        let skip_b = PickContext {
             key: None,
             exclude: &exclude,
         };
         let mut picks = String::new();
-        for cx in [skip_b, skip_b, Context::default(), Context::default()] {
+        for cx in [skip_b, skip_b, PickContext::default(), PickContext::default()] {
             picks.push(char::from(
                 b'a' + RoundRobin.pick(&t, &c, &cx).unwrap() as u8,
             ));

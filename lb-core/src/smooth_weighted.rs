@@ -1,6 +1,6 @@
 //! [`SmoothWeightedRoundRobin`]: nginx's smooth weighted round robin.
 
-use crate::algorithm::{Algorithm, Candidate, Context};
+use crate::algorithm::{Algorithm, Candidate, PickContext};
 use crate::cycle::{Cycle, MAX_CYCLE, reduced};
 
 /// nginx's weighted round robin (`ngx_http_upstream_round_robin`): every pick adds each
@@ -25,7 +25,7 @@ impl Algorithm for SmoothWeightedRoundRobin {
         Cycle::new(smooth_order(&weights), None)
     }
 
-    fn pick(&self, t: &Cycle, candidates: &[Candidate], cx: &Context<'_>) -> Option<usize> {
+    fn pick(&self, t: &Cycle, candidates: &[Candidate], cx: &PickContext<'_>) -> Option<usize> {
         t.next(candidates, cx)
     }
 }
@@ -77,7 +77,7 @@ mod tests {
         let c = candidates(&[5, 1, 1]);
         let t = SmoothWeightedRoundRobin.build(&c, None);
         let exclude = [0usize];
-        let cx = Context {
+        let cx = PickContext {
             key: None,
             exclude: &exclude,
         };

@@ -1,7 +1,7 @@
 //! [`StaticRoundRobin`]: HAProxy's `static-rr`: servers in turn by weight, from a map computed
 //! once per change; a pick is one atomic increment and a lookup.
 
-use crate::algorithm::{Algorithm, Candidate, Context};
+use crate::algorithm::{Algorithm, Candidate, PickContext};
 use crate::cycle::Cycle;
 use crate::smooth_weighted::smooth_order;
 
@@ -24,7 +24,7 @@ impl Algorithm for StaticRoundRobin {
         Cycle::new(smooth_order(&weights), previous)
     }
 
-    fn pick(&self, t: &Cycle, candidates: &[Candidate], cx: &Context<'_>) -> Option<usize> {
+    fn pick(&self, t: &Cycle, candidates: &[Candidate], cx: &PickContext<'_>) -> Option<usize> {
         t.next(candidates, cx)
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 
-use lb_core::{AdminState, BackendSet, Context, Health, RoundRobin};
+use lb_core::{AdminState, BackendSet, PickContext, Health, RoundRobin};
 
 const PICKS: usize = 1_000_000;
 /// "steady" is never touched (so a pick always has a candidate), "dead" is down all along,
@@ -58,7 +58,7 @@ fn picks_stay_correct_while_another_thread_flips_health_and_weights() {
             thread::spawn(move || {
                 let mut counts = [0usize; KEYS.len()];
                 for _ in 0..PICKS {
-                    let (key, guard) = set.pick(&Context::default()).unwrap();
+                    let (key, guard) = set.pick(&PickContext::default()).unwrap();
                     counts[index(key)] += 1;
                     drop(guard);
                 }

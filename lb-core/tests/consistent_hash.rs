@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::process::Command;
 
-use lb_core::{BackendSet, ConsistentHash, Context, DEFAULT_TABLE_SIZE};
+use lb_core::{BackendSet, ConsistentHash, PickContext};
+use lb_core::algorithm::{DEFAULT_TABLE_SIZE};
 
 /// Keys mapped per measurement: 1,000,000 source addresses 10.0.0.0 + k, as 4 bytes.
 const KEYS: u32 = 1_000_000;
@@ -41,7 +42,7 @@ fn mapping_of(set: &BackendSet<Srv, ConsistentHash>, keys: u32) -> Vec<u32> {
     (0..keys)
         .map(|k| {
             snapshot
-                .pick(algorithm, &Context::with_key(&source(k)))
+                .pick(algorithm, &PickContext::with_key(&source(k)))
                 .expect("a server")
                 .key()
                 .0
@@ -210,7 +211,7 @@ fn key_lines(set: &BackendSet<Srv, ConsistentHash>) -> Vec<String> {
         .map(|k| {
             let key = format!("key-{k}");
             let srv = snapshot
-                .pick(set.algorithm(), &Context::with_key(key.as_bytes()))
+                .pick(set.algorithm(), &PickContext::with_key(key.as_bytes()))
                 .expect("a server")
                 .key()
                 .to_string();

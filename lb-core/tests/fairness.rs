@@ -7,7 +7,7 @@
 //! generator is seeded so a run is reproducible.
 
 use lb_core::{
-    Algorithm, BackendSet, ConsistentHash, Context, LeastConnections, PowerOfTwoChoices, Random,
+    Algorithm, BackendSet, ConsistentHash, PickContext, LeastConnections, PowerOfTwoChoices, Random,
     RoundRobin, SmoothWeightedRoundRobin, StaticRoundRobin,
 };
 
@@ -44,7 +44,7 @@ fn count_unkeyed<A: Algorithm>(algorithm: A, weights: &[u32]) -> Vec<u64> {
     let set = set(algorithm, weights);
     let mut counts = vec![0u64; weights.len()];
     for _ in 0..PICKS {
-        let (k, guard) = set.pick(&Context::default()).expect("a backend");
+        let (k, guard) = set.pick(&PickContext::default()).expect("a backend");
         drop(guard);
         counts[k] += 1;
     }
@@ -173,7 +173,7 @@ fn consistent_hash_spreads_distinct_keys_evenly_chi_square() {
         key.clear();
         write!(key, "key-{k}").expect("writing to a String");
         let b = snapshot
-            .pick(algorithm, &Context::with_key(key.as_bytes()))
+            .pick(algorithm, &PickContext::with_key(key.as_bytes()))
             .expect("a backend");
         counts[*b.key()] += 1;
     }
@@ -184,7 +184,7 @@ fn consistent_hash_spreads_distinct_keys_evenly_chi_square() {
     for k in 0..PICKS as u32 {
         let addr = (10u32 << 24 | k).to_be_bytes();
         let b = snapshot
-            .pick(algorithm, &Context::with_key(&addr))
+            .pick(algorithm, &PickContext::with_key(&addr))
             .expect("a backend");
         counts[*b.key()] += 1;
     }

@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 
-use lb_core::{Algorithm, BackendSet, Context, InFlight, LeastConnections, RoundRobin};
+use lb_core::{Algorithm, BackendSet, PickContext, InFlight, LeastConnections, RoundRobin};
 
 const SERVERS: [&str; 3] = ["fast-a", "fast-b", "slow"];
 /// Service time of each server in ticks of virtual time.
@@ -64,7 +64,7 @@ fn simulate<A: Algorithm>(algorithm: A) -> Run {
             assert_eq!(n, running[i].len(), "the guard counts what is running");
             n
         });
-        let (key, guard) = set.pick(&Context::default()).expect("a server");
+        let (key, guard) = set.pick(&PickContext::default()).expect("a server");
         let s = SERVERS.iter().position(|&k| k == key).expect("one of ours");
         if in_flight[s] > *in_flight.iter().min().expect("three") {
             run.picks_not_least += 1;

@@ -9,7 +9,7 @@ use std::collections::hash_map::Entry;
 use std::time::{Duration, Instant};
 
 use lb_core::{
-    AdminState, Algorithm, BackendSet, ConsistentHash, Context, First, Health, InFlight,
+    AdminState, Algorithm, BackendSet, ConsistentHash, PickContext, First, Health, InFlight,
     LeastConnections, NoBackend, PowerOfTwoChoices, Random, RoundRobin, SmoothWeightedRoundRobin,
     StaticRoundRobin, UpdateError,
 };
@@ -167,7 +167,7 @@ fn run<A: Algorithm>(algorithm: A, slow_start: bool, ops: &[Op]) -> Result<(), T
                 prop_assert_eq!(snapshot.backends().len(), model.len());
                 let slots: Vec<usize> = exclude.iter().filter_map(|k| snapshot.slot(k)).collect();
                 let bytes = key.map(u16::to_be_bytes);
-                let cx = Context {
+                let cx = PickContext {
                     key: bytes.as_ref().map(|b| &b[..]),
                     exclude: &slots,
                 };

@@ -3,7 +3,7 @@
 //! tests over a balancer are reproducible.
 
 use lb_core::{
-    Algorithm, BackendSet, Context, InFlight, LeastConnections, PowerOfTwoChoices, Random,
+    Algorithm, BackendSet, PickContext, InFlight, LeastConnections, PowerOfTwoChoices, Random,
 };
 
 const SERVERS: [&str; 5] = ["web1", "web2", "web3", "web4", "web5"];
@@ -18,7 +18,7 @@ fn picks<A: Algorithm>(algorithm: A) -> Vec<&'static str> {
     let mut held: Vec<InFlight> = Vec::new();
     let mut out = Vec::new();
     for i in 0..200 {
-        let (key, in_flight) = set.pick(&Context::default()).expect("a server");
+        let (key, in_flight) = set.pick(&PickContext::default()).expect("a server");
         if i % 3 == 0 {
             held.push(in_flight);
         }

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use lb_core::{BackendSet, Context, Health, RoundRobin};
+use lb_core::{BackendSet, PickContext, Health, RoundRobin};
 
 const PERIOD: Duration = Duration::from_secs(10);
 const WEIGHT: u32 = 100;
@@ -13,7 +13,7 @@ const PICKS: usize = 10_000;
 /// The share of `key` over `PICKS` picks.
 fn share(set: &BackendSet<&'static str, RoundRobin>, key: &str) -> f64 {
     let hits = (0..PICKS)
-        .filter(|_| set.pick(&Context::default()).expect("a backend").0 == key)
+        .filter(|_| set.pick(&PickContext::default()).expect("a backend").0 == key)
         .count();
     hits as f64 / PICKS as f64
 }

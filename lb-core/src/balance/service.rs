@@ -16,7 +16,7 @@ use crate::balance::shared::{Discovery, Shared};
 use crate::balance::{
     BalanceError, CompleteOnResponse, HashKeyOf, NoKey, ResponseFuture, TrackCompletion,
 };
-use crate::{Algorithm, BackendSet, Context as PickContext};
+use crate::{Algorithm, BackendSet, PickContext};
 
 /// Spreads requests over the services of a `Discover` stream with algorithm `A`.
 ///

@@ -3,7 +3,8 @@
 use std::hash::Hash;
 
 use super::Attempt;
-use crate::{Algorithm, Backend, Context, NoBackend, Snapshot};
+use crate::{Algorithm, PickContext, NoBackend};
+use crate::backend::{Backend, Snapshot};
 
 /// Picks a backend for a request with hash key `key`, skipping those at their `maxconn`
 /// (HAProxy: a full server is passed over by the balancing algorithm; the request queues only
@@ -29,7 +30,7 @@ use crate::{Algorithm, Backend, Context, NoBackend, Snapshot};
 /// let mut picks = Vec::new();
 /// for _ in 0..3 {
 ///     let take = |b: &_| {
-///         let name: &str = *lb_core::Backend::key(b);
+///         let name: &str = *lb_core::backend::Backend::key(b);
 ///         let gauge = &slots[usize::from(name == "b")];
 ///         Some(if gauge.try_enter(1) { Attempt::Taken(name) } else { Attempt::Full })
 ///     };
@@ -54,7 +55,7 @@ where
 {
     let mut full = false;
     loop {
-        let context = Context {
+        let context = PickContext {
             key,
             exclude: exclude.as_slice(),
         };

@@ -360,7 +360,7 @@ impl<A: Algorithm, E> Servers<A, E> {
         if let Some(slot) = avoid.and_then(|i| snapshot.slot(&table.servers[i].settings.name)) {
             exclude.push(slot);
         }
-        let take = |backend: &crate::Backend<String>| {
+        let take = |backend: &crate::backend::Backend<String>| {
             // A member added to the set by hand has no address here: never pick it.
             let &index = table.index.get(backend.key())?;
             if table.servers[index].counters.try_reserve(backend.maxconn()) {
