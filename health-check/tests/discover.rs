@@ -215,7 +215,7 @@ async fn every_monitor_state_is_delivered_on_attach_not_only_its_next_change() {
     );
 }
 
-#[cfg(feature = "lb-core")]
+#[cfg(feature = "discover")]
 mod in_place {
     use super::*;
     use lb_core::balance::NoKey;

@@ -27,8 +27,11 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures_executor::block_on;
-use lb_core::{Algorithm, BackendSet, ConsistentHash, PickContext, First, InFlight, LeastConnections, PowerOfTwoChoices, Random, RoundRobin, SmoothWeightedRoundRobin, StaticRoundRobin};
-use lb_core::backend::{Snapshot};
+use lb_core::backend::Snapshot;
+use lb_core::{
+    Algorithm, BackendSet, ConsistentHash, First, InFlight, LeastConnections, PickContext,
+    PowerOfTwoChoices, Random, RoundRobin, SmoothWeightedRoundRobin, StaticRoundRobin,
+};
 use pingora_load_balancing::LoadBalancer;
 use pingora_load_balancing::selection::{BackendIter, BackendSelection, Consistent};
 use tower::Service;

@@ -85,7 +85,12 @@ impl Algorithm for ConsistentHash {
         }
     }
 
-    fn pick(&self, t: &MaglevTable, candidates: &[Candidate], cx: &PickContext<'_>) -> Option<usize> {
+    fn pick(
+        &self,
+        t: &MaglevTable,
+        candidates: &[Candidate],
+        cx: &PickContext<'_>,
+    ) -> Option<usize> {
         let m = t.entries.len();
         let start = match cx.key {
             Some(key) => (stable_hash(key, KEY_SEED) % m as u64) as usize,

@@ -9,7 +9,7 @@ use http::header::{CACHE_CONTROL, COOKIE, HeaderName, HeaderValue, SET_COOKIE};
 use http::{HeaderMap, Request};
 
 use crate::balance::HashKeyOf;
-use crate::{Algorithm, BackendSet, PickContext, InFlight, NoBackend};
+use crate::{Algorithm, BackendSet, InFlight, NoBackend, PickContext};
 
 /// The client's address, put in a request's extensions by the server that accepted it, for
 /// [`HashKey::Source`].
@@ -256,7 +256,9 @@ mod tests {
             HeaderValue::from_static("lang=en; SERVERID=web2; t=1"),
         );
         for _ in 0..5 {
-            let p = cookie.pick(&set, &request, &PickContext::default()).unwrap();
+            let p = cookie
+                .pick(&set, &request, &PickContext::default())
+                .unwrap();
             assert_eq!((p.key.as_str(), p.set_cookie), ("web2", false));
         }
         set.set_admin(&"web2".to_string(), AdminState::Drain)
@@ -271,7 +273,9 @@ mod tests {
         // Down: falls back to the algorithm, never web2, and resets the cookie.
         set.set_health(&"web2".to_string(), Health::Down).unwrap();
         for _ in 0..5 {
-            let p = cookie.pick(&set, &request, &PickContext::default()).unwrap();
+            let p = cookie
+                .pick(&set, &request, &PickContext::default())
+                .unwrap();
             assert_ne!(p.key, "web2");
             assert!(p.set_cookie);
         }

@@ -59,7 +59,10 @@ impl Algorithm for LeastConnections {
         cx: &PickContext<'_>,
     ) -> Option<usize> {
         let n = candidates.len();
-        let start = t.starts.next(candidates, &PickContext::default()).unwrap_or(0);
+        let start = t
+            .starts
+            .next(candidates, &PickContext::default())
+            .unwrap_or(0);
         // The start itself idle: it is the pick (the common case at low load, and what makes
         // idle servers follow the weights exactly).
         let first = &candidates[start];

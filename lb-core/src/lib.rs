@@ -38,8 +38,8 @@
 //!
 //! - [`BackendSet`]: backends with a key, weight, admin state ([`AdminState`]: ready / drain
 //!   / maintenance), health ([`Health`], fed from outside, e.g. by the `health-check` crate's
-//!   `HealthDiscover` or its monitors), in-flight count and latency ([`Load`]), `maxconn` and
-//!   slow start. Read-mostly: picks load an immutable [`Snapshot`] through an `arc-swap`
+//!   `HealthDiscover` or its monitors), in-flight count and latency ([`Load`](backend::Load)), `maxconn` and
+//!   slow start. Read-mostly: picks load an immutable [`Snapshot`](backend::Snapshot) through an `arc-swap`
 //!   pointer (no lock), updates rebuild it aside.
 //! - [`Algorithm`]: one small trait (`build` tables on change, `pick` per request), one type
 //!   and module per algorithm, named as HAProxy names them:

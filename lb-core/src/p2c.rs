@@ -88,7 +88,12 @@ impl Algorithm for PowerOfTwoChoices {
         Random::new().build(candidates, None)
     }
 
-    fn pick(&self, t: &RandomTable, candidates: &[Candidate], cx: &PickContext<'_>) -> Option<usize> {
+    fn pick(
+        &self,
+        t: &RandomTable,
+        candidates: &[Candidate],
+        cx: &PickContext<'_>,
+    ) -> Option<usize> {
         let Some((a, b)) = t.draw_two(&self.rng) else {
             return first_allowed(candidates, cx, 0);
         };

@@ -85,7 +85,12 @@ impl Algorithm for Random {
         RandomTable { cumulative }
     }
 
-    fn pick(&self, t: &RandomTable, candidates: &[Candidate], cx: &PickContext<'_>) -> Option<usize> {
+    fn pick(
+        &self,
+        t: &RandomTable,
+        candidates: &[Candidate],
+        cx: &PickContext<'_>,
+    ) -> Option<usize> {
         let total = *t.cumulative.last()?;
         // A few draws; with most servers excluded fall back to a walk.
         for _ in 0..4 {

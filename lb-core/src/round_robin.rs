@@ -93,7 +93,12 @@ mod tests {
             exclude: &exclude,
         };
         let mut picks = String::new();
-        for cx in [skip_b, skip_b, PickContext::default(), PickContext::default()] {
+        for cx in [
+            skip_b,
+            skip_b,
+            PickContext::default(),
+            PickContext::default(),
+        ] {
             picks.push(char::from(
                 b'a' + RoundRobin.pick(&t, &c, &cx).unwrap() as u8,
             ));

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 
-use lb_core::{AdminState, BackendSet, PickContext, Health, RoundRobin};
+use lb_core::{AdminState, BackendSet, Health, PickContext, RoundRobin};
 
 const PICKS: usize = 1_000_000;
 /// "steady" is never touched (so a pick always has a candidate), "dead" is down all along,

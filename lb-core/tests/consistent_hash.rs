@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::process::Command;
 
+use lb_core::algorithm::DEFAULT_TABLE_SIZE;
 use lb_core::{BackendSet, ConsistentHash, PickContext};
-use lb_core::algorithm::{DEFAULT_TABLE_SIZE};
 
 /// Keys mapped per measurement: 1,000,000 source addresses 10.0.0.0 + k, as 4 bytes.
 const KEYS: u32 = 1_000_000;

@@ -7,8 +7,8 @@
 //! generator is seeded so a run is reproducible.
 
 use lb_core::{
-    Algorithm, BackendSet, ConsistentHash, PickContext, LeastConnections, PowerOfTwoChoices, Random,
-    RoundRobin, SmoothWeightedRoundRobin, StaticRoundRobin,
+    Algorithm, BackendSet, ConsistentHash, LeastConnections, PickContext, PowerOfTwoChoices,
+    Random, RoundRobin, SmoothWeightedRoundRobin, StaticRoundRobin,
 };
 
 const PICKS: usize = 1_000_000;

@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 
-use lb_core::{Algorithm, BackendSet, PickContext, InFlight, LeastConnections, RoundRobin};
+use lb_core::{Algorithm, BackendSet, InFlight, LeastConnections, PickContext, RoundRobin};
 
 const SERVERS: [&str; 3] = ["fast-a", "fast-b", "slow"];
 /// Service time of each server in ticks of virtual time.

@@ -9,8 +9,8 @@ use std::collections::hash_map::Entry;
 use std::time::{Duration, Instant};
 
 use lb_core::{
-    AdminState, Algorithm, BackendSet, ConsistentHash, PickContext, First, Health, InFlight,
-    LeastConnections, NoBackend, PowerOfTwoChoices, Random, RoundRobin, SmoothWeightedRoundRobin,
+    AdminState, Algorithm, BackendSet, ConsistentHash, First, Health, InFlight, LeastConnections,
+    NoBackend, PickContext, PowerOfTwoChoices, Random, RoundRobin, SmoothWeightedRoundRobin,
     StaticRoundRobin, UpdateError,
 };
 use proptest::prelude::*;

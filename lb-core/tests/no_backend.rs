@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 
 use lb_core::balance::BalanceError;
-use lb_core::{AdminState, BackendSet, Balance, PickContext, Health, LeastConnections, NoBackend};
+use lb_core::{AdminState, BackendSet, Balance, Health, LeastConnections, NoBackend, PickContext};
 use tower::discover::ServiceList;
 use tower::{Service, ServiceExt};
 
@@ -63,7 +63,9 @@ fn each_member_is_counted_under_one_reason_maintenance_drain_down_weight_0() {
         .expect("member");
     set.set_admin(&"down-and-drained", AdminState::Drain)
         .expect("member");
-    let err = set.pick(&PickContext::default()).expect_err("none available");
+    let err = set
+        .pick(&PickContext::default())
+        .expect_err("none available");
     assert_eq!(
         err.to_string(),
         "no backend available: 5 configured, 1 in maintenance, 2 drained, 1 down, 1 at weight 0"

@@ -3,7 +3,7 @@
 //! tests over a balancer are reproducible.
 
 use lb_core::{
-    Algorithm, BackendSet, PickContext, InFlight, LeastConnections, PowerOfTwoChoices, Random,
+    Algorithm, BackendSet, InFlight, LeastConnections, PickContext, PowerOfTwoChoices, Random,
 };
 
 const SERVERS: [&str; 5] = ["web1", "web2", "web3", "web4", "web5"];

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use lb_core::{BackendSet, PickContext, Health, RoundRobin};
+use lb_core::{BackendSet, Health, PickContext, RoundRobin};
 
 const PERIOD: Duration = Duration::from_secs(10);
 const WEIGHT: u32 = 100;

@@ -3,8 +3,8 @@
 use std::hash::Hash;
 
 use super::Attempt;
-use crate::{Algorithm, PickContext, NoBackend};
 use crate::backend::{Backend, Snapshot};
+use crate::{Algorithm, NoBackend, PickContext};
 
 /// Picks a backend for a request with hash key `key`, skipping those at their `maxconn`
 /// (HAProxy: a full server is passed over by the balancing algorithm; the request queues only
