@@ -11,7 +11,6 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use super::testing::{Ca, Files, HttpsServer, Leaf, RSA_PKCS8_PEM, pem, pkcs8_inner};
-use super::verify::AcceptAnyCertificate;
 use super::*;
 
 /// What the client saw of a handshake.
@@ -48,7 +47,7 @@ fn any_cert_client(
         .with_protocol_versions(versions)
         .expect("versions")
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
+        .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate::new(provider)))
         .with_no_client_auth();
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Arc::new(config)
