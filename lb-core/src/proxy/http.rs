@@ -119,6 +119,14 @@ impl<A: Algorithm> HttpProxy<A> {
     ///
     /// Outside a tokio runtime with IO and time enabled.
     pub fn start(settings: HttpSettings, algorithm: A) -> Result<Self, ProxyError> {
+        let HttpSettings {
+            listen: settings,
+            http_request,
+            hash_key,
+            cookie,
+            redirect_https,
+            forward_for,
+        } = settings;
         let name = settings.name.clone();
         if settings.maxconn == 0 {
             return Err(ProxyError::ZeroMaxConn { proxy: name });
@@ -134,7 +142,7 @@ impl<A: Algorithm> HttpProxy<A> {
             &settings.servers,
             algorithm,
             policy,
-            settings.redirect_https,
+            redirect_https,
             |_| Idle::default(),
         )?;
         let listener =
@@ -164,11 +172,11 @@ impl<A: Algorithm> HttpProxy<A> {
             counters: ProxyCounters::default(),
             maxconn: settings.maxconn,
             server_timeout: settings.timeouts.server,
-            http_request: settings.http_request,
-            hash_key: settings.hash_key,
-            cookie: settings.cookie.map(StickyCookie::new),
-            redirect_https: settings.redirect_https,
-            forward_for: settings.forward_for,
+            http_request,
+            hash_key,
+            cookie: cookie.map(StickyCookie::new),
+            redirect_https,
+            forward_for,
             #[cfg(feature = "proxy-tls")]
             tls: settings.tls.map(TlsAcceptor::from),
             http1,
