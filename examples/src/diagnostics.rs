@@ -62,6 +62,57 @@ pub fn load<T>(
     })
 }
 
+/// [`load`] at a daemon's start: the configuration, its `warnings` printed on stderr
+/// (`warning: ...`); or, when it cannot run, every line printed and exit code 1.
+pub fn load_at_start<T>(
+    daemon: &str,
+    path: &str,
+    parse: impl FnOnce(&str, &str) -> Result<T, Vec<ConfigError>>,
+    warnings: impl FnOnce(&T) -> &[ConfigError],
+) -> Result<T, std::process::ExitCode> {
+    let config = load(daemon, path, parse).map_err(|lines| {
+        for line in lines {
+            eprintln!("{line}");
+        }
+        std::process::ExitCode::from(1)
+    })?;
+    for w in warnings(&config) {
+        eprintln!("warning: {w}");
+    }
+    Ok(config)
+}
+
+/// The start of a daemon's `config::parse`: `text` as TOML in the shape `T`, with a report to
+/// collect what checking it finds; or the syntax (or shape) error alone.
+pub(crate) fn parse_toml<'a, T: serde::de::DeserializeOwned>(
+    file: &'a str,
+    text: &'a str,
+) -> Result<(Report<'a>, T), Vec<ConfigError>> {
+    let mut r = Report::new(file, text);
+    match toml::from_str(text) {
+        Ok(raw) => Ok((r, raw)),
+        Err(e) => {
+            let span = e.span().unwrap_or(0..0);
+            r.at(span, String::new(), e.message().trim().to_owned());
+            Err(r.errors)
+        }
+    }
+}
+
+/// The messages `parse` refuses `text` with (`file` names it), for the checkers' tests.
+#[cfg(test)]
+pub(crate) fn refused<T: fmt::Debug>(
+    parse: impl FnOnce(&str, &str) -> Result<T, Vec<ConfigError>>,
+    file: &str,
+    text: &str,
+) -> Vec<String> {
+    parse(file, text)
+        .expect_err("refused")
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
 /// Collects errors and warnings with their positions.
 pub(crate) struct Report<'a> {
     file: &'a str,

@@ -281,15 +281,7 @@ struct TimeoutsToml {
 
 /// Parses and checks `text` (from `file`, for the messages).
 pub fn parse(file: &str, text: &str) -> Result<Config, Vec<ConfigError>> {
-    let mut r = Report::new(file, text);
-    let raw: FileToml = match toml::from_str(text) {
-        Ok(raw) => raw,
-        Err(e) => {
-            let span = e.span().unwrap_or(0..0);
-            r.at(span, String::new(), e.message().trim().to_owned());
-            return Err(r.errors);
-        }
-    };
+    let (mut r, raw): (_, FileToml) = crate::diagnostics::parse_toml(file, text)?;
     if raw.listen.is_empty() {
         r.at(
             0..0,

@@ -26,11 +26,7 @@ stats = { bind = "127.0.0.1:18404", auth = "admin:secret" }   # HTML at /stats, 
 "#;
 
 fn errors(text: &str) -> Vec<String> {
-    parse("lbd.toml", text)
-        .expect_err("refused")
-        .iter()
-        .map(ToString::to_string)
-        .collect()
+    crate::diagnostics::refused(parse, "lbd.toml", text)
 }
 
 fn warnings(text: &str) -> Vec<String> {

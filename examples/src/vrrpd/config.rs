@@ -261,15 +261,7 @@ struct CheckToml {
 
 /// Parses and checks `text` (from `file`, for the messages).
 pub fn parse(file: &str, text: &str) -> Result<Config, Vec<ConfigError>> {
-    let mut r = Report::new(file, text);
-    let raw: FileToml = match toml::from_str(text) {
-        Ok(raw) => raw,
-        Err(e) => {
-            let span = e.span().unwrap_or(0..0);
-            r.at(span, String::new(), e.message().trim().to_owned());
-            return Err(r.errors);
-        }
-    };
+    let (mut r, raw): (_, FileToml) = crate::diagnostics::parse_toml(file, text)?;
     let (status_socket, metrics) = check_daemon_keys(&mut r, &raw);
     let checks = check_checks(&mut r, &raw.check);
     // Every declared check counts, even one with mistakes (reported already), so that the
@@ -851,11 +843,7 @@ fall = 2
 "#;
 
     fn errors(text: &str) -> Vec<String> {
-        parse("vrrpd.toml", text)
-            .expect_err("refused")
-            .iter()
-            .map(ToString::to_string)
-            .collect()
+        crate::diagnostics::refused(parse, "vrrpd.toml", text)
     }
 
     #[test]

@@ -353,11 +353,7 @@ mod tests {
     }
 
     fn errors(text: &str) -> Vec<String> {
-        parse("vrrpd.toml", text)
-            .expect_err("refused")
-            .iter()
-            .map(ToString::to_string)
-            .collect()
+        crate::diagnostics::refused(parse, "vrrpd.toml", text)
     }
 
     #[test]
