@@ -42,6 +42,12 @@ impl Mode {
         if host == "h1" { "h2" } else { "h1" }
     }
 
+    /// In a unicast mode, `host`'s address and its peer's.
+    pub(crate) fn unicast(&self, host: &str) -> Option<(&'static str, &'static str)> {
+        self.unicast
+            .then(|| (self.addr(host), self.addr(Mode::other(host))))
+    }
+
     /// A generous bound for an election (Master_Down_Interval is about 3.6 intervals).
     pub(crate) fn election(&self) -> Duration {
         Duration::from_millis(u64::from(self.centis) * 10 * 4 + 2000)
@@ -182,11 +188,9 @@ impl Lab {
         if m.auth {
             text.push_str("auth_pass = \"secret12\"\n");
         }
-        if m.unicast {
+        if let Some((me, peer)) = m.unicast(host) {
             text.push_str(&format!(
-                "unicast_source = \"{}\"\nunicast_peers = [\"{}\"]\n",
-                m.addr(host),
-                m.addr(Mode::other(host))
+                "unicast_source = \"{me}\"\nunicast_peers = [\"{peer}\"]\n"
             ));
         }
         text.push_str(extra);
@@ -246,11 +250,9 @@ impl Lab {
         if m.auth {
             extra.push_str("  authentication {\n    auth_type PASS\n    auth_pass secret12\n  }\n");
         }
-        if m.unicast {
+        if let Some((me, peer)) = m.unicast(host) {
             extra.push_str(&format!(
-                "  unicast_src_ip {}\n  unicast_peer {{\n    {}\n  }}\n",
-                m.addr(host),
-                m.addr(Mode::other(host))
+                "  unicast_src_ip {me}\n  unicast_peer {{\n    {peer}\n  }}\n"
             ));
         }
         std::fs::write(
