@@ -166,6 +166,45 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
+/// A key that takes one of a few words (`choices`, with the value each stands for): `default`
+/// when absent; another word is reported (`"WORD": expected`) and stands for `fallback`.
+pub(crate) fn choice<T: Copy>(
+    r: &mut Report<'_>,
+    value: &Option<Spanned<String>>,
+    key: String,
+    choices: &[(&str, T)],
+    (default, fallback): (T, T),
+    expected: &str,
+) -> T {
+    let Some(v) = value else { return default };
+    let word = v.get_ref().as_str();
+    match choices.iter().find(|(w, _)| *w == word) {
+        Some(&(_, chosen)) => chosen,
+        None => {
+            r.at(v.span(), key, format!("{word:?}: {expected}"));
+            fallback
+        }
+    }
+}
+
+/// An integer key: `default` when absent; a value outside `range` is reported (`message`
+/// says why, given the value) and returned as it is.
+pub(crate) fn integer_in(
+    r: &mut Report<'_>,
+    value: &Option<Spanned<i64>>,
+    key: String,
+    default: i64,
+    range: std::ops::RangeInclusive<i64>,
+    message: impl FnOnce(i64) -> String,
+) -> i64 {
+    let Some(v) = value else { return default };
+    let n = *v.get_ref();
+    if !range.contains(&n) {
+        r.at(v.span(), key, message(n));
+    }
+    n
+}
+
 /// A duration key: `default` when absent, else its value; a mistake is reported (and the
 /// default returned so that checking goes on).
 pub(crate) fn duration_of(

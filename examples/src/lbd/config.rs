@@ -69,7 +69,7 @@ use super::health::{self, HealthCheck};
 use super::servers::{self, ServerToml};
 use super::stats::{self, StatsToml};
 pub use crate::diagnostics::ConfigError;
-use crate::diagnostics::{Report, duration_of};
+use crate::diagnostics::{Report, choice, duration_of};
 
 /// HAProxy's `retries` default.
 pub const DEFAULT_RETRIES: u32 = 3;
@@ -409,18 +409,14 @@ fn check_listener(
     let before = r.errors.len();
     check_name(r, &t.name, key("name"));
     let bind = check_bind(r, &t.bind, key("bind"), binds);
-    let mode = match t.mode.as_ref().map(|m| (m, m.get_ref().as_str())) {
-        None | Some((_, "tcp")) => Mode::Tcp,
-        Some((_, "http")) => Mode::Http,
-        Some((m, other)) => {
-            r.at(
-                m.span(),
-                key("mode"),
-                format!("{other:?}: \"http\" or \"tcp\""),
-            );
-            Mode::Http
-        }
-    };
+    let mode = choice(
+        r,
+        &t.mode,
+        key("mode"),
+        &[("tcp", Mode::Tcp), ("http", Mode::Http)],
+        (Mode::Tcp, Mode::Http),
+        "\"http\" or \"tcp\"",
+    );
     let http_only = |r: &mut Report<'_>, span: Range<usize>, k: &str, what: String| {
         if mode == Mode::Tcp {
             r.at(

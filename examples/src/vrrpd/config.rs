@@ -32,7 +32,7 @@ use toml::Spanned;
 use super::vip_backend::{self, VipBackend, VipBackendToml};
 pub use crate::diagnostics::ConfigError;
 pub(crate) use crate::diagnostics::Report;
-use crate::diagnostics::duration_of;
+use crate::diagnostics::{duration_of, integer_in};
 
 /// Where the status socket is when the file does not say (`status_socket`).
 pub const DEFAULT_STATUS_SOCKET: &str = "/run/vrrpd/vrrpd.sock";
@@ -416,16 +416,9 @@ fn check_instance(
             format!("{vrid} is out of range: a VRID is 1 to 255"),
         );
     }
-    let priority = t.priority.as_ref().map_or(100, |p| *p.get_ref());
-    if let Some(p) = &t.priority
-        && !(1..=255).contains(&priority)
-    {
-        r.at(
-            p.span(),
-            key("priority"),
-            format!("{priority} is out of range: 1 to 254, or 255 for the address owner"),
-        );
-    }
+    let priority = integer_in(r, &t.priority, key("priority"), 100, 1..=255, |p| {
+        format!("{p} is out of range: 1 to 254, or 255 for the address owner")
+    });
     let version = t.version.as_ref().map_or(3, |v| *v.get_ref());
     if let Some(v) = &t.version
         && version != 2
@@ -605,16 +598,9 @@ fn check_instance(
         None => (5, Duration::from_secs(5)),
         Some(g) => {
             let g = g.get_ref();
-            let repeat = g.repeat.as_ref().map_or(5, |v| *v.get_ref());
-            if let Some(v) = &g.repeat
-                && !(0..=100).contains(&repeat)
-            {
-                r.at(
-                    v.span(),
-                    key("garp.repeat"),
-                    format!("{repeat}: 0 to 100 announcements"),
-                );
-            }
+            let repeat = integer_in(r, &g.repeat, key("garp.repeat"), 5, 0..=100, |n| {
+                format!("{n}: 0 to 100 announcements")
+            });
             let delay = duration_of(r, &g.delay, key("garp.delay"), Duration::from_secs(5));
             (u32::try_from(repeat).unwrap_or(5), delay)
         }
