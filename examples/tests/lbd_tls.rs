@@ -235,12 +235,8 @@ async fn https_termination_redirects_plain_http_and_serves_tls_with_cookie_check
 
     // The check: s3's /health turns 503, it is marked down and gets nothing more.
     servers[2].set_healthy(false);
-    let down = lbd
-        .logged(
-            &format!("backend https server s3 {} marked down", ports.servers[2]),
-            DOWN_WITHIN,
-        )
-        .await;
+    let s3 = ("https", "s3", ports.servers[2]);
+    let down = lbd.marked(s3, "down", DOWN_WITHIN).await;
     assert!(down.contains("503"), "{down}");
     let before = servers[2].requests();
     let mut tls = tls_connect(&connector, https, "site.example.com").await;
@@ -359,10 +355,7 @@ async fn tls_servers_a_server_failing_verify_required_is_marked_down_and_verify_
     let lbd = Lbd::start(&config);
 
     let down = lbd
-        .logged(
-            &format!("backend tls_servers server s1 {} marked down", backends[0]),
-            DOWN_WITHIN,
-        )
+        .marked(("tls_servers", "s1", backends[0]), "down", DOWN_WITHIN)
         .await;
     assert!(down.to_lowercase().contains("certificate"), "{down}");
     for _ in 0..6 {

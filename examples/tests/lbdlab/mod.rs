@@ -173,6 +173,18 @@ impl Lbd {
     }
 
     /// Sends `signal` (e.g. `SIGHUP`) to it.
+    /// Waits up to `within` for lbd to log server `server` (at `addr`) of listener `listener`
+    /// marked `state` (`up`, `down`); the line.
+    pub(crate) async fn marked(
+        &self,
+        (listener, server, addr): (&str, &str, SocketAddr),
+        state: &str,
+        within: Duration,
+    ) -> String {
+        let line = format!("backend {listener} server {server} {addr} marked {state}");
+        self.logged(&line, within).await
+    }
+
     pub(crate) fn signal(&self, signal: &str) {
         let status = Command::new("kill")
             .arg(format!("-{signal}"))
@@ -503,6 +515,54 @@ impl Client {
         let body = String::from_utf8_lossy(&self.buf[..length]).into_owned();
         self.buf.drain(..length);
         Ok((status, headers, body))
+    }
+}
+
+/// A backend on each of `ports.servers`, named `s1`, `s2`, ...
+pub(crate) async fn backends(ports: &Ports) -> Vec<Backend> {
+    let mut all = Vec::new();
+    for (i, addr) in ports.servers.iter().enumerate() {
+        all.push(Backend::start(&format!("s{}", i + 1), *addr).await);
+    }
+    all
+}
+
+/// What [`stop_s2_under_load`] saw.
+pub(crate) struct StoppedUnderLoad {
+    /// The load's answers by body.
+    pub(crate) answers: HashMap<String, usize>,
+    /// The load's failures with their error.
+    pub(crate) failures: Vec<String>,
+    /// From the stop to lbd's log line.
+    pub(crate) detected: Duration,
+    /// That line.
+    pub(crate) down: String,
+}
+
+/// Once every server passed its first checks (600 ms), 20 clients load `ports.listen` for
+/// 3 s; a second in, the second server (s2) of `listener` stops, and lbd must log it down
+/// within `within`.
+pub(crate) async fn stop_s2_under_load(
+    lbd: &Lbd,
+    ports: &Ports,
+    servers: &[Backend],
+    listener: &str,
+    within: Duration,
+) -> StoppedUnderLoad {
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let run = tokio::spawn(load(ports.listen, 20, Duration::from_secs(3)));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let stopped = std::time::Instant::now();
+    servers[1].stop();
+    let s2 = (listener, "s2", ports.servers[1]);
+    let down = lbd.marked(s2, "down", within).await;
+    let detected = stopped.elapsed();
+    let (answers, failures) = run.await.expect("the load");
+    StoppedUnderLoad {
+        answers,
+        failures,
+        detected,
+        down,
     }
 }
 
