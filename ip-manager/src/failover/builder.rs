@@ -28,6 +28,7 @@ pub struct FailoverBuilder {
     unicast_peers: Vec<IpAddr>,
     announce: Option<AnnounceConfig>,
     manager: Option<Arc<dyn IpManager>>,
+    socket: Option<VrrpSocket>,
     event_capacity: usize,
     tune: Option<Tune>,
 }
@@ -48,6 +49,7 @@ impl std::fmt::Debug for FailoverBuilder {
             .field("unicast_peers", &self.unicast_peers)
             .field("announce", &self.announce)
             .field("manager", &self.manager.is_some())
+            .field("socket", &self.socket)
             .field("event_capacity", &self.event_capacity)
             .field("configure", &self.tune.is_some())
             .finish()
@@ -67,6 +69,7 @@ impl FailoverBuilder {
             unicast_peers: Vec::new(),
             announce: Some(AnnounceConfig::default()),
             manager: None,
+            socket: None,
             event_capacity: DEFAULT_EVENT_CAPACITY,
             tune: None,
         }
@@ -119,6 +122,14 @@ impl FailoverBuilder {
     pub fn manager(mut self, manager: Arc<dyn IpManager>) -> FailoverBuilder {
         self.manager = Some(manager);
         self.announce = None;
+        self
+    }
+
+    /// Runs on `socket` instead of opening one: a socket opened while the process still had
+    /// `CAP_NET_RAW` ([`VrrpSocket::open`], or [`VrrpSocket::from_socket`] for one passed down
+    /// by a supervisor). Its interface and family must be the failover's.
+    pub fn socket(mut self, socket: VrrpSocket) -> FailoverBuilder {
+        self.socket = Some(socket);
         self
     }
 
@@ -178,7 +189,10 @@ impl FailoverBuilder {
         if !links.state(&self.interface).await?.up {
             router.set_link(std::time::Instant::now(), false);
         }
-        let socket = VrrpSocket::open(&self.interface, family, primary)?;
+        let socket = match self.socket {
+            Some(s) => s,
+            None => VrrpSocket::open(&self.interface, family, primary)?,
+        };
         let manager: Arc<dyn IpManager> = match self.manager {
             Some(m) => m,
             None => Arc::new(netlink.clone()),

@@ -129,6 +129,36 @@ impl VrrpSocket {
         })
     }
 
+    /// Adopts a raw socket opened and set up elsewhere, as [`open`](Self::open) would have:
+    /// by this process before it dropped `CAP_NET_RAW`, or by a supervisor that passed it
+    /// down. It is made non-blocking and registered with the runtime; nothing else about it
+    /// is changed or checked, so a descriptor that is not such a socket fails at the first
+    /// receive, and the driver ends with that error.
+    pub fn from_socket(
+        socket: Socket,
+        interface: &str,
+        family: AddressFamily,
+        source: IpAddr,
+    ) -> Result<VrrpSocket, DriverError> {
+        let index = nix::net::if_::if_nametoindex(interface).map_err(|_| {
+            DriverError::UnknownInterface {
+                interface: interface.to_owned(),
+            }
+        })?;
+        socket
+            .set_nonblocking(true)
+            .map_err(|e| DriverError::from_io("making the socket non-blocking", interface, e))?;
+        let fd = register(socket)
+            .map_err(|e| DriverError::from_io("registering with the runtime", interface, e))?;
+        Ok(VrrpSocket {
+            fd,
+            family,
+            interface: interface.to_owned(),
+            index,
+            source,
+        })
+    }
+
     /// The interface.
     pub fn interface(&self) -> &str {
         &self.interface
