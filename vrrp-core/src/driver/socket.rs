@@ -88,9 +88,14 @@ impl VrrpSocket {
                     // source address makes it explicit, as keepalived does. (No bind(): on a
                     // raw socket it would also filter what is received by destination, and
                     // the multicast adverts would never arrive.)
-                    socket
-                        .set_multicast_if_v4(&v4)
-                        .map_err(io("choosing the multicast interface"))?;
+                    match socket.set_multicast_if_v4(&v4) {
+                        Ok(()) => {}
+                        // The source is another interface's (the parent's, for a macvlan that
+                        // carries the virtual router MAC): the device binding and each
+                        // packet's IP_PKTINFO route it all the same.
+                        Err(e) if e.raw_os_error() == Some(nix::libc::EINVAL) => {}
+                        Err(e) => return Err(io("choosing the multicast interface")(e)),
+                    }
                 }
             }
             AddressFamily::Ipv6 => {
