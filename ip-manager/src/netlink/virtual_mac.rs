@@ -73,7 +73,8 @@ impl VirtualMac {
 }
 
 impl NetlinkManager {
-    /// Makes (or remakes) the macvlan device of virtual router `vrid` on `parent`: mode
+    /// Makes the macvlan device of virtual router `vrid` on `parent` (one that exists, left
+    /// by an earlier run or used by a router being replaced, is kept and set again): mode
     /// private, the virtual router MAC, `arp_ignore = 1` and `arp_announce = 2` on it and on
     /// `parent`, no IPv6
     /// address of its own (`ipv6`: the parent's link-local one, for adverts), then up.
@@ -87,20 +88,20 @@ impl NetlinkManager {
         let name = format!("vrrp{}.{vrid}", if ipv6 { "6" } else { "" });
         let mac = virtual_router_mac(vrid, ipv6);
         let parent_index = self.interface_index(parent).await?;
-        // A device left by an earlier run is made anew: its settings are ours to set.
-        self.delete_link(&name).await?;
-        let make = format!("making {name} on {parent}");
-        self.handle
-            .link()
-            .add(
-                LinkMacVlan::new(&name, parent_index, MacVlanMode::Private)
-                    .address(mac.to_vec())
-                    .down()
-                    .build(),
-            )
-            .execute()
-            .await
-            .map_err(|e| netlink_error(make, e))?;
+        if self.interface_index(&name).await.is_err() {
+            let make = format!("making {name} on {parent}");
+            self.handle
+                .link()
+                .add(
+                    LinkMacVlan::new(&name, parent_index, MacVlanMode::Private)
+                        .address(mac.to_vec())
+                        .down()
+                        .build(),
+                )
+                .execute()
+                .await
+                .map_err(|e| netlink_error(make, e))?;
+        }
         for dev in [parent, name.as_str()] {
             sysctl(&format!("ipv4/conf/{dev}/arp_ignore"), "1")?;
             // Replies from the VIP leave through the parent (its route comes first): its own ARP
@@ -117,7 +118,12 @@ impl NetlinkManager {
         let index = self.interface_index(&name).await?;
         self.handle
             .link()
-            .set(LinkUnspec::new_with_index(index).up().build())
+            .set(
+                LinkUnspec::new_with_index(index)
+                    .address(mac.to_vec())
+                    .up()
+                    .build(),
+            )
             .execute()
             .await
             .map_err(|e| netlink_error(format!("bringing {name} up"), e))?;
