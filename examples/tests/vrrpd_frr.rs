@@ -22,9 +22,10 @@
 mod lab;
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use lab::client::{Pinger, longest_gap, now, settled};
 use lab::vrrp::{Lab, V3_IPV4_100MS};
 
 const VIP: &str = "10.99.0.200";
@@ -105,93 +106,12 @@ impl Drop for Frr {
     }
 }
 
-/// `ping -D -i 0.1` from the client to the VIP, read back as reply times.
-struct Pinger {
-    child: Child,
-    out: PathBuf,
-}
-
-impl Pinger {
-    fn start(lab: &Lab, name: &str) -> Pinger {
-        let out = lab.dir.join(format!("{name}.ping"));
-        let file = std::fs::File::create(&out).expect("ping output");
-        let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &lab.ns("cl"),
-                "ping",
-                "-D",
-                "-n",
-                "-i",
-                "0.1",
-                VIP,
-            ])
-            .stdout(file)
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("ping starts");
-        Pinger { child, out }
-    }
-
-    /// The reply times (seconds since the epoch) so far.
-    fn replies(&self) -> Vec<f64> {
-        std::fs::read_to_string(&self.out)
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.contains("bytes from"))
-            .filter_map(|l| l.strip_prefix('[')?.split(']').next()?.parse().ok())
-            .collect()
-    }
-}
-
-impl Drop for Pinger {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
-}
-
-/// The longest time without a reply between `from` and the first reply after `to`.
-fn longest_gap(replies: &[f64], from: f64, to: f64) -> f64 {
-    let mut last = from;
-    let mut worst: f64 = 0.0;
-    for &t in replies.iter().filter(|&&t| t > from) {
-        worst = worst.max(t - last);
-        last = t;
-        if t > to {
-            break;
-        }
-    }
-    worst
-}
-
 fn client_entry(lab: &Lab) -> String {
     let out = Command::new("ip")
         .args(["-n", &lab.ns("cl"), "neigh", "show", VIP])
         .output()
         .expect("ip runs");
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Waits until the client has replies again after `since` and for 1 s more (a settled path).
-fn settled(pinger: &Pinger, since: f64, within: Duration) {
-    let started = Instant::now();
-    loop {
-        let replies = pinger.replies();
-        let after: Vec<&f64> = replies.iter().filter(|&&t| t > since).collect();
-        if after.len() >= 2 && *after[after.len() - 1] - *after[0] >= 1.0 {
-            return;
-        }
-        assert!(started.elapsed() < within, "the client got no replies back");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// One story: `vrrpd_master` says which side has priority 101; `virtual_mac` is vrrpd's.
@@ -230,7 +150,7 @@ fn story(vrrpd_master: bool, virtual_mac: bool) {
         lab.vrrpd_with("h1", vrrpd_prio, m, extra);
         frr
     };
-    let pinger = Pinger::start(&lab, &tag);
+    let pinger = Pinger::start(&lab, &tag, VIP);
     settled(&pinger, now(), Duration::from_secs(8));
 
     // The Master's link goes down: the other takes over.

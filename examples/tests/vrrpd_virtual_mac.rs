@@ -2,7 +2,8 @@
 //! `use_vmac`), against vrrpd and against keepalived with `use_vmac`, both ways: the Master
 //! holds the VIP on `vrrp.51`, the client's neighbour entry for the VIP is
 //! `00:00:5e:00:01:33`; the Master stops (priority 0), the other takes over, and the client
-//! reaches the VIP again with the same entry, nothing to re-learn. keepalived's hosts get the
+//! reaches the VIP again with the same entry, nothing to re-learn; a steady ping sees no gap
+//! longer than Master_Down_Interval + 0.5 s. keepalived's hosts get the
 //! parent's `arp_ignore` / `arp_announce` its documentation asks of an operator; vrrpd sets
 //! them itself.
 //!
@@ -13,6 +14,7 @@ mod lab;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use lab::client::{Pinger, longest_gap, now, settled};
 use lab::vrrp::{Lab, V3_IPV4_100MS};
 
 const VMAC: &str = "00:00:5e:00:01:33";
@@ -111,7 +113,10 @@ fn handover(master: &str, backup: &str) {
         "{test}: the client's entry is the virtual MAC: {entry}"
     );
 
+    let pinger = Pinger::start(&lab, &tag, VIP);
+    settled(&pinger, now(), Duration::from_secs(5));
     let stopping = Instant::now();
+    let stopped_at = now();
     if master == "vrrpd" {
         lab.stop(first);
     } else {
@@ -119,12 +124,21 @@ fn handover(master: &str, backup: &str) {
     }
     wait_on(&lab, "h2", "h1", Duration::from_secs(3));
     let took = stopping.elapsed();
+    settled(&pinger, now(), Duration::from_secs(5));
+    let gap = longest_gap(&pinger.replies(), stopped_at, now());
     let entry = client_entry(&lab);
     assert!(
         entry.contains(VMAC),
         "{test}: still the virtual MAC: {entry}"
     );
-    eprintln!("{test}: stop -> the client reaches the VIP on h2 after {took:?}, same entry");
+    // Master_Down_Interval of the priority-100 Backup at 100 ms, plus the 0.5 s.
+    assert!(
+        gap <= 0.361 + 0.5,
+        "{test}: the client went {gap:.3} s without a reply"
+    );
+    eprintln!(
+        "{test}: stop -> VIP on h2 after {took:?}; the client's longest gap {gap:.3} s, same entry"
+    );
 }
 
 #[test]
