@@ -3,7 +3,8 @@
 //! name is an error naming the known ones, never silently ignored); dropping the `Failover`
 //! stops the driver and the VIP leaves the interface. A health-check monitor that is already
 //! down when `health_check::vrrp::track` attaches it faults the router at once (its current
-//! state is delivered, not only its next change).
+//! state is delivered, not only its next change). A driver whose socket fails while it is
+//! Master ends with that error: the VIP is released and the last event says why.
 //!
 //! Needs root and iproute2; under `CI` a missing prerequisite fails the test.
 
@@ -14,12 +15,12 @@ use std::time::{Duration, Instant};
 
 use health_check::{Health, Monitor, MonitorConfig, Start, TcpCheck, WatchdogConfig};
 
-use ip_manager::failover::{Failover, StartError};
+use ip_manager::failover::{Failover, FailoverEvent, StartError};
 use ip_manager::{IpManager, NetlinkManager, Vip};
 use lab::vrrp::{Lab, V3_IPV4_100MS};
 use vrrp_core::State;
-use vrrp_core::driver::CommandError;
-use vrrp_core::packet::Vrid;
+use vrrp_core::driver::{CommandError, DriverExit, VrrpSocket};
+use vrrp_core::packet::{AddressFamily, Vrid};
 
 #[test]
 fn a_failover_takes_the_vip_names_its_trackers_and_releases_the_vip_when_dropped() {
@@ -231,4 +232,74 @@ fn a_listener_whose_backends_are_all_down_faults_the_router_one_down_does_not() 
             .expect("Fault with every backend down")
             .expect("the driver runs");
     });
+}
+
+#[test]
+fn a_driver_whose_socket_fails_releases_the_vip_and_says_why() {
+    let test = "a_driver_whose_socket_fails_releases_the_vip_and_says_why";
+    let Some(netlab) = lab::netlab_or_skip(test, &[("ip", "-V")]) else {
+        return;
+    };
+    let lab = Lab::up(netlab, "fx", V3_IPV4_100MS);
+    let (exit, events) = lab::in_namespace(&lab.ns("h1"), || async {
+        // The driver's "socket" is an eventfd: its sends fail at once (counted), it hears
+        // nothing, so it becomes Master; the count written below makes it readable, and the
+        // receive that follows fails (not a socket): the driver ends with that error while it
+        // holds the VIP.
+        let eventfd =
+            nix::sys::eventfd::EventFd::from_flags(nix::sys::eventfd::EfdFlags::EFD_NONBLOCK)
+                .expect("eventfd");
+        let fd = std::os::fd::OwnedFd::from(eventfd);
+        let mut poke = std::fs::File::from(fd.try_clone().expect("dup"));
+        let socket = VrrpSocket::from_socket(
+            socket2::Socket::from(fd),
+            "eth0",
+            AddressFamily::Ipv4,
+            "10.99.0.11".parse().expect("address"),
+        )
+        .expect("adopted");
+        let mut failover = Failover::builder("eth0", 51)
+            .virtual_address("10.99.0.200/24")
+            .advert_interval(Duration::from_millis(100))
+            .socket(socket)
+            .start()
+            .await
+            .expect("starts");
+        tokio::time::timeout(Duration::from_secs(3), failover.wait_for(State::Master))
+            .await
+            .expect("Master within 3 s")
+            .expect("the driver runs");
+        let netlink = NetlinkManager::new().expect("netlink");
+        let vip = Vip::parse("10.99.0.200/24", "eth0").expect("valid");
+        assert!(netlink.owns(&vip).await.expect("netlink"));
+
+        std::io::Write::write_all(&mut poke, &1u64.to_ne_bytes()).expect("write");
+        let mut events = Vec::new();
+        let exit = loop {
+            let event = tokio::time::timeout(Duration::from_secs(3), failover.next_event())
+                .await
+                .expect("the failure reported within 3 s")
+                .expect("events until Released");
+            events.push(event.to_string());
+            if let FailoverEvent::Released(exit) = event {
+                break exit;
+            }
+        };
+        assert!(
+            !netlink.owns(&vip).await.expect("netlink"),
+            "a failed driver's VIP stayed"
+        );
+        (exit, events)
+    });
+    assert!(
+        matches!(&exit, DriverExit::Failed(why) if why.contains("not a socket") || why.contains("non-socket")),
+        "{exit:?}"
+    );
+    let text = events.join("\n");
+    assert!(
+        text.contains("MASTER -> INIT: shutdown")
+            && text.matches("removed 10.99.0.200/24").count() == 1,
+        "{text}"
+    );
+    eprintln!("driver failed: {exit}\n{text}");
 }

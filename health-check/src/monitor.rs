@@ -79,6 +79,10 @@ pub struct MonitorConfig {
     /// [`describe`](Check::describe)). A weight is the consumer's to give: a VRRP tracker's
     /// (`vrrp_core::router::Tracker`), a balancer's server (`lb_core::BackendSet`).
     pub id: Option<String>,
+    /// Seeds the random moves (`Start::Spread`, `spread_percent`), so that a test of one's
+    /// own system replays the same schedule; `None` (the default): seeded per monitor from
+    /// the process's random keys.
+    pub seed: Option<u64>,
 }
 
 impl Default for MonitorConfig {
@@ -94,6 +98,7 @@ impl Default for MonitorConfig {
             start: Start::Spread,
             spread_percent: 0,
             id: None,
+            seed: None,
         }
     }
 }
@@ -135,6 +140,13 @@ impl MonitorConfig {
         downinter: Duration = Some(downinter);
         /// [`id`](Self::id): the name for logs and consumers.
         id: impl Into<String> = Some(id.into());
+    }
+
+    /// [`seed`](Self::seed): the same seed, the same random moves.
+    #[must_use]
+    pub fn seed(mut self, seed: u64) -> MonitorConfig {
+        self.seed = Some(seed);
+        self
     }
 
     /// Checks the values: non-zero intervals and timeout, `rise` and `fall` at least 1,
@@ -223,7 +235,9 @@ impl Monitor {
         let runner = Runner {
             check,
             id: id.clone(),
-            jitter: Jitter::from_entropy(),
+            jitter: config
+                .seed
+                .map_or_else(Jitter::from_entropy, Jitter::seeded),
             config,
             status: tx,
             transitions: transitions.clone(),

@@ -288,3 +288,46 @@ async fn bad_configs_are_refused_with_the_field_named() {
         assert!(err.to_string().contains(text), "{err}");
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_same_seed_replays_the_same_random_schedule() {
+    let started = Instant::now();
+    let first_checks = |seed: u64| {
+        let scripts: Vec<Arc<Script>> = (0..20).map(|_| script("")).collect();
+        let monitors: Vec<Monitor> = scripts
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let config = MonitorConfig::default()
+                    .interval(10 * SEC)
+                    .spread_percent(20)
+                    .seed(seed + i as u64);
+                Monitor::spawn(s.clone(), config).expect("valid config")
+            })
+            .collect();
+        (scripts, monitors)
+    };
+    let (a, _ma) = first_checks(7);
+    let (b, _mb) = first_checks(7);
+    let (c, _mc) = first_checks(1_000);
+    tokio::time::sleep(35 * SEC).await;
+    let offsets = |scripts: &[Arc<Script>]| -> Vec<Vec<Duration>> {
+        scripts
+            .iter()
+            .map(|s| {
+                s.ran_at
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .map(|t| *t - started)
+                    .collect()
+            })
+            .collect()
+    };
+    assert_eq!(
+        offsets(&a),
+        offsets(&b),
+        "one seed, one schedule (spread start and jitter)"
+    );
+    assert_ne!(offsets(&a), offsets(&c), "another seed, another schedule");
+}

@@ -61,8 +61,8 @@ pub use exec::{DEFAULT_TIMEOUT, ExecHook, ExecManager, ExecOutcome};
 pub use memory::MemoryManager;
 #[cfg(feature = "netlink")]
 pub use netlink::{
-    AnnounceConfig, AnnounceStats, Announcer, LinkMonitor, LinkState, NetlinkManager,
-    gratuitous_arp, unsolicited_na,
+    AnnounceConfig, AnnounceStats, Announcer, LinkMonitor, LinkState, NetlinkManager, VirtualMac,
+    gratuitous_arp, unsolicited_na, virtual_router_mac,
 };
 pub use vip::Vip;
 

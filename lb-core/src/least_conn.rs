@@ -13,6 +13,12 @@ use crate::smooth_weighted::smooth_order;
 /// one taking it all; otherwise the least loaded wins, ties drawn by weight. One pass over the
 /// servers per pick, no lock.
 ///
+/// "In flight" is what the [`BackendSet`](crate::BackendSet) counts: under
+/// [`Balance`](crate::Balance), from the pick until the response arrives, or, for HTTP, until
+/// its body has ended with `Balance::complete_on(CompleteOnBodyEnd)` (feature `http`): use
+/// that for HTTP, or a backend that answers its headers at once and streams a slow body
+/// looks idle and gets more than its share.
+///
 /// The draws among equals come from fastrand's thread-local generator;
 /// [`with_seed`](Self::with_seed) makes them repeat from run to run (for tests).
 #[derive(Clone, Debug, Default)]

@@ -85,6 +85,7 @@
 //! `HealthDiscover::in_place` sets health on the [`BackendSet`] in place, so a flap keeps a
 //! backend's weight, `maxconn`, admin state and counters.
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 pub mod algorithm;
 pub mod backend;

@@ -77,6 +77,10 @@ pub struct Instance {
     /// priority (a tracked check failed there), instead of after Master_Down_Interval as
     /// RFC 5798 and keepalived do. Default true: the handover takes milliseconds, not 3.6 s.
     pub preempt_on_lower_advert: bool,
+    /// Whether it runs on the virtual router MAC (keepalived's `use_vmac`): a macvlan
+    /// `vrrp.VRID` (`vrrp6.VRID`) on the interface carries the addresses, the adverts and the
+    /// announcements. Default false.
+    pub virtual_mac: bool,
     /// The virtual addresses with their prefix lengths.
     pub virtual_addresses: Vec<(IpAddr, u8)>,
     /// The source of unicast adverts (default: the interface's address).
@@ -106,6 +110,21 @@ pub struct Instance {
 }
 
 impl Instance {
+    /// The interface its adverts, addresses and announcements use: its macvlan with
+    /// `virtual_mac` (`vrrp.51`, `vrrp6.51`, as `NetlinkManager::add_virtual_mac` names it),
+    /// else `interface`.
+    pub fn runs_on(&self) -> String {
+        if self.virtual_mac {
+            format!(
+                "vrrp{}.{}",
+                if self.is_ipv6() { "6" } else { "" },
+                self.vrid
+            )
+        } else {
+            self.interface.clone()
+        }
+    }
+
     /// The address family of its virtual addresses.
     pub fn is_ipv6(&self) -> bool {
         self.virtual_addresses
@@ -188,6 +207,7 @@ struct InstanceToml {
     preempt: Option<bool>,
     preempt_delay: Option<Spanned<String>>,
     preempt_on_lower_advert: Option<bool>,
+    virtual_mac: Option<bool>,
     virtual_addresses: Spanned<Vec<Spanned<String>>>,
     unicast_source: Option<Spanned<String>>,
     #[serde(default)]
@@ -631,6 +651,7 @@ fn check_instance(
         preempt: t.preempt.unwrap_or(true),
         preempt_delay,
         preempt_on_lower_advert: t.preempt_on_lower_advert.unwrap_or(true),
+        virtual_mac: t.virtual_mac.unwrap_or(false),
         virtual_addresses,
         unicast_source,
         unicast_peers,

@@ -11,7 +11,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use ip_manager::{AnnounceConfig, Announcer, NetlinkManager, Vip};
+use ip_manager::{AnnounceConfig, Announcer, NetlinkManager, Vip, VirtualMac};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 use vrrp_core::driver::{
@@ -38,7 +38,7 @@ pub(super) struct DriverKey {
 impl DriverKey {
     pub(super) fn of(i: &Instance) -> DriverKey {
         DriverKey {
-            interface: i.interface.clone(),
+            interface: i.runs_on(),
             ipv6: i.is_ipv6(),
         }
     }
@@ -67,6 +67,8 @@ struct Starting {
     key: DriverKey,
     router: Router,
     live: Live,
+    /// Its macvlan, with `virtual_mac`.
+    vmac: Option<VirtualMac>,
 }
 
 /// The running set. See the [module](self) docs.
@@ -91,6 +93,9 @@ pub(super) struct Instances {
     retiring: HashMap<(DriverKey, u8), VecDeque<Arc<Live>>>,
     /// Where the drivers' events go (`None` once stopping).
     events: Option<mpsc::UnboundedSender<Routed>>,
+    /// The macvlans of `virtual_mac` instances, by device name: removed at exit (an instance
+    /// a reload removed leaves its device until then; a new run reuses it).
+    vmacs: BTreeMap<String, VirtualMac>,
 }
 
 impl Instances {
@@ -114,6 +119,7 @@ impl Instances {
             slots: HashMap::new(),
             retiring: HashMap::new(),
             events: Some(events),
+            vmacs: BTreeMap::new(),
         }
     }
 
@@ -188,6 +194,9 @@ impl Instances {
         self.remove_leftovers(&starting).await;
         let mut new_drivers: BTreeMap<DriverKey, Vec<Router>> = BTreeMap::new();
         for s in starting {
+            if let Some(v) = s.vmac {
+                self.vmacs.insert(v.name().to_owned(), v);
+            }
             let name = s.live.instance.name.clone();
             let vrid = s.router.config().vrid.get();
             self.slots.insert((s.key.clone(), vrid), name.clone());
@@ -242,6 +251,18 @@ impl Instances {
             Some(a) => a,
             None => daemon::primary_address(&self.netlink, &inst.interface, key.family()).await?,
         };
+        // With `virtual_mac`, what follows runs on the instance's macvlan (`runs_on`).
+        let vmac = if inst.virtual_mac {
+            let ipv6 = inst.is_ipv6();
+            Some(
+                self.netlink
+                    .add_virtual_mac(&inst.interface, inst.vrid, ipv6)
+                    .await?,
+            )
+        } else {
+            None
+        };
+
         let vips = vips(inst)?;
         let backend = vip_backend::start(&inst.name, &inst.vip_backend, &self.netlink).await?;
         let announcer = if inst.vip_backend.announces() {
@@ -269,6 +290,7 @@ impl Instances {
             key,
             router,
             live: Live::new(inst.clone(), vips, backend, announcer),
+            vmac,
         })
     }
 
@@ -293,7 +315,7 @@ impl Instances {
             ..AnnounceConfig::default()
         };
         Ok(Arc::new(
-            Announcer::new(&self.netlink, &inst.interface, announce).await?,
+            Announcer::new(&self.netlink, &inst.runs_on(), announce).await?,
         ))
     }
 
@@ -498,6 +520,11 @@ impl Instances {
         for (_, d) in self.stopping.drain(..) {
             d.closed().await;
         }
+        for (name, vmac) in std::mem::take(&mut self.vmacs) {
+            if let Err(e) = vmac.remove(&self.netlink).await {
+                warn!(device = %name, "removing the virtual MAC device: {e}");
+            }
+        }
     }
 }
 
@@ -505,6 +532,6 @@ fn vips(inst: &Instance) -> Result<Vec<Vip>, Error> {
     Ok(inst
         .virtual_addresses
         .iter()
-        .map(|(a, len)| Vip::new(*a, *len, inst.interface.clone()))
+        .map(|(a, len)| Vip::new(*a, *len, inst.runs_on()))
         .collect::<Result<Vec<_>, _>>()?)
 }

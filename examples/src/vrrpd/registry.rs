@@ -224,7 +224,7 @@ impl Registry {
     async fn held(&self, i: &Instance) -> Option<Vec<bool>> {
         let mut out = Vec::new();
         for (a, len) in &i.virtual_addresses {
-            let vip = Vip::new(*a, *len, i.interface.clone()).ok()?;
+            let vip = Vip::new(*a, *len, i.runs_on()).ok()?;
             out.push(self.netlink.owns(&vip).await.ok()?);
         }
         Some(out)

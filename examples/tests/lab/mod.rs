@@ -1,6 +1,7 @@
 //! What the namespace tests share: their prerequisites, and the rule that a test which cannot
 //! run here skips loudly, except under CI, where it fails.
 
+pub(crate) mod client;
 pub(crate) mod vrrp;
 
 use std::path::{Path, PathBuf};

@@ -171,6 +171,16 @@ impl Lab {
         assert!(status.success(), "ip -n {ns} {args}");
     }
 
+    /// Runs `args` in `host`'s namespace; fails the test if it fails.
+    pub(crate) fn ip_netns_exec(&self, host: &str, args: &[&str]) {
+        let status = Command::new("ip")
+            .args(["netns", "exec", &self.ns(host)])
+            .args(args)
+            .status()
+            .expect("ip netns exec runs");
+        assert!(status.success(), "ip netns exec {} {args:?}", self.ns(host));
+    }
+
     pub(crate) fn vrrpd(&mut self, host: &str, priority: u8, m: Mode) -> usize {
         self.vrrpd_with(host, priority, m, "")
     }
@@ -240,13 +250,24 @@ impl Lab {
     }
 
     pub(crate) fn keepalived(&mut self, host: &str, priority: u8, m: Mode) -> usize {
+        self.keepalived_with(host, priority, m, "")
+    }
+
+    /// keepalived with `extra` lines in its `vrrp_instance` (e.g. `use_vmac`).
+    pub(crate) fn keepalived_with(
+        &mut self,
+        host: &str,
+        priority: u8,
+        m: Mode,
+        extra_lines: &str,
+    ) -> usize {
         let config = self.dir.join(format!("{host}.conf"));
         let advert = if m.centis.is_multiple_of(100) {
             format!("{}", m.centis / 100)
         } else {
             format!("{}", f64::from(m.centis) / 100.0)
         };
-        let mut extra = String::new();
+        let mut extra = extra_lines.to_owned();
         if m.auth {
             extra.push_str("  authentication {\n    auth_type PASS\n    auth_pass secret12\n  }\n");
         }

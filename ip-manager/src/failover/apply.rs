@@ -65,6 +65,9 @@ pub struct VipApplier {
     reports: Option<mpsc::Sender<FailoverEvent>>,
     missed: Arc<AtomicU64>,
     state: watch::Sender<State>,
+    /// Whether the addresses were added (since the last release): only then is a removal
+    /// news worth a report.
+    holding: bool,
 }
 
 impl std::fmt::Debug for VipApplier {
@@ -89,6 +92,7 @@ impl VipApplier {
             reports: None,
             missed: Arc::default(),
             state: watch::Sender::new(State::Initialize),
+            holding: false,
         }
     }
 
@@ -153,6 +157,7 @@ impl VipApplier {
     }
 
     async fn add(&mut self) {
+        self.holding = true;
         for vip in &self.vips {
             match self.manager.add(vip).await {
                 Ok(()) => self.report(FailoverEvent::Added(vip.clone())),
@@ -180,14 +185,17 @@ impl VipApplier {
         }
     }
 
-    /// Stops announcing and removes every address (idempotent: what is gone stays gone).
+    /// Stops announcing and removes every address (idempotent: what is gone stays gone;
+    /// [`FailoverEvent::Removed`] is reported for the addresses it had added).
     pub async fn release(&mut self) {
         for task in self.announcing.drain(..) {
             task.abort();
         }
+        let held = std::mem::take(&mut self.holding);
         for vip in &self.vips {
             match self.manager.remove(vip).await {
-                Ok(()) => self.report(FailoverEvent::Removed(vip.clone())),
+                Ok(()) if held => self.report(FailoverEvent::Removed(vip.clone())),
+                Ok(()) => {}
                 Err(error) => self.report(FailoverEvent::Failed {
                     vip: vip.clone(),
                     error,

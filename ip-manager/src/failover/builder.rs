@@ -11,7 +11,7 @@ use vrrp_core::packet::{AddressFamily, AdvertInterval, Priority, Vrid};
 use vrrp_core::router::Tracker;
 use vrrp_core::{Config, Router};
 
-use super::{Failover, StartError, VipApplier};
+use super::{Failover, Parts, StartError, VipApplier};
 use crate::{AnnounceConfig, Announcer, IpManager, LinkMonitor, NetlinkManager, Vip};
 
 /// Sets up a [`Failover`]: what keepalived's `vrrp_instance` says, in builder form. Every
@@ -28,6 +28,8 @@ pub struct FailoverBuilder {
     unicast_peers: Vec<IpAddr>,
     announce: Option<AnnounceConfig>,
     manager: Option<Arc<dyn IpManager>>,
+    socket: Option<VrrpSocket>,
+    virtual_mac: bool,
     event_capacity: usize,
     tune: Option<Tune>,
 }
@@ -48,6 +50,8 @@ impl std::fmt::Debug for FailoverBuilder {
             .field("unicast_peers", &self.unicast_peers)
             .field("announce", &self.announce)
             .field("manager", &self.manager.is_some())
+            .field("socket", &self.socket)
+            .field("virtual_mac", &self.virtual_mac)
             .field("event_capacity", &self.event_capacity)
             .field("configure", &self.tune.is_some())
             .finish()
@@ -67,6 +71,8 @@ impl FailoverBuilder {
             unicast_peers: Vec::new(),
             announce: Some(AnnounceConfig::default()),
             manager: None,
+            socket: None,
+            virtual_mac: false,
             event_capacity: DEFAULT_EVENT_CAPACITY,
             tune: None,
         }
@@ -122,6 +128,24 @@ impl FailoverBuilder {
         self
     }
 
+    /// Runs on `socket` instead of opening one: a socket opened while the process still had
+    /// `CAP_NET_RAW` ([`VrrpSocket::open`], or [`VrrpSocket::from_socket`] for one passed down
+    /// by a supervisor). Its interface and family must be the failover's.
+    pub fn socket(mut self, socket: VrrpSocket) -> FailoverBuilder {
+        self.socket = Some(socket);
+        self
+    }
+
+    /// Runs on the virtual router MAC (RFC 5798 §7.3, keepalived's `use_vmac`): a macvlan
+    /// device `vrrp.VRID` (`vrrp6.VRID`) with `00:00:5e:00:01:VRID` (`:02:` for IPv6) is made
+    /// on the interface, the addresses go on it and the adverts and announcements leave from
+    /// it, so a takeover needs no ARP update at the clients; the device goes when the failover
+    /// ends (see [`NetlinkManager::add_virtual_mac`]). Default off (the interface's own MAC).
+    pub fn virtual_mac(mut self, on: bool) -> FailoverBuilder {
+        self.virtual_mac = on;
+        self
+    }
+
     /// Capacity of the event stream read by [`Failover::next_event`]; default 64. A full
     /// stream loses reports (counted in [`Failover::missed_events`]), never holds up the
     /// addresses.
@@ -147,7 +171,7 @@ impl FailoverBuilder {
         if self.addresses.is_empty() {
             return Err(StartError::NoAddress);
         }
-        let vips = self
+        let mut vips = self
             .addresses
             .iter()
             .map(|a| Vip::parse(a, &self.interface))
@@ -165,6 +189,20 @@ impl FailoverBuilder {
             }
             None => IpAddr::V6(netlink.link_local_ipv6(&self.interface).await?),
         };
+        // With a virtual MAC, everything but the link state happens on the macvlan.
+        let vmac = if self.virtual_mac {
+            let ipv6 = family == AddressFamily::Ipv6;
+            let vmac = netlink
+                .add_virtual_mac(&self.interface, self.vrid, ipv6)
+                .await?;
+            for v in &mut vips {
+                v.interface = vmac.name().to_owned();
+            }
+            Some(vmac)
+        } else {
+            None
+        };
+        let on = vmac.as_ref().map_or(self.interface.as_str(), |v| v.name());
         let mut config = Config::new(vrid, primary, vips.iter().map(|v| v.address).collect());
         config.priority = Priority::new(self.priority);
         config.advert_interval = AdvertInterval::try_from(self.advert_interval)?;
@@ -178,16 +216,17 @@ impl FailoverBuilder {
         if !links.state(&self.interface).await?.up {
             router.set_link(std::time::Instant::now(), false);
         }
-        let socket = VrrpSocket::open(&self.interface, family, primary)?;
+        let socket = match self.socket {
+            Some(s) => s,
+            None => VrrpSocket::open(on, family, primary)?,
+        };
         let manager: Arc<dyn IpManager> = match self.manager {
             Some(m) => m,
             None => Arc::new(netlink.clone()),
         };
         let mut applier = VipApplier::new(manager, vips);
         if let Some(announce) = self.announce {
-            applier = applier.announcer(Arc::new(
-                Announcer::new(&netlink, &self.interface, announce).await?,
-            ));
+            applier = applier.announcer(Arc::new(Announcer::new(&netlink, on, announce).await?));
         }
         // Not Master yet: whatever a previous run left must go.
         applier.release().await;
@@ -201,14 +240,16 @@ impl FailoverBuilder {
             .collect();
         let (driver, driver_events) =
             Driver::new(socket, vec![router]).spawn(DEFAULT_EVENT_CAPACITY);
-        Ok(Failover::new(
+        Ok(Failover::new(Parts {
             driver,
             vrid,
             trackers,
             applier,
             driver_events,
             events,
-            (links, self.interface),
-        ))
+            links,
+            interface: self.interface,
+            vmac: vmac.map(|v| (v, netlink)),
+        }))
     }
 }

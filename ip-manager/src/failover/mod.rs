@@ -60,7 +60,7 @@ pub use apply::{EventSource, VipApplier};
 pub use builder::FailoverBuilder;
 pub use event::FailoverEvent;
 
-use crate::LinkMonitor;
+use crate::{LinkMonitor, NetlinkManager, VirtualMac};
 
 /// Why a [`Failover`] could not start, or a tracker could not be had.
 #[derive(Debug, Error)]
@@ -97,6 +97,21 @@ pub enum StartError {
     },
 }
 
+/// What [`FailoverBuilder::start`] made, for [`Failover::new`] to run.
+struct Parts {
+    driver: DriverHandle,
+    vrid: Vrid,
+    trackers: Vec<String>,
+    applier: VipApplier,
+    driver_events: DriverEvents,
+    events: mpsc::Receiver<FailoverEvent>,
+    /// Link notifications, and the interface whose link the router follows.
+    links: LinkMonitor,
+    interface: String,
+    /// The macvlan of a virtual MAC, removed once the addresses are released.
+    vmac: Option<(VirtualMac, NetlinkManager)>,
+}
+
 /// One virtual router with its addresses: see the [module](self) docs.
 ///
 /// Dropping it stops the driver gracefully (a Master sends priority 0) and releases the
@@ -122,18 +137,28 @@ impl Failover {
         FailoverBuilder::new(interface, vrid)
     }
 
-    fn new(
-        driver: DriverHandle,
-        vrid: Vrid,
-        trackers: Vec<String>,
-        applier: VipApplier,
-        driver_events: DriverEvents,
-        events: mpsc::Receiver<FailoverEvent>,
-        (mut links, interface): (LinkMonitor, String),
-    ) -> Failover {
+    fn new(parts: Parts) -> Failover {
+        let Parts {
+            driver,
+            vrid,
+            trackers,
+            applier,
+            driver_events,
+            events,
+            mut links,
+            interface,
+            vmac,
+        } = parts;
         let state = applier.state();
         let missed = applier.missed_reports();
-        let applier = tokio::spawn(applier.run(driver_events));
+        let applier = tokio::spawn(async move {
+            let exit = applier.run(driver_events).await;
+            // The addresses are released: the macvlan they were on can go.
+            if let Some((vmac, netlink)) = vmac {
+                let _ = vmac.remove(&netlink).await;
+            }
+            exit
+        });
         let link_driver = driver.clone();
         let links = tokio::spawn(async move {
             let mut last = None;

@@ -4,6 +4,7 @@
 mod announce;
 mod link;
 mod sockaddr;
+mod virtual_mac;
 
 use std::net::IpAddr;
 
@@ -17,6 +18,7 @@ use rtnetlink::{Handle, new_connection};
 
 pub use announce::{AnnounceConfig, AnnounceStats, Announcer, gratuitous_arp, unsolicited_na};
 pub use link::{LinkMonitor, LinkState};
+pub use virtual_mac::{VirtualMac, virtual_router_mac};
 
 use crate::{Error, IpManager, Vip};
 

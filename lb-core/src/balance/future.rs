@@ -13,6 +13,7 @@ pin_project! {
     /// The response of a balanced request; holds the backend's in-flight count until the
     /// response arrives, then hands it to the [`TrackCompletion`] `C`.
     #[derive(Debug)]
+    #[must_use = "futures do nothing unless polled"]
     pub struct ResponseFuture<F, K, C = CompleteOnResponse> {
         #[pin]
         state: State<F, K, C>,

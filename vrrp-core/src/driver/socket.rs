@@ -88,9 +88,14 @@ impl VrrpSocket {
                     // source address makes it explicit, as keepalived does. (No bind(): on a
                     // raw socket it would also filter what is received by destination, and
                     // the multicast adverts would never arrive.)
-                    socket
-                        .set_multicast_if_v4(&v4)
-                        .map_err(io("choosing the multicast interface"))?;
+                    match socket.set_multicast_if_v4(&v4) {
+                        Ok(()) => {}
+                        // The source is another interface's (the parent's, for a macvlan that
+                        // carries the virtual router MAC): the device binding and each
+                        // packet's IP_PKTINFO route it all the same.
+                        Err(e) if e.raw_os_error() == Some(nix::libc::EINVAL) => {}
+                        Err(e) => return Err(io("choosing the multicast interface")(e)),
+                    }
                 }
             }
             AddressFamily::Ipv6 => {
@@ -120,6 +125,36 @@ impl VrrpSocket {
             .set_nonblocking(true)
             .map_err(io("making the socket non-blocking"))?;
         let fd = register(socket).map_err(io("registering with the runtime"))?;
+        Ok(VrrpSocket {
+            fd,
+            family,
+            interface: interface.to_owned(),
+            index,
+            source,
+        })
+    }
+
+    /// Adopts a raw socket opened and set up elsewhere, as [`open`](Self::open) would have:
+    /// by this process before it dropped `CAP_NET_RAW`, or by a supervisor that passed it
+    /// down. It is made non-blocking and registered with the runtime; nothing else about it
+    /// is changed or checked, so a descriptor that is not such a socket fails at the first
+    /// receive, and the driver ends with that error.
+    pub fn from_socket(
+        socket: Socket,
+        interface: &str,
+        family: AddressFamily,
+        source: IpAddr,
+    ) -> Result<VrrpSocket, DriverError> {
+        let index = nix::net::if_::if_nametoindex(interface).map_err(|_| {
+            DriverError::UnknownInterface {
+                interface: interface.to_owned(),
+            }
+        })?;
+        socket
+            .set_nonblocking(true)
+            .map_err(|e| DriverError::from_io("making the socket non-blocking", interface, e))?;
+        let fd = register(socket)
+            .map_err(|e| DriverError::from_io("registering with the runtime", interface, e))?;
         Ok(VrrpSocket {
             fd,
             family,
