@@ -113,6 +113,24 @@ pub(crate) fn refused<T: fmt::Debug>(
         .collect()
 }
 
+/// Fails unless one of `messages` contains `part`, for the checkers' tests.
+#[cfg(test)]
+pub(crate) fn assert_mentions(messages: &[String], part: &str) {
+    assert!(
+        messages.iter().any(|m| m.contains(part)),
+        "missing {part}\n got: {messages:#?}"
+    );
+}
+
+/// Fails unless one of `messages` ends with `end`, for the checkers' tests.
+#[cfg(test)]
+pub(crate) fn assert_ends(messages: &[String], end: &str) {
+    assert!(
+        messages.iter().any(|m| m.ends_with(end)),
+        "missing {end}\n got: {messages:#?}"
+    );
+}
+
 /// Collects errors and warnings with their positions.
 pub(crate) struct Report<'a> {
     file: &'a str,

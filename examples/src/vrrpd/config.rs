@@ -812,6 +812,7 @@ fn parse_cidr(text: &str) -> Result<(IpAddr, u8), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diagnostics::assert_mentions;
 
     /// The vrrpd example of the project's DESIGN.md, verbatim.
     const DESIGN: &str = r#"
@@ -931,11 +932,7 @@ virtual_addresses = ["10.0.0.201/24"]
             assert!(e.iter().any(|x| x == w), "missing {w}\n got: {e:#?}");
         }
         // Also: duplicate name and the mixed families (two more).
-        assert!(
-            e.iter()
-                .any(|x| x.contains("instance[1].name: \"VI_1\" is used by another instance")),
-            "{e:#?}"
-        );
+        assert_mentions(&e, "instance[1].name: \"VI_1\" is used by another instance");
     }
 
     #[test]
