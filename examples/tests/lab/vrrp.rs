@@ -446,27 +446,8 @@ impl Lab {
         let want = self.mac(host);
         let started = Instant::now();
         loop {
-            let ping = Command::new("ip")
-                .args([
-                    "netns",
-                    "exec",
-                    &self.ns("cl"),
-                    "ping",
-                    "-c",
-                    "1",
-                    "-W",
-                    "1",
-                    vip,
-                ])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            let neigh = Command::new("ip")
-                .args(["-n", &self.ns("cl"), "neigh", "show", vip])
-                .output()
-                .expect("ip runs");
-            let neigh = String::from_utf8_lossy(&neigh.stdout).into_owned();
+            let ping = super::client::pings(self, vip);
+            let neigh = super::client::neighbour(self, vip);
             if ping && neigh.contains(&want) {
                 return;
             }
