@@ -457,6 +457,24 @@ impl Client {
         Ok(body)
     }
 
+    /// Reads what `stream` has next into the buffer; its end is an error saying `closed`.
+    async fn read_more<S: AsyncRead + Unpin>(
+        &mut self,
+        stream: &mut S,
+        closed: &str,
+    ) -> std::io::Result<()> {
+        let mut chunk = [0u8; 8192];
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                closed,
+            ));
+        }
+        self.buf.extend_from_slice(&chunk[..n]);
+        Ok(())
+    }
+
     /// Sends `GET path` and reads the answer: status, headers (names lowercase), body.
     pub(crate) async fn request<S: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
@@ -475,15 +493,7 @@ impl Client {
             if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
                 break i + 4;
             }
-            let mut chunk = [0u8; 8192];
-            let n = stream.read(&mut chunk).await?;
-            if n == 0 {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "closed before an answer",
-                ));
-            }
-            self.buf.extend_from_slice(&chunk[..n]);
+            self.read_more(stream, "closed before an answer").await?;
         };
         let head = String::from_utf8_lossy(&self.buf[..end]).into_owned();
         self.buf.drain(..end);
@@ -502,15 +512,7 @@ impl Client {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
         while self.buf.len() < length {
-            let mut chunk = [0u8; 8192];
-            let n = stream.read(&mut chunk).await?;
-            if n == 0 {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "closed in the body",
-                ));
-            }
-            self.buf.extend_from_slice(&chunk[..n]);
+            self.read_more(stream, "closed in the body").await?;
         }
         let body = String::from_utf8_lossy(&self.buf[..length]).into_owned();
         self.buf.drain(..length);
