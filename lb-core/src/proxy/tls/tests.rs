@@ -21,6 +21,15 @@ struct Seen {
     version: Option<ProtocolVersion>,
 }
 
+/// The certificate `server` presents to a client that accepts any, asking for `name`
+/// (`what` names the handshake if it fails).
+async fn cert_seen(server: &HttpsServer, name: &str, what: &str) -> CertificateDer<'static> {
+    handshake(server, any_cert_client(VERSIONS, &[]), name)
+        .await
+        .expect(what)
+        .cert
+}
+
 async fn handshake(
     server: &HttpsServer,
     client: Arc<ClientConfig>,
@@ -98,10 +107,7 @@ async fn the_first_of_two_certificates_for_a_name_wins() {
     let a = Leaf::self_signed(&["same.test"]);
     let b = Leaf::self_signed(&["same.test"]);
     let s = server(&[dir.leaf("a", &a), dir.leaf("b", &b)], Alpn::Http).await;
-    let seen = handshake(&s, any_cert_client(VERSIONS, &[]), "same.test")
-        .await
-        .expect("handshake");
-    assert_eq!(seen.cert, a.der);
+    assert_eq!(cert_seen(&s, "same.test", "handshake").await, a.der);
 }
 
 #[tokio::test]
@@ -195,10 +201,7 @@ async fn every_key_format_and_a_combined_file_work() {
             dir.write("cert.key", &key),
         )];
         let s = server(&files, Alpn::Http).await;
-        let seen = handshake(&s, any_cert_client(VERSIONS, &[]), "x.test")
-            .await
-            .expect(what);
-        assert_eq!(seen.cert, leaf.der, "{what}");
+        assert_eq!(cert_seen(&s, "x.test", what).await, leaf.der, "{what}");
     }
     // HAProxy's habit: certificate and key in one file.
     let both = dir.write(
@@ -206,10 +209,7 @@ async fn every_key_format_and_a_combined_file_work() {
         &format!("{}{}", ec.cert_pem, ec.key.serialize_pem()),
     );
     let s = server(&[(both.clone(), both)], Alpn::Http).await;
-    let seen = handshake(&s, any_cert_client(VERSIONS, &[]), "ec.test")
-        .await
-        .expect("combined file");
-    assert_eq!(seen.cert, ec.der);
+    assert_eq!(cert_seen(&s, "ec.test", "combined file").await, ec.der);
 }
 
 #[tokio::test]
