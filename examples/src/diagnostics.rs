@@ -122,6 +122,17 @@ pub(crate) fn assert_mentions(messages: &[String], part: &str) {
     );
 }
 
+/// Fails unless every one of `want` is among `messages`, for the checkers' tests.
+#[cfg(test)]
+pub(crate) fn assert_all_in(messages: &[String], want: &[&str]) {
+    for w in want {
+        assert!(
+            messages.iter().any(|m| m == w),
+            "missing {w}\n got: {messages:#?}"
+        );
+    }
+}
+
 /// Fails unless one of `messages` ends with `end`, for the checkers' tests.
 #[cfg(test)]
 pub(crate) fn assert_ends(messages: &[String], end: &str) {

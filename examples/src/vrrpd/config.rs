@@ -928,9 +928,7 @@ virtual_addresses = ["10.0.0.201/24"]
             "vrrpd.toml:16:12: instance[1].checksum: \"xor\": one of \"pseudo-header\" (keepalived, FRR), \"rfc9568\", \"accept-either\"",
             "vrrpd.toml:21:8: instance[2].vrid: VRID 51 is already used on eth0 by instance \"VI_1\": one VRID per interface and address family",
         ];
-        for w in want {
-            assert!(e.iter().any(|x| x == w), "missing {w}\n got: {e:#?}");
-        }
+        crate::diagnostics::assert_all_in(&e, &want);
         // Also: duplicate name and the mixed families (two more).
         assert_mentions(&e, "instance[1].name: \"VI_1\" is used by another instance");
     }

@@ -442,10 +442,7 @@ mod tests {
             "instance[0].vip_backend.allocation_id: \"eni-1\" is not an id of that kind: it starts with \"eipalloc-\"",
         ];
         for w in want {
-            assert!(
-                e.iter().any(|x| x.ends_with(w)),
-                "missing {w}\n got: {e:#?}"
-            );
+            assert_ends(&e, w);
         }
         let e = errors(&instance(
             r#"{ kind = "aws", mode = "floating", region = "EU West", endpoint = "ec2.local" }"#,
