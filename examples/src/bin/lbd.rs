@@ -89,14 +89,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             },
-            "--help" | "-h" => {
-                println!("{USAGE}");
-                return ExitCode::SUCCESS;
-            }
-            other => {
-                eprintln!("lbd: unknown argument {other:?}\n{USAGE}");
-                return ExitCode::from(2);
-            }
+            other => return examples::cli::help_or_unknown("lbd", other, USAGE),
         }
     }
     let Some(path) = path else {

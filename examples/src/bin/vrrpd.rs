@@ -60,14 +60,7 @@ fn main() -> ExitCode {
             "--status-socket" => socket = args.next().map(PathBuf::from),
             "--check" => check_only = true,
             "--status" => status = true,
-            "--help" | "-h" => {
-                println!("{USAGE}");
-                return ExitCode::SUCCESS;
-            }
-            other => {
-                eprintln!("vrrpd: unknown argument {other:?}\n{USAGE}");
-                return ExitCode::from(2);
-            }
+            other => return examples::cli::help_or_unknown("vrrpd", other, USAGE),
         }
     }
     if status {
