@@ -73,46 +73,11 @@ impl PartialEq for ConnectionLimit {
     }
 }
 
-impl fmt::Debug for TcpSettings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TcpSettings")
-            .field("name", &self.name)
-            .field("bind", &self.bind)
-            .field("servers", &self.servers)
-            .field("retries", &self.retries)
-            .field("redispatch", &self.redispatch)
-            .field("retry_delay", &self.retry_delay)
-            .field("timeouts", &self.timeouts)
-            .field("maxconn", &self.maxconn)
-            .field("backlog", &self.backlog)
-            .field("tls", &tls_is_some(self))
-            .field("limit", &self.limit)
-            .finish()
-    }
-}
-
-/// Equal when every field is; TLS configurations compare by identity (the same `Arc`).
-impl PartialEq for TcpSettings {
-    fn eq(&self, other: &Self) -> bool {
-        self.name == other.name
-            && self.bind == other.bind
-            && self.servers == other.servers
-            && self.retries == other.retries
-            && self.redispatch == other.redispatch
-            && self.retry_delay == other.retry_delay
-            && self.timeouts == other.timeouts
-            && self.maxconn == other.maxconn
-            && self.backlog == other.backlog
-            && same_tls(self, other)
-            && self.limit == other.limit
-    }
-}
-
-impl Eq for TcpSettings {}
-
-/// What the settings structs with a `tls` field share, for `Debug` and `PartialEq`.
-macro_rules! tls_field {
-    ($($t:ty),*) => {$(
+/// `Debug` and `PartialEq` for a settings struct with a `tls` field (feature `proxy-tls`)
+/// besides `fields`: equal when every field is, the TLS configurations by identity (the same
+/// `Arc`); `Debug` shows whether there is one.
+macro_rules! with_tls {
+    ($($t:ident { $($field:ident),* })*) => {$(
         impl HasTls for $t {
             fn tls_ptr(&self) -> Option<*const ()> {
                 #[cfg(feature = "proxy-tls")]
@@ -121,6 +86,23 @@ macro_rules! tls_field {
                 None
             }
         }
+
+        impl fmt::Debug for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($t))
+                    $(.field(stringify!($field), &self.$field))*
+                    .field("tls", &tls_is_some(self))
+                    .finish()
+            }
+        }
+
+        impl PartialEq for $t {
+            fn eq(&self, other: &Self) -> bool {
+                $(self.$field == other.$field &&)* same_tls(self, other)
+            }
+        }
+
+        impl Eq for $t {}
     )*};
 }
 
@@ -130,7 +112,10 @@ pub(crate) trait HasTls {
     fn tls_ptr(&self) -> Option<*const ()>;
 }
 
-tls_field!(TcpSettings, ServerSettings);
+with_tls! {
+    TcpSettings { name, bind, servers, retries, redispatch, retry_delay, timeouts, maxconn, backlog, limit }
+    ServerSettings { name, addr, weight, maxconn }
+}
 
 /// Whether it has a TLS configuration.
 fn tls_is_some(settings: &impl HasTls) -> bool {
@@ -222,31 +207,6 @@ impl ServerSettings {
         self
     }
 }
-
-impl fmt::Debug for ServerSettings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ServerSettings")
-            .field("name", &self.name)
-            .field("addr", &self.addr)
-            .field("weight", &self.weight)
-            .field("maxconn", &self.maxconn)
-            .field("tls", &tls_is_some(self))
-            .finish()
-    }
-}
-
-/// Equal when every field is; TLS configurations compare by identity (the same `Arc`).
-impl PartialEq for ServerSettings {
-    fn eq(&self, other: &Self) -> bool {
-        self.name == other.name
-            && self.addr == other.addr
-            && self.weight == other.weight
-            && self.maxconn == other.maxconn
-            && same_tls(self, other)
-    }
-}
-
-impl Eq for ServerSettings {}
 
 /// One `[[listen]]` section in `mode = "http"`: what [`TcpSettings`] holds (`listen`), plus
 /// how requests are balanced and answered.
