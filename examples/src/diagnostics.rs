@@ -216,6 +216,25 @@ pub(crate) fn choice<T: Copy>(
     }
 }
 
+/// A text key that must pass `valid`: its value, or (when absent, or reported as `"VALUE"
+/// why`) none.
+pub(crate) fn text_where(
+    r: &mut Report<'_>,
+    value: &Option<Spanned<String>>,
+    key: String,
+    valid: impl FnOnce(&str) -> bool,
+    why: &str,
+) -> Option<String> {
+    let v = value.as_ref()?;
+    let s = v.get_ref();
+    if valid(s) {
+        Some(s.clone())
+    } else {
+        r.at(v.span(), key, format!("{s:?} {why}"));
+        None
+    }
+}
+
 /// An integer key: `default` when absent; a value outside `range` is reported (`message`
 /// says why, given the value) and returned as it is.
 pub(crate) fn integer_in(

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{AwsBackend, ExecBackend, VipBackend};
+use crate::diagnostics::text_where;
 use crate::duration;
 use crate::vrrpd::config::Report;
 
@@ -193,35 +194,26 @@ fn aws(r: &mut Report<'_>, t: &Spanned<VipBackendToml>, around: &Around<'_>) -> 
             Some,
         )
     });
-    let region = b.region.as_ref().and_then(|v| {
-        let s = v.get_ref();
-        let valid = !s.is_empty()
+    let region_name = |s: &str| {
+        !s.is_empty()
             && s.bytes()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-');
-        if valid {
-            Some(s.clone())
-        } else {
-            r.at(
-                v.span(),
-                key("region"),
-                format!("{s:?} is not a region name: write e.g. \"eu-west-1\""),
-            );
-            None
-        }
-    });
-    let endpoint = b.endpoint.as_ref().and_then(|v| {
-        let s = v.get_ref();
-        if s.starts_with("http://") || s.starts_with("https://") {
-            Some(s.clone())
-        } else {
-            r.at(
-                v.span(),
-                key("endpoint"),
-                format!("{s:?} is not a URL: write e.g. \"https://ec2.eu-west-1.amazonaws.com\""),
-            );
-            None
-        }
-    });
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+    };
+    let region = text_where(
+        r,
+        &b.region,
+        key("region"),
+        region_name,
+        "is not a region name: write e.g. \"eu-west-1\"",
+    );
+    let url = |s: &str| s.starts_with("http://") || s.starts_with("https://");
+    let endpoint = text_where(
+        r,
+        &b.endpoint,
+        key("endpoint"),
+        url,
+        "is not a URL: write e.g. \"https://ec2.eu-west-1.amazonaws.com\"",
+    );
     if around.virtual_addresses.iter().any(|(a, _)| a.is_ipv6()) {
         r.at(
             around.virtual_addresses_span.clone(),
