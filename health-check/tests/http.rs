@@ -159,6 +159,25 @@ async fn serve() -> Server {
     Server { addr, state }
 }
 
+/// Why a check of `path` on `addr` failed.
+async fn path_error(addr: SocketAddr, path: &str) -> CheckError {
+    HttpCheck::new(addr)
+        .path(path)
+        .check()
+        .await
+        .expect_err("the check fails")
+}
+
+/// Why a check of `path` on `addr` expecting `needle` in the body failed.
+async fn body_error(addr: SocketAddr, path: &str, needle: &str) -> CheckError {
+    HttpCheck::new(addr)
+        .path(path)
+        .expect_body(needle)
+        .check()
+        .await
+        .expect_err("the check fails")
+}
+
 #[tokio::test]
 async fn status_200_passes_and_500_fails_naming_the_status() {
     let server = serve().await;
@@ -168,11 +187,7 @@ async fn status_200_passes_and_500_fails_naming_the_status() {
         .check()
         .await
         .expect("200 passes");
-    let err = HttpCheck::new(addr)
-        .path("/fail")
-        .check()
-        .await
-        .unwrap_err();
+    let err = path_error(addr, "/fail").await;
     assert!(
         matches!(err, CheckError::HttpStatus { status: 500, .. }),
         "{err:?}"
@@ -199,38 +214,28 @@ async fn redirect_passes_by_default_but_not_when_200_is_expected() {
 async fn status_ranges_and_sets() {
     let server = serve().await;
     let at = |path: &str| HttpCheck::new(server.addr).path(path);
-    at("/no-content")
-        .expect_status_range(200..=299)
-        .check()
-        .await
-        .expect("204 in 200..=299");
-    at("/redirect")
-        .expect_status_range(300..400)
-        .check()
-        .await
-        .expect("302 in 300..400");
-    let err = at("/redirect")
-        .expect_status_range(200..300)
-        .check()
-        .await
-        .unwrap_err();
+    let passes = async |check: HttpCheck, what: &str| check.check().await.expect(what);
+    let fails = async |check: HttpCheck| check.check().await.expect_err("the check fails");
+    passes(
+        at("/no-content").expect_status_range(200..=299),
+        "204 in 200..=299",
+    )
+    .await;
+    passes(
+        at("/redirect").expect_status_range(300..400),
+        "302 in 300..400",
+    )
+    .await;
+    let err = fails(at("/redirect").expect_status_range(200..300)).await;
     assert!(err.to_string().contains("(expected 2xx)"), "{err}");
 
-    at("/no-content")
-        .expect_statuses([200, 204])
-        .check()
-        .await
-        .expect("204 in {200, 204}");
-    at("/nowhere")
-        .expect_statuses([404])
-        .check()
-        .await
-        .expect("an expected 404");
-    let err = at("/fail")
-        .expect_statuses([200, 204])
-        .check()
-        .await
-        .unwrap_err();
+    passes(
+        at("/no-content").expect_statuses([200, 204]),
+        "204 in {200, 204}",
+    )
+    .await;
+    passes(at("/nowhere").expect_statuses([404]), "an expected 404").await;
+    let err = fails(at("/fail").expect_statuses([200, 204])).await;
     assert_eq!(
         err.to_string(),
         format!("HTTP 500 from {} GET /fail (expected 200/204)", server.addr)
@@ -253,12 +258,7 @@ async fn body_substring_present_and_absent() {
         .check()
         .await
         .expect("\"degraded\" in \"status: degraded\"");
-    let err = HttpCheck::new(addr)
-        .path("/body")
-        .expect_body("ok")
-        .check()
-        .await
-        .unwrap_err();
+    let err = body_error(addr, "/body", "ok").await;
     assert_eq!(
         err.to_string(),
         format!(r#"body of {addr} GET /body lacks "ok" (searched all 16 bytes)"#)
@@ -282,12 +282,7 @@ async fn body_substring_present_and_absent() {
         "{err}"
     );
     // The status is judged first.
-    let err = HttpCheck::new(addr)
-        .path("/fail")
-        .expect_body("boom")
-        .check()
-        .await
-        .unwrap_err();
+    let err = body_error(addr, "/fail", "boom").await;
     assert!(matches!(err, CheckError::HttpStatus { .. }), "{err:?}");
 }
 
@@ -295,12 +290,7 @@ async fn body_substring_present_and_absent() {
 async fn long_bodies_are_searched_only_up_to_the_limit() {
     let server = serve().await;
     let addr = server.addr;
-    let err = HttpCheck::new(addr)
-        .path("/big")
-        .expect_body("needle")
-        .check()
-        .await
-        .unwrap_err();
+    let err = body_error(addr, "/big", "needle").await;
     assert!(
         matches!(
             err,
@@ -328,12 +318,7 @@ async fn long_bodies_are_searched_only_up_to_the_limit() {
 
     // A 64 MiB body: the check stops at the limit and hangs up; the server produces little of it.
     let started = std::time::Instant::now();
-    let err = HttpCheck::new(addr)
-        .path("/endless")
-        .expect_body("needle")
-        .check()
-        .await
-        .unwrap_err();
+    let err = body_error(addr, "/endless", "needle").await;
     assert!(
         matches!(
             err,
