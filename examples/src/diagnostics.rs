@@ -62,6 +62,86 @@ pub fn load<T>(
     })
 }
 
+/// [`load`] at a daemon's start: the configuration, its `warnings` printed on stderr
+/// (`warning: ...`); or, when it cannot run, every line printed and exit code 1.
+pub fn load_at_start<T>(
+    daemon: &str,
+    path: &str,
+    parse: impl FnOnce(&str, &str) -> Result<T, Vec<ConfigError>>,
+    warnings: impl FnOnce(&T) -> &[ConfigError],
+) -> Result<T, std::process::ExitCode> {
+    let config = load(daemon, path, parse).map_err(|lines| {
+        for line in lines {
+            eprintln!("{line}");
+        }
+        std::process::ExitCode::from(1)
+    })?;
+    for w in warnings(&config) {
+        eprintln!("warning: {w}");
+    }
+    Ok(config)
+}
+
+/// The start of a daemon's `config::parse`: `text` as TOML in the shape `T`, with a report to
+/// collect what checking it finds; or the syntax (or shape) error alone.
+pub(crate) fn parse_toml<'a, T: serde::de::DeserializeOwned>(
+    file: &'a str,
+    text: &'a str,
+) -> Result<(Report<'a>, T), Vec<ConfigError>> {
+    let mut r = Report::new(file, text);
+    match toml::from_str(text) {
+        Ok(raw) => Ok((r, raw)),
+        Err(e) => {
+            let span = e.span().unwrap_or(0..0);
+            r.at(span, String::new(), e.message().trim().to_owned());
+            Err(r.errors)
+        }
+    }
+}
+
+/// The messages `parse` refuses `text` with (`file` names it), for the checkers' tests.
+#[cfg(test)]
+pub(crate) fn refused<T: fmt::Debug>(
+    parse: impl FnOnce(&str, &str) -> Result<T, Vec<ConfigError>>,
+    file: &str,
+    text: &str,
+) -> Vec<String> {
+    parse(file, text)
+        .expect_err("refused")
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+/// Fails unless one of `messages` contains `part`, for the checkers' tests.
+#[cfg(test)]
+pub(crate) fn assert_mentions(messages: &[String], part: &str) {
+    assert!(
+        messages.iter().any(|m| m.contains(part)),
+        "missing {part}\n got: {messages:#?}"
+    );
+}
+
+/// Fails unless every one of `want` is among `messages`, for the checkers' tests.
+#[cfg(test)]
+pub(crate) fn assert_all_in(messages: &[String], want: &[&str]) {
+    for w in want {
+        assert!(
+            messages.iter().any(|m| m == w),
+            "missing {w}\n got: {messages:#?}"
+        );
+    }
+}
+
+/// Fails unless one of `messages` ends with `end`, for the checkers' tests.
+#[cfg(test)]
+pub(crate) fn assert_ends(messages: &[String], end: &str) {
+    assert!(
+        messages.iter().any(|m| m.ends_with(end)),
+        "missing {end}\n got: {messages:#?}"
+    );
+}
+
 /// Collects errors and warnings with their positions.
 pub(crate) struct Report<'a> {
     file: &'a str,
@@ -113,6 +193,45 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
         .map_or(before.len(), |nl| before.len() - nl - 1)
         + 1;
     (line, column)
+}
+
+/// A key that takes one of a few words (`choices`, with the value each stands for): `default`
+/// when absent; another word is reported (`"WORD": expected`) and stands for `fallback`.
+pub(crate) fn choice<T: Copy>(
+    r: &mut Report<'_>,
+    value: &Option<Spanned<String>>,
+    key: String,
+    choices: &[(&str, T)],
+    (default, fallback): (T, T),
+    expected: &str,
+) -> T {
+    let Some(v) = value else { return default };
+    let word = v.get_ref().as_str();
+    match choices.iter().find(|(w, _)| *w == word) {
+        Some(&(_, chosen)) => chosen,
+        None => {
+            r.at(v.span(), key, format!("{word:?}: {expected}"));
+            fallback
+        }
+    }
+}
+
+/// An integer key: `default` when absent; a value outside `range` is reported (`message`
+/// says why, given the value) and returned as it is.
+pub(crate) fn integer_in(
+    r: &mut Report<'_>,
+    value: &Option<Spanned<i64>>,
+    key: String,
+    default: i64,
+    range: std::ops::RangeInclusive<i64>,
+    message: impl FnOnce(i64) -> String,
+) -> i64 {
+    let Some(v) = value else { return default };
+    let n = *v.get_ref();
+    if !range.contains(&n) {
+        r.at(v.span(), key, message(n));
+    }
+    n
 }
 
 /// A duration key: `default` when absent, else its value; a mistake is reported (and the

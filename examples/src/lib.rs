@@ -7,7 +7,8 @@
 //!   checked by [`vrrp_core`]; `vipctl` adds, removes and announces virtual addresses
 //!   with `ip-manager`; `ha-demo` tells keepalived's failover story with these crates.
 //! - [`diagnostics`] and [`duration`]: what the daemons' configuration checkers share;
-//!   [`prometheus`]: the metrics text format their `/metrics` endpoints write.
+//!   [`prometheus`]: the metrics text format their `/metrics` endpoints write; [`cli`]: the
+//!   end of their argument loops.
 //!
 //! ```text
 //! cargo build --release -p examples
@@ -15,6 +16,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod cli;
 pub mod diagnostics;
 pub mod duration;
 mod http_responder;

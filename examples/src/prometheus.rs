@@ -16,6 +16,15 @@ use std::fmt::Write as _;
 /// The Content-Type of the text exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
+/// A family in a table of families with one sample per item (a server, an instance): its
+/// name, type, help, and the value of an item, if it has one.
+pub type Metric<T> = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&T) -> Option<f64>,
+);
+
 /// One metric family being written: its samples follow its HELP and TYPE lines.
 #[derive(Debug)]
 pub struct Family<'a> {

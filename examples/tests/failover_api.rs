@@ -22,21 +22,48 @@ use vrrp_core::State;
 use vrrp_core::driver::{CommandError, DriverExit, VrrpSocket};
 use vrrp_core::packet::{AddressFamily, Vrid};
 
+/// The lab (`tag` names it) when `test` can run here.
+fn lab_or_skip(test: &str, tag: &str) -> Option<Lab> {
+    let netlab = lab::netlab_or_skip(test, &[("ip", "-V")])?;
+    Some(Lab::up(netlab, tag, V3_IPV4_100MS))
+}
+
+/// VRID 51 on eth0 with 10.99.0.200/24 at 100 ms adverts, tracking `tracker` (weight 0).
+async fn start_tracking(tracker: &str) -> Failover {
+    Failover::builder("eth0", 51)
+        .virtual_address("10.99.0.200/24")
+        .advert_interval(Duration::from_millis(100))
+        .track(tracker, 0)
+        .start()
+        .await
+        .expect("starts")
+}
+
+/// Waits up to `within` for `failover` to be in `state` (`what` says why it must be).
+async fn reach(failover: &Failover, state: State, within: Duration, what: &str) {
+    tokio::time::timeout(within, failover.wait_for(state))
+        .await
+        .expect(what)
+        .expect("the driver runs");
+}
+
+/// A check every 50 ms, the first at once, rise and fall 1.
+fn every_50ms_rise_fall_1() -> MonitorConfig {
+    MonitorConfig::default()
+        .interval(Duration::from_millis(50))
+        .rise(1)
+        .fall(1)
+        .start(Start::Now)
+}
+
 #[test]
 fn a_failover_takes_the_vip_names_its_trackers_and_releases_the_vip_when_dropped() {
     let test = "a_failover_takes_the_vip_names_its_trackers_and_releases_the_vip_when_dropped";
-    let Some(netlab) = lab::netlab_or_skip(test, &[("ip", "-V")]) else {
+    let Some(lab) = lab_or_skip(test, "fa") else {
         return;
     };
-    let lab = Lab::up(netlab, "fa", V3_IPV4_100MS);
     let released = lab::in_namespace(&lab.ns("h1"), || async {
-        let failover = Failover::builder("eth0", 51)
-            .virtual_address("10.99.0.200/24")
-            .advert_interval(Duration::from_millis(100))
-            .track("healthz", 0)
-            .start()
-            .await
-            .expect("starts");
+        let failover = start_tracking("healthz").await;
         match failover.tracker("helthz") {
             Err(StartError::UnknownTracker { name, known }) => {
                 assert_eq!(
@@ -61,10 +88,13 @@ fn a_failover_takes_the_vip_names_its_trackers_and_releases_the_vip_when_dropped
             "{err:?}"
         );
 
-        tokio::time::timeout(Duration::from_secs(3), failover.wait_for(State::Master))
-            .await
-            .expect("Master within 3 s")
-            .expect("the driver runs");
+        reach(
+            &failover,
+            State::Master,
+            Duration::from_secs(3),
+            "Master within 3 s",
+        )
+        .await;
         let netlink = NetlinkManager::new().expect("netlink");
         let vip = Vip::parse("10.99.0.200/24", "eth0").expect("valid");
         assert!(netlink.owns(&vip).await.expect("netlink"));
@@ -86,25 +116,14 @@ fn a_failover_takes_the_vip_names_its_trackers_and_releases_the_vip_when_dropped
 #[test]
 fn a_monitor_already_down_when_attached_faults_the_router_at_once() {
     let test = "a_monitor_already_down_when_attached_faults_the_router_at_once";
-    let Some(netlab) = lab::netlab_or_skip(test, &[("ip", "-V")]) else {
+    let Some(lab) = lab_or_skip(test, "fm") else {
         return;
     };
-    let lab = Lab::up(netlab, "fm", V3_IPV4_100MS);
     lab::in_namespace(&lab.ns("h1"), || async {
-        let failover = Failover::builder("eth0", 51)
-            .virtual_address("10.99.0.200/24")
-            .advert_interval(Duration::from_millis(100))
-            .track("healthz", 0)
-            .start()
-            .await
-            .expect("starts");
+        let failover = start_tracking("healthz").await;
         // Nothing listens on port 1 of this namespace's loopback: down after one check.
         let refused = TcpCheck::new("127.0.0.1:1".parse().expect("address"));
-        let config = MonitorConfig::default()
-            .interval(Duration::from_millis(50))
-            .rise(1)
-            .fall(1)
-            .start(Start::Now);
+        let config = every_50ms_rise_fall_1();
         let monitor = Monitor::spawn(Arc::new(refused), config).expect("monitor");
         let started = Instant::now();
         while monitor.status().health != Health::Down {
@@ -115,33 +134,32 @@ fn a_monitor_already_down_when_attached_faults_the_router_at_once() {
         // fault the router.
         let _feed =
             health_check::vrrp::track(&monitor, failover.tracker("healthz").expect("tracked"));
-        tokio::time::timeout(Duration::from_secs(1), failover.wait_for(State::Fault))
-            .await
-            .expect("Fault within 1 s of attaching a monitor that is down")
-            .expect("the driver runs");
+        reach(
+            &failover,
+            State::Fault,
+            Duration::from_secs(1),
+            "Fault within 1 s of attaching a monitor that is down",
+        )
+        .await;
     });
 }
 
 #[test]
 fn a_wedged_runtime_seen_by_the_watchdog_faults_the_router_and_it_recovers() {
     let test = "a_wedged_runtime_seen_by_the_watchdog_faults_the_router_and_it_recovers";
-    let Some(netlab) = lab::netlab_or_skip(test, &[("ip", "-V")]) else {
+    let Some(lab) = lab_or_skip(test, "fw") else {
         return;
     };
-    let lab = Lab::up(netlab, "fw", V3_IPV4_100MS);
     let (faulted, recovered) = lab::in_namespace(&lab.ns("h1"), || async {
         // VRRP runs here (this thread's runtime); the "balancer" on a runtime of its own.
-        let failover = Failover::builder("eth0", 51)
-            .virtual_address("10.99.0.200/24")
-            .advert_interval(Duration::from_millis(100))
-            .track("event-loop", 0)
-            .start()
-            .await
-            .expect("starts");
-        tokio::time::timeout(Duration::from_secs(3), failover.wait_for(State::Master))
-            .await
-            .expect("Master within 3 s")
-            .expect("the driver runs");
+        let failover = start_tracking("event-loop").await;
+        reach(
+            &failover,
+            State::Master,
+            Duration::from_secs(3),
+            "Master within 3 s",
+        )
+        .await;
         let balancer = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .build()
@@ -155,15 +173,21 @@ fn a_wedged_runtime_seen_by_the_watchdog_faults_the_router_and_it_recovers() {
         // A handler blocks the balancer's only worker for a second.
         let wedged = Instant::now();
         balancer.spawn(async { std::thread::sleep(Duration::from_secs(1)) });
-        tokio::time::timeout(Duration::from_secs(2), failover.wait_for(State::Fault))
-            .await
-            .expect("Fault while the balancer is wedged")
-            .expect("the driver runs");
+        reach(
+            &failover,
+            State::Fault,
+            Duration::from_secs(2),
+            "Fault while the balancer is wedged",
+        )
+        .await;
         let faulted = wedged.elapsed();
-        tokio::time::timeout(Duration::from_secs(5), failover.wait_for(State::Master))
-            .await
-            .expect("Master again once the balancer runs")
-            .expect("the driver runs");
+        reach(
+            &failover,
+            State::Master,
+            Duration::from_secs(5),
+            "Master again once the balancer runs",
+        )
+        .await;
         let recovered = wedged.elapsed();
         balancer.shutdown_background();
         (faulted, recovered)
@@ -184,18 +208,11 @@ fn a_wedged_runtime_seen_by_the_watchdog_faults_the_router_and_it_recovers() {
 #[test]
 fn a_listener_whose_backends_are_all_down_faults_the_router_one_down_does_not() {
     let test = "a_listener_whose_backends_are_all_down_faults_the_router_one_down_does_not";
-    let Some(netlab) = lab::netlab_or_skip(test, &[("ip", "-V")]) else {
+    let Some(lab) = lab_or_skip(test, "fy") else {
         return;
     };
-    let lab = Lab::up(netlab, "fy", V3_IPV4_100MS);
     lab::in_namespace(&lab.ns("h1"), || async {
-        let failover = Failover::builder("eth0", 51)
-            .virtual_address("10.99.0.200/24")
-            .advert_interval(Duration::from_millis(100))
-            .track("web", 0)
-            .start()
-            .await
-            .expect("starts");
+        let failover = start_tracking("web").await;
         // Two backends on this namespace's loopback, each checked every 50 ms.
         let mut backends = Vec::new();
         let mut monitors = Vec::new();
@@ -204,20 +221,19 @@ fn a_listener_whose_backends_are_all_down_faults_the_router_one_down_does_not() 
                 .await
                 .expect("bind");
             let addr = listener.local_addr().expect("address");
-            let config = MonitorConfig::default()
-                .interval(Duration::from_millis(50))
-                .rise(1)
-                .fall(1)
-                .start(Start::Now);
+            let config = every_50ms_rise_fall_1();
             monitors.push(Monitor::spawn(Arc::new(TcpCheck::new(addr)), config).expect("monitor"));
             backends.push(Some(listener));
         }
         let _feed =
             health_check::vrrp::track_any(&monitors, failover.tracker("web").expect("tracked"));
-        tokio::time::timeout(Duration::from_secs(3), failover.wait_for(State::Master))
-            .await
-            .expect("Master within 3 s")
-            .expect("the driver runs");
+        reach(
+            &failover,
+            State::Master,
+            Duration::from_secs(3),
+            "Master within 3 s",
+        )
+        .await;
         // One backend down: still Master.
         backends[0] = None;
         while monitors[0].status().health != Health::Down {
@@ -227,20 +243,22 @@ fn a_listener_whose_backends_are_all_down_faults_the_router_one_down_does_not() 
         assert_eq!(failover.state(), State::Master, "one backend of two down");
         // Both down: Fault.
         backends[1] = None;
-        tokio::time::timeout(Duration::from_secs(2), failover.wait_for(State::Fault))
-            .await
-            .expect("Fault with every backend down")
-            .expect("the driver runs");
+        reach(
+            &failover,
+            State::Fault,
+            Duration::from_secs(2),
+            "Fault with every backend down",
+        )
+        .await;
     });
 }
 
 #[test]
 fn a_driver_whose_socket_fails_releases_the_vip_and_says_why() {
     let test = "a_driver_whose_socket_fails_releases_the_vip_and_says_why";
-    let Some(netlab) = lab::netlab_or_skip(test, &[("ip", "-V")]) else {
+    let Some(lab) = lab_or_skip(test, "fx") else {
         return;
     };
-    let lab = Lab::up(netlab, "fx", V3_IPV4_100MS);
     let (exit, events) = lab::in_namespace(&lab.ns("h1"), || async {
         // The driver's "socket" is an eventfd: its sends fail at once (counted), it hears
         // nothing, so it becomes Master; the count written below makes it readable, and the
@@ -265,10 +283,13 @@ fn a_driver_whose_socket_fails_releases_the_vip_and_says_why() {
             .start()
             .await
             .expect("starts");
-        tokio::time::timeout(Duration::from_secs(3), failover.wait_for(State::Master))
-            .await
-            .expect("Master within 3 s")
-            .expect("the driver runs");
+        reach(
+            &failover,
+            State::Master,
+            Duration::from_secs(3),
+            "Master within 3 s",
+        )
+        .await;
         let netlink = NetlinkManager::new().expect("netlink");
         let vip = Vip::parse("10.99.0.200/24", "eth0").expect("valid");
         assert!(netlink.owns(&vip).await.expect("netlink"));

@@ -10,19 +10,11 @@ mod lbdlab;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use lbdlab::{Backend, Client, Lbd, Ports, get, load};
+use lbdlab::{Backend, Client, Lbd, Ports, StoppedUnderLoad, backends, get, stop_s2_under_load};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 const WAIT: Duration = Duration::from_secs(5);
-
-async fn backends(ports: &Ports) -> Vec<Backend> {
-    let mut all = Vec::new();
-    for (i, addr) in ports.servers.iter().enumerate() {
-        all.push(Backend::start(&format!("s{}", i + 1), *addr).await);
-    }
-    all
-}
 
 async fn connect(ports: &Ports) -> (TcpStream, Client) {
     let stream = TcpStream::connect(ports.listen)
@@ -186,19 +178,12 @@ async fn hc_http_hides_a_server_stopped_under_load() {
         "interval = \"200ms\", rise = 2, fall = 2",
     );
     let lbd = Lbd::start(&config);
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    let run = tokio::spawn(load(ports.listen, 20, Duration::from_secs(3)));
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let stopped = Instant::now();
-    servers[1].stop();
-    let down = lbd
-        .logged(
-            &format!("backend hc_http server s2 {} marked down", ports.servers[1]),
-            WAIT,
-        )
-        .await;
-    let detected = stopped.elapsed();
-    let (answers, failures) = run.await.expect("the load");
+    let StoppedUnderLoad {
+        answers,
+        failures,
+        detected,
+        down,
+    } = stop_s2_under_load(&lbd, &ports, &servers, "hc_http", WAIT).await;
     assert!(
         failures.is_empty(),
         "{} failures: {failures:?}",
@@ -240,11 +225,8 @@ async fn a_hanging_server_gets_504_at_the_server_timeout_and_is_marked_down() {
         }
     }
     let took = started.elapsed();
-    lbd.logged(
-        &format!("backend hc_http server s1 {} marked down", ports.servers[0]),
-        WAIT,
-    )
-    .await;
+    lbd.marked(("hc_http", "s1", ports.servers[0]), "down", WAIT)
+        .await;
     if statuses.contains(&504) {
         assert!(took >= Duration::from_millis(900), "{took:?}");
         assert!(took < Duration::from_secs(3), "{took:?}");

@@ -6,31 +6,19 @@
 mod lbdlab;
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use lbdlab::{Backend, Client, Lbd, Ports, get, load};
+use lbdlab::{Backend, Client, Lbd, Ports, StoppedUnderLoad, backends, get, stop_s2_under_load};
 use tokio::net::{TcpSocket, TcpStream};
 
 const WAIT: Duration = Duration::from_secs(5);
-
-async fn backends(ports: &Ports) -> Vec<Backend> {
-    let mut all = Vec::new();
-    for (i, addr) in ports.servers.iter().enumerate() {
-        all.push(Backend::start(&format!("s{}", i + 1), *addr).await);
-    }
-    all
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_rr_spreads_connections_evenly_over_the_three_servers() {
     let ports = Ports::new();
     let servers = backends(&ports).await;
     let _lbd = Lbd::start(&ports.config("tcp_rr"));
-    let mut answers: HashMap<String, usize> = HashMap::new();
-    for _ in 0..30 {
-        let body = get(ports.listen, "/").await.expect("an answer through lbd");
-        *answers.entry(body).or_default() += 1;
-    }
+    let answers = tally_of(ports.listen, 30).await;
     for s in &servers {
         assert_eq!(answers.get(&s.name), Some(&10), "{answers:?}");
     }
@@ -77,20 +65,13 @@ async fn hc_tcp_hides_a_server_stopped_under_load_and_logs_it_down_then_up() {
     let ports = Ports::new();
     let servers = backends(&ports).await;
     let lbd = Lbd::start(&ports.config("hc_tcp"));
-    // Let every server pass its first checks (rise 2 at 200 ms).
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    let run = tokio::spawn(load(ports.listen, 20, Duration::from_secs(3)));
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let stopped = Instant::now();
-    servers[1].stop();
-    let down = lbd
-        .logged(
-            &format!("backend hc_tcp server s2 {} marked down", ports.servers[1]),
-            WAIT,
-        )
-        .await;
-    let detected = stopped.elapsed();
-    let (answers, failures) = run.await.expect("the load");
+    // Every server passes its first checks (rise 2 at 200 ms) before the load.
+    let StoppedUnderLoad {
+        answers,
+        failures,
+        detected,
+        down,
+    } = stop_s2_under_load(&lbd, &ports, &servers, "hc_tcp", WAIT).await;
     // Connects to s2 are retried elsewhere (redispatch), so no client is refused. A client
     // whose connection s2's kernel had accepted but s2 had not yet taken from its backlog
     // when it closed gets a reset, as with HAProxy (mode tcp, the lab's hc suite: 16 socket
@@ -117,18 +98,10 @@ async fn hc_tcp_hides_a_server_stopped_under_load_and_logs_it_down_then_up() {
     // Back: rise 2.
     let again = Backend::start("s2", ports.servers[1]).await;
     let up = lbd
-        .logged(
-            &format!("backend hc_tcp server s2 {} marked up", ports.servers[1]),
-            WAIT,
-        )
+        .marked(("hc_tcp", "s2", ports.servers[1]), "up", WAIT)
         .await;
     assert!(up.contains("3 of 3 servers up"), "{up}");
-    let mut answers: HashMap<String, usize> = HashMap::new();
-    for _ in 0..9 {
-        *answers
-            .entry(get(ports.listen, "/").await.expect("an answer"))
-            .or_default() += 1;
-    }
+    let answers = tally_of(ports.listen, 9).await;
     assert_eq!(answers.get("s2"), Some(&3), "{answers:?}");
     drop(again);
 }

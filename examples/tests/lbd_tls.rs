@@ -17,6 +17,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use lb_core::proxy::tls::AcceptAnyCertificate;
 use lbdlab::{Backend, Client, Lbd, Ports, TempDir, free_addr};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
@@ -234,12 +235,8 @@ async fn https_termination_redirects_plain_http_and_serves_tls_with_cookie_check
 
     // The check: s3's /health turns 503, it is marked down and gets nothing more.
     servers[2].set_healthy(false);
-    let down = lbd
-        .logged(
-            &format!("backend https server s3 {} marked down", ports.servers[2]),
-            DOWN_WITHIN,
-        )
-        .await;
+    let s3 = ("https", "s3", ports.servers[2]);
+    let down = lbd.marked(s3, "down", DOWN_WITHIN).await;
     assert!(down.contains("503"), "{down}");
     let before = servers[2].requests();
     let mut tls = tls_connect(&connector, https, "site.example.com").await;
@@ -255,55 +252,6 @@ async fn client_get(tls: &mut TlsStream<TcpStream>) -> String {
         .get(tls, "/", &[])
         .await
         .expect("an answer")
-}
-
-/// Accepts any certificate: the test reads which one lbd chose.
-#[derive(Debug)]
-struct AcceptAny(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for AcceptAny {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -351,7 +299,7 @@ async fn https_sni_picks_the_certificate_by_name_and_reaches_tls_servers_through
         .with_safe_default_protocol_versions()
         .expect("test setup")
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAny(provider())))
+        .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate::new(provider())))
         .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     let any = TlsConnector::from(Arc::new(config));
@@ -407,10 +355,7 @@ async fn tls_servers_a_server_failing_verify_required_is_marked_down_and_verify_
     let lbd = Lbd::start(&config);
 
     let down = lbd
-        .logged(
-            &format!("backend tls_servers server s1 {} marked down", backends[0]),
-            DOWN_WITHIN,
-        )
+        .marked(("tls_servers", "s1", backends[0]), "down", DOWN_WITHIN)
         .await;
     assert!(down.to_lowercase().contains("certificate"), "{down}");
     for _ in 0..6 {

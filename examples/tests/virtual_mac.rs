@@ -9,10 +9,11 @@
 
 mod lab;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ip_manager::failover::Failover;
+use lab::client::pings;
 use lab::vrrp::{Lab, V3_IPV4_100MS};
 use tokio::sync::oneshot;
 use vrrp_core::State;
@@ -60,25 +61,6 @@ fn ip_out(lab: &Lab, host: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn client_pings(lab: &Lab) -> bool {
-    Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &lab.ns("cl"),
-            "ping",
-            "-c",
-            "1",
-            "-W",
-            "1",
-            "10.99.0.200",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 #[test]
 fn with_a_virtual_mac_the_client_keeps_its_neighbour_entry_across_a_takeover() {
     let test = "with_a_virtual_mac_the_client_keeps_its_neighbour_entry_across_a_takeover";
@@ -106,7 +88,10 @@ fn with_a_virtual_mac_the_client_keeps_its_neighbour_entry_across_a_takeover() {
         ip_out(&lab, "h1", &["-o", "addr", "show", "dev", "vrrp.51"]).contains("10.99.0.200/24")
     );
     assert!(!ip_out(&lab, "h2", &["-o", "addr"]).contains("10.99.0.200"));
-    assert!(client_pings(&lab), "the client reaches the VIP on h1");
+    assert!(
+        pings(&lab, "10.99.0.200"),
+        "the client reaches the VIP on h1"
+    );
     let neigh = ip_out(&lab, "cl", &["neigh", "show", "10.99.0.200"]);
     assert!(
         neigh.contains(VMAC),
@@ -120,7 +105,7 @@ fn with_a_virtual_mac_the_client_keeps_its_neighbour_entry_across_a_takeover() {
     let mut reached = None;
     while stopped.elapsed() < Duration::from_secs(3) {
         if ip_out(&lab, "h2", &["-o", "addr", "show", "dev", "vrrp.51"]).contains("10.99.0.200/24")
-            && client_pings(&lab)
+            && pings(&lab, "10.99.0.200")
         {
             reached = Some(stopped.elapsed());
             break;

@@ -9,6 +9,16 @@ fn vrrpd() -> Command {
     Command::new(env!("CARGO_BIN_EXE_vrrpd"))
 }
 
+/// `vrrpd --check --config FILE`.
+fn check(config: &std::path::Path) -> std::process::Output {
+    vrrpd()
+        .arg("--check")
+        .arg("--config")
+        .arg(config)
+        .output()
+        .expect("runs")
+}
+
 fn write(name: &str, text: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("vrrpd-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
@@ -23,12 +33,7 @@ fn check_reports_every_mistake_with_file_line_and_exits_non_zero() {
         "bad.toml",
         "[[instance]]\nname = \"VI_1\"\ninterface = \"eth0\"\nvrid = 0\nversion = 2\nadvert_interval = \"250ms\"\nvirtual_addresses = [\"10.0.0.200/24\"]\n",
     );
-    let out = vrrpd()
-        .arg("--check")
-        .arg("--config")
-        .arg(&bad)
-        .output()
-        .expect("runs");
+    let out = check(&bad);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     let file = bad.display().to_string();
@@ -46,12 +51,7 @@ fn check_reports_every_mistake_with_file_line_and_exits_non_zero() {
         "good.toml",
         "[[instance]]\nname = \"VI_1\"\ninterface = \"eth0\"\nvrid = 51\nvirtual_addresses = [\"10.0.0.200/24\"]\nauth_pass = \"secret\"\n",
     );
-    let out = vrrpd()
-        .arg("--check")
-        .arg("--config")
-        .arg(&good)
-        .output()
-        .expect("runs");
+    let out = check(&good);
     assert_eq!(
         out.status.code(),
         Some(0),

@@ -13,16 +13,9 @@ mod lab;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use lab::vrrp::{Lab, Mode};
+use lab::vrrp::{Lab, MODES, Mode};
 
-const V2_AUTH: Mode = Mode {
-    name: "v2 1s auth_pass",
-    version: 2,
-    centis: 100,
-    ipv6: false,
-    auth: true,
-    unicast: false,
-};
+const V2_AUTH: Mode = MODES[3];
 
 /// The sender: raw IP protocol 112 to 224.0.0.18, COUNT packets cycling through the kinds.
 const FLOOD: &str = r#"

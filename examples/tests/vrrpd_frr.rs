@@ -25,7 +25,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use lab::client::{Pinger, longest_gap, now, settled};
+use lab::client::{Pinger, longest_gap, neighbour, now, settled};
 use lab::vrrp::{Lab, V3_IPV4_100MS};
 
 const VIP: &str = "10.99.0.200";
@@ -106,14 +106,6 @@ impl Drop for Frr {
     }
 }
 
-fn client_entry(lab: &Lab) -> String {
-    let out = Command::new("ip")
-        .args(["-n", &lab.ns("cl"), "neigh", "show", VIP])
-        .output()
-        .expect("ip runs");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// One story: `vrrpd_master` says which side has priority 101; `virtual_mac` is vrrpd's.
 fn story(vrrpd_master: bool, virtual_mac: bool) {
     let test = format!(
@@ -166,7 +158,7 @@ fn story(vrrpd_master: bool, virtual_mac: bool) {
     std::thread::sleep(Duration::from_millis(300));
     settled(&pinger, back, Duration::from_secs(8));
     let gap_back = longest_gap(&pinger.replies(), back, now());
-    let entry = client_entry(&lab);
+    let entry = neighbour(&lab, VIP);
     let log = lab.log("h1.vrrpd.log");
     eprintln!(
         "{test}: longest client gap {gap_away:.3} s on the link cut, {gap_back:.3} s on the way back (MDI {MDI_100:.3} s); entry {}",

@@ -16,181 +16,81 @@ mod lab;
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use lab::vrrp::Lab;
 use serde_json::Value;
 
 const VIP1: &str = "10.99.0.200/24";
 const VIP2: &str = "10.99.0.201/24";
 const METRICS: &str = "127.0.0.1:9650";
 
-struct Lab {
-    prefix: String,
-    netlab: PathBuf,
-    dir: PathBuf,
-    children: Vec<(String, Child)>,
+/// The daemon-wide keys of `host`'s file; instances and checks follow.
+fn head(lab: &Lab, host: &str) -> String {
+    format!(
+        "status_socket = \"{}\"\nmetrics = {{ bind = \"{METRICS}\" }}\n\n",
+        lab.socket(host).display()
+    )
 }
 
-impl Lab {
-    fn up(netlab: PathBuf) -> Lab {
-        let prefix = format!("vs{}", std::process::id() % 10_000);
-        let dir = std::env::temp_dir().join(format!("vrrpd-st-{prefix}"));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let lab = Lab {
-            prefix,
-            netlab,
-            dir,
-            children: Vec::new(),
-        };
-        let _ = lab::netlab(&lab.netlab, &lab.prefix, "down");
-        let out = lab::netlab(&lab.netlab, &lab.prefix, "up");
-        assert!(
-            out.status.success(),
-            "netlab up: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        lab
-    }
+/// `host`'s configuration file: what [`Lab::status`] reads and a SIGHUP reloads.
+fn config(lab: &Lab, host: &str) -> PathBuf {
+    lab.dir.join(format!("{host}.toml"))
+}
 
-    fn ns(&self, host: &str) -> String {
-        format!("{}{host}", self.prefix)
-    }
+fn write(lab: &Lab, host: &str, body: &str) {
+    std::fs::write(config(lab, host), format!("{}{body}", head(lab, host))).expect("config");
+}
 
-    fn config(&self, host: &str) -> PathBuf {
-        self.dir.join(format!("{host}.toml"))
-    }
+/// Starts vrrpd on `host` with the daemon-wide keys and `body`; returns its index.
+fn start(lab: &mut Lab, host: &str, body: &str) -> usize {
+    let text = format!("{}{body}", head(lab, host));
+    lab.vrrpd_config(host, host, &text)
+}
 
-    fn socket(&self, host: &str) -> PathBuf {
-        self.dir.join(format!("{host}.sock"))
-    }
+fn vrrpd_log(lab: &Lab, host: &str) -> String {
+    lab.log(&format!("{host}.vrrpd.log"))
+}
 
-    /// The daemon-wide keys of `host`'s file; instances and checks follow.
-    fn head(&self, host: &str) -> String {
-        format!(
-            "status_socket = \"{}\"\nmetrics = {{ bind = \"{METRICS}\" }}\n\n",
-            self.socket(host).display()
-        )
-    }
-
-    fn write(&self, host: &str, body: &str) {
-        std::fs::write(self.config(host), format!("{}{body}", self.head(host))).expect("config");
-    }
-
-    fn start(&mut self, host: &str, body: &str) {
-        self.write(host, body);
-        let log = std::fs::File::create(self.dir.join(format!("{host}.log"))).expect("log");
-        let child = Command::new("ip")
-            .args(["netns", "exec", &self.ns(host)])
-            .arg(env!("CARGO_BIN_EXE_vrrpd"))
-            .arg("--config")
-            .arg(self.config(host))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("vrrpd starts");
-        self.children.push((host.to_owned(), child));
-    }
-
-    fn pid(&self, host: &str) -> String {
-        let (_, c) = self
-            .children
-            .iter()
-            .find(|(h, _)| h == host)
-            .expect("started");
-        c.id().to_string()
-    }
-
-    fn signal(&self, host: &str, signal: &str) {
-        let ok = Command::new("kill")
-            .args([signal, &self.pid(host)])
-            .status()
-            .expect("kill runs")
-            .success();
-        assert!(ok, "kill {signal} {host}");
-    }
-
-    fn log(&self, host: &str) -> String {
-        std::fs::read_to_string(self.dir.join(format!("{host}.log"))).unwrap_or_default()
-    }
-
-    fn has(&self, host: &str, vip: &str) -> bool {
-        has(&self.ns(host), vip)
-    }
-
-    /// `vrrpd --status --config FILE`, parsed.
-    fn status(&self, host: &str) -> Value {
-        let out = Command::new(env!("CARGO_BIN_EXE_vrrpd"))
-            .arg("--status")
-            .arg("--config")
-            .arg(self.config(host))
-            .output()
-            .expect("vrrpd --status runs");
-        assert!(
-            out.status.success(),
-            "vrrpd --status: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).expect("JSON")
-    }
-
-    /// `host`'s status once `ready` holds on it.
-    fn status_when(&self, host: &str, what: &str, ready: impl Fn(&Value) -> bool) -> Value {
-        let started = Instant::now();
-        loop {
-            if self.socket(host).exists() {
-                let s = self.status(host);
-                if ready(&s) {
-                    return s;
-                }
-                assert!(
-                    started.elapsed() < Duration::from_secs(10),
-                    "{host}: never {what}: {s:#}\nlog:\n{}",
-                    self.log(host)
-                );
+/// `host`'s status once `ready` holds on it.
+fn status_when(lab: &Lab, host: &str, what: &str, ready: impl Fn(&Value) -> bool) -> Value {
+    let started = Instant::now();
+    loop {
+        if lab.socket(host).exists() {
+            let s = lab.status(host);
+            if ready(&s) {
+                return s;
             }
             assert!(
                 started.elapsed() < Duration::from_secs(10),
-                "{host}: no status socket; log:\n{}",
-                self.log(host)
+                "{host}: never {what}: {s:#}\nlog:\n{}",
+                vrrpd_log(lab, host)
             );
-            std::thread::sleep(Duration::from_millis(50));
         }
-    }
-
-    fn wait_log(&self, host: &str, needle: &str) -> String {
-        let started = Instant::now();
-        loop {
-            let log = self.log(host);
-            if log.contains(needle) {
-                return log;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(5),
-                "{host}: {needle:?} never logged:\n{log}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{host}: no status socket; log:\n{}",
+            vrrpd_log(lab, host)
+        );
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for (_, c) in &mut self.children {
-            let _ = Command::new("kill")
-                .args(["-KILL", &c.id().to_string()])
-                .stderr(Stdio::null())
-                .status();
-            let _ = c.wait();
+fn wait_log(lab: &Lab, host: &str, needle: &str) -> String {
+    let started = Instant::now();
+    loop {
+        let log = vrrpd_log(lab, host);
+        if log.contains(needle) {
+            return log;
         }
-        let _ = lab::netlab(&self.netlab, &self.prefix, "down");
-        // The configs and logs stay for a failed test to be read.
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{host}: {needle:?} never logged:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -304,7 +204,7 @@ fn status_metrics_and_sighup_reload_on_a_running_pair() {
     let Some(netlab) = lab::netlab_or_skip(test, &[("ip", "-V")]) else {
         return;
     };
-    let mut lab = Lab::up(netlab);
+    let mut lab = Lab::new(netlab, "vs");
     // h1 tracks its own metrics port (up: +5); h2 a port nobody listens on (down: -10).
     let check = |port: u16| {
         format!(
@@ -319,8 +219,9 @@ fn status_metrics_and_sighup_reload_on_a_running_pair() {
         "track = [{ check = \"chk\", weight = 5 }]",
     );
     let h1 = format!("{vi1}{}", check(9650));
-    lab.start("h1", &h1);
-    lab.start(
+    let d1 = start(&mut lab, "h1", &h1);
+    start(
+        &mut lab,
         "h2",
         &format!(
             "{}{}",
@@ -336,11 +237,11 @@ fn status_metrics_and_sighup_reload_on_a_running_pair() {
     );
 
     // ---- vrrpd --status ------------------------------------------------------------------
-    let s1 = lab.status_when("h1", "Master at 155", |s| {
+    let s1 = status_when(&lab, "h1", "Master at 155", |s| {
         let i = find(s, "VI_1");
         i["state"] == "MASTER" && i["effective_priority"] == 155
     });
-    let s2 = lab.status_when("h2", "Backup at 90", |s| {
+    let s2 = status_when(&lab, "h2", "Backup at 90", |s| {
         let i = find(s, "VI_1");
         i["state"] == "BACKUP" && i["effective_priority"] == 90
     });
@@ -363,7 +264,7 @@ fn status_metrics_and_sighup_reload_on_a_running_pair() {
     assert_eq!(s1["drivers"][0]["interface"], "eth0");
     assert_eq!(s1["drivers"][0]["vrids"], serde_json::json!([51]));
     assert_eq!(s2["checks"][0]["up"], false);
-    assert!(lab.has("h1", VIP1) && !lab.has("h2", VIP1));
+    assert!(has(&lab.ns("h1"), VIP1) && !has(&lab.ns("h2"), VIP1));
     std::thread::sleep(Duration::from_millis(500));
     let (m2, b2) = (lab.status("h1"), lab.status("h2"));
     let (m2, b2) = (find(&m2, "VI_1"), find(&b2, "VI_1"));
@@ -468,15 +369,15 @@ fn status_metrics_and_sighup_reload_on_a_running_pair() {
     // ---- SIGHUP: a second instance, the first unchanged ----------------------------------
     let watch = Watch::start(lab.ns("h1"), VIP1, lab.dir.join("h1.addr-events"));
     let vi2 = instance("VI_2", 52, 150, VIP2, "");
-    lab.write("h1", &format!("{vi1}{vi2}{}", check(9650)));
+    write(&lab, "h1", &format!("{vi1}{vi2}{}", check(9650)));
     let hup = Instant::now();
-    lab.signal("h1", "-HUP");
-    let s = lab.status_when("h1", "VI_2 Master", |s| {
+    lab.signal(d1, "-HUP");
+    let s = status_when(&lab, "h1", "VI_2 Master", |s| {
         s["instances"].as_array().is_some_and(|a| a.len() == 2)
             && find(s, "VI_2")["state"] == "MASTER"
     });
     let up = hup.elapsed();
-    assert!(lab.has("h1", VIP2) && !lab.has("h2", VIP2));
+    assert!(has(&lab.ns("h1"), VIP2) && !has(&lab.ns("h2"), VIP2));
     let first = find(&s, "VI_1");
     assert_eq!(first["state"], "MASTER");
     assert_eq!(counter(first, "transitions"), transitions, "no transition");
@@ -484,16 +385,16 @@ fn status_metrics_and_sighup_reload_on_a_running_pair() {
     assert_eq!(first["effective_priority"], 155, "its check kept");
     assert_eq!(s["reloads"]["succeeded"], 1);
     assert_eq!(s["drivers"][0]["vrids"], serde_json::json!([51, 52]));
-    let log = lab.log("h1");
+    let log = vrrpd_log(&lab, "h1");
     assert!(log.contains("configuration reloaded"), "{log}");
 
     // ---- SIGHUP: the second changed (rebuilt), the first's garp changed (updated in place) --
     let vi1_garp = vi1.replace("track =", "garp = { repeat = 2 }\ntrack =");
     let vi2_160 = instance("VI_2", 52, 160, VIP2, "");
-    lab.write("h1", &format!("{vi1_garp}{vi2_160}{}", check(9650)));
-    lab.signal("h1", "-HUP");
-    lab.wait_log("h1", r#"updated=["VI_1"] rebuilt=["VI_2"]"#);
-    let s = lab.status_when("h1", "VI_2 Master again at 160", |s| {
+    write(&lab, "h1", &format!("{vi1_garp}{vi2_160}{}", check(9650)));
+    lab.signal(d1, "-HUP");
+    wait_log(&lab, "h1", r#"updated=["VI_1"] rebuilt=["VI_2"]"#);
+    let s = status_when(&lab, "h1", "VI_2 Master again at 160", |s| {
         let i = find(s, "VI_2");
         i["state"] == "MASTER" && i["effective_priority"] == 160
     });
@@ -507,21 +408,21 @@ fn status_metrics_and_sighup_reload_on_a_running_pair() {
     let first = find(&s, "VI_1");
     assert_eq!(counter(first, "transitions"), transitions, "no transition");
     assert_eq!(first["last_transition"]["unix_time"], last_change);
-    assert!(lab.has("h1", VIP2));
-    let log = lab.log("h1");
+    assert!(has(&lab.ns("h1"), VIP2));
+    let log = vrrpd_log(&lab, "h1");
     assert!(
         log.contains("instance=VI_2 from=Master to=Initialize reason=Shutdown"),
         "the old VI_2 shut down gracefully:\n{log}"
     );
 
     // ---- SIGHUP: the second removed ------------------------------------------------------
-    lab.write("h1", &h1);
+    write(&lab, "h1", &h1);
     let hup = Instant::now();
-    lab.signal("h1", "-HUP");
-    let s = lab.status_when("h1", "VI_2 gone", |s| {
+    lab.signal(d1, "-HUP");
+    let s = status_when(&lab, "h1", "VI_2 gone", |s| {
         s["instances"].as_array().is_some_and(|a| a.len() == 1)
     });
-    while lab.has("h1", VIP2) {
+    while has(&lab.ns("h1"), VIP2) {
         assert!(
             hup.elapsed() < Duration::from_secs(2),
             "VI_2's address stays"
@@ -532,17 +433,17 @@ fn status_metrics_and_sighup_reload_on_a_running_pair() {
     let first = find(&s, "VI_1");
     assert_eq!(counter(first, "transitions"), transitions, "no transition");
     assert_eq!(s["drivers"][0]["vrids"], serde_json::json!([51]));
-    lab.wait_log("h1", "instance stopping");
+    wait_log(&lab, "h1", "instance stopping");
 
     // ---- SIGHUP: a broken file -----------------------------------------------------------
-    lab.write("h1", &h1.replace("priority = 150", "priority = 300"));
-    lab.signal("h1", "-HUP");
+    write(&lab, "h1", &h1.replace("priority = 150", "priority = 300"));
+    lab.signal(d1, "-HUP");
     // The head is 3 lines, then the instance: `priority` is line 8.
     let mistake = format!(
         "{}:8:12: instance[0].priority: 300 is out of range",
-        lab.config("h1").display()
+        config(&lab, "h1").display()
     );
-    let log = lab.wait_log("h1", "reload refused");
+    let log = wait_log(&lab, "h1", "reload refused");
     assert!(log.contains(&mistake), "{mistake}\n{log}");
     let s = lab.status("h1");
     assert_eq!(s["reloads"]["failed"], 1);
@@ -577,15 +478,11 @@ fn status_metrics_and_sighup_reload_on_a_running_pair() {
         .map(|l| !l.starts_with("Deleted"))
         .collect();
     assert_eq!(vip2_events, [true, false, true, false], "{events}");
-    assert!(lab.has("h1", VIP1) && !lab.has("h2", VIP1));
+    assert!(has(&lab.ns("h1"), VIP1) && !has(&lab.ns("h2"), VIP1));
 
     // ---- SIGTERM -------------------------------------------------------------------------
-    lab.signal("h1", "-TERM");
-    let (_, child) = lab
-        .children
-        .iter_mut()
-        .find(|(h, _)| h == "h1")
-        .expect("h1");
+    lab.signal(d1, "-TERM");
+    let child = &mut lab.children[d1];
     let stopped = Instant::now();
     let code = loop {
         if let Some(status) = child.try_wait().expect("wait") {

@@ -12,124 +12,43 @@
 
 mod lab;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ip_manager::{Credentials, EC2_API_VERSION, QueryClient};
+use lab::vrrp::Lab;
 
 /// Where moto listens: the client namespace's address, reachable from both hosts.
 const MOTO: &str = "10.99.0.100:5000";
 
-/// A two-host lab (plus the client namespace) and the processes started in it.
-struct Lab {
-    prefix: String,
-    netlab: PathBuf,
-    dir: PathBuf,
-    children: Vec<Child>,
+/// The AWS credentials moto takes, for the vrrpd that reach it.
+const AWS_CREDENTIALS: [(&str, &str); 2] = [
+    ("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE"),
+    (
+        "AWS_SECRET_ACCESS_KEY",
+        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    ),
+];
+
+/// vrrpd on `host` with one instance: `extra` holds its priority, addresses and backend.
+fn vrrpd(lab: &mut Lab, host: &str, run: &str, extra: &str) -> usize {
+    lab.vrrpd_config(
+        host,
+        &format!("{host}-{run}"),
+        &format!("[[instance]]\nname = \"VI_1\"\ninterface = \"eth0\"\nvrid = 51\nversion = 3\nadvert_interval = \"100ms\"\n{extra}"),
+    )
 }
 
-impl Lab {
-    fn up(netlab: PathBuf, tag: &str) -> Lab {
-        let prefix = format!("{tag}{}", std::process::id() % 10_000);
-        let dir = std::env::temp_dir().join(format!("vrrpd-backend-{prefix}"));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let lab = Lab {
-            prefix,
-            netlab,
-            dir,
-            children: Vec::new(),
-        };
-        let _ = lab::netlab(&lab.netlab, &lab.prefix, "down");
-        let out = lab::netlab(&lab.netlab, &lab.prefix, "up");
-        assert!(
-            out.status.success(),
-            "netlab up: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        lab
-    }
+/// Stops moto, when dropped before the lab: it may run under a launcher (a pyenv shim) that
+/// the lab's kill does not reach, so the process that listens is stopped by PID.
+struct Moto(String);
 
-    fn ns(&self, host: &str) -> String {
-        format!("{}{host}", self.prefix)
-    }
-
-    /// Starts `program args` in namespace `host`, its stderr in `log`; returns its index.
-    fn spawn(&mut self, host: &str, program: &str, args: &[&str], log: &str) -> usize {
-        let log = std::fs::File::create(self.dir.join(log)).expect("log");
-        let child = Command::new("ip")
-            .args(["netns", "exec", &self.ns(host), program])
-            .args(args)
-            .env("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
-            .env(
-                "AWS_SECRET_ACCESS_KEY",
-                "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-            )
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("{program} starts: {e}"));
-        self.children.push(child);
-        self.children.len() - 1
-    }
-
-    /// vrrpd on `host` with one instance: `extra` holds its priority, addresses and backend.
-    fn vrrpd(&mut self, host: &str, run: &str, extra: &str) -> usize {
-        let config = self.dir.join(format!("{host}-{run}.toml"));
-        std::fs::write(
-            &config,
-            format!("[[instance]]\nname = \"VI_1\"\ninterface = \"eth0\"\nvrid = 51\nversion = 3\nadvert_interval = \"100ms\"\n{extra}"),
-        )
-        .expect("config");
-        let config = config.display().to_string();
-        self.spawn(
-            host,
-            env!("CARGO_BIN_EXE_vrrpd"),
-            &["--config", &config],
-            &format!("{host}-{run}.vrrpd.log"),
-        )
-    }
-
-    /// SIGTERM to child `i` (the process `ip netns exec` became); waits for it to exit.
-    fn stop(&mut self, i: usize) {
-        let child = &mut self.children[i];
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let started = Instant::now();
-        while !matches!(child.try_wait(), Ok(Some(_))) {
-            assert!(started.elapsed() < Duration::from_secs(10), "no exit");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn addresses(&self, host: &str) -> String {
-        let out = Command::new("ip")
-            .args(["-n", &self.ns(host), "-o", "addr", "show", "dev", "eth0"])
-            .output()
-            .expect("ip runs");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn log(&self, name: &str) -> String {
-        std::fs::read_to_string(self.dir.join(name)).unwrap_or_default()
-    }
-}
-
-impl Drop for Lab {
+impl Drop for Moto {
     fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = Command::new("kill")
-                .args(["-KILL", &c.id().to_string()])
-                .stderr(Stdio::null())
-                .status();
-            let _ = c.wait();
-        }
-        // moto may run under a launcher (a pyenv shim): stop the process that listens, by PID.
         let port = MOTO.rsplit(':').next().unwrap_or("5000");
         let ss = Command::new("ip")
-            .args(["netns", "exec", &self.ns("cl"), "ss", "-Hltnp"])
+            .args(["netns", "exec", &self.0, "ss", "-Hltnp"])
             .arg(format!("sport = :{port}"))
             .output();
         if let Ok(out) = ss {
@@ -142,11 +61,6 @@ impl Drop for Lab {
                 let _ = Command::new("kill").arg(pid).status();
             }
         }
-        let _ = lab::netlab(&self.netlab, &self.prefix, "down");
-        // The logs stay for a failed test to point at.
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
     }
 }
 
@@ -156,10 +70,7 @@ fn ec2() -> QueryClient {
         "us-east-1",
         "ec2",
         EC2_API_VERSION,
-        Credentials::new(
-            "AKIAIOSFODNN7EXAMPLE",
-            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-        ),
+        Credentials::new(AWS_CREDENTIALS[0].1, AWS_CREDENTIALS[1].1),
     )
     .expect("client")
 }
@@ -261,14 +172,13 @@ fn the_master_holds_the_elastic_ip_and_a_graceful_stop_hands_it_over_without_a_g
     let Some(netlab) = lab::netlab_or_skip(test, &[("ip", "-V"), ("moto_server", "--help")]) else {
         return;
     };
-    let mut lab = Lab::up(netlab, "aw");
+    let mut lab = Lab::new(netlab, "aw");
+    lab.envs = AWS_CREDENTIALS.to_vec();
     let port = MOTO.rsplit(':').next().unwrap_or("5000");
-    lab.spawn(
-        "cl",
-        "moto_server",
-        &["-H", "10.99.0.100", "-p", port],
-        "moto.log",
-    );
+    lab.spawn("cl", "moto_server", "moto.log", |c| {
+        c.args(["-H", "10.99.0.100", "-p", port]);
+    });
+    let _moto = Moto(lab.ns("cl"));
     let ready = lab::in_namespace(&lab.ns("cl"), || async {
         let deadline = Instant::now() + Duration::from_secs(30);
         while tokio::net::TcpStream::connect(MOTO).await.is_err() {
@@ -290,10 +200,10 @@ fn the_master_holds_the_elastic_ip_and_a_graceful_stop_hands_it_over_without_a_g
     let h1 = instance(101, "10.99.0.11", "10.99.0.12", &vpc.eni_a);
     let h2 = instance(100, "10.99.0.12", "10.99.0.11", &vpc.eni_b);
 
-    let first = lab.vrrpd("h1", "1", &h1);
+    let first = vrrpd(&mut lab, "h1", "1", &h1);
     let (took, _) = wait_holder(&lab, &vpc, &vpc.eni_a, Duration::from_secs(5));
     eprintln!("h1 Master: the Elastic IP on its ENI {took:?} after the start");
-    lab.vrrpd("h2", "1", &h2);
+    vrrpd(&mut lab, "h2", "1", &h2);
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(
         holder(&lab.ns("cl"), &vpc.allocation).as_deref(),
@@ -328,7 +238,7 @@ fn the_master_holds_the_elastic_ip_and_a_graceful_stop_hands_it_over_without_a_g
         "graceful stop of h1: the Elastic IP on h2's ENI {took:?} later (holders seen: {seen:?})"
     );
     // Restarted, h1 preempts and takes it back.
-    lab.vrrpd("h1", "2", &h1);
+    vrrpd(&mut lab, "h1", "2", &h1);
     let (back, _) = wait_holder(&lab, &vpc, &vpc.eni_a, Duration::from_secs(5));
     eprintln!("h1 restarted: the Elastic IP back on its ENI {back:?} later");
     let h2_log = lab.log("h2-1.vrrpd.log");
@@ -341,7 +251,8 @@ fn exec_scripts_get_the_address_and_interface_on_takeover_and_stop() {
     let Some(netlab) = lab::netlab_or_skip(test, &[("ip", "-V")]) else {
         return;
     };
-    let mut lab = Lab::up(netlab, "ex");
+    let mut lab = Lab::new(netlab, "ex");
+    lab.envs = AWS_CREDENTIALS.to_vec();
     let calls = lab.dir.join("calls");
     let script = lab.dir.join("vip.sh");
     std::fs::write(
@@ -351,10 +262,13 @@ fn exec_scripts_get_the_address_and_interface_on_takeover_and_stop() {
     .expect("script");
     let _ = Command::new("chmod").arg("+x").arg(&script).status();
     let s = script.display();
-    let daemon = lab.vrrpd(
+    let daemon = vrrpd(
+        &mut lab,
         "h1",
         "1",
-        &format!("virtual_addresses = [\"10.99.0.200/24\"]\nvip_backend = {{ kind = \"exec\", add = \"{s} add\", remove = \"{s} remove\", timeout = \"5s\" }}\n"),
+        &format!(
+            "virtual_addresses = [\"10.99.0.200/24\"]\nvip_backend = {{ kind = \"exec\", add = \"{s} add\", remove = \"{s} remove\", timeout = \"5s\" }}\n"
+        ),
     );
     let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
     let started = Instant::now();

@@ -11,10 +11,10 @@
 
 mod lab;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use lab::client::{Pinger, longest_gap, now, settled};
+use lab::client::{Pinger, longest_gap, neighbour, now, pings, settled};
 use lab::vrrp::{Lab, V3_IPV4_100MS};
 
 const VMAC: &str = "00:00:5e:00:01:33";
@@ -28,38 +28,11 @@ fn holds(lab: &Lab, host: &str) -> bool {
     String::from_utf8_lossy(&out.stdout).contains("10.99.0.200/24")
 }
 
-fn client_pings(lab: &Lab) -> bool {
-    Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &lab.ns("cl"),
-            "ping",
-            "-c",
-            "1",
-            "-W",
-            "1",
-            VIP,
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn client_entry(lab: &Lab) -> String {
-    let out = Command::new("ip")
-        .args(["-n", &lab.ns("cl"), "neigh", "show", VIP])
-        .output()
-        .expect("ip runs");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// The VIP on `host`'s macvlan alone, and the client reaching it: how long that took.
 fn wait_on(lab: &Lab, host: &str, other: &str, within: Duration) -> Duration {
     let started = Instant::now();
     loop {
-        if holds(lab, host) && !holds(lab, other) && client_pings(lab) {
+        if holds(lab, host) && !holds(lab, other) && pings(lab, VIP) {
             return started.elapsed();
         }
         assert!(
@@ -107,7 +80,7 @@ fn handover(master: &str, backup: &str) {
     start(&mut lab, backup, "h2", 100);
     std::thread::sleep(Duration::from_millis(500));
     wait_on(&lab, "h1", "h2", Duration::from_secs(2));
-    let entry = client_entry(&lab);
+    let entry = neighbour(&lab, VIP);
     assert!(
         entry.contains(VMAC),
         "{test}: the client's entry is the virtual MAC: {entry}"
@@ -126,7 +99,7 @@ fn handover(master: &str, backup: &str) {
     let took = stopping.elapsed();
     settled(&pinger, now(), Duration::from_secs(5));
     let gap = longest_gap(&pinger.replies(), stopped_at, now());
-    let entry = client_entry(&lab);
+    let entry = neighbour(&lab, VIP);
     assert!(
         entry.contains(VMAC),
         "{test}: still the virtual MAC: {entry}"

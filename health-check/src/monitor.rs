@@ -103,75 +103,43 @@ impl Default for MonitorConfig {
     }
 }
 
+/// Builder methods that set a field of [`MonitorConfig`]: to their argument, or to the value
+/// after `=`.
+macro_rules! setters {
+    ($($(#[$doc:meta])* $field:ident: $ty:ty $(= $value:expr)?;)*) => {$(
+        $(#[$doc])*
+        #[must_use]
+        pub fn $field(mut self, $field: $ty) -> MonitorConfig {
+            self.$field = setters!(@value $field $($value)?);
+            self
+        }
+    )*};
+    (@value $field:ident) => { $field };
+    (@value $field:ident $value:expr) => { $value };
+}
+
 impl MonitorConfig {
-    /// [`interval`](Self::interval): time between checks (HAProxy `inter`).
-    #[must_use]
-    pub fn interval(mut self, interval: Duration) -> MonitorConfig {
-        self.interval = interval;
-        self
-    }
-
-    /// [`fastinter`](Self::fastinter): time between checks while the state is changing.
-    #[must_use]
-    pub fn fastinter(mut self, fastinter: Duration) -> MonitorConfig {
-        self.fastinter = Some(fastinter);
-        self
-    }
-
-    /// [`downinter`](Self::downinter): time between checks while down.
-    #[must_use]
-    pub fn downinter(mut self, downinter: Duration) -> MonitorConfig {
-        self.downinter = Some(downinter);
-        self
-    }
-
-    /// [`timeout`](Self::timeout): how long one check may take.
-    #[must_use]
-    pub fn timeout(mut self, timeout: Duration) -> MonitorConfig {
-        self.timeout = timeout;
-        self
-    }
-
-    /// [`rise`](Self::rise): successes that bring a down target up.
-    #[must_use]
-    pub fn rise(mut self, rise: u32) -> MonitorConfig {
-        self.rise = rise;
-        self
-    }
-
-    /// [`fall`](Self::fall): failures that take an up target down.
-    #[must_use]
-    pub fn fall(mut self, fall: u32) -> MonitorConfig {
-        self.fall = fall;
-        self
-    }
-
-    /// [`initial`](Self::initial): the state before the first check.
-    #[must_use]
-    pub fn initial(mut self, initial: Health) -> MonitorConfig {
-        self.initial = initial;
-        self
-    }
-
-    /// [`start`](Self::start): when the first check runs.
-    #[must_use]
-    pub fn start(mut self, start: Start) -> MonitorConfig {
-        self.start = start;
-        self
-    }
-
-    /// [`spread_percent`](Self::spread_percent): HAProxy's `spread-checks`.
-    #[must_use]
-    pub fn spread_percent(mut self, percent: u8) -> MonitorConfig {
-        self.spread_percent = percent;
-        self
-    }
-
-    /// [`id`](Self::id): the name for logs and consumers.
-    #[must_use]
-    pub fn id(mut self, id: impl Into<String>) -> MonitorConfig {
-        self.id = Some(id.into());
-        self
+    setters! {
+        /// [`interval`](Self::interval): time between checks (HAProxy `inter`).
+        interval: Duration;
+        /// [`timeout`](Self::timeout): how long one check may take.
+        timeout: Duration;
+        /// [`rise`](Self::rise): successes that bring a down target up.
+        rise: u32;
+        /// [`fall`](Self::fall): failures that take an up target down.
+        fall: u32;
+        /// [`initial`](Self::initial): the state before the first check.
+        initial: Health;
+        /// [`start`](Self::start): when the first check runs.
+        start: Start;
+        /// [`spread_percent`](Self::spread_percent): HAProxy's `spread-checks`.
+        spread_percent: u8;
+        /// [`fastinter`](Self::fastinter): time between checks while the state is changing.
+        fastinter: Duration = Some(fastinter);
+        /// [`downinter`](Self::downinter): time between checks while down.
+        downinter: Duration = Some(downinter);
+        /// [`id`](Self::id): the name for logs and consumers.
+        id: impl Into<String> = Some(id.into());
     }
 
     /// [`seed`](Self::seed): the same seed, the same random moves.

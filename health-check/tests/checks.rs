@@ -1,12 +1,14 @@
 //! The built-in checks against real targets: TCP servers on loopback that answer, refuse, or
 //! accept and never answer; real processes that run and exit.
 
+mod support;
+
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use support::at_once;
 
-use health_check::{
-    Check, CheckError, Health, Monitor, MonitorConfig, ProcessCheck, Start, TcpCheck,
-};
+use health_check::{Check, CheckError, Health, Monitor, ProcessCheck, TcpCheck};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -53,10 +55,7 @@ async fn tcp_connect_send_expect() {
 
 #[tokio::test]
 async fn tcp_server_gone_is_a_connect_failure() {
-    let addr = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    }; // closed again: nothing listens
+    let addr = support::closed_addr();
     let err = TcpCheck::new(addr).check().await.unwrap_err();
     assert!(matches!(err, CheckError::Connect { .. }), "{err:?}");
 }
@@ -73,11 +72,9 @@ async fn tcp_server_that_never_answers_times_out_in_the_monitor() {
         }
     });
     let check = TcpCheck::new(addr).send("PING\r\n").expect("+PONG");
-    let config = MonitorConfig::default()
-        .interval(Duration::from_millis(50))
+    let config = at_once(Duration::from_millis(50))
         .timeout(Duration::from_millis(100))
-        .fall(2)
-        .start(Start::Now);
+        .fall(2);
     let m = Monitor::spawn(Arc::new(check), config).expect("valid config");
     let mut rx = m.subscribe();
     let started = std::time::Instant::now();
@@ -96,14 +93,20 @@ async fn tcp_server_that_never_answers_times_out_in_the_monitor() {
     assert!(started.elapsed() < Duration::from_secs(2));
 }
 
+/// A copy of sleep under a unique name (`prefix` and this test's pid), so "by name" cannot
+/// match anyone else's process: its directory (`hc-DIR-PID`), name and path.
+fn unique_sleep(dir: &str, prefix: &str) -> (PathBuf, String, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("hc-{dir}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let name = format!("{prefix}{}", std::process::id() % 1_000_000);
+    let exe = dir.join(&name);
+    std::fs::copy("/bin/sleep", &exe).expect("a copy of sleep");
+    (dir, name, exe)
+}
+
 #[tokio::test]
 async fn process_by_pid_file_and_by_name_follow_a_real_process() {
-    let dir = std::env::temp_dir().join(format!("hc-proc-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    // A copy of sleep under a unique name, so "by name" cannot match anyone else's process.
-    let name = format!("hc{}", std::process::id() % 1_000_000);
-    let exe = dir.join(&name);
-    std::fs::copy("/bin/sleep", &exe).unwrap();
+    let (dir, name, exe) = unique_sleep("proc", "hc");
     let mut child = std::process::Command::new(&exe).arg("30").spawn().unwrap();
     let pidfile = dir.join("app.pid");
     std::fs::write(&pidfile, format!("{}\n", child.id())).unwrap();
@@ -137,11 +140,7 @@ async fn process_by_pid_file_and_by_name_follow_a_real_process() {
 /// checks every 10 s and `fall = 3`, polling alone would take 30 s.
 #[tokio::test]
 async fn a_watched_process_that_exits_is_down_within_milliseconds() {
-    let dir = std::env::temp_dir().join(format!("hc-exit-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let name = format!("hx{}", std::process::id() % 1_000_000);
-    let exe = dir.join(&name);
-    std::fs::copy("/bin/sleep", &exe).unwrap();
+    let (dir, name, exe) = unique_sleep("exit", "hx");
     let pidfile = dir.join("app.pid");
     for check in [ProcessCheck::pid_file(&pidfile), ProcessCheck::name(&name)] {
         // Two processes by that name: down only when both are gone.
@@ -151,11 +150,7 @@ async fn a_watched_process_that_exits_is_down_within_milliseconds() {
         let described = check.describe();
         let monitor = Monitor::spawn(
             Arc::new(check),
-            MonitorConfig::default()
-                .interval(Duration::from_secs(10))
-                .fall(3)
-                .rise(1)
-                .start(Start::Now),
+            at_once(Duration::from_secs(10)).fall(3).rise(1),
         )
         .unwrap();
         let mut rx = monitor.subscribe();

@@ -3,9 +3,12 @@
 //! rejoins it.
 #![cfg(feature = "discover")]
 
+mod support;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use support::at_once;
 
 use health_check::{Health, HealthDiscover, Monitor, MonitorConfig, Start, TcpCheck};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -43,11 +46,7 @@ fn client(
 }
 
 fn monitor(addr: SocketAddr) -> (Monitor, watch::Receiver<health_check::Status>) {
-    let config = MonitorConfig::default()
-        .interval(Duration::from_millis(20))
-        .rise(2)
-        .fall(2)
-        .start(Start::Now);
+    let config = at_once(Duration::from_millis(20)).rise(2).fall(2);
     let m = Monitor::spawn(Arc::new(TcpCheck::new(addr)), config).expect("valid config");
     let rx = m.subscribe();
     (m, rx)
@@ -63,6 +62,14 @@ async fn wait_for(rx: &mut watch::Receiver<health_check::Status>, health: Health
     .expect("state reached in time");
 }
 
+/// One request through `service`, once it is ready.
+async fn call<S: Service<()>>(service: &mut S) -> Result<S::Response, S::Error>
+where
+    S::Error: std::fmt::Debug,
+{
+    service.ready().await.expect("ready").call(()).await
+}
+
 async fn names<S>(balance: &mut S, n: usize) -> Vec<String>
 where
     S: Service<(), Response = String>,
@@ -70,13 +77,7 @@ where
 {
     let mut out = Vec::new();
     for _ in 0..n {
-        let name = balance
-            .ready()
-            .await
-            .expect("ready")
-            .call(())
-            .await
-            .expect("request served");
+        let name = call(balance).await.expect("request served");
         out.push(name);
     }
     out
@@ -125,10 +126,7 @@ async fn changes_in_order_and_removal_by_key() {
         l.local_addr().expect("addr")
     };
     let (m1, _) = monitor(addr1);
-    let config = MonitorConfig::default()
-        .interval(Duration::from_millis(20))
-        .initial(Health::Down)
-        .start(Start::Now);
+    let config = at_once(Duration::from_millis(20)).initial(Health::Down);
     let m_gone = Monitor::spawn(Arc::new(TcpCheck::new(gone)), config).expect("valid config");
     let mut rx_gone = m_gone.subscribe();
 
@@ -230,13 +228,7 @@ mod in_place {
             discover.insert(name, upstream, idle_monitor(Health::Down));
         }
         let mut balance = Balance::with_set(discover, set, NoKey);
-        let err = balance
-            .ready()
-            .await
-            .expect("ready")
-            .call(())
-            .await
-            .expect_err("all down");
+        let err = call(&mut balance).await.expect_err("all down");
         assert_eq!(
             err.to_string(),
             "no backend available: 3 configured, 3 down"
@@ -264,19 +256,23 @@ mod in_place {
             .expect("web1 is up")
             .1;
         set.set_admin(&"web1", AdminState::Drain).expect("member");
+        // What a flap changes (health) and what it keeps.
+        let assert_kept = |health: lb_core::Health| {
+            let snapshot = set.snapshot();
+            let b = snapshot.get(&"web1").expect("still a member, down or up");
+            assert_eq!(b.health(), health);
+            assert_eq!(
+                (b.weight(), b.maxconn(), b.admin(), b.load().in_flight()),
+                (5, Some(10), AdminState::Drain, 1),
+                "weight, maxconn, admin state and counters kept"
+            );
+        };
 
         web1.abort();
         let _ = web1.await;
         wait_for(&mut rx, Health::Down).await;
         balance.ready().await.expect("ready: applies the flap");
-        let snapshot = set.snapshot();
-        let b = snapshot.get(&"web1").expect("still a member while down");
-        assert_eq!(b.health(), lb_core::Health::Down);
-        assert_eq!(
-            (b.weight(), b.maxconn(), b.admin(), b.load().in_flight()),
-            (5, Some(10), AdminState::Drain, 1),
-            "weight, maxconn, admin state and counters kept"
-        );
+        assert_kept(lb_core::Health::Down);
         let err = balance.call(()).await.expect_err("down");
         assert_eq!(
             err.to_string(),
@@ -286,13 +282,7 @@ mod in_place {
         let (_, _web1) = backend(addr, "web1").await;
         wait_for(&mut rx, Health::Up).await;
         balance.ready().await.expect("ready: applies the flap");
-        let snapshot = set.snapshot();
-        let b = snapshot.get(&"web1").expect("member");
-        assert_eq!(b.health(), lb_core::Health::Up);
-        assert_eq!(
-            (b.weight(), b.maxconn(), b.admin(), b.load().in_flight()),
-            (5, Some(10), AdminState::Drain, 1)
-        );
+        assert_kept(lb_core::Health::Up);
         drop(held);
         set.set_admin(&"web1", AdminState::Ready).expect("member");
         assert_eq!(names(&mut balance, 1).await, ["web1"]);

@@ -1,11 +1,14 @@
 //! The exec check against real programs: exit codes, arguments without a shell, a script that
 //! hangs (killed at the timeout with everything it started, no zombie left), one run in flight.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
+use support::at_once;
 
 use health_check::exec::become_subreaper;
-use health_check::{Check, CheckError, ExecCheck, Health, Monitor, MonitorConfig, Start};
+use health_check::{Check, CheckError, ExecCheck, Health, Monitor};
 
 /// The processes (alive or zombie) in process group `pgid`, from /proc.
 fn group_members(pgid: u32) -> Vec<(u32, char)> {
@@ -40,6 +43,13 @@ async fn group_gone(pgid: u32) -> Vec<(u32, char)> {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     group_members(pgid)
+}
+
+/// The process group of the script that wrote its pid to `pid_file` is gone, zombies too.
+async fn assert_group_gone(pid_file: &std::path::Path) {
+    let pgid = read_pgid(pid_file).await;
+    let left = group_gone(pgid).await;
+    assert!(left.is_empty(), "{left:?}");
 }
 
 fn temp_file(name: &str) -> std::path::PathBuf {
@@ -129,11 +139,9 @@ async fn a_hanging_script_is_killed_at_the_monitor_timeout_with_its_children_no_
         "echo $$ > {}; sleep 1000 & sleep 1000 & wait",
         pid_file.display()
     );
-    let config = MonitorConfig::default()
-        .interval(Duration::from_secs(10))
+    let config = at_once(Duration::from_secs(10))
         .timeout(Duration::from_millis(300))
-        .fall(1)
-        .start(Start::Now);
+        .fall(1);
     let started = std::time::Instant::now();
     let m = Monitor::spawn(Arc::new(ExecCheck::shell(script)), config).expect("valid config");
     let pgid = read_pgid(&pid_file).await;
@@ -166,9 +174,7 @@ async fn own_timeout_kills_the_group_when_called_directly() {
         matches!(err, CheckError::Timeout { after } if after == Duration::from_millis(200)),
         "{err}"
     );
-    let pgid = read_pgid(&pid_file).await;
-    let left = group_gone(pgid).await;
-    assert!(left.is_empty(), "{left:?}");
+    assert_group_gone(&pid_file).await;
 }
 
 #[tokio::test]
@@ -180,9 +186,7 @@ async fn background_children_of_a_finished_run_do_not_outlive_it() {
         pid_file.display()
     ));
     check.check().await.expect("exit 0");
-    let pgid = read_pgid(&pid_file).await;
-    let left = group_gone(pgid).await;
-    assert!(left.is_empty(), "{left:?}");
+    assert_group_gone(&pid_file).await;
 }
 
 #[tokio::test]
@@ -209,11 +213,7 @@ async fn at_most_one_run_in_flight() {
 async fn monitor_follows_a_script_through_fall_and_rise() {
     let flag = temp_file("healthy");
     std::fs::write(&flag, "").unwrap();
-    let config = MonitorConfig::default()
-        .interval(Duration::from_millis(30))
-        .rise(2)
-        .fall(2)
-        .start(Start::Now);
+    let config = at_once(Duration::from_millis(30)).rise(2).fall(2);
     let check = ExecCheck::new("test").arg("-e").arg(&flag);
     let m = Monitor::spawn(Arc::new(check), config).expect("valid config");
     let mut transitions = m.transitions();

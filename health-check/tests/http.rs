@@ -2,6 +2,8 @@
 //! what the server receives, servers that are gone, garbled or silent, and (feature `tls`)
 //! HTTPS with certificates made here by rcgen.
 
+mod support;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -9,8 +11,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
+use support::at_once;
 
-use health_check::{Check, CheckError, Health, HttpCheck, Monitor, MonitorConfig, Start};
+use health_check::{Check, CheckError, Health, HttpCheck, Monitor};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Bytes, Frame, Incoming};
@@ -429,10 +432,7 @@ async fn describe_names_method_and_url() {
 
 #[tokio::test]
 async fn server_gone_is_a_connect_failure() {
-    let addr = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    }; // closed again: nothing listens
+    let addr = support::closed_addr();
     let err = HttpCheck::new(addr).check().await.unwrap_err();
     assert!(matches!(err, CheckError::Connect { .. }), "{err:?}");
 }
@@ -458,11 +458,9 @@ async fn a_reply_that_is_not_http_fails_without_panicking() {
 async fn a_server_that_never_answers_goes_down_at_the_monitor_timeout() {
     let server = serve().await;
     let check = HttpCheck::new(server.addr).path("/hang");
-    let config = MonitorConfig::default()
-        .interval(Duration::from_millis(50))
+    let config = at_once(Duration::from_millis(50))
         .timeout(Duration::from_millis(200))
-        .fall(1)
-        .start(Start::Now);
+        .fall(1);
     let started = std::time::Instant::now();
     let monitor = Monitor::spawn(Arc::new(check), config).expect("valid config");
     let mut status = monitor.subscribe();

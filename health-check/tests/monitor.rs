@@ -1,9 +1,12 @@
 //! The monitor's counting and schedule, exact under tokio's paused clock. The check here is a
 //! script of results (the real checks are tested against real servers in `checks.rs`).
 
+mod support;
+
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use support::at_once;
 
 use async_trait::async_trait;
 use health_check::{
@@ -64,18 +67,23 @@ async fn healths(monitor: &Monitor, n: usize) -> Vec<(Health, Status)> {
     out
 }
 
+/// Only the health after each of `n` checks.
+async fn health_after_each(monitor: &Monitor, n: usize) -> Vec<Health> {
+    healths(monitor, n)
+        .await
+        .into_iter()
+        .map(|(h, _)| h)
+        .collect()
+}
+
 const SEC: Duration = Duration::from_secs(1);
 
 #[tokio::test(start_paused = true)]
 async fn fall_3_then_rise_2_counted_exactly_haproxy() {
     let s = script("--+---+-++");
-    let config = MonitorConfig::default()
-        .interval(SEC)
-        .rise(2)
-        .fall(3)
-        .start(Start::Now);
+    let config = at_once(SEC).rise(2).fall(3);
     let m = Monitor::spawn(s.clone(), config).expect("valid config");
-    let h: Vec<Health> = healths(&m, 10).await.into_iter().map(|(h, _)| h).collect();
+    let h: Vec<Health> = health_after_each(&m, 10).await;
     use Health::{Down as D, Up as U};
     // -- + resets the count; --- is the third consecutive failure; + - resets rise; ++ is up.
     assert_eq!(h, [U, U, U, U, U, D, D, D, D, U]);
@@ -84,25 +92,16 @@ async fn fall_3_then_rise_2_counted_exactly_haproxy() {
 #[tokio::test(start_paused = true)]
 async fn keepalived_style_initial_down_needs_rise_successes() {
     let s = script("++++");
-    let config = MonitorConfig::default()
-        .interval(SEC)
-        .rise(3)
-        .fall(1)
-        .initial(Health::Down)
-        .start(Start::Now);
+    let config = at_once(SEC).rise(3).fall(1).initial(Health::Down);
     let m = Monitor::spawn(s, config).expect("valid config");
-    let h: Vec<Health> = healths(&m, 3).await.into_iter().map(|(h, _)| h).collect();
+    let h: Vec<Health> = health_after_each(&m, 3).await;
     assert_eq!(h, [Health::Down, Health::Down, Health::Up]);
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_hanging_check_fails_at_the_timeout_and_the_schedule_goes_on() {
     let s = script("h+");
-    let config = MonitorConfig::default()
-        .interval(10 * SEC)
-        .timeout(2 * SEC)
-        .fall(1)
-        .start(Start::Now);
+    let config = at_once(10 * SEC).timeout(2 * SEC).fall(1);
     let m = Monitor::spawn(s.clone(), config).expect("valid config");
     let out = healths(&m, 2).await;
     assert_eq!(out[0].0, Health::Down);
@@ -127,13 +126,11 @@ async fn a_hanging_check_fails_at_the_timeout_and_the_schedule_goes_on() {
 #[tokio::test(start_paused = true)]
 async fn fastinter_while_changing_downinter_while_down_no_drift() {
     let s = script("+-+--------++++");
-    let config = MonitorConfig::default()
-        .interval(10 * SEC)
+    let config = at_once(10 * SEC)
         .fastinter(SEC)
         .downinter(5 * SEC)
         .rise(2)
-        .fall(3)
-        .start(Start::Now);
+        .fall(3);
     let m = Monitor::spawn(s.clone(), config).expect("valid config");
     let _ = healths(&m, 15).await;
     let ran = s.ran_at.lock().unwrap().clone();
@@ -147,12 +144,7 @@ async fn fastinter_while_changing_downinter_while_down_no_drift() {
 #[tokio::test(start_paused = true)]
 async fn transitions_stream_carries_id_timestamps_and_counts() {
     let s = script("+---++-");
-    let config = MonitorConfig::default()
-        .interval(SEC)
-        .rise(2)
-        .fall(3)
-        .id("web2")
-        .start(Start::Now);
+    let config = at_once(SEC).rise(2).fall(3).id("web2");
     let started = Instant::now();
     let m = Monitor::spawn(s, config).expect("valid config");
     assert_eq!(&**m.id(), "web2");
@@ -236,10 +228,7 @@ async fn start_after_a_fixed_delay() {
 #[tokio::test(start_paused = true)]
 async fn spread_checks_jitter_each_run_but_never_drifts_over_hours() {
     let s = script("");
-    let config = MonitorConfig::default()
-        .interval(SEC)
-        .spread_percent(10)
-        .start(Start::Now);
+    let config = at_once(SEC).spread_percent(10);
     let started = Instant::now();
     let m = Monitor::spawn(s.clone(), config).expect("valid config");
     // Two hours of one-second checks.

@@ -43,6 +43,16 @@ mod tests {
     use super::*;
     use crate::algorithm::testing::candidates;
 
+    /// Changes `c`'s requests in flight by `n`.
+    fn load(c: &Candidate, n: isize) {
+        let counter = c.load.in_flight_counter();
+        if n >= 0 {
+            counter.fetch_add(n.unsigned_abs(), Ordering::Relaxed);
+        } else {
+            counter.fetch_sub(n.unsigned_abs(), Ordering::Relaxed);
+        }
+    }
+
     #[test]
     fn fills_the_first_server_up_to_maxconn_then_the_next() {
         let mut c = candidates(&[1, 1, 1]);
@@ -52,30 +62,18 @@ mod tests {
         let mut picks = Vec::new();
         for _ in 0..6 {
             let i = First.pick(&(), &c, &PickContext::default()).unwrap();
-            c[i].load
-                .in_flight_counter()
-                .fetch_add(1, Ordering::Relaxed);
+            load(&c[i], 1);
             picks.push(i);
         }
         assert_eq!(picks, [0, 0, 1, 1, 2, 2]);
         // All full: the least over its limit.
-        c[0].load
-            .in_flight_counter()
-            .fetch_sub(1, Ordering::Relaxed);
-        c[1].load
-            .in_flight_counter()
-            .fetch_add(1, Ordering::Relaxed);
-        c[0].load
-            .in_flight_counter()
-            .fetch_add(1, Ordering::Relaxed);
-        c[2].load
-            .in_flight_counter()
-            .fetch_add(2, Ordering::Relaxed);
+        load(&c[0], -1);
+        load(&c[1], 1);
+        load(&c[0], 1);
+        load(&c[2], 2);
         assert_eq!(First.pick(&(), &c, &PickContext::default()), Some(0));
         // A freed slot on the first server brings traffic back to it.
-        c[0].load
-            .in_flight_counter()
-            .fetch_sub(2, Ordering::Relaxed);
+        load(&c[0], -2);
         assert_eq!(First.pick(&(), &c, &PickContext::default()), Some(0));
     }
 }

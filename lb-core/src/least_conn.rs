@@ -145,17 +145,22 @@ mod tests {
         }
     }
 
+    /// `n` picks from `c`, nothing changing in between.
+    fn picks(t: &LeastConnTable, c: &[Candidate], n: usize) -> Vec<usize> {
+        (0..n)
+            .map(|_| {
+                LeastConnections::new()
+                    .pick(t, c, &PickContext::default())
+                    .unwrap()
+            })
+            .collect()
+    }
+
     #[test]
     fn ties_rotate_instead_of_always_the_first() {
         let c = candidates(&[1, 1, 1]);
         let t = LeastConnections::new().build(&c, None);
-        let picks: Vec<usize> = (0..6)
-            .map(|_| {
-                LeastConnections::new()
-                    .pick(&t, &c, &PickContext::default())
-                    .unwrap()
-            })
-            .collect();
+        let picks = picks(&t, &c, 6);
         assert_eq!(picks, [0, 1, 2, 0, 1, 2]);
     }
 
@@ -164,13 +169,7 @@ mod tests {
         // nginx's smooth order for {5, 1, 1} while nothing is in flight.
         let c = candidates(&[5, 1, 1]);
         let t = LeastConnections::new().build(&c, None);
-        let picks: Vec<usize> = (0..14)
-            .map(|_| {
-                LeastConnections::new()
-                    .pick(&t, &c, &PickContext::default())
-                    .unwrap()
-            })
-            .collect();
+        let picks = picks(&t, &c, 14);
         assert_eq!(picks, [0, 0, 1, 0, 2, 0, 0, 0, 0, 1, 0, 2, 0, 0]);
         // Only the tied ones share: with the heavy one busy, b and c split the picks evenly
         // (not b, next in line after a, taking them all).

@@ -43,6 +43,14 @@ fn backend(name: &'static str, delay: Duration, hits: Arc<AtomicUsize>) -> Named
     }))
 }
 
+/// A backend that fails every request with `error`, counting them in `attempts`.
+fn failing(error: &'static str, attempts: Arc<AtomicUsize>) -> Named {
+    Named::new(tower::service_fn(move |_: u32| {
+        attempts.fetch_add(1, Ordering::SeqCst);
+        async move { Err::<String, BoxError>(error.into()) }
+    }))
+}
+
 async fn send<S>(svc: &mut S, req: u32) -> Result<String, BalanceError>
 where
     S: Service<u32, Response = String, Error = BalanceError>,
@@ -204,13 +212,7 @@ async fn consistent_hash_sends_a_key_to_the_same_backend() {
 #[tokio::test]
 async fn retries_then_redispatch_hide_a_dead_backend() {
     let attempts = Arc::new(AtomicUsize::new(0));
-    let dead = {
-        let attempts = attempts.clone();
-        Named::new(tower::service_fn(move |_: u32| {
-            attempts.fetch_add(1, Ordering::SeqCst);
-            async { Err::<String, BoxError>("connection refused".into()) }
-        }))
-    };
+    let dead = failing("connection refused", attempts.clone());
     let alive = backend("alive", Duration::ZERO, Arc::default());
     let balance = Balance::new(ServiceList::new(vec![dead, alive]), RoundRobin);
     // HAProxy: retries 3 + option redispatch.
@@ -230,13 +232,7 @@ async fn retries_then_redispatch_hide_a_dead_backend() {
     assert_eq!(err.to_string(), "backend 0 failed: connection refused");
     // A policy that refuses: no retry at all.
     let count = Arc::new(AtomicUsize::new(0));
-    let counted = {
-        let count = count.clone();
-        Named::new(tower::service_fn(move |_: u32| {
-            count.fetch_add(1, Ordering::SeqCst);
-            async { Err::<String, BoxError>("HTTP 500".into()) }
-        }))
-    };
+    let counted = failing("HTTP 500", count.clone());
     let balance = Balance::new(ServiceList::new(vec![counted]), RoundRobin);
     let mut retry = RetryLayer::new(3, true)
         .retry_if(|e| e.to_string().contains("refused"))

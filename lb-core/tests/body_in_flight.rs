@@ -66,6 +66,21 @@ fn upstream(
     })
 }
 
+/// One request through `service`, served.
+async fn serve<S>(service: &mut S) -> S::Response
+where
+    S: Service<http::Request<()>>,
+    S::Error: std::fmt::Debug,
+{
+    service
+        .ready()
+        .await
+        .expect("ready")
+        .call(http::Request::new(()))
+        .await
+        .expect("served")
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_backend_streaming_slow_bodies_gets_fewer_requests_while_they_stream() {
     let upstreams = [
@@ -80,13 +95,7 @@ async fn a_backend_streaming_slow_bodies_gets_fewer_requests_while_they_stream()
     let mut readers = Vec::new();
     let mut to_slow = 0;
     for _ in 0..30 {
-        let response = balance
-            .ready()
-            .await
-            .expect("ready")
-            .call(http::Request::new(()))
-            .await
-            .expect("served");
+        let response = serve(&mut balance).await;
         if response.headers()["server"] == "slow" {
             to_slow += 1;
         }
@@ -125,13 +134,7 @@ async fn a_dropped_body_stops_counting_and_the_default_stops_at_the_response() {
     .complete_on(CompleteOnBodyEnd);
     let set = balance.backends().clone();
     let in_flight = || set.snapshot().get(&0).expect("member").load().in_flight();
-    let response = balance
-        .ready()
-        .await
-        .expect("ready")
-        .call(http::Request::new(()))
-        .await
-        .expect("served");
+    let response = serve(&mut balance).await;
     assert_eq!(in_flight(), 1);
     drop(response); // the client went away mid-body
     assert_eq!(in_flight(), 0);
@@ -142,13 +145,7 @@ async fn a_dropped_body_stops_counting_and_the_default_stops_at_the_response() {
         LeastConnections::new(),
     );
     let plain_set = plain.backends().clone();
-    let _response = plain
-        .ready()
-        .await
-        .expect("ready")
-        .call(http::Request::new(()))
-        .await
-        .expect("served");
+    let _response = serve(&mut plain).await;
     assert_eq!(
         plain_set
             .snapshot()

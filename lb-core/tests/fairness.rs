@@ -94,40 +94,33 @@ fn assert_fair(name: &str, counts: &[u64], weights: &[u32], exact: bool) -> f64 
     stat
 }
 
-#[test]
-fn round_robin_follows_weights_chi_square() {
+/// A deterministic algorithm's shares are the weights exactly, with no chi-square noise.
+fn assert_deterministic<A: Algorithm>(name: &str, algorithm: impl Fn() -> A) {
     for weights in [&WEIGHTED[..], &EQUAL[..]] {
-        let counts = count_unkeyed(RoundRobin, weights);
-        let stat = assert_fair("RoundRobin", &counts, weights, true);
+        let counts = count_unkeyed(algorithm(), weights);
+        let stat = assert_fair(name, &counts, weights, true);
         assert!(stat < 1e-3, "deterministic: {stat}");
     }
+}
+
+#[test]
+fn round_robin_follows_weights_chi_square() {
+    assert_deterministic("RoundRobin", || RoundRobin);
 }
 
 #[test]
 fn static_round_robin_follows_weights_chi_square() {
-    for weights in [&WEIGHTED[..], &EQUAL[..]] {
-        let counts = count_unkeyed(StaticRoundRobin, weights);
-        let stat = assert_fair("StaticRoundRobin", &counts, weights, true);
-        assert!(stat < 1e-3, "deterministic: {stat}");
-    }
+    assert_deterministic("StaticRoundRobin", || StaticRoundRobin);
 }
 
 #[test]
 fn smooth_weighted_round_robin_follows_weights_chi_square() {
-    for weights in [&WEIGHTED[..], &EQUAL[..]] {
-        let counts = count_unkeyed(SmoothWeightedRoundRobin, weights);
-        let stat = assert_fair("SmoothWeightedRoundRobin", &counts, weights, true);
-        assert!(stat < 1e-3, "deterministic: {stat}");
-    }
+    assert_deterministic("SmoothWeightedRoundRobin", || SmoothWeightedRoundRobin);
 }
 
 #[test]
 fn least_connections_without_load_follows_weights_chi_square() {
-    for weights in [&WEIGHTED[..], &EQUAL[..]] {
-        let counts = count_unkeyed(LeastConnections::new(), weights);
-        let stat = assert_fair("LeastConnections (guard dropped)", &counts, weights, true);
-        assert!(stat < 1e-3, "deterministic: {stat}");
-    }
+    assert_deterministic("LeastConnections (guard dropped)", LeastConnections::new);
 }
 
 #[test]

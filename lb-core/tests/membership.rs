@@ -212,36 +212,37 @@ fn ops() -> impl Strategy<Value = Vec<Op>> {
     proptest::collection::vec(op(), 1..80)
 }
 
+/// One property test per algorithm: `run` over random operations, with and without slow
+/// start.
+macro_rules! never_picks_an_unavailable_or_excluded_backend {
+    ($($name:ident: $algorithm:expr;)*) => {
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(96))]
+            $(
+                #[test]
+                fn $name(slow in any::<bool>(), ops in ops()) {
+                    run($algorithm, slow, &ops)?;
+                }
+            )*
+        }
+    };
+}
+
+never_picks_an_unavailable_or_excluded_backend! {
+    round_robin_never_picks_an_unavailable_or_excluded_backend: RoundRobin;
+    static_round_robin_never_picks_an_unavailable_or_excluded_backend: StaticRoundRobin;
+    smooth_weighted_never_picks_an_unavailable_or_excluded_backend: SmoothWeightedRoundRobin;
+    least_connections_never_picks_an_unavailable_or_excluded_backend: LeastConnections::new();
+    random_never_picks_an_unavailable_or_excluded_backend: Random::new();
+    first_never_picks_an_unavailable_or_excluded_backend: First;
+    // A small prime table: every update rebuilds it, and the rule does not depend on the size
+    // (the default size is exercised by tests/consistent_hash.rs).
+    consistent_hash_never_picks_an_unavailable_or_excluded_backend:
+        ConsistentHash::with_table_size(1_031);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(96))]
-
-    #[test]
-    fn round_robin_never_picks_an_unavailable_or_excluded_backend(
-        slow in any::<bool>(), ops in ops()
-    ) {
-        run(RoundRobin, slow, &ops)?;
-    }
-
-    #[test]
-    fn static_round_robin_never_picks_an_unavailable_or_excluded_backend(
-        slow in any::<bool>(), ops in ops()
-    ) {
-        run(StaticRoundRobin, slow, &ops)?;
-    }
-
-    #[test]
-    fn smooth_weighted_never_picks_an_unavailable_or_excluded_backend(
-        slow in any::<bool>(), ops in ops()
-    ) {
-        run(SmoothWeightedRoundRobin, slow, &ops)?;
-    }
-
-    #[test]
-    fn least_connections_never_picks_an_unavailable_or_excluded_backend(
-        slow in any::<bool>(), ops in ops()
-    ) {
-        run(LeastConnections::new(), slow, &ops)?;
-    }
 
     #[test]
     fn power_of_two_choices_never_picks_an_unavailable_or_excluded_backend(
@@ -249,28 +250,5 @@ proptest! {
     ) {
         let p2c = if ewma { PowerOfTwoChoices::peak_ewma() } else { PowerOfTwoChoices::in_flight() };
         run(p2c, slow, &ops)?;
-    }
-
-    #[test]
-    fn random_never_picks_an_unavailable_or_excluded_backend(
-        slow in any::<bool>(), ops in ops()
-    ) {
-        run(Random::new(), slow, &ops)?;
-    }
-
-    #[test]
-    fn first_never_picks_an_unavailable_or_excluded_backend(
-        slow in any::<bool>(), ops in ops()
-    ) {
-        run(First, slow, &ops)?;
-    }
-
-    #[test]
-    fn consistent_hash_never_picks_an_unavailable_or_excluded_backend(
-        slow in any::<bool>(), ops in ops()
-    ) {
-        // A small prime table: every update rebuilds it, and the rule does not depend on the
-        // size (the default size is exercised by tests/consistent_hash.rs).
-        run(ConsistentHash::with_table_size(1_031), slow, &ops)?;
     }
 }

@@ -8,29 +8,30 @@ use lb_core::{AdminState, BackendSet, Balance, Health, LeastConnections, NoBacke
 use tower::discover::ServiceList;
 use tower::{Service, ServiceExt};
 
-#[tokio::test]
-async fn all_three_upstreams_down_says_3_configured_3_down() {
-    let upstreams = ["web1", "web2", "web3"]
-        .map(|name| tower::service_fn(move |_: ()| async move { Ok::<_, Infallible>(name) }));
-    let mut balance = Balance::new(ServiceList::new(upstreams), LeastConnections::new());
-    balance
-        .ready()
-        .await
-        .expect("ready")
-        .call(())
-        .await
-        .expect("served");
-    let set = balance.backends().clone();
-    for key in 0..3 {
-        set.set_health(&key, Health::Down).expect("a member");
-    }
-    let err = balance
+/// One call through `service`; `poll_ready` must succeed (no backend fails the call).
+async fn call<S: Service<()>>(service: &mut S) -> Result<S::Response, S::Error>
+where
+    S::Error: std::fmt::Debug,
+{
+    service
         .ready()
         .await
         .expect("ready: no backend fails the call, not poll_ready")
         .call(())
         .await
-        .expect_err("nothing is up");
+}
+
+#[tokio::test]
+async fn all_three_upstreams_down_says_3_configured_3_down() {
+    let upstreams = ["web1", "web2", "web3"]
+        .map(|name| tower::service_fn(move |_: ()| async move { Ok::<_, Infallible>(name) }));
+    let mut balance = Balance::new(ServiceList::new(upstreams), LeastConnections::new());
+    call(&mut balance).await.expect("served");
+    let set = balance.backends().clone();
+    for key in 0..3 {
+        set.set_health(&key, Health::Down).expect("a member");
+    }
+    let err = call(&mut balance).await.expect_err("nothing is up");
     assert!(
         matches!(
             err,

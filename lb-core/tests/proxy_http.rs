@@ -19,6 +19,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Frame, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use lb_core::proxy::tls::AcceptAnyCertificate;
 use lb_core::proxy::{HttpProxy, HttpSettings, ServerSettings, Timeouts};
 use lb_core::{ConsistentHash, HashKey, Health, LeastConnections, RoundRobin};
 use rcgen::{
@@ -164,10 +165,10 @@ fn settings(backends: &[&Backend]) -> HttpSettings {
         .map(|b| ServerSettings::new(b.name, b.addr))
         .collect();
     let mut settings = HttpSettings::new("web", LOOPBACK.parse().expect("test setup"), servers);
-    settings.timeouts = Timeouts::new(Duration::from_secs(1), Duration::from_secs(10));
-    settings.timeouts.server = Duration::from_secs(2);
-    settings.timeouts.queue = Duration::from_secs(2);
-    settings.retry_delay = Duration::from_millis(10);
+    settings.listen.timeouts = Timeouts::new(Duration::from_secs(1), Duration::from_secs(10));
+    settings.listen.timeouts.server = Duration::from_secs(2);
+    settings.listen.timeouts.queue = Duration::from_secs(2);
+    settings.listen.retry_delay = Duration::from_millis(10);
     settings
 }
 
@@ -460,8 +461,8 @@ async fn a_server_killed_under_load_costs_no_client_an_error_with_redispatch() {
         Backend::start("s3").await,
     ];
     let mut settings = settings(&[&b[0], &b[1], &b[2]]);
-    settings.retries = 3;
-    settings.redispatch = true;
+    settings.listen.retries = 3;
+    settings.listen.redispatch = true;
     let proxy = HttpProxy::start(settings, RoundRobin).unwrap();
     let addr = proxy.local_addr();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -504,7 +505,7 @@ async fn a_server_killed_under_load_costs_no_client_an_error_with_redispatch() {
 async fn a_hanging_server_gets_504_at_timeout_server_and_no_server_gets_503() {
     let b = Backend::start("s1").await;
     let mut settings = settings(&[&b]);
-    settings.timeouts.server = Duration::from_millis(400);
+    settings.listen.timeouts.server = Duration::from_millis(400);
     let proxy = HttpProxy::start(settings, RoundRobin).unwrap();
     let started = Instant::now();
     let (status, _, body) = get(proxy.local_addr(), "/hang").await;
@@ -539,8 +540,8 @@ async fn a_refusing_server_gets_502_after_the_retries() {
     drop(listener);
     let servers = vec![ServerSettings::new("dead", dead)];
     let mut settings = HttpSettings::new("web", LOOPBACK.parse().unwrap(), servers);
-    settings.retry_delay = Duration::from_millis(10);
-    settings.retries = 2;
+    settings.listen.retry_delay = Duration::from_millis(10);
+    settings.listen.retries = 2;
     let proxy = HttpProxy::start(settings, RoundRobin).unwrap();
     let (status, _, _) = get(proxy.local_addr(), "/").await;
     assert_eq!(status, StatusCode::BAD_GATEWAY);
@@ -655,7 +656,7 @@ async fn http2_over_tls_negotiated_by_alpn() {
     let b = Backend::start("s1").await;
     let pki = pki();
     let mut settings = settings(&[&b]);
-    settings.tls = Some(server_config(&pki, &[b"h2", b"http/1.1"]));
+    settings.listen.tls = Some(server_config(&pki, &[b"h2", b"http/1.1"]));
     let proxy = HttpProxy::start(settings, RoundRobin).unwrap();
 
     let mut roots = rustls::RootCertStore::empty();
@@ -697,55 +698,6 @@ async fn http2_over_tls_negotiated_by_alpn() {
     assert_eq!(b.last_headers()["host"], "localhost");
 }
 
-/// `verify = "none"`: any certificate is accepted (the handshake signature still checked).
-#[derive(Debug)]
-struct AcceptAny(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for AcceptAny {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
 #[tokio::test]
 async fn tls_to_a_server_with_verify_none() {
     let pki = pki();
@@ -755,11 +707,11 @@ async fn tls_to_a_server_with_verify_none() {
         .with_safe_default_protocol_versions()
         .unwrap()
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAny(provider())))
+        .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate::new(provider())))
         .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     let mut settings = settings(&[&b]);
-    settings.servers[0].tls = Some(Arc::new(config));
+    settings.listen.servers[0].tls = Some(Arc::new(config));
     let proxy = HttpProxy::start(settings, RoundRobin).unwrap();
     let mut client = Client::connect(proxy.local_addr()).await;
     for _ in 0..3 {

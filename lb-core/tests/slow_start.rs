@@ -40,6 +40,27 @@ fn settled(keys: &[&'static str]) -> BackendSet<&'static str, RoundRobin> {
     set
 }
 
+/// At `secs` after `t`, `key`'s effective weight (beside `others` at full weight) is on the
+/// linear ramp: weight × elapsed / period (1 s = 10 of 100). Returns it.
+fn assert_ramp(
+    set: &BackendSet<&'static str, RoundRobin>,
+    t: Instant,
+    secs: u64,
+    key: &'static str,
+    others: u32,
+) -> f64 {
+    set.refresh(t + Duration::from_secs(secs));
+    let s = share(set, key);
+    let w = implied_weight(s, others);
+    println!("{key} at +{secs} s: share {s:.4}, effective weight {w:.1} of {WEIGHT}");
+    let want = f64::from(WEIGHT) * secs as f64 / PERIOD.as_secs_f64();
+    assert!(
+        (w - want).abs() <= 1.0,
+        "+{secs} s: weight {w}, want {want}"
+    );
+    w
+}
+
 #[test]
 fn a_backend_that_comes_up_ramps_linearly_to_its_full_weight() {
     let set = settled(&["a", "b"]);
@@ -57,17 +78,7 @@ fn a_backend_that_comes_up_ramps_linearly_to_its_full_weight() {
 
     let mut weights = Vec::new();
     for secs in [1, 5, 10] {
-        set.refresh(t + Duration::from_secs(secs));
-        let s = share(&set, "b");
-        let w = implied_weight(s, 1);
-        println!("b up at +{secs} s: share {s:.4}, effective weight {w:.1} of {WEIGHT}");
-        // Linear: weight × elapsed / period (1 s = 10 of 100).
-        let want = f64::from(WEIGHT) * secs as f64 / PERIOD.as_secs_f64();
-        assert!(
-            (w - want).abs() <= 1.0,
-            "+{secs} s: weight {w}, want {want}"
-        );
-        weights.push(w);
+        weights.push(assert_ramp(&set, t, secs, "b", 1));
     }
     assert!(weights.windows(2).all(|w| w[0] < w[1]), "{weights:?}");
     // At the end of the period: a's equal.
@@ -87,15 +98,7 @@ fn a_backend_that_joins_ramps_too() {
     let t = Instant::now();
     set.insert("c", WEIGHT).unwrap();
     for secs in [1, 5, 10] {
-        set.refresh(t + Duration::from_secs(secs));
-        let s = share(&set, "c");
-        let w = implied_weight(s, 2);
-        println!("c joined +{secs} s: share {s:.4}, effective weight {w:.1} of {WEIGHT}");
-        let want = f64::from(WEIGHT) * secs as f64 / PERIOD.as_secs_f64();
-        assert!(
-            (w - want).abs() <= 1.0,
-            "+{secs} s: weight {w}, want {want}"
-        );
+        assert_ramp(&set, t, secs, "c", 2);
     }
     // The others kept their full weight throughout.
     let a = share(&set, "a");

@@ -39,6 +39,24 @@ fn encoded(
     buf
 }
 
+/// `policy` receiving `advert` from `ip`.
+fn bench_accept(
+    c: &mut Criterion,
+    name: &str,
+    policy: &ReceivePolicy,
+    ip: &IpHeader,
+    advert: &[u8],
+) {
+    c.bench_function(name, |b| {
+        b.iter(|| {
+            policy
+                .accept(black_box(ip), black_box(advert))
+                .expect("valid")
+                .checksum
+        })
+    });
+}
+
 fn bench(c: &mut Criterion) {
     let src = IpAddr::from([10, 99, 0, 11]);
     let dst = IpAddr::from([224, 0, 0, 18]);
@@ -89,14 +107,7 @@ fn bench(c: &mut Criterion) {
     let v2 = encoded(Version::V2, src, dst, &v4, pass);
     let mut policy_v2 = ReceivePolicy::new(Version::V2);
     policy_v2.authentication = pass;
-    c.bench_function("v2_pass_4addr/accept", |b| {
-        b.iter(|| {
-            policy_v2
-                .accept(black_box(&ip), black_box(&v2))
-                .expect("valid")
-                .checksum
-        })
-    });
+    bench_accept(c, "v2_pass_4addr/accept", &policy_v2, &ip, &v2);
 
     let ll = IpAddr::from([0xfe80, 0, 0, 0, 0, 0, 0, 1]);
     let group = IpAddr::from(vrrp_core::packet::MULTICAST_V6);
@@ -112,14 +123,7 @@ fn bench(c: &mut Criterion) {
         destination: group,
         ttl: 255,
     };
-    c.bench_function("v3_ipv6_4addr/accept", |b| {
-        b.iter(|| {
-            policy_v3
-                .accept(black_box(&ip6), black_box(&v6))
-                .expect("valid")
-                .checksum
-        })
-    });
+    bench_accept(c, "v3_ipv6_4addr/accept", &policy_v3, &ip6, &v6);
     let mut buf6 = [0u8; 128];
     c.bench_function("v3_ipv6_4addr/encode", |b| {
         b.iter(|| {

@@ -89,32 +89,18 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             },
-            "--help" | "-h" => {
-                println!("{USAGE}");
-                return ExitCode::SUCCESS;
-            }
-            other => {
-                eprintln!("lbd: unknown argument {other:?}\n{USAGE}");
-                return ExitCode::from(2);
-            }
+            other => return examples::cli::help_or_unknown("lbd", other, USAGE),
         }
     }
     let Some(path) = path else {
         eprintln!("lbd: --config FILE is required\n{USAGE}");
         return ExitCode::from(2);
     };
-    let config = match load(&path) {
-        Ok(c) => c,
-        Err(lines) => {
-            for line in lines {
-                eprintln!("{line}");
-            }
-            return ExitCode::from(1);
-        }
-    };
-    for w in &config.warnings {
-        eprintln!("warning: {w}");
-    }
+    let config =
+        match examples::diagnostics::load_at_start("lbd", &path, config::parse, |c| &c.warnings) {
+            Ok(c) => c,
+            Err(code) => return code,
+        };
     if check_only {
         let (l, s) = (config.listeners.len(), config.server_count());
         println!(

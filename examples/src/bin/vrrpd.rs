@@ -60,14 +60,7 @@ fn main() -> ExitCode {
             "--status-socket" => socket = args.next().map(PathBuf::from),
             "--check" => check_only = true,
             "--status" => status = true,
-            "--help" | "-h" => {
-                println!("{USAGE}");
-                return ExitCode::SUCCESS;
-            }
-            other => {
-                eprintln!("vrrpd: unknown argument {other:?}\n{USAGE}");
-                return ExitCode::from(2);
-            }
+            other => return examples::cli::help_or_unknown("vrrpd", other, USAGE),
         }
     }
     if status {
@@ -77,18 +70,12 @@ fn main() -> ExitCode {
         eprintln!("vrrpd: --config FILE is required");
         return ExitCode::from(2);
     };
-    let config = match examples::diagnostics::load("vrrpd", &path, config::parse) {
+    let config = match examples::diagnostics::load_at_start("vrrpd", &path, config::parse, |c| {
+        &c.warnings
+    }) {
         Ok(c) => c,
-        Err(lines) => {
-            for line in lines {
-                eprintln!("{line}");
-            }
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
-    for w in &config.warnings {
-        eprintln!("warning: {w}");
-    }
     if check_only {
         println!(
             "{path}: configuration OK ({} instance(s))",

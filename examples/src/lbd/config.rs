@@ -69,7 +69,7 @@ use super::health::{self, HealthCheck};
 use super::servers::{self, ServerToml};
 use super::stats::{self, StatsToml};
 pub use crate::diagnostics::ConfigError;
-use crate::diagnostics::{Report, duration_of};
+use crate::diagnostics::{Report, choice, duration_of};
 
 /// HAProxy's `retries` default.
 pub const DEFAULT_RETRIES: u32 = 3;
@@ -281,15 +281,7 @@ struct TimeoutsToml {
 
 /// Parses and checks `text` (from `file`, for the messages).
 pub fn parse(file: &str, text: &str) -> Result<Config, Vec<ConfigError>> {
-    let mut r = Report::new(file, text);
-    let raw: FileToml = match toml::from_str(text) {
-        Ok(raw) => raw,
-        Err(e) => {
-            let span = e.span().unwrap_or(0..0);
-            r.at(span, String::new(), e.message().trim().to_owned());
-            return Err(r.errors);
-        }
-    };
+    let (mut r, raw): (_, FileToml) = crate::diagnostics::parse_toml(file, text)?;
     if raw.listen.is_empty() {
         r.at(
             0..0,
@@ -417,18 +409,14 @@ fn check_listener(
     let before = r.errors.len();
     check_name(r, &t.name, key("name"));
     let bind = check_bind(r, &t.bind, key("bind"), binds);
-    let mode = match t.mode.as_ref().map(|m| (m, m.get_ref().as_str())) {
-        None | Some((_, "tcp")) => Mode::Tcp,
-        Some((_, "http")) => Mode::Http,
-        Some((m, other)) => {
-            r.at(
-                m.span(),
-                key("mode"),
-                format!("{other:?}: \"http\" or \"tcp\""),
-            );
-            Mode::Http
-        }
-    };
+    let mode = choice(
+        r,
+        &t.mode,
+        key("mode"),
+        &[("tcp", Mode::Tcp), ("http", Mode::Http)],
+        (Mode::Tcp, Mode::Http),
+        "\"http\" or \"tcp\"",
+    );
     let http_only = |r: &mut Report<'_>, span: Range<usize>, k: &str, what: String| {
         if mode == Mode::Tcp {
             r.at(

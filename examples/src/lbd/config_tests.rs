@@ -26,11 +26,7 @@ stats = { bind = "127.0.0.1:18404", auth = "admin:secret" }   # HTML at /stats, 
 "#;
 
 fn errors(text: &str) -> Vec<String> {
-    parse("lbd.toml", text)
-        .expect_err("refused")
-        .iter()
-        .map(ToString::to_string)
-        .collect()
+    crate::diagnostics::refused(parse, "lbd.toml", text)
 }
 
 fn warnings(text: &str) -> Vec<String> {
@@ -199,9 +195,7 @@ servers = []
         "lbd.toml:20:43: listen[1].stats.auth: is \"user:password\", both non-empty (e.g. \"admin:secret\")",
         "lbd.toml:25:11: listen[2].servers: no servers: add e.g. servers = [{ name = \"s1\", addr = \"127.0.0.1:8081\" }]",
     ];
-    for w in want {
-        assert!(e.iter().any(|x| x == w), "missing {w}\n got: {e:#?}");
-    }
+    crate::diagnostics::assert_all_in(&e, &want);
     assert_eq!(e.len(), want.len(), "{e:#?}");
 }
 

@@ -459,23 +459,14 @@ fn http_settings(
     config: &Listener,
     limit: Option<&ConnectionLimit>,
 ) -> Result<HttpSettings, StartError> {
-    let mut settings =
-        HttpSettings::new(config.name.clone(), config.bind, server_settings(config)?);
-    settings.retries = config.retries;
-    settings.redispatch = config.redispatch;
-    settings.retry_delay = retry_delay(config);
-    settings.timeouts = timeouts(config);
+    let mut settings = HttpSettings::from(tcp_settings(config, limit)?);
     settings.http_request = config.timeouts.http_request;
-    settings.maxconn = config.maxconn;
-    settings.limit = limit.cloned();
-    settings.backlog = backlog(config);
     settings.hash_key = match &config.balance {
         Balance::ConsistentHash(key) => Some(key.clone()),
         _ => None,
     };
     settings.cookie = config.cookie.clone();
     settings.redirect_https = config.redirect_https;
-    settings.tls = listener_tls(config)?;
     Ok(settings)
 }
 

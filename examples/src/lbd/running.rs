@@ -35,63 +35,41 @@ pub(crate) trait Proxy: Send + Sync {
     ) -> Pin<Box<dyn Future<Output = DrainReport> + Send>>;
 }
 
-impl<A: Algorithm> Proxy for TcpProxy<A> {
-    fn local_addr(&self) -> SocketAddr {
-        TcpProxy::local_addr(self)
-    }
+/// [`Proxy`] for lb-core's proxies: each method is the proxy's own.
+macro_rules! proxy {
+    ($($proxy:ident),*) => {$(
+        impl<A: Algorithm> Proxy for $proxy<A> {
+            fn local_addr(&self) -> SocketAddr {
+                $proxy::local_addr(self)
+            }
 
-    fn stats(&self) -> ProxyStats {
-        TcpProxy::stats(self)
-    }
+            fn stats(&self) -> ProxyStats {
+                $proxy::stats(self)
+            }
 
-    fn backends(&self) -> Arc<dyn Backends> {
-        TcpProxy::backends(self).clone()
-    }
+            fn backends(&self) -> Arc<dyn Backends> {
+                $proxy::backends(self).clone()
+            }
 
-    fn servers(&self) -> Vec<ServerSettings> {
-        TcpProxy::servers(self)
-    }
+            fn servers(&self) -> Vec<ServerSettings> {
+                $proxy::servers(self)
+            }
 
-    fn update_servers(&self, servers: &[ServerSettings]) -> Result<(), ProxyError> {
-        TcpProxy::update_servers(self, servers)
-    }
+            fn update_servers(&self, servers: &[ServerSettings]) -> Result<(), ProxyError> {
+                $proxy::update_servers(self, servers)
+            }
 
-    fn drain(
-        self: Box<Self>,
-        deadline: Duration,
-    ) -> Pin<Box<dyn Future<Output = DrainReport> + Send>> {
-        Box::pin(TcpProxy::drain(*self, deadline))
-    }
+            fn drain(
+                self: Box<Self>,
+                deadline: Duration,
+            ) -> Pin<Box<dyn Future<Output = DrainReport> + Send>> {
+                Box::pin($proxy::drain(*self, deadline))
+            }
+        }
+    )*};
 }
 
-impl<A: Algorithm> Proxy for HttpProxy<A> {
-    fn local_addr(&self) -> SocketAddr {
-        HttpProxy::local_addr(self)
-    }
-
-    fn stats(&self) -> ProxyStats {
-        HttpProxy::stats(self)
-    }
-
-    fn backends(&self) -> Arc<dyn Backends> {
-        HttpProxy::backends(self).clone()
-    }
-
-    fn servers(&self) -> Vec<ServerSettings> {
-        HttpProxy::servers(self)
-    }
-
-    fn update_servers(&self, servers: &[ServerSettings]) -> Result<(), ProxyError> {
-        HttpProxy::update_servers(self, servers)
-    }
-
-    fn drain(
-        self: Box<Self>,
-        deadline: Duration,
-    ) -> Pin<Box<dyn Future<Output = DrainReport> + Send>> {
-        Box::pin(HttpProxy::drain(*self, deadline))
-    }
-}
+proxy!(TcpProxy, HttpProxy);
 
 /// A proxy's servers as the health checks change them.
 pub(crate) trait Backends: Send + Sync {

@@ -8,7 +8,7 @@ use toml::Spanned;
 
 use super::balance::Balance;
 use super::config::{Server, Verify, check_name, count_of};
-use crate::diagnostics::Report;
+use crate::diagnostics::{Report, choice};
 
 /// HAProxy's largest server weight.
 pub const MAX_WEIGHT: u32 = 256;
@@ -114,18 +114,14 @@ pub(crate) fn check(r: &mut Report<'_>, around: &Around<'_>) -> Vec<Server> {
             None => Some(None),
             Some(m) => count_of(r, m, key("maxconn"), 1, " (leave it out for no limit)").map(Some),
         };
-        let verify = match t.verify.as_ref().map(|v| (v, v.get_ref().as_str())) {
-            None | Some((_, "required")) => Verify::Required,
-            Some((_, "none")) => Verify::None,
-            Some((v, other)) => {
-                r.at(
-                    v.span(),
-                    key("verify"),
-                    format!("{other:?}: \"required\" (check the certificate) or \"none\""),
-                );
-                Verify::Required
-            }
-        };
+        let verify = choice(
+            r,
+            &t.verify,
+            key("verify"),
+            &[("required", Verify::Required), ("none", Verify::None)],
+            (Verify::Required, Verify::Required),
+            "\"required\" (check the certificate) or \"none\"",
+        );
         let tls = t.tls.unwrap_or(false);
         if let (Some(v), false) = (&t.verify, tls) {
             r.warn(

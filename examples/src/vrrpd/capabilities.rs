@@ -22,6 +22,18 @@ const NEEDED: [(u32, &str, &str); 2] = [
     ),
 ];
 
+/// Whether this process runs as root: its effective UID (the second number of
+/// `/proc/self/status`'s `Uid:` line) is 0. What network namespaces need (the lab tests,
+/// ha-demo).
+pub fn effective_root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|ids| ids.split_whitespace().nth(1))
+            == Some("0")
+    })
+}
+
 /// The needed capabilities missing from `status` (the text of `/proc/self/status`), as
 /// `(name, what for)`; all of them when the `CapEff` line is missing or unreadable.
 pub fn missing_in(status: &str) -> Vec<(&'static str, &'static str)> {

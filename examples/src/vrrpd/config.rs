@@ -32,7 +32,7 @@ use toml::Spanned;
 use super::vip_backend::{self, VipBackend, VipBackendToml};
 pub use crate::diagnostics::ConfigError;
 pub(crate) use crate::diagnostics::Report;
-use crate::diagnostics::duration_of;
+use crate::diagnostics::{duration_of, integer_in};
 
 /// Where the status socket is when the file does not say (`status_socket`).
 pub const DEFAULT_STATUS_SOCKET: &str = "/run/vrrpd/vrrpd.sock";
@@ -281,15 +281,7 @@ struct CheckToml {
 
 /// Parses and checks `text` (from `file`, for the messages).
 pub fn parse(file: &str, text: &str) -> Result<Config, Vec<ConfigError>> {
-    let mut r = Report::new(file, text);
-    let raw: FileToml = match toml::from_str(text) {
-        Ok(raw) => raw,
-        Err(e) => {
-            let span = e.span().unwrap_or(0..0);
-            r.at(span, String::new(), e.message().trim().to_owned());
-            return Err(r.errors);
-        }
-    };
+    let (mut r, raw): (_, FileToml) = crate::diagnostics::parse_toml(file, text)?;
     let (status_socket, metrics) = check_daemon_keys(&mut r, &raw);
     let checks = check_checks(&mut r, &raw.check);
     // Every declared check counts, even one with mistakes (reported already), so that the
@@ -444,16 +436,9 @@ fn check_instance(
             format!("{vrid} is out of range: a VRID is 1 to 255"),
         );
     }
-    let priority = t.priority.as_ref().map_or(100, |p| *p.get_ref());
-    if let Some(p) = &t.priority
-        && !(1..=255).contains(&priority)
-    {
-        r.at(
-            p.span(),
-            key("priority"),
-            format!("{priority} is out of range: 1 to 254, or 255 for the address owner"),
-        );
-    }
+    let priority = integer_in(r, &t.priority, key("priority"), 100, 1..=255, |p| {
+        format!("{p} is out of range: 1 to 254, or 255 for the address owner")
+    });
     let version = t.version.as_ref().map_or(3, |v| *v.get_ref());
     if let Some(v) = &t.version
         && version != 2
@@ -633,16 +618,9 @@ fn check_instance(
         None => (5, Duration::from_secs(5)),
         Some(g) => {
             let g = g.get_ref();
-            let repeat = g.repeat.as_ref().map_or(5, |v| *v.get_ref());
-            if let Some(v) = &g.repeat
-                && !(0..=100).contains(&repeat)
-            {
-                r.at(
-                    v.span(),
-                    key("garp.repeat"),
-                    format!("{repeat}: 0 to 100 announcements"),
-                );
-            }
+            let repeat = integer_in(r, &g.repeat, key("garp.repeat"), 5, 0..=100, |n| {
+                format!("{n}: 0 to 100 announcements")
+            });
             let delay = duration_of(r, &g.delay, key("garp.delay"), Duration::from_secs(5));
             (u32::try_from(repeat).unwrap_or(5), delay)
         }
@@ -834,6 +812,7 @@ fn parse_cidr(text: &str) -> Result<(IpAddr, u8), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diagnostics::assert_mentions;
 
     /// The vrrpd example of the project's DESIGN.md, verbatim.
     const DESIGN: &str = r#"
@@ -872,11 +851,7 @@ fall = 2
 "#;
 
     fn errors(text: &str) -> Vec<String> {
-        parse("vrrpd.toml", text)
-            .expect_err("refused")
-            .iter()
-            .map(ToString::to_string)
-            .collect()
+        crate::diagnostics::refused(parse, "vrrpd.toml", text)
     }
 
     #[test]
@@ -953,15 +928,9 @@ virtual_addresses = ["10.0.0.201/24"]
             "vrrpd.toml:16:12: instance[1].checksum: \"xor\": one of \"pseudo-header\" (keepalived, FRR), \"rfc9568\", \"accept-either\"",
             "vrrpd.toml:21:8: instance[2].vrid: VRID 51 is already used on eth0 by instance \"VI_1\": one VRID per interface and address family",
         ];
-        for w in want {
-            assert!(e.iter().any(|x| x == w), "missing {w}\n got: {e:#?}");
-        }
+        crate::diagnostics::assert_all_in(&e, &want);
         // Also: duplicate name and the mixed families (two more).
-        assert!(
-            e.iter()
-                .any(|x| x.contains("instance[1].name: \"VI_1\" is used by another instance")),
-            "{e:#?}"
-        );
+        assert_mentions(&e, "instance[1].name: \"VI_1\" is used by another instance");
     }
 
     #[test]

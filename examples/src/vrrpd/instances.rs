@@ -400,15 +400,28 @@ impl Instances {
         self.drivers.insert(key, driver);
     }
 
+    /// The driver `inst` runs on and its VRID, if it runs.
+    fn driver_of(&self, inst: &Instance) -> Option<(&DriverHandle, Vrid)> {
+        Some((
+            self.drivers.get(&DriverKey::of(inst))?,
+            Vrid::new(inst.vrid)?,
+        ))
+    }
+
+    /// The instances that run, each with its driver and VRID.
+    fn placed<'a>(
+        &'a self,
+        instances: &'a [Instance],
+    ) -> impl Iterator<Item = (&'a Instance, &'a DriverHandle, Vrid)> {
+        instances
+            .iter()
+            .filter_map(|inst| self.driver_of(inst).map(|(d, vrid)| (inst, d, vrid)))
+    }
+
     /// Where each check's state goes: every (driver, router, tracker) that tracks it.
     fn targets(&self, instances: &[Instance]) -> HashMap<String, Vec<Target>> {
         let mut out: HashMap<String, Vec<Target>> = HashMap::new();
-        for inst in instances {
-            let (Some(d), Some(vrid)) =
-                (self.drivers.get(&DriverKey::of(inst)), Vrid::new(inst.vrid))
-            else {
-                continue;
-            };
+        for (inst, d, vrid) in self.placed(instances) {
             for (check, _) in &inst.track {
                 out.entry(check.clone())
                     .or_default()
@@ -427,12 +440,7 @@ impl Instances {
                 .or_default()
                 .push(LinkTarget::Driver(d.clone()));
         }
-        for inst in instances {
-            let (Some(d), Some(vrid)) =
-                (self.drivers.get(&DriverKey::of(inst)), Vrid::new(inst.vrid))
-            else {
-                continue;
-            };
+        for (inst, d, vrid) in self.placed(instances) {
             for (interface, _) in &inst.track_interfaces {
                 out.entry(interface.clone())
                     .or_default()
@@ -500,9 +508,7 @@ impl Instances {
                 let Some(inst) = self.running.iter().find(|i| &i.name == member) else {
                     continue; // named but not configured: warned about at load
                 };
-                let (Some(d), Some(vrid)) =
-                    (self.drivers.get(&DriverKey::of(inst)), Vrid::new(inst.vrid))
-                else {
+                let Some((d, vrid)) = self.driver_of(inst) else {
                     continue;
                 };
                 info!(group = %group.name, %member, leader = %name, ?to, "sync group follows");

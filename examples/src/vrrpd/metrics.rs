@@ -40,7 +40,7 @@ use super::registry::Registry;
 use super::status::{DriverStatus, InstanceStatus, Status};
 use crate::http_responder::{self, Request, Response};
 pub use crate::prometheus::CONTENT_TYPE;
-use crate::prometheus::{Family, count, flag};
+use crate::prometheus::{Family, Metric, count, flag};
 
 /// A sample of instance `i`, with one more label if given.
 fn instance(f: &mut Family<'_>, i: &InstanceStatus, extra: Option<(&str, &str)>, value: f64) {
@@ -54,16 +54,9 @@ fn instance(f: &mut Family<'_>, i: &InstanceStatus, extra: Option<(&str, &str)>,
     f.sample(&labels, value);
 }
 
-/// A per-instance family: name, type, help, and the value of an instance (if known).
-type InstanceMetric = (
-    &'static str,
-    &'static str,
-    &'static str,
-    fn(&InstanceStatus) -> Option<f64>,
-);
-
+/// The per-instance families of [`InstanceStatus`] fields.
 #[rustfmt::skip]
-const INSTANCE_METRICS: [InstanceMetric; 14] = [
+const INSTANCE_METRICS: [Metric<InstanceStatus>; 14] = [
     ("vrrpd_instance_priority", "gauge", "Effective priority: the base priority plus the weights of the tracked objects.", |i| i.effective_priority.map(f64::from)),
     ("vrrpd_instance_base_priority", "gauge", "Configured priority.", |i| Some(f64::from(i.base_priority))),
     ("vrrpd_instance_master_adver_interval_seconds", "gauge", "Master_Adver_Interval (RFC 5798).", |i| i.master_adver_interval_ms.map(|ms| count(ms) / 1000.0)),

@@ -9,6 +9,35 @@ use std::time::{Duration, Instant};
 
 use super::vrrp::Lab;
 
+/// One ping from the client to `vip` (`-c 1 -W 1`): whether it was answered.
+pub(crate) fn pings(lab: &Lab, vip: &str) -> bool {
+    Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.ns("cl"),
+            "ping",
+            "-c",
+            "1",
+            "-W",
+            "1",
+            vip,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The client's neighbour entry for `vip` (`ip neigh show VIP`).
+pub(crate) fn neighbour(lab: &Lab, vip: &str) -> String {
+    let out = Command::new("ip")
+        .args(["-n", &lab.ns("cl"), "neigh", "show", vip])
+        .output()
+        .expect("ip runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// `ping -D -i 0.1` from the client to the VIP, read back as reply times.
 pub(crate) struct Pinger {
     child: Child,

@@ -10,14 +10,7 @@ use std::process::{Command, Stdio};
 /// The path of `shared/lab/netlab.sh`, or why a namespace test cannot run here: not root, one
 /// of `tools` (program, version flag) missing, or no shared dir beside the repository.
 pub(crate) fn prerequisites(tools: &[(&str, &str)]) -> Result<PathBuf, String> {
-    // The effective UID: the second number of /proc/self/status's `Uid:` line.
-    let root = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-        s.lines()
-            .find_map(|l| l.strip_prefix("Uid:"))
-            .and_then(|ids| ids.split_whitespace().nth(1))
-            == Some("0")
-    });
-    if !root {
+    if !examples::vrrpd::capabilities::effective_root() {
         return Err("it is not running as root (network namespaces need it)".into());
     }
     for (program, flag) in tools {

@@ -3,6 +3,7 @@
 // Each test binary uses a part of it.
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -39,6 +40,12 @@ impl Mode {
 
     pub(crate) fn other(host: &str) -> &'static str {
         if host == "h1" { "h2" } else { "h1" }
+    }
+
+    /// In a unicast mode, `host`'s address and its peer's.
+    pub(crate) fn unicast(&self, host: &str) -> Option<(&'static str, &'static str)> {
+        self.unicast
+            .then(|| (self.addr(host), self.addr(Mode::other(host))))
     }
 
     /// A generous bound for an election (Master_Down_Interval is about 3.6 intervals).
@@ -112,9 +119,18 @@ pub(crate) struct Lab {
     /// The vrrpd that [`Lab::vrrpd`] starts: the test's own build unless a test sets another
     /// (vrrpd_takeover measures the release build).
     pub(crate) vrrpd_program: PathBuf,
+    /// Environment variables of every process [`Lab::spawn`] starts (none unless a test sets
+    /// them: AWS credentials for a cloud backend).
+    pub(crate) envs: Vec<(&'static str, &'static str)>,
 }
 
 impl Lab {
+    /// A lab for tests that write their vrrpd configurations themselves: its mode (what
+    /// [`Lab::has_vip`] looks for) is [`V3_IPV4_100MS`].
+    pub(crate) fn new(netlab: PathBuf, tag: &str) -> Lab {
+        Lab::up(netlab, tag, V3_IPV4_100MS)
+    }
+
     pub(crate) fn up(netlab: PathBuf, tag: &str, mode: Mode) -> Lab {
         let prefix = format!("{tag}{}", std::process::id() % 10_000);
         let dir = std::env::temp_dir().join(format!("vrrpd-ka-{prefix}"));
@@ -127,6 +143,7 @@ impl Lab {
             dir,
             children: Vec::new(),
             vrrpd_program: PathBuf::from(env!("CARGO_BIN_EXE_vrrpd")),
+            envs: Vec::new(),
         };
         let _ = super::netlab(&lab.netlab, &lab.prefix, "down");
         let out = super::netlab(&lab.netlab, &lab.prefix, "up");
@@ -170,11 +187,10 @@ impl Lab {
 
     /// vrrpd with `extra` config lines for its instance (e.g. `preempt = false`).
     pub(crate) fn vrrpd_with(&mut self, host: &str, priority: u8, m: Mode, extra: &str) -> usize {
-        let config = self.dir.join(format!("{host}.toml"));
         // The status socket in the test's directory, not in /run.
         let mut text = format!(
             "status_socket = \"{}\"\n[[instance]]\nname = \"VI_1\"\ninterface = \"eth0\"\nvrid = 51\npriority = {priority}\nversion = {}\nadvert_interval = \"{}ms\"\nvirtual_addresses = [\"{}\"]\n",
-            self.dir.join(format!("{host}.sock")).display(),
+            self.socket(host).display(),
             m.version,
             m.centis * 10,
             m.vip()
@@ -182,25 +198,53 @@ impl Lab {
         if m.auth {
             text.push_str("auth_pass = \"secret12\"\n");
         }
-        if m.unicast {
+        if let Some((me, peer)) = m.unicast(host) {
             text.push_str(&format!(
-                "unicast_source = \"{}\"\nunicast_peers = [\"{}\"]\n",
-                m.addr(host),
-                m.addr(Mode::other(host))
+                "unicast_source = \"{me}\"\nunicast_peers = [\"{peer}\"]\n"
             ));
         }
         text.push_str(extra);
+        self.vrrpd_config(host, host, &text)
+    }
+
+    /// vrrpd on `host` with the configuration `text`, written to `NAME.toml` in the lab's
+    /// directory (its log: `NAME.vrrpd.log`); returns its index.
+    pub(crate) fn vrrpd_config(&mut self, host: &str, name: &str, text: &str) -> usize {
+        let config = self.dir.join(format!("{name}.toml"));
         std::fs::write(&config, text).expect("config");
-        let log = std::fs::File::create(self.dir.join(format!("{host}.vrrpd.log"))).expect("log");
-        let child = Command::new("ip")
+        let program = self.vrrpd_program.clone();
+        self.spawn(host, program, &format!("{name}.vrrpd.log"), |c| {
+            c.arg("--config").arg(&config);
+        })
+    }
+
+    /// The status socket [`Lab::vrrpd_with`] gives the vrrpd of `host`.
+    pub(crate) fn socket(&self, host: &str) -> PathBuf {
+        self.dir.join(format!("{host}.sock"))
+    }
+
+    /// Starts `program` in `host`'s namespace with the arguments `args` adds and the lab's
+    /// `envs`, its stderr in the file `log` of the lab's directory; returns its index.
+    pub(crate) fn spawn(
+        &mut self,
+        host: &str,
+        program: impl AsRef<OsStr>,
+        log: &str,
+        args: impl FnOnce(&mut Command),
+    ) -> usize {
+        let program = program.as_ref();
+        let log = std::fs::File::create(self.dir.join(log)).expect("log");
+        let mut command = Command::new("ip");
+        command
             .args(["netns", "exec", &self.ns(host)])
-            .arg(&self.vrrpd_program)
-            .arg("--config")
-            .arg(&config)
+            .arg(program)
+            .envs(self.envs.iter().copied());
+        args(&mut command);
+        let child = command
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .expect("vrrpd starts");
+            .unwrap_or_else(|e| panic!("{} starts: {e}", program.display()));
         self.children.push(child);
         self.children.len() - 1
     }
@@ -227,11 +271,9 @@ impl Lab {
         if m.auth {
             extra.push_str("  authentication {\n    auth_type PASS\n    auth_pass secret12\n  }\n");
         }
-        if m.unicast {
+        if let Some((me, peer)) = m.unicast(host) {
             extra.push_str(&format!(
-                "  unicast_src_ip {}\n  unicast_peer {{\n    {}\n  }}\n",
-                m.addr(host),
-                m.addr(Mode::other(host))
+                "  unicast_src_ip {me}\n  unicast_peer {{\n    {peer}\n  }}\n"
             ));
         }
         std::fs::write(
@@ -244,31 +286,16 @@ impl Lab {
             ),
         )
         .expect("config");
-        let log =
-            std::fs::File::create(self.dir.join(format!("{host}.keepalived.log"))).expect("log");
         let pid = |n: &str| self.dir.join(format!("{host}.{n}.pid"));
-        let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.ns(host),
-                "keepalived",
-                "-n",
-                "-l",
-                "-D",
-                "-f",
-            ])
-            .arg(&config)
-            .arg("-p")
-            .arg(pid("main"))
-            .arg("-r")
-            .arg(pid("vrrp"))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("keepalived starts");
-        self.children.push(child);
-        self.children.len() - 1
+        let (main, vrrp) = (pid("main"), pid("vrrp"));
+        self.spawn(host, "keepalived", &format!("{host}.keepalived.log"), |c| {
+            c.args(["-n", "-l", "-D", "-f"])
+                .arg(&config)
+                .arg("-p")
+                .arg(main)
+                .arg("-r")
+                .arg(vrrp);
+        })
     }
 
     /// SIGKILL to child `i` (a crash: nothing is cleaned up), waits for it to be gone.
@@ -278,6 +305,17 @@ impl Lab {
             .args(["-KILL", &child.id().to_string()])
             .status();
         let _ = child.wait();
+    }
+
+    /// Sends `signal` (e.g. `-HUP`) to child `i`; fails the test if `kill` fails.
+    pub(crate) fn signal(&self, i: usize, signal: &str) {
+        let pid = self.children[i].id().to_string();
+        let ok = Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .expect("kill runs")
+            .success();
+        assert!(ok, "kill {signal} {pid}");
     }
 
     /// SIGTERM to child `i`, without waiting (keepalived lingers a second after its
@@ -307,11 +345,16 @@ impl Lab {
     }
 
     pub(crate) fn has_vip(&self, host: &str) -> bool {
+        self.addresses(host).contains(self.mode.vip())
+    }
+
+    /// `ip -o addr show dev eth0` in `host`'s namespace.
+    pub(crate) fn addresses(&self, host: &str) -> String {
         let out = Command::new("ip")
             .args(["-n", &self.ns(host), "-o", "addr", "show", "dev", "eth0"])
             .output()
             .expect("ip runs");
-        String::from_utf8_lossy(&out.stdout).contains(self.mode.vip())
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// Waits for both hosts' IPv6 addresses to leave duplicate address detection.
@@ -403,27 +446,8 @@ impl Lab {
         let want = self.mac(host);
         let started = Instant::now();
         loop {
-            let ping = Command::new("ip")
-                .args([
-                    "netns",
-                    "exec",
-                    &self.ns("cl"),
-                    "ping",
-                    "-c",
-                    "1",
-                    "-W",
-                    "1",
-                    vip,
-                ])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            let neigh = Command::new("ip")
-                .args(["-n", &self.ns("cl"), "neigh", "show", vip])
-                .output()
-                .expect("ip runs");
-            let neigh = String::from_utf8_lossy(&neigh.stdout).into_owned();
+            let ping = super::client::pings(self, vip);
+            let neigh = super::client::neighbour(self, vip);
             if ping && neigh.contains(&want) {
                 return;
             }
@@ -467,6 +491,10 @@ impl Drop for Lab {
             let _ = c.wait();
         }
         let _ = super::netlab(&self.netlab, &self.prefix, "down");
+        // The configs and logs stay for a failed test to be read.
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 

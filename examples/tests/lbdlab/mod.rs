@@ -173,6 +173,18 @@ impl Lbd {
     }
 
     /// Sends `signal` (e.g. `SIGHUP`) to it.
+    /// Waits up to `within` for lbd to log server `server` (at `addr`) of listener `listener`
+    /// marked `state` (`up`, `down`); the line.
+    pub(crate) async fn marked(
+        &self,
+        (listener, server, addr): (&str, &str, SocketAddr),
+        state: &str,
+        within: Duration,
+    ) -> String {
+        let line = format!("backend {listener} server {server} {addr} marked {state}");
+        self.logged(&line, within).await
+    }
+
     pub(crate) fn signal(&self, signal: &str) {
         let status = Command::new("kill")
             .arg(format!("-{signal}"))
@@ -445,6 +457,24 @@ impl Client {
         Ok(body)
     }
 
+    /// Reads what `stream` has next into the buffer; its end is an error saying `closed`.
+    async fn read_more<S: AsyncRead + Unpin>(
+        &mut self,
+        stream: &mut S,
+        closed: &str,
+    ) -> std::io::Result<()> {
+        let mut chunk = [0u8; 8192];
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                closed,
+            ));
+        }
+        self.buf.extend_from_slice(&chunk[..n]);
+        Ok(())
+    }
+
     /// Sends `GET path` and reads the answer: status, headers (names lowercase), body.
     pub(crate) async fn request<S: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
@@ -463,15 +493,7 @@ impl Client {
             if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
                 break i + 4;
             }
-            let mut chunk = [0u8; 8192];
-            let n = stream.read(&mut chunk).await?;
-            if n == 0 {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "closed before an answer",
-                ));
-            }
-            self.buf.extend_from_slice(&chunk[..n]);
+            self.read_more(stream, "closed before an answer").await?;
         };
         let head = String::from_utf8_lossy(&self.buf[..end]).into_owned();
         self.buf.drain(..end);
@@ -490,19 +512,59 @@ impl Client {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
         while self.buf.len() < length {
-            let mut chunk = [0u8; 8192];
-            let n = stream.read(&mut chunk).await?;
-            if n == 0 {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "closed in the body",
-                ));
-            }
-            self.buf.extend_from_slice(&chunk[..n]);
+            self.read_more(stream, "closed in the body").await?;
         }
         let body = String::from_utf8_lossy(&self.buf[..length]).into_owned();
         self.buf.drain(..length);
         Ok((status, headers, body))
+    }
+}
+
+/// A backend on each of `ports.servers`, named `s1`, `s2`, ...
+pub(crate) async fn backends(ports: &Ports) -> Vec<Backend> {
+    let mut all = Vec::new();
+    for (i, addr) in ports.servers.iter().enumerate() {
+        all.push(Backend::start(&format!("s{}", i + 1), *addr).await);
+    }
+    all
+}
+
+/// What [`stop_s2_under_load`] saw.
+pub(crate) struct StoppedUnderLoad {
+    /// The load's answers by body.
+    pub(crate) answers: HashMap<String, usize>,
+    /// The load's failures with their error.
+    pub(crate) failures: Vec<String>,
+    /// From the stop to lbd's log line.
+    pub(crate) detected: Duration,
+    /// That line.
+    pub(crate) down: String,
+}
+
+/// Once every server passed its first checks (600 ms), 20 clients load `ports.listen` for
+/// 3 s; a second in, the second server (s2) of `listener` stops, and lbd must log it down
+/// within `within`.
+pub(crate) async fn stop_s2_under_load(
+    lbd: &Lbd,
+    ports: &Ports,
+    servers: &[Backend],
+    listener: &str,
+    within: Duration,
+) -> StoppedUnderLoad {
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let run = tokio::spawn(load(ports.listen, 20, Duration::from_secs(3)));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let stopped = std::time::Instant::now();
+    servers[1].stop();
+    let s2 = (listener, "s2", ports.servers[1]);
+    let down = lbd.marked(s2, "down", within).await;
+    let detected = stopped.elapsed();
+    let (answers, failures) = run.await.expect("the load");
+    StoppedUnderLoad {
+        answers,
+        failures,
+        detected,
+        down,
     }
 }
 

@@ -82,6 +82,20 @@ impl AwsManager {
         }
     }
 
+    /// `AssignPrivateIpAddresses` or `UnassignPrivateIpAddresses` of `vip` on the ENI (an
+    /// assignment may take it from another ENI: `AllowReassignment`).
+    async fn private_ip_call(&self, vip: &Vip, action: &str, assign: bool) -> Result<(), Error> {
+        let ip = Self::ipv4(vip)?;
+        let mut p = vec![
+            ("NetworkInterfaceId", self.eni.as_str()),
+            ("PrivateIpAddress.1", ip.as_str()),
+        ];
+        if assign {
+            p.push(("AllowReassignment", "true"));
+        }
+        self.ec2.call(action, &p).await.map(drop)
+    }
+
     fn ipv4(vip: &Vip) -> Result<String, Error> {
         match vip.address {
             IpAddr::V4(a) => Ok(a.to_string()),
@@ -109,16 +123,7 @@ impl IpManager for AwsManager {
                 self.ec2.call("AssociateAddress", &p).await?;
             }
             AwsMode::SecondaryIp => {
-                let ip = Self::ipv4(vip)?;
-                self.ec2
-                    .call(
-                        "AssignPrivateIpAddresses",
-                        &[
-                            ("NetworkInterfaceId", &self.eni),
-                            ("PrivateIpAddress.1", &ip),
-                            ("AllowReassignment", "true"),
-                        ],
-                    )
+                self.private_ip_call(vip, "AssignPrivateIpAddresses", true)
                     .await?;
             }
             AwsMode::RouteTable { route_table_id } => {
@@ -149,15 +154,7 @@ impl IpManager for AwsManager {
 
     async fn remove(&self, vip: &Vip) -> Result<(), Error> {
         if self.mode == AwsMode::SecondaryIp && self.owns(vip).await? {
-            let ip = Self::ipv4(vip)?;
-            self.ec2
-                .call(
-                    "UnassignPrivateIpAddresses",
-                    &[
-                        ("NetworkInterfaceId", &self.eni),
-                        ("PrivateIpAddress.1", &ip),
-                    ],
-                )
+            self.private_ip_call(vip, "UnassignPrivateIpAddresses", false)
                 .await?;
         }
         Ok(())

@@ -2,7 +2,7 @@
 //! `ip monitor link` prints), so a VRRP instance enters Fault the moment its interface goes
 //! down instead of when adverts stop arriving.
 
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::StreamExt;
 use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
@@ -87,13 +87,7 @@ impl LinkMonitor {
 
     /// The current state of interface `name`.
     pub async fn state(&self, name: &str) -> Result<LinkState, Error> {
-        let mut links = self
-            .handle
-            .link()
-            .get()
-            .match_name(name.to_owned())
-            .execute();
-        match links.try_next().await {
+        match super::link_named(&self.handle, name).await {
             Ok(Some(link)) => LinkState::of(&link, false).ok_or_else(|| Error::Netlink {
                 operation: format!("reading the state of {name}"),
                 message: "the kernel's answer has no interface name".into(),

@@ -282,6 +282,15 @@ impl IpManager for NetlinkManager {
     }
 }
 
+/// The link named `name`, if there is one.
+async fn link_named(
+    handle: &Handle,
+    name: &str,
+) -> Result<Option<rtnetlink::packet_route::link::LinkMessage>, rtnetlink::Error> {
+    let mut links = handle.link().get().match_name(name.to_owned()).execute();
+    links.try_next().await
+}
+
 fn errno(e: &rtnetlink::Error) -> Option<i32> {
     match e {
         rtnetlink::Error::NetlinkError(m) => m.code.map(|c| -c.get()),

@@ -15,7 +15,6 @@
 
 use std::net::IpAddr;
 
-use futures_util::TryStreamExt;
 use rtnetlink::packet_route::link::MacVlanMode;
 use rtnetlink::{LinkMacVlan, LinkUnspec};
 
@@ -141,13 +140,7 @@ impl NetlinkManager {
 
     /// Deletes link `name`; one that does not exist is success.
     async fn delete_link(&self, name: &str) -> Result<(), Error> {
-        let mut links = self
-            .handle
-            .link()
-            .get()
-            .match_name(name.to_owned())
-            .execute();
-        let index = match links.try_next().await {
+        let index = match super::link_named(&self.handle, name).await {
             Ok(Some(link)) => link.header.index,
             Ok(None) => return Ok(()),
             Err(e) if errno(&e) == Some(ENODEV) => return Ok(()),

@@ -2,17 +2,16 @@
 //! `h2`, HTTP/2 towards clients; pooled HTTP/1.1 connections towards servers).
 
 use std::convert::Infallible;
-use std::fmt;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::balance::HashKeyOf;
-use crate::{Algorithm, BackendSet, HashKey, RetryLayer, StickyCookie};
+use crate::{Algorithm, BackendSet, HashKey, StickyCookie};
 use bytes::Bytes;
 use http::header::HeaderValue;
 use http::{Method, Request, Response, StatusCode};
@@ -25,23 +24,21 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 #[cfg(feature = "proxy-tls")]
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::net::TcpStream;
+use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio::task::JoinHandle;
 #[cfg(feature = "proxy-tls")]
-use tokio_rustls::{TlsAcceptor, TlsConnector};
+use tokio_rustls::TlsConnector;
 
 use super::error::ProxyError;
+use super::frontend::{DrainReport, Frontend, alike};
 use super::http_body::{Idle, ProxyBody, ReqBody};
 use super::http_head_timer::{self, HeadClock};
 use super::http_headers::{
     X_FORWARDED_FOR, error_response, redirect_https, remove_hop_by_hop, to_origin_form,
 };
-use super::listener::{admit, listen};
-use super::servers::{Pick, Policy, Refused, Server, Servers, Slot};
-use super::settings::{ConnectionLimit, HttpSettings, ServerSettings};
-use super::stats::{ProxyCounters, ProxyStats};
-use super::tcp::DrainReport;
+use super::servers::{Pick, Refused, Server, Slot};
+use super::settings::{HttpSettings, ServerSettings};
 
 /// A running HTTP proxy: it serves clients on its listener (HTTP/1.1 with keep-alive, or
 /// HTTP/2 when a TLS client negotiated `h2`), picks a server for each request through an
@@ -58,14 +55,7 @@ pub struct HttpProxy<A: Algorithm> {
     state: watch::Sender<State>,
 }
 
-impl<A: Algorithm> fmt::Debug for HttpProxy<A> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HttpProxy")
-            .field("name", &self.shared.name)
-            .field("local_addr", &self.local_addr)
-            .finish_non_exhaustive()
-    }
-}
+alike!(HttpProxy);
 
 /// What the connections are told.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -79,25 +69,16 @@ enum State {
 
 /// What every connection shares.
 struct Shared<A: Algorithm> {
-    name: String,
-    servers: Servers<A, Idle>,
-    counters: ProxyCounters,
-    maxconn: u32,
+    front: Frontend<A, Idle>,
     server_timeout: Duration,
     http_request: Duration,
     hash_key: Option<HashKey>,
     cookie: Option<StickyCookie>,
     redirect_https: bool,
     forward_for: bool,
-    #[cfg(feature = "proxy-tls")]
-    tls: Option<TlsAcceptor>,
     http1: hyper::server::conn::http1::Builder,
     #[cfg(feature = "proxy-tls")]
     http2: hyper::server::conn::http2::Builder<TokioExecutor>,
-    /// One permit per client connection: the accept loop takes one before accepting.
-    connections: Arc<Semaphore>,
-    /// The limit shared with other proxies, if any.
-    limit: Option<ConnectionLimit>,
 }
 
 /// One client connection: the proxy and what each of its requests needs about the client.
@@ -112,6 +93,8 @@ struct Client<A: Algorithm> {
 }
 
 impl<A: Algorithm> HttpProxy<A> {
+    alike!(accessors);
+
     /// Listens on `settings.bind` (with `SO_REUSEADDR` and `IP_FREEBIND`) and starts serving
     /// with `algorithm`.
     ///
@@ -119,35 +102,17 @@ impl<A: Algorithm> HttpProxy<A> {
     ///
     /// Outside a tokio runtime with IO and time enabled.
     pub fn start(settings: HttpSettings, algorithm: A) -> Result<Self, ProxyError> {
-        let name = settings.name.clone();
-        if settings.maxconn == 0 {
-            return Err(ProxyError::ZeroMaxConn { proxy: name });
-        }
-        let policy = Policy {
-            retry: RetryLayer::new(settings.retries as usize, settings.redispatch)
-                .delay(settings.retry_delay),
-            connect: settings.timeouts.connect,
-            queue: settings.timeouts.queue,
-        };
-        let servers = Servers::new(
-            &name,
-            &settings.servers,
-            algorithm,
-            policy,
-            settings.redirect_https,
-            |_| Idle::default(),
-        )?;
-        let listener =
-            listen(settings.bind, settings.backlog).map_err(|source| ProxyError::Bind {
-                proxy: name.clone(),
-                addr: settings.bind,
-                source,
-            })?;
-        let local_addr = listener.local_addr().map_err(|source| ProxyError::Bind {
-            proxy: name.clone(),
-            addr: settings.bind,
-            source,
-        })?;
+        let HttpSettings {
+            listen: settings,
+            http_request,
+            hash_key,
+            cookie,
+            redirect_https,
+            forward_for,
+        } = settings;
+        let server_timeout = settings.timeouts.server;
+        let (front, listener, local_addr) =
+            Frontend::open(settings, algorithm, redirect_https, |_| Idle::default())?;
         let mut http1 = hyper::server::conn::http1::Builder::new();
         // `timeouts.http_request` is kept by a `HeadClock` per connection (see `drive`):
         // hyper's own would arm a timer for every request.
@@ -159,27 +124,28 @@ impl<A: Algorithm> HttpProxy<A> {
             http2
         };
         let shared = Arc::new(Shared {
-            name,
-            servers,
-            counters: ProxyCounters::default(),
-            maxconn: settings.maxconn,
-            server_timeout: settings.timeouts.server,
-            http_request: settings.http_request,
-            hash_key: settings.hash_key,
-            cookie: settings.cookie.map(StickyCookie::new),
-            redirect_https: settings.redirect_https,
-            forward_for: settings.forward_for,
-            #[cfg(feature = "proxy-tls")]
-            tls: settings.tls.map(TlsAcceptor::from),
+            front,
+            server_timeout,
+            http_request,
+            hash_key,
+            cookie: cookie.map(StickyCookie::new),
+            redirect_https,
+            forward_for,
             http1,
             #[cfg(feature = "proxy-tls")]
             http2,
-            connections: Arc::new(Semaphore::new(settings.maxconn as usize)),
-            limit: settings.limit.clone(),
         });
         let (state, watching) = watch::channel(State::Serving);
-        let accept = tokio::spawn(accept_loop(listener, shared.clone(), watching));
-        tracing::info!(proxy = %shared.name, %local_addr, tls = shared.terminates_tls(), "listening (http)");
+        let accept = tokio::spawn({
+            let shared = shared.clone();
+            async move {
+                let serve = |stream, peer, permit| {
+                    serve(shared.clone(), stream, peer, permit, watching.clone())
+                };
+                shared.front.accept(listener, serve).await;
+            }
+        });
+        tracing::info!(proxy = %shared.front.name, %local_addr, tls = shared.front.terminates_tls(), "listening (http)");
         Ok(HttpProxy {
             shared,
             local_addr,
@@ -188,17 +154,12 @@ impl<A: Algorithm> HttpProxy<A> {
         })
     }
 
-    /// The address it listens on (with the actual port when `bind` asked for port 0).
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
-    }
-
     /// The backend set its picks come from, keyed by server name: health checks and an admin
     /// API change health, admin state, weights and `maxconn` through it, and it counts every
     /// request in flight on its server until its response's last byte (what `leastconn`
     /// reads).
     pub fn backends(&self) -> &Arc<BackendSet<String, A>> {
-        &self.shared.servers.backends
+        &self.shared.front.servers.backends
     }
 
     /// Replaces its servers while it runs (a reload), without closing any client connection:
@@ -211,54 +172,23 @@ impl<A: Algorithm> HttpProxy<A> {
     /// Fails, changing nothing, when `servers` is empty (allowed with `redirect_https`) or
     /// names a server twice.
     pub fn update_servers(&self, servers: &[ServerSettings]) -> Result<(), ProxyError> {
-        let shared = &*self.shared;
-        shared
-            .servers
-            .update(&shared.name, servers, shared.redirect_https, |_| {
-                Idle::default()
-            })
-    }
-
-    /// Its servers now, in order (as started, or as the last
-    /// [`update_servers`](Self::update_servers) gave them).
-    pub fn servers(&self) -> Vec<ServerSettings> {
-        self.shared.servers.settings()
-    }
-
-    /// Its counters now.
-    pub fn stats(&self) -> ProxyStats {
-        ProxyStats::collect(
-            &self.shared.name,
-            &self.shared.counters,
-            &self.shared.servers.table.load(),
-        )
+        (self.shared.front).update_servers(servers, self.shared.redirect_https, |_| Idle::default())
     }
 
     /// Stops accepting (the listener closes, so new clients are refused), asks every
     /// connection to finish its request in flight and close (idle keep-alive connections
     /// close at once), then closes those left at `deadline`.
     pub async fn drain(mut self, deadline: Duration) -> DrainReport {
-        let started = Instant::now();
-        self.accept.abort();
-        // The listener is dropped with the accept task.
-        let _ = (&mut self.accept).await;
-        let in_flight = self.shared.counters.current.now();
-        self.state.send_replace(State::Draining);
-        let all = self.shared.maxconn;
-        let connections = self.shared.connections.clone();
-        let finished = tokio::time::timeout(deadline, connections.acquire_many(all)).await;
-        let mut closed = 0;
-        if finished.is_err() {
-            closed = self.shared.counters.current.now();
-            tracing::info!(proxy = %self.shared.name, closed, "drain deadline reached: closing");
-            self.state.send_replace(State::Stopped);
-            let _ = connections.acquire_many(all).await;
-        }
-        DrainReport {
-            in_flight,
-            closed,
-            took: started.elapsed(),
-        }
+        let state = &self.state;
+        let draining = || {
+            state.send_replace(State::Draining);
+        };
+        let stop = || {
+            state.send_replace(State::Stopped);
+        };
+        (self.shared.front)
+            .drain(&mut self.accept, deadline, draining, stop)
+            .await
     }
 }
 
@@ -266,30 +196,6 @@ impl<A: Algorithm> Drop for HttpProxy<A> {
     fn drop(&mut self) {
         self.accept.abort();
         self.state.send_replace(State::Stopped);
-    }
-}
-
-/// Admits clients (see [`admit`]) and serves each on a task of its own.
-async fn accept_loop<A: Algorithm>(
-    listener: TcpListener,
-    shared: Arc<Shared<A>>,
-    state: watch::Receiver<State>,
-) {
-    let (connections, limit) = (&shared.connections, shared.limit.as_ref());
-    while let Some(client) = admit(&listener, connections, limit, &shared.name).await {
-        shared.counters.accepted();
-        let held = client.shared;
-        let connection = serve(
-            shared.clone(),
-            client.stream,
-            client.peer,
-            client.permit,
-            state.clone(),
-        );
-        tokio::spawn(async move {
-            connection.await;
-            drop(held);
-        });
     }
 }
 
@@ -327,14 +233,14 @@ async fn serve<A: Algorithm>(
         async move { Ok::<_, Infallible>(client.handle(request).await) }
     });
     #[cfg(feature = "proxy-tls")]
-    let tls = shared.tls.as_ref();
+    let tls = shared.front.tls.as_ref();
     #[cfg(not(feature = "proxy-tls"))]
     let tls: Option<std::convert::Infallible> = None;
     match tls {
         None => {
             let connection = shared.http1.serve_connection(TokioIo::new(stream), service);
             let head = Some((&*head_clock, shared.http_request));
-            drive(connection, &mut state, &shared.name, peer, head).await;
+            drive(connection, &mut state, &shared.front.name, peer, head).await;
         }
         #[cfg(not(feature = "proxy-tls"))]
         Some(never) => match never {},
@@ -344,39 +250,29 @@ async fn serve<A: Algorithm>(
             let tls = match handshake.await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(e)) => {
-                    tracing::debug!(proxy = %shared.name, %peer, error = %e, "TLS handshake failed");
+                    tracing::debug!(proxy = %shared.front.name, %peer, error = %e, "TLS handshake failed");
                     return finish(&shared, permit);
                 }
                 Err(_) => {
-                    tracing::debug!(proxy = %shared.name, %peer, "TLS handshake timed out");
+                    tracing::debug!(proxy = %shared.front.name, %peer, "TLS handshake timed out");
                     return finish(&shared, permit);
                 }
             };
             if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
                 let connection = shared.http2.serve_connection(TokioIo::new(tls), service);
-                drive(connection, &mut state, &shared.name, peer, None).await;
+                drive(connection, &mut state, &shared.front.name, peer, None).await;
             } else {
                 let connection = shared.http1.serve_connection(TokioIo::new(tls), service);
                 let head = Some((&*head_clock, shared.http_request));
-                drive(connection, &mut state, &shared.name, peer, head).await;
+                drive(connection, &mut state, &shared.front.name, peer, head).await;
             }
         }
     }
     finish(&shared, permit);
 }
 
-impl<A: Algorithm> Shared<A> {
-    /// Whether the listener terminates TLS.
-    fn terminates_tls(&self) -> bool {
-        #[cfg(feature = "proxy-tls")]
-        return self.tls.is_some();
-        #[cfg(not(feature = "proxy-tls"))]
-        false
-    }
-}
-
 fn finish<A: Algorithm>(shared: &Shared<A>, permit: OwnedSemaphorePermit) {
-    shared.counters.current.leave();
+    shared.front.counters.current.leave();
     drop(permit);
 }
 
@@ -503,13 +399,21 @@ impl<A: Algorithm> Client<A> {
     async fn handle(&self, request: Request<Incoming>) -> Response<ProxyBody> {
         self.head_clock.head_received();
         let shared = &*self.shared;
-        shared.counters.requests.fetch_add(1, Ordering::Relaxed);
+        shared
+            .front
+            .counters
+            .requests
+            .fetch_add(1, Ordering::Relaxed);
         let response = if shared.redirect_https {
             own(redirect_https(&request).unwrap_or_else(|| error_response(StatusCode::BAD_REQUEST)))
         } else {
             self.forward(request).await
         };
-        shared.counters.responses.count(response.status().as_u16());
+        shared
+            .front
+            .counters
+            .responses
+            .count(response.status().as_u16());
         let mut response = response;
         response.body_mut().on_end(self.head_clock.clone());
         response
@@ -529,7 +433,11 @@ impl<A: Algorithm> Client<A> {
             .cookie
             .as_ref()
             .and_then(|c| c.value(request.headers()));
-        let reserved = shared.servers.reserve(&Pick { key, sticky }, None).await;
+        let reserved = shared
+            .front
+            .servers
+            .reserve(&Pick { key, sticky }, None)
+            .await;
         // Retries balance: the cookie's server was the first choice.
         let pick = Pick { key, sticky: None };
         let mut slot = match reserved {
@@ -563,7 +471,7 @@ impl<A: Algorithm> Client<A> {
             ReqBody::counted(body, slot.table().clone(), slot.index()),
         ));
 
-        let mut attempts = shared.servers.policy.retry.attempts();
+        let mut attempts = shared.front.servers.policy.retry.attempts();
         // After a pooled connection failed, the next attempt opens a new one.
         let mut fresh_only = false;
         loop {
@@ -576,6 +484,7 @@ impl<A: Algorithm> Client<A> {
             let mut sender = match pooled {
                 Some(sender) => sender,
                 None => match shared
+                    .front
                     .servers
                     .connect(&pick, slot, &mut attempts, open)
                     .await
@@ -597,13 +506,13 @@ impl<A: Algorithm> Client<A> {
             match sent.await {
                 Ok(Ok(response)) => return self.respond(response, slot, sender),
                 Err(_) => {
-                    tracing::debug!(proxy = %shared.name, server = %server.name, "no response within timeouts.server");
+                    tracing::debug!(proxy = %shared.front.name, server = %server.name, "no response within timeouts.server");
                     return self.failed(&slot, StatusCode::GATEWAY_TIMEOUT);
                 }
                 Ok(Err(mut error)) => {
                     let returned = error.take_message();
                     let error = error.into_error();
-                    tracing::debug!(proxy = %shared.name, server = %server.name, %error, pooled = is_pooled, "request failed");
+                    tracing::debug!(proxy = %shared.front.name, server = %server.name, %error, pooled = is_pooled, "request failed");
                     // A parse error is the server's bad response: not retried.
                     let again = if error.is_parse() {
                         None
@@ -631,13 +540,14 @@ impl<A: Algorithm> Client<A> {
                     server.response_failed();
                     fresh_only = false;
                     slot = match shared
+                        .front
                         .servers
                         .retry(&pick, slot, &mut attempts, false)
                         .await
                     {
                         Ok(next) => next,
                         Err(Refused::ConnectFailed) => {
-                            shared.counters.failed.fetch_add(1, Ordering::Relaxed);
+                            shared.front.counters.failed.fetch_add(1, Ordering::Relaxed);
                             return own(error_response(StatusCode::BAD_GATEWAY));
                         }
                         Err(refused) => return self.refused(refused),
@@ -675,8 +585,12 @@ impl<A: Algorithm> Client<A> {
 
     /// No server took the request: 503 (none available, queue full), 502 (connects failed).
     fn refused(&self, refused: Refused) -> Response<ProxyBody> {
-        self.shared.counters.failed.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(proxy = %self.shared.name, reason = ?refused, "no server for request");
+        self.shared
+            .front
+            .counters
+            .failed
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(proxy = %self.shared.front.name, reason = ?refused, "no server for request");
         let status = match refused {
             Refused::ConnectFailed => StatusCode::BAD_GATEWAY,
             Refused::NoBackend(_) | Refused::QueueTimeout => StatusCode::SERVICE_UNAVAILABLE,

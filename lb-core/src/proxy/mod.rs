@@ -87,6 +87,7 @@
 //! ```
 
 mod error;
+mod frontend;
 mod http;
 mod http_body;
 mod http_head_timer;
@@ -101,7 +102,8 @@ mod tcp;
 pub mod tls;
 
 pub use error::ProxyError;
+pub use frontend::DrainReport;
 pub use http::HttpProxy;
 pub use settings::{ConnectionLimit, HttpSettings, ServerSettings, TcpSettings, Timeouts};
 pub use stats::{ProxyStats, ResponseCodes, ServerStats};
-pub use tcp::{DrainReport, TcpProxy};
+pub use tcp::TcpProxy;

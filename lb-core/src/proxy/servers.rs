@@ -580,13 +580,19 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn a_client_queued_before_an_update_gets_the_slot_given_back_after_it() {
+    /// Two servers of `maxconn` 1, each with its slot taken (the next client queues).
+    async fn both_full() -> (Arc<Servers<RoundRobin, ()>>, [Slot<()>; 2]) {
         let servers = Arc::new(servers(Some(1)));
         let held = [
             servers.reserve(&Pick::default(), None).await.unwrap(),
             servers.reserve(&Pick::default(), None).await.unwrap(),
         ];
+        (servers, held)
+    }
+
+    #[tokio::test]
+    async fn a_client_queued_before_an_update_gets_the_slot_given_back_after_it() {
+        let (servers, held) = both_full().await;
         let waiter = {
             let servers = servers.clone();
             tokio::spawn(async move {
@@ -636,11 +642,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_server_queues_until_a_slot_is_given_back_or_the_queue_times_out() {
-        let servers = Arc::new(servers(Some(1)));
-        let held = [
-            servers.reserve(&Pick::default(), None).await.unwrap(),
-            servers.reserve(&Pick::default(), None).await.unwrap(),
-        ];
+        let (servers, held) = both_full().await;
         let timed_out = servers.reserve(&Pick::default(), None).await;
         assert!(matches!(timed_out, Err(Refused::QueueTimeout)));
         let waiter = {

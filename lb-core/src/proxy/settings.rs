@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::HashKey;
 
 /// One `[[listen]]` section in `mode = "tcp"`: where to listen, where to send, how long to
-/// wait.
+/// wait (and the part of an [`HttpSettings`] that is the same in HTTP mode).
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct TcpSettings {
@@ -130,7 +130,7 @@ pub(crate) trait HasTls {
     fn tls_ptr(&self) -> Option<*const ()>;
 }
 
-tls_field!(TcpSettings, ServerSettings, HttpSettings);
+tls_field!(TcpSettings, ServerSettings);
 
 /// Whether it has a TLS configuration.
 fn tls_is_some(settings: &impl HasTls) -> bool {
@@ -248,34 +248,22 @@ impl PartialEq for ServerSettings {
 
 impl Eq for ServerSettings {}
 
-/// One `[[listen]]` section in `mode = "http"`: what [`TcpSettings`] holds, plus how requests
-/// are balanced and answered.
-#[derive(Clone)]
+/// One `[[listen]]` section in `mode = "http"`: what [`TcpSettings`] holds (`listen`), plus
+/// how requests are balanced and answered.
+///
+/// In HTTP mode `listen.servers` may be empty only with `redirect_https`; `listen.retries`
+/// also covers requests safe to repeat; `listen.timeouts.server` bounds the wait for a
+/// response head and `listen.timeouts.client` an idle keep-alive client; `listen.tls` offers
+/// ALPN `h2` and `http/1.1`, and a connection that negotiated `h2` is served as HTTP/2.
+#[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct HttpSettings {
-    /// The proxy's name (the `[[listen]]` `name`), used in logs and stats.
-    pub name: String,
-    /// The address to listen on; may be a VIP this host does not hold yet (`IP_FREEBIND`).
-    pub bind: SocketAddr,
-    /// The servers, in configuration order. May be empty only with `redirect_https`.
-    pub servers: Vec<ServerSettings>,
-    /// How many times a failed connect (or a safely retryable request) is tried again
-    /// (HAProxy `retries`).
-    pub retries: u32,
-    /// Whether the last retry goes to another server (HAProxy `option redispatch`).
-    pub redispatch: bool,
-    /// How long to wait before retrying the same server after a failed connect.
-    pub retry_delay: Duration,
-    /// The timeouts: `connect` per connect, `server` for a response head, `client` for an
-    /// idle keep-alive client, `queue` for a server slot.
-    pub timeouts: Timeouts,
+    /// What a TCP listener has too: name, address, servers, retries, timeouts, `maxconn`,
+    /// backlog, TLS termination and the shared limit.
+    pub listen: TcpSettings,
     /// How long a client has to send a complete request head (HAProxy `timeout
     /// http-request`): slower ones are closed (slowloris).
     pub http_request: Duration,
-    /// The most client connections served at once (at least 1).
-    pub maxconn: u32,
-    /// The length of the kernel's listen backlog.
-    pub backlog: u32,
     /// What consistent hashing hashes (`balance source | uri | hdr(NAME)`); `None` for the
     /// other algorithms (a hash algorithm without a key falls back to round robin).
     pub hash_key: Option<HashKey>,
@@ -286,12 +274,6 @@ pub struct HttpSettings {
     pub redirect_https: bool,
     /// Append the client's address in `X-Forwarded-For` (HAProxy `option forwardfor`).
     pub forward_for: bool,
-    /// TLS termination: the server configuration (certificates, ALPN `h2` and `http/1.1`);
-    /// a connection that negotiated `h2` is served as HTTP/2. `None`: plain HTTP/1.1.
-    #[cfg(feature = "proxy-tls")]
-    pub tls: Option<Arc<rustls::ServerConfig>>,
-    /// A limit shared with other proxies (HAProxy's global `maxconn`); none by default.
-    pub limit: Option<ConnectionLimit>,
 }
 
 impl HttpSettings {
@@ -299,47 +281,22 @@ impl HttpSettings {
     /// client timeout, `X-Forwarded-For` on, no hashing, no cookie, no TLS.
     #[must_use]
     pub fn new(name: impl Into<String>, bind: SocketAddr, servers: Vec<ServerSettings>) -> Self {
-        let tcp = TcpSettings::new(name, bind, servers);
+        Self::from(TcpSettings::new(name, bind, servers))
+    }
+}
+
+impl From<TcpSettings> for HttpSettings {
+    /// `listen` with the HTTP defaults: `http_request` = its client timeout, `X-Forwarded-For`
+    /// on, no hashing, no cookie, no redirect.
+    fn from(listen: TcpSettings) -> Self {
         HttpSettings {
-            name: tcp.name,
-            bind: tcp.bind,
-            servers: tcp.servers,
-            retries: tcp.retries,
-            redispatch: tcp.redispatch,
-            retry_delay: tcp.retry_delay,
-            http_request: tcp.timeouts.client,
-            timeouts: tcp.timeouts,
-            maxconn: tcp.maxconn,
-            backlog: tcp.backlog,
+            http_request: listen.timeouts.client,
+            listen,
             hash_key: None,
             cookie: None,
             redirect_https: false,
             forward_for: true,
-            #[cfg(feature = "proxy-tls")]
-            tls: None,
-            limit: None,
         }
-    }
-}
-
-impl fmt::Debug for HttpSettings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HttpSettings")
-            .field("name", &self.name)
-            .field("bind", &self.bind)
-            .field("servers", &self.servers)
-            .field("retries", &self.retries)
-            .field("redispatch", &self.redispatch)
-            .field("timeouts", &self.timeouts)
-            .field("http_request", &self.http_request)
-            .field("maxconn", &self.maxconn)
-            .field("hash_key", &self.hash_key)
-            .field("cookie", &self.cookie)
-            .field("redirect_https", &self.redirect_https)
-            .field("forward_for", &self.forward_for)
-            .field("tls", &tls_is_some(self))
-            .field("limit", &self.limit)
-            .finish_non_exhaustive()
     }
 }
 

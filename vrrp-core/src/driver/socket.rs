@@ -44,6 +44,13 @@ pub struct VrrpSocket {
     source: IpAddr,
 }
 
+/// The index of `interface`.
+fn interface_index(interface: &str) -> Result<u32, DriverError> {
+    nix::net::if_::if_nametoindex(interface).map_err(|_| DriverError::UnknownInterface {
+        interface: interface.to_owned(),
+    })
+}
+
 impl VrrpSocket {
     /// Opens the socket on `interface` for `family`. `source` is the address adverts are sent
     /// from: the interface's primary IPv4 address, or its IPv6 link-local address (its scope is
@@ -53,11 +60,7 @@ impl VrrpSocket {
         family: AddressFamily,
         source: IpAddr,
     ) -> Result<VrrpSocket, DriverError> {
-        let index = nix::net::if_::if_nametoindex(interface).map_err(|_| {
-            DriverError::UnknownInterface {
-                interface: interface.to_owned(),
-            }
-        })?;
+        let index = interface_index(interface)?;
         let io = |what: &'static str| {
             let interface = interface.to_owned();
             move |source: io::Error| DriverError::from_io(what, &interface, source)
@@ -121,17 +124,7 @@ impl VrrpSocket {
                     .map_err(|e| io("asking for destinations")(io::Error::from(e)))?;
             }
         }
-        socket
-            .set_nonblocking(true)
-            .map_err(io("making the socket non-blocking"))?;
-        let fd = register(socket).map_err(io("registering with the runtime"))?;
-        Ok(VrrpSocket {
-            fd,
-            family,
-            interface: interface.to_owned(),
-            index,
-            source,
-        })
+        VrrpSocket::from_socket(socket, interface, family, source)
     }
 
     /// Adopts a raw socket opened and set up elsewhere, as [`open`](Self::open) would have:
@@ -145,11 +138,7 @@ impl VrrpSocket {
         family: AddressFamily,
         source: IpAddr,
     ) -> Result<VrrpSocket, DriverError> {
-        let index = nix::net::if_::if_nametoindex(interface).map_err(|_| {
-            DriverError::UnknownInterface {
-                interface: interface.to_owned(),
-            }
-        })?;
+        let index = interface_index(interface)?;
         socket
             .set_nonblocking(true)
             .map_err(|e| DriverError::from_io("making the socket non-blocking", interface, e))?;

@@ -223,26 +223,38 @@ mod tests {
         assert_eq!(ones_complement_sum(&[0x12, 0x34, 0x56]), 0x1234 + 0x5600);
     }
 
+    /// `msg` (hex) from `src` to `dst` has checksum `want` by `kind`, and verifies; returns
+    /// its bytes.
+    fn assert_vector(
+        kind: ChecksumKind,
+        src: IpAddr,
+        dst: IpAddr,
+        msg: &str,
+        want: u16,
+    ) -> Vec<u8> {
+        let msg = hex(msg);
+        assert_eq!(compute(kind, src, dst, &msg), want);
+        assert!(verify(kind, src, dst, &msg));
+        msg
+    }
+
     #[test]
     fn v2_checksum_covers_message_only_keepalived_vector() {
         // keepalived 2.2.7, VRRPv2 vrid 51 prio 101, 10.99.0.200, no auth: checksum 0x6e9f.
-        let msg = hex("2133650100016e9f0a6300c80000000000000000");
-        assert_eq!(
-            compute(ChecksumKind::MessageOnly, V4_SRC, V4_DST, &msg),
-            0x6e9f
-        );
-        assert!(verify(ChecksumKind::MessageOnly, V4_SRC, V4_DST, &msg));
+        let msg = "2133650100016e9f0a6300c80000000000000000";
+        assert_vector(ChecksumKind::MessageOnly, V4_SRC, V4_DST, msg, 0x6e9f);
     }
 
     #[test]
     fn v3_ipv4_keepalived_uses_the_pseudo_header() {
         // keepalived 2.2.7, VRRPv3 over IPv4: 0x733f only with the IPv4 pseudo-header.
-        let msg = hex("313365010064733f0a6300c8");
-        assert_eq!(
-            compute(ChecksumKind::PseudoHeader, V4_SRC, V4_DST, &msg),
-            0x733f
+        let msg = assert_vector(
+            ChecksumKind::PseudoHeader,
+            V4_SRC,
+            V4_DST,
+            "313365010064733f0a6300c8",
+            0x733f,
         );
-        assert!(verify(ChecksumKind::PseudoHeader, V4_SRC, V4_DST, &msg));
         assert!(!verify(ChecksumKind::MessageOnly, V4_SRC, V4_DST, &msg));
     }
 
@@ -253,9 +265,8 @@ mod tests {
             .unwrap()
             .into();
         let dst: IpAddr = "ff02::12".parse::<Ipv6Addr>().unwrap().into();
-        let msg = hex("3133650100642068fd990000000000000000000000000200");
-        assert_eq!(compute(ChecksumKind::PseudoHeader, src, dst, &msg), 0x2068);
-        assert!(verify(ChecksumKind::PseudoHeader, src, dst, &msg));
+        let msg = "3133650100642068fd990000000000000000000000000200";
+        assert_vector(ChecksumKind::PseudoHeader, src, dst, msg, 0x2068);
     }
 
     #[test]

@@ -183,51 +183,44 @@ mod tests {
         assert!(err.to_string().contains("auth_type PASS"), "{err}");
     }
 
+    /// Why `bytes` is refused.
+    fn parse_err(bytes: &[u8]) -> DecodeError {
+        IpPacket::parse(bytes).expect_err("refused")
+    }
+
     #[test]
     fn malformed_ip_headers() {
         let b = hex(V4);
+        assert!(matches!(parse_err(&b[..19]), DecodeError::Truncated { .. }));
         assert!(matches!(
-            IpPacket::parse(&b[..19]),
-            Err(DecodeError::Truncated { .. })
-        ));
-        assert!(matches!(
-            IpPacket::parse(&b[..30]),
-            Err(DecodeError::IpLengthMismatch { .. })
+            parse_err(&b[..30]),
+            DecodeError::IpLengthMismatch { .. }
         ));
         let mut frag = b.clone();
         frag[6] = 0x20;
         assert!(matches!(
-            IpPacket::parse(&frag),
-            Err(DecodeError::Fragmented { more: true, .. })
+            parse_err(&frag),
+            DecodeError::Fragmented { more: true, .. }
         ));
         let mut udp = b.clone();
         udp[9] = 17;
-        assert_eq!(
-            IpPacket::parse(&udp),
-            Err(DecodeError::NotVrrp { protocol: 17 })
-        );
-        assert_eq!(
-            IpPacket::parse(&[0x50]),
-            Err(DecodeError::NotIp { version: 5 })
-        );
-        assert!(matches!(
-            IpPacket::parse(&[]),
-            Err(DecodeError::Truncated { .. })
-        ));
+        assert_eq!(parse_err(&udp), DecodeError::NotVrrp { protocol: 17 });
+        assert_eq!(parse_err(&[0x50]), DecodeError::NotIp { version: 5 });
+        assert!(matches!(parse_err(&[]), DecodeError::Truncated { .. }));
         let mut short_ihl = b.clone();
         short_ihl[0] = 0x44;
         assert!(matches!(
-            IpPacket::parse(&short_ihl),
-            Err(DecodeError::IpLengthMismatch { .. })
+            parse_err(&short_ihl),
+            DecodeError::IpLengthMismatch { .. }
         ));
         let v6 = hex(V6);
         assert!(matches!(
-            IpPacket::parse(&v6[..50]),
-            Err(DecodeError::IpLengthMismatch { .. })
+            parse_err(&v6[..50]),
+            DecodeError::IpLengthMismatch { .. }
         ));
         assert!(matches!(
-            IpPacket::parse(&v6[..39]),
-            Err(DecodeError::Truncated { .. })
+            parse_err(&v6[..39]),
+            DecodeError::Truncated { .. }
         ));
     }
 }

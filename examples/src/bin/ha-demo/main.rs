@@ -106,14 +106,7 @@ fn simulated() -> ExitCode {
 
 /// Root, and `ip` for the namespaces.
 fn namespaces_possible() -> Result<(), String> {
-    // The effective UID: the second number of /proc/self/status's `Uid:` line.
-    let root = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-        s.lines()
-            .find_map(|l| l.strip_prefix("Uid:"))
-            .and_then(|ids| ids.split_whitespace().nth(1))
-            == Some("0")
-    });
-    if !root {
+    if !examples::vrrpd::capabilities::effective_root() {
         return Err("not running as root (network namespaces need it)".into());
     }
     let ip = Command::new("ip")

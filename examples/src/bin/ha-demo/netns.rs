@@ -368,13 +368,7 @@ pub(crate) fn run(lab: &Lab) -> Result<Outcome, LabError> {
         let config = lab.write_config(node)?;
         lines.push(Line {
             at: at(SystemTime::now()),
-            text: format!(
-                "{} ({}, priority {}) starts: vrrpd in {}",
-                node.name,
-                node.address,
-                node.priority,
-                lab.ns(node.name)
-            ),
+            text: format!("{}: vrrpd in {}", node.starts(), lab.ns(node.name)),
         });
         let config = config.display().to_string();
         lab.spawn(

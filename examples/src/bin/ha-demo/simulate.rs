@@ -44,22 +44,10 @@ pub(crate) fn run() -> Result<Outcome, ConfigError> {
             sim.link.delay
         ),
     );
-    mark(
-        &sim,
-        format!(
-            "{} ({}, priority {}) starts",
-            first.name, first.address, first.priority
-        ),
-    );
+    mark(&sim, first.starts());
     let r1 = sim.add(config(&first))?;
     sim.run_for(Duration::from_secs(1));
-    mark(
-        &sim,
-        format!(
-            "{} ({}, priority {}) starts",
-            second.name, second.address, second.priority
-        ),
-    );
+    mark(&sim, second.starts());
     let r2 = sim.add(config(&second))?;
     sim.run_for(Duration::from_millis(1050));
     let crash = sim.now;

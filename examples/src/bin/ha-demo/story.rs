@@ -35,6 +35,16 @@ pub(crate) struct Node {
     pub(crate) priority: u8,
 }
 
+impl Node {
+    /// The timeline's line for its start: `r1 (10.99.0.11, priority 150) starts`.
+    pub(crate) fn starts(&self) -> String {
+        format!(
+            "{} ({}, priority {}) starts",
+            self.name, self.address, self.priority
+        )
+    }
+}
+
 /// The Master-to-be (higher priority) and the Backup.
 pub(crate) const ROUTERS: [Node; 2] = [
     Node {

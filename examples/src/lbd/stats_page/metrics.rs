@@ -24,7 +24,7 @@
 //! | `lbd_server_checks_total` | counter | checks run |
 
 use super::snapshot::{Counters, ServerStatus, Snapshot};
-use crate::prometheus::{Family, count, flag};
+use crate::prometheus::{Family, Metric, count, flag};
 
 /// A family of [`Counters`] for listeners and for servers: the two names, type, help, and
 /// the value (if there is one).
@@ -47,16 +47,9 @@ const COUNTERS_METRICS: [CountersMetric; 7] = [
     ("lbd_listener_bytes_out_total", "lbd_server_bytes_out_total", "counter", "Bytes out: to clients (listener), from the server (server).", |c| Some(c.bytes_out)),
 ];
 
-/// A per-server family: name, type, help, and a server's value (if it has one).
-type ServerMetric = (
-    &'static str,
-    &'static str,
-    &'static str,
-    fn(&ServerStatus) -> Option<f64>,
-);
-
+/// The per-server families of [`ServerStatus`] fields.
 #[rustfmt::skip]
-const SERVER_METRICS: [ServerMetric; 9] = [
+const SERVER_METRICS: [Metric<ServerStatus>; 9] = [
     ("lbd_server_up", "gauge", "1 when the server takes traffic (UP or not checked).", |s| Some(flag(s.state.takes_traffic()))),
     ("lbd_server_last_change_seconds", "gauge", "Time since the server's state last changed.", |s| Some(s.since.as_secs_f64())),
     ("lbd_server_weight", "gauge", "The server's weight now.", |s| Some(f64::from(s.weight))),

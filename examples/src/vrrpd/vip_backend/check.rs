@@ -340,6 +340,7 @@ fn exec(r: &mut Report<'_>, t: &Spanned<VipBackendToml>, i: usize) -> Option<Exe
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diagnostics::{assert_ends, assert_mentions};
     use crate::vrrpd::config::{Config, parse};
 
     fn instance(backend: &str, extra: &str) -> String {
@@ -353,11 +354,7 @@ mod tests {
     }
 
     fn errors(text: &str) -> Vec<String> {
-        parse("vrrpd.toml", text)
-            .expect_err("refused")
-            .iter()
-            .map(ToString::to_string)
-            .collect()
+        crate::diagnostics::refused(parse, "vrrpd.toml", text)
     }
 
     #[test]
@@ -445,29 +442,15 @@ mod tests {
             "instance[0].vip_backend.allocation_id: \"eni-1\" is not an id of that kind: it starts with \"eipalloc-\"",
         ];
         for w in want {
-            assert!(
-                e.iter().any(|x| x.ends_with(w)),
-                "missing {w}\n got: {e:#?}"
-            );
+            assert_ends(&e, w);
         }
         let e = errors(&instance(
             r#"{ kind = "aws", mode = "floating", region = "EU West", endpoint = "ec2.local" }"#,
             "",
         ));
-        assert!(
-            e.iter().any(|x| x.contains("mode: \"floating\": one of")),
-            "{e:#?}"
-        );
-        assert!(
-            e.iter()
-                .any(|x| x.contains("region: \"EU West\" is not a region name")),
-            "{e:#?}"
-        );
-        assert!(
-            e.iter()
-                .any(|x| x.contains("endpoint: \"ec2.local\" is not a URL")),
-            "{e:#?}"
-        );
+        assert_mentions(&e, "mode: \"floating\": one of");
+        assert_mentions(&e, "region: \"EU West\" is not a region name");
+        assert_mentions(&e, "endpoint: \"ec2.local\" is not a URL");
         let e = errors(&instance(r#"{ kind = "aws", mode = "route-table" }"#, ""));
         assert!(
             e[0].ends_with("route_table_id: missing: route_table_id = \"rtb-...\""),
@@ -511,16 +494,8 @@ mod tests {
             .map(ToString::to_string)
             .collect();
         assert_eq!(w.len(), 2, "{w:#?}");
-        assert!(
-            w.iter()
-                .any(|x| x.contains("garp: ignored: only kind = \"netlink\" announces")),
-            "{w:#?}"
-        );
-        assert!(
-            w.iter()
-                .any(|x| x.contains("a VPC does not carry multicast: set unicast_peers")),
-            "{w:#?}"
-        );
+        assert_mentions(&w, "garp: ignored: only kind = \"netlink\" announces");
+        assert_mentions(&w, "a VPC does not carry multicast: set unicast_peers");
     }
 
     #[test]
@@ -529,21 +504,12 @@ mod tests {
             r#"{ kind = "exec", add = " ", timeout = "0s" }"#,
             "",
         ));
-        assert!(
-            e.iter()
-                .any(|x| x.ends_with("vip_backend.add: is empty: give a command line")),
-            "{e:#?}"
+        assert_ends(&e, "vip_backend.add: is empty: give a command line");
+        assert_mentions(
+            &e,
+            "vip_backend.remove: missing: remove = \"/etc/ha/vip.sh remove\"",
         );
-        assert!(
-            e.iter()
-                .any(|x| x
-                    .contains("vip_backend.remove: missing: remove = \"/etc/ha/vip.sh remove\"")),
-            "{e:#?}"
-        );
-        assert!(
-            e.iter().any(|x| x.contains("vip_backend.timeout: is zero")),
-            "{e:#?}"
-        );
+        assert_mentions(&e, "vip_backend.timeout: is zero");
         let e = errors(&instance(
             r#"{ kind = "netlink", allocation_id = "eipalloc-1" }"#,
             "",

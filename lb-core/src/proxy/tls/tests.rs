@@ -11,7 +11,6 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use super::testing::{Ca, Files, HttpsServer, Leaf, RSA_PKCS8_PEM, pem, pkcs8_inner};
-use super::verify::AcceptAnyCertificate;
 use super::*;
 
 /// What the client saw of a handshake.
@@ -20,6 +19,15 @@ struct Seen {
     cert: CertificateDer<'static>,
     alpn: Option<Vec<u8>>,
     version: Option<ProtocolVersion>,
+}
+
+/// The certificate `server` presents to a client that accepts any, asking for `name`
+/// (`what` names the handshake if it fails).
+async fn cert_seen(server: &HttpsServer, name: &str, what: &str) -> CertificateDer<'static> {
+    handshake(server, any_cert_client(VERSIONS, &[]), name)
+        .await
+        .expect(what)
+        .cert
 }
 
 async fn handshake(
@@ -48,7 +56,7 @@ fn any_cert_client(
         .with_protocol_versions(versions)
         .expect("versions")
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
+        .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate::new(provider)))
         .with_no_client_auth();
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Arc::new(config)
@@ -99,10 +107,7 @@ async fn the_first_of_two_certificates_for_a_name_wins() {
     let a = Leaf::self_signed(&["same.test"]);
     let b = Leaf::self_signed(&["same.test"]);
     let s = server(&[dir.leaf("a", &a), dir.leaf("b", &b)], Alpn::Http).await;
-    let seen = handshake(&s, any_cert_client(VERSIONS, &[]), "same.test")
-        .await
-        .expect("handshake");
-    assert_eq!(seen.cert, a.der);
+    assert_eq!(cert_seen(&s, "same.test", "handshake").await, a.der);
 }
 
 #[tokio::test]
@@ -196,10 +201,7 @@ async fn every_key_format_and_a_combined_file_work() {
             dir.write("cert.key", &key),
         )];
         let s = server(&files, Alpn::Http).await;
-        let seen = handshake(&s, any_cert_client(VERSIONS, &[]), "x.test")
-            .await
-            .expect(what);
-        assert_eq!(seen.cert, leaf.der, "{what}");
+        assert_eq!(cert_seen(&s, "x.test", what).await, leaf.der, "{what}");
     }
     // HAProxy's habit: certificate and key in one file.
     let both = dir.write(
@@ -207,10 +209,7 @@ async fn every_key_format_and_a_combined_file_work() {
         &format!("{}{}", ec.cert_pem, ec.key.serialize_pem()),
     );
     let s = server(&[(both.clone(), both)], Alpn::Http).await;
-    let seen = handshake(&s, any_cert_client(VERSIONS, &[]), "ec.test")
-        .await
-        .expect("combined file");
-    assert_eq!(seen.cert, ec.der);
+    assert_eq!(cert_seen(&s, "ec.test", "combined file").await, ec.der);
 }
 
 #[tokio::test]

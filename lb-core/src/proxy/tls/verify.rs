@@ -14,8 +14,19 @@ use super::TlsError;
 /// `verify = "none"`: any certificate chain and name are accepted, but the handshake
 /// signatures are still checked with the provider's algorithms (the server must hold the key
 /// of the certificate it presents).
+///
+/// [`client_config`](super::client_config) uses it for [`Verify::None`](super::Verify::None);
+/// it is public for the other rustls clients that want the same check (health-check's HTTPS
+/// checks with `verify none`, test clients that read which certificate a server chose).
 #[derive(Debug)]
-pub(super) struct AcceptAnyCertificate(pub(super) Arc<CryptoProvider>);
+pub struct AcceptAnyCertificate(Arc<CryptoProvider>);
+
+impl AcceptAnyCertificate {
+    /// A verifier that checks handshake signatures with `provider`'s algorithms.
+    pub fn new(provider: Arc<CryptoProvider>) -> Self {
+        AcceptAnyCertificate(provider)
+    }
+}
 
 impl ServerCertVerifier for AcceptAnyCertificate {
     fn verify_server_cert(

@@ -1,0 +1,210 @@
+//! What both proxies are in front of their servers (HAProxy's frontend): the name, the listen
+//! socket with its `maxconn` and the limit shared with other proxies, TLS termination, the
+//! counters, and the servers; from start to drain.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
+#[cfg(feature = "proxy-tls")]
+use tokio_rustls::TlsAcceptor;
+
+use crate::{Algorithm, RetryLayer};
+
+use super::error::ProxyError;
+use super::listener::{admit, listen};
+use super::servers::{Policy, Servers};
+use super::settings::{ConnectionLimit, ServerSettings, TcpSettings};
+use super::stats::{ProxyCounters, ProxyStats};
+
+/// What both proxies have alike over their `shared.front` and `local_addr`: `Debug`, and
+/// (`accessors`, inside their `impl`) `local_addr`, `servers` and `stats`.
+macro_rules! alike {
+    (accessors) => {
+        /// The address it listens on (with the actual port when `bind` asked for port 0).
+        pub fn local_addr(&self) -> std::net::SocketAddr {
+            self.local_addr
+        }
+
+        /// Its servers now, in order (as started, or as the last
+        /// [`update_servers`](Self::update_servers) gave them).
+        pub fn servers(&self) -> Vec<$crate::proxy::ServerSettings> {
+            self.shared.front.servers.settings()
+        }
+
+        /// Its counters now.
+        pub fn stats(&self) -> $crate::proxy::ProxyStats {
+            self.shared.front.stats()
+        }
+    };
+    ($proxy:ident) => {
+        impl<A: $crate::Algorithm> std::fmt::Debug for $proxy<A> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($proxy))
+                    .field("name", &self.shared.front.name)
+                    .field("local_addr", &self.local_addr)
+                    .finish_non_exhaustive()
+            }
+        }
+    };
+}
+
+pub(crate) use alike;
+
+/// What a proxy's drain saw.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DrainReport {
+    /// Connections in flight when the drain began.
+    pub in_flight: usize,
+    /// Connections still open at the deadline, closed by the proxy.
+    pub closed: usize,
+    /// How long the drain took.
+    pub took: Duration,
+}
+
+/// The part of a proxy that every connection task shares whatever the mode; `E` is what each
+/// server carries besides its settings (the HTTP connection pool).
+pub(crate) struct Frontend<A: Algorithm, E> {
+    pub(crate) name: String,
+    pub(crate) servers: Servers<A, E>,
+    pub(crate) counters: ProxyCounters,
+    pub(crate) maxconn: u32,
+    /// One permit per client connection: the accept loop takes one before accepting.
+    pub(crate) connections: Arc<Semaphore>,
+    /// The limit shared with other proxies, if any.
+    pub(crate) limit: Option<ConnectionLimit>,
+    /// TLS termination, when the listener has certificates.
+    #[cfg(feature = "proxy-tls")]
+    pub(crate) tls: Option<TlsAcceptor>,
+}
+
+impl<A: Algorithm, E> Frontend<A, E> {
+    /// Checks `settings`, puts its servers in a backend set over `algorithm` (each with
+    /// `extra`; none at all only when `allow_empty`), and listens on `settings.bind`: the
+    /// frontend, its listener and the address it got.
+    pub(crate) fn open(
+        settings: TcpSettings,
+        algorithm: A,
+        allow_empty: bool,
+        extra: impl Fn(&ServerSettings) -> E,
+    ) -> Result<(Self, TcpListener, SocketAddr), ProxyError> {
+        let name = settings.name;
+        if settings.maxconn == 0 {
+            return Err(ProxyError::ZeroMaxConn { proxy: name });
+        }
+        let policy = Policy {
+            retry: RetryLayer::new(settings.retries as usize, settings.redispatch)
+                .delay(settings.retry_delay),
+            connect: settings.timeouts.connect,
+            queue: settings.timeouts.queue,
+        };
+        let servers = Servers::new(
+            &name,
+            &settings.servers,
+            algorithm,
+            policy,
+            allow_empty,
+            extra,
+        )?;
+        let bind_error = |source| ProxyError::Bind {
+            proxy: name.clone(),
+            addr: settings.bind,
+            source,
+        };
+        let listener = listen(settings.bind, settings.backlog).map_err(bind_error)?;
+        let local_addr = listener.local_addr().map_err(bind_error)?;
+        let frontend = Frontend {
+            name,
+            servers,
+            counters: ProxyCounters::default(),
+            maxconn: settings.maxconn,
+            connections: Arc::new(Semaphore::new(settings.maxconn as usize)),
+            limit: settings.limit,
+            #[cfg(feature = "proxy-tls")]
+            tls: settings.tls.map(TlsAcceptor::from),
+        };
+        Ok((frontend, listener, local_addr))
+    }
+
+    /// Whether the listener terminates TLS.
+    pub(crate) fn terminates_tls(&self) -> bool {
+        #[cfg(feature = "proxy-tls")]
+        return self.tls.is_some();
+        #[cfg(not(feature = "proxy-tls"))]
+        false
+    }
+
+    /// Admits clients (see [`admit`]) and runs `serve` for each on a task of its own, until a
+    /// limit is closed.
+    pub(crate) async fn accept<F>(
+        &self,
+        listener: TcpListener,
+        serve: impl Fn(TcpStream, SocketAddr, OwnedSemaphorePermit) -> F,
+    ) where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let (connections, limit) = (&self.connections, self.limit.as_ref());
+        while let Some(client) = admit(&listener, connections, limit, &self.name).await {
+            self.counters.accepted();
+            let held = client.shared;
+            let connection = serve(client.stream, client.peer, client.permit);
+            tokio::spawn(async move {
+                connection.await;
+                drop(held);
+            });
+        }
+    }
+
+    /// Replaces the servers (see the proxies' `update_servers`).
+    pub(crate) fn update_servers(
+        &self,
+        servers: &[ServerSettings],
+        allow_empty: bool,
+        extra: impl Fn(&ServerSettings) -> E,
+    ) -> Result<(), ProxyError> {
+        self.servers.update(&self.name, servers, allow_empty, extra)
+    }
+
+    /// The counters now.
+    pub(crate) fn stats(&self) -> ProxyStats {
+        ProxyStats::collect(&self.name, &self.counters, &self.servers.table.load())
+    }
+
+    /// Stops `accept` (the listener closes with it), calls `draining`, waits up to `deadline`
+    /// for every connection to finish, and at the deadline calls `stop` (which closes those
+    /// left) and waits for them.
+    pub(crate) async fn drain(
+        &self,
+        accept: &mut JoinHandle<()>,
+        deadline: Duration,
+        draining: impl FnOnce(),
+        stop: impl FnOnce(),
+    ) -> DrainReport {
+        let started = Instant::now();
+        accept.abort();
+        // The listener is dropped with the accept task.
+        let _ = accept.await;
+        let in_flight = self.counters.current.now();
+        draining();
+        let all = self.maxconn;
+        let connections = self.connections.clone();
+        let finished = tokio::time::timeout(deadline, connections.acquire_many(all)).await;
+        let mut closed = 0;
+        if finished.is_err() {
+            closed = self.counters.current.now();
+            tracing::info!(proxy = %self.name, closed, "drain deadline reached: closing");
+            stop();
+            let _ = connections.acquire_many(all).await;
+        }
+        DrainReport {
+            in_flight,
+            closed,
+            took: started.elapsed(),
+        }
+    }
+}
