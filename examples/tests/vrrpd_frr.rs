@@ -6,11 +6,11 @@
 //! client's longest gap without replies in each handover stays within Master_Down_Interval +
 //! 0.5 s, and the client's neighbour entry ends up at the Master's MAC.
 //!
-//! Not here: FRR the Master and vrrpd without `virtual_mac`. Handing the VIP back to FRR
-//! leaves the client on vrrpd's own MAC for ~7 s (measured: 7.2 s): FRR announces nothing when
-//! it takes back an address its macvlan held all along, and its virtual MAC is not the MAC the
-//! client learned. With `virtual_mac` both sides share the MAC and the gap is one ping (0.1 s);
-//! that is the setting to run against FRR (issue 19 has the open question).
+//! FRR the Master and vrrpd without `virtual_mac` is the case of issue 19: FRR announces
+//! nothing when it takes back an address its macvlan held all along, under a MAC the client
+//! never learned, and the client stayed on vrrpd's MAC for ~7 s. vrrpd now hands the address
+//! over when a higher priority preempts it (`VipApplier::hand_off`): one burst of gratuitous
+//! ARPs naming the new Master's own MAC, whose host takes the traffic.
 //!
 //! FRR runs as FRR's docs set it up: zebra and vrrpd as user `frr` with a `--vty_socket`
 //! folder of their own per namespace, a macvlan `vrrp4-2-51` with the virtual MAC and the VIP
@@ -192,6 +192,11 @@ fn vrrpd_master_frr_backup_the_client_keeps_replies_both_ways() {
 #[test]
 fn vrrpd_master_with_virtual_mac_frr_backup_the_client_keeps_replies_both_ways() {
     story(true, true);
+}
+
+#[test]
+fn frr_master_vrrpd_backup_the_client_keeps_replies_both_ways() {
+    story(false, false);
 }
 
 #[test]

@@ -50,6 +50,7 @@ impl Live {
         vips: Vec<Vip>,
         backend: Arc<dyn IpManager>,
         announcer: Option<Arc<Announcer>>,
+        hand_off: Option<NetlinkManager>,
     ) -> Live {
         let (reports, mut read) = mpsc::channel(64);
         let name = instance.name.clone();
@@ -62,6 +63,9 @@ impl Live {
             }
         });
         let mut applier = VipApplier::new(backend.clone(), vips.clone()).reports(reports);
+        if let Some(netlink) = hand_off {
+            applier = applier.hand_off(netlink);
+        }
         applier.set_announcer(announcer.clone());
         Live {
             notify: instance.notify_master.clone().map(ExecHook::shell),

@@ -289,7 +289,15 @@ impl Instances {
         Ok(Starting {
             key,
             router,
-            live: Live::new(inst.clone(), vips, backend, announcer),
+            // A peer that preempts us may announce nothing (FRR): hand the addresses over at
+            // its MAC. Not with a virtual MAC, which the peers share.
+            live: Live::new(
+                inst.clone(),
+                vips,
+                backend,
+                announcer,
+                (!inst.virtual_mac).then(|| (*self.netlink).clone()),
+            ),
             vmac,
         })
     }

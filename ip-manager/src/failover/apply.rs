@@ -7,10 +7,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use vrrp_core::driver::{DriverEvent, DriverEvents, DriverExit};
-use vrrp_core::{Event, State};
+use vrrp_core::{Event, Reason, State};
 
 use super::FailoverEvent;
-use crate::{Announcer, IpManager, Vip};
+use crate::{Announcer, IpManager, NetlinkManager, Vip};
 
 /// Where a [`VipApplier`]'s input comes from: a spawned driver's [`DriverEvents`], or any
 /// other source of router events (a test's channel).
@@ -65,6 +65,8 @@ pub struct VipApplier {
     reports: Option<mpsc::Sender<FailoverEvent>>,
     missed: Arc<AtomicU64>,
     state: watch::Sender<State>,
+    /// Where to look up a preempting peer's MAC for [`hand_off`](Self::hand_off).
+    hand_off: Option<NetlinkManager>,
     /// Whether the addresses were added (since the last release): only then is a removal
     /// news worth a report.
     holding: bool,
@@ -92,6 +94,7 @@ impl VipApplier {
             reports: None,
             missed: Arc::default(),
             state: watch::Sender::new(State::Initialize),
+            hand_off: None,
             holding: false,
         }
     }
@@ -101,6 +104,20 @@ impl VipApplier {
     #[must_use]
     pub fn announcer(mut self, announcer: Arc<Announcer>) -> VipApplier {
         self.announcer = Some(announcer);
+        self
+    }
+
+    /// When a higher-priority peer preempts this Master, announces the (IPv4) addresses at
+    /// that peer's MAC, as the neighbour table of `netlink` knows it from the peer's own
+    /// address, with the announcer. For peers that announce nothing when they take an address
+    /// back (FRR keeps its virtual MAC's device holding it all along, in its own view never
+    /// having left Master): without it, clients keep this host's MAC until their ARP entry
+    /// expires. The peer's host accepts the traffic on its own MAC (Linux's weak host model);
+    /// its own announcement, if it makes one, supersedes this. Needs the announcer; no use with
+    /// a virtual MAC (the peers share it).
+    #[must_use]
+    pub fn hand_off(mut self, netlink: NetlinkManager) -> VipApplier {
+        self.hand_off = Some(netlink);
         self
     }
 
@@ -153,6 +170,9 @@ impl VipApplier {
             self.add().await;
         } else if from == State::Master {
             self.release().await;
+            if let Reason::Preempted { by, .. } = reason {
+                self.hand_over(by);
+            }
         }
     }
 
@@ -183,6 +203,42 @@ impl VipApplier {
                 }));
             }
         }
+    }
+
+    /// Announces the addresses at the MAC of `peer`, if hand-off is on and its MAC is known.
+    fn hand_over(&mut self, peer: std::net::IpAddr) {
+        let (Some(netlink), Some(announcer)) = (self.hand_off.clone(), self.announcer.clone())
+        else {
+            return;
+        };
+        let vips = self.vips.clone();
+        let reports = self.reports.clone();
+        let missed = self.missed.clone();
+        self.announcing.push(tokio::spawn(async move {
+            let mac = match peer_mac(&netlink, announcer.interface(), peer).await {
+                Ok(Some(mac)) => mac,
+                Ok(None) => return,
+                Err(error) => {
+                    if let Some(vip) = vips.first().cloned() {
+                        report(
+                            reports.as_ref(),
+                            &missed,
+                            FailoverEvent::Failed { vip, error },
+                        );
+                    }
+                    return;
+                }
+            };
+            for vip in vips {
+                if let Err(error) = announcer.announce_for(&vip, mac).await {
+                    report(
+                        reports.as_ref(),
+                        &missed,
+                        FailoverEvent::Failed { vip, error },
+                    );
+                }
+            }
+        }));
     }
 
     /// Stops announcing and removes every address (idempotent: what is gone stays gone;
@@ -216,6 +272,34 @@ impl VipApplier {
         self.report(FailoverEvent::Released(exit.clone()));
         exit
     }
+}
+
+/// `peer`'s MAC from the neighbour table of `interface`. Adverts are multicast, so the table
+/// may not know the peer yet: then one empty UDP datagram to its discard port makes the kernel
+/// resolve it, and the table is read again for up to 300 ms.
+async fn peer_mac(
+    netlink: &NetlinkManager,
+    interface: &str,
+    peer: std::net::IpAddr,
+) -> Result<Option<[u8; 6]>, crate::Error> {
+    if let Some(mac) = netlink.neighbour_mac(interface, peer).await? {
+        return Ok(Some(mac));
+    }
+    let any: std::net::SocketAddr = if peer.is_ipv4() {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    if let Ok(probe) = tokio::net::UdpSocket::bind(any).await {
+        let _ = probe.send_to(&[], (peer, 9)).await;
+    }
+    for _ in 0..30 {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        if let Some(mac) = netlink.neighbour_mac(interface, peer).await? {
+            return Ok(Some(mac));
+        }
+    }
+    Ok(None)
 }
 
 impl Drop for VipApplier {

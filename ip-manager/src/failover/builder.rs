@@ -227,6 +227,11 @@ impl FailoverBuilder {
         let mut applier = VipApplier::new(manager, vips);
         if let Some(announce) = self.announce {
             applier = applier.announcer(Arc::new(Announcer::new(&netlink, on, announce).await?));
+            // A peer that preempts us may announce nothing (FRR): hand the addresses over at
+            // its MAC. Not with a virtual MAC, which the peers share.
+            if vmac.is_none() {
+                applier = applier.hand_off(netlink.clone());
+            }
         }
         // Not Master yet: whatever a previous run left must go.
         applier.release().await;

@@ -154,6 +154,42 @@ impl Announcer {
         self.mac
     }
 
+    /// The interface it announces on.
+    pub fn interface(&self) -> &str {
+        &self.interface
+    }
+
+    /// One burst of gratuitous ARPs saying that `vip` is at `mac`, another host's: a Master
+    /// handing the address over to a peer that announces nothing itself (see
+    /// `failover::VipApplier::hand_off`). IPv4 only (an unsolicited NA must come from the
+    /// address, which this host no longer has): `Ok(0)` for IPv6.
+    pub async fn announce_for(&self, vip: &Vip, mac: [u8; 6]) -> Result<usize, Error> {
+        let IpAddr::V4(ip) = vip.address else {
+            return Ok(0);
+        };
+        let mut tally = Tally::default();
+        for i in 0..self.config.repeat {
+            if i > 0 && !self.config.interval.is_zero() {
+                tokio::time::sleep(self.config.interval).await;
+            }
+            // The ARP says `mac`; the Ethernet frame is ours, so that no switch learns the
+            // other host's MAC on this port.
+            let mut frame = gratuitous_arp(mac, ip, false);
+            frame[6..12].copy_from_slice(&self.mac);
+            self.send(
+                &mut tally,
+                || self.arp.send(&frame).map(drop),
+                || {
+                    format!(
+                        "sending gratuitous ARP for {ip} at another host's MAC on {}",
+                        self.interface
+                    )
+                },
+            );
+        }
+        tally.into_result(vip)
+    }
+
     /// Sends one burst for `vip` now and returns the number of frames sent. Call it right
     /// after adding the address: this is the takeover's critical path.
     ///

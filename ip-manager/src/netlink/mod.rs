@@ -108,6 +108,53 @@ impl NetlinkManager {
             })
     }
 
+    /// The MAC the kernel's neighbour table has for `ip` on `interface` (what `ip neigh`
+    /// shows), if it has a usable one (not failed or incomplete).
+    pub async fn neighbour_mac(
+        &self,
+        interface: &str,
+        ip: IpAddr,
+    ) -> Result<Option<[u8; 6]>, Error> {
+        use rtnetlink::packet_route::neighbour::{
+            NeighbourAddress, NeighbourAttribute, NeighbourState,
+        };
+        let index = self.interface_index(interface).await?;
+        let mut entries = self.handle.neighbours().get().execute();
+        while let Some(n) = entries
+            .try_next()
+            .await
+            .map_err(|e| netlink_error(format!("reading the neighbour table of {interface}"), e))?
+        {
+            if n.header.ifindex != index
+                || matches!(
+                    n.header.state,
+                    NeighbourState::Failed | NeighbourState::Incomplete | NeighbourState::None
+                )
+            {
+                continue;
+            }
+            let here = n.attributes.iter().any(|a| match a {
+                NeighbourAttribute::Destination(NeighbourAddress::Inet(v4)) => {
+                    IpAddr::V4(*v4) == ip
+                }
+                NeighbourAttribute::Destination(NeighbourAddress::Inet6(v6)) => {
+                    IpAddr::V6(*v6) == ip
+                }
+                _ => false,
+            });
+            if !here {
+                continue;
+            }
+            return Ok(n.attributes.iter().find_map(|a| match a {
+                NeighbourAttribute::LinkLocalAddress(mac) => {
+                    <[u8; 6]>::try_from(mac.as_slice()).ok()
+                }
+                _ => None,
+            }));
+        }
+        Ok(None)
+    }
+
     /// The hardware (MAC) address of interface `name`.
     pub async fn interface_mac(&self, name: &str) -> Result<[u8; 6], Error> {
         let link = self.link(name).await?;
