@@ -62,7 +62,7 @@ pub use memory::MemoryManager;
 #[cfg(feature = "netlink")]
 pub use netlink::{
     AnnounceConfig, AnnounceStats, Announcer, LinkMonitor, LinkState, NetlinkManager, VirtualMac,
-    gratuitous_arp, unsolicited_na, virtual_router_mac,
+    gratuitous_arp, unsolicited_na, virtual_mac_name, virtual_router_mac,
 };
 pub use vip::Vip;
 

@@ -111,15 +111,11 @@ pub struct Instance {
 
 impl Instance {
     /// The interface its adverts, addresses and announcements use: its macvlan with
-    /// `virtual_mac` (`vrrp.51`, `vrrp6.51`, as `NetlinkManager::add_virtual_mac` names it),
+    /// `virtual_mac` (`vrrp.51`, `vrrp6.51`: `ip_manager::virtual_mac_name`),
     /// else `interface`.
     pub fn runs_on(&self) -> String {
         if self.virtual_mac {
-            format!(
-                "vrrp{}.{}",
-                if self.is_ipv6() { "6" } else { "" },
-                self.vrid
-            )
+            ip_manager::virtual_mac_name(self.vrid, self.is_ipv6())
         } else {
             self.interface.clone()
         }

@@ -18,7 +18,7 @@ use rtnetlink::{Handle, new_connection};
 
 pub use announce::{AnnounceConfig, AnnounceStats, Announcer, gratuitous_arp, unsolicited_na};
 pub use link::{LinkMonitor, LinkState};
-pub use virtual_mac::{VirtualMac, virtual_router_mac};
+pub use virtual_mac::{VirtualMac, virtual_mac_name, virtual_router_mac};
 
 use crate::{Error, IpManager, Vip};
 

@@ -26,6 +26,12 @@ pub fn virtual_router_mac(vrid: u8, ipv6: bool) -> [u8; 6] {
     [0x00, 0x00, 0x5e, 0x00, if ipv6 { 0x02 } else { 0x01 }, vrid]
 }
 
+/// The name of the macvlan device of `vrrp`: `vrrp.VRID` (IPv4) or `vrrp6.VRID` (IPv6), as
+/// keepalived names it; [`NetlinkManager::add_virtual_mac`] makes it under this name.
+pub fn virtual_mac_name(vrid: u8, ipv6: bool) -> String {
+    format!("vrrp{}.{vrid}", if ipv6 { "6" } else { "" })
+}
+
 /// A macvlan device carrying a virtual router MAC, made by
 /// [`NetlinkManager::add_virtual_mac`]. Removed by [`remove`](Self::remove) (not on drop:
 /// that needs the netlink connection, an `async` call).
@@ -84,7 +90,7 @@ impl NetlinkManager {
         vrid: u8,
         ipv6: bool,
     ) -> Result<VirtualMac, Error> {
-        let name = format!("vrrp{}.{vrid}", if ipv6 { "6" } else { "" });
+        let name = virtual_mac_name(vrid, ipv6);
         let mac = virtual_router_mac(vrid, ipv6);
         let parent_index = self.interface_index(parent).await?;
         if self.interface_index(&name).await.is_err() {
@@ -168,5 +174,9 @@ mod tests {
     fn the_virtual_router_mac_is_rfc_5798_s() {
         assert_eq!(virtual_router_mac(51, false), [0, 0, 0x5e, 0, 1, 0x33]);
         assert_eq!(virtual_router_mac(255, true), [0, 0, 0x5e, 0, 2, 0xff]);
+        assert_eq!(
+            (virtual_mac_name(51, false), virtual_mac_name(51, true)),
+            ("vrrp.51".to_owned(), "vrrp6.51".to_owned())
+        );
     }
 }
