@@ -751,3 +751,54 @@ async fn drain_lets_the_request_in_flight_finish() {
     assert!(report.took < Duration::from_secs(2), "{report:?}");
     assert!(TcpStream::connect(addr).await.is_err(), "still accepting");
 }
+
+#[tokio::test]
+async fn close_connections_hands_clients_over_without_failing_a_request() {
+    let b = Backend::start("s1").await;
+    let proxy = HttpProxy::start(settings(&[&b]), RoundRobin).unwrap();
+    let addr = proxy.local_addr();
+    let mut busy = Client::connect(addr).await;
+    let mut idle = Client::connect(addr).await;
+    let (_, headers, _) = busy.get("/", &[]).await;
+    assert!(headers.get("connection").is_none(), "{headers:?}");
+    idle.get("/", &[]).await;
+    let slow = tokio::spawn(async move { get(addr, "/slow").await });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(proxy.open_connections(), 3);
+
+    proxy.close_connections();
+    // In use: its next response says close, and the connection closes after it.
+    let (status, headers, _) = busy.get("/", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["connection"], "close");
+    // A new client is still served, once.
+    let (status, headers, _) = get(addr, "/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["connection"], "close");
+    // The slow request in flight finishes; the idle connection closes after 100 ms.
+    let (status, _, body) = slow.await.unwrap();
+    assert_eq!((status.as_u16(), body.as_str()), (200, "s1"));
+    let report = proxy.wait_idle(Duration::from_secs(5)).await;
+    assert_eq!(report.closed, 0, "{report:?}");
+    assert_eq!(proxy.open_connections(), 0);
+    assert!(idle.sender.is_closed() || idle.sender.ready().await.is_err());
+
+    // Keep-alive again.
+    proxy.keep_connections();
+    let mut again = Client::connect(addr).await;
+    let (_, headers, _) = again.get("/", &[]).await;
+    assert!(headers.get("connection").is_none(), "{headers:?}");
+    again.get("/", &[]).await;
+}
+
+#[tokio::test]
+async fn wait_idle_reports_the_connections_left_at_the_deadline() {
+    let b = Backend::start("s1").await;
+    let proxy = HttpProxy::start(settings(&[&b]), RoundRobin).unwrap();
+    let mut client = Client::connect(proxy.local_addr()).await;
+    client.get("/", &[]).await;
+    // Not closing: the idle keep-alive connection stays.
+    let report = proxy.wait_idle(Duration::from_millis(50)).await;
+    assert_eq!((report.in_flight, report.closed), (1, 1), "{report:?}");
+    client.get("/", &[]).await;
+}

@@ -40,6 +40,19 @@ macro_rules! alike {
         pub fn stats(&self) -> $crate::proxy::ProxyStats {
             self.shared.front.stats()
         }
+
+        /// The client connections open now.
+        pub fn open_connections(&self) -> usize {
+            self.shared.front.counters.current.now()
+        }
+
+        /// Waits until no client connection is open, or `deadline` has passed, closing none
+        /// and still accepting: what a host does between handing its address to a peer and
+        /// removing it (the clients that have not yet heard of the new owner still arrive).
+        /// The report's `closed` counts the connections still open at the deadline.
+        pub async fn wait_idle(&self, deadline: std::time::Duration) -> $crate::proxy::DrainReport {
+            self.shared.front.wait_idle(deadline).await
+        }
     };
     ($proxy:ident) => {
         impl<A: $crate::Algorithm> std::fmt::Debug for $proxy<A> {
@@ -66,6 +79,9 @@ pub struct DrainReport {
     /// How long the drain took.
     pub took: Duration,
 }
+
+/// How often [`Frontend::wait_idle`] looks at the connection count.
+const IDLE_POLL: Duration = Duration::from_millis(10);
 
 /// The part of a proxy that every connection task shares whatever the mode; `E` is what each
 /// server carries besides its settings (the HTTP connection pool).
@@ -173,6 +189,23 @@ impl<A: Algorithm, E> Frontend<A, E> {
     /// The counters now.
     pub(crate) fn stats(&self) -> ProxyStats {
         ProxyStats::collect(&self.name, &self.counters, &self.servers.table.load())
+    }
+
+    /// See the proxies' `wait_idle`: polls the connection count every
+    /// [`IDLE_POLL`], which costs nothing while connections are served.
+    pub(crate) async fn wait_idle(&self, deadline: Duration) -> DrainReport {
+        let started = Instant::now();
+        let in_flight = self.counters.current.now();
+        let mut open = in_flight;
+        while open > 0 && started.elapsed() < deadline {
+            tokio::time::sleep(IDLE_POLL.min(deadline.saturating_sub(started.elapsed()))).await;
+            open = self.counters.current.now();
+        }
+        DrainReport {
+            in_flight,
+            closed: open,
+            took: started.elapsed(),
+        }
     }
 
     /// Stops `accept` (the listener closes with it), calls `draining`, waits up to `deadline`

@@ -61,15 +61,29 @@ alike!(HttpProxy);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum State {
     Serving,
+    /// Handing clients over ([`HttpProxy::close_connections`]): every response says
+    /// `Connection: close`, a connection idle for [`CLOSE_IDLE_AFTER`] closes, HTTP/2 sends
+    /// GOAWAY; new connections are still served. Back to `Serving` on
+    /// [`HttpProxy::keep_connections`].
+    Closing,
     /// Finish the request in flight, then close (HTTP/2: GOAWAY).
     Draining,
     /// Close now.
     Stopped,
 }
 
+/// In [`State::Closing`], how long a keep-alive connection may wait for its next request
+/// before it is closed. A client using the connection sends its next request within
+/// microseconds of the last response (and then gets `Connection: close` on its answer); closing
+/// the connection at once would race with that request on the wire, which the client would see
+/// fail. A connection idle this long is not in use.
+const CLOSE_IDLE_AFTER: Duration = Duration::from_millis(100);
+
 /// What every connection shares.
 struct Shared<A: Algorithm> {
     front: Frontend<A, Idle>,
+    /// Whether responses say `Connection: close` ([`State::Closing`], read per response).
+    closing: std::sync::atomic::AtomicBool,
     server_timeout: Duration,
     http_request: Duration,
     hash_key: Option<HashKey>,
@@ -134,6 +148,7 @@ impl<A: Algorithm> HttpProxy<A> {
             http1,
             #[cfg(feature = "proxy-tls")]
             http2,
+            closing: std::sync::atomic::AtomicBool::new(false),
         });
         let (state, watching) = watch::channel(State::Serving);
         let accept = tokio::spawn({
@@ -173,6 +188,38 @@ impl<A: Algorithm> HttpProxy<A> {
     /// names a server twice.
     pub fn update_servers(&self, servers: &[ServerSettings]) -> Result<(), ProxyError> {
         (self.shared.front).update_servers(servers, self.shared.redirect_https, |_| Idle::default())
+    }
+
+    /// Starts handing its clients over to another host (this host is about to give up the
+    /// address it listens on): it keeps accepting and serving, but every HTTP/1 response from
+    /// now on carries `Connection: close` and its connection closes after it, a keep-alive
+    /// connection left idle for 100 ms closes, and HTTP/2 connections get GOAWAY. Clients
+    /// reconnect for their next request, to whichever host holds the address by then: none
+    /// of their requests fails. [`wait_idle`](Self::wait_idle) then tells when the last
+    /// connection has gone; [`keep_connections`](Self::keep_connections) undoes it. Does
+    /// nothing while draining.
+    pub fn close_connections(&self) {
+        self.shared.closing.store(true, Ordering::Relaxed);
+        self.state.send_if_modified(|s| {
+            let change = *s == State::Serving;
+            if change {
+                *s = State::Closing;
+            }
+            change
+        });
+    }
+
+    /// Keep-alive again after [`close_connections`](Self::close_connections) (this host holds
+    /// the address again). Connections already told to close still close.
+    pub fn keep_connections(&self) {
+        self.shared.closing.store(false, Ordering::Relaxed);
+        self.state.send_if_modified(|s| {
+            let change = *s == State::Closing;
+            if change {
+                *s = State::Serving;
+            }
+            change
+        });
     }
 
     /// Stops accepting (the listener closes, so new clients are refused), asks every
@@ -327,10 +374,25 @@ async fn drive<C: Graceful>(
             None => std::future::pending().await,
         }
     };
+    // While closing: an HTTP/1 connection idle for CLOSE_IDLE_AFTER, an HTTP/2 one at once.
+    let mut closing = state.clone();
+    let idle_while_closing = async {
+        loop {
+            if closing.wait_for(|s| *s != State::Serving).await.is_err() {
+                return std::future::pending().await;
+            }
+            let Some((clock, _)) = head else { return };
+            tokio::select! {
+                () = http_head_timer::expired(clock, CLOSE_IDLE_AFTER) => return,
+                _ = closing.wait_for(|s| *s == State::Serving) => {}
+            }
+        }
+    };
     let ended = tokio::select! {
         ended = connection.as_mut() => Some(ended),
         // A closed channel (the proxy dropped) ends the wait too.
         _ = state.wait_for(|s| *s >= State::Draining) => None,
+        () = idle_while_closing => None,
         () = head_expired => {
             tracing::debug!(proxy, %peer, "no request head within timeouts.http_request: closing");
             return;
@@ -399,6 +461,7 @@ impl<A: Algorithm> Client<A> {
     async fn handle(&self, request: Request<Incoming>) -> Response<ProxyBody> {
         self.head_clock.head_received();
         let shared = &*self.shared;
+        let http1 = request.version() < http::Version::HTTP_2;
         shared
             .front
             .counters
@@ -415,6 +478,11 @@ impl<A: Algorithm> Client<A> {
             .responses
             .count(response.status().as_u16());
         let mut response = response;
+        if http1 && shared.closing.load(Ordering::Relaxed) {
+            // hyper closes the connection after a response that says so.
+            (response.headers_mut())
+                .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+        }
         response.body_mut().on_end(self.head_clock.clone());
         response
     }
