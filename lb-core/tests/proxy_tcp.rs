@@ -616,3 +616,26 @@ async fn a_server_whose_certificate_fails_verification_is_a_failed_connect_and_r
     assert_eq!(backend.handshakes.load(Ordering::SeqCst), 0);
     assert_eq!(good.handshakes.load(Ordering::SeqCst), 4);
 }
+
+#[tokio::test]
+async fn close_connections_ignores_new_clients_and_lets_open_ones_run() {
+    let echo = Echo::start().await;
+    let proxy = TcpProxy::start(settings(&[("s", echo.addr)]), RoundRobin).unwrap();
+    let addr = proxy.local_addr();
+    let mut open = TcpStream::connect(addr).await.unwrap();
+    assert_eq!(round_trip(&mut open, b"ping").await, b"ping");
+
+    proxy.close_connections();
+    let late = tokio::spawn(async move { TcpStream::connect(addr).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!late.is_finished(), "a new client was answered while closing");
+    // The open connection runs on; wait_idle sees it until it ends.
+    assert_eq!(round_trip(&mut open, b"pong").await, b"pong");
+    assert_eq!(proxy.wait_idle(Duration::from_millis(50)).await.closed, 1);
+    drop(open);
+    assert_eq!(proxy.wait_idle(WAIT).await.closed, 0);
+
+    proxy.keep_connections();
+    let mut late = tokio::time::timeout(WAIT, late).await.unwrap().unwrap().unwrap();
+    assert_eq!(round_trip(&mut late, b"again").await, b"again");
+}

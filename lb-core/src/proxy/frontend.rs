@@ -16,7 +16,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::{Algorithm, RetryLayer};
 
 use super::error::ProxyError;
-use super::listener::{admit, listen};
+use super::listener::{admit, gate_of, ignore_syns, listen};
 use super::servers::{Policy, Servers};
 use super::settings::{ConnectionLimit, ServerSettings, TcpSettings};
 use super::stats::{ProxyCounters, ProxyStats};
@@ -97,6 +97,8 @@ pub(crate) struct Frontend<A: Algorithm, E> {
     /// TLS termination, when the listener has certificates.
     #[cfg(feature = "proxy-tls")]
     pub(crate) tls: Option<TlsAcceptor>,
+    /// The listen socket, shared with the accept loop: its SYN gate.
+    gate: socket2::Socket,
 }
 
 impl<A: Algorithm, E> Frontend<A, E> {
@@ -134,7 +136,9 @@ impl<A: Algorithm, E> Frontend<A, E> {
         };
         let listener = listen(settings.bind, settings.backlog).map_err(bind_error)?;
         let local_addr = listener.local_addr().map_err(bind_error)?;
+        let gate = gate_of(&listener).map_err(bind_error)?;
         let frontend = Frontend {
+            gate,
             name,
             servers,
             counters: ProxyCounters::default(),
@@ -189,6 +193,14 @@ impl<A: Algorithm, E> Frontend<A, E> {
     /// The counters now.
     pub(crate) fn stats(&self) -> ProxyStats {
         ProxyStats::collect(&self.name, &self.counters, &self.servers.table.load())
+    }
+
+    /// Whether new clients are ignored (see `listener::ignore_syns`); a failure is logged (the
+    /// clients are then served, which is what the proxy did anyway).
+    pub(crate) fn ignore_new_clients(&self, on: bool) {
+        if let Err(e) = ignore_syns(&self.gate, on) {
+            tracing::warn!(proxy = %self.name, error = %e, on, "cannot set the listen socket's SYN filter");
+        }
     }
 
     /// See the proxies' `wait_idle`: polls the connection count every

@@ -191,14 +191,19 @@ impl<A: Algorithm> HttpProxy<A> {
     }
 
     /// Starts handing its clients over to another host (this host is about to give up the
-    /// address it listens on): it keeps accepting and serving, but every HTTP/1 response from
-    /// now on carries `Connection: close` and its connection closes after it, a keep-alive
-    /// connection left idle for 100 ms closes, and HTTP/2 connections get GOAWAY. Clients
-    /// reconnect for their next request, to whichever host holds the address by then: none
-    /// of their requests fails. [`wait_idle`](Self::wait_idle) then tells when the last
-    /// connection has gone; [`keep_connections`](Self::keep_connections) undoes it. Does
-    /// nothing while draining.
+    /// address it listens on), so that none of their requests fails:
+    /// - new clients are ignored, neither refused nor accepted: their SYNs go unanswered and
+    ///   they send them again a second later, to whichever host holds the address by then
+    ///   (clients already in the accept queue are served);
+    /// - every HTTP/1 response from now on carries `Connection: close` and its connection
+    ///   closes after it; a keep-alive connection left idle for 100 ms closes (sooner would
+    ///   race with a request already on its way); HTTP/2 connections get GOAWAY.
+    ///
+    /// [`wait_idle`](Self::wait_idle) then tells when the last connection has gone: the host
+    /// can hand the address over. [`keep_connections`](Self::keep_connections) undoes it.
+    /// Does nothing to the connections while draining.
     pub fn close_connections(&self) {
+        self.shared.front.ignore_new_clients(true);
         self.shared.closing.store(true, Ordering::Relaxed);
         self.state.send_if_modified(|s| {
             let change = *s == State::Serving;
@@ -212,6 +217,7 @@ impl<A: Algorithm> HttpProxy<A> {
     /// Keep-alive again after [`close_connections`](Self::close_connections) (this host holds
     /// the address again). Connections already told to close still close.
     pub fn keep_connections(&self) {
+        self.shared.front.ignore_new_clients(false);
         self.shared.closing.store(false, Ordering::Relaxed);
         self.state.send_if_modified(|s| {
             let change = *s == State::Closing;

@@ -26,6 +26,41 @@ pub(crate) fn listen(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> 
     TcpListener::from_std(socket.into())
 }
 
+/// A second handle on a listen socket (the same socket, `dup`ed) through which its SYN gate
+/// is set while the accept loop owns the listener.
+pub(crate) fn gate_of(listener: &TcpListener) -> io::Result<Socket> {
+    use std::os::fd::AsFd;
+    Ok(Socket::from(listener.as_fd().try_clone_to_owned()?))
+}
+
+/// The classic BPF program that drops pure SYNs (flags SYN without ACK) and passes every other
+/// segment. A TCP socket's filter sees the segment from its TCP header on (offset 13 is the
+/// flags byte), for IPv4 and IPv6 alike.
+const DROP_SYNS: [socket2::SockFilter; 5] = [
+    // A = the flags byte
+    socket2::SockFilter::new(0x30, 0, 0, 13), // BPF_LD | BPF_B | BPF_ABS
+    socket2::SockFilter::new(0x54, 0, 0, 0x12), // BPF_ALU | BPF_AND | BPF_K: SYN | ACK
+    socket2::SockFilter::new(0x15, 0, 1, 0x02), // BPF_JMP | BPF_JEQ | BPF_K: SYN alone?
+    socket2::SockFilter::new(0x06, 0, 0, 0),  // BPF_RET | BPF_K: drop
+    socket2::SockFilter::new(0x06, 0, 0, u32::MAX), // BPF_RET | BPF_K: keep all of it
+];
+
+/// Makes the listen socket ignore new clients (`on`): their SYNs are dropped unanswered, so
+/// they send them again a second later (Linux's and most stacks' initial retransmission
+/// timeout), neither refused nor accepted; connections already set up, and those waiting in the
+/// accept queue, are not affected. Off: SYNs are answered again.
+pub(crate) fn ignore_syns(gate: &Socket, on: bool) -> io::Result<()> {
+    if on {
+        gate.attach_filter(&DROP_SYNS)
+    } else {
+        match gate.detach_filter() {
+            // ENOENT: none was attached.
+            Err(e) if e.raw_os_error() != Some(2) => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// A client taken from the listen socket, with the slots it holds while it is served.
 pub(crate) struct Admitted {
     pub(crate) stream: TcpStream,

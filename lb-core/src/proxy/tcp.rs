@@ -115,6 +115,21 @@ impl<A: Algorithm> TcpProxy<A> {
         self.shared.front.update_servers(servers, false, |_| ())
     }
 
+    /// Starts handing its clients over to another host (this host is about to give up the
+    /// address it listens on): new clients are ignored, neither refused nor accepted (their
+    /// SYNs go unanswered and they send them again a second later, to whichever host holds the
+    /// address by then); the connections open run on until they end. A TCP client cannot be
+    /// asked to close, so [`wait_idle`](Self::wait_idle) waits for them to do it.
+    /// [`keep_connections`](Self::keep_connections) undoes it.
+    pub fn close_connections(&self) {
+        self.shared.front.ignore_new_clients(true);
+    }
+
+    /// Answers new clients again after [`close_connections`](Self::close_connections).
+    pub fn keep_connections(&self) {
+        self.shared.front.ignore_new_clients(false);
+    }
+
     /// Stops accepting (the listener closes, so new clients are refused), lets the
     /// connections in flight finish for up to `deadline`, then closes those left.
     pub async fn drain(mut self, deadline: Duration) -> DrainReport {
