@@ -1,6 +1,8 @@
 //! Reference daemons and tools composed from the workspace's crates.
 //!
 //! - [`vrrpd`]: a keepalived-like VRRP daemon (binary `vrrpd`).
+//! - [`hald`]: both in one process, the balancer's health moving the VRRP priority and a
+//!   planned handover drained first (binary `hald`).
 //! - [`lbd`]: an HAProxy-class load balancer (binary `lbd`): configuration turned into calls
 //!   of `lb_core::proxy` (lb-core's features `proxy` and `proxy-tls`).
 //! - `vrrpdump` prints the VRRP advertisements seen in a network namespace, decoded and
@@ -19,6 +21,7 @@
 pub mod cli;
 pub mod diagnostics;
 pub mod duration;
+pub mod hald;
 mod http_responder;
 pub mod lbd;
 pub mod prometheus;

@@ -284,6 +284,70 @@ impl Lbd {
         result.map(|()| report)
     }
 
+    /// Starts handing the clients of the listeners `names` over to another host (their
+    /// address is about to move): new clients are ignored until they try again (a second
+    /// later, at the new owner), every response says `Connection: close`, idle keep-alive
+    /// connections close. See `lb_core::proxy::HttpProxy::close_connections`.
+    pub fn close_connections(&self, names: &[String]) {
+        for l in self
+            .shared
+            .listeners()
+            .iter()
+            .filter(|l| names.contains(&l.config.name))
+        {
+            l.proxy.close_connections();
+        }
+    }
+
+    /// Serves the listeners `names` with keep-alive again (their address is back here).
+    pub fn keep_connections(&self, names: &[String]) {
+        for l in self
+            .shared
+            .listeners()
+            .iter()
+            .filter(|l| names.contains(&l.config.name))
+        {
+            l.proxy.keep_connections();
+        }
+    }
+
+    /// The client connections open now on the listeners `names`, together.
+    pub fn open_connections(&self, names: &[String]) -> usize {
+        self.shared
+            .listeners()
+            .iter()
+            .filter(|l| names.contains(&l.config.name))
+            .map(|l| l.proxy.open_connections())
+            .sum()
+    }
+
+    /// Waits until the listeners `names` have no client connection open, or `deadline`;
+    /// still accepting. Returns the connections left open (0: all gone).
+    pub async fn wait_idle(&self, names: &[String], deadline: Duration) -> usize {
+        let started = Instant::now();
+        loop {
+            let open = self.open_connections(names);
+            if open == 0 || started.elapsed() >= deadline {
+                return open;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// The health checks of listener `name`'s servers: each server's name and status
+    /// channel, in file order; `None` when the listener does not exist or has no `check`
+    /// (its servers are then always up). A reload may replace a server's monitor: ask again
+    /// after it.
+    pub fn server_health(
+        &self,
+        name: &str,
+    ) -> Option<Vec<(String, tokio::sync::watch::Receiver<health_check::Status>)>> {
+        let listeners = self.shared.listeners();
+        let l = listeners.iter().find(|l| l.config.name == name)?;
+        l.config.check.as_ref()?;
+        Some(l.monitors.subscribe())
+    }
+
     /// Stops accepting on every listener and lets the connections in flight finish, for up
     /// to `deadline`; returns what each listener saw.
     pub async fn drain(self, deadline: Duration) -> Vec<(String, DrainReport)> {

@@ -231,6 +231,14 @@ impl Monitors {
         Ok(())
     }
 
+    /// Every checked server's name and status channel, in order (none without a `check`).
+    pub(crate) fn subscribe(&self) -> Vec<(String, tokio::sync::watch::Receiver<Status>)> {
+        self.servers
+            .iter()
+            .map(|w| (w.server.name.clone(), w.monitor.subscribe()))
+            .collect()
+    }
+
     /// The check status of server `name`, if it is checked.
     pub(crate) fn status(&self, name: &str) -> Option<Status> {
         self.servers

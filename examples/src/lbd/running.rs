@@ -28,6 +28,12 @@ pub(crate) trait Proxy: Send + Sync {
     /// Replaces its servers in place (a reload): no connection closes, servers that stay keep
     /// their counters, pooled connections and health.
     fn update_servers(&self, servers: &[ServerSettings]) -> Result<(), ProxyError>;
+    /// The client connections open now.
+    fn open_connections(&self) -> usize;
+    /// Starts handing the clients over (see lb-core's `close_connections`).
+    fn close_connections(&self);
+    /// Undoes [`close_connections`](Proxy::close_connections).
+    fn keep_connections(&self);
     /// Stops accepting, lets the connections finish up to `deadline`.
     fn drain(
         self: Box<Self>,
@@ -57,6 +63,18 @@ macro_rules! proxy {
 
             fn update_servers(&self, servers: &[ServerSettings]) -> Result<(), ProxyError> {
                 $proxy::update_servers(self, servers)
+            }
+
+            fn open_connections(&self) -> usize {
+                $proxy::open_connections(self)
+            }
+
+            fn close_connections(&self) {
+                $proxy::close_connections(self)
+            }
+
+            fn keep_connections(&self) {
+                $proxy::keep_connections(self)
             }
 
             fn drain(

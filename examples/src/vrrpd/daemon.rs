@@ -21,7 +21,7 @@ use super::config::{self, Instance};
 use super::instances::Instances;
 use super::links::Links;
 use super::registry::Registry;
-use super::{metrics, reload, status_socket};
+use super::{instances, metrics, reload, status_socket};
 
 /// Any error that stops the daemon (logged by the binary).
 pub type Error = Box<dyn std::error::Error>;
@@ -38,6 +38,8 @@ pub(super) struct Live {
     notify: Option<ExecHook>,
     notify_backup: Option<ExecHook>,
     notify_fault: Option<ExecHook>,
+    /// Told of every state change (an embedding daemon's hook).
+    pub(super) on_state: Option<OnState>,
     /// The library's event → address glue (add and announce on Master, stop announcing and
     /// remove on leaving it): shared with the instance's next version on an in-place update,
     /// so that the announcements in progress stay stoppable.
@@ -51,6 +53,7 @@ impl Live {
         backend: Arc<dyn IpManager>,
         announcer: Option<Arc<Announcer>>,
         hand_off: Option<NetlinkManager>,
+        on_state: Option<OnState>,
     ) -> Live {
         let (reports, mut read) = mpsc::channel(64);
         let name = instance.name.clone();
@@ -75,6 +78,7 @@ impl Live {
             vips,
             backend,
             announcer,
+            on_state,
             applier: Arc::new(tokio::sync::Mutex::new(applier)),
         }
     }
@@ -95,6 +99,7 @@ impl Live {
             vips: old.vips.clone(),
             backend: old.backend.clone(),
             announcer,
+            on_state: old.on_state.clone(),
             applier: old.applier.clone(),
         }
     }
@@ -109,65 +114,174 @@ pub struct Options {
     pub status_socket: Option<PathBuf>,
 }
 
+/// What a daemon that embeds vrrpd (hald) is told besides the logs: called on every state
+/// change of every instance with its name and new state, on the event loop (keep it short).
+pub type OnState = Arc<dyn Fn(&str, State) + Send + Sync>;
+
+/// The running VRRP half of a daemon: drivers, virtual addresses, notify scripts, tracked
+/// checks, the status socket and metrics endpoint. [`run`] is vrrpd's whole life; a daemon
+/// that embeds it (hald) drives it with [`next`](Self::next) beside its own work.
+pub struct Vrrpd {
+    instances: Instances,
+    registry: Registry,
+    events: mpsc::UnboundedReceiver<instances::Routed>,
+    running: config::Config,
+    _status: Option<status_socket::StatusSocket>,
+    metrics: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Vrrpd {
+    fn drop(&mut self) {
+        if let Some(m) = &self.metrics {
+            m.abort();
+        }
+    }
+}
+
+impl std::fmt::Debug for Vrrpd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vrrpd")
+            .field("instances", &self.running.instances.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Vrrpd {
+    /// Starts every instance of `config` (with `on_state` told of their state changes), the
+    /// status socket and the metrics endpoint.
+    pub async fn start(
+        config: config::Config,
+        options: &Options,
+        on_state: Option<OnState>,
+    ) -> Result<Vrrpd, Error> {
+        let netlink = Arc::new(NetlinkManager::new()?);
+        let registry = Registry::new(options.config_file.display().to_string(), netlink.clone());
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let links = Links::start(netlink.clone(), registry.clone())?;
+        let mut instances = Instances::new(netlink, registry.clone(), links, events_tx, on_state);
+        instances.apply(&config).await.map_err(|e| e.join("; "))?;
+        let path = options
+            .status_socket
+            .as_ref()
+            .unwrap_or(&config.status_socket);
+        let status = match status_socket::serve(path, registry.clone()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                warn!("no status socket, the daemon runs on without it: {e}");
+                None
+            }
+        };
+        let metrics = match config.metrics {
+            None => None,
+            Some(bind) => match metrics::serve(bind, registry.clone()).await {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    error!("no metrics endpoint, the daemon runs on without it: {e}");
+                    None
+                }
+            },
+        };
+        Ok(Vrrpd {
+            instances,
+            registry,
+            events,
+            running: config,
+            _status: status,
+            metrics,
+        })
+    }
+
+    /// Waits for the next driver event and acts on it; `false` once every driver has ended
+    /// after [`stop`](Self::stop).
+    pub async fn next(&mut self) -> bool {
+        match self.events.recv().await {
+            Some(e) => {
+                self.instances.event(e).await;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Reads `path` again and applies it (SIGHUP); on any error the running configuration
+    /// stays (each error logged and shown in the status).
+    pub async fn reload_file(&mut self, path: &std::path::Path) {
+        if let Some(new) =
+            reload::reload(path, &self.running, &mut self.instances, &self.registry).await
+        {
+            self.running = new;
+        }
+    }
+
+    /// Applies `new`, already read and checked; on any error the running configuration stays.
+    /// True when it was applied.
+    pub async fn reload(&mut self, new: config::Config) -> bool {
+        match reload::apply(new, &self.running, &mut self.instances, &self.registry).await {
+            Some(new) => {
+                self.running = new;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The configuration running.
+    pub fn config(&self) -> &config::Config {
+        &self.running
+    }
+
+    /// The tracked object `tracker` of instance `instance`, to set from outside (hald's
+    /// listener health); `None` when the instance does not run.
+    pub fn tracker(
+        &self,
+        instance: &str,
+        tracker: &str,
+    ) -> Option<vrrp_core::driver::TrackerHandle> {
+        self.instances.tracker(instance, tracker)
+    }
+
+    /// The status JSON (what `--status` prints), as a value.
+    pub async fn status(&self) -> super::status::Status {
+        self.registry.status().await
+    }
+
+    /// Stops every instance gracefully (a Master sends priority 0 and removes its addresses);
+    /// [`next`](Self::next) delivers their last events, then returns false.
+    pub fn stop(&mut self) {
+        self.instances.stop();
+    }
+
+    /// Waits for the stopped drivers to end and removes the virtual MAC devices.
+    pub async fn finish(mut self) {
+        self.instances.finish().await;
+    }
+}
+
 /// Runs the daemon on a checked configuration until SIGTERM / SIGINT, then stops gracefully;
 /// SIGHUP reloads `options.config_file` ([`super::reload`]).
 pub async fn run(config: config::Config, options: Options) -> Result<(), Error> {
     // First of all: SIGHUP's default action ends the process.
     let mut term = signal(SignalKind::terminate())?;
     let mut hup = signal(SignalKind::hangup())?;
-    let netlink = Arc::new(NetlinkManager::new()?);
-    let registry = Registry::new(options.config_file.display().to_string(), netlink.clone());
-    let (events_tx, mut events) = mpsc::unbounded_channel();
-    let links = Links::start(netlink.clone(), registry.clone())?;
-    let mut instances = Instances::new(netlink, registry.clone(), links, events_tx);
-    instances.apply(&config).await.map_err(|e| e.join("; "))?;
-    let path = options
-        .status_socket
-        .as_ref()
-        .unwrap_or(&config.status_socket);
-    let _status = match status_socket::serve(path, registry.clone()) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            warn!("no status socket, vrrpd runs on without it: {e}");
-            None
-        }
-    };
-    let _metrics = match config.metrics {
-        None => None,
-        Some(bind) => match metrics::serve(bind, registry.clone()).await {
-            Ok(m) => Some(m),
-            Err(e) => {
-                error!("no metrics endpoint, vrrpd runs on without it: {e}");
-                None
-            }
-        },
-    };
-    let mut running = config;
+    let mut vrrpd = Vrrpd::start(config, &options, None).await?;
     let mut stopping = false;
     loop {
         tokio::select! {
             _ = term.recv(), if !stopping => {
                 info!("SIGTERM: stopping gracefully");
                 stopping = true;
-                instances.stop();
+                vrrpd.stop();
             }
             _ = tokio::signal::ctrl_c(), if !stopping => {
                 info!("SIGINT: stopping gracefully");
                 stopping = true;
-                instances.stop();
+                vrrpd.stop();
             }
-            _ = hup.recv(), if !stopping => {
-                if let Some(new) = reload::reload(&options.config_file, &running, &mut instances, &registry).await {
-                    running = new;
-                }
-            }
-            e = events.recv() => match e {
-                Some(e) => instances.event(e).await,
-                None => break,
-            },
+            _ = hup.recv(), if !stopping => vrrpd.reload_file(&options.config_file).await,
+            more = vrrpd.next() => if !more { break },
         }
     }
-    instances.finish().await;
+    vrrpd.finish().await;
     Ok(())
 }
 
@@ -185,6 +299,9 @@ pub(super) async fn handle(l: &Live, event: Event) {
                     reason: reason.clone(),
                 })
                 .await;
+            if let Some(on_state) = &l.on_state {
+                on_state(name, to);
+            }
             let (hook, word) = match to {
                 State::Master => (&l.notify, "MASTER"),
                 State::Backup => (&l.notify_backup, "BACKUP"),

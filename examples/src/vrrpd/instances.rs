@@ -15,7 +15,8 @@ use ip_manager::{AnnounceConfig, Announcer, NetlinkManager, Vip, VirtualMac};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 use vrrp_core::driver::{
-    DEFAULT_EVENT_CAPACITY, Driver, DriverEvent, DriverExit, DriverHandle, VrrpSocket,
+    DEFAULT_EVENT_CAPACITY, Driver, DriverEvent, DriverExit, DriverHandle, TrackerHandle,
+    VrrpSocket,
 };
 use vrrp_core::packet::{AddressFamily, Vrid};
 use vrrp_core::{Event, Reason, Router, State};
@@ -96,6 +97,8 @@ pub(super) struct Instances {
     /// The macvlans of `virtual_mac` instances, by device name: removed at exit (an instance
     /// a reload removed leaves its device until then; a new run reuses it).
     vmacs: BTreeMap<String, VirtualMac>,
+    /// Told of every state change.
+    on_state: Option<daemon::OnState>,
 }
 
 impl Instances {
@@ -105,6 +108,7 @@ impl Instances {
         registry: Registry,
         links: Links,
         events: mpsc::UnboundedSender<Routed>,
+        on_state: Option<daemon::OnState>,
     ) -> Instances {
         Instances {
             netlink,
@@ -120,7 +124,15 @@ impl Instances {
             retiring: HashMap::new(),
             events: Some(events),
             vmacs: BTreeMap::new(),
+            on_state,
         }
+    }
+
+    /// The tracked object `tracker` of the running instance `instance`.
+    pub(super) fn tracker(&self, instance: &str, tracker: &str) -> Option<TrackerHandle> {
+        let inst = self.running.iter().find(|i| i.name == instance)?;
+        let (d, vrid) = self.driver_of(inst)?;
+        Some(d.tracker(vrid, tracker))
     }
 
     /// Makes `config` the running set (see [`Plan`]). On any error nothing changes and every
@@ -297,6 +309,7 @@ impl Instances {
                 backend,
                 announcer,
                 (!inst.virtual_mac).then(|| (*self.netlink).clone()),
+                self.on_state.clone(),
             ),
             vmac,
         })

@@ -28,22 +28,22 @@ use super::registry::Registry;
 /// How the instances of two configurations relate, by name (each list in the new file's
 /// order, `stop` in the old one's).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(super) struct Plan {
+pub struct Plan {
     /// The same definition.
-    pub(super) keep: Vec<String>,
+    pub keep: Vec<String>,
     /// Only what the daemon does around the router changed (`notify`, `garp`).
-    pub(super) update: Vec<String>,
+    pub update: Vec<String>,
     /// The router's definition changed: removed, then started anew.
-    pub(super) rebuild: Vec<String>,
+    pub rebuild: Vec<String>,
     /// New.
-    pub(super) start: Vec<String>,
+    pub start: Vec<String>,
     /// Gone.
-    pub(super) stop: Vec<String>,
+    pub stop: Vec<String>,
 }
 
 impl Plan {
     /// The plan from `old` to `new`.
-    pub(super) fn new(old: &[Instance], new: &[Instance]) -> Plan {
+    pub fn new(old: &[Instance], new: &[Instance]) -> Plan {
         let mut plan = Plan::default();
         for n in new {
             let name = n.name.clone();
@@ -110,6 +110,17 @@ pub(super) async fn reload(
     for w in &new.warnings {
         warn!("{w}");
     }
+    apply(new, running, instances, registry).await
+}
+
+/// Applies `new`, a checked configuration (read by [`reload`], or by a daemon that embeds
+/// vrrpd's part of its file); on any error the running configuration stays.
+pub(super) async fn apply(
+    new: config::Config,
+    running: &config::Config,
+    instances: &mut Instances,
+    registry: &Registry,
+) -> Option<config::Config> {
     if new.status_socket != running.status_socket || new.metrics != running.metrics {
         warn!("status_socket and metrics are read at start: restart vrrpd to apply their change");
     }

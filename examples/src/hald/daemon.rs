@@ -1,0 +1,383 @@
+//! The running hald: the balancer (lbd's [`Lbd`]) on the caller's runtime, the VRRP instances
+//! (vrrpd's [`Vrrpd`]) on a thread and runtime of their own, and between them the listeners'
+//! server health fed to the instances' trackers, the watchdog, and the drain before a planned
+//! handover.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use health_check::{Watchdog, WatchdogConfig};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tracing::{error, info, warn};
+use vrrp_core::State;
+use vrrp_core::driver::TrackerHandle;
+
+use super::config::{self, Config, WATCHDOG_TRACKER};
+use crate::lbd::Lbd;
+use crate::vrrpd::daemon::{OnState, Options as VrrpOptions, Vrrpd};
+use crate::vrrpd::reload::Plan;
+
+/// Any error that stops the daemon (logged by the binary).
+pub type Error = Box<dyn std::error::Error>;
+
+/// How long the balancer's listeners get to finish their connections once VRRP has stopped.
+const FINAL_DRAIN: Duration = Duration::from_secs(2);
+
+/// How the daemon was started, besides the configuration.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The configuration file: read again on SIGHUP.
+    pub config_file: PathBuf,
+    /// Overrides the file's `status_socket`.
+    pub status_socket: Option<PathBuf>,
+}
+
+/// What the balancer's loop asks of the VRRP thread.
+enum ToVrrp {
+    Reload(Box<crate::vrrpd::config::Config>, oneshot::Sender<bool>),
+    Trackers(
+        Vec<(String, String)>,
+        oneshot::Sender<Vec<Option<TrackerHandle>>>,
+    ),
+    Stop,
+}
+
+/// The VRRP half, on its own thread.
+struct VrrpThread {
+    commands: mpsc::Sender<ToVrrp>,
+    /// Every instance's state changes, in order.
+    states: mpsc::UnboundedReceiver<(String, State)>,
+    /// Fires when the thread has stopped its instances and ended.
+    ended: oneshot::Receiver<()>,
+}
+
+impl VrrpThread {
+    /// Starts vrrpd's part of `config` on a thread and runtime of its own.
+    async fn start(config: &Config, options: &Options) -> Result<VrrpThread, Error> {
+        let (commands, mut commands_rx) = mpsc::channel(8);
+        let (states_tx, states) = mpsc::unbounded_channel();
+        let (ready_tx, ready) = oneshot::channel::<Result<(), String>>();
+        let (ended_tx, ended) = oneshot::channel();
+        let vrrp = config.vrrp.clone();
+        let options = VrrpOptions {
+            config_file: options.config_file.clone(),
+            status_socket: options.status_socket.clone(),
+        };
+        std::thread::Builder::new()
+            .name("hald-vrrp".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(format!("cannot start VRRP's runtime: {e}")));
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    let on_state: OnState = Arc::new(move |name: &str, state| {
+                        let _ = states_tx.send((name.to_owned(), state));
+                    });
+                    let mut vrrpd = match Vrrpd::start(vrrp, &options, Some(on_state)).await {
+                        Ok(v) => v,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e.to_string()));
+                            return;
+                        }
+                    };
+                    let _ = ready_tx.send(Ok(()));
+                    let mut stopping = false;
+                    loop {
+                        tokio::select! {
+                            command = commands_rx.recv(), if !stopping => match command {
+                                Some(ToVrrp::Reload(new, reply)) => {
+                                    let _ = reply.send(vrrpd.reload(*new).await);
+                                }
+                                Some(ToVrrp::Trackers(names, reply)) => {
+                                    let _ = reply.send(
+                                        names.iter().map(|(i, t)| vrrpd.tracker(i, t)).collect(),
+                                    );
+                                }
+                                // The balancer's side gone (it stopped, or panicked): stop too.
+                                Some(ToVrrp::Stop) | None => {
+                                    stopping = true;
+                                    vrrpd.stop();
+                                }
+                            },
+                            more = vrrpd.next() => if !more { break },
+                        }
+                    }
+                    vrrpd.finish().await;
+                });
+                let _ = ended_tx.send(());
+            })?;
+        ready
+            .await
+            .map_err(|_| "the VRRP thread ended before starting")??;
+        Ok(VrrpThread {
+            commands,
+            states,
+            ended,
+        })
+    }
+
+    /// The tracker handles for `(instance, tracker)` pairs (`None` where the instance does
+    /// not run).
+    async fn trackers(&self, names: Vec<(String, String)>) -> Vec<Option<TrackerHandle>> {
+        let (reply, answer) = oneshot::channel();
+        if self
+            .commands
+            .send(ToVrrp::Trackers(names, reply))
+            .await
+            .is_err()
+        {
+            return Vec::new();
+        }
+        answer.await.unwrap_or_default()
+    }
+
+    async fn reload(&self, new: crate::vrrpd::config::Config) -> bool {
+        let (reply, answer) = oneshot::channel();
+        if self
+            .commands
+            .send(ToVrrp::Reload(Box::new(new), reply))
+            .await
+            .is_err()
+        {
+            return false;
+        }
+        answer.await.unwrap_or(false)
+    }
+
+    /// Stops every instance gracefully (priority 0, addresses removed) and waits for it.
+    async fn stop(self) {
+        let _ = self.commands.send(ToVrrp::Stop).await;
+        let _ = self.ended.await;
+    }
+}
+
+/// The tasks feeding the listeners' server health to the instances' trackers.
+#[derive(Default)]
+struct Feeders(Vec<JoinHandle<Result<(), vrrp_core::driver::CommandError>>>);
+
+impl Drop for Feeders {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
+impl Feeders {
+    /// For each `[[hald.track]]`: "all servers down" fed by every server's monitor together,
+    /// and each server's own tracker (with a weight) by its monitor.
+    async fn start(config: &Config, lbd: &Lbd, vrrp: &VrrpThread) -> Feeders {
+        let mut feeders = Feeders::default();
+        for t in &config.track {
+            let Some(servers) = lbd.server_health(&t.listener) else {
+                continue;
+            };
+            let mut names = vec![(t.instance.clone(), t.all_down_tracker())];
+            if t.weight != 0 {
+                names.extend(
+                    servers
+                        .iter()
+                        .map(|(s, _)| (t.instance.clone(), t.server_tracker(s))),
+                );
+            }
+            let mut trackers = vrrp.trackers(names).await.into_iter();
+            if let Some(Some(all)) = trackers.next() {
+                let statuses = servers.iter().map(|(_, s)| s.clone()).collect();
+                feeders
+                    .0
+                    .push(health_check::vrrp::track_any_status(statuses, all));
+            }
+            if t.weight != 0 {
+                for ((_, status), tracker) in servers.into_iter().zip(trackers) {
+                    if let Some(tracker) = tracker {
+                        feeders
+                            .0
+                            .push(health_check::vrrp::track_status(status, tracker));
+                    }
+                }
+            }
+        }
+        feeders
+    }
+}
+
+/// The watchdog on the current runtime (the balancer's), setting every instance's
+/// [`WATCHDOG_TRACKER`] from its own thread.
+async fn watchdog(config: &Config, vrrp: &VrrpThread) -> Result<Option<Watchdog>, Error> {
+    let Some(w) = config.watchdog else {
+        return Ok(None);
+    };
+    let names = config
+        .vrrp
+        .instances
+        .iter()
+        .map(|i| (i.name.clone(), WATCHDOG_TRACKER.to_owned()))
+        .collect();
+    let trackers: Vec<TrackerHandle> = vrrp.trackers(names).await.into_iter().flatten().collect();
+    let within = w.timeout;
+    let watchdog = Watchdog::spawn(
+        tokio::runtime::Handle::current(),
+        WatchdogConfig::default().every(w.interval, w.timeout),
+        move |health, why| {
+            let up = health == health_check::Health::Up;
+            if up {
+                warn!("the balancer's event loop answers again: {why}");
+            } else {
+                error!(
+                    "the balancer's event loop does not answer ({why}): every instance steps down"
+                );
+            }
+            for t in &trackers {
+                let _ = t.set_blocking(up, within);
+            }
+        },
+    )?;
+    Ok(Some(watchdog))
+}
+
+/// Runs the daemon on a checked configuration until SIGTERM / SIGINT, then hands over
+/// gracefully (drain, priority 0, addresses removed, connections finished); SIGHUP reloads
+/// `options.config_file`.
+pub async fn run(config: Config, options: Options) -> Result<(), Error> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    // The listeners first: bound (with IP_FREEBIND) before any instance can become Master.
+    let mut lbd = Lbd::start(&config.balancer).await?;
+    let mut vrrp = VrrpThread::start(&config, &options).await?;
+    let mut feeders = Feeders::start(&config, &lbd, &vrrp).await;
+    let mut dog = watchdog(&config, &vrrp).await?;
+    let mut states: HashMap<String, State> = HashMap::new();
+    let mut running = config;
+    info!(
+        instances = running.vrrp.instances.len(),
+        listeners = running.balancer.listeners.len(),
+        "hald running"
+    );
+    loop {
+        tokio::select! {
+            _ = term.recv() => {
+                info!("SIGTERM: handing over gracefully");
+                break;
+            }
+            _ = tokio::signal::ctrl_c() => {
+                info!("SIGINT: handing over gracefully");
+                break;
+            }
+            _ = hup.recv() => {
+                if let Some(new) = reload(&options, &running, &mut lbd, &vrrp, &states).await {
+                    running = new;
+                    feeders = Feeders::start(&running, &lbd, &vrrp).await;
+                    drop(dog.take());
+                    dog = watchdog(&running, &vrrp).await?;
+                    // Instances still Master serve their listeners with keep-alive again.
+                    for (name, state) in &states {
+                        if *state == State::Master {
+                            lbd.keep_connections(&running.listeners_of(name));
+                        }
+                    }
+                }
+            }
+            Some((name, state)) = vrrp.states.recv() => {
+                if state == State::Master {
+                    lbd.keep_connections(&running.listeners_of(&name));
+                }
+                states.insert(name, state);
+            }
+        }
+    }
+    drop(feeders);
+    drop(dog);
+    // Every listener hands its clients over; then VRRP hands the addresses over.
+    let all: Vec<String> = running
+        .balancer
+        .listeners
+        .iter()
+        .map(|l| l.name.clone())
+        .collect();
+    let left = hand_over(&lbd, &all, running.drain).await;
+    info!(
+        left,
+        "connections drained: sending priority 0 and removing the addresses"
+    );
+    vrrp.stop().await;
+    for (name, report) in lbd.drain(FINAL_DRAIN).await {
+        if report.closed > 0 {
+            warn!(listener = %name, closed = report.closed, "connections closed at exit");
+        }
+    }
+    Ok(())
+}
+
+/// Hands the clients of `listeners` over and waits until none is connected (or `deadline`):
+/// the connections left.
+async fn hand_over(lbd: &Lbd, listeners: &[String], deadline: Duration) -> usize {
+    lbd.close_connections(listeners);
+    let left = lbd.wait_idle(listeners, deadline).await;
+    if left > 0 {
+        warn!(
+            left,
+            ?deadline,
+            "drain deadline reached with connections open: they will fail"
+        );
+    }
+    left
+}
+
+/// SIGHUP: reads the file again; the instances the reload takes away from Master (rebuilt or
+/// removed) drain their listeners first; then VRRP and the balancer take their parts.
+async fn reload(
+    options: &Options,
+    running: &Config,
+    lbd: &mut Lbd,
+    vrrp: &VrrpThread,
+    states: &HashMap<String, State>,
+) -> Option<Config> {
+    let file = options.config_file.display().to_string();
+    info!(file = %file, "SIGHUP: reloading the configuration");
+    let new = match crate::diagnostics::load("hald", &file, config::parse) {
+        Ok(c) => c,
+        Err(lines) => {
+            for line in lines {
+                error!("{line}");
+            }
+            error!("reload refused, the running configuration stays");
+            return None;
+        }
+    };
+    for w in &new.warnings {
+        warn!("{w}");
+    }
+    let plan = Plan::new(&running.vrrp.instances, &new.vrrp.instances);
+    let leaving: Vec<String> = plan
+        .rebuild
+        .iter()
+        .chain(&plan.stop)
+        .filter(|name| states.get(*name) == Some(&State::Master))
+        .flat_map(|name| running.listeners_of(name))
+        .collect();
+    if !leaving.is_empty() {
+        info!(listeners = ?leaving, "the reload hands instances over: draining first");
+        hand_over(lbd, &leaving, new.drain).await;
+    }
+    if !vrrp.reload(new.vrrp.clone()).await {
+        error!("reload refused by the VRRP half, the running configuration stays");
+        lbd.keep_connections(&leaving);
+        return None;
+    }
+    match lbd.reload(&new.balancer, new.drain).await {
+        Ok(report) => info!(?report, "configuration reloaded"),
+        Err(e) => error!("the balancer's reload failed part way: {e}"),
+    }
+    Some(new)
+}
