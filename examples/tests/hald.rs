@@ -20,51 +20,76 @@ use lab::vrrp::Lab;
 use lbdlab::{Backend, Client};
 use tokio::net::TcpStream;
 
-const VIP: &str = "10.99.0.200";
+/// One VRRP instance of a test's hald: name, VRID, priority, virtual address (CIDR).
+type Instance = (&'static str, u8, u8, &'static str);
 
-/// hald's configuration for `host`: VI_1 at `priority`, listener `web` on the VIP over the
-/// servers at 10.99.0.100:`ports`, all of them down = FAULT.
-fn config(lab: &Lab, host: &str, priority: u8, ports: [u16; 3]) -> String {
-    let servers: Vec<String> = ports
-        .iter()
-        .enumerate()
-        .map(|(i, p)| format!("{{ name = \"s{}\", addr = \"10.99.0.100:{p}\" }}", i + 1))
-        .collect();
-    format!(
-        r#"status_socket = "{socket}"
+/// One listener: name, bind address, and its servers' address (without port) and ports; it
+/// is tracked by the instance of the same position (all servers down = FAULT).
+type Listener = (&'static str, &'static str, &'static str, [u16; 3]);
 
-[hald]
-drain = "5s"
+/// hald's configuration for `host`: `instances` (VRRPv3, 100 ms) and `listeners` (HTTP, TCP
+/// checks at 200 ms, rise 2, fall 2), each listener tracked by the instance at its position.
+fn config(lab: &Lab, host: &str, instances: &[Instance], listeners: &[Listener]) -> String {
+    let mut text = format!(
+        "status_socket = \"{}\"\n\n[hald]\ndrain = \"5s\"\n",
+        lab.socket(host).display()
+    );
+    for ((instance, ..), (listener, ..)) in instances.iter().zip(listeners) {
+        text.push_str(&format!(
+            "\n[[hald.track]]\ninstance = \"{instance}\"\nlistener = \"{listener}\"\nall_down = 0\n"
+        ));
+    }
+    for (name, vrid, priority, vip) in instances {
+        text.push_str(&format!(
+            "\n[[instance]]\nname = \"{name}\"\ninterface = \"eth0\"\nvrid = {vrid}\npriority = {priority}\nadvert_interval = \"100ms\"\nvirtual_addresses = [\"{vip}\"]\n"
+        ));
+    }
+    for (name, bind, server_ip, ports) in listeners {
+        let servers: Vec<String> = ports
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                format!(
+                    "{{ name = \"s{}\", addr = \"{}\" }}",
+                    i + 1,
+                    socket(server_ip, *p)
+                )
+            })
+            .collect();
+        text.push_str(&format!(
+            "\n[[listen]]\nname = \"{name}\"\nbind = \"{bind}\"\nmode = \"http\"\ncheck = {{ tcp = true, interval = \"200ms\", rise = 2, fall = 2 }}\nservers = [{}]\n",
+            servers.join(", ")
+        ));
+    }
+    text
+}
 
-[[hald.track]]
-instance = "VI_1"
-listener = "web"
-all_down = 0
+/// `ip:port`, bracketing an IPv6 address.
+fn socket(ip: &str, port: u16) -> String {
+    if ip.contains(':') {
+        format!("[{ip}]:{port}")
+    } else {
+        format!("{ip}:{port}")
+    }
+}
 
-[[instance]]
-name = "VI_1"
-interface = "eth0"
-vrid = 51
-priority = {priority}
-advert_interval = "100ms"
-virtual_addresses = ["{VIP}/24"]
-
-[[listen]]
-name = "web"
-bind = "{VIP}:80"
-mode = "http"
-check = {{ tcp = true, interval = "200ms", rise = 2, fall = 2 }}
-servers = [{servers}]
-"#,
-        socket = lab.socket(host).display(),
-        servers = servers.join(", ")
+/// The usual setup: VI_1 on 10.99.0.200 at `priority`, listener `web` on it over the servers
+/// at 10.99.0.100:`ports`.
+fn one(priority: u8, ports: [u16; 3]) -> (Vec<Instance>, Vec<Listener>) {
+    (
+        vec![("VI_1", 51, priority, "10.99.0.200/24")],
+        vec![("web", "10.99.0.200:80", "10.99.0.100", ports)],
     )
 }
 
 /// Starts hald on `host` with [`config`] (written to `HOST.toml`, which `Lab::status` reads).
-fn hald(lab: &mut Lab, host: &str, priority: u8, ports: [u16; 3]) -> usize {
+fn hald(
+    lab: &mut Lab,
+    host: &str,
+    (instances, listeners): (Vec<Instance>, Vec<Listener>),
+) -> usize {
     let path = lab.dir.join(format!("{host}.toml"));
-    std::fs::write(&path, config(lab, host, priority, ports)).expect("config");
+    std::fs::write(&path, config(lab, host, &instances, &listeners)).expect("config");
     lab.spawn(
         host,
         env!("CARGO_BIN_EXE_hald"),
@@ -75,9 +100,9 @@ fn hald(lab: &mut Lab, host: &str, priority: u8, ports: [u16; 3]) -> usize {
     )
 }
 
-/// Backends named s1.. on 10.99.0.100:`ports`, in the client's namespace (reachable from both
+/// Backends named s1.. on `ip`:`ports`, in the client's namespace (reachable from both
 /// balancers), until the returned sender is dropped.
-fn backends(lab: &Lab, ports: [u16; 3]) -> mpsc::Sender<()> {
+fn backends(lab: &Lab, ip: &'static str, ports: [u16; 3]) -> mpsc::Sender<()> {
     let (stop, stopped) = mpsc::channel::<()>();
     let (ready, started) = mpsc::channel();
     let ns = format!("/run/netns/{}", lab.ns("cl"));
@@ -91,7 +116,7 @@ fn backends(lab: &Lab, ports: [u16; 3]) -> mpsc::Sender<()> {
         runtime.block_on(async move {
             let mut all = Vec::new();
             for (i, port) in ports.iter().enumerate() {
-                let addr: SocketAddr = format!("10.99.0.100:{port}").parse().expect("addr");
+                let addr: SocketAddr = socket(ip, *port).parse().expect("addr");
                 all.push(Backend::start(&format!("s{}", i + 1), addr).await);
             }
             let _ = ready.send(());
@@ -115,13 +140,20 @@ struct Load {
     longest_gap: Duration,
     /// Connections the proxy asked to close (`Connection: close`).
     told_to_close: usize,
+    /// Requests sent again because their reused connection closed before an answer.
+    resent: usize,
 }
 
 /// `clients` keep-alive HTTP clients in the client's namespace, each sending `GET /` to the
 /// VIP one after the other for `duration`. As browsers and curl do (RFC 9112 §9.3.1), a
 /// request on a reused connection that closes before any byte of an answer is sent once more
 /// on a new connection; anything else that is not a 200 is a failure.
-fn load(lab: &Lab, clients: usize, duration: Duration) -> std::thread::JoinHandle<Load> {
+fn load(
+    lab: &Lab,
+    addr: SocketAddr,
+    clients: usize,
+    duration: Duration,
+) -> std::thread::JoinHandle<Load> {
     let ns = format!("/run/netns/{}", lab.ns("cl"));
     std::thread::spawn(move || {
         let file = std::fs::File::open(&ns).expect("namespace file");
@@ -131,7 +163,6 @@ fn load(lab: &Lab, clients: usize, duration: Duration) -> std::thread::JoinHandl
             .build()
             .expect("runtime");
         runtime.block_on(async move {
-            let addr: SocketAddr = format!("{VIP}:80").parse().expect("addr");
             let start = Instant::now();
             let answers = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
             let mut tasks = Vec::new();
@@ -181,6 +212,7 @@ fn load(lab: &Lab, clients: usize, duration: Duration) -> std::thread::JoinHandl
                             }
                             Err(e) if reused && e.to_string() == "closed before an answer" => {
                                 // Closed while idle: send it again on a new connection.
+                                load.resent += 1;
                                 connection = None;
                             }
                             Err(e) => {
@@ -198,6 +230,7 @@ fn load(lab: &Lab, clients: usize, duration: Duration) -> std::thread::JoinHandl
                 total.answered += l.answered;
                 total.failures.extend(l.failures);
                 total.told_to_close += l.told_to_close;
+                total.resent += l.resent;
             }
             let mut at = answers.lock().expect("lock").clone();
             at.sort();
@@ -222,35 +255,21 @@ fn state(lab: &Lab, host: &str) -> String {
         .to_owned()
 }
 
-#[test]
-fn a_planned_handover_under_load_fails_no_request() {
-    let Some(netlab) = lab::netlab_or_skip("hald planned handover", &[("ip", "-V")]) else {
-        return;
-    };
-    let mut lab = Lab::new(netlab, "hh");
-    let ports = [18081, 18082, 18083];
-    let _backends = backends(&lab, ports);
-    let h1 = hald(&mut lab, "h1", 150, ports);
-    hald(&mut lab, "h2", 100, ports);
-    lab.wait_vip("h1", "h2", Duration::from_secs(10));
-    // The servers pass their first checks (rise 2 at 200 ms) on both hosts.
-    std::thread::sleep(Duration::from_secs(1));
-
-    let run = load(&lab, 8, Duration::from_secs(6));
+/// Stops `h1` (the Master of the listener on `addr`) while 8 clients load it: what they saw.
+fn handover_under_load(lab: &mut Lab, h1: usize, addr: &str) -> Load {
+    let addr: SocketAddr = addr.parse().expect("addr");
+    let run = load(lab, addr, 8, Duration::from_secs(6));
     std::thread::sleep(Duration::from_secs(2));
     let took = lab.stop(h1);
     let load = run.join().expect("the load");
     let log = lab.log("h1.hald.log");
     eprintln!(
-        "planned handover: {} answered, {} failed, {} told to close, longest gap {:?}, h1 stopped in {took:?}",
+        "planned handover on {addr}: {} answered, {} failed, {} told to close, {} resent, longest gap {:?}, h1 stopped in {took:?}",
         load.answered,
         load.failures.len(),
         load.told_to_close,
+        load.resent,
         load.longest_gap
-    );
-    assert!(
-        lab.has_vip("h2") && !lab.has_vip("h1"),
-        "the VIP did not move to h2\n{log}"
     );
     assert!(
         load.failures.is_empty(),
@@ -265,6 +284,116 @@ fn a_planned_handover_under_load_fails_no_request() {
     assert!(log.contains("connections drained"), "{log}");
     // Generous: the clients told to close come back within a SYN retransmission (1 s).
     assert!(load.longest_gap < Duration::from_secs(3), "{load:?}");
+    load
+}
+
+#[test]
+fn a_planned_handover_under_load_fails_no_request() {
+    let Some(netlab) = lab::netlab_or_skip("hald planned handover", &[("ip", "-V")]) else {
+        return;
+    };
+    let mut lab = Lab::new(netlab, "hh");
+    let ports = [18081, 18082, 18083];
+    let _backends = backends(&lab, "10.99.0.100", ports);
+    let h1 = hald(&mut lab, "h1", one(150, ports));
+    hald(&mut lab, "h2", one(100, ports));
+    lab.wait_vip("h1", "h2", Duration::from_secs(10));
+    // The servers pass their first checks (rise 2 at 200 ms) on both hosts.
+    std::thread::sleep(Duration::from_secs(1));
+    handover_under_load(&mut lab, h1, "10.99.0.200:80");
+    assert!(
+        lab.has_vip("h2") && !lab.has_vip("h1"),
+        "the VIP did not move to h2"
+    );
+}
+
+#[test]
+fn ipv6_a_vip_listener_servers_and_checks_hand_over_without_a_failed_request() {
+    let Some(netlab) = lab::netlab_or_skip("hald over IPv6", &[("ip", "-V")]) else {
+        return;
+    };
+    let mut lab = Lab::up(netlab, "h6", lab::vrrp::MODES[1]);
+    let ports = [18081, 18082, 18083];
+    let _backends = backends(&lab, "fd99::100", ports);
+    let setup = || {
+        (
+            vec![("VI_1", 51, 0, "fd99::200/64")],
+            vec![("web", "[fd99::200]:80", "fd99::100", ports)],
+        )
+    };
+    let with = |priority| {
+        let (mut i, l) = setup();
+        i[0].2 = priority;
+        (i, l)
+    };
+    let h1 = hald(&mut lab, "h1", with(150));
+    hald(&mut lab, "h2", with(100));
+    lab.wait_vip("h1", "h2", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(1));
+    handover_under_load(&mut lab, h1, "[fd99::200]:80");
+    assert!(
+        lab.has_vip("h2") && !lab.has_vip("h1"),
+        "the VIP did not move to h2"
+    );
+}
+
+#[test]
+fn active_active_each_host_masters_one_address_and_takes_both_on_a_handover() {
+    let Some(netlab) = lab::netlab_or_skip("hald active-active", &[("ip", "-V")]) else {
+        return;
+    };
+    let mut lab = Lab::new(netlab, "ha");
+    let ports = [18081, 18082, 18083];
+    let _backends = backends(&lab, "10.99.0.100", ports);
+    // Seed 003: two instances with swapped priorities, each host Master of one address.
+    let setup = |p1, p2| {
+        (
+            vec![
+                ("VI_1", 51, p1, "10.99.0.200/24"),
+                ("VI_2", 52, p2, "10.99.0.201/24"),
+            ],
+            vec![
+                ("web1", "10.99.0.200:80", "10.99.0.100", ports),
+                ("web2", "10.99.0.201:80", "10.99.0.100", ports),
+            ],
+        )
+    };
+    let h1 = hald(&mut lab, "h1", setup(101, 100));
+    hald(&mut lab, "h2", setup(100, 101));
+    let holds = |lab: &Lab, host: &str, vip: &str| lab.addresses(host).contains(vip);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(holds(&lab, "h1", "10.99.0.200/24")
+        && holds(&lab, "h2", "10.99.0.201/24")
+        && !holds(&lab, "h1", "10.99.0.201/24")
+        && !holds(&lab, "h2", "10.99.0.200/24"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "not one address each: h1 {}, h2 {}",
+            lab.addresses("h1"),
+            lab.addresses("h2")
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    // Both balance: h2's address keeps serving while h1 hands its own over.
+    let other = load(
+        &lab,
+        "10.99.0.201:80".parse().expect("addr"),
+        2,
+        Duration::from_secs(6),
+    );
+    handover_under_load(&mut lab, h1, "10.99.0.200:80");
+    let other = other.join().expect("the load on h2's address");
+    assert!(
+        other.failures.is_empty() && other.answered > 100,
+        "{other:?}"
+    );
+    assert!(
+        holds(&lab, "h2", "10.99.0.200/24") && holds(&lab, "h2", "10.99.0.201/24"),
+        "h2 does not hold both: {}",
+        lab.addresses("h2")
+    );
 }
 
 #[test]
@@ -274,10 +403,10 @@ fn all_servers_of_the_listener_down_puts_the_instance_in_fault() {
     };
     let mut lab = Lab::new(netlab, "hf");
     let (up, h1_ports) = ([18081, 18082, 18083], [18091, 18092, 18093]);
-    let _backends = backends(&lab, up);
+    let _backends = backends(&lab, "10.99.0.100", up);
     // h1's servers do not answer: its listener is down, so is VI_1 (FAULT) despite 150.
-    hald(&mut lab, "h1", 150, h1_ports);
-    hald(&mut lab, "h2", 100, up);
+    hald(&mut lab, "h1", one(150, h1_ports));
+    hald(&mut lab, "h2", one(100, up));
     lab.wait_vip("h2", "h1", Duration::from_secs(10));
     let deadline = Instant::now() + Duration::from_secs(10);
     while state(&lab, "h1") != "FAULT" {
@@ -297,7 +426,7 @@ fn all_servers_of_the_listener_down_puts_the_instance_in_fault() {
     );
 
     // h1's servers come up: two checks later it leaves FAULT and preempts h2.
-    let _h1_backends = backends(&lab, h1_ports);
+    let _h1_backends = backends(&lab, "10.99.0.100", h1_ports);
     let took = lab.wait_vip("h1", "h2", Duration::from_secs(10));
     eprintln!("h1 took the VIP back {took:?} after its servers came up");
     assert_eq!(state(&lab, "h1"), "MASTER");

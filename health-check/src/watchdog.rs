@@ -58,13 +58,16 @@ impl WatchdogConfig {
     }
 }
 
-/// A running watchdog; dropping it stops its thread (and waits for it, at most one
-/// `period` + `timeout`).
+/// A running watchdog; dropping it stops its thread without waiting for it: no call of
+/// `on_change` starts after the drop, and the thread ends at once, or when its probe in
+/// progress has its answer or its `timeout`. (Dropping it on the runtime it watches must not
+/// wait: that probe needs the runtime.)
 #[derive(Debug)]
 #[must_use = "dropping the watchdog stops it"]
 pub struct Watchdog {
     stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    /// Dropped with the watchdog: wakes the thread from its pause between probes.
+    _wake: mpsc::Sender<()>,
 }
 
 impl Watchdog {
@@ -97,7 +100,8 @@ impl Watchdog {
     ) -> std::io::Result<Watchdog> {
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = stop.clone();
-        let thread = std::thread::Builder::new()
+        let (wake, pause) = mpsc::channel::<()>();
+        std::thread::Builder::new()
             .name("health-watchdog".into())
             .spawn(move || {
                 let mut health = Health::Up;
@@ -117,6 +121,9 @@ impl Watchdog {
                             Err("the runtime has shut down".to_owned())
                         }
                     };
+                    if stopped.load(Ordering::Relaxed) {
+                        return;
+                    }
                     match verdict {
                         Ok(()) => {
                             (answered, missed) = (answered + 1, 0);
@@ -133,21 +140,48 @@ impl Watchdog {
                             }
                         }
                     }
-                    std::thread::sleep(config.period);
+                    // The pause, cut short when the watchdog is dropped.
+                    if let Err(mpsc::RecvTimeoutError::Disconnected) =
+                        pause.recv_timeout(config.period)
+                    {
+                        return;
+                    }
                 }
             })?;
-        Ok(Watchdog {
-            stop,
-            thread: Some(thread),
-        })
+        Ok(Watchdog { stop, _wake: wake })
     }
 }
 
 impl Drop for Watchdog {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dropping_it_on_the_runtime_it_watches_does_not_wait_for_its_probe() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let config =
+                WatchdogConfig::default().every(Duration::from_millis(10), Duration::from_secs(2));
+            let watchdog = Watchdog::spawn(tokio::runtime::Handle::current(), config, |_, _| {})
+                .expect("thread");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            // The runtime is busy dropping: a probe in progress cannot be answered.
+            let started = std::time::Instant::now();
+            drop(watchdog);
+            assert!(
+                started.elapsed() < Duration::from_millis(500),
+                "{:?}",
+                started.elapsed()
+            );
+        });
     }
 }

@@ -628,7 +628,10 @@ async fn close_connections_ignores_new_clients_and_lets_open_ones_run() {
     proxy.close_connections();
     let late = tokio::spawn(async move { TcpStream::connect(addr).await });
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!late.is_finished(), "a new client was answered while closing");
+    assert!(
+        !late.is_finished(),
+        "a new client was answered while closing"
+    );
     // The open connection runs on; wait_idle sees it until it ends.
     assert_eq!(round_trip(&mut open, b"pong").await, b"pong");
     assert_eq!(proxy.wait_idle(Duration::from_millis(50)).await.closed, 1);
@@ -636,6 +639,10 @@ async fn close_connections_ignores_new_clients_and_lets_open_ones_run() {
     assert_eq!(proxy.wait_idle(WAIT).await.closed, 0);
 
     proxy.keep_connections();
-    let mut late = tokio::time::timeout(WAIT, late).await.unwrap().unwrap().unwrap();
+    let mut late = tokio::time::timeout(WAIT, late)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(round_trip(&mut late, b"again").await, b"again");
 }

@@ -388,8 +388,14 @@ async fn drive<C: Graceful>(
                 return std::future::pending().await;
             }
             let Some((clock, _)) = head else { return };
+            // Idle for CLOSE_IDLE_AFTER since closing began, not only since the last response:
+            // a connection whose next request waits unread (the runtime was busy) is in use.
+            let idle = async {
+                tokio::time::sleep(CLOSE_IDLE_AFTER).await;
+                http_head_timer::expired(clock, CLOSE_IDLE_AFTER).await;
+            };
             tokio::select! {
-                () = http_head_timer::expired(clock, CLOSE_IDLE_AFTER) => return,
+                () = idle => return,
                 _ = closing.wait_for(|s| *s == State::Serving) => {}
             }
         }
