@@ -362,11 +362,13 @@ fn active_active_each_host_masters_one_address_and_takes_both_on_a_handover() {
     hald(&mut lab, "h2", setup(100, 101));
     let holds = |lab: &Lab, host: &str, vip: &str| lab.addresses(host).contains(vip);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !(holds(&lab, "h1", "10.99.0.200/24")
-        && holds(&lab, "h2", "10.99.0.201/24")
-        && !holds(&lab, "h1", "10.99.0.201/24")
-        && !holds(&lab, "h2", "10.99.0.200/24"))
-    {
+    let one_each = |lab: &Lab| {
+        holds(lab, "h1", "10.99.0.200/24")
+            && holds(lab, "h2", "10.99.0.201/24")
+            && !holds(lab, "h1", "10.99.0.201/24")
+            && !holds(lab, "h2", "10.99.0.200/24")
+    };
+    while !one_each(&lab) {
         assert!(
             Instant::now() < deadline,
             "not one address each: h1 {}, h2 {}",
