@@ -1,5 +1,5 @@
 //! Every configuration the root README shows passes `vrrpd --check` (or `lbd --check`, for a
-//! file of `[[listen]]` sections) without a warning, so the README cannot rot: each ```toml
+//! file of `[[listen]]` sections; `hald --check` for one with `[hald]`) without a warning, so the README cannot rot: each ```toml
 //! block, and each heredoc (`cat > FILE <<'EOF'`) in a ```sh block.
 
 use std::process::Command;
@@ -73,7 +73,9 @@ fn every_config_in_the_readme_passes_its_daemons_check() {
     for s in &shown {
         let file = dir.join(format!("README.md-line-{}.toml", s.line));
         std::fs::write(&file, &s.text).expect("write");
-        let daemon = if s.text.contains("[[listen]]") {
+        let daemon = if s.text.contains("[hald]") {
+            env!("CARGO_BIN_EXE_hald")
+        } else if s.text.contains("[[listen]]") {
             env!("CARGO_BIN_EXE_lbd")
         } else {
             env!("CARGO_BIN_EXE_vrrpd")
@@ -94,6 +96,7 @@ fn every_config_in_the_readme_passes_its_daemons_check() {
     // The commands the README gives for them are the ones that exist.
     assert!(text.contains("cargo run --release -p examples --bin ha-demo"));
     assert!(text.contains("target/release/lbd --config lbd.toml"));
+    assert!(text.contains("target/release/hald --config hald.toml"));
     assert!(text.contains("AmbientCapabilities=CAP_NET_RAW CAP_NET_ADMIN"));
     assert!(text.contains("ExecStartPre=/usr/local/bin/vrrpd --check --config /etc/ha/vrrpd.toml"));
 }
