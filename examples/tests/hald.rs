@@ -433,3 +433,86 @@ fn all_servers_of_the_listener_down_puts_the_instance_in_fault() {
     eprintln!("h1 took the VIP back {took:?} after its servers came up");
     assert_eq!(state(&lab, "h1"), "MASTER");
 }
+
+#[test]
+fn a_reload_that_lowers_the_masters_priority_drains_first() {
+    let Some(netlab) = lab::netlab_or_skip("hald reload handover", &[("ip", "-V")]) else {
+        return;
+    };
+    let mut lab = Lab::new(netlab, "hr");
+    let ports = [18081, 18082, 18083];
+    let _backends = backends(&lab, "10.99.0.100", ports);
+    let h1 = hald(&mut lab, "h1", one(150, ports));
+    hald(&mut lab, "h2", one(100, ports));
+    lab.wait_vip("h1", "h2", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(1));
+
+    let run = load(
+        &lab,
+        "10.99.0.200:80".parse().expect("addr"),
+        8,
+        Duration::from_secs(5),
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let (instances, listeners) = one(50, ports);
+    let path = lab.dir.join("h1.toml");
+    std::fs::write(&path, config(&lab, "h1", &instances, &listeners)).expect("config");
+    lab.signal(h1, "-HUP");
+    let load = run.join().expect("the load");
+    let log = lab.log("h1.hald.log");
+    eprintln!(
+        "reload to priority 50: {} answered, {} failed, {} told to close, {} resent, longest gap {:?}",
+        load.answered,
+        load.failures.len(),
+        load.told_to_close,
+        load.resent,
+        load.longest_gap
+    );
+    assert!(
+        log.contains("the reload hands instances over: draining first"),
+        "{log}"
+    );
+    assert!(
+        load.failures.is_empty(),
+        "failed requests: {:?}\nh1's log:\n{log}",
+        load.failures
+    );
+    assert!(
+        lab.has_vip("h2") && !lab.has_vip("h1"),
+        "h1: {}\nh2: {}\nh1's log:\n{log}\nh2's log:\n{}",
+        lab.addresses("h1"),
+        lab.addresses("h2"),
+        lab.log("h2.hald.log")
+    );
+    assert_eq!(state(&lab, "h1"), "BACKUP");
+}
+
+#[test]
+fn check_prints_every_mistake_with_its_line_and_exits_1() {
+    let dir = std::env::temp_dir().join(format!("hald-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("hald.toml");
+    std::fs::write(
+        &file,
+        "[hald]\ndrain = \"soon\"\n\n[[instance]]\nname = \"VI_1\"\ninterface = \"eth0\"\nvrid = 51\nvirtual_addresses = [\"10.0.0.1/24\"]\n\n[[listen]]\nname = \"web\"\nbind = \"10.0.0.1:80\"\nservers = [{ name = \"s\", addr = \"10.0.0.2:80\" }]\n\n[[hald.track]]\ninstance = \"VI_1\"\nlistener = \"web\"\n",
+    )
+    .expect("write");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hald"))
+        .arg("--check")
+        .arg("--config")
+        .arg(&file)
+        .output()
+        .expect("hald runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let f = file.display();
+    assert!(stderr.contains(&format!("{f}:2:9: hald.drain")), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{f}:17:12: hald.track[0].listener: listener \"web\" has no `check`"
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("hald: 2 error(s)"), "{stderr}");
+}

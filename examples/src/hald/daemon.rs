@@ -110,7 +110,11 @@ impl VrrpThread {
                                     vrrpd.stop();
                                 }
                             },
-                            more = vrrpd.next() => if !more { break },
+                            // Handled in the branch, not in the select: never cut short.
+                            e = vrrpd.event() => match e {
+                                Some(e) => vrrpd.handle(e).await,
+                                None => break,
+                            },
                         }
                     }
                     vrrpd.finish().await;

@@ -118,9 +118,14 @@ pub struct Options {
 /// change of every instance with its name and new state, on the event loop (keep it short).
 pub type OnState = Arc<dyn Fn(&str, State) + Send + Sync>;
 
+/// One driver event on its way to [`Vrrpd::handle`].
+#[derive(Debug)]
+pub struct DaemonEvent(instances::Routed);
+
 /// The running VRRP half of a daemon: drivers, virtual addresses, notify scripts, tracked
 /// checks, the status socket and metrics endpoint. [`run`] is vrrpd's whole life; a daemon
-/// that embeds it (hald) drives it with [`next`](Self::next) beside its own work.
+/// that embeds it (hald) drives it with [`event`](Self::event) and [`handle`](Self::handle)
+/// beside its own work.
 pub struct Vrrpd {
     instances: Instances,
     registry: Registry,
@@ -191,16 +196,18 @@ impl Vrrpd {
         })
     }
 
-    /// Waits for the next driver event and acts on it; `false` once every driver has ended
-    /// after [`stop`](Self::stop).
-    pub async fn next(&mut self) -> bool {
-        match self.events.recv().await {
-            Some(e) => {
-                self.instances.event(e).await;
-                true
-            }
-            None => false,
-        }
+    /// The next driver event, to give to [`handle`](Self::handle); `None` once every driver
+    /// has ended after [`stop`](Self::stop). Cancel-safe (a `select!` branch loses nothing),
+    /// unlike the handling, which must not be cut short: an event half handled can leave a
+    /// virtual address behind.
+    pub async fn event(&mut self) -> Option<DaemonEvent> {
+        self.events.recv().await.map(DaemonEvent)
+    }
+
+    /// Acts on `event`: the virtual addresses, notify scripts, the status record. Run it to
+    /// its end (not as a `select!` branch that another may cancel).
+    pub async fn handle(&mut self, event: DaemonEvent) {
+        self.instances.event(event.0).await;
     }
 
     /// Reads `path` again and applies it (SIGHUP); on any error the running configuration
@@ -246,7 +253,7 @@ impl Vrrpd {
     }
 
     /// Stops every instance gracefully (a Master sends priority 0 and removes its addresses);
-    /// [`next`](Self::next) delivers their last events, then returns false.
+    /// [`event`](Self::event) delivers their last events, then `None`.
     pub fn stop(&mut self) {
         self.instances.stop();
     }
@@ -278,7 +285,10 @@ pub async fn run(config: config::Config, options: Options) -> Result<(), Error> 
                 vrrpd.stop();
             }
             _ = hup.recv(), if !stopping => vrrpd.reload_file(&options.config_file).await,
-            more = vrrpd.next() => if !more { break },
+            e = vrrpd.event() => match e {
+                Some(e) => vrrpd.handle(e).await,
+                None => break,
+            },
         }
     }
     vrrpd.finish().await;
