@@ -108,6 +108,8 @@ mod rng;
 mod round_robin;
 mod smooth_weighted;
 mod static_rr;
+#[cfg(feature = "stats-page")]
+pub mod stats_page;
 
 // What a user names: the set, the algorithms, the service and its layers. What only an
 // algorithm's author or a bench needs stays in `algorithm` and `backend`.

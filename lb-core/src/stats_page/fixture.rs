@@ -3,9 +3,9 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::snapshot::{
-    CheckStatus, Counters, ListenerStatus, Queue, Responses, ServerState, ServerStatus, Snapshot,
+    CheckStatus, Counters, ListenerStatus, Mode, Queue, ServerState, ServerStatus, Snapshot,
 };
-use crate::lbd::config::Mode;
+use crate::proxy::ResponseCodes;
 
 /// Listener `web <&>` (http) with web1 UP, web2 DOWN (going up 1/2), web3 UP going down, and
 /// `db` (tcp) with one unchecked server in maintenance-free state and one in MAINT.
@@ -35,10 +35,10 @@ pub(super) fn snapshot() -> Snapshot {
             requests: 5678,
             bytes_in: 1536,
             bytes_out: 3 * 1024 * 1024,
-            responses: Responses {
+            responses: ResponseCodes {
                 success: 5000,
                 server_error: 7,
-                ..Responses::default()
+                ..ResponseCodes::default()
             },
         },
         connect_errors: 3,
@@ -63,10 +63,10 @@ pub(super) fn snapshot() -> Snapshot {
                     requests: 17034,
                     bytes_in: 4608,
                     bytes_out: 9 * 1024 * 1024,
-                    responses: Responses {
+                    responses: ResponseCodes {
                         success: 17000,
                         server_error: 34,
-                        ..Responses::default()
+                        ..ResponseCodes::default()
                     },
                 },
                 servers: vec![
