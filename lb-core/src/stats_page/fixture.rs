@@ -2,6 +2,7 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
+use super::section::{Row, Section, Tone};
 use super::snapshot::{
     CheckStatus, Counters, ListenerStatus, Mode, Queue, ServerState, ServerStatus, Snapshot,
 };
@@ -114,5 +115,21 @@ pub(super) fn snapshot() -> Snapshot {
                 ],
             },
         ],
+        sections: Vec::new(),
     }
+}
+
+/// The same with a section of the embedder's, `VRRP <instances>`: VI_1 Master (green), `VI_<2>`
+/// Backup (grey) with two cells of four, VI_3 plain with one cell too many.
+pub(super) fn with_vrrp() -> Snapshot {
+    let mut snapshot = snapshot();
+    let mut vrrp = Section::new(
+        "VRRP <instances>",
+        ["Instance", "State", "Priority", "VIPs"],
+    );
+    vrrp.push(Row::new(["VI_1", "MASTER", "150", "10.0.0.100/24"]).with_tone(Tone::Up));
+    vrrp.push(Row::new(["VI_<2>", "BACKUP"]).with_tone(Tone::Idle));
+    vrrp.push(Row::new(["VI_3", "INIT", "100", "", "extra"]));
+    snapshot.sections.push(vrrp);
+    snapshot
 }

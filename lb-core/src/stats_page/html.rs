@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::METRICS_URI;
 use super::prometheus;
+use super::section::Section;
 use super::snapshot::{Counters, ListenerStatus, Mode, ServerState, ServerStatus, Snapshot};
 
 /// Seconds between refreshes unless `?refresh=N` says otherwise.
@@ -28,6 +29,7 @@ tr.listener{background:#eef;font-weight:bold}
 .state-maint{background:#d2a679}.state-nocheck{background:#e2e2e2}
 .going-down{background:#f3f08a}.going-up{background:#f7c88c}
 td.status{font-weight:bold}.legend span{padding:1px 6px;margin-right:4px}
+table.section td{text-align:left}
 ";
 
 /// The page for `snapshot`, titled `title`, served at `uri` (its JSON at `uri;json`, the
@@ -79,6 +81,9 @@ pub fn render(snapshot: &Snapshot, title: &str, uri: &str, refresh: Option<u32>)
     for l in &snapshot.listeners {
         listener(&mut out, l);
     }
+    for s in &snapshot.sections {
+        section(&mut out, s);
+    }
     out.push_str("</body></html>\n");
     out
 }
@@ -124,6 +129,37 @@ fn listener(out: &mut String, l: &ListenerStatus) {
     );
     for s in &l.servers {
         server(out, &name, http, s);
+    }
+    out.push_str("</tbody></table>\n");
+}
+
+/// A section of the embedder's: its heading, its column names, a row per row (id
+/// `title/first cell`, class `row` and its tone's), short rows padded with empty cells.
+fn section(out: &mut String, s: &Section) {
+    let title = escape(&s.title);
+    let _ = write!(
+        out,
+        "<h2 id=\"{title}\">{title}</h2>\n<table class=\"section\">\n<thead><tr>"
+    );
+    for column in &s.columns {
+        let _ = write!(out, "<th>{}</th>", escape(column));
+    }
+    out.push_str("</tr></thead>\n<tbody>\n");
+    for row in &s.rows {
+        let first = row.cells.first().map(|c| escape(c)).unwrap_or_default();
+        let tone = row
+            .tone
+            .map(|t| format!(" {}", t.class()))
+            .unwrap_or_default();
+        let _ = write!(out, "<tr id=\"{title}/{first}\" class=\"row{tone}\">");
+        for (k, cell) in row.cells.iter().enumerate() {
+            let class = if k == 0 { " class=\"name\"" } else { "" };
+            let _ = write!(out, "<td{class}>{}</td>", escape(cell));
+        }
+        for _ in row.cells.len()..s.columns.len() {
+            out.push_str("<td></td>");
+        }
+        out.push_str("</tr>\n");
     }
     out.push_str("</tbody></table>\n");
 }
@@ -331,6 +367,35 @@ mod tests {
         assert!(!page.contains("http-equiv=\"refresh\""));
         assert!(!page.contains("<script"), "no script");
         assert!(!page.contains("src="), "no external resource");
+    }
+
+    #[test]
+    fn a_section_is_a_table_after_the_listeners_with_a_tone_per_row() {
+        let page = render(&fixture::with_vrrp(), "lbd statistics", "/stats", None);
+        let heading = "<h2 id=\"VRRP &lt;instances&gt;\">VRRP &lt;instances&gt;</h2>";
+        let at = page.find(heading).expect(&page);
+        assert!(
+            at > page.find("<h2 id=\"db\">").unwrap(),
+            "after the listeners"
+        );
+        assert!(page[at..].contains(
+            "<thead><tr><th>Instance</th><th>State</th><th>Priority</th><th>VIPs</th></tr></thead>"
+        ));
+        assert_eq!(
+            row(&page, "VRRP &lt;instances&gt;/VI_1"),
+            "<tr id=\"VRRP &lt;instances&gt;/VI_1\" class=\"row state-up\"><td class=\"name\">VI_1</td><td>MASTER</td><td>150</td><td>10.0.0.100/24</td>"
+        );
+        assert_eq!(
+            row(&page, "VRRP &lt;instances&gt;/VI_&lt;2&gt;"),
+            "<tr id=\"VRRP &lt;instances&gt;/VI_&lt;2&gt;\" class=\"row state-nocheck\"><td class=\"name\">VI_&lt;2&gt;</td><td>BACKUP</td><td></td><td></td>",
+            "short rows are padded, cells escaped"
+        );
+        let vi3 = row(&page, "VRRP &lt;instances&gt;/VI_3");
+        assert!(
+            vi3.starts_with("<tr id=\"VRRP &lt;instances&gt;/VI_3\" class=\"row\">"),
+            "{vi3}"
+        );
+        assert!(vi3.ends_with("<td></td><td>extra</td>"), "{vi3}");
     }
 
     #[test]

@@ -54,6 +54,59 @@
 //! # tokio::time::sleep(Duration::from_secs(3600)).await;
 //! # Ok(()) }
 //! ```
+//!
+//! ## Sections of one's own
+//!
+//! A service that runs more than proxies (say VRRP instances beside the balancer) shows the
+//! rest on the same page, in the same JSON and on the same `/metrics`, without lb-core
+//! knowing what it is. Its [`SnapshotSource`] adds [`Section`]s to the snapshot (a titled
+//! table: column names, rows of text cells, a [`Tone`] per row in the legend's colors; the
+//! JSON lists them under `sections`) and writes Prometheus text of its own in
+//! [`SnapshotSource::extra_metrics`], served after the page's families:
+//!
+//! ```
+//! use lb_core::stats_page::prometheus::Family;
+//! use lb_core::stats_page::{Row, Section, Snapshot, SnapshotSource, Tone, html};
+//!
+//! /// The balancer and VRRP instances in one daemon (here, the instances' state is fixed).
+//! struct Hald {
+//!     instances: Vec<(&'static str, &'static str, u8)>,
+//! }
+//!
+//! impl SnapshotSource for Hald {
+//!     fn snapshot(&self) -> Snapshot {
+//!         let mut snapshot = Snapshot::default(); // the listeners, filled as for the proxies
+//!         let mut vrrp = Section::new("VRRP instances", ["Instance", "State", "Priority"]);
+//!         for &(name, state, priority) in &self.instances {
+//!             let tone = match state {
+//!                 "MASTER" => Tone::Up,
+//!                 "FAULT" => Tone::Down,
+//!                 _ => Tone::Idle,
+//!             };
+//!             let row = Row::new([name, state, &priority.to_string()]);
+//!             vrrp.push(row.with_tone(tone));
+//!         }
+//!         snapshot.sections.push(vrrp);
+//!         snapshot
+//!     }
+//!
+//!     fn extra_metrics(&self, out: &mut String) {
+//!         let help = "The instance's priority.";
+//!         let mut f = Family::new(out, "hald_vrrp_priority", "gauge", help);
+//!         for &(name, _, priority) in &self.instances {
+//!             f.sample(&[("instance", name)], f64::from(priority));
+//!         }
+//!     }
+//! }
+//!
+//! let hald = Hald { instances: vec![("VI_1", "MASTER", 150), ("VI_2", "BACKUP", 100)] };
+//! let page = html::render(&hald.snapshot(), "hald statistics", "/stats", None);
+//! assert!(page.contains("<tr id=\"VRRP instances/VI_1\" class=\"row state-up\">"));
+//! let mut metrics = String::new();
+//! hald.extra_metrics(&mut metrics);
+//! assert!(metrics.contains("hald_vrrp_priority{instance=\"VI_2\"} 100"));
+//! // `StatsServer::start(&settings, hald)` serves both, with the listeners.
+//! ```
 
 mod auth;
 mod error;
@@ -62,12 +115,14 @@ mod fixture;
 pub mod html;
 pub mod metrics;
 pub mod prometheus;
+mod section;
 mod server;
 mod settings;
 mod snapshot;
 
 pub use auth::Credentials;
 pub use error::StatsError;
+pub use section::{Row, Section, Tone};
 pub use server::{SnapshotSource, StatsServer};
 pub use settings::{
     DEFAULT_METRICS_PREFIX, DEFAULT_TITLE, DEFAULT_URI, METRICS_URI, StatsSettings,

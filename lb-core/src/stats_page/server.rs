@@ -21,10 +21,20 @@ use super::{Snapshot, metrics, prometheus};
 
 /// Where the page gets what it shows: the service's state, read at every request.
 ///
-/// Any `Fn() -> Snapshot + Send + Sync` is one.
+/// Any `Fn() -> Snapshot + Send + Sync` is one. A type of the embedder's that shows more than
+/// proxies implements it: its [`Snapshot::sections`] go on the page and into the JSON, and
+/// [`extra_metrics`](SnapshotSource::extra_metrics) onto `/metrics` (the module docs show
+/// one).
 pub trait SnapshotSource: Send + Sync {
     /// Everything the page shows, as it is now.
     fn snapshot(&self) -> Snapshot;
+
+    /// Prometheus text (format 0.0.4) that `/metrics` serves after the page's own families,
+    /// e.g. written with [`prometheus::Family`]. Its families' names must differ from the
+    /// page's (which start with the settings' `metrics_prefix`). None unless implemented.
+    fn extra_metrics(&self, out: &mut String) {
+        let _ = out;
+    }
 }
 
 impl<F: Fn() -> Snapshot + Send + Sync> SnapshotSource for F {
@@ -183,7 +193,8 @@ impl Page {
         let json = query_param(query, "format") == Some("json");
         let path = request.uri().path();
         let (content_type, body) = if path == METRICS_URI {
-            let text = metrics::render(&self.source.snapshot(), &self.metrics_prefix);
+            let mut text = metrics::render(&self.source.snapshot(), &self.metrics_prefix);
+            self.source.extra_metrics(&mut text);
             (prometheus::CONTENT_TYPE, text)
         } else if path == self.uri && !json {
             let refresh = refresh(query_param(query, "refresh"));
@@ -275,11 +286,30 @@ mod tests {
     use super::*;
 
     fn page(auth: bool) -> Page {
+        page_of(auth, Box::new(fixture::snapshot))
+    }
+
+    fn page_of(auth: bool, source: Box<dyn SnapshotSource>) -> Page {
         let mut settings = StatsSettings::new("127.0.0.1:0".parse().unwrap());
         settings.title = "lbd statistics".into();
         settings.metrics_prefix = "lbd".into();
         settings.auth = auth.then(|| Credentials::new("admin", "secret"));
-        Page::new(&settings, Box::new(fixture::snapshot)).unwrap()
+        Page::new(&settings, source).unwrap()
+    }
+
+    /// A service with VRRP instances beside its proxies: a section and metrics of its own.
+    struct WithVrrp;
+
+    impl SnapshotSource for WithVrrp {
+        fn snapshot(&self) -> Snapshot {
+            fixture::with_vrrp()
+        }
+
+        fn extra_metrics(&self, out: &mut String) {
+            let help = "1 for the state the instance is in.";
+            let mut f = prometheus::Family::new(out, "hald_vrrp_state", "gauge", help);
+            f.sample(&[("instance", "VI_1"), ("state", "master")], 1.0);
+        }
     }
 
     /// `head` is the request line, then headers as `name: value` lines.
@@ -357,6 +387,62 @@ mod tests {
         }
         let r = get(&p, "GET /stats\nauthorization: Basic YWRtaW46c2VjcmV0");
         assert_eq!(r.status(), StatusCode::OK);
+    }
+
+    #[test]
+    fn a_section_and_extra_metrics_show_in_the_page_the_json_and_the_metrics() {
+        let p = page_of(false, Box::new(WithVrrp));
+        let html = get(&p, "GET /stats");
+        let html = html.body();
+        assert!(
+            html.contains("<h2 id=\"web &lt;&amp;&gt;\">"),
+            "the listeners stay"
+        );
+        assert!(
+            html.contains("<h2 id=\"VRRP &lt;instances&gt;\">"),
+            "{html}"
+        );
+        assert!(html.contains(
+            "<tr id=\"VRRP &lt;instances&gt;/VI_1\" class=\"row state-up\"><td class=\"name\">VI_1</td><td>MASTER</td>"
+        ));
+
+        let json = get(&p, "GET /stats;json");
+        let json: serde_json::Value = serde_json::from_str(json.body()).unwrap();
+        assert_eq!(
+            json["listeners"][0]["name"], "web <&>",
+            "the listeners stay"
+        );
+        let vrrp = &json["sections"][0];
+        assert_eq!(vrrp["title"], "VRRP <instances>");
+        assert_eq!(
+            vrrp["columns"],
+            serde_json::json!(["Instance", "State", "Priority", "VIPs"])
+        );
+        assert_eq!(
+            vrrp["rows"][0],
+            serde_json::json!({"cells": ["VI_1", "MASTER", "150", "10.0.0.100/24"], "tone": "up"})
+        );
+        assert_eq!(vrrp["rows"][1]["tone"], "idle");
+        assert_eq!(vrrp["rows"][2]["tone"], serde_json::Value::Null);
+
+        let metrics = get(&p, "GET /metrics");
+        let text = metrics.body();
+        let own = text.find("\nlbd_uptime_seconds 3725\n").expect(text);
+        let extra = text
+            .find("# TYPE hald_vrrp_state gauge\nhald_vrrp_state{instance=\"VI_1\",state=\"master\"} 1\n")
+            .expect(text);
+        assert!(own < extra, "appended after the page's own families");
+        assert!(text.ends_with("state=\"master\"} 1\n"));
+        assert_eq!(
+            metrics.headers()[header::CONTENT_LENGTH],
+            text.len().to_string()
+        );
+
+        // A plain closure has no extra metrics and no section.
+        let plain = get(&page(false), "GET /metrics");
+        assert!(!plain.body().contains("hald_"));
+        let json = get(&page(false), "GET /stats;json");
+        assert!(json.body().contains("\"sections\": []"), "{}", json.body());
     }
 
     #[test]

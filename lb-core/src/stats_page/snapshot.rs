@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
+use super::section::Section;
 use crate::proxy::{ProxyStats, ResponseCodes, ServerStats};
 
 /// Everything the stats page shows, at one moment.
@@ -34,16 +35,19 @@ pub struct Snapshot {
     pub uptime: Duration,
     /// Every listener, in the order the page shows them.
     pub listeners: Vec<ListenerStatus>,
+    /// Tables of the embedder's own, shown after the listeners (see [`Section`]).
+    pub sections: Vec<Section>,
 }
 
 impl Snapshot {
     /// A snapshot of a service started at `started` that has run for `uptime`, with no
-    /// listener yet.
+    /// listener and no section yet.
     pub fn new(started: SystemTime, uptime: Duration) -> Self {
         Snapshot {
             started,
             uptime,
             listeners: Vec::new(),
+            sections: Vec::new(),
         }
     }
 }
