@@ -8,6 +8,15 @@ use super::snapshot::{
 };
 use crate::proxy::ResponseCodes;
 
+/// Responses: `success` 2xx, `server_error` 5xx.
+fn responses(success: u64, server_error: u64) -> ResponseCodes {
+    ResponseCodes {
+        success,
+        server_error,
+        ..ResponseCodes::default()
+    }
+}
+
 /// Listener `web <&>` (http) with web1 UP, web2 DOWN (going up 1/2), web3 UP going down, and
 /// `db` (tcp) with one unchecked server in maintenance-free state and one in MAINT.
 pub(super) fn snapshot() -> Snapshot {
@@ -29,18 +38,8 @@ pub(super) fn snapshot() -> Snapshot {
         since: Duration::from_secs(133),
         weight: 1,
         counters: Counters {
-            current: 2,
-            max: 9,
             limit: Some(100),
-            total: 1234,
-            requests: 5678,
-            bytes_in: 1536,
-            bytes_out: 3 * 1024 * 1024,
-            responses: ResponseCodes {
-                success: 5000,
-                server_error: 7,
-                ..ResponseCodes::default()
-            },
+            ..Counters::of([2, 9], [1234, 5678], [1536, 3 << 20], responses(5000, 7))
         },
         connect_errors: 3,
         response_errors: 1,
@@ -57,18 +56,13 @@ pub(super) fn snapshot() -> Snapshot {
                 bind: ([127, 0, 0, 1], 18080).into(),
                 balance: "roundrobin".into(),
                 counters: Counters {
-                    current: 6,
-                    max: 30,
                     limit: Some(3000),
-                    total: 9999,
-                    requests: 17034,
-                    bytes_in: 4608,
-                    bytes_out: 9 * 1024 * 1024,
-                    responses: ResponseCodes {
-                        success: 17000,
-                        server_error: 34,
-                        ..ResponseCodes::default()
-                    },
+                    ..Counters::of(
+                        [6, 30],
+                        [9999, 17034],
+                        [4608, 9 << 20],
+                        responses(17000, 34),
+                    )
                 },
                 servers: vec![
                     server(

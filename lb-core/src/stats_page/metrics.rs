@@ -81,19 +81,11 @@ pub fn render(snapshot: &Snapshot, prefix: &str) -> String {
         .started
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
-    let mut f = Family::new(
-        &mut out,
-        name("uptime_seconds"),
-        "gauge",
-        "Time since the service started.",
-    );
+    let help = "Time since the service started.";
+    let mut f = Family::new(&mut out, name("uptime_seconds"), "gauge", help);
     f.sample(&[], snapshot.uptime.as_secs_f64());
-    let mut f = Family::new(
-        &mut out,
-        name("start_time_seconds"),
-        "gauge",
-        "When the service started, in seconds since the Unix epoch.",
-    );
+    let help = "When the service started, in seconds since the Unix epoch.";
+    let mut f = Family::new(&mut out, name("start_time_seconds"), "gauge", help);
     f.sample(&[], started.as_secs_f64());
     let listeners = &snapshot.listeners;
     let servers = || {
@@ -115,23 +107,15 @@ pub fn render(snapshot: &Snapshot, prefix: &str) -> String {
             }
         }
     }
-    let mut f = Family::new(
-        &mut out,
-        name("listener_responses_total"),
-        "counter",
-        "Responses sent to clients, by status class.",
-    );
+    let help = "Responses sent to clients, by status class.";
+    let mut f = Family::new(&mut out, name("listener_responses_total"), "counter", help);
     for l in listeners {
         for (code, n) in l.counters.responses.by_class() {
             f.sample(&[("listener", &l.name), ("code", code)], count(n));
         }
     }
-    let mut f = Family::new(
-        &mut out,
-        name("listener_servers_up"),
-        "gauge",
-        "Servers taking traffic (UP or not checked).",
-    );
+    let help = "Servers taking traffic (UP or not checked).";
+    let mut f = Family::new(&mut out, name("listener_servers_up"), "gauge", help);
     for l in listeners {
         let up = l.servers.iter().filter(|s| s.state.takes_traffic()).count();
         f.sample(&[("listener", &l.name)], up as f64);
@@ -144,12 +128,8 @@ pub fn render(snapshot: &Snapshot, prefix: &str) -> String {
             }
         }
     }
-    let mut f = Family::new(
-        &mut out,
-        name("server_state"),
-        "gauge",
-        "1 for the state the server is in (up, down, maint, nocheck), 0 for the others.",
-    );
+    let help = "1 for the state the server is in (up, down, maint, nocheck), 0 for the others.";
+    let mut f = Family::new(&mut out, name("server_state"), "gauge", help);
     for (l, s) in servers() {
         for state in ServerState::ALL {
             let labels = [
@@ -160,12 +140,8 @@ pub fn render(snapshot: &Snapshot, prefix: &str) -> String {
             f.sample(&labels, flag(s.state == state));
         }
     }
-    let mut f = Family::new(
-        &mut out,
-        name("server_responses_total"),
-        "counter",
-        "Responses from the server, by status class.",
-    );
+    let help = "Responses from the server, by status class.";
+    let mut f = Family::new(&mut out, name("server_responses_total"), "counter", help);
     for (l, s) in servers() {
         for (code, n) in s.counters.responses.by_class() {
             f.sample(

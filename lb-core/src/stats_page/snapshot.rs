@@ -207,36 +207,47 @@ pub struct Counters {
     pub responses: ResponseCodes,
 }
 
+impl Counters {
+    /// Sessions now and at most, sessions and requests since start, bytes in and out, and
+    /// responses; no `limit`.
+    pub(super) fn of(
+        [current, max]: [usize; 2],
+        [total, requests]: [u64; 2],
+        [bytes_in, bytes_out]: [u64; 2],
+        responses: ResponseCodes,
+    ) -> Self {
+        Counters {
+            current: current as u64,
+            max: max as u64,
+            limit: None,
+            total,
+            requests,
+            bytes_in,
+            bytes_out,
+            responses,
+        }
+    }
+}
+
 /// A proxy's counts (no `limit`: the proxy's `maxconn` is the caller's to add).
 impl From<&ProxyStats> for Counters {
-    fn from(stats: &ProxyStats) -> Self {
-        Counters {
-            current: stats.current as u64,
-            max: stats.max as u64,
-            limit: None,
-            total: stats.total,
-            requests: stats.requests,
-            bytes_in: stats.bytes_in,
-            bytes_out: stats.bytes_out,
-            responses: stats.responses,
-        }
+    fn from(s: &ProxyStats) -> Self {
+        let bytes = [s.bytes_in, s.bytes_out];
+        Counters::of(
+            [s.current, s.max],
+            [s.total, s.requests],
+            bytes,
+            s.responses,
+        )
     }
 }
 
 /// A server's counts; its requests are its sessions (a TCP session or an HTTP request each).
 /// No `limit`: the server's `maxconn` is the caller's to add.
 impl From<&ServerStats> for Counters {
-    fn from(stats: &ServerStats) -> Self {
-        Counters {
-            current: stats.current as u64,
-            max: stats.max as u64,
-            limit: None,
-            total: stats.total,
-            requests: stats.total,
-            bytes_in: stats.bytes_in,
-            bytes_out: stats.bytes_out,
-            responses: stats.responses,
-        }
+    fn from(s: &ServerStats) -> Self {
+        let bytes = [s.bytes_in, s.bytes_out];
+        Counters::of([s.current, s.max], [s.total, s.total], bytes, s.responses)
     }
 }
 
