@@ -1,5 +1,5 @@
-//! A minimal HTTP/1.1 responder for the daemons' small endpoints (vrrpd's `/metrics`, lbd's
-//! stats page): one request per connection, answered by a handler, then the connection closes.
+//! A minimal HTTP/1.1 responder for vrrpd's `/metrics`: one request per connection, answered
+//! by a handler, then the connection closes.
 //! A request head must arrive whole within [`TIMEOUT`] and fit in [`MAX_HEAD`] bytes, which is
 //! what keeps slow or flooding clients from holding it (HAProxy's `timeout http-request`).
 
@@ -24,16 +24,14 @@ pub(crate) struct Request {
     pub(crate) method: String,
     /// The target up to `?`.
     pub(crate) path: String,
-    /// The target after `?` (empty without one).
-    pub(crate) query: String,
-    headers: Vec<(String, String)>,
 }
 
 impl Request {
-    /// Parses a request head (request line and headers); `None` when it is not HTTP/1.x.
+    /// Parses a request head (its request line; headers are not read); `None` when it is not
+    /// HTTP/1.x.
     pub(crate) fn parse(head: &[u8]) -> Option<Request> {
-        let mut lines = head.split(|&b| b == b'\n');
-        let line = std::str::from_utf8(lines.next()?).ok()?;
+        let line = head.split(|&b| b == b'\n').next()?;
+        let line = std::str::from_utf8(line).ok()?;
         let mut parts = line.trim_end_matches('\r').split(' ');
         let (Some(method), Some(target), Some(version), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -43,38 +41,11 @@ impl Request {
         if !version.starts_with("HTTP/1.") || method.is_empty() || target.is_empty() {
             return None;
         }
-        let (path, query) = target.split_once('?').unwrap_or((target, ""));
-        let headers = lines
-            .map(String::from_utf8_lossy)
-            .take_while(|l| !l.trim_end_matches('\r').is_empty())
-            .filter_map(|l| {
-                let (name, value) = l.split_once(':')?;
-                Some((name.trim().to_owned(), value.trim().to_owned()))
-            })
-            .collect();
+        let path = target.split_once('?').map_or(target, |(path, _)| path);
         Some(Request {
             method: method.to_owned(),
             path: path.to_owned(),
-            query: query.to_owned(),
-            headers,
         })
-    }
-
-    /// The first header called `name` (case-insensitive).
-    pub(crate) fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// The value of query parameter `key` (`?key=value&...`; a bare `key` is empty).
-    pub(crate) fn query_param(&self, key: &str) -> Option<&str> {
-        self.query
-            .split('&')
-            .map(|kv| kv.split_once('=').unwrap_or((kv, "")))
-            .find(|(k, _)| *k == key)
-            .map(|(_, v)| v)
     }
 
     /// `GET` or `HEAD`: the only methods these endpoints serve.
@@ -89,18 +60,15 @@ pub(crate) struct Response {
     /// Code and reason, e.g. `"200 OK"`.
     pub(crate) status: &'static str,
     pub(crate) content_type: &'static str,
-    /// Headers beyond Content-Type, Content-Length and Connection.
-    pub(crate) headers: Vec<(&'static str, String)>,
     pub(crate) body: String,
 }
 
 impl Response {
-    /// A response without extra headers.
+    /// A response of `content_type`.
     pub(crate) fn new(status: &'static str, content_type: &'static str, body: String) -> Self {
         Response {
             status,
             content_type,
-            headers: Vec::new(),
             body,
         }
     }
@@ -108,12 +76,6 @@ impl Response {
     /// A plain-text response.
     pub(crate) fn text(status: &'static str, body: impl Into<String>) -> Self {
         Response::new(status, "text/plain; charset=utf-8", body.into())
-    }
-
-    /// The same with one more header.
-    pub(crate) fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
-        self.headers.push((name, value.into()));
-        self
     }
 
     /// The bytes on the wire; a `HEAD` answer (`head_only`) keeps the length but not the body.
@@ -126,12 +88,6 @@ impl Response {
         );
         if self.status.starts_with("405") {
             out.push_str("Allow: GET, HEAD\r\n");
-        }
-        for (name, value) in &self.headers {
-            out.push_str(name);
-            out.push_str(": ");
-            out.push_str(value);
-            out.push_str("\r\n");
         }
         out.push_str("\r\n");
         if !head_only {
@@ -202,17 +158,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_head_parses_into_method_path_query_and_headers() {
-        let r = Request::parse(
-            b"GET /stats;json?refresh=2&format=json HTTP/1.1\r\nHost: x\r\nauthorization:  Basic YTpi \r\n\r\n",
-        )
-        .unwrap();
+    fn a_head_parses_into_method_and_path() {
+        let r = Request::parse(b"GET /metrics?x=1 HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
         assert_eq!(r.method, "GET");
-        assert_eq!(r.path, "/stats;json");
-        assert_eq!(r.query_param("refresh"), Some("2"));
-        assert_eq!(r.query_param("format"), Some("json"));
-        assert_eq!(r.query_param("x"), None);
-        assert_eq!(r.header("Authorization"), Some("Basic YTpi"));
+        assert_eq!(r.path, "/metrics");
         assert!(r.is_get_or_head());
         assert_eq!(Request::parse(b"GET /metrics\r\n\r\n"), None);
         assert_eq!(Request::parse(b"GET / SPDY/3\r\n\r\n"), None);
@@ -222,7 +171,7 @@ mod tests {
     }
 
     #[test]
-    fn responses_carry_length_type_close_and_extra_headers() {
+    fn responses_carry_length_type_and_close() {
         let ok = Response::new("200 OK", "text/plain", "a 1\n".into());
         assert_eq!(
             String::from_utf8(ok.encode(false)).unwrap(),
@@ -230,8 +179,8 @@ mod tests {
         );
         let head = String::from_utf8(ok.encode(true)).unwrap();
         assert!(head.ends_with("Content-Length: 4\r\nConnection: close\r\n\r\n"));
-        let r = Response::text("405 Method Not Allowed", "").with_header("X-A", "b");
+        let r = Response::text("405 Method Not Allowed", "");
         let r = String::from_utf8(r.encode(false)).unwrap();
-        assert!(r.contains("Allow: GET, HEAD\r\nX-A: b\r\n\r\n"), "{r}");
+        assert!(r.ends_with("Allow: GET, HEAD\r\n\r\n"), "{r}");
     }
 }

@@ -9,7 +9,7 @@
 //!   checked by [`vrrp_core`]; `vipctl` adds, removes and announces virtual addresses
 //!   with `ip-manager`; `ha-demo` tells keepalived's failover story with these crates.
 //! - [`diagnostics`] and [`duration`]: what the daemons' configuration checkers share;
-//!   [`prometheus`]: the metrics text format their `/metrics` endpoints write; [`cli`]: the
+//!   [`prometheus`]: lb-core's metrics text writer, named for vrrpd's `/metrics`; [`cli`]: the
 //!   end of their argument loops.
 //!
 //! ```text

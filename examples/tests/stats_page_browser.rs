@@ -1,4 +1,4 @@
-//! lbd's stats page (`examples::lbd::stats_page`) served on loopback from a snapshot the test
+//! lbd's stats page (lb-core's `lb_core::stats_page`) served on loopback from a snapshot the test
 //! changes: first over plain HTTP (auth with its realm, JSON, metrics, 404, 405), then in a real
 //! headless browser, Debian's chromium: the page loads, shows every server, shows web2 DOWN
 //! after the test takes it down, and reloads itself.
@@ -15,9 +15,8 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant, SystemTime};
 
 use examples::lbd::Stats;
-use examples::lbd::config::Mode;
-use examples::lbd::stats_page::{
-    CheckStatus, Counters, ListenerStatus, Queue, ServerState, ServerStatus, Snapshot, StatsServer,
+use lb_core::stats_page::{
+    CheckStatus, ListenerStatus, Mode, ServerState, ServerStatus, Snapshot, StatsServer,
 };
 
 use browser::{BROWSER_TIMEOUT, Browser, chromium_or_skip, drain, dump_dom, row_class, row_text};
@@ -25,54 +24,32 @@ use browser::{BROWSER_TIMEOUT, Browser, chromium_or_skip, drain, dump_dom, row_c
 /// One server of listener `web`, up or down.
 fn server(name: &str, port: u16, state: ServerState) -> ServerStatus {
     let down = state == ServerState::Down;
-    ServerStatus {
-        name: name.into(),
-        addr: ([127, 0, 0, 1], port).into(),
-        state,
-        since: Duration::from_secs(if down { 3 } else { 133 }),
-        weight: 1,
-        counters: Counters {
-            current: 1,
-            total: 10,
-            requests: 20,
-            ..Counters::default()
-        },
-        connect_errors: u64::from(down),
-        response_errors: 0,
-        queue: Queue::default(),
-        check: Some(CheckStatus {
-            status: if down {
-                "L4CON".into()
-            } else {
-                "L7OK/200 in 1ms".into()
-            },
-            last_error: down.then(|| "connect: Connection refused (os error 111)".into()),
-            successes: if down { 0 } else { 2 },
-            failures: if down { 3 } else { 0 },
-            rise: 2,
-            fall: 3,
-            checks: 7,
-        }),
-    }
+    let mut server = ServerStatus::new(name, ([127, 0, 0, 1], port).into(), state);
+    server.since = Duration::from_secs(if down { 3 } else { 133 });
+    server.counters.current = 1;
+    server.counters.total = 10;
+    server.counters.requests = 20;
+    server.connect_errors = u64::from(down);
+    let mut check = CheckStatus::new(if down { "L4CON" } else { "L7OK/200 in 1ms" }, 2, 3);
+    check.last_error = down.then(|| "connect: Connection refused (os error 111)".into());
+    check.successes = if down { 0 } else { 2 };
+    check.failures = if down { 3 } else { 0 };
+    check.checks = 7;
+    server.check = Some(check);
+    server
 }
 
 /// lbd's state: listener `web` with web1 and web2 in these states.
 fn snapshot(web2: ServerState) -> Snapshot {
-    Snapshot {
-        started: SystemTime::now(),
-        uptime: Duration::from_secs(61),
-        listeners: vec![ListenerStatus {
-            name: "web".into(),
-            mode: Mode::Http,
-            bind: ([127, 0, 0, 1], 18080).into(),
-            balance: "roundrobin".into(),
-            counters: Counters::default(),
-            servers: vec![
-                server("web1", 18081, ServerState::Up),
-                server("web2", 18082, web2),
-            ],
-        }],
-    }
+    let mut web = ListenerStatus::new("web", Mode::Http, ([127, 0, 0, 1], 18080).into());
+    web.balance = "roundrobin".into();
+    web.servers = vec![
+        server("web1", 18081, ServerState::Up),
+        server("web2", 18082, web2),
+    ];
+    let mut snapshot = Snapshot::new(SystemTime::now(), Duration::from_secs(61));
+    snapshot.listeners.push(web);
+    snapshot
 }
 
 /// A stats page on a loopback port, served by a runtime on a thread of its own, from a
@@ -103,7 +80,7 @@ impl Page {
                 .build()
                 .expect("a runtime");
             rt.block_on(async move {
-                let server = StatsServer::start(&stats, move || {
+                let server = StatsServer::start(&stats.settings(), move || {
                     source_reads.fetch_add(1, Ordering::SeqCst);
                     source_state.lock().expect("the state lock").clone()
                 })
@@ -164,6 +141,14 @@ impl Drop for Page {
     }
 }
 
+/// The value of header `name` in a response head (names are case-insensitive).
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines()
+        .filter_map(|line| line.split_once(':'))
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, value)| value.trim())
+}
+
 // admin:secret
 const GOOD: &str = "Basic YWRtaW46c2VjcmV0";
 
@@ -181,8 +166,9 @@ fn over_http_auth_guards_every_path_and_each_format_is_served() {
     ] {
         let (status, head, body) = page.request("GET", path, auth);
         assert_eq!(status, "HTTP/1.1 401 Unauthorized", "{path} {auth:?}");
-        assert!(
-            head.contains("\r\nWWW-Authenticate: Basic realm=\"lbd statistics\""),
+        assert_eq!(
+            header(&head, "WWW-Authenticate"),
+            Some("Basic realm=\"lbd statistics\""),
             "{head}"
         );
         assert!(

@@ -68,6 +68,8 @@
 //! - Feature `http`: `StickyCookie` (`cookie NAME insert indirect nocache`).
 //! - Feature `proxy`: `proxy::{TcpProxy, HttpProxy}`, lbd's L4/L7 proxy as a library over a
 //!   [`BackendSet`], with the same [`maxconn`] queue and [`retry`] attempts as the layers.
+//! - Feature `stats-page`: `stats_page::StatsServer`, the proxies' stats page (HTML, JSON,
+//!   Prometheus `/metrics`, basic auth), with sections and metrics of the embedder's own.
 //!
 //! ## Features
 //!
@@ -77,6 +79,7 @@
 //! | `http` | `HashKey`, `StickyCookie`, `CompleteOnBodyEnd` | http, http-body |
 //! | `proxy` | `proxy::{TcpProxy, HttpProxy}`, their settings and stats (implies `http`) | hyper (HTTP/1.1), hyper-util, tokio (`net`, `rt`), socket2, tracing |
 //! | `proxy-tls` | `proxy::tls` (termination with SNI, HTTP/2 by ALPN, TLS to servers; implies `proxy`) | rustls (ring), tokio-rustls, hyper `http2` |
+//! | `stats-page` | `stats_page` (the proxies' stats page: HTML, JSON, Prometheus; implies `proxy`) | serde, serde_json |
 //!
 //! Unavailable backends (down, drained, in maintenance, weight 0) are skipped by every
 //! algorithm; when none is left the pick fails with [`NoBackend`], which a proxy turns into a
@@ -108,6 +111,8 @@ mod rng;
 mod round_robin;
 mod smooth_weighted;
 mod static_rr;
+#[cfg(feature = "stats-page")]
+pub mod stats_page;
 
 // What a user names: the set, the algorithms, the service and its layers. What only an
 // algorithm's author or a bench needs stays in `algorithm` and `backend`.

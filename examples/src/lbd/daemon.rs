@@ -12,13 +12,13 @@ use super::config::{Config, Listener, Mode};
 use super::monitors::{CheckError, Monitors};
 use super::running::{Proxy, Starter, with_algorithm};
 use super::stats::Stats;
-use super::stats_page::{Snapshot, StatsError, StatsServer};
 use lb_core::proxy::ConnectionLimit;
 use lb_core::proxy::tls::TlsError;
 use lb_core::proxy::{
     DrainReport, HttpProxy, HttpSettings, ProxyError, ProxyStats, ServerSettings, TcpProxy,
     TcpSettings,
 };
+use lb_core::stats_page::{Snapshot, StatsError, StatsServer};
 
 /// Why lbd could not start (or reload) a listener.
 #[derive(Debug, thiserror::Error)]
@@ -70,11 +70,9 @@ impl Shared {
 
     fn snapshot(&self) -> Snapshot {
         let (started, started_system) = self.started;
-        Snapshot {
-            started: started_system,
-            uptime: started.elapsed(),
-            listeners: self.listeners().iter().map(Running::status).collect(),
-        }
+        let mut snapshot = Snapshot::new(started_system, started.elapsed());
+        snapshot.listeners = self.listeners().iter().map(Running::status).collect();
+        snapshot
     }
 }
 
@@ -153,7 +151,7 @@ impl Lbd {
                 continue;
             }
             let shared = self.shared.clone();
-            let server = StatsServer::start(stats, move || shared.snapshot()).await?;
+            let server = StatsServer::start(&stats.settings(), move || shared.snapshot()).await?;
             self.pages.push((stats.clone(), server));
         }
         Ok(())

@@ -14,8 +14,8 @@
 //! rotation through the proxy's backend set (logged as HAProxy does:
 //! `backend web server web2 127.0.0.1:18082 marked down: ...`), SIGHUP reload (the proxy's
 //! `update_servers`, or a new proxy when a listener's own settings changed), SIGTERM drain,
-//! and [`stats_page`], which serves what the proxies count (HTML, JSON and Prometheus
-//! metrics).
+//! and the stats page (lb-core's [`lb_core::stats_page`], feature `stats-page`), which
+//! serves what the proxies count and the checks say (HTML, JSON and Prometheus metrics).
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -50,7 +50,6 @@ mod monitors;
 mod running;
 mod servers;
 mod stats;
-pub mod stats_page;
 mod status;
 mod tls;
 

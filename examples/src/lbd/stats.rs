@@ -1,20 +1,17 @@
-//! A listener's stats page (`stats = { bind, uri, auth }`): HTML at `uri`, Prometheus text at
-//! `/metrics`, on an address of its own.
+//! A listener's stats page (`stats = { bind, uri, auth }`): lb-core's
+//! [`lb_core::stats_page`], HTML at `uri`, Prometheus text at `/metrics`, on an address of its
+//! own.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
+use lb_core::stats_page::{Credentials, StatsSettings};
+pub use lb_core::stats_page::{DEFAULT_URI, METRICS_URI};
 use serde::Deserialize;
 use toml::Spanned;
 
 use super::config::check_bind;
 use crate::diagnostics::Report;
-
-/// Where the HTML page is served when `uri` is not given (HAProxy's `stats uri` default is
-/// `/haproxy?stats`; lbd's is shorter).
-pub const DEFAULT_URI: &str = "/stats";
-/// Where the Prometheus text is served, beside the page.
-pub const METRICS_URI: &str = "/metrics";
 
 /// A checked stats page.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +23,22 @@ pub struct Stats {
     /// Basic authentication, if any: user and password (`auth = "user:pass"`, as HAProxy's
     /// `stats auth`). It guards both the page and `/metrics`.
     pub auth: Option<(String, String)>,
+}
+
+impl Stats {
+    /// The page's settings in lb-core's terms: titled `lbd statistics` (also the realm), its
+    /// metrics named `lbd_*`.
+    pub fn settings(&self) -> StatsSettings {
+        let mut settings = StatsSettings::new(self.bind);
+        settings.uri.clone_from(&self.uri);
+        settings.auth = self
+            .auth
+            .as_ref()
+            .map(|(user, pass)| Credentials::new(user, pass));
+        settings.title = "lbd statistics".into();
+        settings.metrics_prefix = "lbd".into();
+        settings
+    }
 }
 
 #[derive(Deserialize)]

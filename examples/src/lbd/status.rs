@@ -2,24 +2,29 @@
 //! states, put in the page's [`ListenerStatus`].
 
 use health_check::{Health, Status};
+use lb_core::stats_page::{self, CheckStatus, ListenerStatus, ServerState, ServerStatus};
 
+use super::config::Mode;
 use super::daemon::Running;
 use super::health::{HealthCheck, Probe};
-use super::stats_page::{
-    CheckStatus, Counters, ListenerStatus, Queue, Responses, ServerState, ServerStatus,
-};
-use lb_core::proxy::{ProxyStats, ResponseCodes, ServerStats};
 
 impl Running {
     /// What the stats page shows of this listener now.
     pub(super) fn status(&self) -> ListenerStatus {
         let stats = self.proxy.stats();
-        let servers = self
+        let mode = match self.config.mode {
+            Mode::Http => stats_page::Mode::Http,
+            Mode::Tcp => stats_page::Mode::Tcp,
+        };
+        let mut listener = ListenerStatus::from_stats(&stats, mode, self.proxy.local_addr());
+        listener.name.clone_from(&self.config.name);
+        listener.balance = self.config.balance.to_string();
+        listener.counters.limit = Some(self.config.maxconn);
+        listener.servers = self
             .config
             .servers
             .iter()
             .map(|server| {
-                let counters = stats.server(&server.name);
                 let check = self
                     .config
                     .check
@@ -35,69 +40,18 @@ impl Running {
                     ),
                     None => (ServerState::NoCheck, self.started.elapsed()),
                 };
-                ServerStatus {
-                    name: server.name.clone(),
-                    addr: server.addr,
-                    state,
-                    since,
-                    weight: server.weight,
-                    counters: counters
-                        .map_or_else(Counters::default, |c| server_counters(c, server.maxconn)),
-                    connect_errors: counters.map_or(0, |c| c.connect_errors),
-                    response_errors: counters.map_or(0, |c| c.response_errors),
-                    queue: counters.map_or_else(Queue::default, |c| Queue {
-                        current: c.queued as u64,
-                        max: c.queued_max as u64,
-                    }),
-                    check: check.map(|(config, status)| check_status(config, &status)),
-                }
+                let mut status = match stats.server(&server.name) {
+                    Some(counters) => ServerStatus::from_stats(counters, state),
+                    None => ServerStatus::new(server.name.clone(), server.addr, state),
+                };
+                status.since = since;
+                status.weight = server.weight;
+                status.counters.limit = server.maxconn;
+                status.check = check.map(|(config, status)| check_status(config, &status));
+                status
             })
             .collect();
-        ListenerStatus {
-            name: self.config.name.clone(),
-            mode: self.config.mode,
-            bind: self.proxy.local_addr(),
-            balance: self.config.balance.to_string(),
-            counters: listener_counters(&stats, self.config.maxconn),
-            servers,
-        }
-    }
-}
-
-fn server_counters(c: &ServerStats, limit: Option<u32>) -> Counters {
-    Counters {
-        current: c.current as u64,
-        max: c.max as u64,
-        limit,
-        total: c.total,
-        requests: c.total,
-        bytes_in: c.bytes_in,
-        bytes_out: c.bytes_out,
-        responses: responses(&c.responses),
-    }
-}
-
-fn listener_counters(stats: &ProxyStats, limit: u32) -> Counters {
-    Counters {
-        current: stats.current as u64,
-        max: stats.max as u64,
-        limit: Some(limit),
-        total: stats.total,
-        requests: stats.requests,
-        bytes_in: stats.bytes_in,
-        bytes_out: stats.bytes_out,
-        responses: responses(&stats.responses),
-    }
-}
-
-fn responses(r: &ResponseCodes) -> Responses {
-    Responses {
-        informational: r.informational,
-        success: r.success,
-        redirection: r.redirection,
-        client_error: r.client_error,
-        server_error: r.server_error,
-        other: r.other,
+        listener
     }
 }
 
@@ -122,13 +76,10 @@ fn check_status(config: &HealthCheck, status: &Status) -> CheckStatus {
             format!("{layer}STS")
         }
     };
-    CheckStatus {
-        status: word,
-        last_error: status.last_error.clone(),
-        successes: status.successes,
-        failures: status.failures,
-        rise: config.monitor.rise,
-        fall: config.monitor.fall,
-        checks: status.checks,
-    }
+    let mut check = CheckStatus::new(word, config.monitor.rise, config.monitor.fall);
+    check.last_error.clone_from(&status.last_error);
+    check.successes = status.successes;
+    check.failures = status.failures;
+    check.checks = status.checks;
+    check
 }

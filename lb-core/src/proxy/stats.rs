@@ -165,6 +165,18 @@ impl ResponseCodes {
             + self.server_error
             + self.other
     }
+
+    /// Each class with its count, `("1xx", n)` to `("5xx", n)` and `("other", n)`.
+    pub fn by_class(&self) -> [(&'static str, u64); 6] {
+        [
+            ("1xx", self.informational),
+            ("2xx", self.success),
+            ("3xx", self.redirection),
+            ("4xx", self.client_error),
+            ("5xx", self.server_error),
+            ("other", self.other),
+        ]
+    }
 }
 
 /// One server's counters at one moment (HAProxy's stats columns `scur`, `smax`, `stot`,
@@ -307,5 +319,16 @@ mod tests {
             }
         );
         assert_eq!(snapshot.total(), 9);
+        assert_eq!(
+            snapshot.by_class(),
+            [
+                ("1xx", 1),
+                ("2xx", 2),
+                ("3xx", 1),
+                ("4xx", 1),
+                ("5xx", 3),
+                ("other", 1)
+            ]
+        );
     }
 }

@@ -5,9 +5,10 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::snapshot::{Counters, ListenerStatus, ServerState, ServerStatus, Snapshot, mode_name};
-use crate::lbd::config::Mode;
-use crate::prometheus;
+use super::METRICS_URI;
+use super::prometheus;
+use super::section::Section;
+use super::snapshot::{Counters, ListenerStatus, Mode, ServerState, ServerStatus, Snapshot};
 
 /// Seconds between refreshes unless `?refresh=N` says otherwise.
 pub const DEFAULT_REFRESH: u32 = 5;
@@ -28,18 +29,29 @@ tr.listener{background:#eef;font-weight:bold}
 .state-maint{background:#d2a679}.state-nocheck{background:#e2e2e2}
 .going-down{background:#f3f08a}.going-up{background:#f7c88c}
 td.status{font-weight:bold}.legend span{padding:1px 6px;margin-right:4px}
+table.section td{text-align:left}
 ";
 
-/// The page for `snapshot`, served at `uri`, refreshing every `refresh` seconds (`None`: never).
-pub fn render(snapshot: &Snapshot, uri: &str, refresh: Option<u32>) -> String {
+/// The page for `snapshot`, titled `title`, served at `uri` (its JSON at `uri;json`, the
+/// metrics at [`METRICS_URI`]), refreshing every `refresh` seconds (`None`: never).
+///
+/// ```
+/// use lb_core::stats_page::{Snapshot, html};
+///
+/// let page = html::render(&Snapshot::default(), "lbd statistics", "/stats", Some(5));
+/// assert!(page.contains("<title>lbd statistics</title>"));
+/// assert!(page.contains("<meta http-equiv=\"refresh\" content=\"5\">"));
+/// ```
+pub fn render(snapshot: &Snapshot, title: &str, uri: &str, refresh: Option<u32>) -> String {
     let mut out = String::with_capacity(4096 + 1024 * snapshot.listeners.len());
     out.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n");
     if let Some(n) = refresh {
         let _ = writeln!(out, "<meta http-equiv=\"refresh\" content=\"{n}\">");
     }
+    let title = escape(title);
     let _ = write!(
         out,
-        "<title>lbd statistics</title>\n<style>\n{STYLE}</style></head>\n<body>\n<h1>lbd statistics</h1>\n<p class=\"meta\">uptime <span id=\"uptime\">{}</span>; {}; also as <a href=\"{}\">JSON</a> and <a href=\"{}\">Prometheus metrics</a></p>\n",
+        "<title>{title}</title>\n<style>\n{STYLE}</style></head>\n<body>\n<h1>{title}</h1>\n<p class=\"meta\">uptime <span id=\"uptime\">{}</span>; {}; also as <a href=\"{}\">JSON</a> and <a href=\"{}\">Prometheus metrics</a></p>\n",
         human_duration(snapshot.uptime),
         match refresh {
             Some(n) => format!(
@@ -52,7 +64,7 @@ pub fn render(snapshot: &Snapshot, uri: &str, refresh: Option<u32>) -> String {
             ),
         },
         escape(&format!("{uri};json")),
-        crate::lbd::METRICS_URI,
+        METRICS_URI,
     );
     out.push_str("<p class=\"legend\">");
     for (class, text) in [
@@ -69,6 +81,9 @@ pub fn render(snapshot: &Snapshot, uri: &str, refresh: Option<u32>) -> String {
     for l in &snapshot.listeners {
         listener(&mut out, l);
     }
+    for s in &snapshot.sections {
+        section(&mut out, s);
+    }
     out.push_str("</body></html>\n");
     out
 }
@@ -79,7 +94,7 @@ fn listener(out: &mut String, l: &ListenerStatus) {
     let _ = write!(
         out,
         "<h2 id=\"{name}\">{name} <small>{} · {} · {} · {up}/{} servers up</small></h2>\n<table class=\"listener\">\n",
-        mode_name(l.mode),
+        l.mode.name(),
         l.bind,
         escape(&l.balance),
         l.servers.len(),
@@ -114,6 +129,37 @@ fn listener(out: &mut String, l: &ListenerStatus) {
     );
     for s in &l.servers {
         server(out, &name, http, s);
+    }
+    out.push_str("</tbody></table>\n");
+}
+
+/// A section of the embedder's: its heading, its column names, a row per row (id
+/// `title/first cell`, class `row` and its tone's), short rows padded with empty cells.
+fn section(out: &mut String, s: &Section) {
+    let title = escape(&s.title);
+    let _ = write!(
+        out,
+        "<h2 id=\"{title}\">{title}</h2>\n<table class=\"section\">\n<thead><tr>"
+    );
+    for column in &s.columns {
+        let _ = write!(out, "<th>{}</th>", escape(column));
+    }
+    out.push_str("</tr></thead>\n<tbody>\n");
+    for row in &s.rows {
+        let first = row.cells.first().map(|c| escape(c)).unwrap_or_default();
+        let tone = row
+            .tone
+            .map(|t| format!(" {}", t.class()))
+            .unwrap_or_default();
+        let _ = write!(out, "<tr id=\"{title}/{first}\" class=\"row{tone}\">");
+        for (k, cell) in row.cells.iter().enumerate() {
+            let class = if k == 0 { " class=\"name\"" } else { "" };
+            let _ = write!(out, "<td{class}>{}</td>", escape(cell));
+        }
+        for _ in row.cells.len()..s.columns.len() {
+            out.push_str("<td></td>");
+        }
+        out.push_str("</tr>\n");
     }
     out.push_str("</tbody></table>\n");
 }
@@ -194,7 +240,7 @@ fn counters(out: &mut String, http: bool, c: &Counters) {
 }
 
 /// Text for HTML content and attribute values: `& < > " '` escaped.
-pub fn escape(text: &str) -> String {
+fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -211,7 +257,7 @@ pub fn escape(text: &str) -> String {
 
 /// A duration in the two largest units that matter, as HAProxy's page writes it: `"45s"`,
 /// `"2m13s"`, `"1h02m"`, `"3d04h"`.
-pub fn human_duration(d: Duration) -> String {
+fn human_duration(d: Duration) -> String {
     let s = d.as_secs();
     match s {
         0..60 => format!("{s}s"),
@@ -222,7 +268,7 @@ pub fn human_duration(d: Duration) -> String {
 }
 
 /// A byte count in binary units with one decimal: `"512 B"`, `"1.5 KiB"`, `"3.0 GiB"`.
-pub fn human_bytes(n: u64) -> String {
+fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
     if n < 1024 {
         return format!("{n} B");
@@ -252,7 +298,7 @@ mod tests {
 
     #[test]
     fn every_server_has_a_row_with_its_state_class_and_word() {
-        let page = render(&fixture::snapshot(), "/stats", Some(5));
+        let page = render(&fixture::snapshot(), "lbd statistics", "/stats", Some(5));
         let web1 = row(&page, "web &lt;&amp;&gt;/web1");
         assert!(web1.contains("class=\"server state-up\""), "{web1}");
         assert!(web1.contains("<td class=\"status\">UP</td>"), "{web1}");
@@ -278,7 +324,7 @@ mod tests {
 
     #[test]
     fn names_are_escaped_everywhere() {
-        let page = render(&fixture::snapshot(), "/st\"ats", None);
+        let page = render(&fixture::snapshot(), "lbd statistics", "/st\"ats", None);
         assert!(!page.contains("web <&>"), "raw listener name in the page");
         assert!(!page.contains("web\"3\""), "raw server name in the page");
         assert!(page.contains("<h2 id=\"web &lt;&amp;&gt;\">web &lt;&amp;&gt; <small>"));
@@ -287,7 +333,7 @@ mod tests {
 
     #[test]
     fn columns_show_sessions_bytes_responses_and_time_since_change() {
-        let page = render(&fixture::snapshot(), "/stats", Some(5));
+        let page = render(&fixture::snapshot(), "lbd statistics", "/stats", Some(5));
         let web1 = row(&page, "web &lt;&amp;&gt;/web1");
         // queue 4/8; sessions 2 9 100 1234; requests; bytes; 1xx..other; errors; since; weight.
         let cells: Vec<&str> = web1
@@ -315,12 +361,41 @@ mod tests {
 
     #[test]
     fn the_page_refreshes_itself_unless_told_not_to() {
-        let page = render(&fixture::snapshot(), "/stats", Some(7));
+        let page = render(&fixture::snapshot(), "lbd statistics", "/stats", Some(7));
         assert!(page.contains("<meta http-equiv=\"refresh\" content=\"7\">"));
-        let page = render(&fixture::snapshot(), "/stats", None);
+        let page = render(&fixture::snapshot(), "lbd statistics", "/stats", None);
         assert!(!page.contains("http-equiv=\"refresh\""));
         assert!(!page.contains("<script"), "no script");
         assert!(!page.contains("src="), "no external resource");
+    }
+
+    #[test]
+    fn a_section_is_a_table_after_the_listeners_with_a_tone_per_row() {
+        let page = render(&fixture::with_vrrp(), "lbd statistics", "/stats", None);
+        let heading = "<h2 id=\"VRRP &lt;instances&gt;\">VRRP &lt;instances&gt;</h2>";
+        let at = page.find(heading).expect(&page);
+        assert!(
+            at > page.find("<h2 id=\"db\">").unwrap(),
+            "after the listeners"
+        );
+        assert!(page[at..].contains(
+            "<thead><tr><th>Instance</th><th>State</th><th>Priority</th><th>VIPs</th></tr></thead>"
+        ));
+        assert_eq!(
+            row(&page, "VRRP &lt;instances&gt;/VI_1"),
+            "<tr id=\"VRRP &lt;instances&gt;/VI_1\" class=\"row state-up\"><td class=\"name\">VI_1</td><td>MASTER</td><td>150</td><td>10.0.0.100/24</td>"
+        );
+        assert_eq!(
+            row(&page, "VRRP &lt;instances&gt;/VI_&lt;2&gt;"),
+            "<tr id=\"VRRP &lt;instances&gt;/VI_&lt;2&gt;\" class=\"row state-nocheck\"><td class=\"name\">VI_&lt;2&gt;</td><td>BACKUP</td><td></td><td></td>",
+            "short rows are padded, cells escaped"
+        );
+        let vi3 = row(&page, "VRRP &lt;instances&gt;/VI_3");
+        assert!(
+            vi3.starts_with("<tr id=\"VRRP &lt;instances&gt;/VI_3\" class=\"row\">"),
+            "{vi3}"
+        );
+        assert!(vi3.ends_with("<td></td><td>extra</td>"), "{vi3}");
     }
 
     #[test]

@@ -2,10 +2,20 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
+use super::section::{Row, Section, Tone};
 use super::snapshot::{
-    CheckStatus, Counters, ListenerStatus, Queue, Responses, ServerState, ServerStatus, Snapshot,
+    CheckStatus, Counters, ListenerStatus, Mode, Queue, ServerState, ServerStatus, Snapshot,
 };
-use crate::lbd::config::Mode;
+use crate::proxy::ResponseCodes;
+
+/// Responses: `success` 2xx, `server_error` 5xx.
+fn responses(success: u64, server_error: u64) -> ResponseCodes {
+    ResponseCodes {
+        success,
+        server_error,
+        ..ResponseCodes::default()
+    }
+}
 
 /// Listener `web <&>` (http) with web1 UP, web2 DOWN (going up 1/2), web3 UP going down, and
 /// `db` (tcp) with one unchecked server in maintenance-free state and one in MAINT.
@@ -28,18 +38,8 @@ pub(super) fn snapshot() -> Snapshot {
         since: Duration::from_secs(133),
         weight: 1,
         counters: Counters {
-            current: 2,
-            max: 9,
             limit: Some(100),
-            total: 1234,
-            requests: 5678,
-            bytes_in: 1536,
-            bytes_out: 3 * 1024 * 1024,
-            responses: Responses {
-                success: 5000,
-                server_error: 7,
-                ..Responses::default()
-            },
+            ..Counters::of([2, 9], [1234, 5678], [1536, 3 << 20], responses(5000, 7))
         },
         connect_errors: 3,
         response_errors: 1,
@@ -56,18 +56,13 @@ pub(super) fn snapshot() -> Snapshot {
                 bind: ([127, 0, 0, 1], 18080).into(),
                 balance: "roundrobin".into(),
                 counters: Counters {
-                    current: 6,
-                    max: 30,
                     limit: Some(3000),
-                    total: 9999,
-                    requests: 17034,
-                    bytes_in: 4608,
-                    bytes_out: 9 * 1024 * 1024,
-                    responses: Responses {
-                        success: 17000,
-                        server_error: 34,
-                        ..Responses::default()
-                    },
+                    ..Counters::of(
+                        [6, 30],
+                        [9999, 17034],
+                        [4608, 9 << 20],
+                        responses(17000, 34),
+                    )
                 },
                 servers: vec![
                     server(
@@ -114,5 +109,21 @@ pub(super) fn snapshot() -> Snapshot {
                 ],
             },
         ],
+        sections: Vec::new(),
     }
+}
+
+/// The same with a section of the embedder's, `VRRP <instances>`: VI_1 Master (green), `VI_<2>`
+/// Backup (grey) with two cells of four, VI_3 plain with one cell too many.
+pub(super) fn with_vrrp() -> Snapshot {
+    let mut snapshot = snapshot();
+    let mut vrrp = Section::new(
+        "VRRP <instances>",
+        ["Instance", "State", "Priority", "VIPs"],
+    );
+    vrrp.push(Row::new(["VI_1", "MASTER", "150", "10.0.0.100/24"]).with_tone(Tone::Up));
+    vrrp.push(Row::new(["VI_<2>", "BACKUP"]).with_tone(Tone::Idle));
+    vrrp.push(Row::new(["VI_3", "INIT", "100", "", "extra"]));
+    snapshot.sections.push(vrrp);
+    snapshot
 }

@@ -2,31 +2,49 @@
 
 use std::hint::black_box;
 
-/// The realm a browser shows when it asks for the user and password.
-pub const REALM: &str = "lbd statistics";
-
-/// The one user and password the page admits.
-#[derive(Clone)]
-pub(super) struct Credentials {
-    user: Vec<u8>,
-    pass: Vec<u8>,
+/// The one user and password the page admits (HTTP basic authentication, as HAProxy's
+/// `stats auth user:pass`); the page asks for them on every path. Its `Debug` never shows the
+/// password.
+///
+/// ```
+/// use lb_core::stats_page::Credentials;
+///
+/// let admin = Credentials::new("admin", "secret");
+/// assert!(!format!("{admin:?}").contains("secret"));
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    user: String,
+    pass: String,
 }
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never the password, even in a debug print.
         f.debug_struct("Credentials")
-            .field("user", &String::from_utf8_lossy(&self.user))
+            .field("user", &self.user)
             .finish_non_exhaustive()
     }
 }
 
 impl Credentials {
-    pub(super) fn new(user: &str, pass: &str) -> Self {
+    /// `user` with `password`. The user may not be empty nor hold a `:` (RFC 7617: the user
+    /// ends at the first one), which [`StatsServer::start`](super::StatsServer::start) checks.
+    pub fn new(user: impl Into<String>, password: impl Into<String>) -> Self {
         Credentials {
-            user: user.as_bytes().to_vec(),
-            pass: pass.as_bytes().to_vec(),
+            user: user.into(),
+            pass: password.into(),
         }
+    }
+
+    /// The user name.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// Whether a browser could send them: a user, and no `:` in it.
+    pub(super) fn is_usable(&self) -> bool {
+        !self.user.is_empty() && !self.user.contains(':')
     }
 
     /// Whether an `Authorization` header value (`Basic base64(user:pass)`) carries them. Any
@@ -43,8 +61,8 @@ impl Credentials {
             return false;
         };
         // Both halves compared whole, whatever the first says: no early exit to time.
-        let user = constant_time_eq(&given[..colon], &self.user);
-        let pass = constant_time_eq(&given[colon + 1..], &self.pass);
+        let user = constant_time_eq(&given[..colon], self.user.as_bytes());
+        let pass = constant_time_eq(&given[colon + 1..], self.pass.as_bytes());
         user & pass
     }
 }
