@@ -16,7 +16,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::{Algorithm, RetryLayer};
 
 use super::error::ProxyError;
-use super::listener::{admit, gate_of, ignore_syns, listen};
+use super::listener::{admit, ignore_syns, listen};
 use super::servers::{Policy, Servers};
 use super::settings::{ConnectionLimit, ServerSettings, TcpSettings};
 use super::stats::{ProxyCounters, ProxyStats};
@@ -97,8 +97,9 @@ pub(crate) struct Frontend<A: Algorithm, E> {
     /// TLS termination, when the listener has certificates.
     #[cfg(feature = "proxy-tls")]
     pub(crate) tls: Option<TlsAcceptor>,
-    /// The listen socket, shared with the accept loop: its SYN gate.
-    gate: socket2::Socket,
+    /// The listen socket, owned by the accept loop (closed with it: a drained proxy neither
+    /// holds its address nor takes clients into a backlog), for its SYN gate.
+    gate: std::sync::Weak<TcpListener>,
 }
 
 impl<A: Algorithm, E> Frontend<A, E> {
@@ -110,7 +111,7 @@ impl<A: Algorithm, E> Frontend<A, E> {
         algorithm: A,
         allow_empty: bool,
         extra: impl Fn(&ServerSettings) -> E,
-    ) -> Result<(Self, TcpListener, SocketAddr), ProxyError> {
+    ) -> Result<(Self, Arc<TcpListener>, SocketAddr), ProxyError> {
         let name = settings.name;
         if settings.maxconn == 0 {
             return Err(ProxyError::ZeroMaxConn { proxy: name });
@@ -134,9 +135,9 @@ impl<A: Algorithm, E> Frontend<A, E> {
             addr: settings.bind,
             source,
         };
-        let listener = listen(settings.bind, settings.backlog).map_err(bind_error)?;
+        let listener = Arc::new(listen(settings.bind, settings.backlog).map_err(bind_error)?);
         let local_addr = listener.local_addr().map_err(bind_error)?;
-        let gate = gate_of(&listener).map_err(bind_error)?;
+        let gate = Arc::downgrade(&listener);
         let frontend = Frontend {
             gate,
             name,
@@ -163,7 +164,7 @@ impl<A: Algorithm, E> Frontend<A, E> {
     /// limit is closed.
     pub(crate) async fn accept<F>(
         &self,
-        listener: TcpListener,
+        listener: Arc<TcpListener>,
         serve: impl Fn(TcpStream, SocketAddr, OwnedSemaphorePermit) -> F,
     ) where
         F: Future<Output = ()> + Send + 'static,
@@ -198,7 +199,11 @@ impl<A: Algorithm, E> Frontend<A, E> {
     /// Whether new clients are ignored (see `listener::ignore_syns`); a failure is logged (the
     /// clients are then served, which is what the proxy did anyway).
     pub(crate) fn ignore_new_clients(&self, on: bool) {
-        if let Err(e) = ignore_syns(&self.gate, on) {
+        // A listener already closed (drained) has no clients to ignore.
+        let Some(listener) = self.gate.upgrade() else {
+            return;
+        };
+        if let Err(e) = ignore_syns(socket2::SockRef::from(&*listener), on) {
             tracing::warn!(proxy = %self.name, error = %e, on, "cannot set the listen socket's SYN filter");
         }
     }

@@ -26,13 +26,6 @@ pub(crate) fn listen(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> 
     TcpListener::from_std(socket.into())
 }
 
-/// A second handle on a listen socket (the same socket, `dup`ed) through which its SYN gate
-/// is set while the accept loop owns the listener.
-pub(crate) fn gate_of(listener: &TcpListener) -> io::Result<Socket> {
-    use std::os::fd::AsFd;
-    Ok(Socket::from(listener.as_fd().try_clone_to_owned()?))
-}
-
 /// The classic BPF program that drops pure SYNs (flags SYN without ACK) and passes every other
 /// segment. A TCP socket's filter sees the segment from its TCP header on (offset 13 is the
 /// flags byte), for IPv4 and IPv6 alike.
@@ -49,7 +42,7 @@ const DROP_SYNS: [socket2::SockFilter; 5] = [
 /// they send them again a second later (Linux's and most stacks' initial retransmission
 /// timeout), neither refused nor accepted; connections already set up, and those waiting in the
 /// accept queue, are not affected. Off: SYNs are answered again.
-pub(crate) fn ignore_syns(gate: &Socket, on: bool) -> io::Result<()> {
+pub(crate) fn ignore_syns(gate: socket2::SockRef<'_>, on: bool) -> io::Result<()> {
     if on {
         gate.attach_filter(&DROP_SYNS)
     } else {
