@@ -19,7 +19,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Frame, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use lb_core::proxy::tls::AcceptAnyCertificate;
+use lb_core::proxy::tls::ServerVerifier;
 use lb_core::proxy::{HttpProxy, HttpSettings, ServerSettings, Timeouts};
 use lb_core::{ConsistentHash, HashKey, Health, LeastConnections, RoundRobin};
 use rcgen::{
@@ -707,7 +707,7 @@ async fn tls_to_a_server_with_verify_none() {
         .with_safe_default_protocol_versions()
         .unwrap()
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate::new(provider())))
+        .with_custom_certificate_verifier(Arc::new(ServerVerifier::accept_any(provider())))
         .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     let mut settings = settings(&[&b]);

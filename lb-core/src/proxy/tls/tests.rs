@@ -56,7 +56,7 @@ fn any_cert_client(
         .with_protocol_versions(versions)
         .expect("versions")
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate::new(provider)))
+        .with_custom_certificate_verifier(Arc::new(ServerVerifier::accept_any(provider)))
         .with_no_client_auth();
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Arc::new(config)
