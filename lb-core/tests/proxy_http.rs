@@ -22,10 +22,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use lb_core::proxy::tls::ServerVerifier;
 use lb_core::proxy::{HttpProxy, HttpSettings, ServerSettings, Timeouts};
 use lb_core::{ConsistentHash, HashKey, Health, LeastConnections, RoundRobin};
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
-};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -608,32 +605,22 @@ async fn slow_request_headers_are_closed_at_timeout_http_request() {
     assert_eq!(b.requests(), 0);
 }
 
+/// The TLS test helpers of `lb_core::proxy::tls` (rcgen certificates), compiled in here
+/// from the one file rather than copied.
+#[path = "../src/proxy/tls/testing.rs"]
+#[allow(dead_code)]
+mod testing;
+
 /// A CA and a certificate it signed for `localhost` and 127.0.0.1.
 struct Pki {
-    ca: CertificateDer<'static>,
-    chain: Vec<CertificateDer<'static>>,
-    key: PrivateKeyDer<'static>,
+    ca: testing::Ca,
+    leaf: testing::Leaf,
 }
 
 fn pki() -> Pki {
-    let ca_key = KeyPair::generate().expect("test setup");
-    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("test setup");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name = DistinguishedName::new();
-    ca.distinguished_name
-        .push(DnType::CommonName, "lbd test CA");
-    let ca_cert = ca.self_signed(&ca_key).expect("test setup");
-    let issuer = Issuer::new(ca, ca_key);
-    let key = KeyPair::generate().expect("test setup");
-    let leaf = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-        .expect("test setup")
-        .signed_by(&key, &issuer)
-        .expect("test setup");
-    Pki {
-        ca: ca_cert.der().clone(),
-        chain: vec![leaf.der().clone()],
-        key: PrivatePkcs8KeyDer::from(key.serialize_der()).into(),
-    }
+    let ca = testing::Ca::new();
+    let leaf = ca.leaf(&["localhost", "127.0.0.1"]);
+    Pki { ca, leaf }
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -645,7 +632,7 @@ fn server_config(pki: &Pki, alpn: &[&[u8]]) -> Arc<rustls::ServerConfig> {
         .with_safe_default_protocol_versions()
         .expect("test setup")
         .with_no_client_auth()
-        .with_single_cert(pki.chain.clone(), pki.key.clone_key())
+        .with_single_cert(vec![pki.leaf.der.clone()], pki.leaf.key_der())
         .expect("test setup");
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Arc::new(config)
@@ -660,7 +647,7 @@ async fn http2_over_tls_negotiated_by_alpn() {
     let proxy = HttpProxy::start(settings, RoundRobin).unwrap();
 
     let mut roots = rustls::RootCertStore::empty();
-    roots.add(pki.ca.clone()).unwrap();
+    roots.add(pki.ca.der.clone()).unwrap();
     let mut config = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .unwrap()
