@@ -169,6 +169,17 @@ fn settings(backends: &[&Backend]) -> HttpSettings {
     settings
 }
 
+/// Three backends, s1 to s3, and the settings that balance over them.
+async fn three_backends() -> ([Backend; 3], HttpSettings) {
+    let b = [
+        Backend::start("s1").await,
+        Backend::start("s2").await,
+        Backend::start("s3").await,
+    ];
+    let settings = settings(&[&b[0], &b[1], &b[2]]);
+    (b, settings)
+}
+
 /// A keep-alive HTTP/1.1 client connection.
 struct Client {
     sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
@@ -228,12 +239,8 @@ fn tally(names: impl IntoIterator<Item = String>) -> HashMap<String, usize> {
 
 #[tokio::test]
 async fn roundrobin_spreads_requests_of_one_keep_alive_client_evenly() {
-    let b = [
-        Backend::start("s1").await,
-        Backend::start("s2").await,
-        Backend::start("s3").await,
-    ];
-    let proxy = HttpProxy::start(settings(&[&b[0], &b[1], &b[2]]), RoundRobin).unwrap();
+    let (b, settings) = three_backends().await;
+    let proxy = HttpProxy::start(settings, RoundRobin).unwrap();
     let mut client = Client::connect(proxy.local_addr()).await;
     let mut names = Vec::new();
     for _ in 0..30 {
@@ -282,12 +289,7 @@ async fn leastconn_avoids_the_server_busy_with_a_long_request() {
 
 #[tokio::test]
 async fn uri_hashing_sends_each_uri_to_one_server_and_source_hashing_one_client_to_one() {
-    let b = [
-        Backend::start("s1").await,
-        Backend::start("s2").await,
-        Backend::start("s3").await,
-    ];
-    let mut uri = settings(&[&b[0], &b[1], &b[2]]);
+    let (b, mut uri) = three_backends().await;
     uri.hash_key = Some(HashKey::Uri { whole: false });
     let proxy = HttpProxy::start(uri, ConsistentHash::new()).unwrap();
     let mut client = Client::connect(proxy.local_addr()).await;
@@ -315,12 +317,7 @@ async fn uri_hashing_sends_each_uri_to_one_server_and_source_hashing_one_client_
 
 #[tokio::test]
 async fn cookie_insert_then_honour_then_fall_back_when_the_pinned_server_is_down() {
-    let b = [
-        Backend::start("s1").await,
-        Backend::start("s2").await,
-        Backend::start("s3").await,
-    ];
-    let mut settings = settings(&[&b[0], &b[1], &b[2]]);
+    let (b, mut settings) = three_backends().await;
     settings.cookie = Some("SERVERID".into());
     let proxy = HttpProxy::start(settings, RoundRobin).unwrap();
     let mut client = Client::connect(proxy.local_addr()).await;
@@ -452,12 +449,7 @@ async fn a_post_body_streams_through_both_ways_without_being_buffered() {
 
 #[tokio::test]
 async fn a_server_killed_under_load_costs_no_client_an_error_with_redispatch() {
-    let b = [
-        Backend::start("s1").await,
-        Backend::start("s2").await,
-        Backend::start("s3").await,
-    ];
-    let mut settings = settings(&[&b[0], &b[1], &b[2]]);
+    let (b, mut settings) = three_backends().await;
     settings.listen.retries = 3;
     settings.listen.redispatch = true;
     let proxy = HttpProxy::start(settings, RoundRobin).unwrap();
