@@ -142,6 +142,18 @@ where
     assert_eq!(exchange(stream, message, false).await, message);
 }
 
+/// An echo server, a proxy in front of it, and a client of the proxy that has had one
+/// message echoed.
+async fn proxied_client() -> (Echo, TcpProxy<RoundRobin>, TcpStream) {
+    let echo = Echo::start().await;
+    let proxy = TcpProxy::start(settings(&[("s", echo.addr)]), RoundRobin).expect("starts");
+    let mut client = TcpStream::connect(proxy.local_addr())
+        .await
+        .expect("connects");
+    echoed(&mut client, b"before").await;
+    (echo, proxy, client)
+}
+
 /// Sends `request`, shuts down the write side (over TLS: `close_notify`) and reads until EOF.
 async fn send_and_read_to_end<S>(stream: &mut S, request: &[u8]) -> Vec<u8>
 where
@@ -358,11 +370,8 @@ async fn server_maxconn_queues_the_next_client_until_a_slot_frees() {
 
 #[tokio::test]
 async fn drain_lets_in_flight_finish_and_refuses_new_clients() {
-    let echo = Echo::start().await;
-    let proxy = TcpProxy::start(settings(&[("s", echo.addr)]), RoundRobin).unwrap();
+    let (_echo, proxy, mut client) = proxied_client().await;
     let addr = proxy.local_addr();
-    let mut client = TcpStream::connect(addr).await.unwrap();
-    echoed(&mut client, b"before").await;
     let drain = tokio::spawn(proxy.drain(Duration::from_secs(5)));
     tokio::time::sleep(Duration::from_millis(100)).await;
     let refused = TcpStream::connect(addr).await;
@@ -377,10 +386,7 @@ async fn drain_lets_in_flight_finish_and_refuses_new_clients() {
 
 #[tokio::test]
 async fn drain_closes_what_is_left_at_the_deadline() {
-    let echo = Echo::start().await;
-    let proxy = TcpProxy::start(settings(&[("s", echo.addr)]), RoundRobin).unwrap();
-    let mut client = TcpStream::connect(proxy.local_addr()).await.unwrap();
-    echoed(&mut client, b"x").await;
+    let (_echo, proxy, mut client) = proxied_client().await;
     let report = proxy.drain(Duration::from_millis(300)).await;
     assert_eq!((report.in_flight, report.closed), (1, 1));
     assert!(report.took >= Duration::from_millis(300) && report.took < Duration::from_secs(2));
@@ -604,16 +610,16 @@ async fn a_server_whose_certificate_fails_verification_is_a_failed_connect_and_r
 
 #[tokio::test]
 async fn close_connections_ignores_new_clients_and_lets_open_ones_run() {
-    let echo = Echo::start().await;
-    let proxy = TcpProxy::start(settings(&[("s", echo.addr)]), RoundRobin).unwrap();
+    let (_echo, proxy, mut open) = proxied_client().await;
     let addr = proxy.local_addr();
-    let mut open = TcpStream::connect(addr).await.unwrap();
-    echoed(&mut open, b"ping").await;
 
     proxy.close_connections();
     let late = tokio::spawn(async move { TcpStream::connect(addr).await });
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!late.is_finished(), "a new client was answered while closing");
+    assert!(
+        !late.is_finished(),
+        "a new client was answered while closing"
+    );
     // The open connection runs on; wait_idle sees it until it ends.
     echoed(&mut open, b"pong").await;
     assert_eq!(proxy.wait_idle(Duration::from_millis(50)).await.closed, 1);
@@ -621,6 +627,10 @@ async fn close_connections_ignores_new_clients_and_lets_open_ones_run() {
     assert_eq!(proxy.wait_idle(WAIT).await.closed, 0);
 
     proxy.keep_connections();
-    let mut late = tokio::time::timeout(WAIT, late).await.unwrap().unwrap().unwrap();
+    let mut late = tokio::time::timeout(WAIT, late)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     echoed(&mut late, b"again").await;
 }
