@@ -253,6 +253,22 @@ pub(crate) fn integer_in(
     n
 }
 
+/// A duration key that must be above zero: as [`duration_of`], and a zero value is reported
+/// as `is zero: WHY` (and returned as it is, checking goes on).
+pub(crate) fn positive_duration(
+    r: &mut Report<'_>,
+    value: &Option<Spanned<String>>,
+    key: String,
+    default: Duration,
+    why: &str,
+) -> Duration {
+    let d = duration_of(r, value, key.clone(), default);
+    if let (Some(v), true) = (value, d.is_zero()) {
+        r.at(v.span(), key, format!("is zero: {why}"));
+    }
+    d
+}
+
 /// A duration key: `default` when absent, else its value; a mistake is reported (and the
 /// default returned so that checking goes on).
 pub(crate) fn duration_of(

@@ -25,4 +25,5 @@ pub mod hald;
 mod http_responder;
 pub mod lbd;
 pub mod prometheus;
+mod task;
 pub mod vrrpd;

@@ -17,7 +17,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use lb_core::proxy::tls::AcceptAnyCertificate;
+use lb_core::proxy::tls::ServerVerifier;
 use lbdlab::{Backend, Client, Lbd, Ports, TempDir, free_addr};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
@@ -299,7 +299,7 @@ async fn https_sni_picks_the_certificate_by_name_and_reaches_tls_servers_through
         .with_safe_default_protocol_versions()
         .expect("test setup")
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate::new(provider())))
+        .with_custom_certificate_verifier(Arc::new(ServerVerifier::accept_any(provider())))
         .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     let any = TlsConnector::from(Arc::new(config));

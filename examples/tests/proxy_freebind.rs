@@ -150,14 +150,8 @@ fn the_proxy_listens_on_an_absent_vip_and_serves_once_it_arrives() {
         return;
     };
     let prefix = format!("fb{}", std::process::id() % 10_000);
-    drop(lab::netlab(&netlab, &prefix, "down"));
-    let up = lab::netlab(&netlab, &prefix, "up");
     let _teardown = Teardown(&netlab, &prefix);
-    assert!(
-        up.status.success(),
-        "netlab up: {}",
-        String::from_utf8_lossy(&up.stderr)
-    );
+    lab::netlab_up(&netlab, &prefix);
     let (host, client) = (format!("{prefix}h1"), format!("{prefix}cl"));
 
     // Only IP_FREEBIND may allow the bind: not the namespace's sysctl, not an address.

@@ -25,22 +25,14 @@ struct Lab {
 impl Lab {
     fn up(netlab: PathBuf) -> Lab {
         let prefix = format!("vm{}", std::process::id() % 100_000);
-        let dir = std::env::temp_dir().join(format!("vip-move-{prefix}"));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
+        let dir = lab::fresh_dir(&format!("vip-move-{prefix}"));
         let lab = Lab {
             prefix,
             netlab,
             children: Vec::new(),
             dir,
         };
-        lab.netlab("down");
-        let out = lab.netlab("up");
-        assert!(
-            out.status.success(),
-            "netlab.sh up: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        lab::netlab_up(&lab.netlab, &lab.prefix);
         lab
     }
 

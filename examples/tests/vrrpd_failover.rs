@@ -15,7 +15,7 @@
 mod lab;
 
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use lab::vrrp::{Lab, Mode, V2_1S, V3_IPV4_100MS};
@@ -24,6 +24,35 @@ const V3_100MS: Mode = V3_IPV4_100MS;
 
 fn prerequisites(test: &str) -> Option<PathBuf> {
     lab::netlab_or_skip(test, &[("ip", "-V")])
+}
+
+/// A stand-in for an application of a host (`NAME`, e.g. haproxy), known by its pid file
+/// `HOST.NAME.pid` as keepalived's `kill -0 $PID` knows it; killed when dropped.
+struct App {
+    process: Child,
+    pid_file: PathBuf,
+}
+
+impl App {
+    fn start(lab: &Lab, host: &str, name: &str) -> App {
+        let process = Command::new("sleep").arg("600").spawn().expect("sleep");
+        let pid_file = lab.dir.join(format!("{host}.{name}.pid"));
+        std::fs::write(&pid_file, format!("{}\n", process.id())).expect("pid file");
+        App { process, pid_file }
+    }
+
+    /// Kills the process (and reaps it).
+    fn kill(&mut self) {
+        self.process.kill().expect("kill");
+        let _ = self.process.wait();
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
 }
 
 #[test]
@@ -35,12 +64,10 @@ fn a_tracked_process_killed_on_the_master_hands_over_within_100ms_at_1s_adverts(
     };
     let m = V2_1S;
     let mut lab = Lab::up(netlab, "vtp", m);
-    let mut dummies = Vec::new();
+    let mut apps = Vec::new();
     for host in ["h1", "h2"] {
-        // The "haproxy" of each host, known by its pid file as keepalived's `kill -0 $PID`.
-        let dummy = Command::new("sleep").arg("600").spawn().expect("sleep");
-        let pid_file = lab.dir.join(format!("{host}.haproxy.pid"));
-        std::fs::write(&pid_file, format!("{}\n", dummy.id())).expect("pid file");
+        // The "haproxy" of each host.
+        let app = App::start(&lab, host, "haproxy");
         let priority = if host == "h1" { 101 } else { 100 };
         lab.vrrpd_with(
             host,
@@ -48,20 +75,19 @@ fn a_tracked_process_killed_on_the_master_hands_over_within_100ms_at_1s_adverts(
             m,
             &format!(
                 "track = [{{ check = \"chk_haproxy\", weight = -4 }}]\n\n[[check]]\nname = \"chk_haproxy\"\nkind = \"process\"\npid_file = \"{}\"\ninterval = \"2s\"\nrise = 1\nfall = 2\n",
-                pid_file.display()
+                app.pid_file.display()
             ),
         );
-        dummies.push(dummy);
+        apps.push(app);
     }
     lab.wait_vip("h1", "h2", m.election());
     std::thread::sleep(Duration::from_millis(1500));
     assert!(lab.has_vip("h1") && !lab.has_vip("h2"));
 
     let killed = Instant::now();
-    dummies[0].kill().expect("kill");
+    apps[0].kill();
     lab.wait_vip("h2", "h1", Duration::from_secs(5));
     let took = killed.elapsed();
-    let _ = dummies[0].wait();
     let h1 = lab.log("h1.vrrpd.log");
     let h2 = lab.log("h2.vrrpd.log");
     assert!(
@@ -77,10 +103,6 @@ fn a_tracked_process_killed_on_the_master_hands_over_within_100ms_at_1s_adverts(
         "VIP on h2 {took:?} after the kill\nh1:\n{h1}\nh2:\n{h2}"
     );
     eprintln!("tracked process killed, adverts at 1 s: VIP on the Backup after {took:?}");
-    for d in &mut dummies {
-        let _ = d.kill();
-        let _ = d.wait();
-    }
 }
 
 #[test]
@@ -195,12 +217,11 @@ fn a_sync_group_moves_its_members_together() {
     };
     let m = V3_100MS;
     let mut lab = Lab::up(netlab, "vsg", m);
-    let mut dummies = Vec::new();
+    let mut apps = Vec::new();
     for host in ["h1", "h2"] {
-        let dummy = Command::new("sleep").arg("600").spawn().expect("sleep");
-        let pid_file = lab.dir.join(format!("{host}.app.pid"));
-        std::fs::write(&pid_file, format!("{}\n", dummy.id())).expect("pid file");
-        dummies.push(dummy);
+        let app = App::start(&lab, host, "app");
+        let pid_file = app.pid_file.clone();
+        apps.push(app);
         let priority = if host == "h1" { 101 } else { 100 };
         // VI_1 tracks the application (weight 0: Fault while it is down); VI_2 tracks
         // nothing but is in VI_1's sync group.
@@ -225,7 +246,7 @@ fn a_sync_group_moves_its_members_together() {
     // The application dies on h1: VI_1 goes to Fault, VI_2 follows it there although nothing
     // of its own failed, and both addresses move to h2 (priority 0 from each: Skew_Time).
     let killed = Instant::now();
-    dummies[0].kill().expect("kill");
+    apps[0].kill();
     lab.wait_vip("h2", "h1", Duration::from_secs(2));
     while !alone(&lab, "h2", "h1", "10.99.0.201/24") {
         assert!(
@@ -246,8 +267,4 @@ fn a_sync_group_moves_its_members_together() {
         "both moved after {both:?}\n{h1}"
     );
     eprintln!("sync group: both addresses on h2 {both:?} after the tracked process died");
-    for d in &mut dummies {
-        let _ = d.kill();
-        let _ = d.wait();
-    }
 }

@@ -306,40 +306,18 @@ fn status_metrics_and_sighup_reload_on_a_running_pair() {
         "{head}"
     );
     let l = r#"{instance="VI_1",interface="eth0",vrid="51""#;
-    assert_eq!(
-        sample(body, &format!("vrrpd_instance_state{l},state=\"master\"}}")),
-        1.0
-    );
-    assert_eq!(
-        sample(body, &format!("vrrpd_instance_state{l},state=\"backup\"}}")),
-        0.0
-    );
-    assert_eq!(
-        sample(body, &format!("vrrpd_instance_priority{l}}}")),
-        155.0
-    );
-    assert_eq!(
-        sample(body, &format!("vrrpd_instance_base_priority{l}}}")),
-        150.0
-    );
-    assert_eq!(
-        sample(body, &format!("vrrpd_instance_transitions_total{l}}}")),
-        2.0
-    );
-    assert_eq!(
-        sample(
-            body,
-            &format!("vrrpd_instance_holds_virtual_addresses{l}}}")
-        ),
-        1.0
-    );
-    assert_eq!(
-        sample(
-            body,
-            &format!("vrrpd_instance_tracked_check_up{l},check=\"chk\"}}")
-        ),
-        1.0
-    );
+    for (metric, labels, value) in [
+        ("vrrpd_instance_state", r#",state="master""#, 1.0),
+        ("vrrpd_instance_state", r#",state="backup""#, 0.0),
+        ("vrrpd_instance_priority", "", 155.0),
+        ("vrrpd_instance_base_priority", "", 150.0),
+        ("vrrpd_instance_transitions_total", "", 2.0),
+        ("vrrpd_instance_holds_virtual_addresses", "", 1.0),
+        ("vrrpd_instance_tracked_check_up", r#",check="chk""#, 1.0),
+    ] {
+        let series = format!("{metric}{l}{labels}}}");
+        assert_eq!(sample(body, &series), value, "{series}");
+    }
     let sent_metric = sample(body, &format!("vrrpd_instance_adverts_sent_total{l}}}"));
     assert!(sent_metric >= counter(m2, "adverts_sent") as f64);
     assert_eq!(

@@ -11,6 +11,8 @@
 //! prerequisite fails the test.
 
 mod lab;
+#[path = "../../ip-manager/tests/support/listeners.rs"]
+mod listeners;
 
 use std::path::Path;
 use std::process::Command;
@@ -47,20 +49,9 @@ struct Moto(String);
 impl Drop for Moto {
     fn drop(&mut self) {
         let port = MOTO.rsplit(':').next().unwrap_or("5000");
-        let ss = Command::new("ip")
-            .args(["netns", "exec", &self.0, "ss", "-Hltnp"])
-            .arg(format!("sport = :{port}"))
-            .output();
-        if let Ok(out) = ss {
-            let text = String::from_utf8_lossy(&out.stdout);
-            for pid in text
-                .split("pid=")
-                .skip(1)
-                .filter_map(|s| s.split(',').next())
-            {
-                let _ = Command::new("kill").arg(pid).status();
-            }
-        }
+        let mut ss = Command::new("ip");
+        ss.args(["netns", "exec", &self.0, "ss"]);
+        listeners::kill_listeners(ss, port);
     }
 }
 

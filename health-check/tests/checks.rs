@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use support::at_once;
 
-use health_check::{Check, CheckError, Health, Monitor, ProcessCheck, TcpCheck};
+use health_check::{Check, CheckError, Health, HttpCheck, Monitor, ProcessCheck, TcpCheck};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -54,10 +54,14 @@ async fn tcp_connect_send_expect() {
 }
 
 #[tokio::test]
-async fn tcp_server_gone_is_a_connect_failure() {
+async fn a_server_gone_is_a_connect_failure_over_tcp_and_http() {
     let addr = support::closed_addr();
-    let err = TcpCheck::new(addr).check().await.unwrap_err();
-    assert!(matches!(err, CheckError::Connect { .. }), "{err:?}");
+    for err in [
+        TcpCheck::new(addr).check().await.unwrap_err(),
+        HttpCheck::new(addr).check().await.unwrap_err(),
+    ] {
+        assert!(matches!(err, CheckError::Connect { .. }), "{err:?}");
+    }
 }
 
 #[tokio::test]
@@ -76,12 +80,8 @@ async fn tcp_server_that_never_answers_times_out_in_the_monitor() {
         .timeout(Duration::from_millis(100))
         .fall(2);
     let m = Monitor::spawn(Arc::new(check), config).expect("valid config");
-    let mut rx = m.subscribe();
     let started = std::time::Instant::now();
-    while rx.borrow().health == Health::Up {
-        rx.changed().await.unwrap();
-    }
-    let s = rx.borrow().clone();
+    let s = support::down(&m).await;
     assert_eq!(s.failures, 2);
     assert!(
         s.last_error

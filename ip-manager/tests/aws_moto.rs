@@ -9,6 +9,9 @@
 //! holds it and that our `remove` (demotion) unassigns it from the old one.
 #![cfg(feature = "aws")]
 
+#[path = "support/listeners.rs"]
+mod listeners;
+
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -60,19 +63,7 @@ impl Moto {
 impl Drop for Moto {
     fn drop(&mut self) {
         // The launcher may be a wrapper (a pyenv shim): stop the process that owns the socket.
-        let ss = Command::new("ss")
-            .args(["-Hltnp", &format!("sport = :{}", self.port)])
-            .output();
-        if let Ok(out) = ss {
-            let text = String::from_utf8_lossy(&out.stdout);
-            for pid in text
-                .split("pid=")
-                .skip(1)
-                .filter_map(|s| s.split(',').next())
-            {
-                let _ = Command::new("kill").arg(pid).status();
-            }
-        }
+        listeners::kill_listeners(Command::new("ss"), &self.port.to_string());
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -119,49 +110,31 @@ struct Vpc {
     route_table: String,
 }
 
+/// Makes a resource with `action` and returns its id: the text of `<tag>` in the answer.
+async fn create(ec2: &QueryClient, action: &str, params: &[(&str, &str)], tag: &str) -> String {
+    field(&ec2.call(action, params).await.expect(action), tag)
+}
+
 async fn build_vpc(ec2: &QueryClient) -> Vpc {
-    let vpc = field(
-        &ec2.call("CreateVpc", &[("CidrBlock", "10.0.0.0/16")])
-            .await
-            .expect("CreateVpc"),
-        "vpcId",
-    );
-    let subnet = field(
-        &ec2.call(
-            "CreateSubnet",
-            &[("VpcId", &vpc), ("CidrBlock", "10.0.1.0/24")],
-        )
-        .await
-        .expect("CreateSubnet"),
+    let vpc = create(ec2, "CreateVpc", &[("CidrBlock", "10.0.0.0/16")], "vpcId").await;
+    let subnet = create(
+        ec2,
+        "CreateSubnet",
+        &[("VpcId", &vpc), ("CidrBlock", "10.0.1.0/24")],
         "subnetId",
-    );
+    )
+    .await;
     let eni = |ip: &'static str| {
         let subnet = subnet.clone();
         async move {
-            let body = ec2
-                .call(
-                    "CreateNetworkInterface",
-                    &[("SubnetId", &subnet), ("PrivateIpAddress", ip)],
-                )
-                .await
-                .expect("CreateNetworkInterface");
-            field(&body, "networkInterfaceId")
+            let params = [("SubnetId", subnet.as_str()), ("PrivateIpAddress", ip)];
+            create(ec2, "CreateNetworkInterface", &params, "networkInterfaceId").await
         }
     };
     let eni_a = eni("10.0.1.11").await;
     let eni_b = eni("10.0.1.12").await;
-    let allocation = field(
-        &ec2.call("AllocateAddress", &[("Domain", "vpc")])
-            .await
-            .expect("AllocateAddress"),
-        "allocationId",
-    );
-    let route_table = field(
-        &ec2.call("CreateRouteTable", &[("VpcId", &vpc)])
-            .await
-            .expect("CreateRouteTable"),
-        "routeTableId",
-    );
+    let allocation = create(ec2, "AllocateAddress", &[("Domain", "vpc")], "allocationId").await;
+    let route_table = create(ec2, "CreateRouteTable", &[("VpcId", &vpc)], "routeTableId").await;
     Vpc {
         eni_a,
         eni_b,
@@ -179,6 +152,10 @@ async fn vip_moves_in_every_mode_and_errors_are_typed() {
     let ec2 = client(&moto);
     let vpc = build_vpc(&ec2).await;
     let vip = Vip::parse("10.0.1.50/32", "eth0").expect("vip");
+    // The answer to a `Describe*` call for the resource `id` (by its filter key `key`).
+    let describe = async |action: &str, key: &str, id: &str| {
+        ec2.call(action, &[(key, id)]).await.expect(action)
+    };
 
     // Elastic IP: A takes it, then B takes it over (AllowReassociation), each checked with
     // DescribeAddresses.
@@ -197,18 +174,12 @@ async fn vip_moves_in_every_mode_and_errors_are_typed() {
         eip(&vpc.eni_b, None),
     );
     a.add(&vip).await.expect("A associates");
-    let desc = ec2
-        .call("DescribeAddresses", &[("AllocationId.1", &vpc.allocation)])
-        .await
-        .expect("describe");
+    let desc = describe("DescribeAddresses", "AllocationId.1", &vpc.allocation).await;
     assert_eq!(field(&desc, "networkInterfaceId"), vpc.eni_a);
     assert_eq!(field(&desc, "privateIpAddress"), vpc.ip_a);
     assert!(a.owns(&vip).await.expect("owns"));
     b.add(&vip).await.expect("B re-associates");
-    let desc = ec2
-        .call("DescribeAddresses", &[("AllocationId.1", &vpc.allocation)])
-        .await
-        .expect("describe");
+    let desc = describe("DescribeAddresses", "AllocationId.1", &vpc.allocation).await;
     assert_eq!(field(&desc, "networkInterfaceId"), vpc.eni_b);
     assert!(!a.owns(&vip).await.expect("owns") && b.owns(&vip).await.expect("owns"));
     b.add(&vip).await.expect("idempotent");
@@ -226,13 +197,12 @@ async fn vip_moves_in_every_mode_and_errors_are_typed() {
         "the new ENI holds the VIP"
     );
     sa.remove(&vip).await.expect("A's demotion");
-    let desc = ec2
-        .call(
-            "DescribeNetworkInterfaces",
-            &[("NetworkInterfaceId.1", &vpc.eni_a)],
-        )
-        .await
-        .expect("describe");
+    let desc = describe(
+        "DescribeNetworkInterfaces",
+        "NetworkInterfaceId.1",
+        &vpc.eni_a,
+    )
+    .await;
     assert!(
         !desc.contains("10.0.1.50"),
         "A's ENI no longer holds the VIP: {desc}"
@@ -254,13 +224,7 @@ async fn vip_moves_in_every_mode_and_errors_are_typed() {
     ra.add(&vip).await.expect("A creates the route");
     assert!(ra.owns(&vip).await.expect("owns"));
     rb.add(&vip).await.expect("B replaces it");
-    let desc = ec2
-        .call(
-            "DescribeRouteTables",
-            &[("RouteTableId.1", &vpc.route_table)],
-        )
-        .await
-        .expect("describe");
+    let desc = describe("DescribeRouteTables", "RouteTableId.1", &vpc.route_table).await;
     assert!(
         desc.contains("<destinationCidrBlock>10.0.1.50/32</destinationCidrBlock>"),
         "{desc}"

@@ -143,60 +143,55 @@ pub struct SlowStart {
 /// One member of a [`Snapshot`].
 #[derive(Debug)]
 pub struct Backend<K> {
-    key: K,
-    weight: u32,
-    maxconn: Option<u32>,
-    admin: AdminState,
-    health: Health,
-    ramp_from: Option<Instant>,
+    /// What the writer kept about it when the snapshot was built.
+    member: Member<K>,
     id_hash: u64,
-    load: Arc<Load>,
 }
 
 impl<K> Backend<K> {
     /// Its key.
     pub fn key(&self) -> &K {
-        &self.key
+        &self.member.key
     }
 
     /// Its configured weight.
     pub fn weight(&self) -> u32 {
-        self.weight
+        self.member.weight
     }
 
     /// Its connection limit.
     pub fn maxconn(&self) -> Option<u32> {
-        self.maxconn
+        self.member.maxconn
     }
 
     /// When its slow-start ramp began, while it is ramping.
     pub fn ramping_since(&self) -> Option<Instant> {
-        self.ramp_from
+        self.member.ramp_from
     }
 
     /// Its admin state.
     pub fn admin(&self) -> AdminState {
-        self.admin
+        self.member.admin
     }
 
     /// Its health.
     pub fn health(&self) -> Health {
-        self.health
+        self.member.health
     }
 
     /// Its live load.
     pub fn load(&self) -> &Arc<Load> {
-        &self.load
+        &self.member.load
     }
 
     /// Whether new traffic may go there: ready, up, weight above 0.
     pub fn available(&self) -> bool {
-        self.admin == AdminState::Ready && self.health == Health::Up && self.weight > 0
+        self.admin() == AdminState::Ready && self.health() == Health::Up && self.weight() > 0
     }
 
     /// Whether a sticky session may still go there (available, or draining and up).
     pub fn sticky_available(&self) -> bool {
-        self.available() || (self.admin == AdminState::Drain && self.health == Health::Up)
+        self.available() || (self.admin() == AdminState::Drain && self.health() == Health::Up)
     }
 }
 
@@ -265,11 +260,11 @@ where
     fn none_available(&self) -> NoBackend {
         let (mut maintenance, mut drained, mut down, mut weight_zero) = (0, 0, 0, 0);
         for b in &self.backends {
-            match (b.admin, b.health) {
+            match (b.admin(), b.health()) {
                 (AdminState::Maintenance, _) => maintenance += 1,
                 (AdminState::Drain, _) => drained += 1,
                 (AdminState::Ready, Health::Down) => down += 1,
-                (AdminState::Ready, Health::Up) if b.weight == 0 => weight_zero += 1,
+                (AdminState::Ready, Health::Up) if b.weight() == 0 => weight_zero += 1,
                 (AdminState::Ready, Health::Up) => {}
             }
         }
@@ -284,9 +279,9 @@ where
 
     /// Counts a request in flight on `backend` until the guard drops.
     pub fn start(&self, backend: &Backend<K>) -> InFlight {
-        backend.load.in_flight.fetch_add(1, Ordering::Relaxed);
+        backend.load().in_flight.fetch_add(1, Ordering::Relaxed);
         InFlight {
-            load: backend.load.clone(),
+            load: backend.load().clone(),
             started: self.timed.then(Instant::now),
             epoch: self.epoch,
             decay: self.decay,
@@ -389,7 +384,7 @@ where
     pub fn pick(&self, context: &PickContext<'_>) -> Result<(K, InFlight), NoBackend> {
         let snapshot = self.current.load();
         let backend = snapshot.pick(&self.algorithm, context)?;
-        Ok((backend.key.clone(), snapshot.start(backend)))
+        Ok((backend.key().clone(), snapshot.start(backend)))
     }
 
     /// Adds a backend (up, ready). Adding a key that is there is an error.
@@ -584,14 +579,8 @@ where
     let backends: Vec<Backend<K>> = members
         .iter()
         .map(|m| Backend {
-            key: m.key.clone(),
-            weight: m.weight,
-            maxconn: m.maxconn,
-            admin: m.admin,
-            health: m.health,
-            ramp_from: m.ramp_from,
+            member: m.clone(),
             id_hash: stable_hash(m.key.to_string().as_bytes(), 0),
-            load: m.load.clone(),
         })
         .collect();
     let candidates: Vec<Candidate> = backends
@@ -600,23 +589,23 @@ where
         .filter(|(_, b)| b.available())
         .map(|(slot, b)| Candidate {
             slot,
-            weight: effective_weight(b.weight, b.ramp_from, slow, now),
-            configured_weight: b.weight,
-            maxconn: b.maxconn,
+            weight: effective_weight(b.weight(), b.ramping_since(), slow, now),
+            configured_weight: b.weight(),
+            maxconn: b.maxconn(),
             id_hash: b.id_hash,
-            load: b.load.clone(),
+            load: b.load().clone(),
         })
         .collect();
     let table = algorithm.build(&candidates, previous);
     let by_key = backends
         .iter()
         .enumerate()
-        .map(|(i, b)| (b.key.clone(), i))
+        .map(|(i, b)| (b.key().clone(), i))
         .collect();
     let by_name = backends
         .iter()
         .enumerate()
-        .map(|(i, b)| (b.key.to_string(), i))
+        .map(|(i, b)| (b.key().to_string(), i))
         .collect();
     Snapshot {
         backends,

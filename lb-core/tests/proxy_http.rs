@@ -19,13 +19,10 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Frame, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use lb_core::proxy::tls::AcceptAnyCertificate;
+use lb_core::proxy::tls::ServerVerifier;
 use lb_core::proxy::{HttpProxy, HttpSettings, ServerSettings, Timeouts};
 use lb_core::{ConsistentHash, HashKey, Health, LeastConnections, RoundRobin};
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
-};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -172,6 +169,17 @@ fn settings(backends: &[&Backend]) -> HttpSettings {
     settings
 }
 
+/// Three backends, s1 to s3, and the settings that balance over them.
+async fn three_backends() -> ([Backend; 3], HttpSettings) {
+    let b = [
+        Backend::start("s1").await,
+        Backend::start("s2").await,
+        Backend::start("s3").await,
+    ];
+    let settings = settings(&[&b[0], &b[1], &b[2]]);
+    (b, settings)
+}
+
 /// A keep-alive HTTP/1.1 client connection.
 struct Client {
     sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
@@ -231,12 +239,8 @@ fn tally(names: impl IntoIterator<Item = String>) -> HashMap<String, usize> {
 
 #[tokio::test]
 async fn roundrobin_spreads_requests_of_one_keep_alive_client_evenly() {
-    let b = [
-        Backend::start("s1").await,
-        Backend::start("s2").await,
-        Backend::start("s3").await,
-    ];
-    let proxy = HttpProxy::start(settings(&[&b[0], &b[1], &b[2]]), RoundRobin).unwrap();
+    let (b, settings) = three_backends().await;
+    let proxy = HttpProxy::start(settings, RoundRobin).unwrap();
     let mut client = Client::connect(proxy.local_addr()).await;
     let mut names = Vec::new();
     for _ in 0..30 {
@@ -285,12 +289,7 @@ async fn leastconn_avoids_the_server_busy_with_a_long_request() {
 
 #[tokio::test]
 async fn uri_hashing_sends_each_uri_to_one_server_and_source_hashing_one_client_to_one() {
-    let b = [
-        Backend::start("s1").await,
-        Backend::start("s2").await,
-        Backend::start("s3").await,
-    ];
-    let mut uri = settings(&[&b[0], &b[1], &b[2]]);
+    let (b, mut uri) = three_backends().await;
     uri.hash_key = Some(HashKey::Uri { whole: false });
     let proxy = HttpProxy::start(uri, ConsistentHash::new()).unwrap();
     let mut client = Client::connect(proxy.local_addr()).await;
@@ -318,12 +317,7 @@ async fn uri_hashing_sends_each_uri_to_one_server_and_source_hashing_one_client_
 
 #[tokio::test]
 async fn cookie_insert_then_honour_then_fall_back_when_the_pinned_server_is_down() {
-    let b = [
-        Backend::start("s1").await,
-        Backend::start("s2").await,
-        Backend::start("s3").await,
-    ];
-    let mut settings = settings(&[&b[0], &b[1], &b[2]]);
+    let (b, mut settings) = three_backends().await;
     settings.cookie = Some("SERVERID".into());
     let proxy = HttpProxy::start(settings, RoundRobin).unwrap();
     let mut client = Client::connect(proxy.local_addr()).await;
@@ -455,12 +449,7 @@ async fn a_post_body_streams_through_both_ways_without_being_buffered() {
 
 #[tokio::test]
 async fn a_server_killed_under_load_costs_no_client_an_error_with_redispatch() {
-    let b = [
-        Backend::start("s1").await,
-        Backend::start("s2").await,
-        Backend::start("s3").await,
-    ];
-    let mut settings = settings(&[&b[0], &b[1], &b[2]]);
+    let (b, mut settings) = three_backends().await;
     settings.listen.retries = 3;
     settings.listen.redispatch = true;
     let proxy = HttpProxy::start(settings, RoundRobin).unwrap();
@@ -608,32 +597,22 @@ async fn slow_request_headers_are_closed_at_timeout_http_request() {
     assert_eq!(b.requests(), 0);
 }
 
+/// The TLS test helpers of `lb_core::proxy::tls` (rcgen certificates), compiled in here
+/// from the one file rather than copied.
+#[path = "../src/proxy/tls/testing.rs"]
+#[allow(dead_code)]
+mod testing;
+
 /// A CA and a certificate it signed for `localhost` and 127.0.0.1.
 struct Pki {
-    ca: CertificateDer<'static>,
-    chain: Vec<CertificateDer<'static>>,
-    key: PrivateKeyDer<'static>,
+    ca: testing::Ca,
+    leaf: testing::Leaf,
 }
 
 fn pki() -> Pki {
-    let ca_key = KeyPair::generate().expect("test setup");
-    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("test setup");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name = DistinguishedName::new();
-    ca.distinguished_name
-        .push(DnType::CommonName, "lbd test CA");
-    let ca_cert = ca.self_signed(&ca_key).expect("test setup");
-    let issuer = Issuer::new(ca, ca_key);
-    let key = KeyPair::generate().expect("test setup");
-    let leaf = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-        .expect("test setup")
-        .signed_by(&key, &issuer)
-        .expect("test setup");
-    Pki {
-        ca: ca_cert.der().clone(),
-        chain: vec![leaf.der().clone()],
-        key: PrivatePkcs8KeyDer::from(key.serialize_der()).into(),
-    }
+    let ca = testing::Ca::new();
+    let leaf = ca.leaf(&["localhost", "127.0.0.1"]);
+    Pki { ca, leaf }
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -645,7 +624,7 @@ fn server_config(pki: &Pki, alpn: &[&[u8]]) -> Arc<rustls::ServerConfig> {
         .with_safe_default_protocol_versions()
         .expect("test setup")
         .with_no_client_auth()
-        .with_single_cert(pki.chain.clone(), pki.key.clone_key())
+        .with_single_cert(vec![pki.leaf.der.clone()], pki.leaf.key_der())
         .expect("test setup");
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Arc::new(config)
@@ -660,7 +639,7 @@ async fn http2_over_tls_negotiated_by_alpn() {
     let proxy = HttpProxy::start(settings, RoundRobin).unwrap();
 
     let mut roots = rustls::RootCertStore::empty();
-    roots.add(pki.ca.clone()).unwrap();
+    roots.add(pki.ca.der.clone()).unwrap();
     let mut config = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .unwrap()
@@ -707,7 +686,7 @@ async fn tls_to_a_server_with_verify_none() {
         .with_safe_default_protocol_versions()
         .unwrap()
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate::new(provider())))
+        .with_custom_certificate_verifier(Arc::new(ServerVerifier::accept_any(provider())))
         .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     let mut settings = settings(&[&b]);

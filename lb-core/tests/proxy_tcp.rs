@@ -17,7 +17,10 @@ use tokio::task::JoinHandle;
 const LOOPBACK: &str = "127.0.0.1:0";
 const WAIT: Duration = Duration::from_secs(5);
 
-/// A server on loopback that echoes every byte, counting the connections it accepted.
+/// A server on loopback that echoes every byte until the client's end, counting the
+/// connections it accepted; behind TLS ([`start_tls`](Echo::start_tls)) it echoes the
+/// decrypted bytes until the client's `close_notify`, then sends its own, and counts finished
+/// handshakes.
 struct Echo {
     addr: SocketAddr,
     accepted: Arc<AtomicUsize>,
@@ -26,6 +29,14 @@ struct Echo {
 
 impl Echo {
     async fn start() -> Self {
+        Echo::serve(None).await
+    }
+
+    async fn start_tls(config: Arc<rustls::ServerConfig>) -> Self {
+        Echo::serve(Some(tokio_rustls::TlsAcceptor::from(config))).await
+    }
+
+    async fn serve(tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
         let listener = TcpListener::bind(LOOPBACK)
             .await
             .expect("a free loopback port");
@@ -33,13 +44,19 @@ impl Echo {
         let accepted = Arc::new(AtomicUsize::new(0));
         let count = accepted.clone();
         let task = tokio::spawn(async move {
-            loop {
-                let (mut stream, _) = listener.accept().await.expect("the echo server accepts");
-                count.fetch_add(1, Ordering::SeqCst);
+            while let Ok((stream, _)) = listener.accept().await {
+                let Some(acceptor) = tls.clone() else {
+                    count.fetch_add(1, Ordering::SeqCst);
+                    tokio::spawn(echo(stream));
+                    continue;
+                };
+                let count = count.clone();
                 tokio::spawn(async move {
-                    let (mut r, mut w) = stream.split();
-                    let _ = tokio::io::copy(&mut r, &mut w).await;
-                    let _ = w.shutdown().await;
+                    let Ok(stream) = acceptor.accept(stream).await else {
+                        return;
+                    };
+                    count.fetch_add(1, Ordering::SeqCst);
+                    echo(stream).await;
                 });
             }
         });
@@ -59,6 +76,16 @@ impl Drop for Echo {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// Sends back what `stream` reads, then shuts its write side down.
+async fn echo<S>(stream: S)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite,
+{
+    let (mut r, mut w) = tokio::io::split(stream);
+    let _ = tokio::io::copy(&mut r, &mut w).await;
+    let _ = w.shutdown().await;
 }
 
 /// A loopback port with nothing listening (bound, then closed): connects are refused.
@@ -86,8 +113,58 @@ fn settings(servers: &[(&str, SocketAddr)]) -> TcpSettings {
     settings
 }
 
-/// Sends `message` and reads the same number of bytes back.
-async fn round_trip<S>(stream: &mut S, message: &[u8]) -> Vec<u8>
+/// A client of `addr` that sent `message` and, `patience` later, still has no answer: it
+/// waits for a slot (a full proxy or server).
+async fn waiting_client(addr: SocketAddr, message: &[u8], patience: Duration) -> TcpStream {
+    let mut client = TcpStream::connect(addr).await.expect("connects");
+    client.write_all(message).await.expect("sent");
+    let mut reply = vec![0; message.len()];
+    let waited = tokio::time::timeout(patience, client.read_exact(&mut reply));
+    assert!(waited.await.is_err(), "served beyond maxconn");
+    client
+}
+
+/// Reads the echo of what a [`waiting_client`] sent, once a slot has been freed for it.
+async fn served_at_last(client: &mut TcpStream, message: &[u8]) {
+    let mut reply = vec![0; message.len()];
+    tokio::time::timeout(WAIT, client.read_exact(&mut reply))
+        .await
+        .expect("served once a slot freed")
+        .expect("the reply is read");
+    assert_eq!(reply, message);
+}
+
+/// Sends `message` and checks that the same bytes come back.
+async fn echoed<S>(stream: &mut S, message: &[u8])
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    assert_eq!(exchange(stream, message, false).await, message);
+}
+
+/// An echo server, a proxy in front of it, and a client of the proxy that has had one
+/// message echoed.
+async fn proxied_client() -> (Echo, TcpProxy<RoundRobin>, TcpStream) {
+    let echo = Echo::start().await;
+    let proxy = TcpProxy::start(settings(&[("s", echo.addr)]), RoundRobin).expect("starts");
+    let mut client = TcpStream::connect(proxy.local_addr())
+        .await
+        .expect("connects");
+    echoed(&mut client, b"before").await;
+    (echo, proxy, client)
+}
+
+/// Sends `request`, shuts down the write side (over TLS: `close_notify`) and reads until EOF.
+async fn send_and_read_to_end<S>(stream: &mut S, request: &[u8]) -> Vec<u8>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    exchange(stream, request, true).await
+}
+
+/// Sends `message`, then reads as many bytes back or, `to_end`, shuts down the write side
+/// and reads until EOF.
+async fn exchange<S>(stream: &mut S, message: &[u8], to_end: bool) -> Vec<u8>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
@@ -95,8 +172,17 @@ where
         .write_all(message)
         .await
         .expect("the request is sent");
-    let mut reply = vec![0; message.len()];
-    tokio::time::timeout(WAIT, stream.read_exact(&mut reply))
+    let mut reply = Vec::new();
+    let read = async {
+        if to_end {
+            stream.shutdown().await.expect("half-close");
+            stream.read_to_end(&mut reply).await
+        } else {
+            reply.resize(message.len(), 0);
+            stream.read_exact(&mut reply).await
+        }
+    };
+    tokio::time::timeout(WAIT, read)
         .await
         .expect("a reply in time")
         .expect("the reply is read");
@@ -122,10 +208,7 @@ async fn roundrobin_spreads_30_connections_evenly_over_3_servers() {
     for i in 0..30 {
         let mut client = TcpStream::connect(proxy.local_addr()).await.unwrap();
         let message = format!("hello {i}");
-        assert_eq!(
-            round_trip(&mut client, message.as_bytes()).await,
-            message.as_bytes()
-        );
+        echoed(&mut client, message.as_bytes()).await;
     }
     let counts: Vec<usize> = echoes.iter().map(Echo::accepted).collect();
     assert_eq!(counts, [10, 10, 10]);
@@ -153,10 +236,7 @@ async fn refused_connects_are_retried_then_redispatched_haproxy_option_redispatc
     for i in 0..12 {
         let mut client = TcpStream::connect(proxy.local_addr()).await.unwrap();
         let message = format!("try {i}");
-        assert_eq!(
-            round_trip(&mut client, message.as_bytes()).await,
-            message.as_bytes()
-        );
+        echoed(&mut client, message.as_bytes()).await;
     }
     let stats = proxy.stats();
     assert_eq!(stats.failed, 0, "{stats:?}");
@@ -236,7 +316,7 @@ async fn idle_timeout_closes_a_silent_connection_timeout_client_server() {
     // Activity keeps it open past the timeout...
     for _ in 0..4 {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        assert_eq!(round_trip(&mut client, b"ping").await, b"ping");
+        echoed(&mut client, b"ping").await;
     }
     // ...silence closes it after the shorter of the two.
     let silent = Instant::now();
@@ -261,23 +341,15 @@ async fn global_maxconn_the_next_client_waits_until_one_closes() {
     let proxy = TcpProxy::start(settings, RoundRobin).unwrap();
     let mut first = TcpStream::connect(proxy.local_addr()).await.unwrap();
     let mut second = TcpStream::connect(proxy.local_addr()).await.unwrap();
-    assert_eq!(round_trip(&mut first, b"1").await, b"1");
-    assert_eq!(round_trip(&mut second, b"2").await, b"2");
+    echoed(&mut first, b"1").await;
+    echoed(&mut second, b"2").await;
     // The third connects (the kernel's backlog takes it) but is not served.
-    let mut third = TcpStream::connect(proxy.local_addr()).await.unwrap();
-    third.write_all(b"3").await.unwrap();
-    let mut reply = [0; 1];
-    let waited = tokio::time::timeout(Duration::from_millis(500), third.read_exact(&mut reply));
-    assert!(waited.await.is_err(), "served beyond maxconn");
+    let mut third = waiting_client(proxy.local_addr(), b"3", Duration::from_millis(500)).await;
     assert_eq!(proxy.stats().current, 2);
     assert_eq!(echo.accepted(), 2);
     drop(first);
-    tokio::time::timeout(WAIT, third.read_exact(&mut reply))
-        .await
-        .expect("served once a slot freed")
-        .unwrap();
-    assert_eq!(&reply, b"3");
-    assert_eq!(round_trip(&mut second, b"still").await, b"still");
+    served_at_last(&mut third, b"3").await;
+    echoed(&mut second, b"still").await;
     assert_eq!(proxy.stats().total, 3);
 }
 
@@ -288,35 +360,24 @@ async fn server_maxconn_queues_the_next_client_until_a_slot_frees() {
     settings.servers[0].maxconn = Some(1);
     let proxy = TcpProxy::start(settings, RoundRobin).unwrap();
     let mut first = TcpStream::connect(proxy.local_addr()).await.unwrap();
-    assert_eq!(round_trip(&mut first, b"1").await, b"1");
-    let mut second = TcpStream::connect(proxy.local_addr()).await.unwrap();
-    second.write_all(b"2").await.unwrap();
-    let mut reply = [0; 1];
-    let waited = tokio::time::timeout(Duration::from_millis(300), second.read_exact(&mut reply));
-    assert!(waited.await.is_err(), "served beyond the server's maxconn");
+    echoed(&mut first, b"1").await;
+    let mut second = waiting_client(proxy.local_addr(), b"2", Duration::from_millis(300)).await;
     assert_eq!(proxy.stats().server("s").unwrap().current, 1);
     drop(first);
-    tokio::time::timeout(WAIT, second.read_exact(&mut reply))
-        .await
-        .expect("served once the slot freed")
-        .unwrap();
-    assert_eq!(&reply, b"2");
+    served_at_last(&mut second, b"2").await;
     assert_eq!(proxy.stats().failed, 0);
 }
 
 #[tokio::test]
 async fn drain_lets_in_flight_finish_and_refuses_new_clients() {
-    let echo = Echo::start().await;
-    let proxy = TcpProxy::start(settings(&[("s", echo.addr)]), RoundRobin).unwrap();
+    let (_echo, proxy, mut client) = proxied_client().await;
     let addr = proxy.local_addr();
-    let mut client = TcpStream::connect(addr).await.unwrap();
-    assert_eq!(round_trip(&mut client, b"before").await, b"before");
     let drain = tokio::spawn(proxy.drain(Duration::from_secs(5)));
     tokio::time::sleep(Duration::from_millis(100)).await;
     let refused = TcpStream::connect(addr).await;
     assert!(refused.is_err(), "accepted while draining");
     // The one in flight still works, then finishes on its own.
-    assert_eq!(round_trip(&mut client, b"during").await, b"during");
+    echoed(&mut client, b"during").await;
     drop(client);
     let report = tokio::time::timeout(WAIT, drain).await.unwrap().unwrap();
     assert_eq!((report.in_flight, report.closed), (1, 0));
@@ -325,10 +386,7 @@ async fn drain_lets_in_flight_finish_and_refuses_new_clients() {
 
 #[tokio::test]
 async fn drain_closes_what_is_left_at_the_deadline() {
-    let echo = Echo::start().await;
-    let proxy = TcpProxy::start(settings(&[("s", echo.addr)]), RoundRobin).unwrap();
-    let mut client = TcpStream::connect(proxy.local_addr()).await.unwrap();
-    assert_eq!(round_trip(&mut client, b"x").await, b"x");
+    let (_echo, proxy, mut client) = proxied_client().await;
     let report = proxy.drain(Duration::from_millis(300)).await;
     assert_eq!((report.in_flight, report.closed), (1, 1));
     assert!(report.took >= Duration::from_millis(300) && report.took < Duration::from_secs(2));
@@ -369,7 +427,7 @@ async fn leastconn_counts_each_connection_in_flight_while_it_lasts() {
     let mut long = Vec::new();
     for _ in 0..2 {
         let mut client = TcpStream::connect(proxy.local_addr()).await.unwrap();
-        assert_eq!(round_trip(&mut client, b"hold").await, b"hold");
+        echoed(&mut client, b"hold").await;
         long.push(client);
     }
     assert_eq!((in_flight("s1"), in_flight("s2")), (1, 1));
@@ -380,7 +438,7 @@ async fn leastconn_counts_each_connection_in_flight_while_it_lasts() {
         .unwrap();
     for _ in 0..3 {
         let mut client = TcpStream::connect(proxy.local_addr()).await.unwrap();
-        assert_eq!(round_trip(&mut client, b"x").await, b"x");
+        echoed(&mut client, b"x").await;
         long.push(client);
     }
     assert_eq!((in_flight("s1"), in_flight("s2")), (4, 1));
@@ -447,67 +505,6 @@ fn tls_client(cert: &Cert) -> Arc<rustls::ClientConfig> {
     Arc::new(config)
 }
 
-/// An echo server behind TLS: it echoes the decrypted bytes until the client's
-/// `close_notify`, then sends its own; `handshakes` counts finished handshakes.
-struct TlsEcho {
-    addr: SocketAddr,
-    handshakes: Arc<AtomicUsize>,
-    task: JoinHandle<()>,
-}
-
-impl TlsEcho {
-    async fn start(config: Arc<rustls::ServerConfig>) -> Self {
-        let listener = TcpListener::bind(LOOPBACK).await.expect("test setup");
-        let addr = listener.local_addr().expect("test setup");
-        let acceptor = tokio_rustls::TlsAcceptor::from(config);
-        let handshakes = Arc::new(AtomicUsize::new(0));
-        let count = handshakes.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let (acceptor, count) = (acceptor.clone(), count.clone());
-                tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(stream).await else {
-                        return;
-                    };
-                    count.fetch_add(1, Ordering::SeqCst);
-                    let (mut r, mut w) = tokio::io::split(tls);
-                    let _ = tokio::io::copy(&mut r, &mut w).await;
-                    let _ = w.shutdown().await;
-                });
-            }
-        });
-        TlsEcho {
-            addr,
-            handshakes,
-            task,
-        }
-    }
-}
-
-impl Drop for TlsEcho {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// Sends `request`, shuts down the write side (over TLS: `close_notify`) and reads until EOF.
-async fn send_and_read_to_end<S>(stream: &mut S, request: &[u8]) -> Vec<u8>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    stream
-        .write_all(request)
-        .await
-        .expect("the request is sent");
-    stream.shutdown().await.expect("half-close");
-    let mut reply = Vec::new();
-    tokio::time::timeout(WAIT, stream.read_to_end(&mut reply))
-        .await
-        .expect("EOF in time")
-        .expect("the reply is read");
-    reply
-}
-
 #[tokio::test]
 async fn tls_termination_splices_the_decrypted_stream_with_half_close() {
     let echo = Echo::start().await;
@@ -520,10 +517,7 @@ async fn tls_termination_splices_the_decrypted_stream_with_half_close() {
     for _ in 0..3 {
         let tcp = TcpStream::connect(proxy.local_addr()).await.unwrap();
         let mut tls = connector.connect(name.clone(), tcp).await.unwrap();
-        assert_eq!(
-            round_trip(&mut tls, b"hello over TLS").await,
-            b"hello over TLS"
-        );
+        echoed(&mut tls, b"hello over TLS").await;
         // A bigger payload, then close_notify: the echo's whole answer, then its EOF.
         let big: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
         assert_eq!(send_and_read_to_end(&mut tls, &big).await, big);
@@ -559,22 +553,19 @@ async fn tls_termination_splices_the_decrypted_stream_with_half_close() {
 #[tokio::test]
 async fn tls_to_the_server_with_its_certificate_checked() {
     let cert = cert();
-    let backend = TlsEcho::start(tls_server(&cert)).await;
+    let backend = Echo::start_tls(tls_server(&cert)).await;
     let mut settings = settings(&[("s1", backend.addr)]);
     settings.servers[0].tls = Some(tls_client(&cert));
     let proxy = TcpProxy::start(settings, RoundRobin).unwrap();
     for i in 0..3 {
         let mut client = TcpStream::connect(proxy.local_addr()).await.unwrap();
         let message = format!("plain in, TLS out {i}");
-        assert_eq!(
-            round_trip(&mut client, message.as_bytes()).await,
-            message.as_bytes()
-        );
+        echoed(&mut client, message.as_bytes()).await;
         // The client's FIN becomes close_notify towards the server; its close_notify comes
         // back as a FIN.
         assert_eq!(send_and_read_to_end(&mut client, b"bye").await, b"bye");
     }
-    assert_eq!(backend.handshakes.load(Ordering::SeqCst), 3);
+    assert_eq!(backend.accepted(), 3);
 
     // Both ends TLS at once.
     let mut settings = self::settings(&[("s1", backend.addr)]);
@@ -597,9 +588,9 @@ async fn tls_to_the_server_with_its_certificate_checked() {
 
 #[tokio::test]
 async fn a_server_whose_certificate_fails_verification_is_a_failed_connect_and_redispatched() {
-    let backend = TlsEcho::start(tls_server(&cert())).await;
+    let backend = Echo::start_tls(tls_server(&cert())).await;
     let good_cert = cert();
-    let good = TlsEcho::start(tls_server(&good_cert)).await;
+    let good = Echo::start_tls(tls_server(&good_cert)).await;
     let mut settings = settings(&[("bad", backend.addr), ("good", good.addr)]);
     // Both trust only the good server's certificate.
     settings.servers[0].tls = Some(tls_client(&good_cert));
@@ -613,17 +604,14 @@ async fn a_server_whose_certificate_fails_verification_is_a_failed_connect_and_r
     let stats = proxy.stats();
     assert_eq!(stats.failed, 0);
     assert!(stats.servers[0].connect_errors >= 1, "{stats:?}");
-    assert_eq!(backend.handshakes.load(Ordering::SeqCst), 0);
-    assert_eq!(good.handshakes.load(Ordering::SeqCst), 4);
+    assert_eq!(backend.accepted(), 0);
+    assert_eq!(good.accepted(), 4);
 }
 
 #[tokio::test]
 async fn close_connections_ignores_new_clients_and_lets_open_ones_run() {
-    let echo = Echo::start().await;
-    let proxy = TcpProxy::start(settings(&[("s", echo.addr)]), RoundRobin).unwrap();
+    let (_echo, proxy, mut open) = proxied_client().await;
     let addr = proxy.local_addr();
-    let mut open = TcpStream::connect(addr).await.unwrap();
-    assert_eq!(round_trip(&mut open, b"ping").await, b"ping");
 
     proxy.close_connections();
     let late = tokio::spawn(async move { TcpStream::connect(addr).await });
@@ -633,7 +621,7 @@ async fn close_connections_ignores_new_clients_and_lets_open_ones_run() {
         "a new client was answered while closing"
     );
     // The open connection runs on; wait_idle sees it until it ends.
-    assert_eq!(round_trip(&mut open, b"pong").await, b"pong");
+    echoed(&mut open, b"pong").await;
     assert_eq!(proxy.wait_idle(Duration::from_millis(50)).await.closed, 1);
     drop(open);
     assert_eq!(proxy.wait_idle(WAIT).await.closed, 0);
@@ -644,5 +632,5 @@ async fn close_connections_ignores_new_clients_and_lets_open_ones_run() {
         .unwrap()
         .unwrap()
         .unwrap();
-    assert_eq!(round_trip(&mut late, b"again").await, b"again");
+    echoed(&mut late, b"again").await;
 }

@@ -69,7 +69,7 @@ use super::health::{self, HealthCheck};
 use super::servers::{self, ServerToml};
 use super::stats::{self, StatsToml};
 pub use crate::diagnostics::ConfigError;
-use crate::diagnostics::{Report, choice, duration_of};
+use crate::diagnostics::{Report, choice, positive_duration};
 
 /// HAProxy's `retries` default.
 pub const DEFAULT_RETRIES: u32 = 3;
@@ -595,15 +595,8 @@ fn check_timeouts(
 ) -> Timeouts {
     let mut get = |v: Option<&Option<Spanned<String>>>, k: &str, default: Duration| {
         let Some(v) = v else { return default };
-        let d = duration_of(r, v, key(&format!("timeouts.{k}")), default);
-        if let (Some(s), true) = (v, d.is_zero()) {
-            r.at(
-                s.span(),
-                key(&format!("timeouts.{k}")),
-                "is zero: a timeout must be positive (leave it out for the default)".into(),
-            );
-        }
-        d
+        let why = "a timeout must be positive (leave it out for the default)";
+        positive_duration(r, v, key(&format!("timeouts.{k}")), default, why)
     };
     let connect = get(t.map(|t| &t.connect), "connect", DEFAULT_CONNECT_TIMEOUT);
     let client = get(t.map(|t| &t.client), "client", DEFAULT_IDLE_TIMEOUT);

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::config::{Server, count_of};
-use crate::diagnostics::{Report, duration_of};
+use crate::diagnostics::{Report, positive_duration};
 use lb_core::proxy::tls::{self, Alpn, TlsError};
 
 /// The servers' health check (`check = { http = "/path", ... }` or `{ tcp = true, ... }`).
@@ -130,15 +130,8 @@ pub(crate) fn check(
     };
     let d = MonitorConfig::default();
     let mut positive = |v: &Option<Spanned<String>>, k: &str, default: Duration| {
-        let value = duration_of(r, v, key(&format!("check.{k}")), default);
-        if let (Some(s), true) = (v, value.is_zero()) {
-            r.at(
-                s.span(),
-                key(&format!("check.{k}")),
-                "is zero: checks need a positive time".into(),
-            );
-        }
-        value
+        let why = "checks need a positive time";
+        positive_duration(r, v, key(&format!("check.{k}")), default, why)
     };
     let interval = positive(&t.interval, "interval", d.interval);
     let timeout = positive(&t.timeout, "timeout", interval);

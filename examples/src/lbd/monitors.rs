@@ -11,11 +11,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use health_check::{Check, Health, Monitor, Status};
-use tokio::task::JoinHandle;
 
 use super::config::{Listener, Server};
 use super::health::HealthCheck;
 use super::running::Backends;
+use crate::task::AbortOnDrop;
 
 /// Why a listener's checks could not start.
 #[derive(Debug, thiserror::Error)]
@@ -55,13 +55,8 @@ struct Watched {
     /// The server as checked (name, address, TLS).
     server: Server,
     monitor: Monitor,
-    watcher: JoinHandle<()>,
-}
-
-impl Drop for Watched {
-    fn drop(&mut self) {
-        self.watcher.abort();
-    }
+    /// The task applying its verdicts; held only to stop it with this.
+    _watcher: AbortOnDrop,
 }
 
 /// What the log lines and the stats page say about one listener's servers.
@@ -204,7 +199,7 @@ impl Monitors {
                 server: server.name.clone(),
                 reason: e.into(),
             })?;
-            let watcher = tokio::spawn(watch(
+            let watcher = AbortOnDrop::spawn(watch(
                 monitor.subscribe(),
                 server.name.clone(),
                 server.addr,
@@ -214,7 +209,7 @@ impl Monitors {
             servers.push(Watched {
                 server,
                 monitor,
-                watcher,
+                _watcher: watcher,
             });
         }
         // What the log lines count from now on (a verdict racing this may be off by one

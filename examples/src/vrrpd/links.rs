@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use ip_manager::{LinkMonitor, LinkState, NetlinkManager};
 use tokio::sync::Mutex;
-use tokio::task::JoinHandle;
 use tracing::{info, warn};
 use vrrp_core::driver::{DriverHandle, TrackerHandle};
 
 use super::registry::Registry;
+use crate::task::AbortOnDrop;
 
 /// Who hears of one interface's changes.
 #[derive(Clone, Debug)]
@@ -47,13 +47,8 @@ pub(super) struct Links {
     netlink: Arc<NetlinkManager>,
     registry: Registry,
     shared: Arc<Mutex<Shared>>,
-    watcher: JoinHandle<()>,
-}
-
-impl Drop for Links {
-    fn drop(&mut self) {
-        self.watcher.abort();
-    }
+    /// The task following the notifications; held only to stop it with this.
+    _watcher: AbortOnDrop,
 }
 
 impl Links {
@@ -67,7 +62,7 @@ impl Links {
         let shared = Arc::new(Mutex::new(Shared::default()));
         let watched = shared.clone();
         let record = registry.clone();
-        let watcher = tokio::spawn(async move {
+        let watcher = AbortOnDrop::spawn(async move {
             while let Some(LinkState { name, up, .. }) = monitor.next().await {
                 let mut s = watched.lock().await;
                 if !s.targets.contains_key(&name) || s.up.insert(name.clone(), up) == Some(up) {
@@ -85,7 +80,7 @@ impl Links {
             netlink,
             registry,
             shared,
-            watcher,
+            _watcher: watcher,
         })
     }
 

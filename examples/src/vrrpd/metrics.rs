@@ -73,6 +73,33 @@ const INSTANCE_METRICS: [Metric<InstanceStatus>; 14] = [
     ("vrrpd_instance_announce_frames_failed_total", "counter", "Announcement frames given up after two failed sends; the rest of the sequence still went out.", |i| i.announcements.as_ref().map(|a| count(a.frames_failed))),
 ];
 
+/// A per-instance family with one more label: name, type, help, the label, and an
+/// instance's samples as (label value, value).
+type LabelledMetric = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&InstanceStatus) -> Vec<(String, f64)>,
+);
+
+#[rustfmt::skip]
+const LABELLED_METRICS: [LabelledMetric; 4] = [
+    ("vrrpd_instance_state", "gauge", "1 for the state the instance is in, 0 for the others.", "state", |i| {
+        let Some(state) = &i.state else { return Vec::new() };
+        ["INIT", "BACKUP", "MASTER", "FAULT"].iter().map(|s| (s.to_ascii_lowercase(), flag(state == *s))).collect()
+    }),
+    ("vrrpd_instance_tracked_check_up", "gauge", "A tracked check as the router last heard it.", "check", |i| {
+        i.tracked_checks.iter().filter_map(|t| Some((t.name.clone(), flag(t.up?)))).collect()
+    }),
+    ("vrrpd_instance_adverts_dropped_total", "counter", "Advertisements dropped, by reason.", "reason", |i| {
+        i.counters.iter().flat_map(|c| &c.dropped).map(|(reason, n)| (reason.clone(), count(*n))).collect()
+    }),
+    ("vrrpd_instance_state_seconds_total", "counter", "Time spent in each state.", "state", |i| {
+        i.counters.iter().flat_map(|c| &c.seconds_in).map(|(state, secs)| (state.to_ascii_lowercase(), *secs)).collect()
+    }),
+];
+
 /// A per-driver family: name, help, and the value of a driver (if known).
 type DriverMetric = (&'static str, &'static str, fn(&DriverStatus) -> Option<u64>);
 
@@ -87,19 +114,6 @@ const DRIVER_METRICS: [DriverMetric; 3] = [
 pub fn render(status: &Status) -> String {
     let mut out = String::new();
     let instances = &status.instances;
-    let mut f = Family::new(
-        &mut out,
-        "vrrpd_instance_state",
-        "gauge",
-        "1 for the state the instance is in, 0 for the others.",
-    );
-    for i in instances {
-        let Some(state) = &i.state else { continue };
-        for s in ["INIT", "BACKUP", "MASTER", "FAULT"] {
-            let lower = s.to_ascii_lowercase();
-            instance(&mut f, i, Some(("state", &lower)), flag(state == s));
-        }
-    }
     for (name, kind, help, value) in INSTANCE_METRICS {
         let mut f = Family::new(&mut out, name, kind, help);
         for i in instances {
@@ -108,44 +122,12 @@ pub fn render(status: &Status) -> String {
             }
         }
     }
-    let mut f = Family::new(
-        &mut out,
-        "vrrpd_instance_tracked_check_up",
-        "gauge",
-        "A tracked check as the router last heard it.",
-    );
-    for i in instances {
-        for t in &i.tracked_checks {
-            if let Some(up) = t.up {
-                instance(&mut f, i, Some(("check", &t.name)), flag(up));
+    for (name, kind, help, label, values) in LABELLED_METRICS {
+        let mut f = Family::new(&mut out, name, kind, help);
+        for i in instances {
+            for (label_value, value) in values(i) {
+                instance(&mut f, i, Some((label, &label_value)), value);
             }
-        }
-    }
-    let mut f = Family::new(
-        &mut out,
-        "vrrpd_instance_adverts_dropped_total",
-        "counter",
-        "Advertisements dropped, by reason.",
-    );
-    for i in instances {
-        for (reason, n) in i.counters.iter().flat_map(|c| &c.dropped) {
-            instance(&mut f, i, Some(("reason", reason)), count(*n));
-        }
-    }
-    let mut f = Family::new(
-        &mut out,
-        "vrrpd_instance_state_seconds_total",
-        "counter",
-        "Time spent in each state.",
-    );
-    for i in instances {
-        for (state, secs) in i.counters.iter().flat_map(|c| &c.seconds_in) {
-            instance(
-                &mut f,
-                i,
-                Some(("state", &state.to_ascii_lowercase())),
-                *secs,
-            );
         }
     }
     for (name, help, value) in DRIVER_METRICS {

@@ -9,11 +9,11 @@ use health_check::{
     ExecCheck, Health, HttpCheck, Monitor, MonitorConfig, ProcessCheck, Start, Status, TcpCheck,
 };
 use tokio::sync::{Mutex, watch};
-use tokio::task::JoinHandle;
 use tracing::{info, warn};
 use vrrp_core::driver::TrackerHandle;
 
 use super::config::{self, CheckKind};
+use crate::task::AbortOnDrop;
 
 /// One tracker of one router (by its name, the check's): where a check's state goes.
 pub(super) type Target = TrackerHandle;
@@ -36,13 +36,8 @@ struct Tracked {
     check: config::Check,
     monitor: Monitor,
     targets: Arc<Mutex<Vec<Target>>>,
-    feeder: JoinHandle<()>,
-}
-
-impl Drop for Tracked {
-    fn drop(&mut self) {
-        self.feeder.abort();
-    }
+    /// The task feeding the targets; held only to stop it with this.
+    _feeder: AbortOnDrop,
 }
 
 impl Tracking {
@@ -95,7 +90,7 @@ impl Tracking {
             .retain(|name, _| checks.iter().any(|c| &c.name == name));
         for p in prepared {
             let shared = Arc::new(Mutex::new(Vec::new()));
-            let feeder = tokio::spawn(feed(
+            let feeder = AbortOnDrop::spawn(feed(
                 p.check.name.clone(),
                 p.monitor.subscribe(),
                 shared.clone(),
@@ -106,7 +101,7 @@ impl Tracking {
                     check: p.check,
                     monitor: p.monitor,
                     targets: shared,
-                    feeder,
+                    _feeder: feeder,
                 },
             );
         }

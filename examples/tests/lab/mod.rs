@@ -74,6 +74,28 @@ pub(crate) fn netlab(script: &Path, prefix: &str, action: &str) -> std::process:
         .unwrap_or_else(|e| panic!("running {} {action}: {e}", script.display()))
 }
 
+/// Brings the two-host lab up afresh under `prefix` (taking down what a crashed run left);
+/// fails the test if it cannot.
+#[allow(dead_code)]
+pub(crate) fn netlab_up(script: &Path, prefix: &str) {
+    drop(netlab(script, prefix, "down"));
+    let up = netlab(script, prefix, "up");
+    assert!(
+        up.status.success(),
+        "netlab up: {}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+}
+
+/// An empty directory `NAME` in the temporary directory, emptied if a previous run left it.
+#[allow(dead_code)]
+pub(crate) fn fresh_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
 /// Runs `f` on a current-thread runtime on a thread inside network namespace `ns`: sockets
 /// (and netlink) belong to the namespace of the thread that opens them.
 #[allow(dead_code)]

@@ -133,9 +133,7 @@ impl Lab {
 
     pub(crate) fn up(netlab: PathBuf, tag: &str, mode: Mode) -> Lab {
         let prefix = format!("{tag}{}", std::process::id() % 10_000);
-        let dir = std::env::temp_dir().join(format!("vrrpd-ka-{prefix}"));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
+        let dir = super::fresh_dir(&format!("vrrpd-ka-{prefix}"));
         let lab = Lab {
             mode,
             prefix,
@@ -145,13 +143,7 @@ impl Lab {
             vrrpd_program: PathBuf::from(env!("CARGO_BIN_EXE_vrrpd")),
             envs: Vec::new(),
         };
-        let _ = super::netlab(&lab.netlab, &lab.prefix, "down");
-        let out = super::netlab(&lab.netlab, &lab.prefix, "up");
-        assert!(
-            out.status.success(),
-            "netlab up: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        super::netlab_up(&lab.netlab, &lab.prefix);
         lab.settle();
         lab
     }

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use lb_core::proxy::tls::AcceptAnyCertificate;
+use lb_core::proxy::tls::ServerVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -85,7 +85,7 @@ impl Tls {
         let provider = provider();
         let mut config = builder()?
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate::new(provider)))
+            .with_custom_certificate_verifier(Arc::new(ServerVerifier::accept_any(provider)))
             .with_no_client_auth();
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Tls::new(config, false))

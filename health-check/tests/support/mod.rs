@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use health_check::{MonitorConfig, Start};
+use health_check::{Health, Monitor, MonitorConfig, Start, Status};
 
 /// A configuration checking every `interval`, the first check at once.
 pub(crate) fn at_once(interval: Duration) -> MonitorConfig {
@@ -18,4 +18,13 @@ pub(crate) fn at_once(interval: Duration) -> MonitorConfig {
 pub(crate) fn closed_addr() -> SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("local address")
+}
+
+/// Waits until `monitor` is no longer up and returns its status then.
+pub(crate) async fn down(monitor: &Monitor) -> Status {
+    let mut rx = monitor.subscribe();
+    while rx.borrow().health == Health::Up {
+        rx.changed().await.expect("the monitor runs");
+    }
+    rx.borrow().clone()
 }

@@ -590,19 +590,26 @@ mod tests {
         (servers, held)
     }
 
+    /// A client that asks for a slot and, after 20 ms, is still waiting in the queue; it ends
+    /// with the name of the server it got.
+    async fn queued_client(
+        servers: &Arc<Servers<RoundRobin, ()>>,
+    ) -> tokio::task::JoinHandle<Result<String, Refused>> {
+        let servers = servers.clone();
+        let waiter = tokio::spawn(async move {
+            servers
+                .reserve(&Pick::default(), None)
+                .await
+                .map(|s| s.server().settings.name.clone())
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        waiter
+    }
+
     #[tokio::test]
     async fn a_client_queued_before_an_update_gets_the_slot_given_back_after_it() {
         let (servers, held) = both_full().await;
-        let waiter = {
-            let servers = servers.clone();
-            tokio::spawn(async move {
-                servers
-                    .reserve(&Pick::default(), None)
-                    .await
-                    .map(|s| s.server().settings.name.clone())
-            })
-        };
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        let waiter = queued_client(&servers).await;
         let same = [
             ServerSettings {
                 maxconn: Some(1),
@@ -645,20 +652,11 @@ mod tests {
         let (servers, held) = both_full().await;
         let timed_out = servers.reserve(&Pick::default(), None).await;
         assert!(matches!(timed_out, Err(Refused::QueueTimeout)));
-        let waiter = {
-            let servers = servers.clone();
-            tokio::spawn(async move {
-                servers
-                    .reserve(&Pick::default(), None)
-                    .await
-                    .map(|s| s.index())
-            })
-        };
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        let waiter = queued_client(&servers).await;
         assert_eq!(servers.table.load().common.queue.queued().now(), 1);
         let [first, _second] = held;
         drop(first);
-        assert_eq!(waiter.await.unwrap().unwrap(), 0);
+        assert_eq!(waiter.await.unwrap().unwrap(), "a");
         assert_eq!(servers.table.load().common.queue.queued().max(), 1);
         assert_eq!(servers.table.load().common.queue.queued().now(), 0);
     }

@@ -37,7 +37,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 
 pub use error::TlsError;
-pub use verify::AcceptAnyCertificate;
+pub use verify::ServerVerifier;
 
 /// The system's CA bundle (Debian's `ca-certificates`), trusted by `verify = "required"`
 /// servers that name no `ca` file. The `SSL_CERT_FILE` environment variable, as OpenSSL reads
@@ -139,13 +139,13 @@ pub fn client_config(
         .with_protocol_versions(VERSIONS)
         .map_err(TlsError::Rustls)?;
     let verifier: Arc<dyn rustls::client::danger::ServerCertVerifier> = match verify {
-        Verify::None => Arc::new(AcceptAnyCertificate::new(provider)),
+        Verify::None => Arc::new(ServerVerifier::accept_any(provider)),
         Verify::Required => {
             let roots = match ca {
                 Some(path) => pem::ca_file(path)?,
                 None => system_roots()?,
             };
-            verify::NameUnlessIp::new(roots, provider)?
+            Arc::new(ServerVerifier::name_unless_ip(roots, provider)?)
         }
     };
     let mut config = builder

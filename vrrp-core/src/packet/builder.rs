@@ -7,7 +7,7 @@ use bytes::BytesMut;
 use super::advertisement::{HEADER_LEN, TYPE_ADVERTISEMENT, message_len};
 use super::auth::Authentication;
 use super::checksum::{self, ChecksumMode};
-use super::error::EncodeError;
+use super::error::{EncodeError, VersionError};
 use super::fields::{AddressFamily, AdvertInterval, Priority, Version, Vrid};
 
 /// The fields of an advertisement to send. Borrows the address list, so building one per
@@ -174,28 +174,7 @@ impl<'a> AdvertisementBuilder<'a> {
         {
             return Err(EncodeError::AddressFamilyMismatch { address, family });
         }
-        match self.version {
-            Version::V2 => {
-                if family == AddressFamily::Ipv6 {
-                    return Err(EncodeError::V2OverIpv6);
-                }
-                if self.interval.whole_secs().is_none() {
-                    return Err(EncodeError::IntervalNotWholeSeconds {
-                        interval: self.interval,
-                    });
-                }
-            }
-            Version::V3 => {
-                if self.interval.centis() > AdvertInterval::MAX_V3_CENTIS {
-                    return Err(EncodeError::IntervalTooLongForV3 {
-                        interval: self.interval,
-                    });
-                }
-                if self.authentication != Authentication::None {
-                    return Err(EncodeError::AuthenticationOnV3);
-                }
-            }
-        }
+        VersionError::check(self.version, family, self.interval, &self.authentication)?;
         Ok(family)
     }
 }
@@ -271,23 +250,41 @@ mod tests {
             encode(b, SRC, v6[0]),
             Err(EncodeError::MixedAddressFamilies { .. })
         ));
-        let b = AdvertisementBuilder::new(Version::V2, vrid(), &v6);
-        assert_eq!(encode(b, v6[0], v6[0]), Err(EncodeError::V2OverIpv6));
-        let b = AdvertisementBuilder::new(Version::V2, vrid(), &VIP)
-            .advert_interval(AdvertInterval::from_centis(150).unwrap());
-        assert!(matches!(
-            encode(b, SRC, DST),
-            Err(EncodeError::IntervalNotWholeSeconds { .. })
-        ));
-        let b = AdvertisementBuilder::new(Version::V3, vrid(), &VIP)
-            .advert_interval(AdvertInterval::from_secs(41).unwrap());
-        assert!(matches!(
-            encode(b, SRC, DST),
-            Err(EncodeError::IntervalTooLongForV3 { .. })
-        ));
-        let b = AdvertisementBuilder::new(Version::V3, vrid(), &VIP)
-            .authentication(Authentication::SimpleText(Password::new("x").unwrap()));
-        assert_eq!(encode(b, SRC, DST), Err(EncodeError::AuthenticationOnV3));
+        // The version's rules, as a router's configuration has them too.
+        let slow = AdvertInterval::from_centis(150).unwrap();
+        let long = AdvertInterval::from_secs(41).unwrap();
+        let password = Authentication::SimpleText(Password::new("x").unwrap());
+        for (b, source, destination, error) in [
+            (
+                AdvertisementBuilder::new(Version::V2, vrid(), &v6),
+                v6[0],
+                v6[0],
+                VersionError::V2OverIpv6,
+            ),
+            (
+                AdvertisementBuilder::new(Version::V2, vrid(), &VIP).advert_interval(slow),
+                SRC,
+                DST,
+                VersionError::IntervalNotWholeSeconds { interval: slow },
+            ),
+            (
+                AdvertisementBuilder::new(Version::V3, vrid(), &VIP).advert_interval(long),
+                SRC,
+                DST,
+                VersionError::IntervalTooLongForV3 { interval: long },
+            ),
+            (
+                AdvertisementBuilder::new(Version::V3, vrid(), &VIP).authentication(password),
+                SRC,
+                DST,
+                VersionError::AuthenticationOnV3,
+            ),
+        ] {
+            assert_eq!(
+                encode(b, source, destination),
+                Err(EncodeError::Version(error))
+            );
+        }
     }
 
     #[test]

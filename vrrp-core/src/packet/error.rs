@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv6Addr};
 
 use thiserror::Error;
 
-use super::auth::AuthType;
+use super::auth::{AuthType, Authentication};
 use super::checksum::{ChecksumKind, ChecksumMode};
 use super::fields::{AddressFamily, AdvertInterval, Version};
 
@@ -270,6 +270,60 @@ impl DecodeError {
     }
 }
 
+/// A field that the chosen VRRP version does not allow (RFC 3768 for VRRPv2, RFC 5798 for
+/// VRRPv3): one set of rules for an advertisement being built ([`EncodeError::Version`]) and
+/// for a router's configuration (`ConfigError::Version`).
+#[derive(Clone, Copy, Debug, Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum VersionError {
+    /// VRRPv2 over IPv6.
+    #[error("VRRPv2 is IPv4 only (RFC 3768): use version 3 (`Version::V3`) for IPv6")]
+    V2OverIpv6,
+    /// A VRRPv2 interval that is not whole seconds.
+    #[error(
+        "VRRPv2 carries the advertisement interval in whole seconds, {interval} is not: use version 3 for sub-second intervals"
+    )]
+    IntervalNotWholeSeconds {
+        /// The interval.
+        interval: AdvertInterval,
+    },
+    /// A VRRPv3 interval above 40.95 s.
+    #[error("VRRPv3 advertisement interval {interval} exceeds the 12-bit field's 40.95s")]
+    IntervalTooLongForV3 {
+        /// The interval.
+        interval: AdvertInterval,
+    },
+    /// Authentication on VRRPv3, which has none (RFC 5798 §9).
+    #[error(
+        "VRRPv3 has no authentication (RFC 5798 §9): use `Authentication::None`, or version 2 (`Version::V2`)"
+    )]
+    AuthenticationOnV3,
+}
+
+impl VersionError {
+    /// Checks the address `family`, `interval` and `authentication` against `version`.
+    pub(crate) fn check(
+        version: Version,
+        family: AddressFamily,
+        interval: AdvertInterval,
+        authentication: &Authentication,
+    ) -> Result<(), VersionError> {
+        match version {
+            Version::V2 if family == AddressFamily::Ipv6 => Err(VersionError::V2OverIpv6),
+            Version::V2 if interval.whole_secs().is_none() => {
+                Err(VersionError::IntervalNotWholeSeconds { interval })
+            }
+            Version::V3 if interval.centis() > AdvertInterval::MAX_V3_CENTIS => {
+                Err(VersionError::IntervalTooLongForV3 { interval })
+            }
+            Version::V3 if *authentication != Authentication::None => {
+                Err(VersionError::AuthenticationOnV3)
+            }
+            Version::V2 | Version::V3 => Ok(()),
+        }
+    }
+}
+
 /// Why an advertisement could not be encoded.
 #[derive(Clone, Debug, Error, PartialEq, Eq)]
 #[non_exhaustive]
@@ -299,26 +353,9 @@ pub enum EncodeError {
         /// The IP destination.
         destination: IpAddr,
     },
-    /// VRRPv2 over IPv6.
-    #[error("VRRPv2 is IPv4 only (RFC 3768); use version 3 for IPv6")]
-    V2OverIpv6,
-    /// A VRRPv2 interval that is not whole seconds.
-    #[error(
-        "VRRPv2 carries the advertisement interval in whole seconds, {interval} is not; use version 3 for sub-second intervals"
-    )]
-    IntervalNotWholeSeconds {
-        /// The interval.
-        interval: AdvertInterval,
-    },
-    /// A VRRPv3 interval above 40.95 s.
-    #[error("VRRPv3 advertisement interval {interval} exceeds the 12-bit field's 40.95s")]
-    IntervalTooLongForV3 {
-        /// The interval.
-        interval: AdvertInterval,
-    },
-    /// Authentication on VRRPv3, which has none (RFC 5798 §9).
-    #[error("VRRPv3 has no authentication (RFC 5798 §9); use `Authentication::None`, or version 2")]
-    AuthenticationOnV3,
+    /// A field that the version does not allow.
+    #[error(transparent)]
+    Version(#[from] VersionError),
     /// The output slice is too short.
     #[error("output buffer holds {available} bytes, the advertisement needs {needed}")]
     BufferTooSmall {

@@ -26,7 +26,7 @@ pub use advertisement::{Addresses, Advertisement};
 pub use auth::{AuthType, Authentication, Password};
 pub use builder::AdvertisementBuilder;
 pub use checksum::{ChecksumKind, ChecksumMode, compute as compute_checksum};
-pub use error::{DecodeError, DropReason, EncodeError, FieldError};
+pub use error::{DecodeError, DropReason, EncodeError, FieldError, VersionError};
 pub use fields::{AddressFamily, AdvertInterval, Priority, Version, Vrid};
 pub use ip::{IpHeader, IpPacket};
 pub use policy::{Accepted, ReceivePolicy};

@@ -6,7 +6,8 @@ use std::time::Duration;
 use thiserror::Error;
 
 use crate::packet::{
-    AddressFamily, AdvertInterval, Authentication, ChecksumMode, Priority, Version, Vrid,
+    AddressFamily, AdvertInterval, Authentication, ChecksumMode, Priority, Version, VersionError,
+    Vrid,
 };
 
 /// A tracked object (keepalived `track_script` / `track_interface` entry) and its weight.
@@ -133,28 +134,12 @@ impl Config {
         if let Some(&address) = foreign {
             return Err(ConfigError::MixedFamilies { address, family });
         }
-        match self.version {
-            Version::V2 => {
-                if family == AddressFamily::Ipv6 {
-                    return Err(ConfigError::V2OverIpv6);
-                }
-                if self.advert_interval.whole_secs().is_none() {
-                    return Err(ConfigError::V2IntervalNotWholeSeconds {
-                        interval: self.advert_interval,
-                    });
-                }
-            }
-            Version::V3 => {
-                if self.advert_interval.centis() > AdvertInterval::MAX_V3_CENTIS {
-                    return Err(ConfigError::V3IntervalTooLong {
-                        interval: self.advert_interval,
-                    });
-                }
-                if self.authentication != Authentication::None {
-                    return Err(ConfigError::AuthenticationOnV3);
-                }
-            }
-        }
+        VersionError::check(
+            self.version,
+            family,
+            self.advert_interval,
+            &self.authentication,
+        )?;
         if let Some(t) = self
             .trackers
             .iter()
@@ -201,28 +186,9 @@ pub enum ConfigError {
         /// The instance's family.
         family: AddressFamily,
     },
-    /// VRRPv2 over IPv6.
-    #[error("VRRPv2 is IPv4 only (RFC 3768): use version 3 (`Version::V3`) for IPv6")]
-    V2OverIpv6,
-    /// VRRPv2 with a sub-second interval.
-    #[error(
-        "VRRPv2 advert_interval must be whole seconds, {interval} is not: use version 3 for sub-second intervals"
-    )]
-    V2IntervalNotWholeSeconds {
-        /// The interval.
-        interval: AdvertInterval,
-    },
-    /// VRRPv3 interval above 40.95 s.
-    #[error("VRRPv3 advert_interval {interval} exceeds 40.95s")]
-    V3IntervalTooLong {
-        /// The interval.
-        interval: AdvertInterval,
-    },
-    /// Authentication on VRRPv3.
-    #[error(
-        "VRRPv3 has no authentication: use `Authentication::None`, or version 2 (`Version::V2`)"
-    )]
-    AuthenticationOnV3,
+    /// A field that the version does not allow.
+    #[error(transparent)]
+    Version(#[from] VersionError),
     /// Two tracked objects of one name: each must be addressable by its name.
     #[error("{tracker:?} is tracked twice: give each tracked object a name of its own")]
     DuplicateTracker {

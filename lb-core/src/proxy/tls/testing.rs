@@ -14,7 +14,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
 };
 use rustls::ServerConfig;
-use rustls::pki_types::CertificateDer;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
@@ -58,6 +58,14 @@ impl Files {
         Files(tempfile::tempdir().expect("a temporary directory"))
     }
 
+    /// A directory holding one self-signed certificate for `site.test` and its key, and that
+    /// pair as a listener's only one.
+    pub(crate) fn site() -> (Files, [(PathBuf, PathBuf); 1]) {
+        let dir = Files::new();
+        let files = [dir.leaf("site", &Leaf::self_signed(&["site.test"]))];
+        (dir, files)
+    }
+
     /// Writes `text` to `name` in the directory.
     pub(crate) fn write(&self, name: &str, text: &str) -> PathBuf {
         let path = self.0.path().join(name);
@@ -88,6 +96,14 @@ impl Leaf {
         Leaf::self_signed_with(names, key)
     }
 
+    /// Its key as rustls takes it.
+    // For the tests that build their rustls configurations themselves (lb-core's proxy_http,
+    // health-check's https), which compile this file in too.
+    #[allow(dead_code)]
+    pub(crate) fn key_der(&self) -> PrivateKeyDer<'static> {
+        PrivatePkcs8KeyDer::from(self.key.serialize_der()).into()
+    }
+
     /// Self-signed with `key`.
     pub(crate) fn self_signed_with(names: &[&str], key: KeyPair) -> Leaf {
         let cert = params(names).self_signed(&key).expect("certificate");
@@ -107,6 +123,9 @@ fn params(names: &[&str]) -> CertificateParams {
 /// A CA that signs leaves.
 pub(crate) struct Ca {
     pub(crate) pem: String,
+    // Read by the tests that build their own root stores (lb-core's proxy_http).
+    #[allow(dead_code)]
+    pub(crate) der: CertificateDer<'static>,
     issuer: Issuer<'static, KeyPair>,
 }
 
@@ -121,9 +140,10 @@ impl Ca {
         let n = CAS.fetch_add(1, Ordering::SeqCst);
         ca.distinguished_name
             .push(DnType::CommonName, format!("lbd test CA {n}"));
-        let pem = ca.self_signed(&key).expect("CA certificate").pem();
+        let cert = ca.self_signed(&key).expect("CA certificate");
         Ca {
-            pem,
+            pem: cert.pem(),
+            der: cert.der().clone(),
             issuer: Issuer::new(ca, key),
         }
     }

@@ -56,7 +56,7 @@ fn any_cert_client(
         .with_protocol_versions(versions)
         .expect("versions")
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate::new(provider)))
+        .with_custom_certificate_verifier(Arc::new(ServerVerifier::accept_any(provider)))
         .with_no_client_auth();
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Arc::new(config)
@@ -112,8 +112,7 @@ async fn the_first_of_two_certificates_for_a_name_wins() {
 
 #[tokio::test]
 async fn alpn_offers_h2_then_http1_or_nothing() {
-    let dir = Files::new();
-    let files = [dir.leaf("site", &Leaf::self_signed(&["site.test"]))];
+    let (_dir, files) = Files::site();
     let http = server(&files, Alpn::Http).await;
     for (offer, want) in [
         (&[b"h2".as_slice(), b"http/1.1"][..], Some(&b"h2"[..])),
@@ -151,8 +150,7 @@ async fn alpn_offers_h2_then_http1_or_nothing() {
 
 #[tokio::test]
 async fn tls12_only_and_tls13_only_clients_both_connect() {
-    let dir = Files::new();
-    let files = [dir.leaf("site", &Leaf::self_signed(&["site.test"]))];
+    let (_dir, files) = Files::site();
     let s = server(&files, Alpn::Http).await;
     for (version, want) in [
         (&rustls::version::TLS12, ProtocolVersion::TLSv1_2),
@@ -313,64 +311,82 @@ fn each_mistake_names_the_file_and_the_fix() {
     let (ip_cert, ip_key) = dir.leaf("ip", &ip_only);
     let d = |p: &Path| p.display().to_string();
 
-    assert_eq!(
-        server_error(&[(missing.clone(), key.clone())]),
-        format!(
-            "{}: cannot read it: No such file or directory (os error 2) (check the path, and that this process may read the file)",
-            d(&missing)
-        )
-    );
-    assert_eq!(
-        server_error(&[(key.clone(), key.clone())]),
-        format!(
-            "{}: no certificate in it (no -----BEGIN CERTIFICATE----- block): give the certificate chain, the server's certificate first",
-            d(&key)
-        )
-    );
-    assert_eq!(
-        server_error(&[(cert.clone(), cert.clone())]),
-        format!(
-            "{}: no private key in it (no -----BEGIN PRIVATE KEY-----, RSA PRIVATE KEY or EC PRIVATE KEY block): give the certificate's key",
-            d(&cert)
-        )
-    );
-    assert_eq!(
-        server_error(&[(cert.clone(), other_key.clone())]),
-        format!(
-            "{}: not the key of the certificate in {}: give the key the certificate was made for",
-            d(&other_key),
-            d(&cert)
-        )
-    );
-    let e = server_error(&[(broken.clone(), key.clone())]);
-    assert!(
-        e.starts_with(&format!("{}: not valid PEM (", d(&broken))),
-        "{e}"
-    );
-    assert!(
-        e.ends_with("): give a PEM file with -----BEGIN ...----- blocks"),
-        "{e}"
-    );
-    let e = server_error(&[(garbage.clone(), key.clone())]);
-    assert!(
-        e.starts_with(&format!("{}: not valid PEM (", d(&garbage))),
-        "{e}"
-    );
-    let e = server_error(&[(not_x509.clone(), key.clone())]);
-    assert!(
-        e.starts_with(&format!(
-            "{}: the certificate cannot be parsed (",
-            d(&not_x509)
-        )),
-        "{e}"
-    );
+    let named = |file: &Path, rest: &str| format!("{}: {rest}", d(file));
+    // (certificate file, key file, the whole message)
+    for (cert_file, key_file, message) in [
+        (
+            &missing,
+            &key,
+            named(
+                &missing,
+                "cannot read it: No such file or directory (os error 2) (check the path, and that this process may read the file)",
+            ),
+        ),
+        (
+            &key,
+            &key,
+            named(
+                &key,
+                "no certificate in it (no -----BEGIN CERTIFICATE----- block): give the certificate chain, the server's certificate first",
+            ),
+        ),
+        (
+            &cert,
+            &cert,
+            named(
+                &cert,
+                "no private key in it (no -----BEGIN PRIVATE KEY-----, RSA PRIVATE KEY or EC PRIVATE KEY block): give the certificate's key",
+            ),
+        ),
+        (
+            &cert,
+            &other_key,
+            named(
+                &other_key,
+                &format!(
+                    "not the key of the certificate in {}: give the key the certificate was made for",
+                    d(&cert)
+                ),
+            ),
+        ),
+    ] {
+        assert_eq!(
+            server_error(&[(cert_file.clone(), key_file.clone())]),
+            message
+        );
+    }
     let bad_key = dir.write("bad.key", &pem("PRIVATE KEY", b"not a key"));
-    let e = server_error(&[(cert.clone(), bad_key.clone())]);
-    assert!(
-        e.starts_with(&format!("{}: unusable private key (", d(&bad_key)))
-            && e.ends_with("): give an RSA, ECDSA (P-256, P-384) or Ed25519 key"),
-        "{e}"
-    );
+    // (certificate file, key file, the file named, how the message starts, how it ends)
+    for (cert_file, key_file, file, start, end) in [
+        (
+            &broken,
+            &key,
+            &broken,
+            "not valid PEM (",
+            "): give a PEM file with -----BEGIN ...----- blocks",
+        ),
+        (&garbage, &key, &garbage, "not valid PEM (", ""),
+        (
+            &not_x509,
+            &key,
+            &not_x509,
+            "the certificate cannot be parsed (",
+            "",
+        ),
+        (
+            &cert,
+            &bad_key,
+            &bad_key,
+            "unusable private key (",
+            "): give an RSA, ECDSA (P-256, P-384) or Ed25519 key",
+        ),
+    ] {
+        let e = server_error(&[(cert_file.clone(), key_file.clone())]);
+        assert!(
+            e.starts_with(&named(file, start)) && e.ends_with(end),
+            "{e}"
+        );
+    }
     assert_eq!(
         server_error(&[]),
         "no certificate: a TLS listener needs at least one { cert, key }"
@@ -421,8 +437,7 @@ fn the_system_bundle_is_where_debian_puts_it() {
 
 #[test]
 fn an_http_listener_offers_h2_first_and_resumes_sessions() {
-    let dir = Files::new();
-    let files = [dir.leaf("site", &Leaf::self_signed(&["site.test"]))];
+    let (_dir, files) = Files::site();
     let config: Arc<ServerConfig> = server_config(pairs(&files), Alpn::Http).expect("config");
     assert_eq!(
         config.alpn_protocols,
