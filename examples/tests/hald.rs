@@ -12,7 +12,6 @@ mod lab;
 mod lbdlab;
 
 use std::net::SocketAddr;
-use std::os::fd::AsFd;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -105,25 +104,16 @@ fn hald(
 fn backends(lab: &Lab, ip: &'static str, ports: [u16; 3]) -> mpsc::Sender<()> {
     let (stop, stopped) = mpsc::channel::<()>();
     let (ready, started) = mpsc::channel();
-    let ns = format!("/run/netns/{}", lab.ns("cl"));
-    std::thread::spawn(move || {
-        let file = std::fs::File::open(&ns).expect("namespace file");
-        nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        runtime.block_on(async move {
-            let mut all = Vec::new();
-            for (i, port) in ports.iter().enumerate() {
-                let addr: SocketAddr = socket(ip, *port).parse().expect("addr");
-                all.push(Backend::start(&format!("s{}", i + 1), addr).await);
-            }
-            let _ = ready.send(());
-            // Serve until told to stop (the channel closes).
-            let _ = tokio::task::spawn_blocking(move || stopped.recv()).await;
-            drop(all);
-        });
+    lab::spawn_in_namespace(&lab.ns("cl"), move || async move {
+        let mut all = Vec::new();
+        for (i, port) in ports.iter().enumerate() {
+            let addr: SocketAddr = socket(ip, *port).parse().expect("addr");
+            all.push(Backend::start(&format!("s{}", i + 1), addr).await);
+        }
+        let _ = ready.send(());
+        // Serve until told to stop (the channel closes).
+        let _ = tokio::task::spawn_blocking(move || stopped.recv()).await;
+        drop(all);
     });
     started
         .recv_timeout(Duration::from_secs(10))
@@ -144,6 +134,27 @@ struct Load {
     resent: usize,
 }
 
+impl Load {
+    /// Prints what the load saw during `what` and fails the test on any failed request
+    /// (`log`: the daemon's, for the message) or when it hardly ran.
+    fn check(&self, what: &str, log: &str) {
+        eprintln!(
+            "{what}: {} answered, {} failed, {} told to close, {} resent, longest gap {:?}",
+            self.answered,
+            self.failures.len(),
+            self.told_to_close,
+            self.resent,
+            self.longest_gap
+        );
+        assert!(
+            self.failures.is_empty(),
+            "failed requests: {:?}\nthe log:\n{log}",
+            self.failures
+        );
+        assert!(self.answered > 200, "{self:?}");
+    }
+}
+
 /// `clients` keep-alive HTTP clients in the client's namespace, each sending `GET /` to the
 /// VIP one after the other for `duration`. As browsers and curl do (RFC 9112 §9.3.1), a
 /// request on a reused connection that closes before any byte of an answer is sent once more
@@ -154,93 +165,84 @@ fn load(
     clients: usize,
     duration: Duration,
 ) -> std::thread::JoinHandle<Load> {
-    let ns = format!("/run/netns/{}", lab.ns("cl"));
-    std::thread::spawn(move || {
-        let file = std::fs::File::open(&ns).expect("namespace file");
-        nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        runtime.block_on(async move {
-            let start = Instant::now();
-            let answers = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-            let mut tasks = Vec::new();
-            for _ in 0..clients {
-                let answers = answers.clone();
-                tasks.push(tokio::spawn(async move {
-                    let mut load = Load::default();
-                    let mut connection: Option<(TcpStream, Client)> = None;
-                    while start.elapsed() < duration {
-                        let reused = connection.is_some();
-                        let (stream, client) = match connection.as_mut() {
-                            Some(c) => c,
-                            None => {
-                                let connect = TcpStream::connect(addr);
-                                match tokio::time::timeout(Duration::from_secs(10), connect).await {
-                                    Ok(Ok(s)) => connection.insert((s, Client::default())),
-                                    Ok(Err(e)) => {
-                                        load.failures.push(format!("connect: {e}"));
-                                        tokio::time::sleep(Duration::from_millis(10)).await;
-                                        continue;
-                                    }
-                                    Err(_) => {
-                                        load.failures.push("connect: timed out".into());
-                                        continue;
-                                    }
+    lab::spawn_in_namespace(&lab.ns("cl"), move || async move {
+        let start = Instant::now();
+        let answers = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for _ in 0..clients {
+            let answers = answers.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut load = Load::default();
+                let mut connection: Option<(TcpStream, Client)> = None;
+                while start.elapsed() < duration {
+                    let reused = connection.is_some();
+                    let (stream, client) = match connection.as_mut() {
+                        Some(c) => c,
+                        None => {
+                            let connect = TcpStream::connect(addr);
+                            match tokio::time::timeout(Duration::from_secs(10), connect).await {
+                                Ok(Ok(s)) => connection.insert((s, Client::default())),
+                                Ok(Err(e)) => {
+                                    load.failures.push(format!("connect: {e}"));
+                                    tokio::time::sleep(Duration::from_millis(10)).await;
+                                    continue;
+                                }
+                                Err(_) => {
+                                    load.failures.push("connect: timed out".into());
+                                    continue;
                                 }
                             }
-                        };
-                        let answer = tokio::time::timeout(
-                            Duration::from_secs(5),
-                            client.request(stream, "/", &[]),
-                        )
-                        .await
-                        .unwrap_or_else(|_| Err(std::io::Error::other("no answer in 5 s")));
-                        match answer {
-                            Ok((200, headers, _)) => {
-                                load.answered += 1;
-                                answers.lock().expect("lock").push(start.elapsed());
-                                if headers.get("connection").is_some_and(|v| v == "close") {
-                                    load.told_to_close += 1;
-                                    connection = None;
-                                }
-                            }
-                            Ok((status, _, body)) => {
-                                load.failures.push(format!("status {status}: {body}"));
-                                connection = None;
-                            }
-                            Err(e) if reused && e.to_string() == "closed before an answer" => {
-                                // Closed while idle: send it again on a new connection.
-                                load.resent += 1;
-                                connection = None;
-                            }
-                            Err(e) => {
-                                load.failures.push(e.to_string());
+                        }
+                    };
+                    let answer = tokio::time::timeout(
+                        Duration::from_secs(5),
+                        client.request(stream, "/", &[]),
+                    )
+                    .await
+                    .unwrap_or_else(|_| Err(std::io::Error::other("no answer in 5 s")));
+                    match answer {
+                        Ok((200, headers, _)) => {
+                            load.answered += 1;
+                            answers.lock().expect("lock").push(start.elapsed());
+                            if headers.get("connection").is_some_and(|v| v == "close") {
+                                load.told_to_close += 1;
                                 connection = None;
                             }
                         }
+                        Ok((status, _, body)) => {
+                            load.failures.push(format!("status {status}: {body}"));
+                            connection = None;
+                        }
+                        Err(e) if reused && e.to_string() == "closed before an answer" => {
+                            // Closed while idle: send it again on a new connection.
+                            load.resent += 1;
+                            connection = None;
+                        }
+                        Err(e) => {
+                            load.failures.push(e.to_string());
+                            connection = None;
+                        }
                     }
-                    load
-                }));
-            }
-            let mut total = Load::default();
-            for t in tasks {
-                let l = t.await.expect("a load client");
-                total.answered += l.answered;
-                total.failures.extend(l.failures);
-                total.told_to_close += l.told_to_close;
-                total.resent += l.resent;
-            }
-            let mut at = answers.lock().expect("lock").clone();
-            at.sort();
-            total.longest_gap = at
-                .windows(2)
-                .map(|w| w[1] - w[0])
-                .max()
-                .unwrap_or(Duration::ZERO);
-            total
-        })
+                }
+                load
+            }));
+        }
+        let mut total = Load::default();
+        for t in tasks {
+            let l = t.await.expect("a load client");
+            total.answered += l.answered;
+            total.failures.extend(l.failures);
+            total.told_to_close += l.told_to_close;
+            total.resent += l.resent;
+        }
+        let mut at = answers.lock().expect("lock").clone();
+        at.sort();
+        total.longest_gap = at
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .max()
+            .unwrap_or(Duration::ZERO);
+        total
     })
 }
 
@@ -263,20 +265,10 @@ fn handover_under_load(lab: &mut Lab, h1: usize, addr: &str) -> Load {
     let took = lab.stop(h1);
     let load = run.join().expect("the load");
     let log = lab.log("h1.hald.log");
-    eprintln!(
-        "planned handover on {addr}: {} answered, {} failed, {} told to close, {} resent, longest gap {:?}, h1 stopped in {took:?}",
-        load.answered,
-        load.failures.len(),
-        load.told_to_close,
-        load.resent,
-        load.longest_gap
+    load.check(
+        &format!("planned handover on {addr} (h1 stopped in {took:?})"),
+        &log,
     );
-    assert!(
-        load.failures.is_empty(),
-        "failed requests: {:?}\nh1's log:\n{log}",
-        load.failures
-    );
-    assert!(load.answered > 200, "{load:?}");
     assert!(
         load.told_to_close > 0,
         "nobody was told to close: {load:?}\n{log}"
@@ -287,20 +279,35 @@ fn handover_under_load(lab: &mut Lab, h1: usize, addr: &str) -> Load {
     load
 }
 
-#[test]
-fn a_planned_handover_under_load_fails_no_request() {
-    let Some(netlab) = lab::netlab_or_skip("hald planned handover", &[("ip", "-V")]) else {
+/// Two halds (h1 150, h2 100) over VIP `vip` (CIDR) with listener `web` on `bind` and the
+/// servers at `server_ip` in the client's namespace; h1 stopped under load: no request fails
+/// and the VIP moves to h2.
+fn planned_handover(
+    test: &str,
+    tag: &str,
+    mode: lab::vrrp::Mode,
+    vip: &'static str,
+    bind: &'static str,
+    server_ip: &'static str,
+) {
+    let Some(netlab) = lab::netlab_or_skip(test, &[("ip", "-V")]) else {
         return;
     };
-    let mut lab = Lab::new(netlab, "hh");
+    let mut lab = Lab::up(netlab, tag, mode);
     let ports = [18081, 18082, 18083];
-    let _backends = backends(&lab, "10.99.0.100", ports);
-    let h1 = hald(&mut lab, "h1", one(150, ports));
-    hald(&mut lab, "h2", one(100, ports));
+    let _backends = backends(&lab, server_ip, ports);
+    let setup = |priority| {
+        (
+            vec![("VI_1", 51, priority, vip)],
+            vec![("web", bind, server_ip, ports)],
+        )
+    };
+    let h1 = hald(&mut lab, "h1", setup(150));
+    hald(&mut lab, "h2", setup(100));
     lab.wait_vip("h1", "h2", Duration::from_secs(10));
     // The servers pass their first checks (rise 2 at 200 ms) on both hosts.
     std::thread::sleep(Duration::from_secs(1));
-    handover_under_load(&mut lab, h1, "10.99.0.200:80");
+    handover_under_load(&mut lab, h1, bind);
     assert!(
         lab.has_vip("h2") && !lab.has_vip("h1"),
         "the VIP did not move to h2"
@@ -308,32 +315,26 @@ fn a_planned_handover_under_load_fails_no_request() {
 }
 
 #[test]
+fn a_planned_handover_under_load_fails_no_request() {
+    planned_handover(
+        "hald planned handover",
+        "hh",
+        lab::vrrp::V3_IPV4_100MS,
+        "10.99.0.200/24",
+        "10.99.0.200:80",
+        "10.99.0.100",
+    );
+}
+
+#[test]
 fn ipv6_a_vip_listener_servers_and_checks_hand_over_without_a_failed_request() {
-    let Some(netlab) = lab::netlab_or_skip("hald over IPv6", &[("ip", "-V")]) else {
-        return;
-    };
-    let mut lab = Lab::up(netlab, "h6", lab::vrrp::MODES[1]);
-    let ports = [18081, 18082, 18083];
-    let _backends = backends(&lab, "fd99::100", ports);
-    let setup = || {
-        (
-            vec![("VI_1", 51, 0, "fd99::200/64")],
-            vec![("web", "[fd99::200]:80", "fd99::100", ports)],
-        )
-    };
-    let with = |priority| {
-        let (mut i, l) = setup();
-        i[0].2 = priority;
-        (i, l)
-    };
-    let h1 = hald(&mut lab, "h1", with(150));
-    hald(&mut lab, "h2", with(100));
-    lab.wait_vip("h1", "h2", Duration::from_secs(10));
-    std::thread::sleep(Duration::from_secs(1));
-    handover_under_load(&mut lab, h1, "[fd99::200]:80");
-    assert!(
-        lab.has_vip("h2") && !lab.has_vip("h1"),
-        "the VIP did not move to h2"
+    planned_handover(
+        "hald over IPv6",
+        "h6",
+        lab::vrrp::MODES[1],
+        "fd99::200/64",
+        "[fd99::200]:80",
+        "fd99::100",
     );
 }
 
@@ -460,14 +461,7 @@ fn a_reload_that_lowers_the_masters_priority_drains_first() {
     lab.signal(h1, "-HUP");
     let load = run.join().expect("the load");
     let log = lab.log("h1.hald.log");
-    eprintln!(
-        "reload to priority 50: {} answered, {} failed, {} told to close, {} resent, longest gap {:?}",
-        load.answered,
-        load.failures.len(),
-        load.told_to_close,
-        load.resent,
-        load.longest_gap
-    );
+    load.check("reload to priority 50", &log);
     assert!(
         log.contains("the reload hands instances over: draining first"),
         "{log}"

@@ -29,7 +29,6 @@
 
 use std::process::ExitCode;
 
-use std::io::IsTerminal;
 use std::time::Duration;
 
 use examples::lbd::Lbd;
@@ -92,25 +91,11 @@ fn main() -> ExitCode {
             other => return examples::cli::help_or_unknown("lbd", other, USAGE),
         }
     }
-    let Some(path) = path else {
-        eprintln!("lbd: --config FILE is required\n{USAGE}");
-        return ExitCode::from(2);
+    let (path, config) = match examples::cli::load_config("lbd", path, check_only, config::parse) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
     };
-    let config =
-        match examples::diagnostics::load_at_start("lbd", &path, config::parse, |c| &c.warnings) {
-            Ok(c) => c,
-            Err(code) => return code,
-        };
-    if check_only {
-        let (l, s) = (config.listeners.len(), config.server_count());
-        println!(
-            "{path}: configuration OK ({l} listener{}, {s} server{})",
-            if l == 1 { "" } else { "s" },
-            if s == 1 { "" } else { "s" },
-        );
-        return ExitCode::SUCCESS;
-    }
-    init_logging();
+    examples::cli::init_logging();
     let mut builder = if threads == 1 {
         tokio::runtime::Builder::new_current_thread()
     } else {
@@ -131,16 +116,6 @@ fn main() -> ExitCode {
 /// Reads and checks the file: the config, or the lines to print.
 fn load(path: &str) -> Result<Config, Vec<String>> {
     examples::diagnostics::load("lbd", path, config::parse)
-}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
 }
 
 /// Runs until SIGTERM or SIGINT; SIGHUP reloads.

@@ -23,11 +23,9 @@
 //! `metrics = { bind = "127.0.0.1:9650" }` serves Prometheus metrics. The daemon itself is
 //! [`examples::vrrpd::daemon`], the file [`examples::vrrpd::config`].
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use examples::vrrpd::{capabilities, config, daemon, status_socket};
-use tracing::error;
+use examples::vrrpd::{config, daemon};
 
 const USAGE: &str = "usage: vrrpd --config FILE [--check] [--status-socket PATH]
        vrrpd --status [--config FILE | --status-socket PATH]
@@ -40,110 +38,5 @@ const USAGE: &str = "usage: vrrpd --config FILE [--check] [--status-socket PATH]
   --help, -h              this text";
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
-    let mut args = std::env::args().skip(1);
-    let mut path = None;
-    let mut socket = None;
-    let mut check_only = false;
-    let mut status = false;
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--config" | "-f" => path = args.next(),
-            "--status-socket" => socket = args.next().map(PathBuf::from),
-            "--check" => check_only = true,
-            "--status" => status = true,
-            other => return examples::cli::help_or_unknown("vrrpd", other, USAGE),
-        }
-    }
-    if status {
-        return print_status(path.as_deref(), socket);
-    }
-    let Some(path) = path else {
-        eprintln!("vrrpd: --config FILE is required");
-        return ExitCode::from(2);
-    };
-    let config = match examples::diagnostics::load_at_start("vrrpd", &path, config::parse, |c| {
-        &c.warnings
-    }) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    if check_only {
-        println!(
-            "{path}: configuration OK ({} instance(s))",
-            config.instances.len()
-        );
-        return ExitCode::SUCCESS;
-    }
-    if let Err(e) = capabilities::check() {
-        eprintln!("{e}");
-        return ExitCode::from(1);
-    }
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("vrrpd: cannot start the runtime: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let options = daemon::Options {
-        config_file: PathBuf::from(path),
-        status_socket: socket,
-    };
-    match runtime.block_on(daemon::run(config, options)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            error!("{e}");
-            ExitCode::from(1)
-        }
-    }
-}
-
-/// `--status`: the socket from `--status-socket`, else the file's `status_socket`, else the
-/// default; the answer pretty-printed.
-fn print_status(config: Option<&str>, socket: Option<PathBuf>) -> ExitCode {
-    let path = match (socket, config) {
-        (Some(s), _) => s,
-        (None, Some(file)) => match std::fs::read_to_string(file) {
-            Ok(text) => config::status_socket_of(&text),
-            Err(e) => {
-                eprintln!("vrrpd: cannot read {file}: {e}");
-                return ExitCode::from(1);
-            }
-        },
-        (None, None) => PathBuf::from(config::DEFAULT_STATUS_SOCKET),
-    };
-    let answer = match status_socket::query(&path) {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("vrrpd: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    match serde_json::from_str::<serde_json::Value>(&answer)
-        .and_then(|v| serde_json::to_string_pretty(&v))
-    {
-        Ok(pretty) => {
-            println!("{pretty}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!(
-                "vrrpd: {} answered with something that is not JSON ({e}): {answer:?}",
-                path.display()
-            );
-            ExitCode::from(1)
-        }
-    }
+    daemon::main("vrrpd", USAGE, config::parse, daemon::run)
 }

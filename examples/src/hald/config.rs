@@ -522,5 +522,20 @@ impl Config {
     }
 }
 
+impl crate::cli::Checked for Config {
+    fn warnings(&self) -> &[ConfigError] {
+        &self.warnings
+    }
+
+    fn summary(&self) -> String {
+        format!(
+            "{} instance(s), {} listener(s), {} server(s)",
+            self.vrrp.instances.len(),
+            self.balancer.listeners.len(),
+            self.balancer.server_count()
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests;

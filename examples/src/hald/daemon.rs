@@ -4,7 +4,6 @@
 //! handover.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +17,7 @@ use vrrp_core::driver::TrackerHandle;
 
 use super::config::{self, Config, WATCHDOG_TRACKER};
 use crate::lbd::Lbd;
-use crate::vrrpd::daemon::{OnState, Options as VrrpOptions, Vrrpd};
+use crate::vrrpd::daemon::{OnState, Vrrpd};
 use crate::vrrpd::reload::Plan;
 
 /// Any error that stops the daemon (logged by the binary).
@@ -27,14 +26,9 @@ pub type Error = Box<dyn std::error::Error>;
 /// How long the balancer's listeners get to finish their connections once VRRP has stopped.
 const FINAL_DRAIN: Duration = Duration::from_secs(2);
 
-/// How the daemon was started, besides the configuration.
-#[derive(Debug, Clone)]
-pub struct Options {
-    /// The configuration file: read again on SIGHUP.
-    pub config_file: PathBuf,
-    /// Overrides the file's `status_socket`.
-    pub status_socket: Option<PathBuf>,
-}
+/// How the daemon was started, besides the configuration (vrrpd's: the file, read again on
+/// SIGHUP, and the status socket).
+pub use crate::vrrpd::daemon::Options;
 
 /// What the balancer's loop asks of the VRRP thread.
 enum ToVrrp {
@@ -63,10 +57,7 @@ impl VrrpThread {
         let (ready_tx, ready) = oneshot::channel::<Result<(), String>>();
         let (ended_tx, ended) = oneshot::channel();
         let vrrp = config.vrrp.clone();
-        let options = VrrpOptions {
-            config_file: options.config_file.clone(),
-            status_socket: options.status_socket.clone(),
-        };
+        let options = options.clone();
         std::thread::Builder::new()
             .name("hald-vrrp".into())
             .spawn(move || {

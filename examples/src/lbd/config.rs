@@ -96,6 +96,21 @@ pub struct Config {
     pub warnings: Vec<ConfigError>,
 }
 
+impl crate::cli::Checked for Config {
+    fn warnings(&self) -> &[ConfigError] {
+        &self.warnings
+    }
+
+    fn summary(&self) -> String {
+        let (l, s) = (self.listeners.len(), self.server_count());
+        format!(
+            "{l} listener{}, {s} server{}",
+            if l == 1 { "" } else { "s" },
+            if s == 1 { "" } else { "s" },
+        )
+    }
+}
+
 impl Config {
     /// The servers of all listeners.
     pub fn server_count(&self) -> usize {

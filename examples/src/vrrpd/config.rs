@@ -54,6 +54,16 @@ pub struct Config {
     pub warnings: Vec<ConfigError>,
 }
 
+impl crate::cli::Checked for Config {
+    fn warnings(&self) -> &[ConfigError] {
+        &self.warnings
+    }
+
+    fn summary(&self) -> String {
+        format!("{} instance(s)", self.instances.len())
+    }
+}
+
 /// One virtual router (`[[instance]]`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Instance {

@@ -114,6 +114,44 @@ pub struct Options {
     pub status_socket: Option<PathBuf>,
 }
 
+/// The `main` of vrrpd and hald (`program`): their shared arguments
+/// ([`crate::cli::DaemonArgs`]), `--status`, the file read and checked by `parse` (`--check`
+/// stops there), the capabilities checked, then `run` on a current-thread runtime.
+pub fn main<C, F, E>(
+    program: &str,
+    usage: &str,
+    parse: impl FnOnce(&str, &str) -> Result<C, Vec<crate::diagnostics::ConfigError>>,
+    run: impl FnOnce(C, Options) -> F,
+) -> std::process::ExitCode
+where
+    C: crate::cli::Checked,
+    F: std::future::Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    crate::cli::init_logging();
+    let args = match crate::cli::DaemonArgs::parse(program, usage, std::env::args().skip(1)) {
+        Ok(args) => args,
+        Err(code) => return code,
+    };
+    let (path, socket) = (args.config, args.status_socket);
+    if args.status {
+        return status_socket::print(program, path.as_deref(), socket);
+    }
+    let (path, config) = match crate::cli::load_config(program, path, args.check_only, parse) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    if let Err(e) = super::capabilities::check() {
+        eprintln!("{e}");
+        return std::process::ExitCode::from(1);
+    }
+    let options = Options {
+        config_file: PathBuf::from(path),
+        status_socket: socket,
+    };
+    crate::cli::run_current_thread(program, run(config, options))
+}
+
 /// What a daemon that embeds vrrpd (hald) is told besides the logs: called on every state
 /// change of every instance with its name and new state, on the event loop (keep it short).
 pub type OnState = Arc<dyn Fn(&str, State) + Send + Sync>;

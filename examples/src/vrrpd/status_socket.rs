@@ -163,6 +163,49 @@ pub fn query(path: &Path) -> Result<String, StatusSocketError> {
     Ok(answer)
 }
 
+/// `--status` of vrrpd and hald: the socket `socket`, else the `status_socket` of the file
+/// `config`, else the default; the answer pretty-printed on stdout (exit 0), or why not on
+/// stderr (exit 1).
+pub fn print(
+    program: &str,
+    config: Option<&str>,
+    socket: Option<std::path::PathBuf>,
+) -> std::process::ExitCode {
+    let path = match (socket, config) {
+        (Some(s), _) => s,
+        (None, Some(file)) => match std::fs::read_to_string(file) {
+            Ok(text) => super::config::status_socket_of(&text),
+            Err(e) => {
+                eprintln!("{program}: cannot read {file}: {e}");
+                return std::process::ExitCode::from(1);
+            }
+        },
+        (None, None) => std::path::PathBuf::from(super::config::DEFAULT_STATUS_SOCKET),
+    };
+    let answer = match query(&path) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{program}: {e}");
+            return std::process::ExitCode::from(1);
+        }
+    };
+    match serde_json::from_str::<serde_json::Value>(&answer)
+        .and_then(|v| serde_json::to_string_pretty(&v))
+    {
+        Ok(pretty) => {
+            println!("{pretty}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!(
+                "{program}: {} answered with something that is not JSON ({e}): {answer:?}",
+                path.display()
+            );
+            std::process::ExitCode::from(1)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -103,6 +103,20 @@ pub(crate) fn in_namespace<T: Send + 'static, F: std::future::Future<Output = T>
     ns: &str,
     f: impl FnOnce() -> F + Send + 'static,
 ) -> T {
+    spawn_in_namespace(ns, f)
+        .join()
+        .expect("the namespace thread")
+}
+
+/// [`in_namespace`] without waiting: the thread's handle.
+#[allow(dead_code)]
+pub(crate) fn spawn_in_namespace<
+    T: Send + 'static,
+    F: std::future::Future<Output = T> + 'static,
+>(
+    ns: &str,
+    f: impl FnOnce() -> F + Send + 'static,
+) -> std::thread::JoinHandle<T> {
     use std::os::fd::AsFd;
     let path = format!("/run/netns/{ns}");
     std::thread::spawn(move || {
@@ -114,6 +128,4 @@ pub(crate) fn in_namespace<T: Send + 'static, F: std::future::Future<Output = T>
             .expect("runtime")
             .block_on(f())
     })
-    .join()
-    .expect("the namespace thread")
 }
