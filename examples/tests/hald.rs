@@ -82,13 +82,21 @@ fn one(priority: u8, ports: [u16; 3]) -> (Vec<Instance>, Vec<Listener>) {
 }
 
 /// Starts hald on `host` with [`config`] (written to `HOST.toml`, which `Lab::status` reads).
-fn hald(
+fn hald(lab: &mut Lab, host: &str, setup: (Vec<Instance>, Vec<Listener>)) -> usize {
+    hald_with(lab, host, setup, "")
+}
+
+/// [`hald`] with `extra` lines in every listener (after its `mode`).
+fn hald_with(
     lab: &mut Lab,
     host: &str,
     (instances, listeners): (Vec<Instance>, Vec<Listener>),
+    extra: &str,
 ) -> usize {
     let path = lab.dir.join(format!("{host}.toml"));
-    std::fs::write(&path, config(lab, host, &instances, &listeners)).expect("config");
+    let text = config(lab, host, &instances, &listeners)
+        .replace("mode = \"http\"\n", &format!("mode = \"http\"\n{extra}"));
+    std::fs::write(&path, text).expect("config");
     lab.spawn(
         host,
         env!("CARGO_BIN_EXE_hald"),
@@ -408,7 +416,13 @@ fn all_servers_of_the_listener_down_puts_the_instance_in_fault() {
     let (up, h1_ports) = ([18081, 18082, 18083], [18091, 18092, 18093]);
     let _backends = backends(&lab, "10.99.0.100", up);
     // h1's servers do not answer: its listener is down, so is VI_1 (FAULT) despite 150.
-    hald(&mut lab, "h1", one(150, h1_ports));
+    let page = "127.0.0.1:18404";
+    hald_with(
+        &mut lab,
+        "h1",
+        one(150, h1_ports),
+        &format!("stats = {{ bind = \"{page}\" }}\n"),
+    );
     hald(&mut lab, "h2", one(100, up));
     lab.wait_vip("h2", "h1", Duration::from_secs(10));
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -8,20 +8,26 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use health_check::{Watchdog, WatchdogConfig};
+use lb_core::stats_page::SnapshotSource;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 use vrrp_core::State;
 use vrrp_core::driver::TrackerHandle;
 
 use super::config::{self, Config, WATCHDOG_TRACKER};
+use super::page::VrrpPage;
 use crate::lbd::Lbd;
 use crate::vrrpd::daemon::{OnState, Vrrpd};
 use crate::vrrpd::reload::Plan;
+use crate::vrrpd::status::Status;
 
 /// Any error that stops the daemon (logged by the binary).
 pub type Error = Box<dyn std::error::Error>;
+
+/// How often the VRRP status on the stats page is refreshed besides at every event.
+const STATUS_EVERY: Duration = Duration::from_secs(1);
 
 /// How long the balancer's listeners get to finish their connections once VRRP has stopped.
 const FINAL_DRAIN: Duration = Duration::from_secs(2);
@@ -51,7 +57,11 @@ struct VrrpThread {
 
 impl VrrpThread {
     /// Starts vrrpd's part of `config` on a thread and runtime of its own.
-    async fn start(config: &Config, options: &Options) -> Result<VrrpThread, Error> {
+    async fn start(
+        config: &Config,
+        options: &Options,
+        status: watch::Sender<Option<Status>>,
+    ) -> Result<VrrpThread, Error> {
         let (commands, mut commands_rx) = mpsc::channel(8);
         let (states_tx, states) = mpsc::unbounded_channel();
         let (ready_tx, ready) = oneshot::channel::<Result<(), String>>();
@@ -84,8 +94,14 @@ impl VrrpThread {
                     };
                     let _ = ready_tx.send(Ok(()));
                     let mut stopping = false;
+                    // The status the stats page shows: after every event, and each second
+                    // (counters, "seconds ago").
+                    let mut tick = tokio::time::interval(STATUS_EVERY);
                     loop {
                         tokio::select! {
+                            _ = tick.tick() => {
+                                status.send_replace(Some(vrrpd.status().await));
+                            }
                             command = commands_rx.recv(), if !stopping => match command {
                                 Some(ToVrrp::Reload(new, reply)) => {
                                     let _ = reply.send(vrrpd.reload(*new).await);
@@ -103,7 +119,10 @@ impl VrrpThread {
                             },
                             // Handled in the branch, not in the select: never cut short.
                             e = vrrpd.event() => match e {
-                                Some(e) => vrrpd.handle(e).await,
+                                Some(e) => {
+                                    vrrpd.handle(e).await;
+                                    status.send_replace(Some(vrrpd.status().await));
+                                }
                                 None => break,
                             },
                         }
@@ -248,8 +267,11 @@ pub async fn run(config: Config, options: Options) -> Result<(), Error> {
     let mut term = signal(SignalKind::terminate())?;
     let mut hup = signal(SignalKind::hangup())?;
     // The listeners first: bound (with IP_FREEBIND) before any instance can become Master.
-    let mut lbd = Lbd::start(&config.balancer).await?;
-    let mut vrrp = VrrpThread::start(&config, &options).await?;
+    // One page for both halves: the listeners, then the VRRP instances and their metrics.
+    let (status, page) = watch::channel(None);
+    let page: Arc<dyn SnapshotSource> = Arc::new(VrrpPage(page));
+    let mut lbd = Lbd::start_with(&config.balancer, Some(page)).await?;
+    let mut vrrp = VrrpThread::start(&config, &options, status).await?;
     let mut feeders = Feeders::start(&config, &lbd, &vrrp).await;
     let mut dog = watchdog(&config, &vrrp).await?;
     let mut states: HashMap<String, State> = HashMap::new();

@@ -13,7 +13,12 @@
 //!   ([`lb_core::proxy::HttpProxy::close_connections`]) and, once no connection is open (or at
 //!   `[hald] drain`), the instance sends priority 0 and removes its addresses.
 //!
+//! - one stats page for both halves: the listeners' page (`stats = { bind }` on a listener)
+//!   also shows the VRRP instances ([`page`]), in its JSON too, and serves vrrpd's metrics on
+//!   its `/metrics`.
+//!
 //! [`config`] reads the file (`hald --check`); [`daemon::run`] runs it.
 
 pub mod config;
 pub mod daemon;
+pub mod page;

@@ -18,7 +18,7 @@ use lb_core::proxy::{
     DrainReport, HttpProxy, HttpSettings, ProxyError, ProxyStats, ServerSettings, TcpProxy,
     TcpSettings,
 };
-use lb_core::stats_page::{Snapshot, StatsError, StatsServer};
+use lb_core::stats_page::{Snapshot, SnapshotSource, StatsError, StatsServer};
 
 /// Why lbd could not start (or reload) a listener.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +57,27 @@ pub struct Lbd {
 struct Shared {
     started: (Instant, SystemTime),
     listeners: Mutex<Vec<Running>>,
+    /// What a daemon that embeds lbd shows besides the listeners.
+    extra: Option<Arc<dyn SnapshotSource>>,
+}
+
+/// A stats page's view of the daemon: the listeners, then the embedder's sections and metrics.
+struct Page(Arc<Shared>);
+
+impl SnapshotSource for Page {
+    fn snapshot(&self) -> Snapshot {
+        let mut snapshot = self.0.snapshot();
+        if let Some(extra) = &self.0.extra {
+            snapshot.sections = extra.snapshot().sections;
+        }
+        snapshot
+    }
+
+    fn extra_metrics(&self, out: &mut String) {
+        if let Some(extra) = &self.0.extra {
+            extra.extra_metrics(out);
+        }
+    }
 }
 
 impl Shared {
@@ -120,6 +141,16 @@ impl Lbd {
     ///
     /// Outside a tokio runtime with IO and time enabled.
     pub async fn start(config: &Config) -> Result<Lbd, StartError> {
+        Lbd::start_with(config, None).await
+    }
+
+    /// [`start`](Self::start), with the stats pages also showing `extra`'s sections (of its
+    /// snapshot; its listeners are not read) and metrics: how hald puts its VRRP instances on
+    /// the balancer's page.
+    pub async fn start_with(
+        config: &Config,
+        extra: Option<Arc<dyn SnapshotSource>>,
+    ) -> Result<Lbd, StartError> {
         let limit = config.maxconn.map(ConnectionLimit::new);
         let mut listeners = Vec::with_capacity(config.listeners.len());
         for listener in &config.listeners {
@@ -129,6 +160,7 @@ impl Lbd {
             shared: Arc::new(Shared {
                 started: (Instant::now(), SystemTime::now()),
                 listeners: Mutex::new(listeners),
+                extra,
             }),
             maxconn: config.maxconn,
             limit,
@@ -150,8 +182,8 @@ impl Lbd {
             if self.pages.iter().any(|(s, _)| s == stats) {
                 continue;
             }
-            let shared = self.shared.clone();
-            let server = StatsServer::start(&stats.settings(), move || shared.snapshot()).await?;
+            let page = Page(self.shared.clone());
+            let server = StatsServer::start(&stats.settings(), page).await?;
             self.pages.push((stats.clone(), server));
         }
         Ok(())
