@@ -88,8 +88,8 @@ async fn a_backend_streaming_slow_bodies_gets_fewer_requests_while_they_stream()
         upstream("fast2", Duration::from_millis(1)),
         upstream("slow", Duration::from_secs(10)),
     ];
-    let mut balance = Balance::new(ServiceList::new(upstreams), LeastConnections::new())
-        .complete_on(CompleteOnBodyEnd);
+    // `Balance::http` is `new` + `complete_on(CompleteOnBodyEnd)`.
+    let mut balance = Balance::http(ServiceList::new(upstreams), LeastConnections::new());
     let set = balance.backends().clone();
 
     let mut readers = Vec::new();

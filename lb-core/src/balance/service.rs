@@ -141,9 +141,25 @@ where
     D: Discover,
     D::Key: Clone + Eq + Hash + fmt::Display,
 {
-    /// Balances over `discover`'s services with `algorithm`; requests carry no hash key.
+    /// Balances over `discover`'s services with `algorithm`; requests carry no hash key, and
+    /// a request counts in flight until its response arrives. For HTTP services, whose
+    /// responses stream a body after their head, [`Balance::http`] counts it until the body
+    /// ends.
     pub fn new(discover: D, algorithm: A) -> Self {
         Balance::with_set(discover, Arc::new(BackendSet::new(algorithm)), NoKey)
+    }
+
+    /// [`Balance::new`] for HTTP services (feature `http`): a request counts in flight until
+    /// its response body ends ([`CompleteOnBodyEnd`](crate::balance::CompleteOnBodyEnd)), so
+    /// a backend streaming slow bodies looks busy to least-connections and p2c, as in lb-core's
+    /// own proxy. The responses' bodies are wrapped in
+    /// [`InFlightBody`](crate::balance::InFlightBody).
+    #[cfg(feature = "http")]
+    pub fn http(
+        discover: D,
+        algorithm: A,
+    ) -> Balance<A, D, Req, NoKey, crate::balance::CompleteOnBodyEnd> {
+        Balance::new(discover, algorithm).complete_on(crate::balance::CompleteOnBodyEnd)
     }
 }
 
