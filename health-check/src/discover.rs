@@ -7,8 +7,8 @@
 //!   A flap removes and re-inserts the backend, so whatever the balancer kept about it (weight,
 //!   admin state, counters) starts over.
 //! - [`HealthDiscover::in_place`]: every service is inserted once, and health flaps are set on
-//!   a [`HealthTarget`] in place, for balancers with a backend set (`lb-core`'s, with feature
-//!   `lb-core`): a flap keeps the backend's weight, `maxconn`, admin state and counters, and a
+//!   a [`HealthTarget`] in place, for balancers with a backend set (`lb_core::BackendSet`): a
+//!   flap keeps the backend's weight, `maxconn`, admin state and counters, and a
 //!   backend that is down still counts as configured.
 //!
 //! Either way each monitor's current state is delivered when it is attached (not only its
@@ -29,8 +29,8 @@ use tower::discover::Change;
 use crate::{Health, Monitor, Status};
 
 /// Where [`HealthDiscover::in_place`] sets health: a balancer's backend set, which keeps the
-/// backend (weight, `maxconn`, admin state, counters) and changes only its health. With
-/// feature `lb-core`, `lb_core::BackendSet` is one.
+/// backend (weight, `maxconn`, admin state, counters) and changes only its health:
+/// `lb_core::BackendSet` is one.
 pub trait HealthTarget<K>: Send + Sync {
     /// `key` is attached with `health` (its monitor's current state), just before its service
     /// is yielded: add it if it is not a member yet, then set its health.
@@ -166,7 +166,7 @@ where
     }
 
     /// An empty set whose services stay in while down: health changes are set on `target`
-    /// (with feature `lb-core`, the balancer's `lb_core::BackendSet`), so a flap keeps the
+    /// (the balancer's `lb_core::BackendSet`), so a flap keeps the
     /// backend's weight, `maxconn`, admin state and counters. The stream yields an insertion
     /// per service when it is attached (after `target` has its current health) and a removal
     /// only when it is [`remove`](Self::remove)d or its monitor ends.
