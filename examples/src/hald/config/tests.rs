@@ -193,3 +193,21 @@ notify = { master = "echo '[listen] = x'" }
     assert_eq!(c.balancer.listeners[0].servers.len(), 1);
     assert_eq!(c.vrrp.instances[0].virtual_addresses.len(), 1);
 }
+
+#[test]
+fn an_instance_takes_every_vrrpd_key_virtual_mac_and_vip_backend_included() {
+    let text = file("").replace(
+        "priority = 101\n",
+        "priority = 101\nvirtual_mac = true\nvip_backend = { kind = \"exec\", add = \"/bin/true\", remove = \"/bin/true\" }\n",
+    );
+    let c = parse("hald.toml", &text).expect("valid");
+    let vi1 = &c.vrrp.instances[0];
+    assert!(vi1.virtual_mac);
+    assert_eq!(vi1.runs_on(), "vrrp.51");
+    assert!(matches!(
+        vi1.vip_backend,
+        crate::vrrpd::vip_backend::VipBackend::Exec(_)
+    ));
+    // The listener still follows the instance's address.
+    assert_eq!(c.listeners_of("VI_1"), ["web"]);
+}
