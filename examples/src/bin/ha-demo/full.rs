@@ -15,12 +15,12 @@
 
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use crate::load::{CLIENTS, Outcome, RATE};
 use crate::logs;
-use crate::netns::{Guard, Lab, LabError, epoch};
-use crate::scenarios::{Figures, Scenario};
+use crate::netns::{Guard, Lab, LabError};
+use crate::scenarios::{Figures, Narrator, Scenario};
 use crate::story::{CLIENT, Line, Node, VIP, VIP_PREFIX, VRID, advert_interval};
 
 /// The balancer hosts: the Master-to-be and the Backup.
@@ -91,43 +91,6 @@ pub(crate) struct Story {
     pub(crate) scenarios: Vec<(Scenario, Figures)>,
 }
 
-/// The story's clock, its timeline and its scenarios as they are run.
-struct Narrator {
-    start: f64,
-    lines: Vec<Line>,
-    scenarios: Vec<Scenario>,
-}
-
-impl Narrator {
-    fn at(&self, epoch_secs: f64) -> Duration {
-        Duration::from_secs_f64((epoch_secs - self.start).max(0.0))
-    }
-
-    fn say(&mut self, text: String) {
-        self.lines.push(Line {
-            at: self.at(crate::load::now()),
-            text,
-        });
-    }
-
-    /// A scenario begins now (and the previous one ends): `what` for the table, `told` for
-    /// the timeline.
-    fn scenario(&mut self, key: &'static str, what: String, told: &str, back: Option<&str>) {
-        let now = crate::load::now();
-        if let Some(last) = self.scenarios.last_mut() {
-            last.to = now;
-        }
-        self.say(format!("[{}] {what}{told}", self.scenarios.len() + 1));
-        self.scenarios.push(Scenario {
-            key,
-            what,
-            from: now,
-            to: f64::MAX,
-            back: back.map(str::to_owned),
-        });
-    }
-}
-
 /// Waits up to `within` for `log` to have a line containing all of `needles` logged after
 /// `after` (seconds since the epoch).
 fn wait_log(
@@ -164,11 +127,7 @@ fn wait_state(
 /// Builds the lab and runs the whole story in it. The caller tears the lab down afterwards.
 pub(crate) fn run(lab: &Lab) -> Result<Story, LabError> {
     let _guard = Guard(lab);
-    let mut n = Narrator {
-        start: epoch(SystemTime::now()),
-        lines: Vec::new(),
-        scenarios: Vec::new(),
-    };
+    let mut n = Narrator::new();
     let [h1, h2] = HOSTS;
     let backend_ips: Vec<Ipv4Addr> = BACKENDS.iter().map(|b| b.1).collect();
     lab.build(&[
@@ -221,11 +180,7 @@ pub(crate) fn run(lab: &Lab) -> Result<Story, LabError> {
     };
     n.say(format!("{}: hald in {}", h1.starts(), lab.ns(h1.name)));
     let h1_process = balancer(&h1, "h1", true)?;
-    lab.wait_for(
-        Duration::from_secs(5),
-        "h1 did not take the address",
-        || lab.has_vip(h1.name),
-    )?;
+    lab.wait_vip(h1.name, Duration::from_secs(5))?;
     n.say(format!("{}: hald in {}", h2.starts(), lab.ns(h2.name)));
     balancer(&h2, "h2", true)?;
     wait_state(lab, "h2.log", 0.0, "Backup", Duration::from_secs(5))?;
@@ -246,17 +201,20 @@ pub(crate) fn run(lab: &Lab) -> Result<Story, LabError> {
         None,
     );
     let t = crate::load::now();
-    if !lab.signal(victim, "-KILL", Duration::from_secs(3)) {
-        return Err(lab.failed(format!("{victim_name} did not die")));
-    }
-    let marked = format!("server {victim_name} ");
-    wait_log(
-        lab,
-        "h1.log",
-        t,
-        &[&marked, "marked down"],
-        Duration::from_secs(3),
-    )?;
+    lab.stop(victim, "-KILL", Duration::from_secs(3), victim_name)?;
+    let about_victim = format!("server {victim_name} ");
+    // The balancer logging `log` marks the victim `state` after `t`.
+    let marked = |log: &str, state: &str, t: f64| {
+        let state = format!("marked {state}");
+        wait_log(
+            lab,
+            log,
+            t,
+            &[&about_victim, &state],
+            Duration::from_secs(5),
+        )
+    };
+    marked("h1.log", "down", t)?;
     std::thread::sleep(Duration::from_secs(2));
 
     n.scenario(
@@ -265,20 +223,24 @@ pub(crate) fn run(lab: &Lab) -> Result<Story, LabError> {
         ": h1's hald SIGKILLed, no priority-0 advert",
         None,
     );
-    if !lab.signal(h1_process, "-KILL", Duration::from_secs(3)) {
-        return Err(lab.failed("h1's hald did not die".into()));
-    }
-    lab.wait_for(
-        Duration::from_secs(3),
-        "h2 did not take the address",
-        || lab.has_vip(h2.name),
-    )?;
-    std::thread::sleep(Duration::from_secs(2));
+    // h1's hald (process `i`) stops on `signal` within `within`, h2 takes the address.
+    let h1_stops = |i: usize, signal: &str, within: Duration| {
+        lab.stop(i, signal, within, "h1's hald")?;
+        lab.wait_vip(h2.name, Duration::from_secs(3))?;
+        std::thread::sleep(Duration::from_secs(2));
+        Ok::<_, LabError>(())
+    };
+    h1_stops(h1_process, "-KILL", Duration::from_secs(3))?;
     n.say("h1's hald restarted with preempt = false: back as Backup, h2 stays Master".into());
+    // The host whose balancer logs `log` rejoins as Backup after `t`, its checks run.
+    let rejoined = |log: &str, t: f64| {
+        wait_state(lab, log, t, "Backup", Duration::from_secs(5))?;
+        std::thread::sleep(Duration::from_secs(1));
+        Ok::<_, LabError>(())
+    };
     let t = crate::load::now();
     let h1_again = balancer(&h1, "h1-again", false)?;
-    wait_state(lab, "h1-again.log", t, "Backup", Duration::from_secs(5))?;
-    std::thread::sleep(Duration::from_secs(1));
+    rejoined("h1-again.log", t)?;
 
     n.scenario(
         "link_cut",
@@ -287,17 +249,12 @@ pub(crate) fn run(lab: &Lab) -> Result<Story, LabError> {
         None,
     );
     lab.link(h2.name, false)?;
-    lab.wait_for(
-        Duration::from_secs(3),
-        "h1 did not take the address",
-        || lab.has_vip(h1.name),
-    )?;
+    lab.wait_vip(h1.name, Duration::from_secs(3))?;
     std::thread::sleep(Duration::from_millis(2500));
     n.say("h2's link back".into());
     let t = crate::load::now();
     lab.link(h2.name, true)?;
-    wait_state(lab, "h2.log", t, "Backup", Duration::from_secs(5))?;
-    std::thread::sleep(Duration::from_secs(1));
+    rejoined("h2.log", t)?;
 
     n.scenario(
         "handover",
@@ -305,15 +262,7 @@ pub(crate) fn run(lab: &Lab) -> Result<Story, LabError> {
         ": SIGTERM to h1's hald, the Master",
         None,
     );
-    if !lab.signal(h1_again, "-TERM", Duration::from_secs(10)) {
-        return Err(lab.failed("h1's hald did not stop on SIGTERM".into()));
-    }
-    lab.wait_for(
-        Duration::from_secs(3),
-        "h2 did not take the address",
-        || lab.has_vip(h2.name),
-    )?;
-    std::thread::sleep(Duration::from_secs(2));
+    h1_stops(h1_again, "-TERM", Duration::from_secs(10))?;
 
     n.scenario(
         "backend_back",
@@ -323,17 +272,9 @@ pub(crate) fn run(lab: &Lab) -> Result<Story, LabError> {
     );
     let t = crate::load::now();
     backend(BACKENDS[VICTIM], &format!("{victim_name}-again.log"))?;
-    wait_log(
-        lab,
-        "h2.log",
-        t,
-        &[&marked, "marked up"],
-        Duration::from_secs(5),
-    )?;
+    marked("h2.log", "up", t)?;
     std::thread::sleep(Duration::from_millis(1500));
-    if let Some(last) = n.scenarios.last_mut() {
-        last.to = crate::load::now();
-    }
+    n.end();
     lab.signal(load, "-KILL", Duration::from_secs(3));
     n.say("the load stops".into());
 
@@ -341,35 +282,21 @@ pub(crate) fn run(lab: &Lab) -> Result<Story, LabError> {
     for (host, log) in [("h1", "h1.log"), ("h1", "h1-again.log"), ("h2", "h2.log")] {
         let text = lab.log(log);
         for c in logs::changes(&text) {
-            n.lines.push(Line {
-                at: n.at(c.at),
-                text: format!("{host}: {} -> {} ({})", c.from, c.to, c.reason),
-            });
+            n.said(
+                c.at,
+                format!("{host}: {} -> {} ({})", c.from, c.to, c.reason),
+            );
         }
-        let told: Vec<(f64, String)> = logs::events(&text, &marked)
+        let told: Vec<(f64, String)> = logs::events(&text, &about_victim)
             .into_iter()
             .chain(logs::events(&text, "connections drained"))
             .collect();
         for (at, message) in told {
-            n.lines.push(Line {
-                at: n.at(at),
-                text: format!("{host}: {message}"),
-            });
+            n.said(at, format!("{host}: {message}"));
         }
     }
-    n.lines.sort_by_key(|l| l.at);
-    let scenarios = n
-        .scenarios
-        .into_iter()
-        .map(|s| {
-            let f = s.figures(&outcomes);
-            (s, f)
-        })
-        .collect();
-    Ok(Story {
-        lines: n.lines,
-        scenarios,
-    })
+    let (lines, scenarios) = n.finish(&outcomes);
+    Ok(Story { lines, scenarios })
 }
 
 /// The report: the timeline, the table, the theory, and the `result:` line.

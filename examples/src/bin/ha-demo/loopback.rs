@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 
 use crate::full::{BACKENDS, listener};
 use crate::load::{self, Outcome};
-use crate::scenarios::{Figures, Scenario};
+use crate::scenarios::{Figures, Narrator, Scenario};
 use crate::story::Line;
 
 /// How the balancer half went.
@@ -34,31 +34,27 @@ fn backend(listener: TcpListener, name: &str) -> JoinHandle<()> {
     tokio::spawn(crate::backend::serve(listener, name.to_owned()))
 }
 
-/// Waits up to `within` for server `name` of `lbd`'s listener to be `health`: when it was.
-async fn health_of(lbd: &Lbd, name: &str, health: Health, within: Duration) -> Option<f64> {
-    let deadline = tokio::time::Instant::now() + within;
+/// Waits up to 3 s for server `name` of `lbd`'s listener to be `health`, and says when.
+async fn told(n: &mut Narrator, lbd: &Lbd, name: &str, health: Health) {
+    let since = load::now();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
     while tokio::time::Instant::now() < deadline {
         let servers = lbd.server_health("web").unwrap_or_default();
         if let Some((_, status)) = servers.iter().find(|(n, _)| n == name)
             && status.borrow().health == health
         {
-            return Some(load::now());
+            let state = if health == Health::Up { "up" } else { "down" };
+            let after = (load::now() - since) * 1000.0;
+            n.say(format!("lbd: {name} marked {state}, {after:.1} ms after"));
+            return;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    None
 }
 
 /// Runs the balancer half: errors are reported as text.
 pub(crate) async fn run() -> Result<Half, String> {
-    let start = load::now();
-    let mut lines = Vec::new();
-    let say = |lines: &mut Vec<Line>, text: String| {
-        lines.push(Line {
-            at: Duration::from_secs_f64((load::now() - start).max(0.0)),
-            text,
-        });
-    };
+    let mut n = Narrator::new();
     let io = |e: std::io::Error| format!("loopback: {e}");
     let mut servers = Vec::new();
     let mut tasks = Vec::new();
@@ -75,17 +71,11 @@ pub(crate) async fn run() -> Result<Half, String> {
     let lbd = Lbd::start(&config)
         .await
         .map_err(|e| format!("starting the balancer: {e}"))?;
-    say(
-        &mut lines,
-        format!(
-            "lbd's balancer on {listen} over {}",
-            servers
-                .iter()
-                .map(|(n, a)| format!("{n} ({a})"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    );
+    let named: Vec<String> = servers.iter().map(|(n, a)| format!("{n} ({a})")).collect();
+    n.say(format!(
+        "lbd's balancer on {listen} over {}",
+        named.join(", ")
+    ));
     // The servers pass their first checks (rise 2 at 200 ms).
     tokio::time::sleep(Duration::from_millis(600)).await;
     let outcomes = Arc::new(Mutex::new(Vec::<Outcome>::new()));
@@ -93,45 +83,34 @@ pub(crate) async fn run() -> Result<Half, String> {
     let clients = load::start(listen, move |o| {
         sink.lock().unwrap_or_else(|p| p.into_inner()).push(o);
     });
-    say(
-        &mut lines,
-        format!(
-            "the load: {} keep-alive HTTP clients, {} GET/s each",
-            load::CLIENTS,
-            load::RATE
-        ),
-    );
+    n.say(format!(
+        "the load: {} keep-alive HTTP clients, {} GET/s each",
+        load::CLIENTS,
+        load::RATE
+    ));
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
     let (victim, victim_addr) = servers[1];
-    let killed = load::now();
-    say(&mut lines, format!("[1] backend {victim} killed"));
+    n.scenario(
+        "backend_killed",
+        format!("backend {victim} killed"),
+        "",
+        None,
+    );
     tasks[1].abort();
-    if let Some(at) = health_of(&lbd, victim, Health::Down, Duration::from_secs(3)).await {
-        say(
-            &mut lines,
-            format!(
-                "lbd: {victim} marked down, {:.1} ms after",
-                (at - killed) * 1000.0
-            ),
-        );
-    }
+    told(&mut n, &lbd, victim, Health::Down).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let back = load::now();
-    say(&mut lines, format!("[2] backend {victim} back"));
+    n.scenario(
+        "backend_back",
+        format!("backend {victim} back"),
+        "",
+        Some(victim),
+    );
     let l = TcpListener::bind(victim_addr).await.map_err(io)?;
     tasks[1] = backend(l, victim);
-    if let Some(at) = health_of(&lbd, victim, Health::Up, Duration::from_secs(3)).await {
-        say(
-            &mut lines,
-            format!(
-                "lbd: {victim} marked up, {:.1} ms after",
-                (at - back) * 1000.0
-            ),
-        );
-    }
+    told(&mut n, &lbd, victim, Health::Up).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let end = load::now();
+    n.end();
     for c in clients {
         c.abort();
     }
@@ -140,28 +119,7 @@ pub(crate) async fn run() -> Result<Half, String> {
         t.abort();
     }
     let outcomes = outcomes.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    let scenarios = [
-        Scenario {
-            key: "backend_killed",
-            what: format!("backend {victim} killed"),
-            from: killed,
-            to: back,
-            back: None,
-        },
-        Scenario {
-            key: "backend_back",
-            what: format!("backend {victim} back"),
-            from: back,
-            to: end,
-            back: Some(victim.to_owned()),
-        },
-    ]
-    .into_iter()
-    .map(|s| {
-        let f = s.figures(&outcomes);
-        (s, f)
-    })
-    .collect();
+    let (lines, scenarios) = n.finish(&outcomes);
     Ok(Half {
         listen,
         lines,

@@ -75,13 +75,18 @@ fn main() -> ExitCode {
             "--vrrp-only" => vrrp_only = true,
             "--router" => {
                 return match args.next() {
-                    Some(config) => router(&config),
+                    Some(path) => daemon("vrrpd", &path, config::parse, daemon::run),
                     None => usage("--router needs a config file"),
                 };
             }
             "--balancer" => {
                 return match args.next() {
-                    Some(config) => balancer(&config),
+                    Some(path) => daemon(
+                        "hald",
+                        &path,
+                        examples::hald::config::parse,
+                        examples::hald::daemon::run,
+                    ),
                     None => usage("--balancer needs a config file"),
                 };
             }
@@ -349,60 +354,34 @@ impl FormatTime for EpochTime {
     }
 }
 
-/// Logs on stderr with [`EpochTime`] stamps (the story reads them), and the status socket
-/// beside the config, in the demo's temp dir, not in /run.
-fn daemon_setup(path: &str) -> Option<std::path::PathBuf> {
+/// `--router CONFIG` and `--balancer CONFIG`: `program`'s daemon (vrrpd's, hald's) on the
+/// file at `path`, read and checked by `parse`, in whatever namespace this runs in. It logs on
+/// stderr with [`EpochTime`] stamps (the story reads them); its status socket is beside the
+/// file, in the demo's temp dir, not in /run.
+fn daemon<C, F, E>(
+    program: &str,
+    path: &str,
+    parse: impl FnOnce(&str, &str) -> Result<C, Vec<examples::diagnostics::ConfigError>>,
+    run: impl FnOnce(C, daemon::Options) -> F,
+) -> ExitCode
+where
+    C: examples::cli::Checked,
+    F: Future<Output = Result<(), E>>,
+    E: fmt::Display,
+{
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .with_target(false)
         .with_timer(EpochTime)
         .init();
-    Some(std::path::Path::new(path).with_extension("sock"))
-}
-
-/// How a daemon of the story ended.
-fn ended(result: Result<(), impl fmt::Display>) -> ExitCode {
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// `--router CONFIG`: vrrpd's daemon on `config`, in whatever namespace this runs in.
-fn router(path: &str) -> ExitCode {
-    let status_socket = daemon_setup(path);
-    let config =
-        match examples::diagnostics::load_at_start("vrrpd", path, config::parse, |c| &c.warnings) {
-            Ok(c) => c,
-            Err(code) => return code,
-        };
+    let config = match examples::diagnostics::load_at_start(program, path, parse, C::warnings) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
     let options = daemon::Options {
         config_file: path.into(),
-        status_socket,
+        status_socket: Some(std::path::Path::new(path).with_extension("sock")),
     };
-    block_on("--router", async {
-        ended(daemon::run(config, options).await)
-    })
-}
-
-/// `--balancer CONFIG`: hald's daemon on `config`, in whatever namespace this runs in.
-fn balancer(path: &str) -> ExitCode {
-    use examples::hald::{config, daemon};
-    let status_socket = daemon_setup(path);
-    let config =
-        match examples::diagnostics::load_at_start("hald", path, config::parse, |c| &c.warnings) {
-            Ok(c) => c,
-            Err(code) => return code,
-        };
-    let options = daemon::Options {
-        config_file: path.into(),
-        status_socket,
-    };
-    block_on("--balancer", async {
-        ended(daemon::run(config, options).await)
-    })
+    examples::cli::run_current_thread(program, run(config, options))
 }

@@ -247,6 +247,27 @@ impl Lab {
         false
     }
 
+    /// [`Lab::signal`], an error naming `what` unless it exits within `within`.
+    pub(crate) fn stop(
+        &self,
+        i: usize,
+        signal: &str,
+        within: Duration,
+        what: &str,
+    ) -> Result<(), LabError> {
+        if self.signal(i, signal, within) {
+            Ok(())
+        } else {
+            Err(self.failed(format!("{what} did not exit on SIG{}", &signal[1..])))
+        }
+    }
+
+    /// Waits up to `within` for `host` to hold the virtual address.
+    pub(crate) fn wait_vip(&self, host: &str, within: Duration) -> Result<(), LabError> {
+        let what = format!("{host} did not take the address");
+        self.wait_for(within, &what, || self.has_vip(host))
+    }
+
     pub(crate) fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self.dir.join(name)).unwrap_or_default()
     }
@@ -399,11 +420,7 @@ pub(crate) fn run(lab: &Lab) -> Result<Outcome, LabError> {
         )
     };
     let r1 = router(&first, &mut lines)?;
-    lab.wait_for(
-        Duration::from_secs(5),
-        "r1 did not take the address",
-        || lab.has_vip(first.name),
-    )?;
+    lab.wait_vip(first.name, Duration::from_secs(5))?;
     let r2 = router(&second, &mut lines)?;
     lab.wait_for(Duration::from_secs(5), "r2 did not enter Backup", || {
         lab.log("r2.log").contains("to=Backup")
@@ -427,14 +444,8 @@ pub(crate) fn run(lab: &Lab) -> Result<Outcome, LabError> {
     });
     lab.ip(&["-n", &lab.ns(first.name), "link", "set", "eth0", "down"])
         .map_err(|e| lab.failed(format!("cutting r1's link: {e}")))?;
-    if !lab.signal(r1, "-KILL", Duration::from_secs(5)) {
-        return Err(lab.failed("r1 did not die".into()));
-    }
-    lab.wait_for(
-        Duration::from_secs(5),
-        "r2 did not take the address",
-        || lab.has_vip(second.name),
-    )?;
+    lab.stop(r1, "-KILL", Duration::from_secs(5), "r1")?;
+    lab.wait_vip(second.name, Duration::from_secs(5))?;
     lines.push(Line {
         at: at(SystemTime::now()),
         text: format!("{VIP} is on {}'s eth0", lab.ns(second.name)),

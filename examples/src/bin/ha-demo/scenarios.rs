@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::load::{CLIENTS, Outcome, RATE};
-use crate::story::ms;
+use crate::story::{Line, ms};
 
 /// A gap between two answers longer than this counts as trouble (the load answers every
 /// 1 / ([`CLIENTS`] x [`RATE`]) s, 2.5 ms, when all is well).
@@ -24,6 +24,88 @@ pub(crate) struct Scenario {
     pub(crate) to: f64,
     /// Recovered only once this backend answers again (a backend brought back).
     pub(crate) back: Option<String>,
+}
+
+/// The story's clock, its timeline and its scenarios as they are run.
+pub(crate) struct Narrator {
+    start: f64,
+    pub(crate) lines: Vec<Line>,
+    scenarios: Vec<Scenario>,
+}
+
+impl Narrator {
+    /// The story starts now.
+    pub(crate) fn new() -> Narrator {
+        Narrator {
+            start: crate::load::now(),
+            lines: Vec::new(),
+            scenarios: Vec::new(),
+        }
+    }
+
+    /// `epoch_secs` (seconds since the epoch) on the story's clock.
+    pub(crate) fn at(&self, epoch_secs: f64) -> Duration {
+        Duration::from_secs_f64((epoch_secs - self.start).max(0.0))
+    }
+
+    /// A line of the timeline, now.
+    pub(crate) fn say(&mut self, text: String) {
+        self.said(crate::load::now(), text);
+    }
+
+    /// A line of the timeline at `epoch_secs` (seconds since the epoch).
+    pub(crate) fn said(&mut self, epoch_secs: f64, text: String) {
+        self.lines.push(Line {
+            at: self.at(epoch_secs),
+            text,
+        });
+    }
+
+    /// A scenario begins now (and the previous one ends): `what` for the table, `told` for
+    /// the timeline.
+    pub(crate) fn scenario(
+        &mut self,
+        key: &'static str,
+        what: String,
+        told: &str,
+        back: Option<&str>,
+    ) {
+        let now = crate::load::now();
+        if let Some(last) = self.scenarios.last_mut() {
+            last.to = now;
+        }
+        self.say(format!("[{}] {what}{told}", self.scenarios.len() + 1));
+        self.scenarios.push(Scenario {
+            key,
+            what,
+            from: now,
+            to: f64::MAX,
+            back: back.map(str::to_owned),
+        });
+    }
+
+    /// The last scenario ends now: when.
+    pub(crate) fn end(&mut self) -> f64 {
+        let now = crate::load::now();
+        if let Some(last) = self.scenarios.last_mut() {
+            last.to = now;
+        }
+        now
+    }
+
+    /// The timeline in order, and each scenario with what `outcomes` show in it.
+    pub(crate) fn finish(mut self, outcomes: &[Outcome]) -> (Vec<Line>, Vec<(Scenario, Figures)>) {
+        self.lines.sort_by_key(|l| l.at);
+        let scenarios = self
+            .scenarios
+            .into_iter()
+            .map(|s| {
+                let f = s.figures(outcomes);
+                (s, f)
+            })
+            .collect();
+        (self.lines, scenarios)
+    }
 }
 
 /// What the load saw in one scenario's window.
