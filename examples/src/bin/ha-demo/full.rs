@@ -307,11 +307,18 @@ pub(crate) fn report(story: &Story) -> String {
     let mdi = |h: &Node| crate::story::ms(crate::story::master_down_interval(h.priority));
     let _ = writeln!(
         out,
-        "Theory (RFC 5798 §6.4.2): a Backup takes over when it has heard no advert for\n\
-         Master_Down_Interval = 3 x {} + Skew_Time: {} for {} (priority {}), {} for {} ({});\n\
-         a killed balancer or a cut link costs about that, a planned handover sends priority 0\n\
-         once its clients are drained (Skew_Time later the Backup is Master), and a killed\n\
-         backend is retried on another server (redispatch) until the checks mark it down.",
+        "\nTheory (RFC 5798 §6.4.2): a Backup takes over when it has heard no advert for\n\
+         Master_Down_Interval = 3 x {} + Skew_Time: {} for {} (priority {}), {} for {} ({}),\n\
+         counted from the last advert, which left up to one interval before the failure.\n\
+         - A killed balancer leaves its host holding the address with nothing listening: its\n\
+         \x20\x20kernel refuses new connections (the failed requests) until the new Master's\n\
+         \x20\x20gratuitous ARPs move the client. A cut link only loses what was in flight; TCP\n\
+         \x20\x20resends it, to the new Master, which resets it.\n\
+         - A planned handover drains first (`Connection: close`, new SYNs ignored), then sends\n\
+         \x20\x20priority 0: the Backup is Master a Skew_Time later. No request fails; the clients\n\
+         \x20\x20told to close wait for their SYN to be sent again (1 s), to the new Master: the gap.\n\
+         - A killed backend is retried on another server (`redispatch`) until the checks mark\n\
+         \x20\x20it down (2 failed checks at 200 ms); back, it takes requests after 2 good ones.",
         crate::story::ms(advert_interval().as_duration()),
         mdi(&h2),
         h2.name,
