@@ -21,6 +21,19 @@ fn demo(args: &[&str]) -> Output {
         .expect("ha-demo runs")
 }
 
+/// The demo's output after a run that succeeded (printed, for `--nocapture`).
+fn demo_ok(args: &[&str]) -> String {
+    let out = demo(args);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{text}");
+    text
+}
+
 /// `key=VALUEs` from the `result:` line.
 fn figure(out: &str, key: &str) -> f64 {
     let line = out
@@ -74,14 +87,7 @@ fn simulated_story_prints_the_takeover_within_master_down_interval() {
 
 #[test]
 fn without_namespaces_the_balancer_half_runs_on_loopback_and_vrrp_on_the_simulator() {
-    let out = demo(&["--simulate"]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    eprintln!("{text}");
+    let text = demo_ok(&["--simulate"]);
     assert!(text.contains("The balancer half, on loopback"), "{text}");
     assert!(text.contains("lbd: s2 marked down"), "{text}");
     assert!(text.contains("The VRRP half, on the simulator"), "{text}");
@@ -98,12 +104,17 @@ fn prerequisites(test: &str) -> bool {
     lab::netlab_or_skip(test, &[("ip", "-V")]).is_some()
 }
 
-/// The namespaces `text` says it deleted, in its `cleaned up:` line.
-fn deleted(text: &str) -> String {
-    text.lines()
+/// `text` says it deleted the namespaces of `hosts` (`cl`, ... `sw`), in that order, and none
+/// named after it is left.
+fn all_deleted(text: &str, hosts: &[&str]) {
+    let prefix = prefix(text);
+    let deleted = text
+        .lines()
         .find_map(|l| l.strip_prefix("cleaned up: deleted namespaces "))
-        .unwrap_or_else(|| panic!("no cleanup line in\n{text}"))
-        .to_owned()
+        .unwrap_or_else(|| panic!("no cleanup line in\n{text}"));
+    let expected: Vec<String> = hosts.iter().map(|h| format!("{prefix}{h}")).collect();
+    assert_eq!(deleted, expected.join(", "), "{text}");
+    assert_eq!(namespaces_named(&prefix), Vec::<String>::new());
 }
 
 #[test]
@@ -113,14 +124,7 @@ fn the_whole_story_fails_no_request_on_a_killed_backend_or_a_planned_handover() 
         return;
     }
     let started = Instant::now();
-    let out = demo(&[]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    eprintln!("{text}");
+    let text = demo_ok(&[]);
     assert!(started.elapsed() < Duration::from_secs(60), "{text}");
     assert!(text.contains("result: mode=namespaces "), "{text}");
     for (key, what) in [
@@ -155,13 +159,7 @@ fn the_whole_story_fails_no_request_on_a_killed_backend_or_a_planned_handover() 
     assert!(figure(&text, "handover.gap") < 3.0, "{text}");
     assert!(text.contains("h2: Backup -> Master (MasterDown)"), "{text}");
     assert!(text.contains("h1: connections drained"), "{text}");
-    let prefix = prefix(&text);
-    assert_eq!(
-        deleted(&text),
-        format!("{prefix}cl, {prefix}be, {prefix}h2, {prefix}h1, {prefix}sw"),
-        "{text}"
-    );
-    assert_eq!(namespaces_named(&prefix), Vec::<String>::new());
+    all_deleted(&text, &["cl", "be", "h2", "h1", "sw"]);
 }
 
 #[test]
@@ -169,14 +167,7 @@ fn namespace_story_measures_the_outage_and_leaves_no_namespace() {
     if !prerequisites("namespace_story_measures_the_outage_and_leaves_no_namespace") {
         return;
     }
-    let out = demo(&["--vrrp-only"]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    eprintln!("{text}");
+    let text = demo_ok(&["--vrrp-only"]);
     assert!(text.contains("r1: Backup -> Master (MasterDown)"), "{text}");
     assert!(text.contains("r2: Backup -> Master (MasterDown)"), "{text}");
     let takeover = figure(&text, "takeover");
@@ -201,13 +192,7 @@ fn namespace_story_measures_the_outage_and_leaves_no_namespace() {
         lost >= (outage * 100.0 - 3.0).floor(),
         "lost {lost}\n{text}"
     );
-    let prefix = prefix(&text);
-    assert_eq!(
-        deleted(&text),
-        format!("{prefix}cl, {prefix}r2, {prefix}r1, {prefix}sw"),
-        "{text}"
-    );
-    assert_eq!(namespaces_named(&prefix), Vec::<String>::new());
+    all_deleted(&text, &["cl", "r2", "r1", "sw"]);
 }
 
 #[test]
