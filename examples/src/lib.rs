@@ -7,7 +7,8 @@
 //!   of `lb_core::proxy` (lb-core's features `proxy` and `proxy-tls`).
 //! - `vrrpdump` prints the VRRP advertisements seen in a network namespace, decoded and
 //!   checked by [`vrrp_core`]; `vipctl` adds, removes and announces virtual addresses
-//!   with `ip-manager`; `ha-demo` tells keepalived's failover story with these crates.
+//!   with `ip-manager`; `ha-demo` tells the whole story (two hald hosts, backends, HTTP load,
+//!   five failures) with these crates.
 //! - [`diagnostics`] and [`duration`]: what the daemons' configuration checkers share;
 //!   [`prometheus`]: lb-core's metrics text writer, named for vrrpd's `/metrics`; [`cli`]: the
 //!   end of their argument loops.

@@ -1,6 +1,9 @@
-//! `ha-demo` as a new user runs it: on the simulator (always) and in network namespaces (as
-//! root): the takeover is printed, the figures are within Master_Down_Interval's bounds, and no
-//! namespace is left behind, also when the demo is interrupted.
+//! `ha-demo` as a new user runs it. As root, the whole story in network namespaces: no request
+//! fails when a backend is killed, on the planned handover and when the backend is back; a
+//! killed balancer and a cut link cost about Master_Down_Interval; no namespace is left
+//! behind, also when the demo is interrupted. Without namespaces (`--simulate`): the balancer
+//! half on loopback (no failed request) and the VRRP half on the simulator. And the VRRP-only
+//! story (`--vrrp-only`), on the simulator and in namespaces.
 
 mod lab;
 
@@ -16,6 +19,19 @@ fn demo(args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("ha-demo runs")
+}
+
+/// The demo's output after a run that succeeded (printed, for `--nocapture`).
+fn demo_ok(args: &[&str]) -> String {
+    let out = demo(args);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{text}");
+    text
 }
 
 /// `key=VALUEs` from the `result:` line.
@@ -53,7 +69,7 @@ fn namespaces_named(prefix: &str) -> Vec<String> {
 
 #[test]
 fn simulated_story_prints_the_takeover_within_master_down_interval() {
-    let out = demo(&["--simulate"]);
+    let out = demo(&["--vrrp-only", "--simulate"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("r2: Backup -> Master (MasterDown)"), "{text}");
@@ -65,12 +81,85 @@ fn simulated_story_prints_the_takeover_within_master_down_interval() {
     );
     assert_eq!(figure(&text, "master_down_interval"), 0.3609);
     // Deterministic: the same story twice.
-    let again = demo(&["--simulate"]);
+    let again = demo(&["--vrrp-only", "--simulate"]);
     assert_eq!(again.stdout, out.stdout);
+}
+
+#[test]
+fn without_namespaces_the_balancer_half_runs_on_loopback_and_vrrp_on_the_simulator() {
+    let text = demo_ok(&["--simulate"]);
+    assert!(text.contains("The balancer half, on loopback"), "{text}");
+    assert!(text.contains("lbd: s2 marked down"), "{text}");
+    assert!(text.contains("The VRRP half, on the simulator"), "{text}");
+    assert!(text.contains("result: mode=loopback+simulator "), "{text}");
+    // Redispatch: the killed backend costs no request; the one back answers within seconds.
+    assert_eq!(figure(&text, "backend_killed.failed"), 0.0, "{text}");
+    assert_eq!(figure(&text, "backend_back.failed"), 0.0, "{text}");
+    assert!(figure(&text, "backend_back.recovered") < 3.0, "{text}");
+    let takeover = figure(&text, "takeover");
+    assert!(takeover > MDI - INTERVAL && takeover <= MDI, "{text}");
 }
 
 fn prerequisites(test: &str) -> bool {
     lab::netlab_or_skip(test, &[("ip", "-V")]).is_some()
+}
+
+/// `text` says it deleted the namespaces of `hosts` (`cl`, ... `sw`), in that order, and none
+/// named after it is left.
+fn all_deleted(text: &str, hosts: &[&str]) {
+    let prefix = prefix(text);
+    let deleted = text
+        .lines()
+        .find_map(|l| l.strip_prefix("cleaned up: deleted namespaces "))
+        .unwrap_or_else(|| panic!("no cleanup line in\n{text}"));
+    let expected: Vec<String> = hosts.iter().map(|h| format!("{prefix}{h}")).collect();
+    assert_eq!(deleted, expected.join(", "), "{text}");
+    assert_eq!(namespaces_named(&prefix), Vec::<String>::new());
+}
+
+#[test]
+fn the_whole_story_fails_no_request_on_a_killed_backend_or_a_planned_handover() {
+    if !prerequisites("the_whole_story_fails_no_request_on_a_killed_backend_or_a_planned_handover")
+    {
+        return;
+    }
+    let started = Instant::now();
+    let text = demo_ok(&[]);
+    assert!(started.elapsed() < Duration::from_secs(60), "{text}");
+    assert!(text.contains("result: mode=namespaces "), "{text}");
+    for (key, what) in [
+        ("backend_killed", "backend s2 killed"),
+        ("balancer_killed", "Master's balancer killed"),
+        ("link_cut", "Master host's link cut"),
+        ("handover", "planned handover"),
+        ("backend_back", "backend s2 back"),
+    ] {
+        assert!(text.contains(what), "{what}\n{text}");
+        // Every scenario recovers, and within seconds.
+        assert!(
+            figure(&text, &format!("{key}.recovered")) < 5.0,
+            "{key}\n{text}"
+        );
+    }
+    // Redispatch, the drain, and the checks' rise: no request fails.
+    for key in ["backend_killed", "handover", "backend_back"] {
+        assert_eq!(
+            figure(&text, &format!("{key}.failed")),
+            0.0,
+            "{key}\n{text}"
+        );
+    }
+    // The other host takes over after its Master_Down_Interval (h1's is shorter than h2's),
+    // with room for a loaded machine's scheduling.
+    for key in ["balancer_killed", "link_cut"] {
+        let recovered = figure(&text, &format!("{key}.recovered"));
+        assert!(recovered < MDI + 1.0, "{key}: {recovered}\n{text}");
+    }
+    // The drained clients come back within a SYN retransmission (1 s).
+    assert!(figure(&text, "handover.gap") < 3.0, "{text}");
+    assert!(text.contains("h2: Backup -> Master (MasterDown)"), "{text}");
+    assert!(text.contains("h1: connections drained"), "{text}");
+    all_deleted(&text, &["cl", "be", "h2", "h1", "sw"]);
 }
 
 #[test]
@@ -78,14 +167,7 @@ fn namespace_story_measures_the_outage_and_leaves_no_namespace() {
     if !prerequisites("namespace_story_measures_the_outage_and_leaves_no_namespace") {
         return;
     }
-    let out = demo(&[]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    eprintln!("{text}");
+    let text = demo_ok(&["--vrrp-only"]);
     assert!(text.contains("r1: Backup -> Master (MasterDown)"), "{text}");
     assert!(text.contains("r2: Backup -> Master (MasterDown)"), "{text}");
     let takeover = figure(&text, "takeover");
@@ -110,14 +192,7 @@ fn namespace_story_measures_the_outage_and_leaves_no_namespace() {
         lost >= (outage * 100.0 - 3.0).floor(),
         "lost {lost}\n{text}"
     );
-    let prefix = prefix(&text);
-    assert!(
-        text.contains(&format!(
-            "cleaned up: deleted namespaces {prefix}cl, {prefix}r2, {prefix}r1, {prefix}sw"
-        )),
-        "{text}"
-    );
-    assert_eq!(namespaces_named(&prefix), Vec::<String>::new());
+    all_deleted(&text, &["cl", "r2", "r1", "sw"]);
 }
 
 #[test]
@@ -131,13 +206,13 @@ fn an_interrupted_namespace_story_still_cleans_up() {
         .spawn()
         .expect("ha-demo starts");
     let prefix = format!("hd{}", child.id());
-    // Interrupt it once its routers run.
+    // Interrupt the whole story once its namespaces are up.
     let started = Instant::now();
-    while namespaces_named(&prefix).len() < 4 {
+    while namespaces_named(&prefix).len() < 5 {
         assert!(started.elapsed() < Duration::from_secs(10), "no namespaces");
         std::thread::sleep(Duration::from_millis(20));
     }
-    std::thread::sleep(Duration::from_millis(500));
+    std::thread::sleep(Duration::from_millis(1500));
     let _ = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status();

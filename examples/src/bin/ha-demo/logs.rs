@@ -83,6 +83,20 @@ pub(crate) fn changes(log: &str) -> Vec<Change> {
         .collect()
 }
 
+/// The lines of a log (timestamped as [`changes`] reads them) that contain `needle`: when
+/// (seconds since the epoch) and the message, without the level.
+pub(crate) fn events(log: &str, needle: &str) -> Vec<(f64, String)> {
+    log.lines()
+        .filter(|l| l.contains(needle))
+        .filter_map(|l| {
+            let mut words = l.splitn(2, char::is_whitespace);
+            let at = words.next()?.parse().ok()?;
+            let (_level, message) = words.next()?.trim_start().split_once(' ')?;
+            Some((at, message.trim().to_owned()))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,5 +138,16 @@ mod tests {
             "Preempted { by: 10.99.0.11, priority: Priority(150) }"
         );
         assert!((c[0].at - 1_732_370_000.101).abs() < 1e-6);
+        let drained = events(
+            "1732370000.200000  INFO connections drained: sending priority 0 left=0\n",
+            "drained",
+        );
+        assert_eq!(
+            drained,
+            [(
+                1_732_370_000.2,
+                "connections drained: sending priority 0 left=0".to_owned()
+            )]
+        );
     }
 }

@@ -9,6 +9,7 @@
 //! [`Guard`]) and on SIGINT / SIGTERM / SIGHUP (from `main`).
 
 use std::fs::File;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
@@ -68,7 +69,7 @@ pub(crate) struct Lab {
 }
 
 /// Tears the lab down if the story panics.
-struct Guard<'a>(&'a Lab);
+pub(crate) struct Guard<'a>(pub(crate) &'a Lab);
 
 impl Drop for Guard<'_> {
     fn drop(&mut self) {
@@ -127,8 +128,8 @@ impl Lab {
         Ok(name)
     }
 
-    /// The bridge and three hosts on it.
-    fn build(&self) -> Result<(), LabError> {
+    /// The bridge and `hosts` on it, each with its addresses (/24) on its `eth0`.
+    pub(crate) fn build(&self, hosts: &[(&str, &[Ipv4Addr])]) -> Result<(), LabError> {
         std::fs::create_dir_all(&self.dir).map_err(|e| LabError::Setup {
             args: format!("(creating {})", self.dir.display()),
             stderr: e.to_string(),
@@ -152,12 +153,7 @@ impl Lab {
             "0",
         ])?;
         self.ip(&["-n", &sw, "link", "set", "br0", "up"])?;
-        let hosts = [
-            (ROUTERS[0].name, ROUTERS[0].address),
-            (ROUTERS[1].name, ROUTERS[1].address),
-            ("cl", CLIENT),
-        ];
-        for (host, address) in hosts {
+        for (host, addresses) in hosts {
             let ns = self.add_namespace(host)?;
             let port = format!("to-{host}");
             // Both ends are made inside the lab: nothing appears in the caller's namespace.
@@ -168,22 +164,39 @@ impl Lab {
             self.ip(&["-n", &sw, "link", "set", &port, "master", "br0", "up"])?;
             self.ip(&["-n", &ns, "link", "set", "lo", "up"])?;
             self.ip(&["-n", &ns, "link", "set", "eth0", "up"])?;
-            self.ip(&[
-                "-n",
-                &ns,
-                "addr",
-                "add",
-                &format!("{address}/24"),
-                "dev",
-                "eth0",
-            ])?;
+            for address in *addresses {
+                self.ip(&[
+                    "-n",
+                    &ns,
+                    "addr",
+                    "add",
+                    &format!("{address}/24"),
+                    "dev",
+                    "eth0",
+                ])?;
+            }
         }
         Ok(())
     }
 
+    /// Sets `host`'s link `up` or down (`ip link set eth0 up|down` in its namespace).
+    pub(crate) fn link(&self, host: &str, up: bool) -> Result<(), LabError> {
+        let state = if up { "up" } else { "down" };
+        self.ip(&["-n", &self.ns(host), "link", "set", "eth0", state])
+            .map_err(|e| self.failed(format!("setting {host}'s link {state}: {e}")))
+    }
+
+    /// This binary, which the lab runs again in the namespaces.
+    pub(crate) fn exe() -> Result<PathBuf, LabError> {
+        std::env::current_exe().map_err(|source| LabError::Spawn {
+            what: "finding this binary to run in the namespaces".into(),
+            source,
+        })
+    }
+
     /// Runs `program args` in `host`'s namespace, stdout and stderr to `log` in the lab's
     /// directory; returns its index.
-    fn spawn(
+    pub(crate) fn spawn(
         &self,
         host: &str,
         program: &Path,
@@ -216,7 +229,7 @@ impl Lab {
 
     /// Sends `signal` (`-TERM`, `-INT`, `-KILL`) to child `i` (`ip netns exec` became the
     /// program, so this is its PID) and waits up to `within` for it to exit.
-    fn signal(&self, i: usize, signal: &str, within: Duration) -> bool {
+    pub(crate) fn signal(&self, i: usize, signal: &str, within: Duration) -> bool {
         let pid = match self.lock().children.get(i) {
             Some(c) => c.id().to_string(),
             None => return false,
@@ -234,11 +247,32 @@ impl Lab {
         false
     }
 
-    fn log(&self, name: &str) -> String {
+    /// [`Lab::signal`], an error naming `what` unless it exits within `within`.
+    pub(crate) fn stop(
+        &self,
+        i: usize,
+        signal: &str,
+        within: Duration,
+        what: &str,
+    ) -> Result<(), LabError> {
+        if self.signal(i, signal, within) {
+            Ok(())
+        } else {
+            Err(self.failed(format!("{what} did not exit on SIG{}", &signal[1..])))
+        }
+    }
+
+    /// Waits up to `within` for `host` to hold the virtual address.
+    pub(crate) fn wait_vip(&self, host: &str, within: Duration) -> Result<(), LabError> {
+        let what = format!("{host} did not take the address");
+        self.wait_for(within, &what, || self.has_vip(host))
+    }
+
+    pub(crate) fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self.dir.join(name)).unwrap_or_default()
     }
 
-    fn has_vip(&self, host: &str) -> bool {
+    pub(crate) fn has_vip(&self, host: &str) -> bool {
         Command::new("ip")
             .args([
                 "-n",
@@ -257,7 +291,7 @@ impl Lab {
     }
 
     /// Polls `done` every 5 ms for up to `within`.
-    fn wait_for(
+    pub(crate) fn wait_for(
         &self,
         within: Duration,
         what: &str,
@@ -276,7 +310,7 @@ impl Lab {
         Ok(())
     }
 
-    fn failed(&self, what: String) -> LabError {
+    pub(crate) fn failed(&self, what: String) -> LabError {
         self.lock().keep_logs = true;
         LabError::Story {
             what,
@@ -284,8 +318,17 @@ impl Lab {
         }
     }
 
+    /// Writes `text` to `name` in the lab's directory; its path.
+    pub(crate) fn write(&self, name: &str, text: &str) -> Result<PathBuf, LabError> {
+        let path = self.dir.join(name);
+        std::fs::write(&path, text).map_err(|e| LabError::Spawn {
+            what: format!("writing {}", path.display()),
+            source: e,
+        })?;
+        Ok(path)
+    }
+
     fn write_config(&self, node: &Node) -> Result<PathBuf, LabError> {
-        let path = self.dir.join(format!("{}.toml", node.name));
         let text = format!(
             "# ha-demo: {name} in namespace {ns}\n[[instance]]\nname = \"VI_1\"\ninterface = \"eth0\"\nvrid = {vrid}\npriority = {priority}\nversion = 3\nadvert_interval = \"{ms}ms\"\nvirtual_addresses = [\"{VIP}/{VIP_PREFIX}\"]\n",
             name = node.name,
@@ -294,11 +337,7 @@ impl Lab {
             priority = node.priority,
             ms = advert_interval().as_duration().as_millis(),
         );
-        std::fs::write(&path, text).map_err(|e| LabError::Spawn {
-            what: format!("writing {}", path.display()),
-            source: e,
-        })?;
-        Ok(path)
+        self.write(&format!("{}.toml", node.name), &text)
     }
 
     /// Kills every process of the lab, deletes its namespaces (and its logs unless a step
@@ -335,20 +374,25 @@ impl Lab {
     }
 }
 
-fn epoch(t: SystemTime) -> f64 {
+pub(crate) fn epoch(t: SystemTime) -> f64 {
     t.duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs_f64()
 }
 
-/// Builds the lab and runs the story in it. The caller tears the lab down afterwards.
+/// Builds the lab and runs the VRRP-only story in it (`--vrrp-only`). The caller tears the
+/// lab down afterwards.
 pub(crate) fn run(lab: &Lab) -> Result<Outcome, LabError> {
     let _guard = Guard(lab);
     let start = SystemTime::now();
     let at = |t: SystemTime| t.duration_since(start).unwrap_or_default();
     let since = |epoch_secs: f64| Duration::from_secs_f64((epoch_secs - epoch(start)).max(0.0));
     let mut lines = Vec::new();
-    lab.build()?;
+    lab.build(&[
+        (ROUTERS[0].name, &[ROUTERS[0].address]),
+        (ROUTERS[1].name, &[ROUTERS[1].address]),
+        ("cl", &[CLIENT]),
+    ])?;
     lines.push(Line {
         at: at(SystemTime::now()),
         text: format!(
@@ -359,10 +403,7 @@ pub(crate) fn run(lab: &Lab) -> Result<Outcome, LabError> {
             lab.ns("cl")
         ),
     });
-    let exe = std::env::current_exe().map_err(|source| LabError::Spawn {
-        what: "finding this binary to run the routers".into(),
-        source,
-    })?;
+    let exe = Lab::exe()?;
     let [first, second] = ROUTERS;
     let router = |node: &Node, lines: &mut Vec<Line>| -> Result<usize, LabError> {
         let config = lab.write_config(node)?;
@@ -379,11 +420,7 @@ pub(crate) fn run(lab: &Lab) -> Result<Outcome, LabError> {
         )
     };
     let r1 = router(&first, &mut lines)?;
-    lab.wait_for(
-        Duration::from_secs(5),
-        "r1 did not take the address",
-        || lab.has_vip(first.name),
-    )?;
+    lab.wait_vip(first.name, Duration::from_secs(5))?;
     let r2 = router(&second, &mut lines)?;
     lab.wait_for(Duration::from_secs(5), "r2 did not enter Backup", || {
         lab.log("r2.log").contains("to=Backup")
@@ -407,14 +444,8 @@ pub(crate) fn run(lab: &Lab) -> Result<Outcome, LabError> {
     });
     lab.ip(&["-n", &lab.ns(first.name), "link", "set", "eth0", "down"])
         .map_err(|e| lab.failed(format!("cutting r1's link: {e}")))?;
-    if !lab.signal(r1, "-KILL", Duration::from_secs(5)) {
-        return Err(lab.failed("r1 did not die".into()));
-    }
-    lab.wait_for(
-        Duration::from_secs(5),
-        "r2 did not take the address",
-        || lab.has_vip(second.name),
-    )?;
+    lab.stop(r1, "-KILL", Duration::from_secs(5), "r1")?;
+    lab.wait_vip(second.name, Duration::from_secs(5))?;
     lines.push(Line {
         at: at(SystemTime::now()),
         text: format!("{VIP} is on {}'s eth0", lab.ns(second.name)),
