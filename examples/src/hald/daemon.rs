@@ -212,6 +212,18 @@ impl Feeders {
     }
 }
 
+/// Stops the watchdog without blocking the balancer's runtime. Dropping a [`Watchdog`] joins
+/// its thread, which may be asleep for a whole period (500 ms by default) or waiting for a
+/// probe that this very runtime has to run: dropped here, on the runtime's only thread, it
+/// stalled every connection for up to period + timeout at the start of a planned handover
+/// (the drain and the VIP's move waited for it too). The thread sees the stop at once; it is
+/// joined on a thread of its own.
+fn stop_watchdog(dog: Option<Watchdog>) {
+    if let Some(dog) = dog {
+        std::thread::spawn(move || drop(dog));
+    }
+}
+
 /// The watchdog on the current runtime (the balancer's), setting every instance's
 /// [`WATCHDOG_TRACKER`] from its own thread.
 async fn watchdog(config: &Config, vrrp: &VrrpThread) -> Result<Option<Watchdog>, Error> {
@@ -278,7 +290,7 @@ pub async fn run(config: Config, options: Options) -> Result<(), Error> {
                 if let Some(new) = reload(&options, &running, &mut lbd, &vrrp, &states).await {
                     running = new;
                     feeders = Feeders::start(&running, &lbd, &vrrp).await;
-                    drop(dog.take());
+                    stop_watchdog(dog.take());
                     dog = watchdog(&running, &vrrp).await?;
                     // Instances still Master serve their listeners with keep-alive again.
                     for (name, state) in &states {
@@ -297,7 +309,7 @@ pub async fn run(config: Config, options: Options) -> Result<(), Error> {
         }
     }
     drop(feeders);
-    drop(dog);
+    stop_watchdog(dog);
     // Every listener hands its clients over; then VRRP hands the addresses over.
     let all: Vec<String> = running
         .balancer
@@ -380,4 +392,35 @@ async fn reload(
         Err(e) => error!("the balancer's reload failed part way: {e}"),
     }
     Some(new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn stopping_the_watchdog_does_not_block_the_runtime() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let (tell, told) = std::sync::mpsc::channel();
+            let config =
+                WatchdogConfig::default().every(Duration::from_secs(2), Duration::from_secs(1));
+            let dog = Watchdog::spawn(tokio::runtime::Handle::current(), config, move |h, _| {
+                let _ = tell.send(h);
+            })
+            .expect("watchdog");
+            // Its first probe is answered; its thread sleeps for the 2 s period now.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let started = Instant::now();
+            stop_watchdog(Some(dog));
+            let took = started.elapsed();
+            assert!(took < Duration::from_millis(100), "the runtime was blocked {took:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            assert!(told.try_recv().is_err(), "the watchdog reported a change");
+        });
+    }
 }
