@@ -418,7 +418,10 @@ mod tests {
             let started = Instant::now();
             stop_watchdog(Some(dog));
             let took = started.elapsed();
-            assert!(took < Duration::from_millis(100), "the runtime was blocked {took:?}");
+            assert!(
+                took < Duration::from_millis(100),
+                "the runtime was blocked {took:?}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
             assert!(told.try_recv().is_err(), "the watchdog reported a change");
         });
