@@ -32,8 +32,9 @@
 //! # Ok(()) }
 //! ```
 //!
-//! - `AwsManager` (feature `aws`): Elastic IP re-association, secondary private IP move or
-//!   route-table replacement through the EC2 API, signed with the official SigV4 signer.
+//! - `AwsManager` (feature `aws`): Elastic IP re-association, secondary private IP move (with
+//!   or without an Elastic IP associated with it) or route-table replacement through the EC2
+//!   API, signed with the official SigV4 signer.
 #![deny(unsafe_code)] // allowed in two small functions: a sockaddr_ll, and killpg
 #![deny(missing_docs)]
 
