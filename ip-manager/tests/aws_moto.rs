@@ -147,13 +147,47 @@ async fn build_vpc(ec2: &QueryClient) -> Vpc {
     }
 }
 
-#[tokio::test]
-async fn vip_moves_in_every_mode_and_errors_are_typed() {
+/// moto_server, a client of it and a VPC built there, or `None` when the test is skipped.
+async fn moto_with_vpc() -> Option<(Moto, QueryClient, Vpc)> {
     let Some(moto) = Moto::start() else {
-        return skip("moto_server is not installed or did not start (pip install 'moto[server]')");
+        skip("moto_server is not installed or did not start (pip install 'moto[server]')");
+        return None;
     };
     let ec2 = client(&moto);
     let vpc = build_vpc(&ec2).await;
+    Some((moto, ec2, vpc))
+}
+
+/// `add` in `mode` with an Elastic IP that does not exist fails in `AssociateAddress` with a
+/// typed error naming the id.
+async fn unknown_elastic_ip_is_named(
+    moto: &Moto,
+    mode: fn(String) -> AwsMode,
+    eni: &str,
+    vip: &Vip,
+) {
+    let bogus = AwsManager::new(client(moto), mode("eipalloc-00000000".into()), eni, None);
+    match bogus.add(vip).await {
+        Err(Error::Aws {
+            action,
+            code,
+            message,
+        }) => {
+            assert_eq!(
+                (action.as_str(), code.as_str()),
+                ("AssociateAddress", "InvalidAllocationID.NotFound")
+            );
+            assert!(message.contains("eipalloc-00000000"), "{message}");
+        }
+        other => panic!("expected a typed AWS error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn vip_moves_in_every_mode_and_errors_are_typed() {
+    let Some((moto, ec2, vpc)) = moto_with_vpc().await else {
+        return;
+    };
     let vip = Vip::parse("10.0.1.50/32", "eth0").expect("vip");
     // The answer to a `Describe*` call for the resource `id` (by its filter key `key`).
     let describe = async |action: &str, key: &str, id: &str| {
@@ -235,21 +269,8 @@ async fn vip_moves_in_every_mode_and_errors_are_typed() {
     assert!(rb.owns(&vip).await.expect("owns") && !ra.owns(&vip).await.expect("owns"));
 
     // Errors come back typed, naming the id.
-    let bogus = AwsManager::new(
-        client(&moto),
-        AwsMode::ElasticIp {
-            allocation_id: "eipalloc-00000000".into(),
-        },
-        &vpc.eni_a,
-        None,
-    );
-    match bogus.add(&vip).await {
-        Err(Error::Aws { code, message, .. }) => {
-            assert_eq!(code, "InvalidAllocationID.NotFound");
-            assert!(message.contains("eipalloc-00000000"), "{message}");
-        }
-        other => panic!("expected a typed AWS error, got {other:?}"),
-    }
+    let eip = |allocation_id| AwsMode::ElasticIp { allocation_id };
+    unknown_elastic_ip_is_named(&moto, eip, &vpc.eni_a, &vip).await;
     // IPv6 is refused before any call.
     let v6 = Vip::parse("fd99::1/128", "eth0").expect("vip");
     assert!(matches!(sa.add(&v6).await, Err(Error::InvalidVip { .. })));
@@ -257,11 +278,9 @@ async fn vip_moves_in_every_mode_and_errors_are_typed() {
 
 #[tokio::test]
 async fn elastic_ip_on_a_secondary_address_moves_with_it_in_turns() {
-    let Some(moto) = Moto::start() else {
-        return skip("moto_server is not installed or did not start (pip install 'moto[server]')");
+    let Some((moto, ec2, vpc)) = moto_with_vpc().await else {
+        return;
     };
-    let ec2 = client(&moto);
-    let vpc = build_vpc(&ec2).await;
     let vip = Vip::parse("10.0.1.50/24", "eth0").expect("vip");
     let host = |eni: &str| {
         AwsManager::new(
@@ -323,28 +342,8 @@ async fn elastic_ip_on_a_secondary_address_moves_with_it_in_turns() {
     assert!(a.owns(&vip).await.expect("owns") && !b.owns(&vip).await.expect("owns"));
 
     // Errors come back typed, naming the id; IPv6 is refused before any call.
-    let bogus = AwsManager::new(
-        client(&moto),
-        AwsMode::ElasticIpOnSecondary {
-            allocation_id: "eipalloc-00000000".into(),
-        },
-        &vpc.eni_b,
-        None,
-    );
-    match bogus.add(&vip).await {
-        Err(Error::Aws {
-            action,
-            code,
-            message,
-        }) => {
-            assert_eq!(
-                (action.as_str(), code.as_str()),
-                ("AssociateAddress", "InvalidAllocationID.NotFound")
-            );
-            assert!(message.contains("eipalloc-00000000"), "{message}");
-        }
-        other => panic!("expected a typed AWS error, got {other:?}"),
-    }
+    let on_secondary = |allocation_id| AwsMode::ElasticIpOnSecondary { allocation_id };
+    unknown_elastic_ip_is_named(&moto, on_secondary, &vpc.eni_b, &vip).await;
     let v6 = Vip::parse("fd99::1/128", "eth0").expect("vip");
     assert!(matches!(b.add(&v6).await, Err(Error::InvalidVip { .. })));
 }

@@ -135,11 +135,7 @@ impl AwsManager {
 
     /// Whether this ENI holds `vip` as one of its private addresses.
     async fn holds(&self, vip: &Vip) -> Result<bool, Error> {
-        Ok(self
-            .list(&vip.interface)
-            .await?
-            .iter()
-            .any(|v| v.address == vip.address))
+        crate::listed(self, vip).await
     }
 
     fn ipv4(vip: &Vip) -> Result<String, Error> {

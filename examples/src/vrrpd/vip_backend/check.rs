@@ -390,6 +390,10 @@ mod tests {
         parse("vrrpd.toml", text).unwrap_or_else(|e| panic!("{e:#?}"))
     }
 
+    fn warnings(text: &str) -> Vec<String> {
+        ok(text).warnings.iter().map(ToString::to_string).collect()
+    }
+
     fn errors(text: &str) -> Vec<String> {
         crate::diagnostics::refused(parse, "vrrpd.toml", text)
     }
@@ -525,11 +529,7 @@ mod tests {
             "garp = { repeat = 1 }\n",
         )
         .replace("unicast_peers = [\"10.0.1.12\"]\n", "");
-        let w: Vec<String> = ok(&multicast)
-            .warnings
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+        let w = warnings(&multicast);
         assert_eq!(w.len(), 2, "{w:#?}");
         assert_mentions(&w, "garp: ignored: only kind = \"netlink\" announces");
         assert_mentions(&w, "a VPC does not carry multicast: set unicast_peers");
@@ -593,11 +593,7 @@ mod tests {
             "",
         )
         .replace("10.0.1.50/32", "203.0.113.10/32");
-        let w: Vec<String> = ok(&public)
-            .warnings
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+        let w = warnings(&public);
         assert_eq!(
             w,
             [
