@@ -5,6 +5,11 @@
 //!   the interface; a graceful stop leaves the association alone (nothing to remove in this
 //!   mode) until the Backup re-associates it, so the address always has a holder; a restarted
 //!   higher-priority vrrpd takes it back.
+//! - `kind = "aws"`, `mode = "elastic-ip-on-secondary"`: the same two vrrpd, the virtual
+//!   address a secondary private address of the ENIs with the Elastic IP associated with it.
+//!   The Master's ENI holds both (DescribeNetworkInterfaces, DescribeAddresses) and the address
+//!   is on its interface; a graceful stop hands both over without leaving the Elastic IP
+//!   unassociated, and the restarted higher-priority vrrpd takes them back.
 //! - `kind = "exec"`: the add / remove scripts run with `ADDRESS/PREFIX INTERFACE`.
 //!
 //! Needs root, iproute2 and moto_server (`.ci/run` installs it); under `CI` a missing
@@ -19,7 +24,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ip_manager::{Credentials, EC2_API_VERSION, QueryClient};
-use lab::vrrp::Lab;
+use lab::vrrp::{Lab, Mode};
 
 /// Where moto listens: the client namespace's address, reachable from both hosts.
 const MOTO: &str = "10.99.0.100:5000";
@@ -81,6 +86,7 @@ struct Vpc {
     public_ip: String,
 }
 
+/// The ENIs are the hosts' interfaces: their subnet is the lab's, their addresses the hosts'.
 async fn build_vpc() -> Vpc {
     let ec2 = ec2();
     let call = async |action: &str, params: &[(&str, &str)], tag: &str| {
@@ -90,10 +96,10 @@ async fn build_vpc() -> Vpc {
             .unwrap_or_else(|e| panic!("{action}: {e}"));
         field(&body, tag).unwrap_or_else(|| panic!("no <{tag}> in {body}"))
     };
-    let vpc = call("CreateVpc", &[("CidrBlock", "10.0.0.0/16")], "vpcId").await;
+    let vpc = call("CreateVpc", &[("CidrBlock", "10.99.0.0/16")], "vpcId").await;
     let subnet = call(
         "CreateSubnet",
-        &[("VpcId", &vpc), ("CidrBlock", "10.0.1.0/24")],
+        &[("VpcId", &vpc), ("CidrBlock", "10.99.0.0/24")],
         "subnetId",
     )
     .await;
@@ -105,8 +111,8 @@ async fn build_vpc() -> Vpc {
         )
         .await
     };
-    let eni_a = eni("10.0.1.11").await;
-    let eni_b = eni("10.0.1.12").await;
+    let eni_a = eni("10.99.0.11").await;
+    let eni_b = eni("10.99.0.12").await;
     let allocated = ec2
         .call("AllocateAddress", &[("Domain", "vpc")])
         .await
@@ -128,6 +134,24 @@ fn holder(ns: &str, allocation: &str) -> Option<String> {
             .await
             .expect("DescribeAddresses");
         field(&body, "networkInterfaceId")
+    })
+}
+
+/// Whether the ENI `eni` holds `address` as one of its private addresses.
+fn eni_holds(ns: &str, eni: &str, address: &str) -> bool {
+    let (eni, address) = (
+        eni.to_owned(),
+        format!("<privateIpAddress>{address}</privateIpAddress>"),
+    );
+    lab::in_namespace(ns, move || async move {
+        ec2()
+            .call(
+                "DescribeNetworkInterfaces",
+                &[("NetworkInterfaceId.1", &eni)],
+            )
+            .await
+            .expect("DescribeNetworkInterfaces")
+            .contains(&address)
     })
 }
 
@@ -157,18 +181,19 @@ fn wait_holder(
     }
 }
 
-#[test]
-fn the_master_holds_the_elastic_ip_and_a_graceful_stop_hands_it_over_without_a_gap() {
-    let test = "the_master_holds_the_elastic_ip_and_a_graceful_stop_hands_it_over_without_a_gap";
+/// Runs `test` (`tag` names its namespaces) in a lab with moto_server in its client namespace
+/// and a VPC built there, or skips it.
+fn in_cloud_lab(test: &str, tag: &str, run: impl FnOnce(&mut Lab, &Vpc)) {
     let Some(netlab) = lab::netlab_or_skip(test, &[("ip", "-V"), ("moto_server", "--help")]) else {
         return;
     };
-    let mut lab = Lab::new(netlab, "aw");
+    let mut lab = Lab::new(netlab, tag);
     lab.envs = AWS_CREDENTIALS.to_vec();
     let port = MOTO.rsplit(':').next().unwrap_or("5000");
     lab.spawn("cl", "moto_server", "moto.log", |c| {
         c.args(["-H", "10.99.0.100", "-p", port]);
     });
+    // Dropped before the lab, while its namespaces still exist.
     let _moto = Moto(lab.ns("cl"));
     let ready = lab::in_namespace(&lab.ns("cl"), || async {
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -182,58 +207,138 @@ fn the_master_holds_the_elastic_ip_and_a_graceful_stop_hands_it_over_without_a_g
     });
     assert!(ready, "moto_server did not start: {}", lab.log("moto.log"));
     let vpc = lab::in_namespace(&lab.ns("cl"), build_vpc);
-    let instance = |priority: u8, me: &str, peer: &str, eni: &str| {
-        format!(
-            "priority = {priority}\nvirtual_addresses = [\"{}/32\"]\nunicast_source = \"{me}\"\nunicast_peers = [\"{peer}\"]\nvip_backend = {{ kind = \"aws\", mode = \"elastic-ip\", allocation_id = \"{}\", network_interface_id = \"{eni}\", region = \"us-east-1\", endpoint = \"http://{MOTO}\" }}\n",
-            vpc.public_ip, vpc.allocation
-        )
-    };
-    let h1 = instance(101, "10.99.0.11", "10.99.0.12", &vpc.eni_a);
-    let h2 = instance(100, "10.99.0.12", "10.99.0.11", &vpc.eni_b);
+    run(&mut lab, &vpc);
+}
 
-    let first = vrrpd(&mut lab, "h1", "1", &h1);
-    let (took, _) = wait_holder(&lab, &vpc, &vpc.eni_a, Duration::from_secs(5));
-    eprintln!("h1 Master: the Elastic IP on its ENI {took:?} after the start");
-    vrrpd(&mut lab, "h2", "1", &h2);
-    std::thread::sleep(Duration::from_secs(1));
-    assert_eq!(
-        holder(&lab.ns("cl"), &vpc.allocation).as_deref(),
-        Some(vpc.eni_a.as_str()),
-        "h2 stays Backup and leaves the Elastic IP alone; logs in {}",
-        lab.dir.display()
-    );
-    for host in ["h1", "h2"] {
-        assert!(
-            !lab.addresses(host).contains(&vpc.public_ip),
-            "the aws backend puts nothing on the interface: {}",
-            lab.addresses(host)
+/// The instance of `host` (h1: priority 101 on the first ENI, h2: 100 on the second) with the
+/// Elastic IP in `mode`, moving `address`.
+fn instance(vpc: &Vpc, mode: &str, address: &str, host: &str) -> String {
+    let (priority, me, peer, eni) = if host == "h1" {
+        (101, "10.99.0.11", "10.99.0.12", &vpc.eni_a)
+    } else {
+        (100, "10.99.0.12", "10.99.0.11", &vpc.eni_b)
+    };
+    format!(
+        "priority = {priority}\nvirtual_addresses = [\"{address}\"]\nunicast_source = \"{me}\"\nunicast_peers = [\"{peer}\"]\nvip_backend = {{ kind = \"aws\", mode = \"{mode}\", allocation_id = \"{}\", network_interface_id = \"{eni}\", region = \"us-east-1\", endpoint = \"http://{MOTO}\" }}\n",
+        vpc.allocation
+    )
+}
+
+#[test]
+fn the_master_holds_the_elastic_ip_and_a_graceful_stop_hands_it_over_without_a_gap() {
+    let test = "the_master_holds_the_elastic_ip_and_a_graceful_stop_hands_it_over_without_a_gap";
+    in_cloud_lab(test, "aw", |lab, vpc| {
+        let address = format!("{}/32", vpc.public_ip);
+        let h1 = instance(vpc, "elastic-ip", &address, "h1");
+        let h2 = instance(vpc, "elastic-ip", &address, "h2");
+
+        let first = vrrpd(lab, "h1", "1", &h1);
+        let (took, _) = wait_holder(lab, vpc, &vpc.eni_a, Duration::from_secs(5));
+        eprintln!("h1 Master: the Elastic IP on its ENI {took:?} after the start");
+        vrrpd(lab, "h2", "1", &h2);
+        std::thread::sleep(Duration::from_secs(1));
+        assert_eq!(
+            holder(&lab.ns("cl"), &vpc.allocation).as_deref(),
+            Some(vpc.eni_a.as_str()),
+            "h2 stays Backup and leaves the Elastic IP alone; logs in {}",
+            lab.dir.display()
         );
-    }
-    // Graceful stop: priority 0, h1 leaves Master without a call (elastic-ip has nothing to
-    // remove), h2 re-associates after Skew_Time. The address never goes unassociated.
-    let stopped = Instant::now();
-    lab.stop(first);
-    let (took, seen) = wait_holder(&lab, &vpc, &vpc.eni_b, Duration::from_secs(5));
-    let handover = stopped.elapsed();
-    assert!(
-        seen.iter().all(Option::is_some),
-        "the Elastic IP was left unassociated on the way: {seen:?}"
-    );
-    assert!(handover < Duration::from_secs(2), "{handover:?}");
-    let log = lab.log("h1-1.vrrpd.log");
-    assert!(
-        log.contains("to=Master") && log.contains("to=Initialize"),
-        "{log}"
-    );
-    eprintln!(
-        "graceful stop of h1: the Elastic IP on h2's ENI {took:?} later (holders seen: {seen:?})"
-    );
-    // Restarted, h1 preempts and takes it back.
-    vrrpd(&mut lab, "h1", "2", &h1);
-    let (back, _) = wait_holder(&lab, &vpc, &vpc.eni_a, Duration::from_secs(5));
-    eprintln!("h1 restarted: the Elastic IP back on its ENI {back:?} later");
-    let h2_log = lab.log("h2-1.vrrpd.log");
-    assert!(h2_log.contains("AWS virtual address backend"), "{h2_log}");
+        for host in ["h1", "h2"] {
+            assert!(
+                !lab.addresses(host).contains(&vpc.public_ip),
+                "the aws backend puts nothing on the interface: {}",
+                lab.addresses(host)
+            );
+        }
+        // Graceful stop: priority 0, h1 leaves Master without a call (elastic-ip has nothing to
+        // remove), h2 re-associates after Skew_Time. The address never goes unassociated.
+        let stopped = Instant::now();
+        lab.stop(first);
+        let (took, seen) = wait_holder(lab, vpc, &vpc.eni_b, Duration::from_secs(5));
+        let handover = stopped.elapsed();
+        assert!(
+            seen.iter().all(Option::is_some),
+            "the Elastic IP was left unassociated on the way: {seen:?}"
+        );
+        assert!(handover < Duration::from_secs(2), "{handover:?}");
+        let log = lab.log("h1-1.vrrpd.log");
+        assert!(
+            log.contains("to=Master") && log.contains("to=Initialize"),
+            "{log}"
+        );
+        eprintln!(
+            "graceful stop of h1: the Elastic IP on h2's ENI {took:?} later (holders seen: {seen:?})"
+        );
+        // Restarted, h1 preempts and takes it back.
+        vrrpd(lab, "h1", "2", &h1);
+        let (back, _) = wait_holder(lab, vpc, &vpc.eni_a, Duration::from_secs(5));
+        eprintln!("h1 restarted: the Elastic IP back on its ENI {back:?} later");
+        let h2_log = lab.log("h2-1.vrrpd.log");
+        assert!(h2_log.contains("AWS virtual address backend"), "{h2_log}");
+    });
+}
+
+#[test]
+fn an_elastic_ip_on_a_secondary_address_moves_with_it_and_the_address_is_on_the_masters_interface()
+{
+    let test = "an_elastic_ip_on_a_secondary_address_moves_with_it_and_the_address_is_on_the_masters_interface";
+    in_cloud_lab(test, "as", |lab, vpc| {
+        // The lab's VIP (what `wait_vip` looks for) is the secondary private address.
+        let address = lab.mode.vip();
+        let private = address.split('/').next().unwrap_or_default();
+        let mode = "elastic-ip-on-secondary";
+        let (h1, h2) = (
+            instance(vpc, mode, address, "h1"),
+            instance(vpc, mode, address, "h2"),
+        );
+        let ns = lab.ns("cl");
+        // The Elastic IP on `eni`, `eni` holding the address, and the address on `host` alone.
+        let both_on = |lab: &Lab, host: &str, eni: &str| -> (Duration, Vec<Option<String>>) {
+            let (took, seen) = wait_holder(lab, vpc, eni, Duration::from_secs(5));
+            lab.wait_vip(host, Mode::other(host), Duration::from_secs(5));
+            assert!(
+                eni_holds(&ns, eni, private),
+                "{eni} does not hold {private}; logs in {}",
+                lab.dir.display()
+            );
+            (took, seen)
+        };
+
+        let first = vrrpd(lab, "h1", "1", &h1);
+        let (took, _) = both_on(lab, "h1", &vpc.eni_a);
+        eprintln!("h1 Master: the Elastic IP and {private} on its ENI {took:?} after the start");
+        vrrpd(lab, "h2", "1", &h2);
+        std::thread::sleep(Duration::from_secs(1));
+        assert_eq!(
+            holder(&ns, &vpc.allocation).as_deref(),
+            Some(vpc.eni_a.as_str()),
+            "h2 stays Backup and leaves the Elastic IP alone; logs in {}",
+            lab.dir.display()
+        );
+        assert!(!lab.has_vip("h2") && !eni_holds(&ns, &vpc.eni_b, private));
+
+        // Graceful stop: h1 takes the address off its interface and leaves the VPC side (the
+        // Elastic IP is still on its ENI); h2 reassigns the address and re-associates the Elastic
+        // IP, which is never unassociated on the way.
+        let stopped = Instant::now();
+        lab.stop(first);
+        let (took, seen) = both_on(lab, "h2", &vpc.eni_b);
+        let handover = stopped.elapsed();
+        assert!(
+            seen.iter().all(Option::is_some),
+            "the Elastic IP was left unassociated on the way: {seen:?}"
+        );
+        assert!(handover < Duration::from_secs(3), "{handover:?}");
+        eprintln!(
+            "graceful stop of h1: the Elastic IP and {private} on h2's ENI and interface {took:?} later (holders seen: {seen:?})"
+        );
+        // Restarted, h1 preempts and takes both back.
+        vrrpd(lab, "h1", "2", &h1);
+        let (back, _) = both_on(lab, "h1", &vpc.eni_a);
+        eprintln!("h1 restarted: the Elastic IP and {private} back {back:?} later");
+        let log = lab.log("h2-1.vrrpd.log");
+        assert!(log.contains("ElasticIpOnSecondary"), "{log}");
+    });
 }
 
 #[test]

@@ -32,8 +32,9 @@
 //! # Ok(()) }
 //! ```
 //!
-//! - `AwsManager` (feature `aws`): Elastic IP re-association, secondary private IP move or
-//!   route-table replacement through the EC2 API, signed with the official SigV4 signer.
+//! - `AwsManager` (feature `aws`): Elastic IP re-association, secondary private IP move (with
+//!   or without an Elastic IP associated with it) or route-table replacement through the EC2
+//!   API, signed with the official SigV4 signer.
 #![deny(unsafe_code)] // allowed in two small functions: a sockaddr_ll, and killpg
 #![deny(missing_docs)]
 
@@ -77,10 +78,14 @@ pub trait IpManager: Send + Sync {
     async fn list(&self, interface: &str) -> Result<Vec<Vip>, Error>;
     /// Whether `vip`'s address is on its interface.
     async fn owns(&self, vip: &Vip) -> Result<bool, Error> {
-        Ok(self
-            .list(&vip.interface)
-            .await?
-            .iter()
-            .any(|v| v.address == vip.address))
+        listed(self, vip).await
     }
+}
+
+/// Whether `m` lists `vip`'s address on its interface (the default [`IpManager::owns`]).
+pub(crate) async fn listed<M: IpManager + ?Sized>(m: &M, vip: &Vip) -> Result<bool, Error> {
+    Ok(m.list(&vip.interface)
+        .await?
+        .iter()
+        .any(|v| v.address == vip.address))
 }

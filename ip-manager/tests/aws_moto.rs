@@ -6,7 +6,10 @@
 //! moto 5.2.x fidelity (what the assertions rely on): association / re-association and
 //! `ReplaceRoute` behave like EC2. `AssignPrivateIpAddresses` ignores AllowReassignment (the
 //! address stays on the old ENI as well), so the secondary-IP test asserts that the new ENI
-//! holds it and that our `remove` (demotion) unassigns it from the old one.
+//! holds it and that our `remove` (demotion) unassigns it from the old one. `AssociateAddress`
+//! ignores PrivateIpAddress (the association reports the ENI's primary address) and a
+//! reassigned secondary address does not take its Elastic IP along, so the Elastic-IP-on-a-
+//! secondary test checks the association's ENI (the parameter is checked by a unit test).
 #![cfg(feature = "aws")]
 
 #[path = "support/listeners.rs"]
@@ -144,13 +147,47 @@ async fn build_vpc(ec2: &QueryClient) -> Vpc {
     }
 }
 
-#[tokio::test]
-async fn vip_moves_in_every_mode_and_errors_are_typed() {
+/// moto_server, a client of it and a VPC built there, or `None` when the test is skipped.
+async fn moto_with_vpc() -> Option<(Moto, QueryClient, Vpc)> {
     let Some(moto) = Moto::start() else {
-        return skip("moto_server is not installed or did not start (pip install 'moto[server]')");
+        skip("moto_server is not installed or did not start (pip install 'moto[server]')");
+        return None;
     };
     let ec2 = client(&moto);
     let vpc = build_vpc(&ec2).await;
+    Some((moto, ec2, vpc))
+}
+
+/// `add` in `mode` with an Elastic IP that does not exist fails in `AssociateAddress` with a
+/// typed error naming the id.
+async fn unknown_elastic_ip_is_named(
+    moto: &Moto,
+    mode: fn(String) -> AwsMode,
+    eni: &str,
+    vip: &Vip,
+) {
+    let bogus = AwsManager::new(client(moto), mode("eipalloc-00000000".into()), eni, None);
+    match bogus.add(vip).await {
+        Err(Error::Aws {
+            action,
+            code,
+            message,
+        }) => {
+            assert_eq!(
+                (action.as_str(), code.as_str()),
+                ("AssociateAddress", "InvalidAllocationID.NotFound")
+            );
+            assert!(message.contains("eipalloc-00000000"), "{message}");
+        }
+        other => panic!("expected a typed AWS error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn vip_moves_in_every_mode_and_errors_are_typed() {
+    let Some((moto, ec2, vpc)) = moto_with_vpc().await else {
+        return;
+    };
     let vip = Vip::parse("10.0.1.50/32", "eth0").expect("vip");
     // The answer to a `Describe*` call for the resource `id` (by its filter key `key`).
     let describe = async |action: &str, key: &str, id: &str| {
@@ -232,24 +269,83 @@ async fn vip_moves_in_every_mode_and_errors_are_typed() {
     assert!(rb.owns(&vip).await.expect("owns") && !ra.owns(&vip).await.expect("owns"));
 
     // Errors come back typed, naming the id.
-    let bogus = AwsManager::new(
-        client(&moto),
-        AwsMode::ElasticIp {
-            allocation_id: "eipalloc-00000000".into(),
-        },
-        &vpc.eni_a,
-        None,
-    );
-    match bogus.add(&vip).await {
-        Err(Error::Aws { code, message, .. }) => {
-            assert_eq!(code, "InvalidAllocationID.NotFound");
-            assert!(message.contains("eipalloc-00000000"), "{message}");
-        }
-        other => panic!("expected a typed AWS error, got {other:?}"),
-    }
+    let eip = |allocation_id| AwsMode::ElasticIp { allocation_id };
+    unknown_elastic_ip_is_named(&moto, eip, &vpc.eni_a, &vip).await;
     // IPv6 is refused before any call.
     let v6 = Vip::parse("fd99::1/128", "eth0").expect("vip");
     assert!(matches!(sa.add(&v6).await, Err(Error::InvalidVip { .. })));
+}
+
+#[tokio::test]
+async fn elastic_ip_on_a_secondary_address_moves_with_it_in_turns() {
+    let Some((moto, ec2, vpc)) = moto_with_vpc().await else {
+        return;
+    };
+    let vip = Vip::parse("10.0.1.50/24", "eth0").expect("vip");
+    let host = |eni: &str| {
+        AwsManager::new(
+            client(&moto),
+            AwsMode::ElasticIpOnSecondary {
+                allocation_id: vpc.allocation.clone(),
+            },
+            eni,
+            None,
+        )
+    };
+    let (a, b) = (host(&vpc.eni_a), host(&vpc.eni_b));
+    // Who the Elastic IP is on, and whether each ENI holds the VIP, from the Describe calls.
+    let state = async || {
+        let eip = ec2
+            .call("DescribeAddresses", &[("AllocationId.1", &vpc.allocation)])
+            .await
+            .expect("DescribeAddresses");
+        let holds = async |eni: &str| {
+            ec2.call(
+                "DescribeNetworkInterfaces",
+                &[("NetworkInterfaceId.1", eni)],
+            )
+            .await
+            .expect("DescribeNetworkInterfaces")
+            .contains("<privateIpAddress>10.0.1.50</privateIpAddress>")
+        };
+        (
+            field(&eip, "networkInterfaceId"),
+            holds(&vpc.eni_a).await,
+            holds(&vpc.eni_b).await,
+        )
+    };
+
+    a.add(&vip).await.expect("A takes both");
+    assert_eq!(state().await, (vpc.eni_a.clone(), true, false));
+    assert!(a.owns(&vip).await.expect("owns") && !b.owns(&vip).await.expect("owns"));
+    a.add(&vip).await.expect("idempotent");
+
+    // A leaves first (a graceful stop): the Elastic IP is still on A, so the secondary address
+    // stays: unassigning it would leave the public address with no holder.
+    a.remove(&vip).await.expect("A leaves Master");
+    assert_eq!(state().await, (vpc.eni_a.clone(), true, false));
+
+    // B takes both; A's next remove drops the copy moto leaves on A.
+    b.add(&vip).await.expect("B takes both");
+    let (holder, _, on_b) = state().await;
+    assert_eq!((holder.as_str(), on_b), (vpc.eni_b.as_str(), true));
+    assert!(b.owns(&vip).await.expect("owns") && !a.owns(&vip).await.expect("owns"));
+    a.remove(&vip).await.expect("A's demotion");
+    assert_eq!(state().await, (vpc.eni_b.clone(), false, true));
+    a.remove(&vip).await.expect("idempotent remove");
+
+    // And back: A takes both over while B still holds them, then B's demotion cleans up.
+    a.add(&vip).await.expect("A takes both back");
+    assert_eq!(state().await, (vpc.eni_a.clone(), true, true));
+    b.remove(&vip).await.expect("B's demotion");
+    assert_eq!(state().await, (vpc.eni_a.clone(), true, false));
+    assert!(a.owns(&vip).await.expect("owns") && !b.owns(&vip).await.expect("owns"));
+
+    // Errors come back typed, naming the id; IPv6 is refused before any call.
+    let on_secondary = |allocation_id| AwsMode::ElasticIpOnSecondary { allocation_id };
+    unknown_elastic_ip_is_named(&moto, on_secondary, &vpc.eni_b, &vip).await;
+    let v6 = Vip::parse("fd99::1/128", "eth0").expect("vip");
+    assert!(matches!(b.add(&v6).await, Err(Error::InvalidVip { .. })));
 }
 
 #[tokio::test]

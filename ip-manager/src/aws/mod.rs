@@ -6,9 +6,23 @@
 //! | `ElasticIp` | `AssociateAddress` to this ENI, `AllowReassociation` | nothing: the next Master re-associates |
 //! | `SecondaryIp` | `AssignPrivateIpAddresses` to this ENI, `AllowReassignment` | `UnassignPrivateIpAddresses` from this ENI |
 //! | `RouteTable` | `ReplaceRoute` (or `CreateRoute`) VIP/32 → this ENI | nothing: the next Master replaces it |
+//! | `ElasticIpOnSecondary` | `AssignPrivateIpAddresses` of the VIP to this ENI, `AllowReassignment`; then `AssociateAddress` of the Elastic IP to this ENI's VIP, `AllowReassociation` | the Elastic IP still on this ENI: nothing; otherwise `UnassignPrivateIpAddresses` of the VIP if this ENI still holds it |
 //!
-//! For `SecondaryIp` the address must also be on the interface: pair this manager with
-//! [`NetlinkManager`](crate::NetlinkManager).
+//! For `SecondaryIp` and `ElasticIpOnSecondary` the address must also be on the interface
+//! (EC2 does not configure a secondary address on the host): pair this manager with
+//! [`NetlinkManager`](crate::NetlinkManager), add to the VPC first, remove from the interface
+//! first.
+//!
+//! `ElasticIpOnSecondary` is keepalived's usual EC2 pattern: the VIP is a secondary private
+//! address that moves between the two hosts, and the Elastic IP (the public address) is
+//! associated with that private address. Reassigning the secondary address moves the Elastic IP
+//! with it (EC2 keeps the association); `AssociateAddress` then makes sure of it (the first
+//! takeover, or an Elastic IP found elsewhere). Leaving Master keeps the VPC side while the
+//! Elastic IP is still on this ENI: EC2 disassociates the Elastic IP of a private address that is
+//! unassigned, so unassigning there would leave the public address with no holder until the next
+//! Master, and a Master that stops or crashes would need an API call to succeed. The next Master
+//! takes both in its own calls. A copy left on this ENI once another ENI holds the Elastic IP is
+//! unassigned.
 
 mod client;
 mod credentials;
@@ -40,6 +54,12 @@ pub enum AwsMode {
         /// The route table id.
         route_table_id: String,
     },
+    /// Move the VIP as a secondary private address of the ENI, with this Elastic IP
+    /// (`eipalloc-...`) associated with it: the public address follows the private one.
+    ElasticIpOnSecondary {
+        /// The Elastic IP's allocation id.
+        allocation_id: String,
+    },
 }
 
 /// Moves VIPs with the EC2 API. Every call is signed SigV4 and retried on throttling.
@@ -67,7 +87,8 @@ pub struct AwsManager {
 
 impl AwsManager {
     /// A manager acting for network interface `eni` (`eni-...`). `private_ip` is the ENI's
-    /// address an Elastic IP is associated with (its primary address when `None`).
+    /// address an Elastic IP is associated with in [`AwsMode::ElasticIp`] (its primary address
+    /// when `None`); [`AwsMode::ElasticIpOnSecondary`] associates it with the VIP instead.
     pub fn new(
         ec2: QueryClient,
         mode: AwsMode,
@@ -96,6 +117,27 @@ impl AwsManager {
         self.ec2.call(action, &p).await.map(drop)
     }
 
+    /// `AssociateAddress` of the Elastic IP `allocation_id` with this ENI's `private_ip` (its
+    /// primary address when `None`), taking it from wherever it is (`AllowReassociation`).
+    async fn associate(&self, allocation_id: &str, private_ip: Option<&str>) -> Result<(), Error> {
+        let p = associate_params(allocation_id, &self.eni, private_ip);
+        self.ec2.call("AssociateAddress", &p).await.map(drop)
+    }
+
+    /// Whether the Elastic IP `allocation_id` is associated with this ENI (`DescribeAddresses`).
+    async fn eip_here(&self, allocation_id: &str) -> Result<bool, Error> {
+        let body = self
+            .ec2
+            .call("DescribeAddresses", &[("AllocationId.1", allocation_id)])
+            .await?;
+        Ok(xml::text(&body, "networkInterfaceId") == Some(self.eni.as_str()))
+    }
+
+    /// Whether this ENI holds `vip` as one of its private addresses.
+    async fn holds(&self, vip: &Vip) -> Result<bool, Error> {
+        crate::listed(self, vip).await
+    }
+
     fn ipv4(vip: &Vip) -> Result<String, Error> {
         match vip.address {
             IpAddr::V4(a) => Ok(a.to_string()),
@@ -112,15 +154,18 @@ impl IpManager for AwsManager {
     async fn add(&self, vip: &Vip) -> Result<(), Error> {
         match &self.mode {
             AwsMode::ElasticIp { allocation_id } => {
-                let mut p = vec![
-                    ("AllocationId", allocation_id.as_str()),
-                    ("NetworkInterfaceId", self.eni.as_str()),
-                    ("AllowReassociation", "true"),
-                ];
-                if let Some(ip) = &self.private_ip {
-                    p.push(("PrivateIpAddress", ip.as_str()));
-                }
-                self.ec2.call("AssociateAddress", &p).await?;
+                self.associate(allocation_id, self.private_ip.as_deref())
+                    .await?;
+            }
+            AwsMode::ElasticIpOnSecondary { allocation_id } => {
+                // The secondary address first: the association names it, and it must be the
+                // ENI's by then. The reassignment already brings the Elastic IP along (EC2
+                // keeps the association of a moved address); the association is for the first
+                // takeover, or an Elastic IP found elsewhere.
+                self.private_ip_call(vip, "AssignPrivateIpAddresses", true)
+                    .await?;
+                self.associate(allocation_id, Some(Self::ipv4(vip)?.as_str()))
+                    .await?;
             }
             AwsMode::SecondaryIp => {
                 self.private_ip_call(vip, "AssignPrivateIpAddresses", true)
@@ -153,7 +198,16 @@ impl IpManager for AwsManager {
     }
 
     async fn remove(&self, vip: &Vip) -> Result<(), Error> {
-        if self.mode == AwsMode::SecondaryIp && self.owns(vip).await? {
+        let unassign = match &self.mode {
+            AwsMode::SecondaryIp => self.holds(vip).await?,
+            // While the Elastic IP is here, unassigning would disassociate it: it stays until
+            // the next Master takes both. A copy left behind once it has moved goes.
+            AwsMode::ElasticIpOnSecondary { allocation_id } => {
+                !self.eip_here(allocation_id).await? && self.holds(vip).await?
+            }
+            AwsMode::ElasticIp { .. } | AwsMode::RouteTable { .. } => false,
+        };
+        if unassign {
             self.private_ip_call(vip, "UnassignPrivateIpAddresses", false)
                 .await?;
         }
@@ -180,18 +234,14 @@ impl IpManager for AwsManager {
 
     async fn owns(&self, vip: &Vip) -> Result<bool, Error> {
         match &self.mode {
-            AwsMode::ElasticIp { allocation_id } => {
-                let body = self
-                    .ec2
-                    .call("DescribeAddresses", &[("AllocationId.1", allocation_id)])
-                    .await?;
-                Ok(xml::text(&body, "networkInterfaceId") == Some(self.eni.as_str()))
+            AwsMode::ElasticIp { allocation_id } => self.eip_here(allocation_id).await,
+            AwsMode::SecondaryIp => self.holds(vip).await,
+            // Both halves: the public address reaches this ENI, and the ENI holds the VIP.
+            // (Which of the ENI's addresses the association names is not compared: moto
+            // records the primary one whatever PrivateIpAddress said.)
+            AwsMode::ElasticIpOnSecondary { allocation_id } => {
+                Ok(self.eip_here(allocation_id).await? && self.holds(vip).await?)
             }
-            AwsMode::SecondaryIp => Ok(self
-                .list(&vip.interface)
-                .await?
-                .iter()
-                .any(|v| v.address == vip.address)),
             AwsMode::RouteTable { route_table_id } => {
                 let body = self
                     .ec2
@@ -204,5 +254,45 @@ impl IpManager for AwsManager {
                 }))
             }
         }
+    }
+}
+
+/// The parameters of `AssociateAddress`: the Elastic IP to `eni`'s `private_ip` (its primary
+/// address when `None`), taken from any other holder.
+fn associate_params<'a>(
+    allocation_id: &'a str,
+    eni: &'a str,
+    private_ip: Option<&'a str>,
+) -> Vec<(&'static str, &'a str)> {
+    let mut p = vec![
+        ("AllocationId", allocation_id),
+        ("NetworkInterfaceId", eni),
+        ("AllowReassociation", "true"),
+    ];
+    if let Some(ip) = private_ip {
+        p.push(("PrivateIpAddress", ip));
+    }
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_association_names_the_private_address_when_given() {
+        // moto ignores PrivateIpAddress (it records the ENI's primary address), so the
+        // parameter is checked here rather than against the emulator.
+        assert_eq!(
+            super::associate_params("eipalloc-1", "eni-2", Some("10.0.1.50")),
+            [
+                ("AllocationId", "eipalloc-1"),
+                ("NetworkInterfaceId", "eni-2"),
+                ("AllowReassociation", "true"),
+                ("PrivateIpAddress", "10.0.1.50"),
+            ]
+        );
+        assert_eq!(
+            super::associate_params("eipalloc-1", "eni-2", None).len(),
+            3
+        );
     }
 }

@@ -136,7 +136,7 @@ fn aws(r: &mut Report<'_>, t: &Spanned<VipBackendToml>, around: &Around<'_>) -> 
             r.at(
                 t.span(),
                 key("mode"),
-                "missing: mode = \"elastic-ip\" (with allocation_id), \"secondary-ip\", or \"route-table\" (with route_table_id)".into(),
+                "missing: mode = \"elastic-ip\" (with allocation_id), \"secondary-ip\", \"elastic-ip-on-secondary\" (with allocation_id), or \"route-table\" (with route_table_id)".into(),
             );
             None
         }
@@ -158,6 +158,25 @@ fn aws(r: &mut Report<'_>, t: &Spanned<VipBackendToml>, around: &Around<'_>) -> 
             only_for(r, ("route_table_id", &b.route_table_id), "route-table");
             Some(AwsMode::SecondaryIp)
         }
+        Some("elastic-ip-on-secondary") => {
+            only_for(r, ("route_table_id", &b.route_table_id), "route-table");
+            if let Some(p) = &b.private_ip {
+                r.at(
+                    p.span(),
+                    key("private_ip"),
+                    "is only for mode = \"elastic-ip\": in this mode the Elastic IP goes to the virtual address itself".into(),
+                );
+            }
+            aws_id(
+                r,
+                t,
+                i,
+                ("allocation_id", &b.allocation_id),
+                "eipalloc-",
+                true,
+            )
+            .map(|allocation_id| AwsMode::ElasticIpOnSecondary { allocation_id })
+        }
         Some("route-table") => {
             only_for(r, ("allocation_id", &b.allocation_id), "elastic-ip");
             only_for(r, ("private_ip", &b.private_ip), "elastic-ip");
@@ -168,7 +187,7 @@ fn aws(r: &mut Report<'_>, t: &Spanned<VipBackendToml>, around: &Around<'_>) -> 
             r.at(
                 b.mode.as_ref().map_or(t.span(), Spanned::span),
                 key("mode"),
-                format!("{other:?}: one of \"elastic-ip\", \"secondary-ip\", \"route-table\""),
+                format!("{other:?}: one of \"elastic-ip\", \"secondary-ip\", \"elastic-ip-on-secondary\", \"route-table\""),
             );
             None
         }
@@ -221,14 +240,33 @@ fn aws(r: &mut Report<'_>, t: &Spanned<VipBackendToml>, around: &Around<'_>) -> 
             "the AWS backend moves IPv4 addresses only: use kind = \"netlink\" for IPv6".into(),
         );
     }
-    if matches!(mode, Some(AwsMode::ElasticIp { .. })) && around.virtual_addresses.len() > 1 {
+    let one_eip = match mode {
+        Some(AwsMode::ElasticIp { .. }) => Some("elastic-ip"),
+        Some(AwsMode::ElasticIpOnSecondary { .. }) => Some("elastic-ip-on-secondary"),
+        _ => None,
+    };
+    if let Some(name) = one_eip
+        && around.virtual_addresses.len() > 1
+    {
         r.at(
             around.virtual_addresses_span.clone(),
             format!("instance[{i}].virtual_addresses"),
             format!(
-                "{} addresses, but mode = \"elastic-ip\" moves one Elastic IP: list only its address (one instance per Elastic IP)",
+                "{} addresses, but mode = \"{name}\" moves one Elastic IP: list only its address (one instance per Elastic IP)",
                 around.virtual_addresses.len()
             ),
+        );
+    }
+    if one_eip == Some("elastic-ip-on-secondary")
+        && let Some((a, _)) = around
+            .virtual_addresses
+            .iter()
+            .find(|(a, _)| matches!(a, IpAddr::V4(v4) if !vpc_private(*v4)))
+    {
+        r.warn(
+            around.virtual_addresses_span.clone(),
+            format!("instance[{i}].virtual_addresses"),
+            format!("{a} is not a private address: in mode = \"elastic-ip-on-secondary\" the virtual address is the secondary private address the Elastic IP goes to (in the subnet), not the Elastic IP itself"),
         );
     }
     if !around.unicast {
@@ -248,6 +286,13 @@ fn aws(r: &mut Report<'_>, t: &Spanned<VipBackendToml>, around: &Around<'_>) -> 
         region,
         endpoint,
     })
+}
+
+/// Whether `a` is in a range a VPC usually numbers its subnets from: RFC 1918, or the shared
+/// 100.64.0.0/10 of secondary CIDR blocks.
+fn vpc_private(a: Ipv4Addr) -> bool {
+    let [first, second, ..] = a.octets();
+    a.is_private() || (first == 100 && second & 0xc0 == 64)
 }
 
 /// An AWS id such as `eipalloc-...`: present when `required`, and with its prefix.
@@ -345,6 +390,10 @@ mod tests {
         parse("vrrpd.toml", text).unwrap_or_else(|e| panic!("{e:#?}"))
     }
 
+    fn warnings(text: &str) -> Vec<String> {
+        ok(text).warnings.iter().map(ToString::to_string).collect()
+    }
+
     fn errors(text: &str) -> Vec<String> {
         crate::diagnostics::refused(parse, "vrrpd.toml", text)
     }
@@ -421,7 +470,7 @@ mod tests {
         assert_eq!(
             e,
             [
-                "vrrpd.toml:7:15: instance[0].vip_backend.mode: missing: mode = \"elastic-ip\" (with allocation_id), \"secondary-ip\", or \"route-table\" (with route_table_id)"
+                "vrrpd.toml:7:15: instance[0].vip_backend.mode: missing: mode = \"elastic-ip\" (with allocation_id), \"secondary-ip\", \"elastic-ip-on-secondary\" (with allocation_id), or \"route-table\" (with route_table_id)"
             ]
         );
         let e = errors(&instance(
@@ -480,14 +529,81 @@ mod tests {
             "garp = { repeat = 1 }\n",
         )
         .replace("unicast_peers = [\"10.0.1.12\"]\n", "");
-        let w: Vec<String> = ok(&multicast)
-            .warnings
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+        let w = warnings(&multicast);
         assert_eq!(w.len(), 2, "{w:#?}");
         assert_mentions(&w, "garp: ignored: only kind = \"netlink\" announces");
         assert_mentions(&w, "a VPC does not carry multicast: set unicast_peers");
+    }
+
+    #[test]
+    fn elastic_ip_on_secondary_reads_its_keys_and_names_its_mistakes() {
+        let c = ok(&instance(
+            r#"{ kind = "aws", mode = "elastic-ip-on-secondary", allocation_id = "eipalloc-1", network_interface_id = "eni-2", region = "eu-west-1" }"#,
+            "",
+        ));
+        let VipBackend::Aws(a) = &c.instances[0].vip_backend else {
+            panic!("aws");
+        };
+        assert_eq!(
+            a.mode,
+            AwsMode::ElasticIpOnSecondary {
+                allocation_id: "eipalloc-1".into()
+            }
+        );
+        assert_eq!(a.network_interface_id.as_deref(), Some("eni-2"));
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        assert!(!c.instances[0].vip_backend.announces());
+
+        let e = errors(&instance(
+            r#"{ kind = "aws", mode = "elastic-ip-on-secondary" }"#,
+            "",
+        ));
+        assert_eq!(
+            e,
+            [
+                "vrrpd.toml:7:15: instance[0].vip_backend.allocation_id: missing: allocation_id = \"eipalloc-...\""
+            ]
+        );
+        let e = errors(&instance(
+            r#"{ kind = "aws", mode = "elastic-ip-on-secondary", allocation_id = "eipalloc-1", private_ip = "10.0.1.11", route_table_id = "rtb-1" }"#,
+            "",
+        ));
+        assert_eq!(
+            e,
+            [
+                "vrrpd.toml:7:138: instance[0].vip_backend.route_table_id: is only for mode = \"route-table\"",
+                "vrrpd.toml:7:108: instance[0].vip_backend.private_ip: is only for mode = \"elastic-ip\": in this mode the Elastic IP goes to the virtual address itself",
+            ]
+        );
+        let two = instance(
+            r#"{ kind = "aws", mode = "elastic-ip-on-secondary", allocation_id = "eipalloc-1" }"#,
+            "",
+        )
+        .replace("[\"10.0.1.50/32\"]", "[\"10.0.1.50/32\", \"10.0.1.51/32\"]");
+        assert_eq!(
+            errors(&two),
+            [
+                "vrrpd.toml:5:21: instance[0].virtual_addresses: 2 addresses, but mode = \"elastic-ip-on-secondary\" moves one Elastic IP: list only its address (one instance per Elastic IP)"
+            ]
+        );
+        // The Elastic IP's public address written as the virtual address: a warning, since a
+        // VPC may number a subnet from a public range.
+        let public = instance(
+            r#"{ kind = "aws", mode = "elastic-ip-on-secondary", allocation_id = "eipalloc-1" }"#,
+            "",
+        )
+        .replace("10.0.1.50/32", "203.0.113.10/32");
+        let w = warnings(&public);
+        assert_eq!(
+            w,
+            [
+                "vrrpd.toml:5:21: instance[0].virtual_addresses: 203.0.113.10 is not a private address: in mode = \"elastic-ip-on-secondary\" the virtual address is the secondary private address the Elastic IP goes to (in the subnet), not the Elastic IP itself"
+            ]
+        );
+        let shared = public.replace("203.0.113.10/32", "100.64.1.50/32");
+        assert!(ok(&shared).warnings.is_empty());
+        let e = errors(&instance(r#"{ kind = "aws", mode = "elastic-ip-on-secondary", allocation_id = "eipalloc-1" }"#, "").replace("10.0.1.50/32", "fd00::50/128").replace("unicast_peers = [\"10.0.1.12\"]", "unicast_peers = [\"fd00::12\"]"));
+        assert_mentions(&e, "the AWS backend moves IPv4 addresses only");
     }
 
     #[test]

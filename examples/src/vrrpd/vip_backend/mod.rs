@@ -5,6 +5,7 @@
 //! | `netlink` (default) | the addresses are added to the interface | removed | gratuitous ARP / unsolicited NA |
 //! | `aws`, `mode = "elastic-ip"` | `AssociateAddress` of the Elastic IP to this ENI, `AllowReassociation` | nothing | no |
 //! | `aws`, `mode = "secondary-ip"` | `AssignPrivateIpAddresses` to this ENI, then added to the interface | removed from the interface, then unassigned | no |
+//! | `aws`, `mode = "elastic-ip-on-secondary"` | `AssignPrivateIpAddresses` to this ENI, `AllowReassignment`; `AssociateAddress` of the Elastic IP to that address, `AllowReassociation`; then added to the interface | removed from the interface; unassigned only if the Elastic IP is no longer on this ENI | no |
 //! | `aws`, `mode = "route-table"` | the VIP's /32 route points at this ENI (`ReplaceRoute`, or `CreateRoute`) | nothing | no |
 //! | `exec` | `add` runs with `ADDRESS/PREFIX INTERFACE` appended | `remove` runs, same arguments | no |
 //!
@@ -13,6 +14,14 @@
 //! replaces the route) in one call, so the address is never without a holder, and a Master that
 //! stops or crashes needs no API call to succeed for the takeover to happen. Until then the
 //! address keeps pointing at the old holder.
+//!
+//! `elastic-ip-on-secondary` (keepalived's usual EC2 setup: the virtual address is a private
+//! address of the subnet, the Elastic IP its public face) follows the same reasoning: EC2
+//! disassociates the Elastic IP of a private address that is unassigned, so leaving Master
+//! keeps the VPC side while the Elastic IP is still on this ENI; the next Master's reassignment
+//! takes the address with its Elastic IP (and its association makes sure of it). The address
+//! leaves the interface first, so the old host stops answering whatever the API says. A copy
+//! still on this ENI once the Elastic IP has moved is unassigned.
 //!
 //! Nothing is announced on the wire for `aws` (a VPC ignores ARP: the API moves the address)
 //! or `exec` (the script knows what the address needs).
@@ -50,14 +59,14 @@ impl VipBackend {
 /// `vip_backend = { kind = "aws", ... }`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AwsBackend {
-    /// `mode` with its id: `elastic-ip` + `allocation_id`, `secondary-ip`, or `route-table` +
-    /// `route_table_id`.
+    /// `mode` with its id: `elastic-ip` + `allocation_id`, `secondary-ip`,
+    /// `elastic-ip-on-secondary` + `allocation_id`, or `route-table` + `route_table_id`.
     pub mode: ip_manager::AwsMode,
     /// `network_interface_id` (`eni-...`): the ENI that takes the address. Default: the
     /// instance's primary ENI, from the instance metadata service (IMDSv2).
     pub network_interface_id: Option<String>,
-    /// `private_ip`: the ENI's private address an Elastic IP is associated with. Default: its
-    /// primary address.
+    /// `private_ip`: the ENI's private address an Elastic IP is associated with in
+    /// `elastic-ip` mode. Default: its primary address.
     pub private_ip: Option<Ipv4Addr>,
     /// `region`. Default: `AWS_REGION`, `AWS_DEFAULT_REGION`, then the instance metadata.
     pub region: Option<String>,

@@ -53,7 +53,7 @@ pub enum StartError {
 }
 
 /// The backend of instance `instance` as an [`IpManager`]; `netlink` serves `kind = "netlink"`
-/// and the interface half of `mode = "secondary-ip"`.
+/// and the interface half of `mode = "secondary-ip"` and `mode = "elastic-ip-on-secondary"`.
 pub(crate) async fn start(
     instance: &str,
     backend: &VipBackend,
@@ -64,8 +64,12 @@ pub(crate) async fn start(
         VipBackend::Exec(e) => Ok(Arc::new(exec(e))),
         VipBackend::Aws(a) => {
             let cloud: Arc<dyn IpManager> = Arc::new(aws(instance, a).await?);
-            if a.mode == AwsMode::SecondaryIp {
-                // The VPC routes the address to the ENI; the host must also hold it.
+            if matches!(
+                a.mode,
+                AwsMode::SecondaryIp | AwsMode::ElasticIpOnSecondary { .. }
+            ) {
+                // The VPC routes the address to the ENI; the host must also hold it (EC2 does
+                // not configure a secondary address on the host), or the traffic is dropped.
                 Ok(Arc::new(CloudAndInterface {
                     cloud,
                     interface: netlink.clone(),
@@ -245,7 +249,8 @@ impl IpManager for Aws {
     }
 }
 
-/// `mode = "secondary-ip"`: the VPC assigns the address to the ENI, and the interface holds it.
+/// `mode = "secondary-ip"` and `"elastic-ip-on-secondary"`: the VPC assigns the address to the
+/// ENI (with the Elastic IP on it in the second), and the interface holds it.
 struct CloudAndInterface {
     cloud: Arc<dyn IpManager>,
     interface: Arc<NetlinkManager>,
