@@ -41,6 +41,7 @@ use crate::{Error, IpManager, Vip};
 
 /// What moving the address means in the VPC.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum AwsMode {
     /// Re-associate this Elastic IP (`eipalloc-...`) with the ENI's private address.
     ElasticIp {
