@@ -53,6 +53,21 @@ struct VrrpThread {
     states: mpsc::UnboundedReceiver<(String, State)>,
     /// Fires when the thread has stopped its instances and ended.
     ended: oneshot::Receiver<()>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for VrrpThread {
+    /// Without [`stop`](VrrpThread::stop) (the balancer's side returned an error or panicked),
+    /// the instances still stop gracefully, priority 0 out and addresses removed, before the
+    /// process goes on to exit: closing the command channel stops them, and the thread is
+    /// waited for.
+    fn drop(&mut self) {
+        let (closed, _) = mpsc::channel(1);
+        drop(std::mem::replace(&mut self.commands, closed));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl VrrpThread {
@@ -68,7 +83,7 @@ impl VrrpThread {
         let (ended_tx, ended) = oneshot::channel();
         let vrrp = config.vrrp.clone();
         let options = options.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("hald-vrrp".into())
             .spawn(move || {
                 let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -138,6 +153,7 @@ impl VrrpThread {
             commands,
             states,
             ended,
+            thread: Some(thread),
         })
     }
 
@@ -170,9 +186,9 @@ impl VrrpThread {
     }
 
     /// Stops every instance gracefully (priority 0, addresses removed) and waits for it.
-    async fn stop(self) {
+    async fn stop(mut self) {
         let _ = self.commands.send(ToVrrp::Stop).await;
-        let _ = self.ended.await;
+        let _ = (&mut self.ended).await;
     }
 }
 
