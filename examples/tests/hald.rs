@@ -322,6 +322,15 @@ fn planned_handover(
     );
 }
 
+/// A lab `tag` with the three backends on 10.99.0.100 in its client namespace: the lab, the
+/// backends' ports and their stopper.
+fn lab_with_backends(netlab: std::path::PathBuf, tag: &str) -> (Lab, [u16; 3], mpsc::Sender<()>) {
+    let lab = Lab::new(netlab, tag);
+    let ports = [18081, 18082, 18083];
+    let backends = backends(&lab, "10.99.0.100", ports);
+    (lab, ports, backends)
+}
+
 #[test]
 fn a_planned_handover_under_load_fails_no_request() {
     planned_handover(
@@ -351,9 +360,7 @@ fn active_active_each_host_masters_one_address_and_takes_both_on_a_handover() {
     let Some(netlab) = lab::netlab_or_skip("hald active-active", &[("ip", "-V")]) else {
         return;
     };
-    let mut lab = Lab::new(netlab, "ha");
-    let ports = [18081, 18082, 18083];
-    let _backends = backends(&lab, "10.99.0.100", ports);
+    let (mut lab, ports, _backends) = lab_with_backends(netlab, "ha");
     // Seed 003: two instances with swapped priorities, each host Master of one address.
     let setup = |p1, p2| {
         (
@@ -454,9 +461,7 @@ fn a_reload_that_lowers_the_masters_priority_drains_first() {
     let Some(netlab) = lab::netlab_or_skip("hald reload handover", &[("ip", "-V")]) else {
         return;
     };
-    let mut lab = Lab::new(netlab, "hr");
-    let ports = [18081, 18082, 18083];
-    let _backends = backends(&lab, "10.99.0.100", ports);
+    let (mut lab, ports, _backends) = lab_with_backends(netlab, "hr");
     let h1 = hald(&mut lab, "h1", one(150, ports));
     hald(&mut lab, "h2", one(100, ports));
     lab.wait_vip("h1", "h2", Duration::from_secs(10));

@@ -403,20 +403,8 @@ fn check_track(
     let raw = t.get_ref();
     let key = |k: &str| format!("hald.track[{i}].{k}");
     let mut ok = true;
-    if !vrrp
-        .instances
-        .iter()
-        .any(|x| &x.name == raw.instance.get_ref())
-    {
-        let names: Vec<&str> = vrrp.instances.iter().map(|x| x.name.as_str()).collect();
-        r.at(
-            raw.instance.span(),
-            key("instance"),
-            format!(
-                "no [[instance]] is named {:?} (there are {names:?})",
-                raw.instance.get_ref()
-            ),
-        );
+    let names = vrrp.instances.iter().map(|x| x.name.as_str());
+    if !named(r, &raw.instance, &key("instance"), "[[instance]]", names) {
         ok = false;
     }
     match balancer
@@ -425,15 +413,8 @@ fn check_track(
         .find(|l| &l.name == raw.listener.get_ref())
     {
         None => {
-            let names: Vec<&str> = balancer.listeners.iter().map(|l| l.name.as_str()).collect();
-            r.at(
-                raw.listener.span(),
-                key("listener"),
-                format!(
-                    "no [[listen]] is named {:?} (there are {names:?})",
-                    raw.listener.get_ref()
-                ),
-            );
+            let names = balancer.listeners.iter().map(|l| l.name.as_str());
+            named(r, &raw.listener, &key("listener"), "[[listen]]", names);
             ok = false;
         }
         Some(l) if l.check.is_none() => {
@@ -461,6 +442,30 @@ fn check_track(
         all_down: all_down?,
     })
     .filter(|_| ok)
+}
+
+/// Whether `value` is one of `names`; if not, reports it at `key` as naming no `section`
+/// (listing the names there are).
+fn named<'a>(
+    r: &mut Report<'_>,
+    value: &Spanned<String>,
+    key: &str,
+    section: &str,
+    names: impl Iterator<Item = &'a str>,
+) -> bool {
+    let names: Vec<&str> = names.collect();
+    let found = names.contains(&value.get_ref().as_str());
+    if !found {
+        r.at(
+            value.span(),
+            key.to_owned(),
+            format!(
+                "no {section} is named {:?} (there are {names:?})",
+                value.get_ref()
+            ),
+        );
+    }
+    found
 }
 
 /// Adds each track's tracked objects to its instance: "all servers down" with `all_down`,

@@ -319,25 +319,23 @@ impl Lbd {
     /// later, at the new owner), every response says `Connection: close`, idle keep-alive
     /// connections close. See `lb_core::proxy::HttpProxy::close_connections`.
     pub fn close_connections(&self, names: &[String]) {
-        for l in self
-            .shared
-            .listeners()
-            .iter()
-            .filter(|l| names.contains(&l.config.name))
-        {
-            l.proxy.close_connections();
-        }
+        self.each_of(names, |proxy| proxy.close_connections());
     }
 
     /// Serves the listeners `names` with keep-alive again (their address is back here).
     pub fn keep_connections(&self, names: &[String]) {
+        self.each_of(names, |proxy| proxy.keep_connections());
+    }
+
+    /// `f` on the proxy of each listener named in `names`.
+    fn each_of(&self, names: &[String], f: impl Fn(&dyn Proxy)) {
         for l in self
             .shared
             .listeners()
             .iter()
             .filter(|l| names.contains(&l.config.name))
         {
-            l.proxy.keep_connections();
+            f(&*l.proxy);
         }
     }
 

@@ -203,26 +203,29 @@ impl<A: Algorithm> HttpProxy<A> {
     /// can hand the address over. [`keep_connections`](Self::keep_connections) undoes it.
     /// Does nothing to the connections while draining.
     pub fn close_connections(&self) {
-        self.shared.front.ignore_new_clients(true);
-        self.shared.closing.store(true, Ordering::Relaxed);
-        self.state.send_if_modified(|s| {
-            let change = *s == State::Serving;
-            if change {
-                *s = State::Closing;
-            }
-            change
-        });
+        self.set_closing(true);
     }
 
     /// Keep-alive again after [`close_connections`](Self::close_connections) (this host holds
     /// the address again). Connections already told to close still close.
     pub fn keep_connections(&self) {
-        self.shared.front.ignore_new_clients(false);
-        self.shared.closing.store(false, Ordering::Relaxed);
+        self.set_closing(false);
+    }
+
+    /// Closing (`on`: [`State::Serving`] → [`State::Closing`]) or serving again; a draining
+    /// proxy stays as it is.
+    fn set_closing(&self, on: bool) {
+        self.shared.front.ignore_new_clients(on);
+        self.shared.closing.store(on, Ordering::Relaxed);
+        let (from, to) = if on {
+            (State::Serving, State::Closing)
+        } else {
+            (State::Closing, State::Serving)
+        };
         self.state.send_if_modified(|s| {
-            let change = *s == State::Closing;
+            let change = *s == from;
             if change {
-                *s = State::Serving;
+                *s = to;
             }
             change
         });
