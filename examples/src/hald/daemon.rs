@@ -292,6 +292,7 @@ pub async fn run(config: Config, options: Options) -> Result<(), Error> {
     let mut dog = watchdog(&config, &vrrp).await?;
     let mut states: HashMap<String, State> = HashMap::new();
     let mut running = config;
+    let mut ended: Result<(), Error> = Ok(());
     info!(
         instances = running.vrrp.instances.len(),
         listeners = running.balancer.listeners.len(),
@@ -321,12 +322,21 @@ pub async fn run(config: Config, options: Options) -> Result<(), Error> {
                     }
                 }
             }
-            Some((name, state)) = vrrp.states.recv() => {
-                if state == State::Master {
-                    lbd.keep_connections(&running.listeners_of(&name));
+            change = vrrp.states.recv() => match change {
+                Some((name, state)) => {
+                    if state == State::Master {
+                        lbd.keep_connections(&running.listeners_of(&name));
+                    }
+                    states.insert(name, state);
                 }
-                states.insert(name, state);
-            }
+                // The VRRP thread is gone (a panic): no instance advertises any more, so the
+                // balancer must not run on as if it were part of a pair.
+                None => {
+                    error!("the VRRP half ended: stopping");
+                    ended = Err("the VRRP half ended unexpectedly".into());
+                    break;
+                }
+            },
         }
     }
     drop(feeders);
@@ -349,7 +359,7 @@ pub async fn run(config: Config, options: Options) -> Result<(), Error> {
             warn!(listener = %name, closed = report.closed, "connections closed at exit");
         }
     }
-    Ok(())
+    ended
 }
 
 /// Hands the clients of `listeners` over and waits until none is connected (or `deadline`):
