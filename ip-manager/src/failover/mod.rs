@@ -5,6 +5,8 @@
 //!   its addresses added and announced on Master and removed on leaving it, the interface's
 //!   link followed (down: Fault), tracked objects set by name, a clean stop. The service's own
 //!   health goes in through [`Failover::tracker`] (or `health-check`'s `vrrp` feature).
+//! - [`handover`]: a preemption that drains first: the preempting Backup asks the Master to
+//!   finish its connections and [`resign`](Failover::resign).
 //! - [`VipApplier`]: just the event → address part, on any [`IpManager`](crate::IpManager),
 //!   for an owner that runs its own drivers (the `vrrpd` example daemon).
 //!
@@ -45,6 +47,7 @@
 mod apply;
 mod builder;
 mod event;
+pub mod handover;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -229,6 +232,14 @@ impl Failover {
     /// The driver, for snapshots and commands beyond the tracker.
     pub fn driver(&self) -> &DriverHandle {
         &self.driver
+    }
+
+    /// Steps down on purpose if Master ([`vrrp_core::Router::resign`]): priority 0 goes out,
+    /// the addresses are released, and the preempting peer takes over after Skew_Time; this
+    /// router stays a Backup. Call it once the service has finished its connections (see
+    /// [`handover`]). True when it was Master.
+    pub async fn resign(&self) -> Result<bool, vrrp_core::driver::CommandError> {
+        self.driver.resign(self.vrid).await
     }
 
     /// Stops gracefully (a Master sends priority 0: the peer takes over after Skew_Time),

@@ -229,6 +229,12 @@ impl DriverHandle {
         self.send(Command::Remove { vrid }).await
     }
 
+    /// Router `vrid` steps down on purpose if it is Master (see [`Command::Resign`] and
+    /// [`Router::resign`](crate::Router::resign)): true when it was Master and sent priority 0.
+    pub async fn resign(&self, vrid: Vrid) -> Result<bool, CommandError> {
+        self.ask(|reply| Command::Resign { vrid, reply }).await?
+    }
+
     /// Router `vrid` follows a member of its sync group into `to` (see [`Command::Follow`]).
     pub async fn follow(&self, vrid: Vrid, to: State, member: &str) -> Result<(), CommandError> {
         self.send(Command::Follow {

@@ -46,6 +46,14 @@ pub enum Command {
         /// The router.
         vrid: Vrid,
     },
+    /// Router `vrid` steps down on purpose if Master ([`Router::resign`]: priority 0 out,
+    /// Backup); the reply says whether it was Master, or that no such router runs.
+    Resign {
+        /// The router.
+        vrid: Vrid,
+        /// Where the answer goes.
+        reply: oneshot::Sender<Result<bool, CommandError>>,
+    },
     /// Router `vrid` follows a member of its sync group into `to` ([`Router::follow`]).
     Follow {
         /// The router.
@@ -254,6 +262,13 @@ impl Driver {
                 self.routers.push(router);
             }
             Command::Remove { vrid } => self.remove(vrid, events).await,
+            Command::Resign { vrid, reply } => {
+                let outcome = match self.routers.iter_mut().find(|r| r.config().vrid == vrid) {
+                    Some(r) => Ok(r.resign(now)),
+                    None => Err(CommandError::UnknownRouter { vrid }),
+                };
+                let _ = reply.send(outcome);
+            }
             Command::Follow { vrid, to, member } => {
                 if let Some(r) = self.routers.iter_mut().find(|r| r.config().vrid == vrid) {
                     r.follow(now, to, &member);

@@ -88,6 +88,9 @@ pub enum Reason {
     },
     /// [`Router::shutdown`](super::Router::shutdown).
     Shutdown,
+    /// [`Router::resign`](super::Router::resign): the Master stepped down on purpose (priority
+    /// 0 sent) and waits as Backup for the preempting router to take over.
+    Resigned,
     /// A weight-0 tracked object went down, or the link did.
     Fault {
         /// The tracker's name, or `"link"`.
@@ -123,6 +126,7 @@ impl fmt::Display for Reason {
                 "our priority rose above the master's {priority}: preempting"
             ),
             Reason::Shutdown => f.write_str("shutdown"),
+            Reason::Resigned => f.write_str("resigned (priority 0 sent) for a preempting router"),
             Reason::Fault { cause } => write!(f, "fault: {cause} is down"),
             Reason::FaultCleared => f.write_str("all faults cleared"),
             Reason::SyncGroup { member } => write!(f, "sync group member {member} changed state"),
@@ -150,6 +154,19 @@ pub enum Event {
         from: Priority,
         /// After.
         to: Priority,
+    },
+    /// This Backup outranks the Master and would preempt it, but waits
+    /// [`Config::preempt_delay`](super::Config::preempt_delay) first (told once per wait, at
+    /// its start). It is the moment to ask the Master's owner to finish its connections and
+    /// [`resign`](super::Router::resign); if it does not, this router preempts when the delay
+    /// is over.
+    PreemptPending {
+        /// The Master's address (its primary address: IPv6 link-local for IPv6).
+        master: IpAddr,
+        /// The priority it advertises.
+        priority: Priority,
+        /// How long this router waits before preempting anyway.
+        delay: std::time::Duration,
     },
     /// A received packet was dropped (it is also counted in
     /// [`Stats::dropped`](super::Stats::dropped)). Rate-limited as RFC 9568 §8.3 asks of

@@ -3,7 +3,8 @@
 //!
 //! Inputs: [`startup`](Router::startup), [`handle_packet`](Router::handle_packet),
 //! [`handle_timeout`](Router::handle_timeout), [`set_tracker`](Router::set_tracker),
-//! [`set_link`](Router::set_link), [`shutdown`](Router::shutdown), each with the current
+//! [`set_link`](Router::set_link), [`resign`](Router::resign), [`shutdown`](Router::shutdown),
+//! each with the current
 //! time. Outputs, pulled after every input until `None`: [`poll_transmit`](Router::poll_transmit),
 //! [`poll_event`](Router::poll_event), and [`poll_timeout`](Router::poll_timeout), the instant
 //! at which `handle_timeout` must be called next.
@@ -53,6 +54,8 @@ pub struct Router {
     link_up: bool,
     /// The priority of the last advert heard while Backup (for `preempt_on_lower_advert`).
     master_priority: Option<Priority>,
+    /// The address of the Master heard last while Backup (for [`Event::PreemptPending`]).
+    master_address: Option<IpAddr>,
     /// Fault imposed by a sync group, cleared only by the group.
     sync_fault: bool,
     transmits: VecDeque<Transmit>,
@@ -86,6 +89,7 @@ impl Router {
             tracker_up: vec![true; config.trackers.len()],
             link_up: true,
             master_priority: None,
+            master_address: None,
             sync_fault: false,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -162,6 +166,25 @@ impl Router {
             self.send_advert(Priority::SHUTDOWN);
         }
         self.transition(now, State::Initialize, Reason::Shutdown);
+    }
+
+    /// Steps down on purpose while Master: an advert with priority 0 goes out, so that a
+    /// Backup takes over after Skew_Time (as on [`shutdown`](Self::shutdown)), but the router
+    /// keeps running as Backup ([`Reason::Resigned`]): if nobody takes over, it becomes Master
+    /// again when Master_Down_Timer runs out. Returns whether it was Master.
+    ///
+    /// This is the second half of a drained preemption: a preempting Backup that waits out
+    /// its [`Config::preempt_delay`] announces itself with [`Event::PreemptPending`]; the
+    /// Master's owner, told of it (over a channel of its own: VRRP has no message for it),
+    /// finishes its connections and then resigns, instead of being cut off mid-request.
+    pub fn resign(&mut self, now: Instant) -> bool {
+        self.account(now);
+        if self.state != State::Master {
+            return false;
+        }
+        self.send_advert(Priority::SHUTDOWN);
+        self.become_backup(now, Reason::Resigned);
+        true
     }
 
     /// Feeds one received VRRP message. `ip` holds what the socket reported: source,
@@ -314,6 +337,7 @@ impl Router {
             return;
         }
         self.master_priority = Some(theirs);
+        self.master_address = Some(master);
         let lower = theirs < self.priority;
         if lower && self.config.preempt && !self.preempt_delay_pending(now) {
             if self.config.preempt_on_lower_advert {
@@ -333,14 +357,28 @@ impl Router {
     }
 
     /// keepalived's preempt_delay: lower-priority Masters are tolerated for this long after
-    /// the first one was seen.
+    /// the first one was seen. The wait's start is told ([`Event::PreemptPending`]).
     fn preempt_delay_pending(&mut self, now: Instant) -> bool {
-        if self.config.preempt_delay.is_zero() {
+        let delay = self.config.preempt_delay;
+        if delay.is_zero() {
             return false;
         }
-        let after = *self
-            .preempt_after
-            .get_or_insert(now + self.config.preempt_delay);
+        let after = match self.preempt_after {
+            Some(after) => after,
+            None => {
+                let after = now + delay;
+                self.preempt_after = Some(after);
+                if let (Some(master), Some(priority)) = (self.master_address, self.master_priority)
+                {
+                    self.events.push_back(Event::PreemptPending {
+                        master,
+                        priority,
+                        delay,
+                    });
+                }
+                after
+            }
+        };
         now < after
     }
 
@@ -460,6 +498,7 @@ impl Router {
         self.master_down_timer = None;
         self.preempt_after = None;
         self.master_priority = None;
+        self.master_address = None;
         self.state_since = Some(now);
         self.events
             .push_back(Event::StateChanged { from, to, reason });

@@ -86,6 +86,8 @@ pub struct Node {
     pub component: u32,
     /// Every state change of its router, in order.
     pub transitions: Vec<Transition>,
+    /// Its router's other events (not state changes), with when they came.
+    pub events: Vec<(Instant, Event)>,
 }
 
 /// One state change, on the virtual clock.
@@ -185,6 +187,7 @@ impl Sim {
             up: true,
             component: 0,
             transitions: Vec::new(),
+            events: Vec::new(),
         });
         let i = self.nodes.len() - 1;
         self.drain(i);
@@ -228,6 +231,15 @@ impl Sim {
         let now = self.now;
         self.nodes[i].router.shutdown(now);
         self.log(|| format!("node {i} shuts down"));
+        self.drain(i);
+    }
+
+    /// Node `i` steps down on purpose ([`Router::resign`]): priority 0 out, Backup.
+    pub fn resign(&mut self, i: usize) {
+        let now = self.now;
+        if self.nodes[i].router.resign(now) {
+            self.log(|| format!("node {i} resigns"));
+        }
         self.drain(i);
     }
 
@@ -351,6 +363,9 @@ impl Sim {
                     reason: reason.clone(),
                 });
                 self.log(|| format!("node {i} {from} -> {to} ({reason})"));
+            } else {
+                self.log(|| format!("node {i} {ev:?}"));
+                self.nodes[i].events.push((self.now, ev));
             }
         }
         while let Some(tx) = self.nodes[i].router.poll_transmit() {
