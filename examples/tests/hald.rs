@@ -86,6 +86,23 @@ fn hald(lab: &mut Lab, host: &str, setup: (Vec<Instance>, Vec<Listener>)) -> usi
     hald_with(lab, host, setup, "")
 }
 
+/// [`hald`] with drained preemption on (`[hald.handover]`, the default port).
+fn hald_with_handover(lab: &mut Lab, host: &str, setup: (Vec<Instance>, Vec<Listener>)) -> usize {
+    let (instances, listeners) = setup;
+    let text = config(lab, host, &instances, &listeners)
+        .replace("[hald]\n", "[hald]\nhandover = { enabled = true }\n");
+    let path = lab.dir.join(format!("{host}.toml"));
+    std::fs::write(&path, text).expect("config");
+    lab.spawn(
+        host,
+        env!("CARGO_BIN_EXE_hald"),
+        &format!("{host}.hald.log"),
+        |c| {
+            c.arg("--config").arg(&path);
+        },
+    )
+}
+
 /// [`hald`] with `extra` lines in every listener (after its `mode`).
 fn hald_with(
     lab: &mut Lab,
@@ -496,6 +513,52 @@ fn a_reload_that_lowers_the_masters_priority_drains_first() {
         lab.addresses("h1"),
         lab.addresses("h2"),
         lab.log("h2.hald.log")
+    );
+    assert_eq!(state(&lab, "h1"), "BACKUP");
+}
+
+#[test]
+fn a_preempting_peer_lets_the_master_drain_first_and_no_request_fails() {
+    let Some(netlab) = lab::netlab_or_skip("hald drained preemption", &[("ip", "-V")]) else {
+        return;
+    };
+    let (mut lab, ports, _backends) = lab_with_backends(netlab, "hp");
+    // h1 (100) alone is Master and serves under load; h2 (150) comes back and preempts.
+    hald_with_handover(&mut lab, "h1", one(100, ports));
+    lab.wait_vip("h1", "h2", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(1));
+    let run = load(
+        &lab,
+        "10.99.0.200:80".parse().expect("addr"),
+        8,
+        Duration::from_secs(7),
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    hald_with_handover(&mut lab, "h2", one(150, ports));
+    let took = lab.wait_vip("h2", "h1", Duration::from_secs(15));
+    let load = run.join().expect("the load");
+    let (h1_log, h2_log) = (lab.log("h1.hald.log"), lab.log("h2.hald.log"));
+    load.check(
+        &format!("drained preemption (h2 Master {took:?} after its start)"),
+        &h1_log,
+    );
+    assert!(
+        load.told_to_close > 0,
+        "nobody was told to close: {load:?}\n{h1_log}"
+    );
+    assert!(
+        h1_log.contains("a preempting peer asks for the address: draining first")
+            && h1_log.contains("drained: resigned (priority 0)"),
+        "{h1_log}"
+    );
+    assert!(
+        h2_log.contains("asked the Master to drain and resign") && h2_log.contains("accepted"),
+        "{h2_log}"
+    );
+    // h1 resigned after its drain, long before h2's preempt_delay (drain 5 s + 2 s) was over.
+    assert!(
+        took < Duration::from_secs(6),
+        "h2 took over after {took:?}\n{h2_log}"
     );
     assert_eq!(state(&lab, "h1"), "BACKUP");
 }

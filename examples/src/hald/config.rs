@@ -46,6 +46,8 @@ pub struct Config {
     pub watchdog: Option<Watchdog>,
     /// The listeners whose servers' health moves an instance's priority (`[[hald.track]]`).
     pub track: Vec<Track>,
+    /// Drained preemption (`[hald.handover]`): `None` when off.
+    pub handover: Option<Handover>,
     /// Warnings of all three parts.
     pub warnings: Vec<ConfigError>,
 }
@@ -71,6 +73,22 @@ impl Default for Watchdog {
         }
     }
 }
+
+/// `[hald.handover]`: a preemption that drains first. This host, preempting, asks the Master
+/// (at the address of its adverts, on `port`) to finish its connections and resign, and waits
+/// its `preempt_delay` at most; as Master, it answers such requests. See
+/// [`ip_manager::failover::handover`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handover {
+    /// The TCP port both hosts listen on and ask at.
+    pub port: u16,
+    /// Who may ask (empty: anyone who can reach the port).
+    pub peers: Vec<IpAddr>,
+}
+
+/// The extra wait of a preempting instance beyond `drain` when `[hald.handover]` is on and
+/// the instance sets no `preempt_delay` of its own: the Master's drain, then its resign.
+pub const HANDOVER_MARGIN: Duration = Duration::from_secs(2);
 
 /// `[[hald.track]]`: a listener's servers feeding an instance's priority.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -254,6 +272,17 @@ struct HaldToml {
     watchdog: Option<Spanned<WatchdogToml>>,
     #[serde(default)]
     track: Vec<Spanned<TrackToml>>,
+    handover: Option<Spanned<HandoverToml>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HandoverToml {
+    #[serde(default = "yes")]
+    enabled: bool,
+    port: Option<u16>,
+    #[serde(default)]
+    peers: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -316,6 +345,7 @@ pub fn parse(file: &str, text: &str) -> Result<Config, Vec<ConfigError>> {
         None => Some(Watchdog::default()),
         Some(w) => watchdog(&mut r, w),
     };
+    let handover = own.hald.handover.as_ref().and_then(|h| handover(&mut r, h));
     let (Ok(mut vrrp), Ok(balancer)) = (vrrp, balancer) else {
         errors.extend(r.errors);
         errors.sort_by_key(|e| (e.line, e.column));
@@ -324,6 +354,14 @@ pub fn parse(file: &str, text: &str) -> Result<Config, Vec<ConfigError>> {
     if let Some(w) = &watchdog {
         for inst in &mut vrrp.instances {
             inst.track.push((WATCHDOG_TRACKER.to_owned(), w.weight));
+        }
+    }
+    if handover.is_some() {
+        // A preempting instance waits for the Master to drain and resign (or not) first.
+        for inst in &mut vrrp.instances {
+            if inst.preempt && inst.preempt_delay.is_zero() {
+                inst.preempt_delay = drain + HANDOVER_MARGIN;
+            }
         }
     }
     let track = own
@@ -349,8 +387,40 @@ pub fn parse(file: &str, text: &str) -> Result<Config, Vec<ConfigError>> {
         drain,
         watchdog,
         track,
+        handover,
         warnings,
     })
+}
+
+fn handover(r: &mut Report<'_>, h: &Spanned<HandoverToml>) -> Option<Handover> {
+    let raw = h.get_ref();
+    if !raw.enabled {
+        return None;
+    }
+    let port = match raw.port {
+        Some(0) => {
+            r.at(
+                h.span(),
+                "hald.handover.port".into(),
+                "0 is not a port: use 1..=65535 (both hosts the same)".into(),
+            );
+            0
+        }
+        Some(p) => p,
+        None => ip_manager::failover::handover::DEFAULT_PORT,
+    };
+    let mut peers = Vec::new();
+    for (i, p) in raw.peers.iter().enumerate() {
+        match p.parse::<IpAddr>() {
+            Ok(a) => peers.push(a),
+            Err(_) => r.at(
+                h.span(),
+                format!("hald.handover.peers[{i}]"),
+                format!("{p:?} is not an IP address (the peer's address as this host sees it, e.g. \"10.0.0.2\")"),
+            ),
+        }
+    }
+    Some(Handover { port, peers })
 }
 
 fn watchdog(r: &mut Report<'_>, w: &Spanned<WatchdogToml>) -> Option<Watchdog> {

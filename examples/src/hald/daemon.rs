@@ -4,22 +4,25 @@
 //! handover.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use health_check::{Watchdog, WatchdogConfig};
+use ip_manager::failover::handover::{self, HandoverListener, ResignRequest};
 use lb_core::stats_page::SnapshotSource;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
-use vrrp_core::State;
 use vrrp_core::driver::TrackerHandle;
+use vrrp_core::packet::{AddressFamily, Priority};
+use vrrp_core::{Event, State};
 
 use super::config::{self, Config, WATCHDOG_TRACKER};
 use super::page::VrrpPage;
 use crate::lbd::Lbd;
-use crate::vrrpd::daemon::{OnState, Vrrpd};
+use crate::vrrpd::daemon::{OnEvent, Vrrpd};
 use crate::vrrpd::reload::Plan;
 use crate::vrrpd::status::Status;
 
@@ -43,14 +46,24 @@ enum ToVrrp {
         Vec<(String, String)>,
         oneshot::Sender<Vec<Option<TrackerHandle>>>,
     ),
+    /// Instance `.0` resigns if Master (a drained preemption).
+    Resign(String, oneshot::Sender<Result<bool, String>>),
     Stop,
+}
+
+/// What the VRRP thread tells the balancer's loop, in order.
+enum FromVrrp {
+    /// An instance entered a state (its addresses moved).
+    State(String, State),
+    /// An instance would preempt the Master at `master` and waits its `preempt_delay`.
+    PreemptPending { instance: String, master: IpAddr },
 }
 
 /// The VRRP half, on its own thread.
 struct VrrpThread {
     commands: mpsc::Sender<ToVrrp>,
-    /// Every instance's state changes, in order.
-    states: mpsc::UnboundedReceiver<(String, State)>,
+    /// Every instance's state changes and pending preemptions, in order.
+    news: mpsc::UnboundedReceiver<FromVrrp>,
     /// Fires when the thread has stopped its instances and ended.
     ended: oneshot::Receiver<()>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -78,7 +91,7 @@ impl VrrpThread {
         status: watch::Sender<Option<Status>>,
     ) -> Result<VrrpThread, Error> {
         let (commands, mut commands_rx) = mpsc::channel(8);
-        let (states_tx, states) = mpsc::unbounded_channel();
+        let (news_tx, news) = mpsc::unbounded_channel();
         let (ready_tx, ready) = oneshot::channel::<Result<(), String>>();
         let (ended_tx, ended) = oneshot::channel();
         let vrrp = config.vrrp.clone();
@@ -97,10 +110,18 @@ impl VrrpThread {
                     }
                 };
                 runtime.block_on(async move {
-                    let on_state: OnState = Arc::new(move |name: &str, state| {
-                        let _ = states_tx.send((name.to_owned(), state));
+                    let on_event: OnEvent = Arc::new(move |name: &str, event: &Event| {
+                        let news = match event {
+                            Event::StateChanged { to, .. } => FromVrrp::State(name.to_owned(), *to),
+                            Event::PreemptPending { master, .. } => FromVrrp::PreemptPending {
+                                instance: name.to_owned(),
+                                master: *master,
+                            },
+                            _ => return,
+                        };
+                        let _ = news_tx.send(news);
                     });
-                    let mut vrrpd = match Vrrpd::start(vrrp, &options, Some(on_state)).await {
+                    let mut vrrpd = match Vrrpd::start(vrrp, &options, Some(on_event)).await {
                         Ok(v) => v,
                         Err(e) => {
                             let _ = ready_tx.send(Err(e.to_string()));
@@ -120,6 +141,11 @@ impl VrrpThread {
                             command = commands_rx.recv(), if !stopping => match command {
                                 Some(ToVrrp::Reload(new, reply)) => {
                                     let _ = reply.send(vrrpd.reload(*new).await);
+                                }
+                                Some(ToVrrp::Resign(name, reply)) => {
+                                    let _ = reply.send(
+                                        vrrpd.resign(&name).await.map_err(|e| e.to_string()),
+                                    );
                                 }
                                 Some(ToVrrp::Trackers(names, reply)) => {
                                     let _ = reply.send(
@@ -151,7 +177,7 @@ impl VrrpThread {
             .map_err(|_| "the VRRP thread ended before starting")??;
         Ok(VrrpThread {
             commands,
-            states,
+            news,
             ended,
             thread: Some(thread),
         })
@@ -170,6 +196,18 @@ impl VrrpThread {
             return Vec::new();
         }
         answer.await.unwrap_or_default()
+    }
+
+    /// Instance `name` resigns if Master: whether it was.
+    async fn resign(&self, name: &str) -> Result<bool, String> {
+        let (reply, answer) = oneshot::channel();
+        let asked = ToVrrp::Resign(name.to_owned(), reply);
+        if self.commands.send(asked).await.is_err() {
+            return Err("the VRRP half has stopped".into());
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| Err("the VRRP half has stopped".into()))
     }
 
     async fn reload(&self, new: crate::vrrpd::config::Config) -> bool {
@@ -285,11 +323,13 @@ pub async fn run(config: Config, options: Options) -> Result<(), Error> {
     // The listeners first: bound (with IP_FREEBIND) before any instance can become Master.
     // One page for both halves: the listeners, then the VRRP instances and their metrics.
     let (status, page) = watch::channel(None);
+    let vrrp_status = page.clone();
     let page: Arc<dyn SnapshotSource> = Arc::new(VrrpPage(page));
     let mut lbd = Lbd::start_with(&config.balancer, Some(page)).await?;
     let mut vrrp = VrrpThread::start(&config, &options, status).await?;
     let mut feeders = Feeders::start(&config, &lbd, &vrrp).await;
     let mut dog = watchdog(&config, &vrrp).await?;
+    let mut handover = listen_for_handovers(config.handover.as_ref()).await?;
     let mut states: HashMap<String, State> = HashMap::new();
     let mut running = config;
     let mut ended: Result<(), Error> = Ok(());
@@ -322,12 +362,18 @@ pub async fn run(config: Config, options: Options) -> Result<(), Error> {
                     }
                 }
             }
-            change = vrrp.states.recv() => match change {
-                Some((name, state)) => {
+            request = next_request(&mut handover) => {
+                resign_on_request(request, &running, &lbd, &vrrp, &states, &vrrp_status).await;
+            }
+            news = vrrp.news.recv() => match news {
+                Some(FromVrrp::State(name, state)) => {
                     if state == State::Master {
                         lbd.keep_connections(&running.listeners_of(&name));
                     }
                     states.insert(name, state);
+                }
+                Some(FromVrrp::PreemptPending { instance, master }) => {
+                    ask_to_resign(&running, &instance, master, &vrrp_status);
                 }
                 // The VRRP thread is gone (a panic): no instance advertises any more, so the
                 // balancer must not run on as if it were part of a pair.
@@ -360,6 +406,153 @@ pub async fn run(config: Config, options: Options) -> Result<(), Error> {
         }
     }
     ended
+}
+
+/// The `[hald.handover]` listener, on every address of both families (or IPv4 only where
+/// IPv6 is off).
+async fn listen_for_handovers(
+    config: Option<&config::Handover>,
+) -> Result<Option<HandoverListener>, Error> {
+    let Some(h) = config else {
+        return Ok(None);
+    };
+    let listener = match HandoverListener::bind((IpAddr::from([0u16; 8]), h.port).into()).await {
+        Ok(l) => l,
+        Err(_) => HandoverListener::bind((IpAddr::from([0u8; 4]), h.port).into())
+            .await
+            .map_err(|e| format!("[hald.handover] cannot listen on port {}: {e}", h.port))?,
+    };
+    let listener = if h.peers.is_empty() {
+        listener
+    } else {
+        listener.peers(h.peers.clone())
+    };
+    info!(port = h.port, "listening for drained-preemption requests");
+    Ok(Some(listener))
+}
+
+/// The next request to resign, or never without a listener.
+async fn next_request(
+    listener: &mut Option<HandoverListener>,
+) -> Result<ResignRequest, handover::HandoverError> {
+    match listener {
+        Some(l) => l.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// `instance`'s effective priority, as the VRRP half last published it.
+fn priority_of(status: &watch::Receiver<Option<Status>>, instance: &str) -> Option<u8> {
+    let status = status.borrow();
+    let i = status
+        .as_ref()?
+        .instances
+        .iter()
+        .find(|i| i.name == instance)?;
+    Some(i.effective_priority.unwrap_or(i.base_priority))
+}
+
+/// A preempting peer asks this host to drain and resign an instance: if it is Master here and
+/// the peer outranks it, the instance's listeners hand their clients over (as on a planned
+/// stop), then it resigns (priority 0) and the peer takes the address after Skew_Time.
+async fn resign_on_request(
+    request: Result<ResignRequest, handover::HandoverError>,
+    running: &Config,
+    lbd: &Lbd,
+    vrrp: &VrrpThread,
+    states: &HashMap<String, State>,
+    status: &watch::Receiver<Option<Status>>,
+) {
+    let request = match request {
+        Ok(r) => r,
+        Err(e) => {
+            warn!("drained preemption: {e}");
+            return;
+        }
+    };
+    let (vrid, family, from) = (request.vrid(), request.family(), request.from());
+    let instance = running.vrrp.instances.iter().find(|i| {
+        i.vrid == vrid.get()
+            && (i.is_ipv6() == (family == AddressFamily::Ipv6))
+            && states.get(&i.name) == Some(&State::Master)
+    });
+    let Some(instance) = instance else {
+        info!(%from, vrid = vrid.get(), "asked to resign an instance that is not Master here");
+        let _ = request.refuse("not master of it").await;
+        return;
+    };
+    let name = instance.name.clone();
+    let ours = priority_of(status, &name).unwrap_or(instance.priority);
+    if request.priority() <= Priority::new(ours) {
+        warn!(instance = %name, %from, theirs = request.priority().get(), ours, "asked to resign by a router that does not outrank this one: refused");
+        let _ = request.refuse(&format!("priority {ours} here")).await;
+        return;
+    }
+    if let Err(e) = request.accept().await {
+        warn!(instance = %name, "drained preemption: {e}");
+    }
+    let listeners = running.listeners_of(&name);
+    info!(instance = %name, %from, ?listeners, "a preempting peer asks for the address: draining first");
+    let left = hand_over(lbd, &listeners, running.drain).await;
+    match vrrp.resign(&name).await {
+        Ok(true) => {
+            info!(instance = %name, left, "drained: resigned (priority 0), the peer takes over")
+        }
+        Ok(false) => {
+            info!(instance = %name, "no longer Master after the drain");
+            lbd.keep_connections(&listeners);
+        }
+        Err(e) => {
+            error!(instance = %name, "could not resign: {e}");
+            lbd.keep_connections(&listeners);
+        }
+    }
+}
+
+/// This host would preempt the Master at `master` for `instance`: asks it (on a task of its
+/// own) to drain and resign; without an answer, the instance preempts when its
+/// `preempt_delay` is over.
+fn ask_to_resign(
+    running: &Config,
+    instance: &str,
+    master: IpAddr,
+    status: &watch::Receiver<Option<Status>>,
+) {
+    let (Some(h), Some(inst)) = (
+        &running.handover,
+        running.vrrp.instances.iter().find(|i| i.name == instance),
+    ) else {
+        return;
+    };
+    let Some(vrid) = vrrp_core::packet::Vrid::new(inst.vrid) else {
+        return;
+    };
+    let family = if inst.is_ipv6() {
+        AddressFamily::Ipv6
+    } else {
+        AddressFamily::Ipv4
+    };
+    let priority = Priority::new(priority_of(status, instance).unwrap_or(inst.priority));
+    let (port, interface, name) = (h.port, inst.interface.clone(), instance.to_owned());
+    let wait = inst.preempt_delay;
+    tokio::spawn(async move {
+        let at = match handover::master_address(master, port, &interface).await {
+            Ok(at) => at,
+            Err(e) => {
+                warn!(instance = %name, %master, "cannot ask the Master to drain: {e}");
+                return;
+            }
+        };
+        let asked = handover::ask_to_resign(at, vrid, family, priority, Duration::from_secs(2));
+        match asked.await {
+            Ok(answer) => {
+                info!(instance = %name, %at, %answer, "asked the Master to drain and resign")
+            }
+            Err(e) => {
+                warn!(instance = %name, %at, ?wait, "the Master did not take the drain request ({e}): preempting when preempt_delay is over")
+            }
+        }
+    });
 }
 
 /// Hands the clients of `listeners` over and waits until none is connected (or `deadline`):

@@ -38,8 +38,8 @@ pub(super) struct Live {
     notify: Option<ExecHook>,
     notify_backup: Option<ExecHook>,
     notify_fault: Option<ExecHook>,
-    /// Told of every state change (an embedding daemon's hook).
-    pub(super) on_state: Option<OnState>,
+    /// Told of every event (an embedding daemon's hook).
+    pub(super) on_event: Option<OnEvent>,
     /// The library's event → address glue (add and announce on Master, stop announcing and
     /// remove on leaving it): shared with the instance's next version on an in-place update,
     /// so that the announcements in progress stay stoppable.
@@ -53,7 +53,7 @@ impl Live {
         backend: Arc<dyn IpManager>,
         announcer: Option<Arc<Announcer>>,
         hand_off: Option<NetlinkManager>,
-        on_state: Option<OnState>,
+        on_event: Option<OnEvent>,
     ) -> Live {
         let (reports, mut read) = mpsc::channel(64);
         let name = instance.name.clone();
@@ -78,7 +78,7 @@ impl Live {
             vips,
             backend,
             announcer,
-            on_state,
+            on_event,
             applier: Arc::new(tokio::sync::Mutex::new(applier)),
         }
     }
@@ -99,7 +99,7 @@ impl Live {
             vips: old.vips.clone(),
             backend: old.backend.clone(),
             announcer,
-            on_state: old.on_state.clone(),
+            on_event: old.on_event.clone(),
             applier: old.applier.clone(),
         }
     }
@@ -152,9 +152,10 @@ where
     crate::cli::run_current_thread(program, run(config, options))
 }
 
-/// What a daemon that embeds vrrpd (hald) is told besides the logs: called on every state
-/// change of every instance with its name and new state, on the event loop (keep it short).
-pub type OnState = Arc<dyn Fn(&str, State) + Send + Sync>;
+/// What a daemon that embeds vrrpd (hald) is told besides the logs: called with every event of
+/// every instance (its name and the event; a state change once its addresses have moved), on
+/// the event loop (keep it short).
+pub type OnEvent = Arc<dyn Fn(&str, &Event) + Send + Sync>;
 
 /// One driver event on its way to [`Vrrpd::handle`].
 #[derive(Debug)]
@@ -190,18 +191,18 @@ impl std::fmt::Debug for Vrrpd {
 }
 
 impl Vrrpd {
-    /// Starts every instance of `config` (with `on_state` told of their state changes), the
-    /// status socket and the metrics endpoint.
+    /// Starts every instance of `config` (with `on_event` told of their events), the status
+    /// socket and the metrics endpoint.
     pub async fn start(
         config: config::Config,
         options: &Options,
-        on_state: Option<OnState>,
+        on_event: Option<OnEvent>,
     ) -> Result<Vrrpd, Error> {
         let netlink = Arc::new(NetlinkManager::new()?);
         let registry = Registry::new(options.config_file.display().to_string(), netlink.clone());
         let (events_tx, events) = mpsc::unbounded_channel();
         let links = Links::start(netlink.clone(), registry.clone())?;
-        let mut instances = Instances::new(netlink, registry.clone(), links, events_tx, on_state);
+        let mut instances = Instances::new(netlink, registry.clone(), links, events_tx, on_event);
         instances.apply(&config).await.map_err(|e| e.join("; "))?;
         let path = options
             .status_socket
@@ -285,6 +286,17 @@ impl Vrrpd {
         self.instances.tracker(instance, tracker)
     }
 
+    /// Instance `instance` steps down on purpose if it is Master (priority 0 out, addresses
+    /// released, Backup: [`vrrp_core::Router::resign`]), for a preempting peer that asked
+    /// first (hald's drained preemption). True when it was Master; an error when the
+    /// instance does not run.
+    pub async fn resign(&self, instance: &str) -> Result<bool, Error> {
+        match self.instances.resign(instance).await {
+            Some(r) => Ok(r?),
+            None => Err(format!("no instance named {instance:?} runs").into()),
+        }
+    }
+
     /// The status JSON (what `--status` prints), as a value.
     pub async fn status(&self) -> super::status::Status {
         self.registry.status().await
@@ -335,6 +347,15 @@ pub async fn run(config: config::Config, options: Options) -> Result<(), Error> 
 
 pub(super) async fn handle(l: &Live, event: Event) {
     let name = &l.instance.name;
+    let told = l.on_event.as_ref().map(|hook| (hook, event.clone()));
+    act(l, event).await;
+    if let Some((hook, event)) = told {
+        hook(name, &event);
+    }
+}
+
+async fn act(l: &Live, event: Event) {
+    let name = &l.instance.name;
     match event {
         Event::StateChanged { from, to, reason } => {
             info!(instance = %name, ?from, ?to, ?reason, "state changed");
@@ -347,9 +368,6 @@ pub(super) async fn handle(l: &Live, event: Event) {
                     reason: reason.clone(),
                 })
                 .await;
-            if let Some(on_state) = &l.on_state {
-                on_state(name, to);
-            }
             let (hook, word) = match to {
                 State::Master => (&l.notify, "MASTER"),
                 State::Backup => (&l.notify_backup, "BACKUP"),

@@ -98,7 +98,7 @@ pub(super) struct Instances {
     /// a reload removed leaves its device until then; a new run reuses it).
     vmacs: BTreeMap<String, VirtualMac>,
     /// Told of every state change.
-    on_state: Option<daemon::OnState>,
+    on_event: Option<daemon::OnEvent>,
 }
 
 impl Instances {
@@ -108,7 +108,7 @@ impl Instances {
         registry: Registry,
         links: Links,
         events: mpsc::UnboundedSender<Routed>,
-        on_state: Option<daemon::OnState>,
+        on_event: Option<daemon::OnEvent>,
     ) -> Instances {
         Instances {
             netlink,
@@ -124,7 +124,7 @@ impl Instances {
             retiring: HashMap::new(),
             events: Some(events),
             vmacs: BTreeMap::new(),
-            on_state,
+            on_event,
         }
     }
 
@@ -133,6 +133,17 @@ impl Instances {
         let inst = self.running.iter().find(|i| i.name == instance)?;
         let (d, vrid) = self.driver_of(inst)?;
         Some(d.tracker(vrid, tracker))
+    }
+
+    /// Instance `instance` resigns if Master (see [`daemon::Vrrpd::resign`]); `None` when it
+    /// does not run.
+    pub(super) async fn resign(
+        &self,
+        instance: &str,
+    ) -> Option<Result<bool, vrrp_core::driver::CommandError>> {
+        let inst = self.running.iter().find(|i| i.name == instance)?;
+        let (d, vrid) = self.driver_of(inst)?;
+        Some(d.resign(vrid).await)
     }
 
     /// Makes `config` the running set (see [`Plan`]). On any error nothing changes and every
@@ -309,7 +320,7 @@ impl Instances {
                 backend,
                 announcer,
                 (!inst.virtual_mac).then(|| (*self.netlink).clone()),
-                self.on_state.clone(),
+                self.on_event.clone(),
             ),
             vmac,
         })

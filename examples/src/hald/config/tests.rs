@@ -211,3 +211,43 @@ fn an_instance_takes_every_vrrpd_key_virtual_mac_and_vip_backend_included() {
     // The listener still follows the instance's address.
     assert_eq!(c.listeners_of("VI_1"), ["web"]);
 }
+
+#[test]
+fn handover_gives_preempting_instances_time_to_drain_unless_they_set_their_own() {
+    let text = file("[hald]\ndrain = \"4s\"\nhandover = { peers = [\"10.99.0.12\"] }\n").replace(
+        "priority = 101\n",
+        "priority = 101\npreempt_delay = \"30s\"\n",
+    );
+    let c = parse("hald.toml", &text).expect("valid");
+    assert_eq!(
+        c.handover,
+        Some(Handover {
+            port: ip_manager::failover::handover::DEFAULT_PORT,
+            peers: vec!["10.99.0.12".parse().expect("addr")],
+        })
+    );
+    let delays: Vec<Duration> = c.vrrp.instances.iter().map(|i| i.preempt_delay).collect();
+    assert_eq!(delays, [Duration::from_secs(30), Duration::from_secs(6)]);
+
+    let off = parse(
+        "hald.toml",
+        &file("[hald]\nhandover = { enabled = false }\n"),
+    )
+    .expect("valid");
+    assert_eq!(off.handover, None);
+    assert!(off.vrrp.instances.iter().all(|i| i.preempt_delay.is_zero()));
+}
+
+#[test]
+fn a_bad_handover_port_or_peer_is_named_with_its_line() {
+    let text = file("[hald]\nhandover = { port = 0, peers = [\"peer-b\"] }\n");
+    let errors = refused(parse, "hald.toml", &text);
+    assert_mentions(
+        &errors,
+        "hald.toml:2:12: hald.handover.port: 0 is not a port: use 1..=65535",
+    );
+    assert_mentions(
+        &errors,
+        "hald.handover.peers[0]: \"peer-b\" is not an IP address",
+    );
+}
