@@ -35,9 +35,14 @@
 //! - `AwsManager` (feature `aws`): Elastic IP re-association, secondary private IP move (with
 //!   or without an Elastic IP associated with it) or route-table replacement through the EC2
 //!   API, signed with the official SigV4 signer.
+//!
+//! Beside the backends: [`failover`] (feature `vrrp`) applies VRRP to addresses, and
+//! [`alert`] (feature `alerts`) mails or posts every state change in the background.
 #![deny(unsafe_code)] // allowed in two small functions: a sockaddr_ll, and killpg
 #![deny(missing_docs)]
 
+#[cfg(feature = "alerts")]
+pub mod alert;
 #[cfg(feature = "aws")]
 mod aws;
 mod error;
