@@ -19,6 +19,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 pub mod cli;
 pub mod diagnostics;
 pub mod duration;

@@ -19,6 +19,10 @@
 //!   warning.
 //!
 //! Both are read at start; a reload (SIGHUP) that changes them logs that a restart is needed.
+//!
+//! `[alerts]` (see [`crate::alerts`]) mails and/or posts every state change of every
+//! instance (keepalived's `notification_email` with `smtp_alert`); an instance with
+//! `alerts = false` is left out. Read at start, like the two keys above.
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -44,6 +48,8 @@ pub struct Config {
     pub status_socket: PathBuf,
     /// The address of the Prometheus endpoint (`metrics.bind`), if any.
     pub metrics: Option<SocketAddr>,
+    /// Mails and webhooks on state changes (`[alerts]`), if any.
+    pub alerts: Option<crate::alerts::AlertsConfig>,
     /// The virtual routers.
     pub instances: Vec<Instance>,
     /// Groups of instances that change state together.
@@ -117,6 +123,9 @@ pub struct Instance {
     pub notify_backup: Option<String>,
     /// On entering Fault.
     pub notify_fault: Option<String>,
+    /// Whether its state changes go to `[alerts]` (`alerts`, default true; keepalived's
+    /// per-instance `smtp_alert`).
+    pub alerts: bool,
 }
 
 impl Instance {
@@ -187,6 +196,7 @@ pub enum CheckKind {
 struct FileToml {
     status_socket: Option<Spanned<String>>,
     metrics: Option<Spanned<MetricsToml>>,
+    alerts: Option<crate::alerts::AlertsToml>,
     #[serde(default)]
     instance: Vec<InstanceToml>,
     #[serde(default)]
@@ -227,6 +237,7 @@ struct InstanceToml {
     garp: Option<Spanned<GarpToml>>,
     vip_backend: Option<Spanned<VipBackendToml>>,
     notify: Option<NotifyToml>,
+    alerts: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -289,6 +300,10 @@ struct CheckToml {
 pub fn parse(file: &str, text: &str) -> Result<Config, Vec<ConfigError>> {
     let (mut r, raw): (_, FileToml) = crate::diagnostics::parse_toml(file, text)?;
     let (status_socket, metrics) = check_daemon_keys(&mut r, &raw);
+    let alerts = raw
+        .alerts
+        .as_ref()
+        .and_then(|a| crate::alerts::check(&mut r, a));
     let checks = check_checks(&mut r, &raw.check);
     // Every declared check counts, even one with mistakes (reported already), so that the
     // instances tracking it do not add a second, misleading error.
@@ -360,6 +375,7 @@ pub fn parse(file: &str, text: &str) -> Result<Config, Vec<ConfigError>> {
         Ok(Config {
             status_socket,
             metrics,
+            alerts,
             instances,
             sync_groups,
             checks,
@@ -675,6 +691,7 @@ fn check_instance(
         notify_master: t.notify.as_ref().and_then(|n| n.master.clone()),
         notify_backup: t.notify.as_ref().and_then(|n| n.backup.clone()),
         notify_fault: t.notify.as_ref().and_then(|n| n.fault.clone()),
+        alerts: t.alerts.unwrap_or(true),
     })
 }
 

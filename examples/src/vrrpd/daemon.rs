@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use ip_manager::alert::{Alert, Alerts};
 use ip_manager::failover::{FailoverEvent, VipApplier};
 use ip_manager::{Announcer, ExecHook, IpManager, NetlinkManager, Vip};
 use tokio::signal::unix::{SignalKind, signal};
@@ -26,6 +27,9 @@ use super::{instances, metrics, reload, status_socket};
 /// Any error that stops the daemon (logged by the binary).
 pub type Error = Box<dyn std::error::Error>;
 
+/// How long a stopping daemon waits for its last alerts to be delivered.
+pub const ALERTS_AT_EXIT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// What the event handler needs per instance.
 pub(super) struct Live {
     pub(super) instance: Instance,
@@ -40,6 +44,8 @@ pub(super) struct Live {
     notify_fault: Option<ExecHook>,
     /// Told of every event (an embedding daemon's hook).
     pub(super) on_event: Option<OnEvent>,
+    /// `[alerts]`, unless the instance says `alerts = false`.
+    pub(super) alerts: Option<Arc<Alerts>>,
     /// The library's event → address glue (add and announce on Master, stop announcing and
     /// remove on leaving it): shared with the instance's next version on an in-place update,
     /// so that the announcements in progress stay stoppable.
@@ -54,9 +60,11 @@ impl Live {
         announcer: Option<Arc<Announcer>>,
         hand_off: Option<NetlinkManager>,
         on_event: Option<OnEvent>,
+        alerts: Option<Arc<Alerts>>,
     ) -> Live {
         let (reports, mut read) = mpsc::channel(64);
         let name = instance.name.clone();
+        let instance_alerts = instance.alerts;
         // The applier's failures, logged (its other reports repeat what `handle` logs).
         tokio::spawn(async move {
             while let Some(report) = read.recv().await {
@@ -79,6 +87,7 @@ impl Live {
             backend,
             announcer,
             on_event,
+            alerts: alerts.filter(|_| instance_alerts),
             applier: Arc::new(tokio::sync::Mutex::new(applier)),
         }
     }
@@ -100,6 +109,7 @@ impl Live {
             backend: old.backend.clone(),
             announcer,
             on_event: old.on_event.clone(),
+            alerts: old.alerts.clone(),
             applier: old.applier.clone(),
         }
     }
@@ -112,6 +122,8 @@ pub struct Options {
     pub config_file: PathBuf,
     /// Overrides the file's `status_socket`.
     pub status_socket: Option<PathBuf>,
+    /// The daemon's name, as alerts give it (`vrrpd`, `hald`).
+    pub program: String,
 }
 
 /// The `main` of vrrpd and hald (`program`): their shared arguments
@@ -148,6 +160,7 @@ where
     let options = Options {
         config_file: PathBuf::from(path),
         status_socket: socket,
+        program: program.to_owned(),
     };
     crate::cli::run_current_thread(program, run(config, options))
 }
@@ -167,6 +180,8 @@ pub struct DaemonEvent(instances::Routed);
 /// beside its own work.
 pub struct Vrrpd {
     instances: Instances,
+    /// `[alerts]`: the last state changes are delivered before exiting.
+    alerts: Option<Arc<Alerts>>,
     registry: Registry,
     events: mpsc::UnboundedReceiver<instances::Routed>,
     running: config::Config,
@@ -202,7 +217,9 @@ impl Vrrpd {
         let registry = Registry::new(options.config_file.display().to_string(), netlink.clone());
         let (events_tx, events) = mpsc::unbounded_channel();
         let links = Links::start(netlink.clone(), registry.clone())?;
+        let alerts = config.alerts.as_ref().map(|a| a.start(&options.program));
         let mut instances = Instances::new(netlink, registry.clone(), links, events_tx, on_event);
+        instances.set_alerts(alerts.clone());
         instances.apply(&config).await.map_err(|e| e.join("; "))?;
         let path = options
             .status_socket
@@ -227,6 +244,7 @@ impl Vrrpd {
         };
         Ok(Vrrpd {
             instances,
+            alerts,
             registry,
             events,
             running: config,
@@ -308,9 +326,12 @@ impl Vrrpd {
         self.instances.stop();
     }
 
-    /// Waits for the stopped drivers to end and removes the virtual MAC devices.
+    /// Waits for the stopped drivers to end and removes the virtual MAC devices; then gives
+    /// the alerts of the last state changes [`ALERTS_AT_EXIT`] to go out.
     pub async fn finish(mut self) {
+        let alerts = self.alerts.take();
         self.instances.finish().await;
+        crate::alerts::flush(alerts, ALERTS_AT_EXIT).await;
     }
 }
 
@@ -359,6 +380,10 @@ async fn act(l: &Live, event: Event) {
     match event {
         Event::StateChanged { from, to, reason } => {
             info!(instance = %name, ?from, ?to, ?reason, "state changed");
+            if let Some(alerts) = &l.alerts {
+                let priority = l.instance.priority;
+                alerts.send(Alert::transition(name, from, to, &reason).field("priority", priority));
+            }
             l.applier
                 .lock()
                 .await

@@ -99,6 +99,8 @@ pub(super) struct Instances {
     vmacs: BTreeMap<String, VirtualMac>,
     /// Told of every state change.
     on_event: Option<daemon::OnEvent>,
+    /// `[alerts]`, for every instance that does not opt out.
+    alerts: Option<Arc<ip_manager::alert::Alerts>>,
 }
 
 impl Instances {
@@ -125,7 +127,13 @@ impl Instances {
             events: Some(events),
             vmacs: BTreeMap::new(),
             on_event,
+            alerts: None,
         }
+    }
+
+    /// The alerts every instance started from now on sends its state changes to.
+    pub(super) fn set_alerts(&mut self, alerts: Option<Arc<ip_manager::alert::Alerts>>) {
+        self.alerts = alerts;
     }
 
     /// The tracked object `tracker` of the running instance `instance`.
@@ -321,6 +329,7 @@ impl Instances {
                 announcer,
                 (!inst.virtual_mac).then(|| (*self.netlink).clone()),
                 self.on_event.clone(),
+                self.alerts.clone(),
             ),
             vmac,
         })

@@ -382,6 +382,7 @@ where
     let options = daemon::Options {
         config_file: path.into(),
         status_socket: Some(std::path::Path::new(path).with_extension("sock")),
+        program: program.to_owned(),
     };
     examples::cli::run_current_thread(program, run(config, options))
 }
