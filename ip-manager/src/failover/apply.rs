@@ -107,9 +107,10 @@ impl VipApplier {
         self
     }
 
-    /// When a higher-priority peer preempts this Master, announces the (IPv4) addresses at
-    /// that peer's MAC, as the neighbour table of `netlink` knows it from the peer's own
-    /// address, with the announcer. For peers that announce nothing when they take an address
+    /// When a higher-priority peer preempts this Master, announces the addresses at that
+    /// peer's MAC (gratuitous ARPs; for IPv6 unsolicited NAs), as the neighbour table of
+    /// `netlink` knows it from the peer's own address (IPv6: its link-local), with the
+    /// announcer. For peers that announce nothing when they take an address
     /// back (FRR keeps its virtual MAC's device holding it all along, in its own view never
     /// having left Master): without it, clients keep this host's MAC until their ARP entry
     /// expires. The peer's host accepts the traffic on its own MAC (Linux's weak host model);
@@ -276,7 +277,7 @@ impl VipApplier {
 
 /// `peer`'s MAC from the neighbour table of `interface`. Adverts are multicast, so the table
 /// may not know the peer yet: then one empty UDP datagram to its discard port makes the kernel
-/// resolve it, and the table is read again for up to 300 ms.
+/// resolve it (ARP, or neighbour solicitation), and the table is read again for up to 300 ms.
 async fn peer_mac(
     netlink: &NetlinkManager,
     interface: &str,
@@ -290,8 +291,16 @@ async fn peer_mac(
     } else {
         (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
     };
+    let to: std::net::SocketAddr = match peer {
+        std::net::IpAddr::V4(_) => (peer, 9).into(),
+        // An IPv6 peer is its link-local address, which needs the interface as its scope.
+        std::net::IpAddr::V6(v6) => {
+            let scope = netlink.interface_index(interface).await?;
+            std::net::SocketAddrV6::new(v6, 9, 0, scope).into()
+        }
+    };
     if let Ok(probe) = tokio::net::UdpSocket::bind(any).await {
-        let _ = probe.send_to(&[], (peer, 9)).await;
+        let _ = probe.send_to(&[], to).await;
     }
     for _ in 0..30 {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;

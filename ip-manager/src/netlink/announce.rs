@@ -159,33 +159,50 @@ impl Announcer {
         &self.interface
     }
 
-    /// One burst of gratuitous ARPs saying that `vip` is at `mac`, another host's: a Master
-    /// handing the address over to a peer that announces nothing itself (see
-    /// `failover::VipApplier::hand_off`). IPv4 only (an unsolicited NA must come from the
-    /// address, which this host no longer has): `Ok(0)` for IPv6.
+    /// One burst saying that `vip` is at `mac`, another host's: a Master handing the address
+    /// over to a peer that announces nothing itself (see `failover::VipApplier::hand_off`).
+    /// IPv4: gratuitous ARPs naming `mac`. IPv6: unsolicited NAs (Override) whose target
+    /// link-layer address is `mac`, from this host's link-local address (the VIP is gone by
+    /// then; RFC 4861 §4.4 asks only for an address of the sending interface). Either way
+    /// the Ethernet source is this interface's own MAC, so that no switch learns the other
+    /// host's MAC on this port.
+    ///
+    /// A peer receiving the NA for an address it holds ignores it, unless the address is
+    /// still in duplicate address detection, which would fail it: VRRP peers add their
+    /// addresses without DAD (this crate, keepalived; FRR's macvlan address must be `nodad`
+    /// anyway, or the old Master answering its DAD probe fails it).
     pub async fn announce_for(&self, vip: &Vip, mac: [u8; 6]) -> Result<usize, Error> {
-        let IpAddr::V4(ip) = vip.address else {
-            return Ok(0);
-        };
         let mut tally = Tally::default();
         for i in 0..self.config.repeat {
             if i > 0 && !self.config.interval.is_zero() {
                 tokio::time::sleep(self.config.interval).await;
             }
-            // The ARP says `mac`; the Ethernet frame is ours, so that no switch learns the
-            // other host's MAC on this port.
-            let mut frame = gratuitous_arp(mac, ip, false);
-            frame[6..12].copy_from_slice(&self.mac);
-            self.send(
-                &mut tally,
-                || self.arp.send(&frame).map(drop),
-                || {
-                    format!(
-                        "sending gratuitous ARP for {ip} at another host's MAC on {}",
-                        self.interface
-                    )
-                },
-            );
+            match vip.address {
+                IpAddr::V4(ip) => {
+                    let mut frame = gratuitous_arp(mac, ip, false);
+                    frame[6..12].copy_from_slice(&self.mac);
+                    self.send(
+                        &mut tally,
+                        || self.arp.send(&frame).map(drop),
+                        || {
+                            format!(
+                                "sending gratuitous ARP for {ip} at another host's MAC on {}",
+                                self.interface
+                            )
+                        },
+                    );
+                }
+                IpAddr::V6(ip) => self.send(
+                    &mut tally,
+                    || self.send_na(ip, mac, false),
+                    || {
+                        format!(
+                            "sending an unsolicited NA for {ip} at another host's MAC on {}",
+                            self.interface
+                        )
+                    },
+                ),
+            }
         }
         tally.into_result(vip)
     }
@@ -234,7 +251,7 @@ impl Announcer {
                 }
                 IpAddr::V6(ip) => self.send(
                     tally,
-                    || self.send_na(ip),
+                    || self.send_na(ip, self.mac, true),
                     || format!("sending an unsolicited NA for {ip} on {}", self.interface),
                 ),
             }
@@ -276,15 +293,19 @@ impl Announcer {
         }
     }
 
-    /// An NA for `ip` through a socket of its own, bound to the VIP (keepalived's source).
-    fn send_na(&self, ip: Ipv6Addr) -> std::io::Result<()> {
+    /// An NA saying `ip` is at `mac`, through a socket of its own: bound to the VIP
+    /// (keepalived's source) when `from_vip`, else from the address the kernel picks for
+    /// ff02::1 on the interface (its link-local).
+    fn send_na(&self, ip: Ipv6Addr, mac: [u8; 6], from_vip: bool) -> std::io::Result<()> {
         let socket = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6))?;
-        // From the VIP itself, as keepalived does; the kernel fills in the ICMPv6 checksum.
-        socket.bind(&SockAddr::from(SocketAddrV6::new(ip, 0, 0, self.ifindex)))?;
+        // The kernel fills in the ICMPv6 checksum.
+        if from_vip {
+            socket.bind(&SockAddr::from(SocketAddrV6::new(ip, 0, 0, self.ifindex)))?;
+        }
         socket.set_multicast_if_v6(self.ifindex)?;
         socket.set_multicast_hops_v6(255)?;
         let to = SockAddr::from(SocketAddrV6::new(ALL_NODES, 0, 0, self.ifindex));
-        socket.send_to(&unsolicited_na(self.mac, ip), &to)?;
+        socket.send_to(&unsolicited_na(mac, ip), &to)?;
         Ok(())
     }
 }
