@@ -177,9 +177,9 @@ impl AlertsConfig {
     }
 }
 
-/// Delivers what is queued (at most `within`) when this is the last holder of `alerts`.
+/// Delivers what is queued (at most `within`).
 pub async fn flush(alerts: Option<Arc<Alerts>>, within: Duration) {
-    if let Some(alerts) = alerts.and_then(|a| Arc::try_unwrap(a).ok()) {
+    if let Some(alerts) = alerts {
         alerts.flush(within).await;
     }
 }

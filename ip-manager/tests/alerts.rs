@@ -164,6 +164,9 @@ async fn a_state_change_arrives_by_mail_and_by_webhook_with_every_field() {
         .webhook(url.parse().expect("url"))
         .start();
     alerts.send(takeover());
+    // Flushing waits for both deliveries.
+    alerts.flush(Duration::from_secs(10)).await;
+    assert_eq!(alerts.stats().sent, 2, "{:?}", alerts.stats());
 
     let post = tokio::time::timeout(Duration::from_secs(10), posts.recv())
         .await

@@ -146,6 +146,8 @@ pub trait Sink: Send + Sync + 'static {
 
 #[derive(Default)]
 struct Counters {
+    /// Alerts queued and not yet delivered or given up (all destinations).
+    pending: AtomicU64,
     sent: AtomicU64,
     retried: AtomicU64,
     failed: AtomicU64,
@@ -286,7 +288,9 @@ impl Alerts {
     /// full drops it (counted, reported).
     pub fn send(&self, alert: Alert) {
         for (queue, destination) in &self.queues {
+            self.counters.pending.fetch_add(1, Ordering::Relaxed);
             if let Err(e) = queue.try_send(alert.clone()) {
+                self.counters.pending.fetch_sub(1, Ordering::Relaxed);
                 let alert = match e {
                     mpsc::error::TrySendError::Full(a) | mpsc::error::TrySendError::Closed(a) => a,
                 };
@@ -312,17 +316,15 @@ impl Alerts {
         }
     }
 
-    /// Stops taking alerts and waits until the queued ones are delivered or given up, at most
-    /// `within` (what is left then is lost).
-    pub async fn flush(mut self, within: Duration) {
-        self.queues.clear();
-        let tasks = std::mem::take(&mut self.tasks);
-        let all = async {
-            for task in tasks {
-                let _ = task.await;
-            }
-        };
-        let _ = tokio::time::timeout(within, all).await;
+    /// Waits until every alert queued so far is delivered or given up, at most `within` (for
+    /// a daemon about to exit: what is left then is lost when the alerts are dropped).
+    pub async fn flush(&self, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        while self.counters.pending.load(Ordering::Relaxed) > 0
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 }
 
@@ -340,23 +342,29 @@ struct Delivery {
 impl Delivery {
     async fn run(self, mut queue: mpsc::Receiver<Alert>) {
         while let Some(alert) = queue.recv().await {
-            let mut wait = self.first_retry;
-            for attempt in 1..=self.attempts {
-                match self.sink.deliver(&self.source, &self.host, &alert).await {
-                    Ok(()) => {
-                        self.counters.sent.fetch_add(1, Ordering::Relaxed);
-                        break;
-                    }
-                    Err(e) if attempt == self.attempts => {
-                        self.counters.failed.fetch_add(1, Ordering::Relaxed);
-                        let error = format!("{e} (gave up after {attempt} attempts)");
-                        report(self.failures.as_ref(), &alert, &self.sink.describe(), error);
-                    }
-                    Err(_) => {
-                        self.counters.retried.fetch_add(1, Ordering::Relaxed);
-                        tokio::time::sleep(wait).await;
-                        wait = wait.saturating_mul(2);
-                    }
+            self.deliver(&alert).await;
+            self.counters.pending.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Every attempt at one alert, until one succeeds or none is left.
+    async fn deliver(&self, alert: &Alert) {
+        let mut wait = self.first_retry;
+        for attempt in 1..=self.attempts {
+            match self.sink.deliver(&self.source, &self.host, alert).await {
+                Ok(()) => {
+                    self.counters.sent.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                Err(e) if attempt == self.attempts => {
+                    self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                    let error = format!("{e} (gave up after {attempt} attempts)");
+                    report(self.failures.as_ref(), alert, &self.sink.describe(), error);
+                }
+                Err(_) => {
+                    self.counters.retried.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(wait).await;
+                    wait = wait.saturating_mul(2);
                 }
             }
         }
