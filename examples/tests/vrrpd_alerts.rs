@@ -9,44 +9,13 @@
 
 mod lab;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use lab::vrrp::{Lab, V3_IPV4_100MS};
 
-/// The mails in `dir` (a Maildir) whose text contains `subject`, waiting up to 10 s for one.
-fn mail_with(dir: &Path, subject: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let found = std::fs::read_dir(dir.join("new"))
-            .into_iter()
-            .flatten()
-            .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
-            .find(|m| m.contains(subject));
-        if let Some(mail) = found {
-            // Long lines come quoted-printable: undo its soft line breaks.
-            return mail.replace("=\n", "");
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no mail with {subject:?} in {}",
-            dir.display()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn prerequisites(test: &str) -> Option<std::path::PathBuf> {
     let netlab = lab::netlab_or_skip(test, &[("ip", "-V")])?;
-    let aiosmtpd = std::process::Command::new("python3")
-        .args(["-c", "import aiosmtpd"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !aiosmtpd {
-        lab::skip(test, "aiosmtpd is not installed (pip install aiosmtpd)");
-        return None;
-    }
-    Some(netlab)
+    lab::mail::aiosmtpd_or_skip(test).then_some(netlab)
 }
 
 const ALERTS_TO: &str = "\n[alerts]\nmail = { server = \"127.0.0.1:2525\", from = \"vrrpd@h1.example\", to = [\"ops@example.com\"], timeout = \"5s\" }\n";
@@ -61,16 +30,14 @@ fn every_state_change_is_mailed_the_last_one_at_the_stop_included() {
     lab.ip("h1", "link set lo up");
     let maildir = lab.dir.join("h1.maildir");
     lab.spawn("h1", "python3", "h1.smtp.log", |c| {
-        c.args(["-m", "aiosmtpd", "-n", "-l", "127.0.0.1:2525"])
-            .args(["-c", "aiosmtpd.handlers.Mailbox"])
-            .arg(&maildir);
+        c.args(lab::mail::aiosmtpd_args("127.0.0.1:2525", &maildir));
     });
     std::thread::sleep(Duration::from_millis(1500)); // aiosmtpd's start (Python)
     let h1 = lab.vrrpd_with("h1", 150, m, ALERTS_TO);
     lab.vrrpd("h2", 100, m);
     lab.wait_vip("h1", "h2", m.election());
 
-    let took_over = mail_with(&maildir, "VI_1: BACKUP -> MASTER");
+    let took_over = lab::mail::mail_with(&maildir, "VI_1: BACKUP -> MASTER");
     for part in [
         "Subject: [vrrpd@",
         "From: vrrpd@h1.example",
@@ -88,10 +55,10 @@ fn every_state_change_is_mailed_the_last_one_at_the_stop_included() {
             "missing {part:?} in:\n{took_over}"
         );
     }
-    mail_with(&maildir, "VI_1: INIT -> BACKUP");
+    lab::mail::mail_with(&maildir, "VI_1: INIT -> BACKUP");
     // The stop's own change goes out before the daemon exits.
     lab.stop(h1);
-    let stopped = mail_with(&maildir, "VI_1: MASTER -> INIT");
+    let stopped = lab::mail::mail_with(&maildir, "VI_1: MASTER -> INIT");
     assert!(stopped.contains("reason: shutdown"), "{stopped}");
 }
 

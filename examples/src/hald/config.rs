@@ -347,11 +347,13 @@ pub fn parse(file: &str, text: &str) -> Result<Config, Vec<ConfigError>> {
         Some(w) => watchdog(&mut r, w),
     };
     let handover = own.hald.handover.as_ref().and_then(|h| handover(&mut r, h));
-    let (Ok(mut vrrp), Ok(balancer)) = (vrrp, balancer) else {
+    let (Ok(mut vrrp), Ok(mut balancer)) = (vrrp, balancer) else {
         errors.extend(r.errors);
         errors.sort_by_key(|e| (e.line, e.column));
         return Err(errors);
     };
+    // `[alerts]` (read with vrrpd's keys) covers the balancer's servers too.
+    balancer.alerts = vrrp.alerts.clone();
     if let Some(w) = &watchdog {
         for inst in &mut vrrp.instances {
             inst.track.push((WATCHDOG_TRACKER.to_owned(), w.weight));

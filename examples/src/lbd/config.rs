@@ -92,6 +92,9 @@ pub struct Config {
     pub maxconn: Option<u32>,
     /// The listeners (`[[listen]]`), in file order.
     pub listeners: Vec<Listener>,
+    /// Mails and webhooks when a server is marked down or up (`[alerts]`, HAProxy's
+    /// `email-alert`), read at start.
+    pub alerts: Option<crate::alerts::AlertsConfig>,
     /// Things that work but are probably not what was meant.
     pub warnings: Vec<ConfigError>,
 }
@@ -226,6 +229,7 @@ pub enum Verify {
 #[serde(deny_unknown_fields)]
 struct FileToml {
     maxconn: Option<Spanned<i64>>,
+    alerts: Option<crate::alerts::AlertsToml>,
     #[serde(default)]
     listen: Vec<ListenToml>,
 }
@@ -330,6 +334,10 @@ pub fn parse(file: &str, text: &str) -> Result<Config, Vec<ConfigError>> {
             " (the connections of all listeners together, HAProxy's global maxconn)",
         )
     });
+    let alerts = raw
+        .alerts
+        .as_ref()
+        .and_then(|a| crate::alerts::check(&mut r, a));
     // In file order, whatever order the checks ran in.
     r.errors.sort_by_key(|e| (e.line, e.column));
     r.warnings.sort_by_key(|e| (e.line, e.column));
@@ -337,6 +345,7 @@ pub fn parse(file: &str, text: &str) -> Result<Config, Vec<ConfigError>> {
         Ok(Config {
             maxconn,
             listeners,
+            alerts,
             warnings: r.warnings,
         })
     } else {

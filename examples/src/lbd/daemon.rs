@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
+use ip_manager::alert::Alerts;
 use lb_core::Algorithm;
 
 use super::balance::Balance;
@@ -51,6 +52,8 @@ pub struct Lbd {
     limit: Option<ConnectionLimit>,
     /// The stats pages, by their settings.
     pages: Vec<(Stats, StatsServer)>,
+    /// `[alerts]` (read at start): every server marked down or up.
+    alerts: Option<Arc<Alerts>>,
 }
 
 /// What the stats pages read while the daemon changes it.
@@ -152,9 +155,10 @@ impl Lbd {
         extra: Option<Arc<dyn SnapshotSource>>,
     ) -> Result<Lbd, StartError> {
         let limit = config.maxconn.map(ConnectionLimit::new);
+        let alerts = config.alerts.as_ref().map(|a| a.start("lbd"));
         let mut listeners = Vec::with_capacity(config.listeners.len());
         for listener in &config.listeners {
-            listeners.push(Running::start(listener, limit.as_ref())?);
+            listeners.push(Running::start(listener, limit.as_ref(), &alerts)?);
         }
         let mut lbd = Lbd {
             shared: Arc::new(Shared {
@@ -165,6 +169,7 @@ impl Lbd {
             maxconn: config.maxconn,
             limit,
             pages: Vec::new(),
+            alerts,
         };
         lbd.start_pages(config).await?;
         Ok(lbd)
@@ -253,7 +258,7 @@ impl Lbd {
                 .iter()
                 .position(|r| r.as_ref().is_some_and(|r| r.config.name == new.name));
             let Some(mut running) = found.and_then(|i| old[i].take()) else {
-                match Running::start(new, self.limit.as_ref()) {
+                match Running::start(new, self.limit.as_ref(), &self.alerts) {
                     Ok(running) => {
                         report.added.push(new.name.clone());
                         now.push(running);
@@ -284,7 +289,9 @@ impl Lbd {
                 let draining = tokio::spawn(running.drain(drain));
                 // The old listener closes its socket as the drain starts; the new one binds
                 // the same address right after.
-                match Running::start_retrying(new, self.limit.as_ref(), same_address).await {
+                let retried =
+                    Running::start_retrying(new, self.limit.as_ref(), &self.alerts, same_address);
+                match retried.await {
                     Ok(started) => {
                         report.restarted.push(name);
                         now.push(started);
@@ -405,14 +412,18 @@ fn only_servers_changed(old: &Listener, new: &Listener) -> bool {
 }
 
 impl Running {
-    fn start(config: &Listener, limit: Option<&ConnectionLimit>) -> Result<Running, StartError> {
+    fn start(
+        config: &Listener,
+        limit: Option<&ConnectionLimit>,
+        alerts: &Option<Arc<Alerts>>,
+    ) -> Result<Running, StartError> {
         let proxy = match config.mode {
             Mode::Tcp => with_algorithm(&config.balance, StartTcp(tcp_settings(config, limit)?))?,
             Mode::Http => {
                 with_algorithm(&config.balance, StartHttp(http_settings(config, limit)?))?
             }
         };
-        let monitors = Monitors::start(config, proxy.backends())?;
+        let monitors = Monitors::start(config, proxy.backends(), alerts.clone())?;
         Ok(Running {
             config: config.clone(),
             proxy,
@@ -449,11 +460,12 @@ impl Running {
     async fn start_retrying(
         config: &Listener,
         limit: Option<&ConnectionLimit>,
+        alerts: &Option<Arc<Alerts>>,
         busy_for_a_moment: bool,
     ) -> Result<Running, StartError> {
         let give_up = tokio::time::Instant::now() + Duration::from_secs(1);
         loop {
-            match Running::start(config, limit) {
+            match Running::start(config, limit, alerts) {
                 Err(StartError::Proxy(ProxyError::Bind { source, .. }))
                     if busy_for_a_moment
                         && source.kind() == std::io::ErrorKind::AddrInUse

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use health_check::{Check, Health, Monitor, Status};
+use ip_manager::alert::{Alert, Alerts};
 
 use super::config::{Listener, Server};
 use super::health::HealthCheck;
@@ -47,6 +48,8 @@ pub(crate) struct Monitors {
     servers: Vec<Watched>,
     /// Shared by the watchers; kept across reloads with the monitors it counts.
     tally: Option<Arc<Tally>>,
+    /// Where servers marked down or up are told (`[alerts]`).
+    alerts: Option<Arc<Alerts>>,
 }
 
 /// One server's monitor and the task applying its verdicts (stopped on drop).
@@ -65,6 +68,7 @@ struct Tally {
     listener: String,
     total: AtomicUsize,
     up: AtomicUsize,
+    alerts: Option<Arc<Alerts>>,
 }
 
 /// The monitors a listener's configuration needs, ready to [`apply`](Monitors::apply): the
@@ -97,8 +101,12 @@ impl Monitors {
     pub(crate) fn start(
         listener: &Listener,
         backends: Arc<dyn Backends>,
+        alerts: Option<Arc<Alerts>>,
     ) -> Result<Monitors, CheckError> {
-        let mut monitors = Monitors::default();
+        let mut monitors = Monitors {
+            alerts,
+            ..Monitors::default()
+        };
         let plan = monitors.plan(None, listener)?;
         monitors.apply(plan, &backends)?;
         Ok(monitors)
@@ -165,6 +173,7 @@ impl Monitors {
                     listener: plan.listener.clone(),
                     total: AtomicUsize::new(0),
                     up: AtomicUsize::new(0),
+                    alerts: self.alerts.clone(),
                 })
             })
             .clone();
@@ -287,6 +296,18 @@ async fn watch(
         } else {
             tracing::warn!(
                 "backend {listener} server {name} {addr} marked down: {reason}; {left} of {total} servers up"
+            );
+        }
+        if let Some(alerts) = &tally.alerts {
+            let word = if up { "UP" } else { "DOWN" };
+            alerts.send(
+                Alert::new(format!("{listener}/{name} is {word}"))
+                    .field("listener", listener)
+                    .field("server", &name)
+                    .field("address", addr)
+                    .field("state", word)
+                    .field("reason", reason)
+                    .field("servers_up", format!("{left} of {total}")),
             );
         }
     }
