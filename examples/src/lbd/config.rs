@@ -95,6 +95,9 @@ pub struct Config {
     /// Mails and webhooks when a server is marked down or up (`[alerts]`, HAProxy's
     /// `email-alert`), read at start.
     pub alerts: Option<crate::alerts::AlertsConfig>,
+    /// The runtime admin socket (`admin_socket = "/run/lbd/admin.sock"`, HAProxy's `stats
+    /// socket`; see [`super::admin`]), read at start; none by default.
+    pub admin_socket: Option<std::path::PathBuf>,
     /// Things that work but are probably not what was meant.
     pub warnings: Vec<ConfigError>,
 }
@@ -230,6 +233,7 @@ pub enum Verify {
 struct FileToml {
     maxconn: Option<Spanned<i64>>,
     alerts: Option<crate::alerts::AlertsToml>,
+    admin_socket: Option<Spanned<String>>,
     #[serde(default)]
     listen: Vec<ListenToml>,
 }
@@ -338,6 +342,22 @@ pub fn parse(file: &str, text: &str) -> Result<Config, Vec<ConfigError>> {
         .alerts
         .as_ref()
         .and_then(|a| crate::alerts::check(&mut r, a));
+    let admin_socket = raw.admin_socket.as_ref().and_then(|p| {
+        let path = p.get_ref();
+        // sun_path holds 108 bytes with the terminating NUL.
+        if path.starts_with('/') && path.len() <= 107 {
+            Some(std::path::PathBuf::from(path))
+        } else {
+            r.at(
+                p.span(),
+                "admin_socket".into(),
+                format!(
+                    "{path:?}: an absolute path of at most 107 bytes, e.g. \"/run/lbd/admin.sock\""
+                ),
+            );
+            None
+        }
+    });
     // In file order, whatever order the checks ran in.
     r.errors.sort_by_key(|e| (e.line, e.column));
     r.warnings.sort_by_key(|e| (e.line, e.column));
@@ -346,6 +366,7 @@ pub fn parse(file: &str, text: &str) -> Result<Config, Vec<ConfigError>> {
             maxconn,
             listeners,
             alerts,
+            admin_socket,
             warnings: r.warnings,
         })
     } else {

@@ -42,6 +42,9 @@ pub enum StartError {
     /// A stats page could not start.
     #[error(transparent)]
     Stats(#[from] StatsError),
+    /// The admin socket could not be made.
+    #[error("{0}")]
+    Admin(String),
 }
 
 /// The running balancer.
@@ -54,14 +57,27 @@ pub struct Lbd {
     pages: Vec<(Stats, StatsServer)>,
     /// `[alerts]` (read at start): every server marked down or up.
     alerts: Option<Arc<Alerts>>,
+    /// The admin socket's server (`admin_socket`, read at start).
+    admin: Option<AbortOnDrop>,
 }
 
-/// What the stats pages read while the daemon changes it.
-struct Shared {
+/// Aborts its task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// What the stats pages and the admin socket read while the daemon changes it.
+pub(super) struct Shared {
     started: (Instant, SystemTime),
     listeners: Mutex<Vec<Running>>,
     /// What a daemon that embeds lbd shows besides the listeners.
     extra: Option<Arc<dyn SnapshotSource>>,
+    /// What the operator set through the admin socket, kept across reloads.
+    overrides: Mutex<super::admin::Overrides>,
 }
 
 /// A stats page's view of the daemon: the listeners, then the embedder's sections and metrics.
@@ -84,7 +100,13 @@ impl SnapshotSource for Page {
 }
 
 impl Shared {
-    fn listeners(&self) -> MutexGuard<'_, Vec<Running>> {
+    pub(super) fn overrides(&self) -> MutexGuard<'_, super::admin::Overrides> {
+        self.overrides
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(super) fn listeners(&self) -> MutexGuard<'_, Vec<Running>> {
         // A panic while holding the lock cannot leave the list half-changed (every change is
         // one push or one take): go on with it.
         self.listeners
@@ -165,12 +187,19 @@ impl Lbd {
                 started: (Instant::now(), SystemTime::now()),
                 listeners: Mutex::new(listeners),
                 extra,
+                overrides: Mutex::default(),
             }),
             maxconn: config.maxconn,
             limit,
             pages: Vec::new(),
             alerts,
+            admin: None,
         };
+        if let Some(path) = &config.admin_socket {
+            let served = super::admin::serve(path, lbd.shared.clone())
+                .map_err(|e| StartError::Admin(format!("admin_socket {}: {e}", path.display())))?;
+            lbd.admin = Some(AbortOnDrop(served));
+        }
         lbd.start_pages(config).await?;
         Ok(lbd)
     }
@@ -315,6 +344,7 @@ impl Lbd {
             }
         }
         *self.shared.listeners() = now;
+        self.shared.reapply_overrides();
         if result.is_ok() {
             result = self.start_pages(config).await;
         }
@@ -412,6 +442,17 @@ fn only_servers_changed(old: &Listener, new: &Listener) -> bool {
 }
 
 impl Running {
+    /// The operator's setting for `server` (through the admin socket) applied to its proxy.
+    pub(super) fn apply_override(&self, server: &str, o: super::admin::Override) {
+        let backends = self.proxy.backends();
+        if let Some(state) = o.state {
+            backends.set_admin(server, state);
+        }
+        if let Some(weight) = o.weight {
+            backends.set_weight(server, weight);
+        }
+    }
+
     fn start(
         config: &Listener,
         limit: Option<&ConnectionLimit>,

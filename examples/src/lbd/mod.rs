@@ -42,6 +42,7 @@
 //! # }
 //! ```
 
+pub mod admin;
 mod balance;
 pub mod config;
 mod daemon;

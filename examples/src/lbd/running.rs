@@ -94,6 +94,10 @@ pub(crate) trait Backends: Send + Sync {
     /// A health check's verdict on server `name`: down takes it out of rotation at once
     /// (connections on it go on).
     fn set_health(&self, name: &str, up: bool);
+    /// The operator's state for server `name` (admin socket).
+    fn set_admin(&self, name: &str, state: lb_core::AdminState);
+    /// The operator's weight for server `name` (admin socket).
+    fn set_weight(&self, name: &str, weight: u32);
 }
 
 // Every configured server is in its proxy's set, so the updates below cannot miss; a miss
@@ -102,6 +106,14 @@ impl<A: Algorithm> Backends for BackendSet<String, A> {
     fn set_health(&self, name: &str, up: bool) {
         let health = if up { Health::Up } else { Health::Down };
         let _ = BackendSet::set_health(self, &name.to_owned(), health);
+    }
+
+    fn set_admin(&self, name: &str, state: lb_core::AdminState) {
+        let _ = BackendSet::set_admin(self, &name.to_owned(), state);
+    }
+
+    fn set_weight(&self, name: &str, weight: u32) {
+        let _ = BackendSet::set_weight(self, &name.to_owned(), weight);
     }
 }
 
