@@ -204,7 +204,8 @@ fn wait_alone(
     within: Duration,
     what: &str,
 ) {
-    while !(holds(lab, host, address) && !holds(lab, other, address)) {
+    let alone = || holds(lab, host, address) && !holds(lab, other, address);
+    while !alone() {
         assert!(
             since.elapsed() < within,
             "{what}; logs in {}",
