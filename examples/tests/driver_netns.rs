@@ -14,7 +14,7 @@ mod lab;
 
 use std::net::IpAddr;
 use std::os::fd::AsFd;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -69,27 +69,38 @@ fn spawn_router(
     Running { commands, thread }
 }
 
-/// Waits for `who`'s router `vrid` to reach `state`; returns when.
-fn wait_state(
-    events: &mpsc::Receiver<Seen>,
-    seen: &mut Vec<Seen>,
-    (who, vrid): (&str, u8),
-    state: State,
-    within: Duration,
-) -> Instant {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some((_, _, at, _)) = seen.iter().find(|(n, v, _, e)| {
-            *n == who && *v == vrid && matches!(e, Event::StateChanged { to, .. } if *to == state)
-        }) {
-            return *at;
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        match events.recv_timeout(left) {
-            Ok(e) => seen.push(e),
-            Err(_) => panic!(
-                "{who} VRID {vrid} did not become {state:?} within {within:?}; events: {seen:?}"
-            ),
+/// The drivers' events: those still to come, and those seen.
+struct Heard {
+    events: mpsc::Receiver<Seen>,
+    seen: Vec<Seen>,
+}
+
+impl Heard {
+    /// Waits up to `within` for `who`'s router `vrid` to become Master; returns when it did.
+    fn master(&mut self, (who, vrid): (&str, u8), within: Duration) -> Instant {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some((_, _, at, _)) = self.seen.iter().find(|(n, v, _, e)| {
+                *n == who
+                    && *v == vrid
+                    && matches!(
+                        e,
+                        Event::StateChanged {
+                            to: State::Master,
+                            ..
+                        }
+                    )
+            }) {
+                return *at;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(e) => self.seen.push(e),
+                Err(_) => panic!(
+                    "{who} VRID {vrid} did not become Master within {within:?}; events: {:?}",
+                    self.seen
+                ),
+            }
         }
     }
 }
@@ -144,25 +155,9 @@ fn config(vrid: u8, primary: IpAddr, vip: IpAddr, priority: u8) -> Config {
     c
 }
 
-/// Takes the lab down when dropped, also when an assertion fails.
-struct Teardown<'a>(&'a Path, &'a str);
-
-impl Drop for Teardown<'_> {
-    fn drop(&mut self) {
-        let _ = lab::netlab(self.0, self.1, "down");
-    }
-}
-
-fn run_pair(netlab: &Path, prefix: &str, family: AddressFamily) {
-    let down = lab::netlab(netlab, prefix, "down");
-    drop(down);
-    let up = lab::netlab(netlab, prefix, "up");
-    let _teardown = Teardown(netlab, prefix);
-    assert!(
-        up.status.success(),
-        "netlab up: {}",
-        String::from_utf8_lossy(&up.stderr)
-    );
+fn run_pair(netlab: &lab::Netlab, family: AddressFamily) {
+    netlab.up();
+    let prefix = &netlab.prefix;
     let (s1, s2, vip): (IpAddr, IpAddr, IpAddr) = match family {
         AddressFamily::Ipv4 => (
             "10.99.0.11".parse().expect("ip"),
@@ -176,33 +171,19 @@ fn run_pair(netlab: &Path, prefix: &str, family: AddressFamily) {
         ),
     };
     let (tx, events) = mpsc::channel();
+    let mut heard = Heard {
+        events,
+        seen: Vec::new(),
+    };
     let started = Instant::now();
-    let h1 = spawn_router(
-        &format!("{prefix}h1"),
-        family,
-        s1,
-        config(51, s1, vip, 200),
-        "h1",
-        tx.clone(),
-    );
-    let h2 = spawn_router(
-        &format!("{prefix}h2"),
-        family,
-        s2,
-        config(51, s2, vip, 100),
-        "h2",
-        tx,
-    );
-    let mut seen = Vec::new();
+    // VRID 51 on h1 (priority 200) and h2 (100).
+    let [h1, h2] = [("h1", s1, 200), ("h2", s2, 100)].map(|(host, source, priority)| {
+        let config = config(51, source, vip, priority);
+        spawn_router(&netlab.ns(host), family, source, config, host, tx.clone())
+    });
     // Both start as Backup; h1 (200) wins after its Master_Down_Interval:
     // 3 × 100 ms + (256 − 200) × 100 ms / 256 ≈ 322 ms.
-    let h1_master = wait_state(
-        &events,
-        &mut seen,
-        ("h1", 51),
-        State::Master,
-        Duration::from_secs(3),
-    );
+    let h1_master = heard.master(("h1", 51), Duration::from_secs(3));
     let took = h1_master - started;
     assert!(
         took >= Duration::from_millis(300) && took < Duration::from_secs(2),
@@ -210,11 +191,11 @@ fn run_pair(netlab: &Path, prefix: &str, family: AddressFamily) {
     );
     // h2 hears h1's adverts and stays Backup for a while (3 s = 30 adverts).
     std::thread::sleep(Duration::from_secs(3));
-    while let Ok(e) = events.try_recv() {
-        seen.push(e);
+    while let Ok(e) = heard.events.try_recv() {
+        heard.seen.push(e);
     }
     assert!(
-        !seen.iter().any(|(n, _, _, e)| *n == "h2"
+        !heard.seen.iter().any(|(n, _, _, e)| *n == "h2"
             && matches!(
                 e,
                 Event::StateChanged {
@@ -222,7 +203,8 @@ fn run_pair(netlab: &Path, prefix: &str, family: AddressFamily) {
                     ..
                 }
             )),
-        "h2 must stay Backup while it hears h1: {seen:?}"
+        "h2 must stay Backup while it hears h1: {:?}",
+        heard.seen
     );
     // A second router on each running driver, VRID 52: h1 (200) wins it, VRID 51 untouched.
     let vip2: IpAddr = match family {
@@ -235,13 +217,7 @@ fn run_pair(netlab: &Path, prefix: &str, family: AddressFamily) {
             .send(Command::Add(Box::new(router)))
             .expect("driver running");
     }
-    wait_state(
-        &events,
-        &mut seen,
-        ("h1", 52),
-        State::Master,
-        Duration::from_secs(3),
-    );
+    heard.master(("h1", 52), Duration::from_secs(3));
     let before = snapshot(&h1);
     let states: Vec<(u8, State)> = before
         .routers
@@ -260,19 +236,14 @@ fn run_pair(netlab: &Path, prefix: &str, family: AddressFamily) {
             vrid: Vrid::new(52).expect("vrid"),
         })
         .expect("driver running");
-    let h2_52 = wait_state(
-        &events,
-        &mut seen,
-        ("h2", 52),
-        State::Master,
-        Duration::from_secs(2),
-    );
+    let h2_52 = heard.master(("h2", 52), Duration::from_secs(2));
     let removal_handover = h2_52.saturating_duration_since(removed);
     assert!(
         removal_handover < Duration::from_millis(250),
         "priority-0 handover of a removed router took {removal_handover:?}"
     );
-    let last_52 = seen
+    let last_52 = heard
+        .seen
         .iter()
         .rfind(|(n, v, _, _)| *n == "h1" && *v == 52)
         .map(|(_, _, _, e)| e.clone());
@@ -304,13 +275,7 @@ fn run_pair(netlab: &Path, prefix: &str, family: AddressFamily) {
     let stop = Instant::now();
     h1.commands.send(Command::Stop).expect("driver running");
     let stats = h1.thread.join().expect("thread").expect("driver ran");
-    let h2_master = wait_state(
-        &events,
-        &mut seen,
-        ("h2", 51),
-        State::Master,
-        Duration::from_secs(2),
-    );
+    let h2_master = heard.master(("h2", 51), Duration::from_secs(2));
     let handover = h2_master.saturating_duration_since(stop);
     assert!(
         handover < Duration::from_millis(250),
@@ -328,10 +293,9 @@ fn run_pair(netlab: &Path, prefix: &str, family: AddressFamily) {
 #[test]
 fn two_drivers_elect_a_master_and_hand_over_on_stop_ipv4_and_ipv6() {
     let test = "two_drivers_elect_a_master_and_hand_over_on_stop";
-    let Some(netlab) = lab::netlab_or_skip(test, &[("ip", "-V")]) else {
+    let Some(netlab) = lab::Netlab::or_skip(test, "dr") else {
         return;
     };
-    let prefix = format!("dr{}", std::process::id() % 100_000);
-    run_pair(&netlab, &prefix, AddressFamily::Ipv4);
-    run_pair(&netlab, &prefix, AddressFamily::Ipv6);
+    run_pair(&netlab, AddressFamily::Ipv4);
+    run_pair(&netlab, AddressFamily::Ipv6);
 }

@@ -10,6 +10,7 @@
 
 mod lab;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,10 +23,16 @@ use vrrp_core::State;
 use vrrp_core::driver::{CommandError, DriverExit, VrrpSocket};
 use vrrp_core::packet::{AddressFamily, Vrid};
 
-/// The lab (`tag` names it) when `test` can run here.
-fn lab_or_skip(test: &str, tag: &str) -> Option<Lab> {
+/// Runs `body` in namespace h1 of a lab (`tag` names it) when `test` can run here: its
+/// result, or `None` when the test cannot run here.
+fn in_h1<T: Send + 'static, F: Future<Output = T> + 'static>(
+    test: &str,
+    tag: &str,
+    body: impl FnOnce() -> F + Send + 'static,
+) -> Option<T> {
     let netlab = lab::netlab_or_skip(test, &[("ip", "-V")])?;
-    Some(Lab::up(netlab, tag, V3_IPV4_100MS))
+    let lab = Lab::up(netlab, tag, V3_IPV4_100MS);
+    Some(lab::in_namespace(&lab.ns("h1"), body))
 }
 
 /// VRID 51 on eth0 with 10.99.0.200/24 at 100 ms adverts, tracking `tracker` (weight 0).
@@ -39,12 +46,37 @@ async fn start_tracking(tracker: &str) -> Failover {
         .expect("starts")
 }
 
-/// Waits up to `within` for `failover` to be in `state` (`what` says why it must be).
-async fn reach(failover: &Failover, state: State, within: Duration, what: &str) {
-    tokio::time::timeout(within, failover.wait_for(state))
+/// Waits up to `secs` seconds for `failover` to be in `state` (`what` says why it must be).
+async fn reach(failover: &Failover, state: State, secs: u64, what: &str) {
+    tokio::time::timeout(Duration::from_secs(secs), failover.wait_for(state))
         .await
         .expect(what)
         .expect("the driver runs");
+}
+
+/// Waits up to 3 s for `failover` to be Master.
+async fn master_within_3s(failover: &Failover) {
+    reach(failover, State::Master, 3, "Master within 3 s").await;
+}
+
+/// Netlink and the failovers' VIP (10.99.0.200/24 on eth0), which it asserts is on eth0.
+async fn the_vip_held() -> (NetlinkManager, Vip) {
+    let netlink = NetlinkManager::new().expect("netlink");
+    let vip = Vip::parse("10.99.0.200/24", "eth0").expect("valid");
+    assert!(
+        netlink.owns(&vip).await.expect("netlink"),
+        "the VIP is held"
+    );
+    (netlink, vip)
+}
+
+/// Waits up to 2 s for `monitor` to see its target down.
+async fn until_down(monitor: &Monitor) {
+    let started = Instant::now();
+    while monitor.status().health != Health::Down {
+        assert!(started.elapsed() < Duration::from_secs(2), "never down");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// A check every 50 ms, the first at once, rise and fall 1.
@@ -59,10 +91,7 @@ fn every_50ms_rise_fall_1() -> MonitorConfig {
 #[test]
 fn a_failover_takes_the_vip_names_its_trackers_and_releases_the_vip_when_dropped() {
     let test = "a_failover_takes_the_vip_names_its_trackers_and_releases_the_vip_when_dropped";
-    let Some(lab) = lab_or_skip(test, "fa") else {
-        return;
-    };
-    let released = lab::in_namespace(&lab.ns("h1"), || async {
+    let Some(released) = in_h1(test, "fa", || async {
         let failover = start_tracking("healthz").await;
         match failover.tracker("helthz") {
             Err(StartError::UnknownTracker { name, known }) => {
@@ -88,16 +117,8 @@ fn a_failover_takes_the_vip_names_its_trackers_and_releases_the_vip_when_dropped
             "{err:?}"
         );
 
-        reach(
-            &failover,
-            State::Master,
-            Duration::from_secs(3),
-            "Master within 3 s",
-        )
-        .await;
-        let netlink = NetlinkManager::new().expect("netlink");
-        let vip = Vip::parse("10.99.0.200/24", "eth0").expect("valid");
-        assert!(netlink.owns(&vip).await.expect("netlink"));
+        master_within_3s(&failover).await;
+        let (netlink, vip) = the_vip_held().await;
 
         let dropped = Instant::now();
         drop(failover);
@@ -109,27 +130,22 @@ fn a_failover_takes_the_vip_names_its_trackers_and_releases_the_vip_when_dropped
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         dropped.elapsed()
-    });
+    }) else {
+        return;
+    };
     eprintln!("Failover dropped as Master: VIP gone after {released:?}");
 }
 
 #[test]
 fn a_monitor_already_down_when_attached_faults_the_router_at_once() {
     let test = "a_monitor_already_down_when_attached_faults_the_router_at_once";
-    let Some(lab) = lab_or_skip(test, "fm") else {
-        return;
-    };
-    lab::in_namespace(&lab.ns("h1"), || async {
+    in_h1(test, "fm", || async {
         let failover = start_tracking("healthz").await;
         // Nothing listens on port 1 of this namespace's loopback: down after one check.
         let refused = TcpCheck::new("127.0.0.1:1".parse().expect("address"));
         let config = every_50ms_rise_fall_1();
         let monitor = Monitor::spawn(Arc::new(refused), config).expect("monitor");
-        let started = Instant::now();
-        while monitor.status().health != Health::Down {
-            assert!(started.elapsed() < Duration::from_secs(2), "never down");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        until_down(&monitor).await;
         // Down before it is attached, and no change after: only the initial state can
         // fault the router.
         let _feed =
@@ -137,7 +153,7 @@ fn a_monitor_already_down_when_attached_faults_the_router_at_once() {
         reach(
             &failover,
             State::Fault,
-            Duration::from_secs(1),
+            1,
             "Fault within 1 s of attaching a monitor that is down",
         )
         .await;
@@ -147,19 +163,10 @@ fn a_monitor_already_down_when_attached_faults_the_router_at_once() {
 #[test]
 fn a_wedged_runtime_seen_by_the_watchdog_faults_the_router_and_it_recovers() {
     let test = "a_wedged_runtime_seen_by_the_watchdog_faults_the_router_and_it_recovers";
-    let Some(lab) = lab_or_skip(test, "fw") else {
-        return;
-    };
-    let (faulted, recovered) = lab::in_namespace(&lab.ns("h1"), || async {
+    let Some((faulted, recovered)) = in_h1(test, "fw", || async {
         // VRRP runs here (this thread's runtime); the "balancer" on a runtime of its own.
         let failover = start_tracking("event-loop").await;
-        reach(
-            &failover,
-            State::Master,
-            Duration::from_secs(3),
-            "Master within 3 s",
-        )
-        .await;
+        master_within_3s(&failover).await;
         let balancer = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .build()
@@ -173,25 +180,15 @@ fn a_wedged_runtime_seen_by_the_watchdog_faults_the_router_and_it_recovers() {
         // A handler blocks the balancer's only worker for a second.
         let wedged = Instant::now();
         balancer.spawn(async { std::thread::sleep(Duration::from_secs(1)) });
-        reach(
-            &failover,
-            State::Fault,
-            Duration::from_secs(2),
-            "Fault while the balancer is wedged",
-        )
-        .await;
+        reach(&failover, State::Fault, 2, "Fault while wedged").await;
         let faulted = wedged.elapsed();
-        reach(
-            &failover,
-            State::Master,
-            Duration::from_secs(5),
-            "Master again once the balancer runs",
-        )
-        .await;
+        reach(&failover, State::Master, 5, "Master once unwedged").await;
         let recovered = wedged.elapsed();
         balancer.shutdown_background();
         (faulted, recovered)
-    });
+    }) else {
+        return;
+    };
     assert!(
         faulted < Duration::from_millis(500),
         "Fault after {faulted:?}"
@@ -208,10 +205,7 @@ fn a_wedged_runtime_seen_by_the_watchdog_faults_the_router_and_it_recovers() {
 #[test]
 fn a_listener_whose_backends_are_all_down_faults_the_router_one_down_does_not() {
     let test = "a_listener_whose_backends_are_all_down_faults_the_router_one_down_does_not";
-    let Some(lab) = lab_or_skip(test, "fy") else {
-        return;
-    };
-    lab::in_namespace(&lab.ns("h1"), || async {
+    in_h1(test, "fy", || async {
         let failover = start_tracking("web").await;
         // Two backends on this namespace's loopback, each checked every 50 ms.
         let mut backends = Vec::new();
@@ -227,39 +221,22 @@ fn a_listener_whose_backends_are_all_down_faults_the_router_one_down_does_not() 
         }
         let _feed =
             health_check::vrrp::track_any(&monitors, failover.tracker("web").expect("tracked"));
-        reach(
-            &failover,
-            State::Master,
-            Duration::from_secs(3),
-            "Master within 3 s",
-        )
-        .await;
+        master_within_3s(&failover).await;
         // One backend down: still Master.
         backends[0] = None;
-        while monitors[0].status().health != Health::Down {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        until_down(&monitors[0]).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(failover.state(), State::Master, "one backend of two down");
         // Both down: Fault.
         backends[1] = None;
-        reach(
-            &failover,
-            State::Fault,
-            Duration::from_secs(2),
-            "Fault with every backend down",
-        )
-        .await;
+        reach(&failover, State::Fault, 2, "Fault with every backend down").await;
     });
 }
 
 #[test]
 fn a_driver_whose_socket_fails_releases_the_vip_and_says_why() {
     let test = "a_driver_whose_socket_fails_releases_the_vip_and_says_why";
-    let Some(lab) = lab_or_skip(test, "fx") else {
-        return;
-    };
-    let (exit, events) = lab::in_namespace(&lab.ns("h1"), || async {
+    let Some((exit, events)) = in_h1(test, "fx", || async {
         // The driver's "socket" is an eventfd: its sends fail at once (counted), it hears
         // nothing, so it becomes Master; the count written below makes it readable, and the
         // receive that follows fails (not a socket): the driver ends with that error while it
@@ -283,16 +260,8 @@ fn a_driver_whose_socket_fails_releases_the_vip_and_says_why() {
             .start()
             .await
             .expect("starts");
-        reach(
-            &failover,
-            State::Master,
-            Duration::from_secs(3),
-            "Master within 3 s",
-        )
-        .await;
-        let netlink = NetlinkManager::new().expect("netlink");
-        let vip = Vip::parse("10.99.0.200/24", "eth0").expect("valid");
-        assert!(netlink.owns(&vip).await.expect("netlink"));
+        master_within_3s(&failover).await;
+        let (netlink, vip) = the_vip_held().await;
 
         std::io::Write::write_all(&mut poke, &1u64.to_ne_bytes()).expect("write");
         let mut events = Vec::new();
@@ -311,7 +280,9 @@ fn a_driver_whose_socket_fails_releases_the_vip_and_says_why() {
             "a failed driver's VIP stayed"
         );
         (exit, events)
-    });
+    }) else {
+        return;
+    };
     assert!(
         matches!(&exit, DriverExit::Failed(why) if why.contains("not a socket") || why.contains("non-socket")),
         "{exit:?}"

@@ -13,7 +13,7 @@ mod lab;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::AsFd;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -27,15 +27,6 @@ use tokio::sync::oneshot;
 const VIP: &str = "10.99.0.200";
 const PORT: u16 = 8000;
 const WAIT: Duration = Duration::from_secs(5);
-
-/// Takes the lab down when dropped, also when an assertion fails.
-struct Teardown<'a>(&'a Path, &'a str);
-
-impl Drop for Teardown<'_> {
-    fn drop(&mut self) {
-        let _ = lab::netlab(self.0, self.1, "down");
-    }
-}
 
 /// `ip args…`, which must succeed.
 fn ip(args: &[&str]) -> Output {
@@ -146,13 +137,11 @@ fn echo_from(netns: String, to: SocketAddr, message: &'static [u8]) -> Vec<u8> {
 #[test]
 fn the_proxy_listens_on_an_absent_vip_and_serves_once_it_arrives() {
     let test = "the_proxy_listens_on_an_absent_vip_and_serves_once_it_arrives";
-    let Some(netlab) = lab::netlab_or_skip(test, &[("ip", "-V")]) else {
+    let Some(netlab) = lab::Netlab::or_skip(test, "fb") else {
         return;
     };
-    let prefix = format!("fb{}", std::process::id() % 10_000);
-    let _teardown = Teardown(&netlab, &prefix);
-    lab::netlab_up(&netlab, &prefix);
-    let (host, client) = (format!("{prefix}h1"), format!("{prefix}cl"));
+    netlab.up();
+    let (host, client) = (netlab.ns("h1"), netlab.ns("cl"));
 
     // Only IP_FREEBIND may allow the bind: not the namespace's sysctl, not an address.
     ip(&[

@@ -18,12 +18,25 @@ use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use lab::vrrp::{Lab, Mode, V2_1S, V3_IPV4_100MS};
+use lab::vrrp::{Lab, Mode, V2_1S, V3_IPV4_100MS, assert_has};
 
 const V3_100MS: Mode = V3_IPV4_100MS;
 
-fn prerequisites(test: &str) -> Option<PathBuf> {
-    lab::netlab_or_skip(test, &[("ip", "-V")])
+/// On h1 (priority 101) and h2 (100): an application `name` each ([`App`]) and vrrpd in mode
+/// `m` with the configuration `extra(priority, the app's pid file)` added.
+fn vrrpd_with_apps(
+    lab: &mut Lab,
+    m: Mode,
+    name: &str,
+    extra: impl Fn(u8, &std::path::Path) -> String,
+) -> Vec<App> {
+    let mut apps = Vec::new();
+    for (host, priority) in [("h1", 101), ("h2", 100)] {
+        let app = App::start(lab, host, name);
+        lab.vrrpd_with(host, priority, m, &extra(priority, &app.pid_file));
+        apps.push(app);
+    }
+    apps
 }
 
 /// A stand-in for an application of a host (`NAME`, e.g. haproxy), known by its pid file
@@ -57,43 +70,26 @@ impl Drop for App {
 
 #[test]
 fn a_tracked_process_killed_on_the_master_hands_over_within_100ms_at_1s_adverts() {
-    let Some(netlab) = prerequisites(
-        "a_tracked_process_killed_on_the_master_hands_over_within_100ms_at_1s_adverts",
-    ) else {
+    let test = "a_tracked_process_killed_on_the_master_hands_over_within_100ms_at_1s_adverts";
+    let m = V2_1S;
+    let Some(mut lab) = Lab::or_skip(test, "vtp", m) else {
         return;
     };
-    let m = V2_1S;
-    let mut lab = Lab::up(netlab, "vtp", m);
-    let mut apps = Vec::new();
-    for host in ["h1", "h2"] {
-        // The "haproxy" of each host.
-        let app = App::start(&lab, host, "haproxy");
-        let priority = if host == "h1" { 101 } else { 100 };
-        lab.vrrpd_with(
-            host,
-            priority,
-            m,
-            &format!(
-                "track = [{{ check = \"chk_haproxy\", weight = -4 }}]\n\n[[check]]\nname = \"chk_haproxy\"\nkind = \"process\"\npid_file = \"{}\"\ninterval = \"2s\"\nrise = 1\nfall = 2\n",
-                app.pid_file.display()
-            ),
-        );
-        apps.push(app);
-    }
+    // The "haproxy" of each host.
+    let mut apps = vrrpd_with_apps(&mut lab, m, "haproxy", |_, pid_file| {
+        format!(
+            "track = [{{ check = \"chk_haproxy\", weight = -4 }}]\n\n[[check]]\nname = \"chk_haproxy\"\nkind = \"process\"\npid_file = \"{}\"\ninterval = \"2s\"\nrise = 1\nfall = 2\n",
+            pid_file.display()
+        )
+    });
     lab.wait_vip("h1", "h2", m.election());
     std::thread::sleep(Duration::from_millis(1500));
     assert!(lab.has_vip("h1") && !lab.has_vip("h2"));
 
-    let killed = Instant::now();
-    apps[0].kill();
-    lab.wait_vip("h2", "h1", Duration::from_secs(5));
-    let took = killed.elapsed();
+    let took = lab.timed_move(["h2", "h1"], Duration::from_secs(5), || apps[0].kill());
     let h1 = lab.log("h1.vrrpd.log");
     let h2 = lab.log("h2.vrrpd.log");
-    assert!(
-        h1.contains("tracked check changed") && h1.contains("up=false"),
-        "{h1}"
-    );
+    assert_has(&h1, &["tracked check changed", "up=false"]);
     assert!(
         h2.contains("LowerPriorityMaster"),
         "h2 preempted on the lower advert: {h2}"
@@ -107,11 +103,11 @@ fn a_tracked_process_killed_on_the_master_hands_over_within_100ms_at_1s_adverts(
 
 #[test]
 fn a_tracked_interface_moves_the_vip_there_and_back() {
-    let Some(netlab) = prerequisites("a_tracked_interface_moves_the_vip_there_and_back") else {
+    let test = "a_tracked_interface_moves_the_vip_there_and_back";
+    let m = V2_1S;
+    let Some(mut lab) = Lab::or_skip(test, "vti", m) else {
         return;
     };
-    let m = V2_1S;
-    let mut lab = Lab::up(netlab, "vti", m);
     // An uplink of h1's that VRRP does not run on (a veth pair: no dummy module needed).
     lab.ip("h1", "link add uplink0 type veth peer name uplink1");
     lab.ip("h1", "link set uplink1 up");
@@ -122,16 +118,13 @@ fn a_tracked_interface_moves_the_vip_there_and_back() {
     lab.wait_vip("h1", "h2", m.election());
     std::thread::sleep(Duration::from_millis(1500));
 
-    let down = Instant::now();
-    lab.ip("h1", "link set uplink0 down");
-    lab.wait_vip("h2", "h1", Duration::from_secs(5));
-    let away = down.elapsed();
+    let within = Duration::from_secs(5);
+    let away = lab.timed_move(["h2", "h1"], within, || {
+        lab.ip("h1", "link set uplink0 down")
+    });
     // The uplink is back: 101 again, above the 100 that h2 advertised last: h1 preempts at
     // once rather than at h2's next advert.
-    let up = Instant::now();
-    lab.ip("h1", "link set uplink0 up");
-    lab.wait_vip("h1", "h2", Duration::from_secs(5));
-    let back = up.elapsed();
+    let back = lab.timed_move(["h1", "h2"], within, || lab.ip("h1", "link set uplink0 up"));
     let h1 = lab.log("h1.vrrpd.log");
     assert!(h1.contains("interface=uplink0 up=false"), "{h1}");
     assert!(
@@ -147,13 +140,11 @@ fn a_tracked_interface_moves_the_vip_there_and_back() {
 
 #[test]
 fn the_masters_link_going_down_is_fault_at_once_and_up_again_recovers() {
-    let Some(netlab) =
-        prerequisites("the_masters_link_going_down_is_fault_at_once_and_up_again_recovers")
-    else {
+    let test = "the_masters_link_going_down_is_fault_at_once_and_up_again_recovers";
+    let m = V3_100MS;
+    let Some(mut lab) = Lab::or_skip(test, "vld", m) else {
         return;
     };
-    let m = V3_100MS;
-    let mut lab = Lab::up(netlab, "vld", m);
     lab.vrrpd("h1", 101, m);
     lab.vrrpd("h2", 100, m);
     lab.wait_vip("h1", "h2", m.election());
@@ -185,10 +176,8 @@ fn the_masters_link_going_down_is_fault_at_once_and_up_again_recovers() {
         "h2 took over after {taken:?}"
     );
 
-    let up = Instant::now();
-    lab.ip("h1", "link set eth0 up");
-    lab.wait_vip("h1", "h2", Duration::from_secs(3));
-    let back = up.elapsed();
+    let within = Duration::from_secs(3);
+    let back = lab.timed_move(["h1", "h2"], within, || lab.ip("h1", "link set eth0 up"));
     let h1 = lab.log("h1.vrrpd.log");
     assert!(h1.contains("FaultCleared"), "{h1}");
     eprintln!(
@@ -205,42 +194,52 @@ fn holds(lab: &Lab, host: &str, address: &str) -> bool {
     String::from_utf8_lossy(&out.stdout).contains(address)
 }
 
-/// Whether `host` holds `address` and `other` does not.
-fn alone(lab: &Lab, host: &str, other: &str, address: &str) -> bool {
-    holds(lab, host, address) && !holds(lab, other, address)
+/// Waits until `host` holds `address` and `other` does not, at most until `since` + `within`
+/// (`what` says what failed then).
+fn wait_alone(
+    lab: &Lab,
+    [host, other]: [&str; 2],
+    address: &str,
+    since: Instant,
+    within: Duration,
+    what: &str,
+) {
+    let alone = || holds(lab, host, address) && !holds(lab, other, address);
+    while !alone() {
+        assert!(
+            since.elapsed() < within,
+            "{what}; logs in {}",
+            lab.dir.display()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 #[test]
 fn a_sync_group_moves_its_members_together() {
-    let Some(netlab) = prerequisites("a_sync_group_moves_its_members_together") else {
+    let test = "a_sync_group_moves_its_members_together";
+    let m = V3_100MS;
+    let Some(mut lab) = Lab::or_skip(test, "vsg", m) else {
         return;
     };
-    let m = V3_100MS;
-    let mut lab = Lab::up(netlab, "vsg", m);
-    let mut apps = Vec::new();
-    for host in ["h1", "h2"] {
-        let app = App::start(&lab, host, "app");
-        let pid_file = app.pid_file.clone();
-        apps.push(app);
-        let priority = if host == "h1" { 101 } else { 100 };
-        // VI_1 tracks the application (weight 0: Fault while it is down); VI_2 tracks
-        // nothing but is in VI_1's sync group.
-        lab.vrrpd_with(
-            host,
-            priority,
-            m,
-            &format!(
-                "track = [{{ check = \"chk_app\", weight = 0 }}]\n\n[[instance]]\nname = \"VI_2\"\ninterface = \"eth0\"\nvrid = 52\npriority = {priority}\nversion = 3\nadvert_interval = \"100ms\"\nvirtual_addresses = [\"10.99.0.201/24\"]\n\n[[sync_group]]\nname = \"VG_1\"\ninstances = [\"VI_1\", \"VI_2\"]\n\n[[check]]\nname = \"chk_app\"\nkind = \"process\"\npid_file = \"{}\"\ninterval = \"1s\"\n",
-                pid_file.display()
-            ),
-        );
-    }
+    // VI_1 tracks the application (weight 0: Fault while it is down); VI_2 tracks nothing but
+    // is in VI_1's sync group.
+    let mut apps = vrrpd_with_apps(&mut lab, m, "app", |priority, pid_file| {
+        format!(
+            "track = [{{ check = \"chk_app\", weight = 0 }}]\n\n[[instance]]\nname = \"VI_2\"\ninterface = \"eth0\"\nvrid = 52\npriority = {priority}\nversion = 3\nadvert_interval = \"100ms\"\nvirtual_addresses = [\"10.99.0.201/24\"]\n\n[[sync_group]]\nname = \"VG_1\"\ninstances = [\"VI_1\", \"VI_2\"]\n\n[[check]]\nname = \"chk_app\"\nkind = \"process\"\npid_file = \"{}\"\ninterval = \"1s\"\n",
+            pid_file.display()
+        )
+    });
     lab.wait_vip("h1", "h2", m.election());
-    let started = Instant::now();
-    while !alone(&lab, "h1", "h2", "10.99.0.201/24") {
-        assert!(started.elapsed() < m.election(), "VI_2 never settled on h1");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let vi_2 = "10.99.0.201/24";
+    wait_alone(
+        &lab,
+        ["h1", "h2"],
+        vi_2,
+        Instant::now(),
+        m.election(),
+        "VI_2 never settled on h1",
+    );
     std::thread::sleep(Duration::from_millis(500));
 
     // The application dies on h1: VI_1 goes to Fault, VI_2 follows it there although nothing
@@ -248,20 +247,18 @@ fn a_sync_group_moves_its_members_together() {
     let killed = Instant::now();
     apps[0].kill();
     lab.wait_vip("h2", "h1", Duration::from_secs(2));
-    while !alone(&lab, "h2", "h1", "10.99.0.201/24") {
-        assert!(
-            killed.elapsed() < Duration::from_secs(2),
-            "VI_2 did not follow VI_1; logs in {}",
-            lab.dir.display()
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let within = Duration::from_secs(2);
+    wait_alone(
+        &lab,
+        ["h2", "h1"],
+        vi_2,
+        killed,
+        within,
+        "VI_2 did not follow VI_1",
+    );
     let both = killed.elapsed();
     let h1 = lab.log("h1.vrrpd.log");
-    assert!(
-        h1.contains("sync group follows") && h1.contains("SyncGroup"),
-        "{h1}"
-    );
+    assert_has(&h1, &["sync group follows", "SyncGroup"]);
     assert!(
         both < Duration::from_millis(300),
         "both moved after {both:?}\n{h1}"

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use lab::vrrp::Lab;
+use lab::vrrp::{Lab, V3_IPV4_100MS};
 use serde_json::Value;
 
 const VIP1: &str = "10.99.0.200/24";
@@ -201,10 +201,9 @@ fn counter(i: &Value, name: &str) -> u64 {
 #[test]
 fn status_metrics_and_sighup_reload_on_a_running_pair() {
     let test = "status_metrics_and_sighup_reload_on_a_running_pair";
-    let Some(netlab) = lab::netlab_or_skip(test, &[("ip", "-V")]) else {
+    let Some(mut lab) = Lab::or_skip(test, "vs", V3_IPV4_100MS) else {
         return;
     };
-    let mut lab = Lab::new(netlab, "vs");
     // h1 tracks its own metrics port (up: +5); h2 a port nobody listens on (down: -10).
     let check = |port: u16| {
         format!(

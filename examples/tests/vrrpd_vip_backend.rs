@@ -24,7 +24,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ip_manager::{Credentials, EC2_API_VERSION, QueryClient};
-use lab::vrrp::{Lab, Mode};
+use lab::vrrp::{Lab, Mode, V3_IPV4_100MS};
 
 /// Where moto listens: the client namespace's address, reachable from both hosts.
 const MOTO: &str = "10.99.0.100:5000";
@@ -344,10 +344,9 @@ fn an_elastic_ip_on_a_secondary_address_moves_with_it_and_the_address_is_on_the_
 #[test]
 fn exec_scripts_get_the_address_and_interface_on_takeover_and_stop() {
     let test = "exec_scripts_get_the_address_and_interface_on_takeover_and_stop";
-    let Some(netlab) = lab::netlab_or_skip(test, &[("ip", "-V")]) else {
+    let Some(mut lab) = Lab::or_skip(test, "ex", V3_IPV4_100MS) else {
         return;
     };
-    let mut lab = Lab::new(netlab, "ex");
     lab.envs = AWS_CREDENTIALS.to_vec();
     let calls = lab.dir.join("calls");
     let script = lab.dir.join("vip.sh");

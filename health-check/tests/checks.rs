@@ -6,7 +6,7 @@ mod support;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use support::at_once;
+use support::{at_once, fails, passes, serve_tcp};
 
 use health_check::{Check, CheckError, Health, HttpCheck, Monitor, ProcessCheck, TcpCheck};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -14,38 +14,24 @@ use tokio::net::TcpListener;
 
 #[tokio::test]
 async fn tcp_connect_send_expect() {
-    let server = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = server.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut sock, _)) = server.accept().await else {
-                return;
-            };
-            tokio::spawn(async move {
-                let mut buf = [0u8; 64];
-                let n = sock.read(&mut buf).await.unwrap_or(0);
-                let reply: &[u8] = if &buf[..n] == b"PING\r\n" {
-                    b"+PONG\r\n"
-                } else {
-                    b"-ERR\r\n"
-                };
-                let _ = sock.write_all(reply).await;
-            });
-        }
-    });
-    TcpCheck::new(addr).check().await.expect("connect-only");
-    TcpCheck::new(addr)
-        .send("PING\r\n")
-        .expect("+PONG")
-        .check()
-        .await
-        .expect("send/expect");
-    let err = TcpCheck::new(addr)
-        .send("QUIT\r\n")
-        .expect("+PONG")
-        .check()
-        .await
-        .unwrap_err();
+    let addr = serve_tcp(async |mut sock| {
+        let mut buf = [0u8; 64];
+        let n = sock.read(&mut buf).await.unwrap_or(0);
+        let reply: &[u8] = if &buf[..n] == b"PING\r\n" {
+            b"+PONG\r\n"
+        } else {
+            b"-ERR\r\n"
+        };
+        let _ = sock.write_all(reply).await;
+    })
+    .await;
+    passes(TcpCheck::new(addr), "connect-only").await;
+    passes(
+        TcpCheck::new(addr).send("PING\r\n").expect("+PONG"),
+        "send/expect",
+    )
+    .await;
+    let err = fails(TcpCheck::new(addr).send("QUIT\r\n").expect("+PONG")).await;
     assert!(
         err.to_string()
             .contains(r#"expected reply starting "+PONG", got "-ERR\r""#),
@@ -57,8 +43,8 @@ async fn tcp_connect_send_expect() {
 async fn a_server_gone_is_a_connect_failure_over_tcp_and_http() {
     let addr = support::closed_addr();
     for err in [
-        TcpCheck::new(addr).check().await.unwrap_err(),
-        HttpCheck::new(addr).check().await.unwrap_err(),
+        fails(TcpCheck::new(addr)).await,
+        fails(HttpCheck::new(addr)).await,
     ] {
         assert!(matches!(err, CheckError::Connect { .. }), "{err:?}");
     }
@@ -111,27 +97,21 @@ async fn process_by_pid_file_and_by_name_follow_a_real_process() {
     let pidfile = dir.join("app.pid");
     std::fs::write(&pidfile, format!("{}\n", child.id())).unwrap();
 
-    ProcessCheck::pid_file(&pidfile)
-        .check()
-        .await
-        .expect("running, by pid file");
-    ProcessCheck::name(&name)
-        .check()
-        .await
-        .expect("running, by name");
+    passes(ProcessCheck::pid_file(&pidfile), "running, by pid file").await;
+    passes(ProcessCheck::name(&name), "running, by name").await;
 
     child.kill().unwrap();
     child.wait().unwrap();
-    let err = ProcessCheck::pid_file(&pidfile).check().await.unwrap_err();
+    let err = fails(ProcessCheck::pid_file(&pidfile)).await;
     assert!(err.to_string().contains("is not running"), "{err}");
-    let err = ProcessCheck::name(&name).check().await.unwrap_err();
+    let err = fails(ProcessCheck::name(&name)).await;
     assert!(
         matches!(err, CheckError::ProcessNotRunning { .. }),
         "{err:?}"
     );
 
     std::fs::write(&pidfile, "not-a-pid").unwrap();
-    let err = ProcessCheck::pid_file(&pidfile).check().await.unwrap_err();
+    let err = fails(ProcessCheck::pid_file(&pidfile)).await;
     assert!(err.to_string().contains("is not a pid"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -215,18 +195,13 @@ fn time_wait(port: u16) -> usize {
 
 #[tokio::test]
 async fn tcp_check_closes_with_a_reset_and_leaves_no_time_wait() {
-    let server = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = server.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut sock, _)) = server.accept().await {
-            tokio::spawn(async move {
-                let mut buf = [0u8; 16];
-                while sock.read(&mut buf).await.is_ok_and(|n| n > 0) {}
-            });
-        }
-    });
+    let addr = serve_tcp(async |mut sock| {
+        let mut buf = [0u8; 16];
+        while sock.read(&mut buf).await.is_ok_and(|n| n > 0) {}
+    })
+    .await;
     for _ in 0..20 {
-        TcpCheck::new(addr).check().await.expect("connect");
+        passes(TcpCheck::new(addr), "connect").await;
     }
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(time_wait(addr.port()), 0, "checks leave no TIME_WAIT");
@@ -254,10 +229,7 @@ async fn a_connect_only_check_is_answered_by_the_kernel_not_the_application() {
         }
     });
     for _ in 0..50 {
-        TcpCheck::new(addr)
-            .check()
-            .await
-            .expect("the kernel answers");
+        passes(TcpCheck::new(addr), "the kernel answers").await;
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
     // A delayed ACK fires after 40 ms: a check descheduled that long may be accepted; allow
@@ -274,10 +246,6 @@ async fn a_connect_only_check_is_answered_by_the_kernel_not_the_application() {
         sock.read_exact(&mut buf).await.unwrap();
         let _ = tx.send(buf);
     });
-    TcpCheck::new(addr)
-        .send("HELLO\n")
-        .check()
-        .await
-        .expect("sent");
+    passes(TcpCheck::new(addr).send("HELLO\n"), "sent").await;
     assert_eq!(rx.await.unwrap(), b"HELLO\n");
 }

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
-use support::at_once;
+use support::{at_once, fails, fails_saying, passes, serve_tcp};
 
 use health_check::{Check, CheckError, HttpCheck, Monitor};
 use http_body_util::combinators::BoxBody;
@@ -21,7 +21,6 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpListener;
 
 /// The size of `/big`, and where in it the word "needle" is (well past 16 KiB).
 const BIG: usize = 1024 * 1024;
@@ -145,56 +144,27 @@ where
 
 /// A plain HTTP/1.1 hyper server on 127.0.0.1, running until the test ends.
 async fn serve() -> Server {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind on loopback");
-    let addr = listener.local_addr().expect("local address");
     let state = Arc::new(State::default());
     let shared = state.clone();
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            tokio::spawn(serve_connection(tcp, shared.clone()));
-        }
-    });
+    let addr = serve_tcp(move |tcp| serve_connection(tcp, shared.clone())).await;
     Server { addr, state }
-}
-
-/// Why a check of `path` on `addr` failed.
-async fn path_error(addr: SocketAddr, path: &str) -> CheckError {
-    HttpCheck::new(addr)
-        .path(path)
-        .check()
-        .await
-        .expect_err("the check fails")
 }
 
 /// Why a check of `path` on `addr` expecting `needle` in the body failed.
 async fn body_error(addr: SocketAddr, path: &str, needle: &str) -> CheckError {
-    HttpCheck::new(addr)
-        .path(path)
-        .expect_body(needle)
-        .check()
-        .await
-        .expect_err("the check fails")
+    fails(HttpCheck::new(addr).path(path).expect_body(needle)).await
 }
 
 #[tokio::test]
 async fn status_200_passes_and_500_fails_naming_the_status() {
     let server = serve().await;
     let addr = server.addr;
-    HttpCheck::new(addr)
-        .path("/health")
-        .check()
-        .await
-        .expect("200 passes");
-    let err = path_error(addr, "/fail").await;
+    passes(HttpCheck::new(addr).path("/health"), "200 passes").await;
+    let why = format!("HTTP 500 from {addr} GET /fail (expected 2xx/3xx)");
+    let err = fails_saying(HttpCheck::new(addr).path("/fail"), &why).await;
     assert!(
         matches!(err, CheckError::HttpStatus { status: 500, .. }),
         "{err:?}"
-    );
-    assert_eq!(
-        err.to_string(),
-        format!("HTTP 500 from {addr} GET /fail (expected 2xx/3xx)")
     );
 }
 
@@ -202,67 +172,54 @@ async fn status_200_passes_and_500_fails_naming_the_status() {
 async fn redirect_passes_by_default_but_not_when_200_is_expected() {
     let server = serve().await;
     let check = HttpCheck::new(server.addr).path("/redirect");
-    check.clone().check().await.expect("3xx passes by default");
-    let err = check.expect_status(200).check().await.unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        format!("HTTP 302 from {} GET /redirect (expected 200)", server.addr)
-    );
+    passes(check.clone(), "3xx passes by default").await;
+    let why = format!("HTTP 302 from {} GET /redirect (expected 200)", server.addr);
+    fails_saying(check.expect_status(200), &why).await;
 }
 
 #[tokio::test]
 async fn status_ranges_and_sets() {
     let server = serve().await;
     let at = |path: &str| HttpCheck::new(server.addr).path(path);
-    let passes = async |check: HttpCheck, what: &str| check.check().await.expect(what);
-    let fails = async |check: HttpCheck| check.check().await.expect_err("the check fails");
-    passes(
-        at("/no-content").expect_status_range(200..=299),
-        "204 in 200..=299",
-    )
-    .await;
-    passes(
-        at("/redirect").expect_status_range(300..400),
-        "302 in 300..400",
-    )
-    .await;
+    for (check, what) in [
+        (
+            at("/no-content").expect_status_range(200..=299),
+            "204 in 200..=299",
+        ),
+        (
+            at("/redirect").expect_status_range(300..400),
+            "302 in 300..400",
+        ),
+        (
+            at("/no-content").expect_statuses([200, 204]),
+            "204 in {200, 204}",
+        ),
+        (at("/nowhere").expect_statuses([404]), "an expected 404"),
+    ] {
+        passes(check, what).await;
+    }
     let err = fails(at("/redirect").expect_status_range(200..300)).await;
     assert!(err.to_string().contains("(expected 2xx)"), "{err}");
-
-    passes(
-        at("/no-content").expect_statuses([200, 204]),
-        "204 in {200, 204}",
-    )
-    .await;
-    passes(at("/nowhere").expect_statuses([404]), "an expected 404").await;
-    let err = fails(at("/fail").expect_statuses([200, 204])).await;
-    assert_eq!(
-        err.to_string(),
-        format!("HTTP 500 from {} GET /fail (expected 200/204)", server.addr)
-    );
+    let why = format!("HTTP 500 from {} GET /fail (expected 200/204)", server.addr);
+    fails_saying(at("/fail").expect_statuses([200, 204]), &why).await;
 }
 
 #[tokio::test]
 async fn body_substring_present_and_absent() {
     let server = serve().await;
     let addr = server.addr;
-    HttpCheck::new(addr)
-        .path("/health")
-        .expect_body("ok")
-        .check()
-        .await
-        .expect("\"ok\" in \"ok\"");
-    HttpCheck::new(addr)
-        .path("/body")
-        .expect_body("degraded")
-        .check()
-        .await
-        .expect("\"degraded\" in \"status: degraded\"");
-    let err = body_error(addr, "/body", "ok").await;
-    assert_eq!(
-        err.to_string(),
-        format!(r#"body of {addr} GET /body lacks "ok" (searched all 16 bytes)"#)
-    );
+    passes(
+        HttpCheck::new(addr).path("/health").expect_body("ok"),
+        "\"ok\" in \"ok\"",
+    )
+    .await;
+    passes(
+        HttpCheck::new(addr).path("/body").expect_body("degraded"),
+        "\"degraded\" in \"status: degraded\"",
+    )
+    .await;
+    let why = format!(r#"body of {addr} GET /body lacks "ok" (searched all 16 bytes)"#);
+    fails_saying(HttpCheck::new(addr).path("/body").expect_body("ok"), &why).await;
     // A body of exactly the limit was searched whole; a longer one only in part.
     let lacks = |limit: usize| {
         HttpCheck::new(addr)
@@ -270,12 +227,12 @@ async fn body_substring_present_and_absent() {
             .expect_body("ok")
             .body_limit(limit)
     };
-    let err = lacks(16).check().await.unwrap_err();
+    let err = fails(lacks(16)).await;
     assert!(
         err.to_string().ends_with("(searched all 16 bytes)"),
         "{err}"
     );
-    let err = lacks(10).check().await.unwrap_err();
+    let err = fails(lacks(10)).await;
     assert!(
         err.to_string()
             .ends_with("(searched only the first 10 bytes, the limit)"),
@@ -286,49 +243,43 @@ async fn body_substring_present_and_absent() {
     assert!(matches!(err, CheckError::HttpStatus { .. }), "{err:?}");
 }
 
+/// How much of the body a failed body check searched, and whether it reached the limit.
+fn searched(err: &CheckError) -> Option<(usize, bool)> {
+    match err {
+        CheckError::HttpBody {
+            searched,
+            limit_reached,
+            ..
+        } => Some((*searched, *limit_reached)),
+        _ => None,
+    }
+}
+
 #[tokio::test]
 async fn long_bodies_are_searched_only_up_to_the_limit() {
     let server = serve().await;
     let addr = server.addr;
     let err = body_error(addr, "/big", "needle").await;
-    assert!(
-        matches!(
-            err,
-            CheckError::HttpBody {
-                searched: 16384,
-                limit_reached: true,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert_eq!(searched(&err), Some((16384, true)), "{err:?}");
     assert!(
         err.to_string()
             .ends_with(r#"lacks "needle" (searched only the first 16384 bytes, the limit)"#),
         "{err}"
     );
     // The needle is there: a limit past it finds it.
-    HttpCheck::new(addr)
-        .path("/big")
-        .expect_body("needle")
-        .body_limit(BIG)
-        .check()
-        .await
-        .expect("found within 1 MiB");
+    passes(
+        HttpCheck::new(addr)
+            .path("/big")
+            .expect_body("needle")
+            .body_limit(BIG),
+        "found within 1 MiB",
+    )
+    .await;
 
     // A 64 MiB body: the check stops at the limit and hangs up; the server produces little of it.
     let started = std::time::Instant::now();
     let err = body_error(addr, "/endless", "needle").await;
-    assert!(
-        matches!(
-            err,
-            CheckError::HttpBody {
-                searched: 16384,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert_eq!(searched(&err).map(|(n, _)| n), Some(16384), "{err:?}");
     assert!(started.elapsed() < Duration::from_secs(1));
     tokio::time::sleep(Duration::from_millis(100)).await;
     let sent = server.state.endless_sent.load(Ordering::SeqCst);
@@ -344,7 +295,7 @@ async fn method_host_path_and_headers_reach_the_server_as_configured() {
     let addr = server.addr;
 
     // Defaults: GET /, Host the address, closing, our User-Agent.
-    let err = HttpCheck::new(addr).check().await.unwrap_err();
+    let err = fails(HttpCheck::new(addr)).await;
     assert!(err.to_string().contains("HTTP 404"), "{err}");
     let seen = server.last_request();
     assert_eq!(seen.method, "GET");
@@ -356,14 +307,15 @@ async fn method_host_path_and_headers_reach_the_server_as_configured() {
         Some(concat!("health-check/", env!("CARGO_PKG_VERSION")))
     );
 
-    HttpCheck::new(addr)
-        .method("OPTIONS")
-        .path("/health?full=1")
-        .host("app.example.com:8080")
-        .header("X-Probe", "ha")
-        .check()
-        .await
-        .expect("OPTIONS /health answers 200");
+    passes(
+        HttpCheck::new(addr)
+            .method("OPTIONS")
+            .path("/health?full=1")
+            .host("app.example.com:8080")
+            .header("X-Probe", "ha"),
+        "OPTIONS /health answers 200",
+    )
+    .await;
     let seen = server.last_request();
     assert_eq!(seen.method, "OPTIONS");
     assert_eq!(seen.target, "/health?full=1");
@@ -371,16 +323,8 @@ async fn method_host_path_and_headers_reach_the_server_as_configured() {
     assert_eq!(seen.header("x-probe"), Some("ha"));
 
     // `OPTIONS *`, HAProxy-style, reaches the server as such.
-    let err = HttpCheck::new(addr)
-        .method("OPTIONS")
-        .path("*")
-        .check()
-        .await
-        .unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        format!("HTTP 404 from {addr} OPTIONS * (expected 2xx/3xx)")
-    );
+    let why = format!("HTTP 404 from {addr} OPTIONS * (expected 2xx/3xx)");
+    fails_saying(HttpCheck::new(addr).method("OPTIONS").path("*"), &why).await;
     let seen = server.last_request();
     assert_eq!(
         (seen.method.as_str(), seen.target.as_str()),
@@ -388,13 +332,14 @@ async fn method_host_path_and_headers_reach_the_server_as_configured() {
     );
 
     // HEAD: a status, no body.
-    HttpCheck::new(addr)
-        .method("HEAD")
-        .path("/health")
-        .expect_status(200)
-        .check()
-        .await
-        .expect("HEAD /health");
+    passes(
+        HttpCheck::new(addr)
+            .method("HEAD")
+            .path("/health")
+            .expect_status(200),
+        "HEAD /health",
+    )
+    .await;
     assert_eq!(server.last_request().method, "HEAD");
     assert_eq!(server.state.requests.lock().unwrap().len(), 4);
 }
@@ -417,14 +362,11 @@ async fn describe_names_method_and_url() {
 
 #[tokio::test]
 async fn a_reply_that_is_not_http_fails_without_panicking() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut sock, _)) = listener.accept().await {
-            let _ = sock.write_all(b"SSH-2.0-OpenSSH_9.6\r\n\r\n").await;
-        }
-    });
-    let err = HttpCheck::new(addr).check().await.unwrap_err();
+    let addr = serve_tcp(async |mut sock| {
+        let _ = sock.write_all(b"SSH-2.0-OpenSSH_9.6\r\n\r\n").await;
+    })
+    .await;
+    let err = fails(HttpCheck::new(addr)).await;
     assert!(matches!(err, CheckError::Http { .. }), "{err:?}");
     assert!(
         err.to_string().starts_with(&format!("{addr} GET /: ")),
@@ -458,12 +400,12 @@ async fn a_server_that_never_answers_goes_down_at_the_monitor_timeout() {
 async fn its_own_timeout_bounds_a_direct_call() {
     let server = serve().await;
     let started = std::time::Instant::now();
-    let err = HttpCheck::new(server.addr)
-        .path("/hang")
-        .timeout(Duration::from_millis(100))
-        .check()
-        .await
-        .unwrap_err();
+    let err = fails(
+        HttpCheck::new(server.addr)
+            .path("/hang")
+            .timeout(Duration::from_millis(100)),
+    )
+    .await;
     assert!(matches!(err, CheckError::Timeout { .. }), "{err:?}");
     assert_eq!(err.to_string(), "no answer within 100ms");
     assert!(started.elapsed() < Duration::from_secs(1));
@@ -483,11 +425,11 @@ mod https {
     use std::sync::Arc;
 
     use health_check::{Check, CheckError, HttpCheck, Tls};
-    use tokio::net::TcpListener;
     use tokio_rustls::TlsAcceptor;
 
     use super::tls_testing::{Ca, Leaf};
     use super::{Server, State, serve, serve_connection};
+    use super::{fails, passes, serve_tcp};
 
     /// A CA, and a server certificate it signed for `localhost` and 127.0.0.1.
     struct Pki {
@@ -512,25 +454,20 @@ mod https {
             .expect("server certificate and key");
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         let acceptor = TlsAcceptor::from(Arc::new(config));
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind on loopback");
-        let addr = listener.local_addr().expect("local address");
         let state = Arc::new(State::default());
         let shared = state.clone();
-        tokio::spawn(async move {
-            while let Ok((tcp, _)) = listener.accept().await {
-                let (acceptor, state) = (acceptor.clone(), shared.clone());
-                tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(tcp).await else {
-                        return;
-                    };
-                    let sni = tls.get_ref().1.server_name().map(str::to_owned);
-                    state.sni.lock().expect("lock").push(sni);
-                    serve_connection(tls, state).await;
-                });
+        let addr = serve_tcp(move |tcp| {
+            let (acceptor, state) = (acceptor.clone(), shared.clone());
+            async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let sni = tls.get_ref().1.server_name().map(str::to_owned);
+                state.sni.lock().expect("lock").push(sni);
+                serve_connection(tls, state).await;
             }
-        });
+        })
+        .await;
         Server { addr, state }
     }
 
@@ -560,7 +497,7 @@ mod https {
             check.describe(),
             format!("http GET https://{}/health", server.addr)
         );
-        check.check().await.expect("verified by IP");
+        passes(check, "verified by IP").await;
         assert_eq!(last_sni(&server), None);
 
         // A DNS name in the Host header becomes the SNI.
@@ -582,20 +519,21 @@ mod https {
         std::fs::write(&path, &pki.ca.pem).unwrap();
         let from_file = Tls::ca_file(&path);
         let _ = std::fs::remove_file(&path);
-        HttpCheck::new(server.addr)
-            .tls(from_file.unwrap().server_name("localhost"))
-            .path("/health")
-            .check()
-            .await
-            .expect("CA from a file");
+        passes(
+            HttpCheck::new(server.addr)
+                .tls(from_file.unwrap().server_name("localhost"))
+                .path("/health"),
+            "CA from a file",
+        )
+        .await;
 
         // HTTPS statuses are judged like HTTP ones.
-        let err = HttpCheck::new(server.addr)
-            .path("/fail")
-            .tls(Tls::ca_pem(&pki.ca.pem).unwrap())
-            .check()
-            .await
-            .unwrap_err();
+        let err = fails(
+            HttpCheck::new(server.addr)
+                .path("/fail")
+                .tls(Tls::ca_pem(&pki.ca.pem).unwrap()),
+        )
+        .await;
         assert!(
             matches!(err, CheckError::HttpStatus { status: 500, .. }),
             "{err:?}"
@@ -606,11 +544,7 @@ mod https {
     async fn a_different_ca_fails_with_a_certificate_error() {
         let server = serve_tls(&pki()).await;
         let other = pki();
-        let err = HttpCheck::new(server.addr)
-            .tls(Tls::ca_pem(&other.ca.pem).unwrap())
-            .check()
-            .await
-            .unwrap_err();
+        let err = fails(HttpCheck::new(server.addr).tls(Tls::ca_pem(&other.ca.pem).unwrap())).await;
         assert!(matches!(err, CheckError::Tls { .. }), "{err:?}");
         let text = err.to_string();
         assert!(
@@ -634,16 +568,12 @@ mod https {
             check.describe(),
             format!("http GET https://{}/health (verify none)", server.addr)
         );
-        check.check().await.expect("verify none");
+        passes(check, "verify none").await;
         assert_eq!(last_sni(&server).as_deref(), Some("wrong.example"));
 
         // A server that does not speak TLS fails the handshake.
         let plain = serve().await;
-        let err = HttpCheck::new(plain.addr)
-            .tls(Tls::verify_none().unwrap())
-            .check()
-            .await
-            .unwrap_err();
+        let err = fails(HttpCheck::new(plain.addr).tls(Tls::verify_none().unwrap())).await;
         assert!(matches!(err, CheckError::Tls { .. }), "{err:?}");
     }
 
@@ -652,11 +582,8 @@ mod https {
         let pki = pki();
         let server = serve_tls(&pki).await;
         let tls = Tls::ca_pem(&pki.ca.pem).unwrap();
-        let err = HttpCheck::new(server.addr)
-            .tls(tls.clone().server_name("other.example"))
-            .check()
-            .await
-            .unwrap_err();
+        let err =
+            fails(HttpCheck::new(server.addr).tls(tls.clone().server_name("other.example"))).await;
         assert!(matches!(err, CheckError::Tls { .. }), "{err:?}");
         assert!(
             err.to_string()
@@ -665,19 +592,15 @@ mod https {
         );
 
         // The default name follows the Host header.
-        let err = HttpCheck::new(server.addr)
-            .host("other.example")
-            .tls(tls.clone())
-            .check()
-            .await
-            .unwrap_err();
+        let err = fails(
+            HttpCheck::new(server.addr)
+                .host("other.example")
+                .tls(tls.clone()),
+        )
+        .await;
         assert!(err.to_string().contains("other.example"), "{err}");
 
-        let err = HttpCheck::new(server.addr)
-            .tls(tls.server_name("not a name"))
-            .check()
-            .await
-            .unwrap_err();
+        let err = fails(HttpCheck::new(server.addr).tls(tls.server_name("not a name"))).await;
         assert!(
             err.to_string()
                 .contains(r#"invalid server name "not a name""#),

@@ -158,14 +158,17 @@ async fn moto_with_vpc() -> Option<(Moto, QueryClient, Vpc)> {
     Some((moto, ec2, vpc))
 }
 
-/// `add` in `mode` with an Elastic IP that does not exist fails in `AssociateAddress` with a
-/// typed error naming the id.
-async fn unknown_elastic_ip_is_named(
+/// The errors come back typed: `add` in `mode` with an Elastic IP that does not exist fails in
+/// `AssociateAddress` naming the id, and `v6` (a manager of the test's) refuses an IPv6 VIP
+/// before any call.
+async fn errors_are_typed(
     moto: &Moto,
     mode: fn(String) -> AwsMode,
     eni: &str,
     vip: &Vip,
+    v6: &AwsManager,
 ) {
+    refuses_ipv6(v6).await;
     let bogus = AwsManager::new(client(moto), mode("eipalloc-00000000".into()), eni, None);
     match bogus.add(vip).await {
         Err(Error::Aws {
@@ -183,6 +186,27 @@ async fn unknown_elastic_ip_is_named(
     }
 }
 
+/// Managers of `mode` for host A (ENI a, private IP `ip_a`) and host B (ENI b).
+fn hosts(moto: &Moto, vpc: &Vpc, mode: AwsMode, ip_a: Option<String>) -> (AwsManager, AwsManager) {
+    let host = |eni: &str, ip| AwsManager::new(client(moto), mode.clone(), eni, ip);
+    (host(&vpc.eni_a, ip_a), host(&vpc.eni_b, None))
+}
+
+/// Asserts that `holder` owns `vip` and `other` does not.
+async fn owned_by_alone(vip: &Vip, holder: &AwsManager, other: &AwsManager) {
+    let owns = async |m: &AwsManager| m.owns(vip).await.expect("owns");
+    assert!(owns(holder).await && !owns(other).await);
+}
+
+/// `manager` refuses an IPv6 VIP before any call.
+async fn refuses_ipv6(manager: &AwsManager) {
+    let v6 = Vip::parse("fd99::1/128", "eth0").expect("vip");
+    assert!(matches!(
+        manager.add(&v6).await,
+        Err(Error::InvalidVip { .. })
+    ));
+}
+
 #[tokio::test]
 async fn vip_moves_in_every_mode_and_errors_are_typed() {
     let Some((moto, ec2, vpc)) = moto_with_vpc().await else {
@@ -196,20 +220,9 @@ async fn vip_moves_in_every_mode_and_errors_are_typed() {
 
     // Elastic IP: A takes it, then B takes it over (AllowReassociation), each checked with
     // DescribeAddresses.
-    let eip = |eni: &str, ip: Option<String>| {
-        AwsManager::new(
-            client(&moto),
-            AwsMode::ElasticIp {
-                allocation_id: vpc.allocation.clone(),
-            },
-            eni,
-            ip,
-        )
-    };
-    let (a, b) = (
-        eip(&vpc.eni_a, Some(vpc.ip_a.clone())),
-        eip(&vpc.eni_b, None),
-    );
+    let allocation_id = vpc.allocation.clone();
+    let mode = AwsMode::ElasticIp { allocation_id };
+    let (a, b) = hosts(&moto, &vpc, mode, Some(vpc.ip_a.clone()));
     a.add(&vip).await.expect("A associates");
     let desc = describe("DescribeAddresses", "AllocationId.1", &vpc.allocation).await;
     assert_eq!(field(&desc, "networkInterfaceId"), vpc.eni_a);
@@ -218,12 +231,11 @@ async fn vip_moves_in_every_mode_and_errors_are_typed() {
     b.add(&vip).await.expect("B re-associates");
     let desc = describe("DescribeAddresses", "AllocationId.1", &vpc.allocation).await;
     assert_eq!(field(&desc, "networkInterfaceId"), vpc.eni_b);
-    assert!(!a.owns(&vip).await.expect("owns") && b.owns(&vip).await.expect("owns"));
+    owned_by_alone(&vip, &b, &a).await;
     b.add(&vip).await.expect("idempotent");
 
     // Secondary private IP: B assigns it; A's demotion unassigns it from A.
-    let sec = |eni: &str| AwsManager::new(client(&moto), AwsMode::SecondaryIp, eni, None);
-    let (sa, sb) = (sec(&vpc.eni_a), sec(&vpc.eni_b));
+    let (sa, sb) = hosts(&moto, &vpc, AwsMode::SecondaryIp, None);
     sa.add(&vip).await.expect("A assigns");
     assert!(sa.owns(&vip).await.expect("owns"));
     sb.add(&vip)
@@ -247,17 +259,8 @@ async fn vip_moves_in_every_mode_and_errors_are_typed() {
     sa.remove(&vip).await.expect("idempotent remove");
 
     // Route table: the VIP's /32 points at A (created), then at B (replaced).
-    let route = |eni: &str| {
-        AwsManager::new(
-            client(&moto),
-            AwsMode::RouteTable {
-                route_table_id: vpc.route_table.clone(),
-            },
-            eni,
-            None,
-        )
-    };
-    let (ra, rb) = (route(&vpc.eni_a), route(&vpc.eni_b));
+    let route_table_id = vpc.route_table.clone();
+    let (ra, rb) = hosts(&moto, &vpc, AwsMode::RouteTable { route_table_id }, None);
     ra.add(&vip).await.expect("A creates the route");
     assert!(ra.owns(&vip).await.expect("owns"));
     rb.add(&vip).await.expect("B replaces it");
@@ -266,14 +269,11 @@ async fn vip_moves_in_every_mode_and_errors_are_typed() {
         desc.contains("<destinationCidrBlock>10.0.1.50/32</destinationCidrBlock>"),
         "{desc}"
     );
-    assert!(rb.owns(&vip).await.expect("owns") && !ra.owns(&vip).await.expect("owns"));
+    owned_by_alone(&vip, &rb, &ra).await;
 
-    // Errors come back typed, naming the id.
+    // Errors come back typed, naming the id; IPv6 is refused before any call.
     let eip = |allocation_id| AwsMode::ElasticIp { allocation_id };
-    unknown_elastic_ip_is_named(&moto, eip, &vpc.eni_a, &vip).await;
-    // IPv6 is refused before any call.
-    let v6 = Vip::parse("fd99::1/128", "eth0").expect("vip");
-    assert!(matches!(sa.add(&v6).await, Err(Error::InvalidVip { .. })));
+    errors_are_typed(&moto, eip, &vpc.eni_a, &vip, &sa).await;
 }
 
 #[tokio::test]
@@ -282,17 +282,13 @@ async fn elastic_ip_on_a_secondary_address_moves_with_it_in_turns() {
         return;
     };
     let vip = Vip::parse("10.0.1.50/24", "eth0").expect("vip");
-    let host = |eni: &str| {
-        AwsManager::new(
-            client(&moto),
-            AwsMode::ElasticIpOnSecondary {
-                allocation_id: vpc.allocation.clone(),
-            },
-            eni,
-            None,
-        )
-    };
-    let (a, b) = (host(&vpc.eni_a), host(&vpc.eni_b));
+    let allocation_id = vpc.allocation.clone();
+    let (a, b) = hosts(
+        &moto,
+        &vpc,
+        AwsMode::ElasticIpOnSecondary { allocation_id },
+        None,
+    );
     // Who the Elastic IP is on, and whether each ENI holds the VIP, from the Describe calls.
     let state = async || {
         let eip = ec2
@@ -317,7 +313,7 @@ async fn elastic_ip_on_a_secondary_address_moves_with_it_in_turns() {
 
     a.add(&vip).await.expect("A takes both");
     assert_eq!(state().await, (vpc.eni_a.clone(), true, false));
-    assert!(a.owns(&vip).await.expect("owns") && !b.owns(&vip).await.expect("owns"));
+    owned_by_alone(&vip, &a, &b).await;
     a.add(&vip).await.expect("idempotent");
 
     // A leaves first (a graceful stop): the Elastic IP is still on A, so the secondary address
@@ -329,7 +325,7 @@ async fn elastic_ip_on_a_secondary_address_moves_with_it_in_turns() {
     b.add(&vip).await.expect("B takes both");
     let (holder, _, on_b) = state().await;
     assert_eq!((holder.as_str(), on_b), (vpc.eni_b.as_str(), true));
-    assert!(b.owns(&vip).await.expect("owns") && !a.owns(&vip).await.expect("owns"));
+    owned_by_alone(&vip, &b, &a).await;
     a.remove(&vip).await.expect("A's demotion");
     assert_eq!(state().await, (vpc.eni_b.clone(), false, true));
     a.remove(&vip).await.expect("idempotent remove");
@@ -339,13 +335,11 @@ async fn elastic_ip_on_a_secondary_address_moves_with_it_in_turns() {
     assert_eq!(state().await, (vpc.eni_a.clone(), true, true));
     b.remove(&vip).await.expect("B's demotion");
     assert_eq!(state().await, (vpc.eni_a.clone(), true, false));
-    assert!(a.owns(&vip).await.expect("owns") && !b.owns(&vip).await.expect("owns"));
+    owned_by_alone(&vip, &a, &b).await;
 
     // Errors come back typed, naming the id; IPv6 is refused before any call.
     let on_secondary = |allocation_id| AwsMode::ElasticIpOnSecondary { allocation_id };
-    unknown_elastic_ip_is_named(&moto, on_secondary, &vpc.eni_b, &vip).await;
-    let v6 = Vip::parse("fd99::1/128", "eth0").expect("vip");
-    assert!(matches!(b.add(&v6).await, Err(Error::InvalidVip { .. })));
+    errors_are_typed(&moto, on_secondary, &vpc.eni_b, &vip, &b).await;
 }
 
 #[tokio::test]

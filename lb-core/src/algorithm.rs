@@ -89,6 +89,10 @@ pub trait Algorithm: Send + Sync + 'static {
     ) -> Option<usize>;
 }
 
+/// [`PickContext`] as the built-in algorithms' `pick` spells it, short enough for the
+/// signature to stand on one line.
+pub(crate) type Cx<'a> = PickContext<'a>;
+
 /// Walks from `start` over `n` positions and returns the first not excluded.
 pub(crate) fn first_allowed(
     candidates: &[Candidate],

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::algorithm::{Algorithm, Candidate, PickContext};
+use crate::algorithm::{Algorithm, Candidate, Cx};
 use crate::hash::stable_hash;
 
 /// Maglev's lookup table size: a prime, so every skip is coprime with it. 65,537 entries keep
@@ -85,12 +85,7 @@ impl Algorithm for ConsistentHash {
         }
     }
 
-    fn pick(
-        &self,
-        t: &MaglevTable,
-        candidates: &[Candidate],
-        cx: &PickContext<'_>,
-    ) -> Option<usize> {
+    fn pick(&self, t: &MaglevTable, candidates: &[Candidate], cx: &Cx<'_>) -> Option<usize> {
         let m = t.entries.len();
         let start = match cx.key {
             Some(key) => (stable_hash(key, KEY_SEED) % m as u64) as usize,
@@ -186,6 +181,7 @@ fn claim(entries: &mut [u32], next: &mut u64, offset: u64, skip: u64, i: usize, 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::algorithm::PickContext;
     use crate::algorithm::testing::candidates;
 
     #[test]

@@ -1,6 +1,6 @@
 //! [`LeastConnections`]: HAProxy's `leastconn`.
 
-use crate::algorithm::{Algorithm, Candidate, PickContext};
+use crate::algorithm::{Algorithm, Candidate, Cx, PickContext};
 use crate::cycle::Cycle;
 use crate::rng::Rng;
 use crate::smooth_weighted::smooth_order;
@@ -58,12 +58,7 @@ impl Algorithm for LeastConnections {
         }
     }
 
-    fn pick(
-        &self,
-        t: &LeastConnTable,
-        candidates: &[Candidate],
-        cx: &PickContext<'_>,
-    ) -> Option<usize> {
+    fn pick(&self, t: &LeastConnTable, candidates: &[Candidate], cx: &Cx<'_>) -> Option<usize> {
         let n = candidates.len();
         let start = t
             .starts

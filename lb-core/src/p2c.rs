@@ -1,6 +1,6 @@
 //! [`PowerOfTwoChoices`]: two random servers, the less loaded wins (tower's p2c).
 
-use crate::algorithm::{Algorithm, Candidate, PickContext, first_allowed};
+use crate::algorithm::{Algorithm, Candidate, Cx, first_allowed};
 use crate::random::{Random, RandomTable};
 use crate::rng::Rng;
 
@@ -88,12 +88,7 @@ impl Algorithm for PowerOfTwoChoices {
         Random::new().build(candidates, None)
     }
 
-    fn pick(
-        &self,
-        t: &RandomTable,
-        candidates: &[Candidate],
-        cx: &PickContext<'_>,
-    ) -> Option<usize> {
+    fn pick(&self, t: &RandomTable, candidates: &[Candidate], cx: &Cx<'_>) -> Option<usize> {
         let Some((a, b)) = t.draw_two(&self.rng) else {
             return first_allowed(candidates, cx, 0);
         };
@@ -128,6 +123,7 @@ mod tests {
     use std::sync::atomic::Ordering;
 
     use super::*;
+    use crate::algorithm::PickContext;
     use crate::algorithm::testing::candidates;
 
     #[test]

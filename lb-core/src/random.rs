@@ -1,6 +1,6 @@
 //! [`Random`]: HAProxy's `random` (weighted).
 
-use crate::algorithm::{Algorithm, Candidate, PickContext, first_allowed};
+use crate::algorithm::{Algorithm, Candidate, Cx, first_allowed};
 use crate::rng::Rng;
 
 /// A server at random, in proportion to its weight (HAProxy `balance random(1)`). O(log
@@ -85,12 +85,7 @@ impl Algorithm for Random {
         RandomTable { cumulative }
     }
 
-    fn pick(
-        &self,
-        t: &RandomTable,
-        candidates: &[Candidate],
-        cx: &PickContext<'_>,
-    ) -> Option<usize> {
+    fn pick(&self, t: &RandomTable, candidates: &[Candidate], cx: &Cx<'_>) -> Option<usize> {
         let total = *t.cumulative.last()?;
         // A few draws; with most servers excluded fall back to a walk.
         for _ in 0..4 {

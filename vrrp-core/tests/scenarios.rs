@@ -53,6 +53,63 @@ fn trace(s: &Sim) -> String {
     s.trace.join("\n")
 }
 
+/// Asserts the states of `nodes`, with the trace on failure.
+#[track_caller]
+fn assert_states<const N: usize>(s: &Sim, nodes: [usize; N], want: [State; N]) {
+    assert_eq!(nodes.map(|i| state(s, i)), want, "{}", trace(s));
+}
+
+/// Asserts node `i`'s state, saying `why` and the trace on failure.
+#[track_caller]
+fn assert_state(s: &Sim, i: usize, want: State, why: &str) {
+    assert_eq!(state(s, i), want, "{why}: {}", trace(s));
+}
+
+/// Seconds from `since` (seconds since the start) until node `i` last became Master.
+#[track_caller]
+fn took_over(s: &Sim, i: usize, since: f64) -> f64 {
+    entered(s, i, State::Master).expect("took over") - since
+}
+
+/// `c` with one tracker `name` of `weight`.
+fn tracking(mut c: Config, name: &str, weight: i16) -> Config {
+    c.trackers = vec![Tracker::new(name, weight)];
+    c
+}
+
+/// Node a (.11, priority 101) and node b (.12, priority 100), both as `tweak` leaves them.
+fn pair(version: Version, tweak: impl Fn(&mut Config)) -> (Sim, usize, usize) {
+    let mut s = lan();
+    let [a, b] = [(11, 101), (12, 100)].map(|(host, priority)| {
+        let mut c = config(host, priority, version);
+        tweak(&mut c);
+        s.add(c).expect("valid config")
+    });
+    (s, a, b)
+}
+
+/// A lower node (.12, priority 100, v3) Master alone for 4 s, then a higher one (.11,
+/// priority 150, as `tweak` leaves it) joins: (sim, low, high, when it joined).
+fn higher_joins(tweak: impl FnOnce(&mut Config)) -> (Sim, usize, usize, f64) {
+    let mut s = lan();
+    let low = s.add(config(12, 100, Version::V3)).expect("valid config");
+    s.run_for(4 * SEC);
+    assert_eq!(state(&s, low), State::Master);
+    let mut c = config(11, 150, Version::V3);
+    tweak(&mut c);
+    let high = s.add(c).expect("valid config");
+    let joined = s.elapsed().as_secs_f64();
+    (s, low, high, joined)
+}
+
+/// A router of `c` started at a new instant.
+fn started(c: Config) -> (vrrp_core::Router, std::time::Instant) {
+    let mut r = vrrp_core::Router::new(c).expect("valid");
+    let t0 = std::time::Instant::now();
+    r.startup(t0);
+    (r, t0)
+}
+
 #[test]
 fn lone_backup_becomes_master_after_master_down_interval_rfc5798_6_4_2() {
     // v2, priority 100, 1 s: Master_Down_Interval = 3 + 156/256 = 3.609375 s.
@@ -68,9 +125,7 @@ fn lone_backup_becomes_master_after_master_down_interval_rfc5798_6_4_2() {
 
 #[test]
 fn address_owner_is_master_at_startup_and_advertises_at_once_rfc5798_6_4_1() {
-    let mut r = vrrp_core::Router::new(config(11, 255, Version::V3)).expect("valid");
-    let t0 = std::time::Instant::now();
-    r.startup(t0);
+    let (mut r, t0) = started(config(11, 255, Version::V3));
     assert_eq!(r.state(), State::Master);
     assert_eq!(
         r.poll_event(),
@@ -92,16 +147,9 @@ fn address_owner_is_master_at_startup_and_advertises_at_once_rfc5798_6_4_1() {
 
 #[test]
 fn highest_priority_wins_and_the_network_then_stays_quiet() {
-    let mut s = lan();
-    let a = s.add(config(11, 101, Version::V2)).expect("valid config");
-    let b = s.add(config(12, 100, Version::V2)).expect("valid config");
+    let (mut s, a, b) = pair(Version::V2, |_| {});
     s.run_for(5 * SEC);
-    assert_eq!(
-        (state(&s, a), state(&s, b)),
-        (State::Master, State::Backup),
-        "{}",
-        trace(&s)
-    );
+    assert_states(&s, [a, b], [State::Master, State::Backup]);
     let settled = s.now;
     s.run_for(60 * SEC);
     assert_eq!(
@@ -116,26 +164,16 @@ fn highest_priority_wins_and_the_network_then_stays_quiet() {
 
 #[test]
 fn backup_with_preempt_takes_over_from_lower_master_rfc5798_6_4_2() {
-    let mut s = lan();
-    let low = s.add(config(12, 100, Version::V3)).expect("valid config");
-    s.run_for(4 * SEC);
-    assert_eq!(state(&s, low), State::Master);
-    let high = s.add(config(11, 150, Version::V3)).expect("valid config");
-    let joined = s.elapsed().as_secs_f64();
+    let (mut s, low, high, joined) = higher_joins(|_| {});
     s.run_for(5 * SEC);
-    assert_eq!(
-        (state(&s, high), state(&s, low)),
-        (State::Master, State::Backup),
-        "{}",
-        trace(&s)
-    );
+    assert_states(&s, [high, low], [State::Master, State::Backup]);
     // It discards the lower adverts and takes over when its Master_Down_Timer runs out.
     let mdi = vrrp_core::router::master_down_interval(
         Version::V3,
         Priority::new(150),
         AdvertInterval::DEFAULT,
     );
-    let took = entered(&s, high, State::Master).expect("became master") - joined;
+    let took = took_over(&s, high, joined);
     assert!(
         (took - mdi.as_secs_f64()).abs() < 0.01,
         "took over after {took} s, MDI {mdi:?}"
@@ -151,53 +189,25 @@ fn backup_with_preempt_takes_over_from_lower_master_rfc5798_6_4_2() {
 
 #[test]
 fn backup_without_preempt_leaves_a_lower_master_alone_rfc5798_6_4_2() {
-    let mut s = lan();
-    let low = s.add(config(12, 100, Version::V3)).expect("valid config");
-    s.run_for(4 * SEC);
-    let mut c = config(11, 150, Version::V3);
-    c.preempt = false;
-    let high = s.add(c).expect("valid config");
+    let (mut s, low, high, _) = higher_joins(|c| c.preempt = false);
     s.run_for(30 * SEC);
-    assert_eq!(
-        (state(&s, high), state(&s, low)),
-        (State::Backup, State::Master),
-        "{}",
-        trace(&s)
-    );
+    assert_states(&s, [high, low], [State::Backup, State::Master]);
 }
 
 #[test]
 fn preempt_delay_postpones_preemption_keepalived() {
-    let mut s = lan();
-    let low = s.add(config(12, 100, Version::V3)).expect("valid config");
-    s.run_for(4 * SEC);
-    let mut c = config(11, 150, Version::V3);
-    c.preempt_delay = 10 * SEC;
-    let high = s.add(c).expect("valid config");
-    let joined = s.elapsed().as_secs_f64();
+    let (mut s, low, high, joined) = higher_joins(|c| c.preempt_delay = 10 * SEC);
     s.run_for(10 * SEC);
-    assert_eq!(
-        state(&s, high),
-        State::Backup,
-        "still waiting out preempt_delay: {}",
-        trace(&s)
-    );
+    assert_state(&s, high, State::Backup, "still waiting out preempt_delay");
     s.run_for(5 * SEC);
-    assert_eq!(
-        (state(&s, high), state(&s, low)),
-        (State::Master, State::Backup),
-        "{}",
-        trace(&s)
-    );
-    let took = entered(&s, high, State::Master).expect("master") - joined;
+    assert_states(&s, [high, low], [State::Master, State::Backup]);
+    let took = took_over(&s, high, joined);
     assert!((10.0..15.0).contains(&took), "preempted after {took} s");
 }
 
 #[test]
 fn priority_zero_shutdown_hands_over_after_skew_time_rfc5798_6_4_3() {
-    let mut s = lan();
-    let a = s.add(config(11, 101, Version::V2)).expect("valid config");
-    let b = s.add(config(12, 100, Version::V2)).expect("valid config");
+    let (mut s, a, b) = pair(Version::V2, |_| {});
     s.run_for(5 * SEC);
     assert_eq!(state(&s, a), State::Master);
     s.run_for(Duration::from_millis(300)); // mid-interval
@@ -205,7 +215,7 @@ fn priority_zero_shutdown_hands_over_after_skew_time_rfc5798_6_4_3() {
     s.shutdown(a);
     assert_eq!(state(&s, a), State::Initialize);
     s.run_for(SEC);
-    let took = entered(&s, b, State::Master).expect("b took over") - stop;
+    let took = took_over(&s, b, stop);
     // Skew_Time for priority 100 (v2) is 0.609 s, plus 1 ms of delay.
     assert!(
         (took - 0.610).abs() < 0.002,
@@ -216,14 +226,12 @@ fn priority_zero_shutdown_hands_over_after_skew_time_rfc5798_6_4_3() {
 
 #[test]
 fn crashed_master_is_replaced_within_master_down_interval_rfc5798_6_4_2() {
-    let mut s = lan();
-    let a = s.add(config(11, 101, Version::V3)).expect("valid config");
-    let b = s.add(config(12, 100, Version::V3)).expect("valid config");
+    let (mut s, a, b) = pair(Version::V3, |_| {});
     s.run_for(5 * SEC);
     s.crash(a);
     let crash = s.elapsed().as_secs_f64();
     s.run_for(5 * SEC);
-    let took = entered(&s, b, State::Master).expect("b took over") - crash;
+    let took = took_over(&s, b, crash);
     let mdi = vrrp_core::router::master_down_interval(
         Version::V3,
         Priority::new(100),
@@ -246,8 +254,7 @@ fn equal_priorities_break_the_tie_on_the_higher_primary_address_rfc5798_6_4_3() 
     let low_addr = s.add(config(11, 100, Version::V3)).expect("valid config");
     let high_addr = s.add(config(12, 100, Version::V3)).expect("valid config");
     s.run_for(10 * SEC);
-    assert_eq!(state(&s, high_addr), State::Master, "{}", trace(&s));
-    assert_eq!(state(&s, low_addr), State::Backup, "{}", trace(&s));
+    assert_states(&s, [high_addr, low_addr], [State::Master, State::Backup]);
 }
 
 #[test]
@@ -260,10 +267,7 @@ fn master_answers_a_lower_priority_advert_at_once() {
     let low = s.add(config(12, 100, Version::V3)).expect("valid config");
     s.partition(&[0, 1]);
     s.run_for(5 * SEC);
-    assert_eq!(
-        (state(&s, high), state(&s, low)),
-        (State::Master, State::Master)
-    );
+    assert_states(&s, [high, low], [State::Master, State::Master]);
     s.heal();
     // Heal just after the high one advertised, so its next own advert is ~1 s away.
     let healed = s.elapsed().as_secs_f64();
@@ -280,14 +284,9 @@ fn master_answers_a_lower_priority_advert_at_once() {
 #[test]
 fn tracked_script_weight_2_moves_master_101_backup_100_keepalived() {
     // The seeds' setup: MASTER 101 / BACKUP 100, both `track_script { chk weight 2 }`.
-    let mut s = lan();
-    let chk = Tracker::new("chk_lb", 2);
-    let mut ca = config(11, 101, Version::V2);
-    ca.trackers = vec![chk.clone()];
-    let mut cb = config(12, 100, Version::V2);
-    cb.trackers = vec![chk];
-    let a = s.add(ca).expect("valid config");
-    let b = s.add(cb).expect("valid config");
+    let (mut s, a, b) = pair(Version::V2, |c| {
+        c.trackers = vec![Tracker::new("chk_lb", 2)];
+    });
     assert_eq!(
         s.nodes[a].router.priority().get(),
         103,
@@ -301,21 +300,11 @@ fn tracked_script_weight_2_moves_master_101_backup_100_keepalived() {
     assert!(s.trace.iter().any(|l| l.contains("node 0 tracker 0 down")));
     // ...B (102) discards it and takes over after its Master_Down_Interval.
     s.run_for(5 * SEC);
-    assert_eq!(
-        (state(&s, a), state(&s, b)),
-        (State::Backup, State::Master),
-        "{}",
-        trace(&s)
-    );
+    assert_states(&s, [a, b], [State::Backup, State::Master]);
     // The check recovers: 103 > 102 and preempt is on, so A takes the VIP back.
     s.set_tracker(a, 0, true);
     s.run_for(5 * SEC);
-    assert_eq!(
-        (state(&s, a), state(&s, b)),
-        (State::Master, State::Backup),
-        "{}",
-        trace(&s)
-    );
+    assert_states(&s, [a, b], [State::Master, State::Backup]);
 }
 
 #[test]
@@ -323,18 +312,16 @@ fn preempt_on_lower_advert_hands_over_at_the_masters_first_lower_advert() {
     // MASTER 101 tracks a process with weight -4; BACKUP 100. The process dies.
     for (on, min, max) in [(false, 2.6, 3.7), (true, 0.0, 0.005)] {
         let mut s = lan();
-        let mut ca = config(11, 101, Version::V2);
-        ca.trackers = vec![Tracker::new("chk_haproxy", -4)];
+        let a = s.add(tracking(config(11, 101, Version::V2), "chk_haproxy", -4));
         let mut cb = config(12, 100, Version::V2);
         cb.preempt_on_lower_advert = on;
-        let a = s.add(ca).expect("valid config");
-        let b = s.add(cb).expect("valid config");
+        let (a, b) = (a.expect("valid config"), s.add(cb).expect("valid config"));
         s.run_for(5 * SEC + Duration::from_millis(400));
         assert_eq!(state(&s, a), State::Master);
         let fault = s.elapsed().as_secs_f64();
         s.set_tracker(a, 0, false);
         s.run_for(5 * SEC);
-        let took = entered(&s, b, State::Master).expect("b took over") - fault;
+        let took = took_over(&s, b, fault);
         assert!(
             (min..max).contains(&took),
             "preempt_on_lower_advert {on}: b took over after {took} s: {}",
@@ -347,23 +334,21 @@ fn preempt_on_lower_advert_hands_over_at_the_masters_first_lower_advert() {
 #[test]
 fn preempt_on_lower_advert_takes_the_vip_back_as_soon_as_the_tracker_recovers() {
     let mut s = lan();
-    let mut ca = config(11, 101, Version::V2);
-    ca.trackers = vec![Tracker::new("uplink0", -20)];
-    ca.preempt_on_lower_advert = true;
-    let mut cb = config(12, 100, Version::V2);
-    cb.preempt_on_lower_advert = true;
-    let a = s.add(ca).expect("valid config");
-    let b = s.add(cb).expect("valid config");
+    let ca = tracking(config(11, 101, Version::V2), "uplink0", -20);
+    let [a, b] = [ca, config(12, 100, Version::V2)].map(|mut c| {
+        c.preempt_on_lower_advert = true;
+        s.add(c).expect("valid config")
+    });
     s.run_for(5 * SEC);
     s.set_tracker(a, 0, false);
     s.run_for(Duration::from_millis(100));
-    assert_eq!((state(&s, a), state(&s, b)), (State::Backup, State::Master));
+    assert_states(&s, [a, b], [State::Backup, State::Master]);
     // b's next advert is 900 ms away, but a knows from the advert that made it step down
     // that b has 100 < 101.
     let recovered = s.elapsed().as_secs_f64();
     s.set_tracker(a, 0, true);
     s.run_for(Duration::from_millis(5));
-    let took = entered(&s, a, State::Master).expect("a back") - recovered;
+    let took = took_over(&s, a, recovered);
     assert!(
         (0.0..0.002).contains(&took),
         "a took the VIP back after {took} s: {}",
@@ -374,25 +359,32 @@ fn preempt_on_lower_advert_takes_the_vip_back_as_soon_as_the_tracker_recovers() 
 
 #[test]
 fn preempt_on_lower_advert_with_two_backups_settles_on_the_highest_at_once() {
-    let mut s = lan();
-    let mut ca = config(11, 101, Version::V3);
-    ca.trackers = vec![Tracker::new("chk", -10)];
-    let a = s.add(ca).expect("valid config");
-    let mut backups = Vec::new();
-    for (host, priority) in [(12, 100), (13, 99)] {
-        let mut c = config(host, priority, Version::V3);
-        c.preempt_on_lower_advert = true;
-        backups.push(s.add(c).expect("valid config"));
-    }
-    s.run_for(5 * SEC);
-    assert_eq!(state(&s, a), State::Master);
-    s.set_tracker(a, 0, false);
+    // The Master a (.11, 101) tracks a check of weight -10 that fails after 5 s; the Backups
+    // (host, priority, preempt_delay) preempt on its lower advert.
+    let fault = |backups: &[(u8, u8, Duration)]| {
+        let mut s = lan();
+        let a = s.add(tracking(config(11, 101, Version::V3), "chk", -10));
+        let backups: Vec<usize> = backups
+            .iter()
+            .map(|&(host, priority, delay)| {
+                let mut c = config(host, priority, Version::V3);
+                c.preempt_on_lower_advert = true;
+                c.preempt_delay = delay;
+                s.add(c).expect("valid config")
+            })
+            .collect();
+        let a = a.expect("valid config");
+        s.run_for(5 * SEC);
+        assert_eq!(state(&s, a), State::Master);
+        s.set_tracker(a, 0, false);
+        (s, a, backups)
+    };
+    let (mut s, a, backups) = fault(&[(12, 100, Duration::ZERO), (13, 99, Duration::ZERO)]);
     s.run_for(Duration::from_millis(50));
-    assert_eq!(
-        (state(&s, a), state(&s, backups[0]), state(&s, backups[1])),
-        (State::Backup, State::Master, State::Backup),
-        "{}",
-        trace(&s)
+    assert_states(
+        &s,
+        [a, backups[0], backups[1]],
+        [State::Backup, State::Master, State::Backup],
     );
     // The lower Backup may have been Master for one advert's way at most.
     if let Some(t) = entered(&s, backups[1], State::Master) {
@@ -404,30 +396,18 @@ fn preempt_on_lower_advert_with_two_backups_settles_on_the_highest_at_once() {
         assert_eq!(left, 1, "entered at {t}: {}", trace(&s));
     }
     // A preempt_delay still holds it back.
-    let mut s = lan();
-    let mut ca = config(11, 101, Version::V3);
-    ca.trackers = vec![Tracker::new("chk", -10)];
-    let a = s.add(ca).expect("valid config");
-    let mut cb = config(12, 100, Version::V3);
-    cb.preempt_on_lower_advert = true;
-    cb.preempt_delay = 2 * SEC;
-    let b = s.add(cb).expect("valid config");
-    s.run_for(5 * SEC);
-    s.set_tracker(a, 0, false);
+    let (mut s, _, backups) = fault(&[(12, 100, 2 * SEC)]);
     s.run_for(SEC);
-    assert_eq!(state(&s, b), State::Backup, "{}", trace(&s));
+    assert_states(&s, [backups[0]], [State::Backup]);
     s.run_for(2 * SEC);
-    assert_eq!(state(&s, b), State::Master, "{}", trace(&s));
+    assert_states(&s, [backups[0]], [State::Master]);
 }
 
 #[test]
 fn tracker_weights_follow_keepalived_sign_rules_and_clamp() {
-    let t = |name: &str, weight| Tracker::new(name, weight);
     let mut c = config(11, 100, Version::V3);
-    c.trackers = vec![t("plus", 10), t("minus", -30)];
-    let mut r = vrrp_core::Router::new(c).expect("valid");
-    let now = std::time::Instant::now();
-    r.startup(now);
+    c.trackers = vec![Tracker::new("plus", 10), Tracker::new("minus", -30)];
+    let (mut r, now) = started(c);
     assert_eq!(
         r.priority().get(),
         110,
@@ -445,8 +425,7 @@ fn tracker_weights_follow_keepalived_sign_rules_and_clamp() {
         .collect();
     assert_eq!(changes.len(), 2);
 
-    let mut high = config(11, 250, Version::V3);
-    high.trackers = vec![t("plus", 100)];
+    let high = tracking(config(11, 250, Version::V3), "plus", 100);
     assert_eq!(
         vrrp_core::Router::new(high)
             .expect("valid")
@@ -455,27 +434,19 @@ fn tracker_weights_follow_keepalived_sign_rules_and_clamp() {
         254,
         "clamped to 254"
     );
-    let mut low = config(11, 3, Version::V3);
-    low.trackers = vec![t("minus", -100)];
-    let mut r = vrrp_core::Router::new(low).expect("valid");
-    r.set_tracker(now, 0, false);
-    assert_eq!(r.priority().get(), 1, "clamped to 1");
-    let mut owner = config(11, 255, Version::V3);
-    owner.trackers = vec![t("minus", -100)];
-    let mut r = vrrp_core::Router::new(owner).expect("valid");
-    r.set_tracker(now, 0, false);
-    assert_eq!(
-        r.priority(),
-        Priority::OWNER,
-        "the address owner is never adjusted"
-    );
+    // Priority 3 loses 100: clamped to 1; the address owner is never adjusted.
+    for (priority, want) in [(3, Priority::new(1)), (255, Priority::OWNER)] {
+        let c = tracking(config(11, priority, Version::V3), "minus", -100);
+        let mut r = vrrp_core::Router::new(c).expect("valid");
+        r.set_tracker(now, 0, false);
+        assert_eq!(r.priority(), want, "priority {priority} with -100 down");
+    }
 }
 
 #[test]
 fn weight_0_tracker_forces_fault_and_hands_over_at_once_keepalived() {
     let mut s = lan();
-    let mut ca = config(11, 101, Version::V3);
-    ca.trackers = vec![Tracker::new("chk_haproxy", 0)];
+    let ca = tracking(config(11, 101, Version::V3), "chk_haproxy", 0);
     let a = s.add(ca).expect("valid config");
     let b = s.add(config(12, 100, Version::V3)).expect("valid config");
     s.run_for(5 * SEC);
@@ -485,23 +456,14 @@ fn weight_0_tracker_forces_fault_and_hands_over_at_once_keepalived() {
     assert_eq!(state(&s, a), State::Fault);
     s.run_for(2 * SEC);
     // The faulted Master sent priority 0, so B waited only Skew_Time.
-    let took = entered(&s, b, State::Master).expect("b took over") - fail;
+    let took = took_over(&s, b, fail);
     assert!(took < 0.7, "handover after {took} s: {}", trace(&s));
     s.run_for(10 * SEC);
-    assert_eq!(
-        state(&s, a),
-        State::Fault,
-        "stays in Fault while the check fails"
-    );
+    assert_state(&s, a, State::Fault, "stays in Fault while the check fails");
     s.set_tracker(a, 0, true);
-    assert_eq!(state(&s, a), State::Backup, "fault cleared: back to Backup");
+    assert_state(&s, a, State::Backup, "fault cleared: back to Backup");
     s.run_for(5 * SEC);
-    assert_eq!(
-        state(&s, a),
-        State::Master,
-        "and preempts B again: {}",
-        trace(&s)
-    );
+    assert_state(&s, a, State::Master, "and preempts B again");
 }
 
 #[test]
@@ -534,13 +496,7 @@ fn unicast_adverts_go_to_each_peer_and_strangers_are_dropped() {
     stranger.unicast_peers = vec![addr(12)];
     let x = s.add(stranger).expect("valid config");
     s.run_for(10 * SEC);
-    assert_eq!(state(&s, x), State::Master);
-    assert_eq!(
-        (state(&s, a), state(&s, b)),
-        (State::Master, State::Backup),
-        "{}",
-        trace(&s)
-    );
+    assert_states(&s, [x, a, b], [State::Master, State::Master, State::Backup]);
     let dropped = s.nodes[b]
         .router
         .stats()
@@ -553,13 +509,9 @@ fn unicast_adverts_go_to_each_peer_and_strangers_are_dropped() {
         s.nodes[b].router.stats()
     );
 
-    let mut r = vrrp_core::Router::new({
-        let mut c = config(11, 255, Version::V2);
-        c.unicast_peers = vec![addr(12), addr(13)];
-        c
-    })
-    .expect("valid");
-    r.startup(std::time::Instant::now());
+    let mut c = config(11, 255, Version::V2);
+    c.unicast_peers = vec![addr(12), addr(13)];
+    let (mut r, _) = started(c);
     let dests: Vec<IpAddr> = std::iter::from_fn(|| r.poll_transmit())
         .map(|t| t.destination)
         .collect();
@@ -578,7 +530,7 @@ fn v3_backup_learns_master_adver_interval_rfc5798_6_4_2() {
     s.crash(a);
     let crash = s.elapsed().as_secs_f64();
     s.run_for(2 * SEC);
-    let took = entered(&s, b, State::Master).expect("b took over") - crash;
+    let took = took_over(&s, b, crash);
     // 3 * 100 ms + skew (156/256 * 100 ms), not 3.6 s.
     assert!(took < 0.37, "took over after {took} s");
     // As Master it advertises at its own configured interval again.
@@ -664,36 +616,23 @@ fn aws_active_active_pair_with_swapped_priorities() {
     let a2 = s.add(mk(11, 62, 100)).expect("valid config");
     let b1 = s.add(mk(12, 61, 100)).expect("valid config");
     let b2 = s.add(mk(12, 62, 101)).expect("valid config");
+    let all = [a1, a2, b1, b2];
+    let settled = [State::Master, State::Backup, State::Backup, State::Master];
     s.run_for(5 * SEC);
-    assert_eq!(
-        [a1, a2, b1, b2].map(|i| state(&s, i)),
-        [State::Master, State::Backup, State::Backup, State::Master]
-    );
+    assert_states(&s, all, settled);
     s.crash(a1);
     s.crash(a2);
     s.run_for(5 * SEC);
-    assert_eq!(
-        [b1, b2].map(|i| state(&s, i)),
-        [State::Master, State::Master],
-        "{}",
-        trace(&s)
-    );
+    assert_states(&s, [b1, b2], [State::Master, State::Master]);
     s.restart(a1);
     s.restart(a2);
     s.run_for(5 * SEC);
-    assert_eq!(
-        [a1, a2, b1, b2].map(|i| state(&s, i)),
-        [State::Master, State::Backup, State::Backup, State::Master],
-        "{}",
-        trace(&s)
-    );
+    assert_states(&s, all, settled);
 }
 
 #[test]
 fn own_looped_back_advert_is_dropped_and_stats_account_time() {
-    let mut r = vrrp_core::Router::new(config(11, 255, Version::V3)).expect("valid");
-    let t0 = std::time::Instant::now();
-    r.startup(t0);
+    let (mut r, t0) = started(config(11, 255, Version::V3));
     let tx = r.poll_transmit().expect("advert");
     let ip = vrrp_core::packet::IpHeader {
         source: tx.source,
@@ -723,9 +662,7 @@ fn own_looped_back_advert_is_dropped_and_stats_account_time() {
 
 #[test]
 fn drops_are_reported_once_per_reason_per_interval_with_the_count_in_between() {
-    let mut r = vrrp_core::Router::new(config(12, 100, Version::V3)).expect("valid");
-    let t0 = std::time::Instant::now();
-    r.startup(t0);
+    let (mut r, t0) = started(config(12, 100, Version::V3));
     while r.poll_event().is_some() {}
     // A peer's advert, then copies with a wrong TTL and a wrong checksum.
     let mut peer = vrrp_core::Router::new(config(11, 255, Version::V3)).expect("valid");

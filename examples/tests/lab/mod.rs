@@ -89,6 +89,41 @@ pub(crate) fn netlab_up(script: &Path, prefix: &str) {
     );
 }
 
+/// The two-host lab of a test that drives it itself: its script and its prefix (a tag and
+/// this process's id, so that parallel runs do not meet). Taken down when dropped, also when
+/// an assertion fails.
+#[allow(dead_code)]
+pub(crate) struct Netlab {
+    pub(crate) script: PathBuf,
+    pub(crate) prefix: String,
+}
+
+#[allow(dead_code)]
+impl Netlab {
+    /// The lab `tag` names when `test` can run here (root, iproute2); not up yet.
+    pub(crate) fn or_skip(test: &str, tag: &str) -> Option<Netlab> {
+        let script = netlab_or_skip(test, &[("ip", "-V")])?;
+        let prefix = format!("{tag}{}", std::process::id() % 10_000);
+        Some(Netlab { script, prefix })
+    }
+
+    /// Brings it up afresh (see [`netlab_up`]).
+    pub(crate) fn up(&self) {
+        netlab_up(&self.script, &self.prefix);
+    }
+
+    /// The name of namespace `host` (`h1`, `h2`, `cl`).
+    pub(crate) fn ns(&self, host: &str) -> String {
+        format!("{}{host}", self.prefix)
+    }
+}
+
+impl Drop for Netlab {
+    fn drop(&mut self) {
+        let _ = netlab(&self.script, &self.prefix, "down");
+    }
+}
+
 /// An empty directory `NAME` in the temporary directory, emptied if a previous run left it.
 #[allow(dead_code)]
 pub(crate) fn fresh_dir(name: &str) -> PathBuf {

@@ -8,6 +8,18 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Asserts that `text` (a log, a command's output) contains every one of `needles`, showing
+/// it when not.
+#[track_caller]
+pub(crate) fn assert_has(text: &str, needles: &[&str]) {
+    let missing: Vec<&str> = needles
+        .iter()
+        .copied()
+        .filter(|n| !text.contains(n))
+        .collect();
+    assert!(missing.is_empty(), "{missing:?} missing from:\n{text}");
+}
+
 /// One interop mode.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Mode {
@@ -129,6 +141,13 @@ impl Lab {
     /// [`Lab::has_vip`] looks for) is [`V3_IPV4_100MS`].
     pub(crate) fn new(netlab: PathBuf, tag: &str) -> Lab {
         Lab::up(netlab, tag, V3_IPV4_100MS)
+    }
+
+    /// The lab (`tag` names it) in `mode`, up, when `test` can run here (root, iproute2; see
+    /// [`super::netlab_or_skip`]).
+    pub(crate) fn or_skip(test: &str, tag: &str, mode: Mode) -> Option<Lab> {
+        let netlab = super::netlab_or_skip(test, &[("ip", "-V")])?;
+        Some(Lab::up(netlab, tag, mode))
     }
 
     pub(crate) fn up(netlab: PathBuf, tag: &str, mode: Mode) -> Lab {
@@ -364,6 +383,20 @@ impl Lab {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Does `act`, then waits until the VIP is on `host` and not on `other`; returns how long
+    /// both took.
+    pub(crate) fn timed_move(
+        &self,
+        [host, other]: [&str; 2],
+        within: Duration,
+        act: impl FnOnce(),
+    ) -> Duration {
+        let started = Instant::now();
+        act();
+        self.wait_vip(host, other, within);
+        started.elapsed()
     }
 
     /// Waits until the VIP is on `host` and not on `other`; returns how long it took.

@@ -79,6 +79,31 @@ impl Ports {
     pub(crate) fn config(&self, name: &str) -> String {
         shipped(name, &self.moves_in(name))
     }
+
+    /// Server `i` (0: s1, 1: s2, 2: s3) as the shipped files' `servers` lists write it.
+    fn server(&self, i: usize) -> String {
+        format!(
+            "{{ name = \"s{}\", addr = \"{}\" }}",
+            i + 1,
+            self.servers[i]
+        )
+    }
+
+    /// `config` (a shipped file) without server `i`'s line (0: s1, 1: s2, 2: s3).
+    pub(crate) fn without(&self, config: &str, i: usize) -> String {
+        let changed = config.replace(&format!("  {},\n", self.server(i)), "");
+        assert_ne!(changed, config, "server {i} is in the file");
+        changed
+    }
+
+    /// `config` (a shipped file) with server `i` (0: s1, 1: s2, 2: s3) at `weight`.
+    pub(crate) fn weighted(&self, config: &str, i: usize, weight: u32) -> String {
+        let server = self.server(i);
+        let weighted = format!("{}, weight = {weight} }}", &server[..server.len() - 2]);
+        let changed = config.replace(&server, &weighted);
+        assert_ne!(changed, config, "server {i} is in the file");
+        changed
+    }
 }
 
 /// A running `lbd`, killed on drop.
@@ -200,6 +225,14 @@ impl Lbd {
         std::fs::write(&self.config, config).expect("the config file is rewritten");
         self.signal("HUP");
         self.wait_for_log_after(before, "reload", Duration::from_secs(5))
+    }
+
+    /// [`reload`](Self::reload)s `config` and asserts that the reload line says `how` (e.g.
+    /// `tuned=["http_rr"]`); the line.
+    pub(crate) fn reloaded(&self, config: &str, how: &str) -> String {
+        let line = self.reload(config);
+        assert!(line.contains(how), "{line}");
+        line
     }
 
     /// Waits up to `within` for it to exit.
@@ -529,21 +562,29 @@ pub(crate) async fn backends(ports: &Ports) -> Vec<Backend> {
     all
 }
 
+/// Fresh ports, a backend on each server port (s1, s2, s3), and the shipped configuration
+/// `name` on those ports.
+pub(crate) async fn lab(name: &str) -> (Ports, Vec<Backend>, String) {
+    let ports = Ports::new();
+    let servers = backends(&ports).await;
+    let config = ports.config(name);
+    (ports, servers, config)
+}
+
 /// What [`stop_s2_under_load`] saw.
 pub(crate) struct StoppedUnderLoad {
     /// The load's answers by body.
     pub(crate) answers: HashMap<String, usize>,
     /// The load's failures with their error.
     pub(crate) failures: Vec<String>,
-    /// From the stop to lbd's log line.
-    pub(crate) detected: Duration,
-    /// That line.
+    /// lbd's log line saying s2 is down.
     pub(crate) down: String,
 }
 
 /// Once every server passed its first checks (600 ms), 20 clients load `ports.listen` for
 /// 3 s; a second in, the second server (s2) of `listener` stops, and lbd must log it down
-/// within `within`.
+/// within `within`. Asserts what every mode must do: s2 marked down within 800 ms (checks at
+/// 200 ms, fall 2), and more than 300 answers.
 pub(crate) async fn stop_s2_under_load(
     lbd: &Lbd,
     ports: &Ports,
@@ -560,10 +601,14 @@ pub(crate) async fn stop_s2_under_load(
     let down = lbd.marked(s2, "down", within).await;
     let detected = stopped.elapsed();
     let (answers, failures) = run.await.expect("the load");
+    assert!(answers.values().sum::<usize>() > 300, "{answers:?}");
+    assert!(
+        detected < Duration::from_millis(800),
+        "{detected:?}: {down}"
+    );
     StoppedUnderLoad {
         answers,
         failures,
-        detected,
         down,
     }
 }

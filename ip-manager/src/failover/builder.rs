@@ -11,7 +11,7 @@ use vrrp_core::packet::{AddressFamily, AdvertInterval, Priority, Vrid};
 use vrrp_core::router::Tracker;
 use vrrp_core::{Config, Router};
 
-use super::{Failover, Parts, StartError, VipApplier};
+use super::{Failover, StartError, VipApplier};
 use crate::{AnnounceConfig, Announcer, IpManager, LinkMonitor, NetlinkManager, Vip};
 
 /// Sets up a [`Failover`]: what keepalived's `vrrp_instance` says, in builder form. Every
@@ -245,16 +245,17 @@ impl FailoverBuilder {
             .collect();
         let (driver, driver_events) =
             Driver::new(socket, vec![router]).spawn(DEFAULT_EVENT_CAPACITY);
-        Ok(Failover::new(Parts {
+        let (state, missed) = (applier.state(), applier.missed_reports());
+        let vmac = vmac.map(|v| (v, netlink));
+        Ok(Failover {
+            applier: Some(Failover::spawn_applier(applier, driver_events, vmac)),
+            links: Failover::follow_link(driver.clone(), links, self.interface),
             driver,
             vrid,
             trackers,
-            applier,
-            driver_events,
+            state,
             events,
-            links,
-            interface: self.interface,
-            vmac: vmac.map(|v| (v, netlink)),
-        }))
+            missed,
+        })
     }
 }

@@ -100,21 +100,6 @@ pub enum StartError {
     },
 }
 
-/// What [`FailoverBuilder::start`] made, for [`Failover::new`] to run.
-struct Parts {
-    driver: DriverHandle,
-    vrid: Vrid,
-    trackers: Vec<String>,
-    applier: VipApplier,
-    driver_events: DriverEvents,
-    events: mpsc::Receiver<FailoverEvent>,
-    /// Link notifications, and the interface whose link the router follows.
-    links: LinkMonitor,
-    interface: String,
-    /// The macvlan of a virtual MAC, removed once the addresses are released.
-    vmac: Option<(VirtualMac, NetlinkManager)>,
-}
-
 /// One virtual router with its addresses: see the [module](self) docs.
 ///
 /// Dropping it stops the driver gracefully (a Master sends priority 0) and releases the
@@ -140,38 +125,38 @@ impl Failover {
         FailoverBuilder::new(interface, vrid)
     }
 
-    fn new(parts: Parts) -> Failover {
-        let Parts {
-            driver,
-            vrid,
-            trackers,
-            applier,
-            driver_events,
-            events,
-            mut links,
-            interface,
-            vmac,
-        } = parts;
-        let state = applier.state();
-        let missed = applier.missed_reports();
-        let applier = tokio::spawn(async move {
+    /// Runs `applier` over `driver_events` on a task of its own; once it has released the
+    /// addresses, removes the virtual MAC's macvlan (`vmac`) they were on.
+    fn spawn_applier(
+        applier: VipApplier,
+        driver_events: DriverEvents,
+        vmac: Option<(VirtualMac, NetlinkManager)>,
+    ) -> JoinHandle<DriverExit> {
+        tokio::spawn(async move {
             let exit = applier.run(driver_events).await;
-            // The addresses are released: the macvlan they were on can go.
             if let Some((vmac, netlink)) = vmac {
                 let _ = vmac.remove(&netlink).await;
             }
             exit
-        });
-        let link_driver = driver.clone();
-        let links = tokio::spawn(async move {
+        })
+    }
+
+    /// Tells `driver` of every change of `interface`'s link that `links` sees, on a task of
+    /// its own that ends with either.
+    fn follow_link(
+        driver: DriverHandle,
+        mut links: LinkMonitor,
+        interface: String,
+    ) -> JoinHandle<()> {
+        tokio::spawn(async move {
             let mut last = None;
             loop {
                 tokio::select! {
-                    _ = link_driver.closed() => return,
+                    _ = driver.closed() => return,
                     link = links.next() => match link {
                         Some(l) if l.name == interface && last != Some(l.up) => {
                             last = Some(l.up);
-                            if link_driver.set_link(l.up).await.is_err() {
+                            if driver.set_link(l.up).await.is_err() {
                                 return;
                             }
                         }
@@ -180,17 +165,7 @@ impl Failover {
                     },
                 }
             }
-        });
-        Failover {
-            driver,
-            vrid,
-            trackers,
-            state,
-            events,
-            missed,
-            applier: Some(applier),
-            links,
-        }
+        })
     }
 
     /// The handle on tracked object `name` (given to [`FailoverBuilder::track`]), for the

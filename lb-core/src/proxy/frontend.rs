@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinHandle;
 #[cfg(feature = "proxy-tls")]
 use tokio_rustls::TlsAcceptor;
@@ -21,13 +21,24 @@ use super::servers::{Policy, Servers};
 use super::settings::{ConnectionLimit, ServerSettings, TcpSettings};
 use super::stats::{ProxyCounters, ProxyStats};
 
-/// What both proxies have alike over their `shared.front` and `local_addr`: `Debug`, and
-/// (`accessors`, inside their `impl`) `local_addr`, `servers` and `stats`.
+/// What both proxies have alike over their `shared.front` and `listening`: `Debug`, and
+/// (`accessors`, inside their `impl`, with what they count in flight and what their drain
+/// does to the connections) `local_addr`, `backends`, `servers`, `stats`, `open_connections`,
+/// `wait_idle` and `drain`.
 macro_rules! alike {
-    (accessors) => {
+    (accessors, in_flight = $in_flight:literal, drain = $drain:literal) => {
+        /// The backend set its picks come from, keyed by server name: health checks and an
+        /// admin API change health, admin state, weights and `maxconn` through it, and it
+        /// counts every
+        #[doc = $in_flight]
+        /// (what `leastconn` reads).
+        pub fn backends(&self) -> &std::sync::Arc<$crate::BackendSet<String, A>> {
+            &self.shared.front.servers.backends
+        }
+
         /// The address it listens on (with the actual port when `bind` asked for port 0).
         pub fn local_addr(&self) -> std::net::SocketAddr {
-            self.local_addr
+            self.listening.local_addr
         }
 
         /// Its servers now, in order (as started, or as the last
@@ -53,13 +64,19 @@ macro_rules! alike {
         pub async fn wait_idle(&self, deadline: std::time::Duration) -> $crate::proxy::DrainReport {
             self.shared.front.wait_idle(deadline).await
         }
+
+        /// Stops accepting (the listener closes, so new clients are refused),
+        #[doc = $drain]
+        pub async fn drain(mut self, deadline: std::time::Duration) -> $crate::proxy::DrainReport {
+            self.listening.drain(&self.shared.front, deadline).await
+        }
     };
     ($proxy:ident) => {
         impl<A: $crate::Algorithm> std::fmt::Debug for $proxy<A> {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.debug_struct(stringify!($proxy))
                     .field("name", &self.shared.front.name)
-                    .field("local_addr", &self.local_addr)
+                    .field("local_addr", &self.listening.local_addr)
                     .finish_non_exhaustive()
             }
         }
@@ -67,6 +84,92 @@ macro_rules! alike {
 }
 
 pub(crate) use alike;
+
+/// A proxy's running accept loop: the address it listens on, the loop's task, and the channel
+/// that tells the proxy's connections what to do (`W`: serve, close, stop...). Dropping it
+/// stops accepting and tells the connections to stop.
+pub(crate) struct Listening<W: Copy> {
+    pub(crate) local_addr: SocketAddr,
+    task: JoinHandle<()>,
+    pub(crate) signal: watch::Sender<W>,
+    /// What tells the connections to finish (when the proxy drains).
+    draining: W,
+    /// What tells the connections to stop.
+    stopped: W,
+}
+
+impl<W: Copy + Send + Sync + 'static> Listening<W> {
+    /// Spawns the accept loop over `listener` (from [`Frontend::open`], with its address):
+    /// `front` picks the frontend out of `shared` (what every connection task of the proxy
+    /// shares), and each client admitted is served on a task of its own by `serve`, with a
+    /// clone of `shared` and a receiver of the signal, and counted until `serve` returns; the
+    /// signal starts at `first`, is set to `draining` when the proxy drains and to `stopped`
+    /// when it stops. Logs that the proxy (of `mode`) listens.
+    pub(crate) fn start<S, A, E, F>(
+        shared: &Arc<S>,
+        front: fn(&S) -> &Frontend<A, E>,
+        (listener, local_addr): (Arc<TcpListener>, SocketAddr),
+        [first, draining, stopped]: [W; 3],
+        serve: fn(Arc<S>, TcpStream, SocketAddr, watch::Receiver<W>) -> F,
+        mode: &str,
+    ) -> Self
+    where
+        S: Send + Sync + 'static,
+        A: Algorithm,
+        E: 'static,
+        Frontend<A, E>: Sync,
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let (signal, receiver) = watch::channel(first);
+        let (name, tls) = (&front(shared).name, front(shared).terminates_tls());
+        tracing::info!(proxy = %name, %local_addr, tls, "listening ({mode})");
+        let shared = shared.clone();
+        let task = tokio::spawn(async move {
+            let serve = |stream, peer, permit: OwnedSemaphorePermit| {
+                let shared = shared.clone();
+                let connection = serve(shared.clone(), stream, peer, receiver.clone());
+                async move {
+                    connection.await;
+                    // Closed: its slot in `maxconn` is free.
+                    front(&shared).counters.current.leave();
+                    drop(permit);
+                }
+            };
+            front(&shared).accept(listener, serve).await;
+        });
+        Listening {
+            local_addr,
+            task,
+            signal,
+            draining,
+            stopped,
+        }
+    }
+
+    /// Drains `front` (see [`Frontend::drain`]): stops accepting, tells the connections to
+    /// finish, and at the deadline tells those left to stop.
+    pub(crate) async fn drain<A: Algorithm, E>(
+        &mut self,
+        front: &Frontend<A, E>,
+        deadline: Duration,
+    ) -> DrainReport {
+        let (signal, draining, stopped) = (&self.signal, self.draining, self.stopped);
+        let draining = || {
+            signal.send_replace(draining);
+        };
+        let stop = || {
+            signal.send_replace(stopped);
+        };
+        front.drain(&mut self.task, deadline, draining, stop).await
+    }
+}
+
+impl<W: Copy> Drop for Listening<W> {
+    fn drop(&mut self) {
+        self.task.abort();
+        self.signal.send_replace(self.stopped);
+    }
+}
 
 /// What a proxy's drain saw.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,13 +208,13 @@ pub(crate) struct Frontend<A: Algorithm, E> {
 impl<A: Algorithm, E> Frontend<A, E> {
     /// Checks `settings`, puts its servers in a backend set over `algorithm` (each with
     /// `extra`; none at all only when `allow_empty`), and listens on `settings.bind`: the
-    /// frontend, its listener and the address it got.
+    /// frontend, and its listener with the address it got.
     pub(crate) fn open(
         settings: TcpSettings,
         algorithm: A,
         allow_empty: bool,
         extra: impl Fn(&ServerSettings) -> E,
-    ) -> Result<(Self, Arc<TcpListener>, SocketAddr), ProxyError> {
+    ) -> Result<(Self, (Arc<TcpListener>, SocketAddr)), ProxyError> {
         let name = settings.name;
         if settings.maxconn == 0 {
             return Err(ProxyError::ZeroMaxConn { proxy: name });
@@ -149,7 +252,7 @@ impl<A: Algorithm, E> Frontend<A, E> {
             #[cfg(feature = "proxy-tls")]
             tls: settings.tls.map(TlsAcceptor::from),
         };
-        Ok((frontend, listener, local_addr))
+        Ok((frontend, (listener, local_addr)))
     }
 
     /// Whether the listener terminates TLS.

@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::balance::HashKeyOf;
-use crate::{Algorithm, BackendSet, HashKey, StickyCookie};
+use crate::{Algorithm, HashKey, StickyCookie};
 use bytes::Bytes;
 use http::header::HeaderValue;
 use http::{Method, Request, Response, StatusCode};
@@ -21,28 +21,23 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 #[cfg(feature = "proxy-tls")]
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-#[cfg(feature = "proxy-tls")]
-use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio::sync::{OwnedSemaphorePermit, watch};
-use tokio::task::JoinHandle;
-#[cfg(feature = "proxy-tls")]
-use tokio_rustls::TlsConnector;
+use tokio::sync::watch;
 
 use super::error::ProxyError;
-use super::frontend::{DrainReport, Frontend, alike};
+use super::frontend::{Frontend, Listening, alike};
 use super::http_body::{Idle, ProxyBody, ReqBody};
 use super::http_head_timer::{self, HeadClock};
 use super::http_headers::{
     X_FORWARDED_FOR, error_response, redirect_https, remove_hop_by_hop, to_origin_form,
 };
-use super::servers::{Pick, Refused, Server, Slot};
+use super::servers::{Pick, Refused, Server, Slot, Upstream};
 use super::settings::{HttpSettings, ServerSettings};
 
 /// A running HTTP proxy: it serves clients on its listener (HTTP/1.1 with keep-alive, or
 /// HTTP/2 when a TLS client negotiated `h2`), picks a server for each request through an
-/// `lb-core` [`BackendSet`] (hash key, stickiness cookie), and forwards the request over a
+/// `lb-core` [`BackendSet`](crate::BackendSet) (hash key, stickiness cookie), and forwards the request over a
 /// pooled keep-alive connection to it, streaming both bodies.
 ///
 /// Dropping it stops accepting and closes every connection at once; [`drain`](Self::drain)
@@ -50,9 +45,7 @@ use super::settings::{HttpSettings, ServerSettings};
 #[must_use = "dropping the proxy stops it and closes its connections"]
 pub struct HttpProxy<A: Algorithm> {
     shared: Arc<Shared<A>>,
-    local_addr: SocketAddr,
-    accept: JoinHandle<()>,
-    state: watch::Sender<State>,
+    listening: Listening<State>,
 }
 
 alike!(HttpProxy);
@@ -107,7 +100,12 @@ struct Client<A: Algorithm> {
 }
 
 impl<A: Algorithm> HttpProxy<A> {
-    alike!(accessors);
+    alike!(
+        accessors,
+        in_flight = "request in flight on its server until its response's last byte",
+        drain = "asks every connection to finish its request in flight and close (idle \
+            keep-alive connections close at once), then closes those left at `deadline`."
+    );
 
     /// Listens on `settings.bind` (with `SO_REUSEADDR` and `IP_FREEBIND`) and starts serving
     /// with `algorithm`.
@@ -125,7 +123,7 @@ impl<A: Algorithm> HttpProxy<A> {
             forward_for,
         } = settings;
         let server_timeout = settings.timeouts.server;
-        let (front, listener, local_addr) =
+        let (front, bound) =
             Frontend::open(settings, algorithm, redirect_https, |_| Idle::default())?;
         let mut http1 = hyper::server::conn::http1::Builder::new();
         // `timeouts.http_request` is kept by a `HeadClock` per connection (see `drive`):
@@ -150,31 +148,9 @@ impl<A: Algorithm> HttpProxy<A> {
             http2,
             closing: std::sync::atomic::AtomicBool::new(false),
         });
-        let (state, watching) = watch::channel(State::Serving);
-        let accept = tokio::spawn({
-            let shared = shared.clone();
-            async move {
-                let serve = |stream, peer, permit| {
-                    serve(shared.clone(), stream, peer, permit, watching.clone())
-                };
-                shared.front.accept(listener, serve).await;
-            }
-        });
-        tracing::info!(proxy = %shared.front.name, %local_addr, tls = shared.front.terminates_tls(), "listening (http)");
-        Ok(HttpProxy {
-            shared,
-            local_addr,
-            accept,
-            state,
-        })
-    }
-
-    /// The backend set its picks come from, keyed by server name: health checks and an admin
-    /// API change health, admin state, weights and `maxconn` through it, and it counts every
-    /// request in flight on its server until its response's last byte (what `leastconn`
-    /// reads).
-    pub fn backends(&self) -> &Arc<BackendSet<String, A>> {
-        &self.shared.front.servers.backends
+        let states = [State::Serving, State::Draining, State::Stopped];
+        let listening = Listening::start(&shared, |s| &s.front, bound, states, serve, "http");
+        Ok(HttpProxy { shared, listening })
     }
 
     /// Replaces its servers while it runs (a reload), without closing any client connection:
@@ -222,36 +198,13 @@ impl<A: Algorithm> HttpProxy<A> {
         } else {
             (State::Closing, State::Serving)
         };
-        self.state.send_if_modified(|s| {
+        self.listening.signal.send_if_modified(|s| {
             let change = *s == from;
             if change {
                 *s = to;
             }
             change
         });
-    }
-
-    /// Stops accepting (the listener closes, so new clients are refused), asks every
-    /// connection to finish its request in flight and close (idle keep-alive connections
-    /// close at once), then closes those left at `deadline`.
-    pub async fn drain(mut self, deadline: Duration) -> DrainReport {
-        let state = &self.state;
-        let draining = || {
-            state.send_replace(State::Draining);
-        };
-        let stop = || {
-            state.send_replace(State::Stopped);
-        };
-        (self.shared.front)
-            .drain(&mut self.accept, deadline, draining, stop)
-            .await
-    }
-}
-
-impl<A: Algorithm> Drop for HttpProxy<A> {
-    fn drop(&mut self) {
-        self.accept.abort();
-        self.state.send_replace(State::Stopped);
     }
 }
 
@@ -260,7 +213,6 @@ async fn serve<A: Algorithm>(
     shared: Arc<Shared<A>>,
     stream: TcpStream,
     peer: SocketAddr,
-    permit: OwnedSemaphorePermit,
     mut state: watch::Receiver<State>,
 ) {
     let _ = stream.set_nodelay(true);
@@ -307,11 +259,11 @@ async fn serve<A: Algorithm>(
                 Ok(Ok(tls)) => tls,
                 Ok(Err(e)) => {
                     tracing::debug!(proxy = %shared.front.name, %peer, error = %e, "TLS handshake failed");
-                    return finish(&shared, permit);
+                    return;
                 }
                 Err(_) => {
                     tracing::debug!(proxy = %shared.front.name, %peer, "TLS handshake timed out");
-                    return finish(&shared, permit);
+                    return;
                 }
             };
             if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
@@ -324,12 +276,6 @@ async fn serve<A: Algorithm>(
             }
         }
     }
-    finish(&shared, permit);
-}
-
-fn finish<A: Algorithm>(shared: &Shared<A>, permit: OwnedSemaphorePermit) {
-    shared.front.counters.current.leave();
-    drop(permit);
 }
 
 /// A served connection that can be asked to finish (hyper's HTTP/1 and HTTP/2 connections).
@@ -431,17 +377,11 @@ async fn drive<C: Graceful>(
 /// Opens a connection to `server` (TCP, then TLS if configured) and shakes hands as HTTP/1.1;
 /// the connection's task is spawned.
 async fn open(server: &Server<Idle>) -> io::Result<SendRequest<ReqBody>> {
-    let stream = TcpStream::connect(server.settings.addr).await?;
-    stream.set_nodelay(true)?;
-    #[cfg(feature = "proxy-tls")]
-    if let Some(config) = &server.settings.tls {
-        let name = ServerName::IpAddress(server.settings.addr.ip().into());
-        let tls = TlsConnector::from(config.clone())
-            .connect(name, stream)
-            .await?;
-        return handshake(tls).await;
+    match server.connect().await? {
+        Upstream::Plain(stream) => handshake(stream).await,
+        #[cfg(feature = "proxy-tls")]
+        Upstream::Tls(tls) => handshake(*tls).await,
     }
-    handshake(stream).await
 }
 
 async fn handshake<T>(io: T) -> io::Result<SendRequest<ReqBody>>

@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use tokio::net::TcpStream;
 
 use super::error::ProxyError;
 use super::settings::{ServerSettings, same_tls};
@@ -29,6 +30,32 @@ use super::stats::ServerCounters;
 use crate::maxconn::{Attempt, Queue, QueueError, pick_free};
 use crate::retry::{Attempts, Next};
 use crate::{Algorithm, BackendSet, InFlight, NoBackend, RetryLayer};
+
+/// A connection to a server: plain, or TLS when the server has `tls`.
+pub(crate) enum Upstream {
+    Plain(TcpStream),
+    #[cfg(feature = "proxy-tls")]
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl<E> Server<E> {
+    /// Opens a connection to it: TCP (without Nagle's delay), then the TLS handshake when it
+    /// has `tls` (the whole within the caller's connect timeout, so a failed handshake is a
+    /// failed connect).
+    pub(crate) async fn connect(&self) -> io::Result<Upstream> {
+        let stream = TcpStream::connect(self.settings.addr).await?;
+        stream.set_nodelay(true)?;
+        #[cfg(feature = "proxy-tls")]
+        if let Some(config) = &self.settings.tls {
+            let name = rustls::pki_types::ServerName::IpAddress(self.settings.addr.ip().into());
+            let tls = tokio_rustls::TlsConnector::from(config.clone())
+                .connect(name, stream)
+                .await?;
+            return Ok(Upstream::Tls(Box::new(tls)));
+        }
+        Ok(Upstream::Plain(stream))
+    }
+}
 
 /// One server: its settings, counters, and what the proxy keeps per server (`E`: nothing for
 /// TCP, the idle connection pool for HTTP). The counters and `extra` are shared with the

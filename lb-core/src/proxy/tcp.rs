@@ -3,35 +3,27 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
-use crate::{Algorithm, BackendSet};
-#[cfg(feature = "proxy-tls")]
-use rustls::pki_types::ServerName;
+use crate::Algorithm;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio::sync::{OwnedSemaphorePermit, watch};
-use tokio::task::JoinHandle;
-#[cfg(feature = "proxy-tls")]
-use tokio_rustls::{TlsConnector, client};
+use tokio::sync::watch;
 
 use super::error::ProxyError;
-use super::frontend::{DrainReport, Frontend, alike};
-use super::servers::{Pick, Server};
+use super::frontend::{Frontend, Listening, alike};
+use super::servers::{Pick, Upstream};
 use super::settings::{ServerSettings, TcpSettings, Timeouts};
 use super::splice::{Ended, splice};
 
 /// A running TCP proxy: it accepts clients on its listener, picks a server for each through
-/// an `lb-core` [`BackendSet`], and copies bytes both ways until both sides closed.
+/// an `lb-core` [`BackendSet`](crate::BackendSet), and copies bytes both ways until both sides closed.
 ///
 /// Dropping it stops accepting and closes every connection at once; [`drain`](Self::drain)
 /// lets them finish first.
 #[must_use = "dropping the proxy stops it and closes its connections"]
 pub struct TcpProxy<A: Algorithm> {
     shared: Arc<Shared<A>>,
-    local_addr: SocketAddr,
-    accept: JoinHandle<()>,
-    stop: watch::Sender<bool>,
+    listening: Listening<bool>,
 }
 
 alike!(TcpProxy);
@@ -42,31 +34,13 @@ struct Shared<A: Algorithm> {
     timeouts: Timeouts,
 }
 
-/// A connection to a server: plain, or TLS when the server has `tls`.
-enum Upstream {
-    Plain(TcpStream),
-    #[cfg(feature = "proxy-tls")]
-    Tls(Box<client::TlsStream<TcpStream>>),
-}
-
-/// Opens a connection to `server`: TCP, then the TLS handshake when it has `tls` (the whole
-/// within the caller's connect timeout, so a failed handshake is a failed connect).
-async fn open<E>(server: &Server<E>) -> std::io::Result<Upstream> {
-    let stream = TcpStream::connect(server.settings.addr).await?;
-    let _ = stream.set_nodelay(true);
-    #[cfg(feature = "proxy-tls")]
-    if let Some(config) = &server.settings.tls {
-        let name = ServerName::IpAddress(server.settings.addr.ip().into());
-        let tls = TlsConnector::from(config.clone())
-            .connect(name, stream)
-            .await?;
-        return Ok(Upstream::Tls(Box::new(tls)));
-    }
-    Ok(Upstream::Plain(stream))
-}
-
 impl<A: Algorithm> TcpProxy<A> {
-    alike!(accessors);
+    alike!(
+        accessors,
+        in_flight = "connection in flight on its server for as long as it lasts",
+        drain = "lets the connections in flight finish for up to `deadline`, then closes those \
+            left."
+    );
 
     /// Listens on `settings.bind` (with `SO_REUSEADDR` and `IP_FREEBIND`) and starts serving
     /// with `algorithm`.
@@ -76,32 +50,12 @@ impl<A: Algorithm> TcpProxy<A> {
     /// Outside a tokio runtime with IO and time enabled.
     pub fn start(settings: TcpSettings, algorithm: A) -> Result<Self, ProxyError> {
         let timeouts = settings.timeouts;
-        let (front, listener, local_addr) = Frontend::open(settings, algorithm, false, |_| ())?;
+        let (front, bound) = Frontend::open(settings, algorithm, false, |_| ())?;
         let shared = Arc::new(Shared { front, timeouts });
-        let (stop, stopped) = watch::channel(false);
-        let accept = tokio::spawn({
-            let shared = shared.clone();
-            async move {
-                let serve = |stream, peer, permit| {
-                    serve(shared.clone(), stream, peer, permit, stopped.clone())
-                };
-                shared.front.accept(listener, serve).await;
-            }
-        });
-        tracing::info!(proxy = %shared.front.name, %local_addr, tls = shared.front.terminates_tls(), "listening (tcp)");
-        Ok(TcpProxy {
-            shared,
-            local_addr,
-            accept,
-            stop,
-        })
-    }
-
-    /// The backend set its picks come from, keyed by server name: health checks and an admin
-    /// API change health, admin state, weights and `maxconn` through it, and it counts every
-    /// connection in flight on its server for as long as it lasts (what `leastconn` reads).
-    pub fn backends(&self) -> &Arc<BackendSet<String, A>> {
-        &self.shared.front.servers.backends
+        // Draining, connections go on until they end or the deadline.
+        let stops = [false, false, true];
+        let listening = Listening::start(&shared, |s| &s.front, bound, stops, serve, "tcp");
+        Ok(TcpProxy { shared, listening })
     }
 
     /// Replaces its servers while it runs (a reload), without closing any connection: new
@@ -129,25 +83,6 @@ impl<A: Algorithm> TcpProxy<A> {
     pub fn keep_connections(&self) {
         self.shared.front.ignore_new_clients(false);
     }
-
-    /// Stops accepting (the listener closes, so new clients are refused), lets the
-    /// connections in flight finish for up to `deadline`, then closes those left.
-    pub async fn drain(mut self, deadline: Duration) -> DrainReport {
-        let stop = &self.stop;
-        let stop = || {
-            stop.send_replace(true);
-        };
-        (self.shared.front)
-            .drain(&mut self.accept, deadline, || (), stop)
-            .await
-    }
-}
-
-impl<A: Algorithm> Drop for TcpProxy<A> {
-    fn drop(&mut self) {
-        self.accept.abort();
-        self.stop.send_replace(true);
-    }
 }
 
 /// One client connection, from accept to close.
@@ -155,7 +90,6 @@ async fn serve<A: Algorithm>(
     shared: Arc<Shared<A>>,
     client: TcpStream,
     peer: SocketAddr,
-    permit: OwnedSemaphorePermit,
     mut stopped: watch::Receiver<bool>,
 ) {
     tokio::select! {
@@ -163,8 +97,6 @@ async fn serve<A: Algorithm>(
         // A closed channel (the proxy dropped) stops too.
         _ = stopped.wait_for(|stop| *stop) => {}
     }
-    shared.front.counters.current.leave();
-    drop(permit);
 }
 
 impl<A: Algorithm> Shared<A> {
@@ -221,7 +153,7 @@ impl<A: Algorithm> Shared<A> {
                 self.front
                     .servers
                     .connect(&pick, slot, &mut attempts, async |server| {
-                        open(server).await
+                        server.connect().await
                     })
                     .await
             }

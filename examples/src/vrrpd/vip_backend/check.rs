@@ -131,6 +131,20 @@ fn aws(r: &mut Report<'_>, t: &Spanned<VipBackendToml>, around: &Around<'_>) -> 
             r.at(v.span(), key(k), format!("is only for mode = \"{mode}\""));
         }
     };
+    // What the modes with an Elastic IP need, and what is only for route-table.
+    let allocation_id = |r: &mut Report<'_>| {
+        aws_id(
+            r,
+            t,
+            i,
+            ("allocation_id", &b.allocation_id),
+            "eipalloc-",
+            true,
+        )
+    };
+    let no_route_table = |r: &mut Report<'_>| {
+        only_for(r, ("route_table_id", &b.route_table_id), "route-table");
+    };
     let mode = match b.mode.as_ref().map(|m| m.get_ref().as_str()) {
         None => {
             r.at(
@@ -141,25 +155,17 @@ fn aws(r: &mut Report<'_>, t: &Spanned<VipBackendToml>, around: &Around<'_>) -> 
             None
         }
         Some("elastic-ip") => {
-            only_for(r, ("route_table_id", &b.route_table_id), "route-table");
-            aws_id(
-                r,
-                t,
-                i,
-                ("allocation_id", &b.allocation_id),
-                "eipalloc-",
-                true,
-            )
-            .map(|allocation_id| AwsMode::ElasticIp { allocation_id })
+            no_route_table(r);
+            allocation_id(r).map(|allocation_id| AwsMode::ElasticIp { allocation_id })
         }
         Some("secondary-ip") => {
             only_for(r, ("allocation_id", &b.allocation_id), "elastic-ip");
             only_for(r, ("private_ip", &b.private_ip), "elastic-ip");
-            only_for(r, ("route_table_id", &b.route_table_id), "route-table");
+            no_route_table(r);
             Some(AwsMode::SecondaryIp)
         }
         Some("elastic-ip-on-secondary") => {
-            only_for(r, ("route_table_id", &b.route_table_id), "route-table");
+            no_route_table(r);
             if let Some(p) = &b.private_ip {
                 r.at(
                     p.span(),
@@ -167,15 +173,7 @@ fn aws(r: &mut Report<'_>, t: &Spanned<VipBackendToml>, around: &Around<'_>) -> 
                     "is only for mode = \"elastic-ip\": in this mode the Elastic IP goes to the virtual address itself".into(),
                 );
             }
-            aws_id(
-                r,
-                t,
-                i,
-                ("allocation_id", &b.allocation_id),
-                "eipalloc-",
-                true,
-            )
-            .map(|allocation_id| AwsMode::ElasticIpOnSecondary { allocation_id })
+            allocation_id(r).map(|allocation_id| AwsMode::ElasticIpOnSecondary { allocation_id })
         }
         Some("route-table") => {
             only_for(r, ("allocation_id", &b.allocation_id), "elastic-ip");
