@@ -88,11 +88,32 @@ fn hald(lab: &mut Lab, host: &str, setup: (Vec<Instance>, Vec<Listener>)) -> usi
 
 /// [`hald`] with drained preemption on (`[hald.handover]`, the default port).
 fn hald_with_handover(lab: &mut Lab, host: &str, setup: (Vec<Instance>, Vec<Listener>)) -> usize {
-    let (instances, listeners) = setup;
-    let text = config(lab, host, &instances, &listeners)
-        .replace("[hald]\n", "[hald]\nhandover = { enabled = true }\n");
+    hald_edited(lab, host, setup, |text| {
+        text.replace("[hald]\n", "[hald]\nhandover = { enabled = true }\n")
+    })
+}
+
+/// [`hald`] with `extra` lines in every listener (after its `mode`).
+fn hald_with(
+    lab: &mut Lab,
+    host: &str,
+    setup: (Vec<Instance>, Vec<Listener>),
+    extra: &str,
+) -> usize {
+    hald_edited(lab, host, setup, |text| {
+        text.replace("mode = \"http\"\n", &format!("mode = \"http\"\n{extra}"))
+    })
+}
+
+/// hald on `host` with [`config`] changed by `edit`, written to `HOST.toml`.
+fn hald_edited(
+    lab: &mut Lab,
+    host: &str,
+    (instances, listeners): (Vec<Instance>, Vec<Listener>),
+    edit: impl FnOnce(String) -> String,
+) -> usize {
     let path = lab.dir.join(format!("{host}.toml"));
-    std::fs::write(&path, text).expect("config");
+    std::fs::write(&path, edit(config(lab, host, &instances, &listeners))).expect("config");
     lab.spawn(
         host,
         env!("CARGO_BIN_EXE_hald"),
@@ -103,25 +124,14 @@ fn hald_with_handover(lab: &mut Lab, host: &str, setup: (Vec<Instance>, Vec<List
     )
 }
 
-/// [`hald`] with `extra` lines in every listener (after its `mode`).
-fn hald_with(
-    lab: &mut Lab,
-    host: &str,
-    (instances, listeners): (Vec<Instance>, Vec<Listener>),
-    extra: &str,
-) -> usize {
-    let path = lab.dir.join(format!("{host}.toml"));
-    let text = config(lab, host, &instances, &listeners)
-        .replace("mode = \"http\"\n", &format!("mode = \"http\"\n{extra}"));
-    std::fs::write(&path, text).expect("config");
-    lab.spawn(
-        host,
-        env!("CARGO_BIN_EXE_hald"),
-        &format!("{host}.hald.log"),
-        |c| {
-            c.arg("--config").arg(&path);
-        },
-    )
+/// Once the servers passed their first checks, 8 clients load 10.99.0.200:80 for `seconds`;
+/// returns 2 s into it.
+fn load_on_the_vip(lab: &Lab, seconds: u64) -> std::thread::JoinHandle<Load> {
+    std::thread::sleep(Duration::from_secs(1));
+    let addr = "10.99.0.200:80".parse().expect("addr");
+    let run = load(lab, addr, 8, Duration::from_secs(seconds));
+    std::thread::sleep(Duration::from_secs(2));
+    run
 }
 
 /// Backends named s1.. on `ip`:`ports`, in the client's namespace (reachable from both
@@ -482,15 +492,7 @@ fn a_reload_that_lowers_the_masters_priority_drains_first() {
     let h1 = hald(&mut lab, "h1", one(150, ports));
     hald(&mut lab, "h2", one(100, ports));
     lab.wait_vip("h1", "h2", Duration::from_secs(10));
-    std::thread::sleep(Duration::from_secs(1));
-
-    let run = load(
-        &lab,
-        "10.99.0.200:80".parse().expect("addr"),
-        8,
-        Duration::from_secs(5),
-    );
-    std::thread::sleep(Duration::from_secs(2));
+    let run = load_on_the_vip(&lab, 5);
     let (instances, listeners) = one(50, ports);
     let path = lab.dir.join("h1.toml");
     std::fs::write(&path, config(&lab, "h1", &instances, &listeners)).expect("config");
@@ -526,14 +528,7 @@ fn a_preempting_peer_lets_the_master_drain_first_and_no_request_fails() {
     // h1 (100) alone is Master and serves under load; h2 (150) comes back and preempts.
     hald_with_handover(&mut lab, "h1", one(100, ports));
     lab.wait_vip("h1", "h2", Duration::from_secs(10));
-    std::thread::sleep(Duration::from_secs(1));
-    let run = load(
-        &lab,
-        "10.99.0.200:80".parse().expect("addr"),
-        8,
-        Duration::from_secs(7),
-    );
-    std::thread::sleep(Duration::from_secs(2));
+    let run = load_on_the_vip(&lab, 7);
     hald_with_handover(&mut lab, "h2", one(150, ports));
     let took = lab.wait_vip("h2", "h1", Duration::from_secs(15));
     let load = run.join().expect("the load");

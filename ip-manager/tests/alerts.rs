@@ -39,14 +39,7 @@ impl Smtp {
             .spawn()
             .ok()?;
         let smtp = Smtp { port, dir, child };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if Instant::now() > deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Some(smtp)
+        listeners::wait_listening(port, Duration::from_secs(20)).then_some(smtp)
     }
 
     /// The mails received (their whole text), waiting up to 10 s for `count` of them.

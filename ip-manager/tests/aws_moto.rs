@@ -17,7 +17,7 @@ mod listeners;
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ip_manager::{
     AwsManager, AwsMode, Credentials, EC2_API_VERSION, Error, IpManager, QueryClient, Vip,
@@ -48,14 +48,7 @@ impl Moto {
             .spawn()
             .ok()?;
         let moto = Moto { port, child };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if Instant::now() > deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Some(moto)
+        listeners::wait_listening(port, Duration::from_secs(30)).then_some(moto)
     }
 
     fn endpoint(&self) -> String {

@@ -374,6 +374,22 @@ mod tests {
         }
     }
 
+    /// Asks `at` for VRID `vrid` at `priority`, on a task (the test answers meanwhile).
+    fn ask(
+        at: SocketAddr,
+        vrid: Vrid,
+        priority: u8,
+    ) -> tokio::task::JoinHandle<Result<Answer, HandoverError>> {
+        let within = Duration::from_secs(5);
+        tokio::spawn(ask_to_resign(
+            at,
+            vrid,
+            AddressFamily::Ipv4,
+            Priority::new(priority),
+            within,
+        ))
+    }
+
     #[tokio::test]
     async fn a_request_is_carried_and_answered_both_ways() {
         let mut listener = HandoverListener::bind("127.0.0.1:0".parse().expect("addr"))
@@ -382,13 +398,7 @@ mod tests {
         let at = listener.local_addr().expect("addr");
         let vrid = Vrid::new(51).expect("non-zero");
         for accept in [true, false] {
-            let ask = tokio::spawn(ask_to_resign(
-                at,
-                vrid,
-                AddressFamily::Ipv4,
-                Priority::new(150),
-                Duration::from_secs(5),
-            ));
+            let asked = ask(at, vrid, 150);
             let request = listener.next().await.expect("a request");
             assert_eq!(
                 (request.vrid(), request.family(), request.priority()),
@@ -403,7 +413,7 @@ mod tests {
                     .await
                     .expect("answered");
             }
-            let answer = ask.await.expect("task").expect("an answer");
+            let answer = asked.await.expect("task").expect("an answer");
             let expected = if accept {
                 Answer::Accepted
             } else {
@@ -421,19 +431,13 @@ mod tests {
             .peers(vec![IpAddr::from([127, 0, 0, 2])]);
         let at = listener.local_addr().expect("addr");
         let vrid = Vrid::new(7).expect("non-zero");
-        let ask = tokio::spawn(ask_to_resign(
-            at,
-            vrid,
-            AddressFamily::Ipv4,
-            Priority::new(200),
-            Duration::from_secs(5),
-        ));
+        let asked_by_stranger = ask(at, vrid, 200);
         assert!(matches!(
             listener.next().await,
             Err(HandoverError::NotAPeer { .. })
         ));
         assert!(matches!(
-            ask.await.expect("task"),
+            asked_by_stranger.await.expect("task"),
             Ok(Answer::Refused(why)) if why.contains("peer")
         ));
 
@@ -461,14 +465,7 @@ mod tests {
             let (mut s, _) = fake.accept().await.expect("accept");
             let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
         });
-        let asked = ask_to_resign(
-            fake_at,
-            vrid,
-            AddressFamily::Ipv4,
-            Priority::new(200),
-            Duration::from_secs(5),
-        )
-        .await;
+        let asked = ask(fake_at, vrid, 200).await.expect("task");
         assert!(
             matches!(asked, Err(HandoverError::Malformed { .. })),
             "{asked:?}"

@@ -19,3 +19,16 @@ pub(crate) fn kill_listeners(mut ss: Command, port: &str) {
         let _ = Command::new("kill").arg(pid).status();
     }
 }
+
+/// Waits until something accepts TCP connections on loopback `port`; false after `within`.
+#[allow(dead_code)] // not every test that compiles this file in starts a server
+pub(crate) fn wait_listening(port: u16, within: std::time::Duration) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    true
+}
