@@ -5,6 +5,7 @@ mod announce;
 mod link;
 mod sockaddr;
 mod virtual_mac;
+mod watch;
 
 use std::net::IpAddr;
 
@@ -20,7 +21,7 @@ pub use announce::{AnnounceConfig, AnnounceStats, Announcer, gratuitous_arp, uns
 pub use link::{LinkMonitor, LinkState};
 pub use virtual_mac::{VirtualMac, virtual_mac_name, virtual_router_mac};
 
-use crate::{Error, IpManager, Vip};
+use crate::{Changes, Error, IpManager, Reconcile, Vip};
 
 const EPERM: i32 = 1;
 const ENODEV: i32 = 19;
@@ -279,6 +280,17 @@ impl IpManager for NetlinkManager {
                 })
             })
             .collect())
+    }
+
+    /// Notified: rtnetlink address and link notifications ([`IpManager::watch`]).
+    fn reconcile(&self) -> Reconcile {
+        Reconcile::notified()
+    }
+
+    /// A socket subscribed to the address notifications of both families and to link
+    /// notifications, in the network namespace of the calling thread.
+    fn watch(&self) -> Result<Option<Changes>, Error> {
+        watch::watch().map(Some)
     }
 }
 
