@@ -28,16 +28,14 @@ fn vip() -> Vip {
 /// An applier reconciling `vip()` on `ips`, with its reports.
 fn applier(ips: &Arc<MemoryManager>) -> (VipApplier, mpsc::Receiver<FailoverEvent>) {
     let (reports, read) = mpsc::channel(64);
-    let applier = VipApplier::new(ips.clone(), vec![vip()])
-        .reports(reports)
-        .reconcile()
-        .expect("a runtime");
+    let mut applier = VipApplier::new(ips.clone(), vec![vip()]).reports(reports);
+    applier.reconcile().expect("a runtime");
     (applier, read)
 }
 
-/// The next report that `want` accepts, within 2 s.
+/// The next report that `want` accepts, within 5 s (a second stale removal waits 2 s).
 async fn expect(read: &mut mpsc::Receiver<FailoverEvent>, want: impl Fn(&FailoverEvent) -> bool) {
-    let found = tokio::time::timeout(Duration::from_secs(2), async {
+    let found = tokio::time::timeout(Duration::from_secs(5), async {
         while let Some(e) = read.recv().await {
             if want(&e) {
                 return;
@@ -46,7 +44,7 @@ async fn expect(read: &mut mpsc::Receiver<FailoverEvent>, want: impl Fn(&Failove
         panic!("the reports ended");
     })
     .await;
-    assert!(found.is_ok(), "no such report within 2 s");
+    assert!(found.is_ok(), "no such report within 5 s");
 }
 
 #[tokio::test]

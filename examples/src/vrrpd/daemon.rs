@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use ip_manager::failover::{FailoverEvent, VipApplier};
+use ip_manager::failover::{FailoverEvent, ReconcileCounters, VipApplier};
 use ip_manager::{Announcer, ExecHook, IpManager, NetlinkManager, Vip};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
@@ -40,6 +40,9 @@ pub(super) struct Live {
     notify_fault: Option<ExecHook>,
     /// Told of every state change (an embedding daemon's hook).
     pub(super) on_state: Option<OnState>,
+    /// The applier's reconciliation (restored on the Master, removed elsewhere), whose tally
+    /// is shown in the status; `None` for a backend that observes nothing (`exec`).
+    pub(super) reconciled: Option<Arc<ReconcileCounters>>,
     /// The library's event → address glue (add and announce on Master, stop announcing and
     /// remove on leaving it): shared with the instance's next version on an in-place update,
     /// so that the announcements in progress stay stoppable.
@@ -57,11 +60,18 @@ impl Live {
     ) -> Live {
         let (reports, mut read) = mpsc::channel(64);
         let name = instance.name.clone();
-        // The applier's failures, logged (its other reports repeat what `handle` logs).
+        // The applier's failures and the reconciler's repairs, logged (its other reports
+        // repeat what `handle` logs).
         tokio::spawn(async move {
             while let Some(report) = read.recv().await {
-                if let FailoverEvent::Failed { vip, error } = report {
-                    error!(instance = %name, %vip, "{error}");
+                match report {
+                    FailoverEvent::Failed { vip, error } => {
+                        error!(instance = %name, %vip, "{error}")
+                    }
+                    e @ (FailoverEvent::Restored(_) | FailoverEvent::StaleRemoved(_)) => {
+                        warn!(instance = %name, "{e}");
+                    }
+                    _ => {}
                 }
             }
         });
@@ -79,7 +89,22 @@ impl Live {
             backend,
             announcer,
             on_state,
+            reconciled: None,
             applier: Arc::new(tokio::sync::Mutex::new(applier)),
+        }
+    }
+
+    /// Starts the desired-versus-actual reconciliation of the addresses (a VIP deleted behind
+    /// the Master's back comes back at once; one found here while not Master goes): once the
+    /// instance is part of the running set, not while a reload that may yet fail prepares it.
+    pub(super) async fn reconcile(&mut self) {
+        let mut applier = self.applier.lock().await;
+        match applier.reconcile() {
+            Ok(()) => self.reconciled = applier.reconcile_counters(),
+            Err(e) => error!(
+                instance = %self.instance.name,
+                "the virtual addresses will not be reconciled: {e}"
+            ),
         }
     }
 
@@ -100,6 +125,7 @@ impl Live {
             backend: old.backend.clone(),
             announcer,
             on_state: old.on_state.clone(),
+            reconciled: old.reconciled.clone(),
             applier: old.applier.clone(),
         }
     }

@@ -110,15 +110,16 @@ impl VipApplier {
     /// and whenever noticed. Noticed as the backend says ([`IpManager::reconcile`]): netlink
     /// notifications, a cloud API re-read on a period and after each takeover, or nothing
     /// (scripts: then this does nothing). Call it after [`reports`](Self::reports) (its reports
-    /// go there), within a tokio runtime.
-    pub fn reconcile(mut self) -> Result<VipApplier, crate::Error> {
+    /// go there), within a tokio runtime. On an error (the backend's watch could not be
+    /// opened) the applier works on without it.
+    pub fn reconcile(&mut self) -> Result<(), crate::Error> {
         self.reconciler = Reconciler::start(
             self.manager.clone(),
             self.vips.clone(),
             self.reports.clone(),
             self.missed.clone(),
         )?;
-        Ok(self)
+        Ok(())
     }
 
     /// The reconciler's counters (addresses restored, stale ones removed, ...), if

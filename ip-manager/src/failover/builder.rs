@@ -239,7 +239,8 @@ impl FailoverBuilder {
         let (reports, events) = mpsc::channel(self.event_capacity);
         // Desired versus actual from now on: a VIP deleted behind the Master's back comes
         // back and is announced again; one found here while not Master goes.
-        let mut applier = applier.reports(reports).reconcile()?;
+        let mut applier = applier.reports(reports);
+        applier.reconcile()?;
         // Not Master yet: whatever a previous run left must go (unless the backend's address
         // is active on every node by design).
         if exclusive {

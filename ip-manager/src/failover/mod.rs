@@ -69,7 +69,7 @@ use vrrp_core::packet::Vrid;
 pub use apply::{EventSource, VipApplier};
 pub use builder::FailoverBuilder;
 pub use event::FailoverEvent;
-pub use reconcile::{ReconcileCounters, ReconcileStats};
+pub use reconcile::{ReconcileCounters, ReconcileStats, STALE_GRACE};
 
 use crate::{LinkMonitor, NetlinkManager, VirtualMac};
 

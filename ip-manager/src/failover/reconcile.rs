@@ -11,9 +11,12 @@
 //! - Elsewhere (Backup, Fault, not started), an address the backend
 //!   [`owns`](crate::IpManager::owns) is removed, counted and reported
 //!   ([`FailoverEvent::StaleRemoved`]): a crash left it, and two hosts answering for it is
-//!   worse than none. Not for a backend that is not [`exclusive`](crate::Reconcile::exclusive)
-//!   (an address active on every node by design), and not again for an address that the
-//!   backend keeps after a removal on purpose (an Elastic IP left with its last holder).
+//!   worse than none. Only once it has stayed for [`STALE_GRACE`] (an instance being replaced
+//!   on the same host may still be releasing it), and after each removal that it came back
+//!   from, twice as long (up to a minute: two routers configured with one address do not fight
+//!   over it). Not for a backend that is not [`exclusive`](crate::Reconcile::exclusive) (an
+//!   address active on every node by design), and not again for an address that the backend
+//!   keeps after a removal on purpose (an Elastic IP left with its last holder).
 //!
 //! The applier's own changes and the reconciler's checks take turns (one lock), so a check
 //! never puts back an address that a demotion is removing, and a demotion never races a
@@ -75,15 +78,41 @@ impl ReconcileCounters {
     }
 }
 
+/// How long an address must stay on a node that is not Master before it is removed as a
+/// leftover.
+pub const STALE_GRACE: Duration = Duration::from_secs(1);
+
+/// The longest wait before removing an address that keeps coming back.
+const STALE_GRACE_MAX: Duration = Duration::from_secs(60);
+
 /// What the addresses should be now; the lock that makes the applier and the checks take turns.
 pub(super) struct Desired {
     /// Added and not released since: on a Master.
     holding: bool,
     /// The applier's announcer as of the last takeover.
     announcer: Option<Arc<Announcer>>,
-    /// Per address: removed from a node that is not Master, and still there after (the
-    /// backend keeps it on purpose): not tried again until the next change of `holding`.
-    kept: Vec<bool>,
+    /// Per address, on a node that is not Master.
+    stale: Vec<Stale>,
+}
+
+/// One address seen on a node that is not Master.
+#[derive(Clone, Copy, Debug, Default)]
+struct Stale {
+    /// Since when it has been seen (by consecutive checks).
+    since: Option<Instant>,
+    /// Removals so far (since the last takeover or release).
+    removals: u32,
+    /// Still there after a removal (the backend keeps it on purpose): not tried again.
+    kept: bool,
+}
+
+impl Stale {
+    /// How long it must stay before the next removal.
+    fn grace(&self) -> Duration {
+        STALE_GRACE
+            .saturating_mul(1 << self.removals.min(6))
+            .min(STALE_GRACE_MAX)
+    }
 }
 
 /// The running reconciliation of one applier; dropping it stops it.
@@ -136,7 +165,7 @@ impl Reconciler {
         let desired = Arc::new(Mutex::new(Desired {
             holding: false,
             announcer: None,
-            kept: vec![false; vips.len()],
+            stale: vec![Stale::default(); vips.len()],
         }));
         let wake = Arc::new(Notify::new());
         let counters = Arc::new(ReconcileCounters::default());
@@ -168,7 +197,7 @@ impl Reconciler {
     ) -> OwnedMutexGuard<Desired> {
         let mut desired = self.desired.clone().lock_owned().await;
         if desired.holding != holding {
-            desired.kept.iter_mut().for_each(|k| *k = false);
+            desired.stale.iter_mut().for_each(|s| *s = Stale::default());
         }
         desired.holding = holding;
         desired.announcer = announcer;
@@ -203,9 +232,10 @@ async fn run(
         tick
     });
     loop {
-        check(&context).await;
+        let again = check(&context).await;
         loop {
             tokio::select! {
+                () = sleep_until(again) => break,
                 change = next_change(&mut changes) => match change {
                     Some(c) if c.may_concern(&addresses) => break,
                     Some(_) => {}
@@ -226,6 +256,13 @@ async fn next_change(changes: &mut Option<Changes>) -> Option<crate::Change> {
     }
 }
 
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn next_tick(tick: &mut Option<tokio::time::Interval>) {
     match tick {
         Some(t) => {
@@ -235,10 +272,12 @@ async fn next_tick(tick: &mut Option<tokio::time::Interval>) {
     }
 }
 
-/// One check of every address, its fixes made, with the applier held off.
-async fn check(c: &Context) {
+/// One check of every address, its fixes made, with the applier held off. Returns when to
+/// check again (an address seen on a node that is not Master, to be removed if it stays).
+async fn check(c: &Context) -> Option<Instant> {
     let mut desired = c.desired.lock().await;
     c.counters.checks.fetch_add(1, Ordering::Relaxed);
+    let mut again: Option<Instant> = None;
     for (k, vip) in c.vips.iter().enumerate() {
         if desired.holding {
             match c.manager.in_place(vip).await {
@@ -246,14 +285,30 @@ async fn check(c: &Context) {
                 Ok(false) => restore(c, vip, desired.announcer.as_deref()).await,
                 Err(error) => fail(c, vip, error),
             }
-        } else if c.exclusive && !desired.kept[k] {
-            match c.manager.owns(vip).await {
-                Ok(false) => {}
-                Ok(true) => desired.kept[k] = remove_stale(c, vip).await,
-                Err(error) => fail(c, vip, error),
+            continue;
+        }
+        let stale = &mut desired.stale[k];
+        if !c.exclusive || stale.kept {
+            continue;
+        }
+        match c.manager.owns(vip).await {
+            Ok(false) => stale.since = None,
+            Ok(true) => {
+                let now = Instant::now();
+                let since = *stale.since.get_or_insert(now);
+                let due = since + stale.grace();
+                if now < due {
+                    again = Some(again.map_or(due, |a| a.min(due)));
+                    continue;
+                }
+                stale.since = None;
+                stale.removals += 1;
+                stale.kept = remove_stale(c, vip).await;
             }
+            Err(error) => fail(c, vip, error),
         }
     }
+    again
 }
 
 /// Adds `vip` again and announces it once.
