@@ -319,3 +319,71 @@ fn restore_time_is_measured() {
     assert!(back < Duration::from_millis(500), "median {back:?}");
     assert!(garp < Duration::from_millis(500), "median {garp:?}");
 }
+
+/// The comparison for BENCHMARKS.md (a measurement, not a check: run it with `--ignored
+/// --nocapture`): keepalived as Master (alone, then with a keepalived Backup on h2), its VIP
+/// deleted by hand, then where the VIP is and when, with keepalived's log lines about it.
+#[test]
+#[ignore = "a measurement for BENCHMARKS.md"]
+fn keepalived_after_ip_addr_del_is_measured() {
+    let test = "keepalived_after_ip_addr_del_is_measured";
+    let tools = [("ip", "-V"), ("keepalived", "-v")];
+    if lab::netlab_or_skip(test, &tools).is_none() {
+        return;
+    }
+    eprintln!("{}", version("keepalived"));
+    for (mode, peer) in [
+        (V3_IPV4_100MS, false),
+        (V3_IPV4_100MS, true),
+        (lab::vrrp::V2_1S, false),
+        (lab::vrrp::V2_1S, true),
+    ] {
+        let netlab = lab::prerequisites(&tools).expect("checked");
+        let mut lab = Lab::up(netlab, "rk", mode);
+        lab.keepalived("h1", 150, mode);
+        lab.wait_vip("h1", "h2", mode.election() * 2);
+        if peer {
+            lab.keepalived("h2", 100, mode);
+        }
+        std::thread::sleep(mode.election());
+        let deleted = Instant::now();
+        lab.ip("h1", &format!("addr del {VIP} dev eth0"));
+        let (mut on_h1, mut on_h2) = (None, None);
+        while deleted.elapsed() < Duration::from_secs(10) && on_h1.is_none() && on_h2.is_none() {
+            if lab.has_vip("h1") {
+                on_h1 = Some(deleted.elapsed());
+            }
+            if lab.has_vip("h2") {
+                on_h2 = Some(deleted.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        std::thread::sleep(Duration::from_secs(1));
+        let log = lab.log("h1.keepalived.log");
+        let told: Vec<&str> = log
+            .lines()
+            .skip_while(|l| !l.contains("removed from eth0"))
+            .take(4)
+            .collect();
+        eprintln!(
+            "{}, {}: `ip addr del` on the Master -> VIP on h1 after {on_h1:?}, on h2 after {on_h2:?} (watched 10 s); h1 then: {:?}\n  {}",
+            mode.name,
+            if peer { "with a Backup" } else { "alone" },
+            (lab.has_vip("h1"), lab.has_vip("h2")),
+            told.join("\n  ")
+        );
+    }
+}
+
+fn version(program: &str) -> String {
+    let out = std::process::Command::new(program)
+        .arg("-v")
+        .output()
+        .map(|o| {
+            let mut text = String::from_utf8_lossy(&o.stdout).into_owned();
+            text.push_str(&String::from_utf8_lossy(&o.stderr));
+            text
+        })
+        .unwrap_or_default();
+    out.lines().next().unwrap_or_default().to_owned()
+}

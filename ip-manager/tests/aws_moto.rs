@@ -456,9 +456,7 @@ async fn a_masters_elastic_ip_moved_away_is_taken_back_on_the_next_read() {
     let (reports, mut read) = tokio::sync::mpsc::channel(64);
     let mut applier = VipApplier::new(a.clone(), vec![vip.clone()]).reports(reports);
     applier.reconcile().expect("a runtime");
-    applier
-        .apply(changed(State::Backup, State::Master))
-        .await;
+    applier.apply(changed(State::Backup, State::Master)).await;
     assert!(a.owns(&vip).await.expect("owns"));
     // Someone associates the Elastic IP elsewhere (the console, another tool).
     let moved = Instant::now();
@@ -483,11 +481,12 @@ async fn a_masters_elastic_ip_moved_away_is_taken_back_on_the_next_read() {
 
     // Demoted: the Elastic IP stays here until the next Master takes it, and the reconciler
     // leaves it alone.
-    applier
-        .apply(changed(State::Master, State::Backup))
-        .await;
+    applier.apply(changed(State::Master, State::Backup)).await;
     tokio::time::sleep(period * 5).await;
-    assert!(a.owns(&vip).await.expect("owns"), "left with its last holder");
+    assert!(
+        a.owns(&vip).await.expect("owns"),
+        "left with its last holder"
+    );
     let stats = applier.reconcile_counters().expect("polled").stats();
     assert_eq!((stats.restored, stats.stale_removed), (1, 0), "{stats:?}");
     drop(applier);
