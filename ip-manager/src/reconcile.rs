@@ -164,7 +164,6 @@ impl Changes {
     }
 
     /// Stops `task` when the stream is dropped (the task that feeds it).
-    #[must_use]
     pub fn fed_by(mut self, task: tokio::task::AbortHandle) -> Changes {
         self.feeding.push(task);
         self

@@ -1,8 +1,9 @@
 //! `VipApplier::reconcile`: desired versus actual on a backend that notifies its changes (the
 //! in-memory double; the netlink one is tested in namespaces by `examples/tests/reconcile_netns.rs`)
 //! or is re-read on a period: an address removed behind a Master's back comes back and is
-//! reported, one found on a node that is not Master goes, a demotion's removal is never undone,
-//! and a backend active on every node by design is never "removed from a Backup".
+//! reported, one found on a node that is not Master goes (after the grace second; the second
+//! time after two), a demotion's removal is never undone, and a backend active on every node by
+//! design is never "removed from a Backup".
 #![cfg(feature = "vrrp")]
 
 use std::sync::Arc;

@@ -292,7 +292,8 @@ async fn check(c: &Context) -> Option<Instant> {
             continue;
         }
         match c.manager.owns(vip).await {
-            Ok(false) => stale.since = None,
+            // No interface (a virtual MAC's macvlan removed at exit): nothing held there.
+            Ok(false) | Err(Error::UnknownInterface { .. }) => stale.since = None,
             Ok(true) => {
                 let now = Instant::now();
                 let since = *stale.since.get_or_insert(now);

@@ -1,5 +1,7 @@
 //! [`NetlinkManager`]: virtual addresses through rtnetlink (what `ip addr add/del` does), and
-//! the [`Announcer`] that tells the segment where they moved.
+//! the [`Announcer`] that tells the segment where they moved. Its [`IpManager::watch`] follows
+//! the kernel's address and link notifications (`watch.rs`), so that a failover's reconciler
+//! sees an address deleted behind its back the moment it goes.
 
 mod announce;
 mod link;
