@@ -96,7 +96,7 @@ pub trait IpManager: Send + Sync {
         self.owns(vip).await
     }
     /// How changes made behind the daemon's back are noticed, and whether the address
-    /// belongs on the Master only (see [`reconcile`](crate::reconcile)). Default: nothing is
+    /// belongs on the Master only (see the [`reconcile` module](crate::reconcile)). Default: nothing is
     /// observed ([`Reconcile::unobservable`]).
     fn reconcile(&self) -> Reconcile {
         Reconcile::unobservable()

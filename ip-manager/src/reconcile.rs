@@ -1,5 +1,5 @@
 //! What a backend can tell about its addresses changing behind the daemon's back, for the
-//! desired-versus-actual reconciliation of [`failover`](crate::failover) (the reconciler
+//! desired-versus-actual reconciliation of the `failover` module (the reconciler
 //! itself is `failover::VipApplier::reconcile`, feature `vrrp`).
 //!
 //! Each backend says, through [`IpManager::reconcile`](crate::IpManager::reconcile), how a

@@ -103,15 +103,19 @@ impl VipApplier {
         }
     }
 
-    /// Keeps the addresses as the router's state wants them, whatever else touches them (see
-    /// [`reconcile`](super::reconcile)): on a Master an address deleted behind its back is
-    /// added again and announced once more ([`FailoverEvent::Restored`]); elsewhere an address
-    /// found held is removed ([`FailoverEvent::StaleRemoved`]), at once (a crash's leftover)
-    /// and whenever noticed. Noticed as the backend says ([`IpManager::reconcile`]): netlink
-    /// notifications, a cloud API re-read on a period and after each takeover, or nothing
-    /// (scripts: then this does nothing). Call it after [`reports`](Self::reports) (its reports
-    /// go there), within a tokio runtime. On an error (the backend's watch could not be
-    /// opened) the applier works on without it.
+    /// Keeps the addresses as the router's state wants them, whatever else touches them. On a
+    /// Master an address deleted behind its back (`ip addr del`, an interface flushed by a DHCP
+    /// client or NetworkManager) is added again and announced once more, within a millisecond
+    /// on netlink ([`FailoverEvent::Restored`]). Elsewhere an address found held (left by a
+    /// crash, added by hand) is removed once it has stayed [`STALE_GRACE`](super::STALE_GRACE)
+    /// (then twice as long each time it comes back, up to a minute;
+    /// [`FailoverEvent::StaleRemoved`]), unless the backend says its address is active on
+    /// every node by design ([`Reconcile::shared`](crate::Reconcile::shared)). Changes are noticed as the backend says
+    /// ([`IpManager::reconcile`]): netlink notifications, a cloud API re-read on a period and
+    /// after each takeover, or nothing (scripts: then this does nothing). The applier's own
+    /// changes and the checks take turns, so a check never undoes a demotion. Call it after
+    /// [`reports`](Self::reports) (its reports go there), within a tokio runtime. On an error
+    /// (the backend's watch could not be opened) the applier works on without it.
     pub fn reconcile(&mut self) -> Result<(), crate::Error> {
         self.reconciler = Reconciler::start(
             self.manager.clone(),

@@ -166,7 +166,8 @@ impl FailoverBuilder {
     /// them (keepalived does the same), follows the interface's link (down: Fault), and
     /// starts the router as Backup (or Master, for the address owner). From then on the
     /// addresses are reconciled ([`VipApplier::reconcile`]): a VIP deleted behind the Master's
-    /// back is put back and announced within milliseconds ([`FailoverEvent::Restored`](super::FailoverEvent::Restored)).
+    /// back is put back and announced within milliseconds
+    /// ([`FailoverEvent::Restored`](super::FailoverEvent::Restored)).
     /// Must be called within a tokio runtime.
     pub async fn start(self) -> Result<Failover, StartError> {
         let vrid = Vrid::new(self.vrid).ok_or(StartError::Vrid)?;
