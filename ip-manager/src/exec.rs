@@ -5,6 +5,13 @@
 //! A hook runs its program directly with its arguments, no shell, unless built with
 //! [`ExecHook::shell`]. Its timeout kills the whole process group, so a script's children do
 //! not outlive it. Stdout and stderr are captured and returned.
+//!
+//! Reconciliation: nothing to observe. What a script did (a cloud CLI, a router API) cannot
+//! be read back, so [`ExecManager`] keeps the trait's default
+//! ([`Reconcile::unobservable`](crate::Reconcile::unobservable)): a failover's reconciler does
+//! nothing for it, and an address moved behind the daemon's back stays moved until the next
+//! takeover runs the script again. A script-backed setup that can tell should wrap the manager
+//! and implement `owns` and `reconcile` (a poll period).
 
 use std::collections::BTreeSet;
 use std::process::{ExitStatus, Stdio};

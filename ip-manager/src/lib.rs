@@ -12,6 +12,12 @@
 //!   keepalived-style notify scripts (no shell unless asked, timeout kills the process group).
 //! - [`MemoryManager`]: an in-memory double for the unit tests of code that uses the trait.
 //!
+//! Each backend also says how an address changed behind the daemon's back is noticed
+//! ([`IpManager::reconcile`], [`IpManager::watch`]: netlink notifications, a cloud API re-read
+//! on a period, or nothing for scripts), which the reconciler of the `failover` module
+//! (feature `vrrp`) uses to put back an address deleted on the Master and remove one left on a
+//! Backup (module [`reconcile`]).
+//!
 //! ```
 //! use ip_manager::{IpManager, MemoryManager, Vip};
 //!
@@ -53,13 +59,15 @@ pub mod failover;
 mod memory;
 #[cfg(feature = "netlink")]
 mod netlink;
+pub mod reconcile;
 mod vip;
 
 use async_trait::async_trait;
 
 #[cfg(feature = "aws")]
 pub use aws::{
-    AwsManager, AwsMode, Credentials, EC2_API_VERSION, Imds, InstanceIdentity, QueryClient,
+    AwsManager, AwsMode, Credentials, DEFAULT_RECONCILE_PERIOD, EC2_API_VERSION, Imds,
+    InstanceIdentity, QueryClient,
 };
 pub use error::Error;
 #[cfg(feature = "exec")]
@@ -70,6 +78,7 @@ pub use netlink::{
     AnnounceConfig, AnnounceStats, Announcer, LinkMonitor, LinkState, NetlinkManager, VirtualMac,
     gratuitous_arp, unsolicited_na, virtual_mac_name, virtual_router_mac,
 };
+pub use reconcile::{Change, Changes, Reconcile};
 pub use vip::Vip;
 
 /// Moves virtual addresses. Every operation is idempotent.
@@ -84,6 +93,24 @@ pub trait IpManager: Send + Sync {
     /// Whether `vip`'s address is on its interface.
     async fn owns(&self, vip: &Vip) -> Result<bool, Error> {
         listed(self, vip).await
+    }
+    /// Whether `vip` is in place as a Master needs it: every part of it, for a backend of
+    /// several (an address in a VPC and on the interface). What the reconciler re-reads on a
+    /// Master; [`owns`](Self::owns) is what it re-reads elsewhere. Default: `owns`.
+    async fn in_place(&self, vip: &Vip) -> Result<bool, Error> {
+        self.owns(vip).await
+    }
+    /// How changes made behind the daemon's back are noticed, and whether the address
+    /// belongs on the Master only (see the [`reconcile` module](crate::reconcile)). Default: nothing is
+    /// observed ([`Reconcile::unobservable`]).
+    fn reconcile(&self) -> Reconcile {
+        Reconcile::unobservable()
+    }
+    /// Notifications of changes, for a backend whose [`reconcile`](Self::reconcile) says
+    /// `notified`; `None` otherwise. Subscribe before reading the state: a change in between
+    /// is then seen. Needs a tokio runtime for a backend that spawns a task.
+    fn watch(&self) -> Result<Option<Changes>, Error> {
+        Ok(None)
     }
 }
 

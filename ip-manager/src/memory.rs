@@ -6,19 +6,40 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use crate::{Error, IpManager, Vip};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::{Change, Changes, Error, IpManager, Reconcile, Vip};
 
 /// Holds the "added" addresses in a set; `add` and `remove` are idempotent like the real
-/// backends. [`history`](Self::history) records every call, for assertions.
+/// backends. [`history`](Self::history) records every call, for assertions. Its watch
+/// ([`IpManager::watch`]) notifies every `add` and `remove` (index 0), so a test removes an
+/// address "behind the back" of a reconciler by calling `remove` itself.
 #[derive(Debug, Default)]
 pub struct MemoryManager {
     state: Mutex<(BTreeSet<Vip>, Vec<String>)>,
+    watchers: Mutex<Vec<UnboundedSender<Change>>>,
+    /// What [`IpManager::reconcile`] says; `None`: [`Reconcile::notified`].
+    reconcile: Option<Reconcile>,
 }
 
 impl MemoryManager {
     /// An empty manager.
     pub fn new() -> MemoryManager {
         MemoryManager::default()
+    }
+
+    /// Says `reconcile` to a reconciler (a polled or [`shared`](Reconcile::shared) backend,
+    /// for tests) instead of [`Reconcile::notified`].
+    #[must_use]
+    pub fn reconciled_as(mut self, reconcile: Reconcile) -> MemoryManager {
+        self.reconcile = Some(reconcile);
+        self
+    }
+
+    fn notify(&self, change: Change) {
+        if let Ok(mut watchers) = self.watchers.lock() {
+            watchers.retain(|w| w.send(change.clone()).is_ok());
+        }
     }
 
     /// Every call so far, as `"add 10.0.0.1/24 dev eth0"` / `"remove ..."`.
@@ -34,6 +55,10 @@ impl IpManager for MemoryManager {
             s.0.insert(vip.clone());
             s.1.push(format!("add {vip}"));
         }
+        self.notify(Change::Added {
+            address: vip.address,
+            index: 0,
+        });
         Ok(())
     }
 
@@ -42,6 +67,10 @@ impl IpManager for MemoryManager {
             s.0.retain(|v| !(v.address == vip.address && v.interface == vip.interface));
             s.1.push(format!("remove {vip}"));
         }
+        self.notify(Change::Removed {
+            address: vip.address,
+            index: 0,
+        });
         Ok(())
     }
 
@@ -56,6 +85,21 @@ impl IpManager for MemoryManager {
                     .collect()
             })
             .unwrap_or_default())
+    }
+
+    fn reconcile(&self) -> Reconcile {
+        self.reconcile.unwrap_or_else(Reconcile::notified)
+    }
+
+    fn watch(&self) -> Result<Option<Changes>, Error> {
+        if !self.reconcile().notified {
+            return Ok(None);
+        }
+        let (sender, changes) = Changes::channel();
+        if let Ok(mut watchers) = self.watchers.lock() {
+            watchers.push(sender);
+        }
+        Ok(Some(changes))
     }
 }
 

@@ -17,7 +17,7 @@ mod listeners;
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ip_manager::{
     AwsManager, AwsMode, Credentials, EC2_API_VERSION, Error, IpManager, QueryClient, Vip,
@@ -396,4 +396,109 @@ async fn sigv4_signing_is_checked_and_a_wrong_secret_is_refused() {
         }
         other => panic!("a wrong secret must be refused, got {other:?}"),
     }
+}
+
+/// Desired versus actual in a VPC (issue 20): EC2 notifies nothing, so the reconciler re-reads
+/// the association on its period. A Master's Elastic IP moved to another ENI behind its back
+/// comes back (reported `Restored`); after the demotion the Elastic IP stays with its last
+/// holder on purpose, and the reconciler leaves it there (the mode is not exclusive). A
+/// secondary address found on a Backup's ENI (exclusive) is unassigned.
+#[cfg(feature = "vrrp")]
+#[tokio::test]
+async fn a_masters_elastic_ip_moved_away_is_taken_back_on_the_next_read() {
+    use ip_manager::failover::{FailoverEvent, VipApplier};
+    use std::sync::Arc;
+    use vrrp_core::{Event, Reason, State};
+
+    let Some((moto, _ec2, vpc)) = moto_with_vpc().await else {
+        return;
+    };
+    let vip = Vip::parse("10.0.1.50/32", "eth0").expect("vip");
+    let period = Duration::from_millis(200);
+    let eip = |eni: &str| {
+        AwsManager::new(
+            client(&moto),
+            AwsMode::ElasticIp {
+                allocation_id: vpc.allocation.clone(),
+            },
+            eni,
+            None,
+        )
+        .reconcile_every(period)
+    };
+    let a = Arc::new(eip(&vpc.eni_a));
+    let other = eip(&vpc.eni_b);
+    let changed = |from, to| Event::StateChanged {
+        from,
+        to,
+        reason: Reason::MasterDown,
+    };
+    let next = async |read: &mut tokio::sync::mpsc::Receiver<FailoverEvent>, what: &str| {
+        tokio::time::timeout(Duration::from_secs(5), read.recv())
+            .await
+            .unwrap_or_else(|_| panic!("{what} within 5 s"))
+            .expect("reports")
+    };
+
+    let (reports, mut read) = tokio::sync::mpsc::channel(64);
+    let mut applier = VipApplier::new(a.clone(), vec![vip.clone()]).reports(reports);
+    applier.reconcile().expect("a runtime");
+    applier.apply(changed(State::Backup, State::Master)).await;
+    assert!(a.owns(&vip).await.expect("owns"));
+    // Someone associates the Elastic IP elsewhere (the console, another tool).
+    let moved = Instant::now();
+    other.add(&vip).await.expect("moved away");
+    loop {
+        match next(&mut read, "the Elastic IP taken back").await {
+            FailoverEvent::Restored(v) => {
+                assert_eq!(v, vip);
+                break;
+            }
+            FailoverEvent::Failed { error, .. } => panic!("{error}"),
+            _ => {}
+        }
+    }
+    eprintln!(
+        "Elastic IP moved away from the Master: taken back after {:?} (period {period:?})",
+        moved.elapsed()
+    );
+    assert!(a.owns(&vip).await.expect("owns") && !other.owns(&vip).await.expect("owns"));
+    let stats = applier.reconcile_counters().expect("polled").stats();
+    assert_eq!(stats.restored, 1, "{stats:?}");
+
+    // Demoted: the Elastic IP stays here until the next Master takes it, and the reconciler
+    // leaves it alone.
+    applier.apply(changed(State::Master, State::Backup)).await;
+    tokio::time::sleep(period * 5).await;
+    assert!(
+        a.owns(&vip).await.expect("owns"),
+        "left with its last holder"
+    );
+    let stats = applier.reconcile_counters().expect("polled").stats();
+    assert_eq!((stats.restored, stats.stale_removed), (1, 0), "{stats:?}");
+    drop(applier);
+
+    // Secondary address: exclusive. One left on A's ENI while A is a Backup is unassigned.
+    let sec = Arc::new(
+        AwsManager::new(client(&moto), AwsMode::SecondaryIp, &vpc.eni_a, None)
+            .reconcile_every(period),
+    );
+    sec.add(&vip).await.expect("a leftover");
+    let (reports, mut read) = tokio::sync::mpsc::channel(64);
+    let mut backup = VipApplier::new(sec.clone(), vec![vip.clone()]).reports(reports);
+    backup.reconcile().expect("a runtime");
+    backup
+        .apply(changed(State::Initialize, State::Backup))
+        .await;
+    loop {
+        match next(&mut read, "the leftover unassigned").await {
+            FailoverEvent::StaleRemoved(v) => {
+                assert_eq!(v, vip);
+                break;
+            }
+            FailoverEvent::Failed { error, .. } => panic!("{error}"),
+            _ => {}
+        }
+    }
+    assert!(!sec.owns(&vip).await.expect("owns"));
 }

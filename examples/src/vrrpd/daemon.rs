@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use ip_manager::alert::{Alert, Alerts};
-use ip_manager::failover::{FailoverEvent, VipApplier};
+use ip_manager::failover::{FailoverEvent, ReconcileCounters, VipApplier};
 use ip_manager::{Announcer, ExecHook, IpManager, NetlinkManager, Vip};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
@@ -46,6 +46,9 @@ pub(super) struct Live {
     pub(super) on_event: Option<OnEvent>,
     /// `[alerts]`, unless the instance says `alerts = false`.
     pub(super) alerts: Option<Arc<Alerts>>,
+    /// The applier's reconciliation (restored on the Master, removed elsewhere), whose tally
+    /// is shown in the status; `None` for a backend that observes nothing (`exec`).
+    pub(super) reconciled: Option<Arc<ReconcileCounters>>,
     /// The library's event → address glue (add and announce on Master, stop announcing and
     /// remove on leaving it): shared with the instance's next version on an in-place update,
     /// so that the announcements in progress stay stoppable.
@@ -65,11 +68,18 @@ impl Live {
         let (reports, mut read) = mpsc::channel(64);
         let name = instance.name.clone();
         let instance_alerts = instance.alerts;
-        // The applier's failures, logged (its other reports repeat what `handle` logs).
+        // The applier's failures and the reconciler's repairs, logged (its other reports
+        // repeat what `handle` logs).
         tokio::spawn(async move {
             while let Some(report) = read.recv().await {
-                if let FailoverEvent::Failed { vip, error } = report {
-                    error!(instance = %name, %vip, "{error}");
+                match report {
+                    FailoverEvent::Failed { vip, error } => {
+                        error!(instance = %name, %vip, "{error}")
+                    }
+                    e @ (FailoverEvent::Restored(_) | FailoverEvent::StaleRemoved(_)) => {
+                        warn!(instance = %name, "{e}");
+                    }
+                    _ => {}
                 }
             }
         });
@@ -88,7 +98,22 @@ impl Live {
             announcer,
             on_event,
             alerts: alerts.filter(|_| instance_alerts),
+            reconciled: None,
             applier: Arc::new(tokio::sync::Mutex::new(applier)),
+        }
+    }
+
+    /// Starts the desired-versus-actual reconciliation of the addresses (a VIP deleted behind
+    /// the Master's back comes back at once; one found here while not Master goes): once the
+    /// instance is part of the running set, not while a reload that may yet fail prepares it.
+    pub(super) async fn reconcile(&mut self) {
+        let mut applier = self.applier.lock().await;
+        match applier.reconcile() {
+            Ok(()) => self.reconciled = applier.reconcile_counters(),
+            Err(e) => error!(
+                instance = %self.instance.name,
+                "the virtual addresses will not be reconciled: {e}"
+            ),
         }
     }
 
@@ -110,6 +135,7 @@ impl Live {
             announcer,
             on_event: old.on_event.clone(),
             alerts: old.alerts.clone(),
+            reconciled: old.reconciled.clone(),
             applier: old.applier.clone(),
         }
     }

@@ -224,7 +224,8 @@ impl Instances {
         }
         self.remove_leftovers(&starting).await;
         let mut new_drivers: BTreeMap<DriverKey, Vec<Router>> = BTreeMap::new();
-        for s in starting {
+        for mut s in starting {
+            s.live.reconcile().await;
             if let Some(v) = s.vmac {
                 self.vmacs.insert(v.name().to_owned(), v);
             }
@@ -258,7 +259,7 @@ impl Instances {
         let announcers = self
             .live
             .iter()
-            .map(|(name, l)| (name.clone(), l.announcer.clone()))
+            .map(|(name, l)| (name.clone(), (l.announcer.clone(), l.reconciled.clone())))
             .collect();
         self.registry.set_running(
             &self.running,

@@ -24,6 +24,9 @@
 //! | `vrrpd_instance_announce_frames_sent_total` | counter | gratuitous ARPs / unsolicited NAs sent |
 //! | `vrrpd_instance_announce_frames_retried_total` | counter | of those, sent on the second try (an error left on the socket, e.g. by a link flap) |
 //! | `vrrpd_instance_announce_frames_failed_total` | counter | announcement frames given up after two failed sends |
+//! | `vrrpd_instance_vip_restored_total` | counter | virtual addresses put back on the Master after they were removed behind its back |
+//! | `vrrpd_instance_vip_stale_removed_total` | counter | virtual addresses removed while not Master (left by a crash) |
+//! | `vrrpd_instance_reconcile_failures_total` | counter | reconciliation reads, restores or removals that failed |
 //!
 //! Drivers (`interface`, `family` labels): `vrrpd_driver_malformed_total`,
 //! `vrrpd_driver_unknown_vrid_total`, `vrrpd_driver_send_errors_total`. Checks (`check`,
@@ -56,7 +59,7 @@ fn instance(f: &mut Family<'_>, i: &InstanceStatus, extra: Option<(&str, &str)>,
 
 /// The per-instance families of [`InstanceStatus`] fields.
 #[rustfmt::skip]
-const INSTANCE_METRICS: [Metric<InstanceStatus>; 14] = [
+const INSTANCE_METRICS: [Metric<InstanceStatus>; 17] = [
     ("vrrpd_instance_priority", "gauge", "Effective priority: the base priority plus the weights of the tracked objects.", |i| i.effective_priority.map(f64::from)),
     ("vrrpd_instance_base_priority", "gauge", "Configured priority.", |i| Some(f64::from(i.base_priority))),
     ("vrrpd_instance_master_adver_interval_seconds", "gauge", "Master_Adver_Interval (RFC 5798).", |i| i.master_adver_interval_ms.map(|ms| count(ms) / 1000.0)),
@@ -71,6 +74,9 @@ const INSTANCE_METRICS: [Metric<InstanceStatus>; 14] = [
     ("vrrpd_instance_announce_frames_sent_total", "counter", "Gratuitous ARPs / unsolicited NAs sent after takeovers.", |i| i.announcements.as_ref().map(|a| count(a.frames_sent))),
     ("vrrpd_instance_announce_frames_retried_total", "counter", "Announcement frames sent on the second try (the first returned an error left on the socket, e.g. by a link flap).", |i| i.announcements.as_ref().map(|a| count(a.frames_retried))),
     ("vrrpd_instance_announce_frames_failed_total", "counter", "Announcement frames given up after two failed sends; the rest of the sequence still went out.", |i| i.announcements.as_ref().map(|a| count(a.frames_failed))),
+    ("vrrpd_instance_vip_restored_total", "counter", "Virtual addresses put back on the Master after they were removed behind its back.", |i| i.reconciliation.as_ref().map(|r| count(r.restored))),
+    ("vrrpd_instance_vip_stale_removed_total", "counter", "Virtual addresses removed while not Master (left by a crash).", |i| i.reconciliation.as_ref().map(|r| count(r.stale_removed))),
+    ("vrrpd_instance_reconcile_failures_total", "counter", "Reconciliation reads, restores or removals that failed.", |i| i.reconciliation.as_ref().map(|r| count(r.failures))),
 ];
 
 /// A per-instance family with one more label: name, type, help, the label, and an
@@ -217,6 +223,11 @@ mod tests {
                 a.frames_retried = 1;
                 a
             }),
+            reconciled: Some({
+                let mut r = ip_manager::failover::ReconcileStats::default();
+                r.restored = 2;
+                r
+            }),
         };
         let mut i = st::instance(&instance_config(), &live, SystemTime::now());
         i.name = "VI \"1\"".into(); // a name that needs escaping
@@ -267,6 +278,8 @@ mod tests {
             format!("vrrpd_instance_adverts_sent_total{{{l}}} 0"),
             format!("vrrpd_instance_announce_frames_sent_total{{{l}}} 10"),
             format!("vrrpd_instance_announce_frames_retried_total{{{l}}} 1"),
+            format!("vrrpd_instance_vip_restored_total{{{l}}} 2"),
+            format!("vrrpd_instance_vip_stale_removed_total{{{l}}} 0"),
             format!("vrrpd_instance_announce_frames_failed_total{{{l}}} 0"),
             format!("vrrpd_instance_tracked_check_up{{{l},check=\"chk\"}} 0"),
             "vrrpd_driver_malformed_total{interface=\"eth0\",family=\"IPv4\"} 3".into(),

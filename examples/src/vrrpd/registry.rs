@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
+use ip_manager::failover::ReconcileCounters;
 use ip_manager::{Announcer, IpManager, NetlinkManager, Vip};
 use tokio::sync::watch;
 use vrrp_core::driver::{DriverHandle, DriverSnapshot};
@@ -44,7 +45,12 @@ struct Entry {
     last: Option<Transition>,
     /// Its announcer, whose tally the status shows.
     announcer: Option<Arc<Announcer>>,
+    /// Its reconciler's counters, shown likewise.
+    reconciled: Option<Arc<ReconcileCounters>>,
 }
+
+/// An instance's announcer and reconciler counters, by instance name.
+pub(super) type Tallies = HashMap<String, (Option<Arc<Announcer>>, Option<Arc<ReconcileCounters>>)>;
 
 impl Registry {
     /// An empty record for the daemon running `config_file`.
@@ -68,12 +74,12 @@ impl Registry {
     }
 
     /// The running set after a start or a reload. The instances named in `same_router` keep
-    /// their last transition; the others start without one. `announcers` by instance name.
+    /// their last transition; the others start without one. `tallies` by instance name.
     pub(super) fn set_running(
         &self,
         instances: &[Instance],
         same_router: &[String],
-        announcers: &HashMap<String, Option<Arc<Announcer>>>,
+        tallies: &Tallies,
         drivers: BTreeMap<DriverKey, DriverHandle>,
         checks: Vec<(config::Check, watch::Receiver<health_check::Status>)>,
     ) {
@@ -89,7 +95,8 @@ impl Registry {
                 Entry {
                     instance: i.clone(),
                     last,
-                    announcer: announcers.get(&i.name).cloned().flatten(),
+                    announcer: tallies.get(&i.name).and_then(|t| t.0.clone()),
+                    reconciled: tallies.get(&i.name).and_then(|t| t.1.clone()),
                 },
             );
         }
@@ -184,6 +191,7 @@ impl Registry {
                 last: e.last.as_ref(),
                 links: Some(&links),
                 announced: e.announcer.as_ref().map(|a| a.stats()),
+                reconciled: e.reconciled.as_ref().map(|r| r.stats()),
             };
             instances.push(status::instance(i, &live, now));
         }

@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use health_check::Health;
 use ip_manager::AnnounceStats;
+use ip_manager::failover::ReconcileStats;
 use serde::Serialize;
 use vrrp_core::driver::{DriverStats, RouterSnapshot};
 use vrrp_core::{Reason, State};
@@ -104,6 +105,26 @@ pub struct InstanceStatus {
     /// The gratuitous ARPs / unsolicited NAs sent after takeovers (`null` for a `vip_backend`
     /// that does not announce).
     pub announcements: Option<Announcements>,
+    /// What the reconciliation of the virtual addresses did (`null` for a `vip_backend` that
+    /// cannot be observed: `exec`).
+    pub reconciliation: Option<Reconciliation>,
+}
+
+/// The desired-versus-actual reconciliation of an instance's virtual addresses since it
+/// started: an address deleted behind the Master's back (`ip addr del`, an interface flushed)
+/// put back and announced again; one found while not Master (left by a crash) removed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Reconciliation {
+    /// Addresses put back on the Master.
+    pub restored: u64,
+    /// Addresses removed while not Master.
+    pub stale_removed: u64,
+    /// Checks run (on every notification that may concern an address, and every period).
+    pub checks: u64,
+    /// Reads, restores or removals that failed (each logged).
+    pub failures: u64,
+    /// How long the last restore took (check, add, announce), in milliseconds.
+    pub last_restore_ms: Option<f64>,
 }
 
 /// An instance's announcements since it started (or since its `garp` last changed).
@@ -237,6 +258,8 @@ pub(super) struct Live<'a> {
     pub(super) links: Option<&'a BTreeMap<String, bool>>,
     /// The instance's announcer's tally.
     pub(super) announced: Option<AnnounceStats>,
+    /// The instance's reconciler's tally.
+    pub(super) reconciled: Option<ReconcileStats>,
 }
 
 /// Seconds since the Unix epoch (0 for a time before it).
@@ -313,6 +336,13 @@ pub(super) fn instance(i: &Instance, live: &Live<'_>, now: SystemTime) -> Instan
             frames_failed: a.frames_failed,
             frames_retried: a.frames_retried,
             last_error: a.last_error.clone(),
+        }),
+        reconciliation: live.reconciled.as_ref().map(|s| Reconciliation {
+            restored: s.restored,
+            stale_removed: s.stale_removed,
+            checks: s.checks,
+            failures: s.failures,
+            last_restore_ms: s.last_restore.map(|d| d.as_secs_f64() * 1000.0),
         }),
         counters: r.map(|r| {
             let s = &r.stats;
@@ -426,6 +456,7 @@ pub(super) mod tests {
             last: Some(&last),
             links: Some(&links),
             announced: Some(AnnounceStats::default()),
+            reconciled: Some(ReconcileStats::default()),
         };
         let s = instance(&i, &live, at + Duration::from_millis(2500));
         let json: serde_json::Value =
@@ -450,6 +481,10 @@ pub(super) mod tests {
             },
             "announcements": {
                 "frames_sent": 0, "frames_failed": 0, "frames_retried": 0, "last_error": null
+            },
+            "reconciliation": {
+                "restored": 0, "stale_removed": 0, "checks": 0, "failures": 0,
+                "last_restore_ms": null
             }
         });
         assert_eq!(json, want);
@@ -467,6 +502,7 @@ pub(super) mod tests {
             "last_transition",
             "counters",
             "announcements",
+            "reconciliation",
         ] {
             assert!(json[key].is_null(), "{key}: {}", json[key]);
         }

@@ -23,6 +23,12 @@
 //! Master, and a Master that stops or crashes would need an API call to succeed. The next Master
 //! takes both in its own calls. A copy left on this ENI once another ENI holds the Elastic IP is
 //! unassigned.
+//!
+//! Reconciliation ([`IpManager::reconcile`]): EC2 notifies nothing, so a reconciler re-reads
+//! `owns` every [`AwsManager::reconcile_every`] (default 10 s) and right after each takeover;
+//! a Master whose Elastic IP, route or secondary address was moved away (by hand, by another
+//! tool) takes it back. Only `SecondaryIp` is exclusive: in the other modes a Backup still
+//! holding the address is the design above, not a leftover.
 
 mod client;
 mod credentials;
@@ -30,6 +36,7 @@ mod imds;
 mod xml;
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -37,7 +44,10 @@ pub use client::{EC2_API_VERSION, QueryClient};
 pub use credentials::Credentials;
 pub use imds::{Imds, InstanceIdentity};
 
-use crate::{Error, IpManager, Vip};
+use crate::{Error, IpManager, Reconcile, Vip};
+
+/// How often [`AwsManager`] asks a reconciler to re-read the association by default.
+pub const DEFAULT_RECONCILE_PERIOD: Duration = Duration::from_secs(10);
 
 /// What moving the address means in the VPC.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -84,6 +94,7 @@ pub struct AwsManager {
     mode: AwsMode,
     eni: String,
     private_ip: Option<String>,
+    reconcile_period: Duration,
 }
 
 impl AwsManager {
@@ -101,7 +112,17 @@ impl AwsManager {
             mode,
             eni: eni.into(),
             private_ip,
+            reconcile_period: DEFAULT_RECONCILE_PERIOD,
         }
+    }
+
+    /// How often a reconciler re-reads the association (`owns`: one Describe call) while
+    /// this node is Master, and whether the address belongs here: default
+    /// [`DEFAULT_RECONCILE_PERIOD`]. It is also re-read right after every takeover.
+    #[must_use]
+    pub fn reconcile_every(mut self, period: Duration) -> AwsManager {
+        self.reconcile_period = period;
+        self
     }
 
     /// `AssignPrivateIpAddresses` or `UnassignPrivateIpAddresses` of `vip` on the ENI (an
@@ -231,6 +252,17 @@ impl IpManager for AwsManager {
             .into_iter()
             .filter_map(|a| Vip::new(a, 32, interface).ok())
             .collect())
+    }
+
+    /// Re-read every period (EC2 sends no notifications). Exclusive in `SecondaryIp` mode only:
+    /// an Elastic IP or a route stays with its last holder until the next Master takes it, on
+    /// purpose, so a Backup holding it is no leftover to remove.
+    fn reconcile(&self) -> Reconcile {
+        let polled = Reconcile::polled(self.reconcile_period);
+        match self.mode {
+            AwsMode::SecondaryIp => polled,
+            _ => polled.shared(),
+        }
     }
 
     async fn owns(&self, vip: &Vip) -> Result<bool, Error> {

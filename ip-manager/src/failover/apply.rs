@@ -10,6 +10,7 @@ use vrrp_core::driver::{DriverEvent, DriverEvents, DriverExit};
 use vrrp_core::{Event, Reason, State};
 
 use super::FailoverEvent;
+use super::reconcile::{ReconcileCounters, Reconciler};
 use crate::{Announcer, IpManager, NetlinkManager, Vip};
 
 /// Where a [`VipApplier`]'s input comes from: a spawned driver's [`DriverEvents`], or any
@@ -70,6 +71,8 @@ pub struct VipApplier {
     /// Whether the addresses were added (since the last release): only then is a removal
     /// news worth a report.
     holding: bool,
+    /// Desired versus actual, when [`reconcile`](Self::reconcile) started it.
+    reconciler: Option<Reconciler>,
 }
 
 impl std::fmt::Debug for VipApplier {
@@ -96,7 +99,37 @@ impl VipApplier {
             state: watch::Sender::new(State::Initialize),
             hand_off: None,
             holding: false,
+            reconciler: None,
         }
+    }
+
+    /// Keeps the addresses as the router's state wants them, whatever else touches them. On a
+    /// Master an address deleted behind its back (`ip addr del`, an interface flushed by a DHCP
+    /// client or NetworkManager) is added again and announced once more, within a millisecond
+    /// on netlink ([`FailoverEvent::Restored`]). Elsewhere an address found held (left by a
+    /// crash, added by hand) is removed once it has stayed [`STALE_GRACE`](super::STALE_GRACE)
+    /// (then twice as long each time it comes back, up to a minute;
+    /// [`FailoverEvent::StaleRemoved`]), unless the backend says its address is active on
+    /// every node by design ([`Reconcile::shared`](crate::Reconcile::shared)). Changes are noticed as the backend says
+    /// ([`IpManager::reconcile`]): netlink notifications, a cloud API re-read on a period and
+    /// after each takeover, or nothing (scripts: then this does nothing). The applier's own
+    /// changes and the checks take turns, so a check never undoes a demotion. Call it after
+    /// [`reports`](Self::reports) (its reports go there), within a tokio runtime. On an error
+    /// (the backend's watch could not be opened) the applier works on without it.
+    pub fn reconcile(&mut self) -> Result<(), crate::Error> {
+        self.reconciler = Reconciler::start(
+            self.manager.clone(),
+            self.vips.clone(),
+            self.reports.clone(),
+            self.missed.clone(),
+        )?;
+        Ok(())
+    }
+
+    /// The reconciler's counters (addresses restored, stale ones removed, ...), if
+    /// [`reconcile`](Self::reconcile) started one.
+    pub fn reconcile_counters(&self) -> Option<Arc<ReconcileCounters>> {
+        self.reconciler.as_ref().map(Reconciler::counters)
     }
 
     /// Announces the addresses with `announcer` after adding them (gratuitous ARP /
@@ -178,6 +211,11 @@ impl VipApplier {
     }
 
     async fn add(&mut self) {
+        // The reconciler's checks wait until the addresses are in.
+        let _turn = match &self.reconciler {
+            Some(r) => Some(r.hold(true, self.announcer.clone()).await),
+            None => None,
+        };
         self.holding = true;
         for vip in &self.vips {
             match self.manager.add(vip).await {
@@ -245,6 +283,11 @@ impl VipApplier {
     /// Stops announcing and removes every address (idempotent: what is gone stays gone;
     /// [`FailoverEvent::Removed`] is reported for the addresses it had added).
     pub async fn release(&mut self) {
+        // From here on the reconciler removes what it finds, instead of restoring it.
+        let _turn = match &self.reconciler {
+            Some(r) => Some(r.hold(false, None).await),
+            None => None,
+        };
         for task in self.announcing.drain(..) {
             task.abort();
         }
@@ -320,7 +363,11 @@ impl Drop for VipApplier {
     }
 }
 
-fn report(to: Option<&mpsc::Sender<FailoverEvent>>, missed: &AtomicU64, event: FailoverEvent) {
+pub(super) fn report(
+    to: Option<&mpsc::Sender<FailoverEvent>>,
+    missed: &AtomicU64,
+    event: FailoverEvent,
+) {
     if let Some(to) = to
         && let Err(mpsc::error::TrySendError::Full(_)) = to.try_send(event)
     {

@@ -164,8 +164,11 @@ impl FailoverBuilder {
     /// Starts it: looks up the interface's primary address, opens the VRRP socket (needs
     /// CAP_NET_RAW) and the announcer, removes the virtual addresses if a previous run left
     /// them (keepalived does the same), follows the interface's link (down: Fault), and
-    /// starts the router as Backup (or Master, for the address owner). Must be called within
-    /// a tokio runtime.
+    /// starts the router as Backup (or Master, for the address owner). From then on the
+    /// addresses are reconciled ([`VipApplier::reconcile`]): a VIP deleted behind the Master's
+    /// back is put back and announced within milliseconds
+    /// ([`FailoverEvent::Restored`](super::FailoverEvent::Restored)).
+    /// Must be called within a tokio runtime.
     pub async fn start(self) -> Result<Failover, StartError> {
         let vrid = Vrid::new(self.vrid).ok_or(StartError::Vrid)?;
         if self.addresses.is_empty() {
@@ -224,6 +227,7 @@ impl FailoverBuilder {
             Some(m) => m,
             None => Arc::new(netlink.clone()),
         };
+        let exclusive = manager.reconcile().exclusive;
         let mut applier = VipApplier::new(manager, vips);
         if let Some(announce) = self.announce {
             applier = applier.announcer(Arc::new(Announcer::new(&netlink, on, announce).await?));
@@ -233,10 +237,16 @@ impl FailoverBuilder {
                 applier = applier.hand_off(netlink.clone());
             }
         }
-        // Not Master yet: whatever a previous run left must go.
-        applier.release().await;
         let (reports, events) = mpsc::channel(self.event_capacity);
-        let applier = applier.reports(reports);
+        // Desired versus actual from now on: a VIP deleted behind the Master's back comes
+        // back and is announced again; one found here while not Master goes.
+        let mut applier = applier.reports(reports);
+        applier.reconcile()?;
+        // Not Master yet: whatever a previous run left must go (unless the backend's address
+        // is active on every node by design).
+        if exclusive {
+            applier.release().await;
+        }
         let trackers = router
             .config()
             .trackers
@@ -246,6 +256,7 @@ impl FailoverBuilder {
         let (driver, driver_events) =
             Driver::new(socket, vec![router]).spawn(DEFAULT_EVENT_CAPACITY);
         let (state, missed) = (applier.state(), applier.missed_reports());
+        let reconciled = applier.reconcile_counters();
         let vmac = vmac.map(|v| (v, netlink));
         Ok(Failover {
             applier: Some(Failover::spawn_applier(applier, driver_events, vmac)),
@@ -256,6 +267,7 @@ impl FailoverBuilder {
             state,
             events,
             missed,
+            reconciled,
         })
     }
 }

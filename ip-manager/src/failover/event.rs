@@ -37,6 +37,13 @@ pub enum FailoverEvent {
     Released(DriverExit),
     /// Another event of the router (a priority change, a dropped advert, ...).
     Router(Event),
+    /// An address went behind the Master's back (`ip addr del`, an interface flushed, an
+    /// Elastic IP moved away) and was put back and announced again (see
+    /// [`VipApplier::reconcile`](super::VipApplier::reconcile)).
+    Restored(Vip),
+    /// An address was found on this node while it is not Master (left by a crash, or added
+    /// by hand) and removed.
+    StaleRemoved(Vip),
 }
 
 impl fmt::Display for FailoverEvent {
@@ -55,6 +62,13 @@ impl fmt::Display for FailoverEvent {
                 )
             }
             FailoverEvent::Router(e) => write!(f, "{e:?}"),
+            FailoverEvent::Restored(vip) => {
+                write!(f, "restored {vip}: it was removed behind the Master's back")
+            }
+            FailoverEvent::StaleRemoved(vip) => write!(
+                f,
+                "removed {vip}: this node held it while not Master (left by a crash?)"
+            ),
         }
     }
 }

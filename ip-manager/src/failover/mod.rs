@@ -14,6 +14,15 @@
 //! dropped), the addresses are released and the last event says why
 //! ([`FailoverEvent::Released`]): no silent Master keeps them.
 //!
+//! What the addresses should be and what they are is reconciled
+//! ([`VipApplier::reconcile`], on in every [`Failover`]): someone runs `ip addr del` on the
+//! VIP, or a DHCP client or NetworkManager flushes the interface, and the Master puts it back
+//! and announces it again within milliseconds ([`FailoverEvent::Restored`], counted in
+//! [`Failover::reconcile_stats`]); a VIP found on a node that is not Master (left by a crash)
+//! is removed ([`FailoverEvent::StaleRemoved`]). How a change is noticed is the backend's
+//! ([`IpManager::reconcile`](crate::IpManager::reconcile)): netlink notifications, a cloud
+//! API re-read on a period, nothing for scripts.
+//!
 //! A service that holds 10.99.0.200 while its own `/healthz` answers (the complete program
 //! is `examples/src/bin/embedded_failover.rs`):
 //!
@@ -48,6 +57,7 @@ mod apply;
 mod builder;
 mod event;
 pub mod handover;
+mod reconcile;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -62,6 +72,7 @@ use vrrp_core::packet::Vrid;
 pub use apply::{EventSource, VipApplier};
 pub use builder::FailoverBuilder;
 pub use event::FailoverEvent;
+pub use reconcile::{ReconcileCounters, ReconcileStats, STALE_GRACE};
 
 use crate::{LinkMonitor, NetlinkManager, VirtualMac};
 
@@ -115,6 +126,7 @@ pub struct Failover {
     state: watch::Receiver<State>,
     events: mpsc::Receiver<FailoverEvent>,
     missed: Arc<AtomicU64>,
+    reconciled: Option<Arc<ReconcileCounters>>,
     applier: Option<JoinHandle<DriverExit>>,
     links: JoinHandle<()>,
 }
@@ -202,6 +214,12 @@ impl Failover {
     /// Events the stream lost because nobody read it in time.
     pub fn missed_events(&self) -> u64 {
         self.missed.load(Ordering::Relaxed)
+    }
+
+    /// What the reconciliation of the addresses did so far (restored on this Master, removed
+    /// while not Master); `None` for a backend that observes nothing (scripts).
+    pub fn reconcile_stats(&self) -> Option<ReconcileStats> {
+        self.reconciled.as_ref().map(|c| c.stats())
     }
 
     /// The driver, for snapshots and commands beyond the tracker.

@@ -1,10 +1,13 @@
 //! [`NetlinkManager`]: virtual addresses through rtnetlink (what `ip addr add/del` does), and
-//! the [`Announcer`] that tells the segment where they moved.
+//! the [`Announcer`] that tells the segment where they moved. Its [`IpManager::watch`] follows
+//! the kernel's address and link notifications (`watch.rs`), so that a failover's reconciler
+//! sees an address deleted behind its back the moment it goes.
 
 mod announce;
 mod link;
 mod sockaddr;
 mod virtual_mac;
+mod watch;
 
 use std::net::IpAddr;
 
@@ -20,7 +23,7 @@ pub use announce::{AnnounceConfig, AnnounceStats, Announcer, gratuitous_arp, uns
 pub use link::{LinkMonitor, LinkState};
 pub use virtual_mac::{VirtualMac, virtual_mac_name, virtual_router_mac};
 
-use crate::{Error, IpManager, Vip};
+use crate::{Changes, Error, IpManager, Reconcile, Vip};
 
 const EPERM: i32 = 1;
 const ENODEV: i32 = 19;
@@ -279,6 +282,17 @@ impl IpManager for NetlinkManager {
                 })
             })
             .collect())
+    }
+
+    /// Notified: rtnetlink address and link notifications ([`IpManager::watch`]).
+    fn reconcile(&self) -> Reconcile {
+        Reconcile::notified()
+    }
+
+    /// A socket subscribed to the address notifications of both families and to link
+    /// notifications, in the network namespace of the calling thread.
+    fn watch(&self) -> Result<Option<Changes>, Error> {
+        watch::watch().map(Some)
     }
 }
 

@@ -25,6 +25,14 @@
 //!
 //! Nothing is announced on the wire for `aws` (a VPC ignores ARP: the API moves the address)
 //! or `exec` (the script knows what the address needs).
+//!
+//! Reconciliation (an address changed behind the daemon's back, see
+//! `ip_manager::failover::VipApplier::reconcile`): `netlink` follows the kernel's address and
+//! link notifications (a VIP deleted on the Master is back and announced within milliseconds;
+//! one found on a Backup goes); `aws` re-reads the association every 10 s and right after each
+//! takeover, and takes it back if it moved away while Master (`secondary-ip` and
+//! `elastic-ip-on-secondary` also follow the interface's notifications); `exec` cannot be
+//! observed: nothing is reconciled.
 
 mod check;
 mod start;

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use ip_manager::{
-    AwsManager, AwsMode, Credentials, EC2_API_VERSION, ExecHook, ExecManager, Imds, IpManager,
-    NetlinkManager, QueryClient, Vip,
+    AwsManager, AwsMode, Changes, Credentials, EC2_API_VERSION, ExecHook, ExecManager, Imds,
+    IpManager, NetlinkManager, QueryClient, Reconcile, Vip,
 };
 use tracing::{info, warn};
 
@@ -100,6 +100,8 @@ struct Aws {
     /// Set when the credentials are the instance role's: where to refresh them.
     imds: Option<Imds>,
     current: tokio::sync::Mutex<(Arc<AwsManager>, Instant)>,
+    /// What the manager says about reconciliation (its mode's, the same for every refresh).
+    reconcile: Reconcile,
 }
 
 #[derive(Debug)]
@@ -202,6 +204,7 @@ async fn aws(instance: &str, a: &AwsBackend) -> Result<Aws, StartError> {
     Ok(Aws {
         settings,
         imds,
+        reconcile: manager.reconcile(),
         current: tokio::sync::Mutex::new((Arc::new(manager), Instant::now())),
     })
 }
@@ -247,6 +250,10 @@ impl IpManager for Aws {
     async fn owns(&self, vip: &Vip) -> Result<bool, ip_manager::Error> {
         self.manager().await.owns(vip).await
     }
+
+    fn reconcile(&self) -> Reconcile {
+        self.reconcile
+    }
 }
 
 /// `mode = "secondary-ip"` and `"elastic-ip-on-secondary"`: the VPC assigns the address to the
@@ -276,5 +283,26 @@ impl IpManager for CloudAndInterface {
 
     async fn owns(&self, vip: &Vip) -> Result<bool, ip_manager::Error> {
         Ok(self.interface.owns(vip).await? || self.cloud.owns(vip).await?)
+    }
+
+    /// A Master needs both halves.
+    async fn in_place(&self, vip: &Vip) -> Result<bool, ip_manager::Error> {
+        Ok(self.interface.owns(vip).await? && self.cloud.in_place(vip).await?)
+    }
+
+    /// The interface's notifications and the cloud's period. Exclusive whatever the cloud
+    /// says: the interface half must leave a Backup (a cloud half kept on purpose stays, and
+    /// the reconciler does not try again).
+    fn reconcile(&self) -> Reconcile {
+        let cloud = self.cloud.reconcile();
+        let both = Reconcile::notified();
+        match cloud.poll {
+            Some(period) => both.and_polled(period),
+            None => both,
+        }
+    }
+
+    fn watch(&self) -> Result<Option<Changes>, ip_manager::Error> {
+        self.interface.watch()
     }
 }
