@@ -12,6 +12,10 @@
 //!   keepalived-style notify scripts (no shell unless asked, timeout kills the process group).
 //! - [`MemoryManager`]: an in-memory double for the unit tests of code that uses the trait.
 //!
+//! With feature `guard`, [`guard`] is the crash guard: a tiny process forked at start that,
+//! when the daemon dies without its clean stop (SIGKILL, OOM, segfault), sends the priority-0
+//! advertisement of every router it was Master of and removes their addresses.
+//!
 //! ```
 //! use ip_manager::{IpManager, MemoryManager, Vip};
 //!
@@ -35,7 +39,7 @@
 //! - `AwsManager` (feature `aws`): Elastic IP re-association, secondary private IP move (with
 //!   or without an Elastic IP associated with it) or route-table replacement through the EC2
 //!   API, signed with the official SigV4 signer.
-#![deny(unsafe_code)] // allowed in two small functions: a sockaddr_ll, and killpg
+#![deny(unsafe_code)] // allowed in small functions: a sockaddr_ll, killpg, the crash guard's syscalls (guard/sys.rs)
 #![deny(missing_docs)]
 
 #[cfg(feature = "aws")]
@@ -45,6 +49,8 @@ mod error;
 mod exec;
 #[cfg(feature = "vrrp")]
 pub mod failover;
+#[cfg(feature = "guard")]
+pub mod guard;
 mod memory;
 #[cfg(feature = "netlink")]
 mod netlink;
