@@ -102,12 +102,14 @@ impl Track {
 pub const WATCHDOG_TRACKER: &str = "hald:watchdog";
 
 /// The keys of the file's top level, by the part that reads them.
-const VRRP_KEYS: [&str; 5] = [
+const VRRP_KEYS: [&str; 7] = [
     "instance",
     "check",
     "sync_group",
     "status_socket",
     "metrics",
+    "crash_guard",
+    "crash_hold_down",
 ];
 const BALANCER_KEYS: [&str; 2] = ["listen", "maxconn"];
 const HALD_KEYS: [&str; 1] = ["hald"];

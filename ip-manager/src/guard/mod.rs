@@ -11,7 +11,8 @@
 //!   fresh one, and forks the guard. The guard closes every descriptor it inherited but the
 //!   file, opens its raw IP-112 sockets and a netlink socket, ignores SIGTERM / SIGINT / SIGHUP
 //!   (systemd stops a unit by signalling its whole cgroup; the guard outlives the daemon and
-//!   ends right after it), sets its OOM score to -1000, and waits on the daemon's pidfd.
+//!   ends right after it), sets its OOM score to -1000, names itself `crash-guard` (what `ps`
+//!   shows), and waits on the daemon's pidfd.
 //! - [`Guard::register`] writes a fixed-size slot per router: the ready-made priority-0
 //!   advertisement (same VRID, version, authentication, interval, addresses; one checksum per
 //!   destination), the source address, the destinations (unicast peers or the multicast
@@ -515,7 +516,8 @@ mod tests {
         };
         assert!(guard.previous_masters().is_empty());
         assert!(guard.pid() != sys::getpid());
-        assert!(std::path::Path::new(&format!("/proc/{}", guard.pid())).exists());
+        let comm = std::fs::read_to_string(format!("/proc/{}/comm", guard.pid())).expect("comm");
+        assert_eq!(comm.trim(), "crash-guard");
         let config = Config::new(
             Vrid::new(51).expect("51"),
             IpAddr::from([127, 0, 0, 1]),

@@ -25,6 +25,9 @@ pub(super) struct Inherited {
     pub(super) daemon: u32,
 }
 
+/// The guard's process name (`ps`, `/proc/PID/comm`).
+pub(super) const NAME: &std::ffi::CStr = c"crash-guard";
+
 /// Setup steps, reported to the parent when one fails.
 pub(super) const STEP_SOCKET: u32 = 1;
 pub(super) const STEP_NETLINK: u32 = 2;
@@ -38,6 +41,7 @@ struct Sockets {
 
 /// The guard's whole life.
 pub(super) fn run(fds: Inherited) -> ! {
+    sys::set_name(NAME);
     // systemd stops a unit by SIGTERM to its whole cgroup, a terminal's Ctrl-C goes to the
     // whole process group: the guard outlives both and ends when the daemon has.
     for signal in [

@@ -316,3 +316,11 @@ pub(super) fn reap(pid: u32) {
         libc::waitpid(pid, &mut status, 0);
     }
 }
+
+/// Names this process `name` (what `ps` and /proc/PID/comm show; at most 15 bytes).
+pub(super) fn set_name(name: &std::ffi::CStr) {
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string that lives across the call.
+    unsafe {
+        libc::prctl(libc::PR_SET_NAME, name.as_ptr());
+    }
+}
