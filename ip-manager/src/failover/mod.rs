@@ -10,7 +10,10 @@
 //!
 //! Whatever ends the driver (a stop, a socket or timer error, a panic, the [`Failover`]
 //! dropped), the addresses are released and the last event says why
-//! ([`FailoverEvent::Released`]): no silent Master keeps them.
+//! ([`FailoverEvent::Released`]): no silent Master keeps them. Whatever ends the whole
+//! process without that (SIGKILL, the OOM killer, an abort) is the crash guard's:
+//! [`FailoverBuilder::crash_guard`] (feature `guard`) starts one, and the router's
+//! priority 0 goes out and its addresses go even then.
 //!
 //! A service that holds 10.99.0.200 while its own `/healthz` answers (the complete program
 //! is `examples/src/bin/embedded_failover.rs`):
@@ -84,6 +87,10 @@ pub enum StartError {
     /// An address, the interface, netlink or the announcer failed.
     #[error("{0}")]
     Address(#[from] crate::Error),
+    /// The crash guard could not start, or the router not be registered with it.
+    #[cfg(feature = "guard")]
+    #[error("{0}")]
+    Guard(#[from] crate::guard::GuardError),
     /// [`Failover::tracker`] with a name that was not given to
     /// [`FailoverBuilder::track`].
     #[error(
@@ -110,6 +117,12 @@ struct Parts {
     interface: String,
     /// The macvlan of a virtual MAC, removed once the addresses are released.
     vmac: Option<(VirtualMac, NetlinkManager)>,
+    /// The router's slot with the crash guard.
+    #[cfg(feature = "guard")]
+    guard: Option<crate::guard::GuardSlot>,
+    /// How long the router is held down after a crash while Master, if it is.
+    #[cfg(feature = "guard")]
+    hold_down: Option<std::time::Duration>,
 }
 
 /// One virtual router with its addresses: see the [module](self) docs.
@@ -148,10 +161,32 @@ impl Failover {
             mut links,
             interface,
             vmac,
+            #[cfg(feature = "guard")]
+            guard,
+            #[cfg(feature = "guard")]
+            hold_down,
         } = parts;
         let state = applier.state();
         let missed = applier.missed_reports();
+        #[cfg(feature = "guard")]
+        if let Some(hold) = hold_down {
+            let tracker = driver.tracker(vrid, crate::guard::HOLD_DOWN_TRACKER);
+            tokio::spawn(async move {
+                tokio::time::sleep(hold).await;
+                let _ = tracker.set(true).await;
+            });
+        }
         let applier = tokio::spawn(async move {
+            #[cfg(feature = "guard")]
+            let exit = match guard {
+                Some(slot) => {
+                    applier
+                        .run(crate::guard::GuardedEvents::new(driver_events, slot))
+                        .await
+                }
+                None => applier.run(driver_events).await,
+            };
+            #[cfg(not(feature = "guard"))]
             let exit = applier.run(driver_events).await;
             // The addresses are released: the macvlan they were on can go.
             if let Some((vmac, netlink)) = vmac {
