@@ -107,7 +107,7 @@ daemon_kill9() {
   local h=$1 main c
   main=$(cat "$RUN_DIR/h$h.main.pid" 2>/dev/null) || return 0
   if [ "${FAULT:-}" = kill9 ]; then
-    for c in $(cat "/proc/$main/task/$main/children" 2>/dev/null); do
+    for c in $(cat "/proc/$main"/task/*/children 2>/dev/null); do
       [ "$(cat "/proc/$c/comm" 2>/dev/null)" = crash-guard ] && kill -KILL "$c" 2>/dev/null
     done
   fi

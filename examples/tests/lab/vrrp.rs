@@ -658,8 +658,14 @@ pub(crate) fn two_masters(pcap: &Path, interval: Duration) -> Duration {
 /// The crash guards among the children of process `pid` (named `crash-guard`), each with the
 /// guard file it holds open.
 pub(crate) fn guards_of(pid: u32) -> Vec<(u32, Option<PathBuf>)> {
-    let children =
-        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    // Every thread's children: hald forks its guard from its VRRP thread.
+    let children: String = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .collect::<Vec<_>>()
+        .join(" ");
     children
         .split_whitespace()
         .filter_map(|c| c.parse::<u32>().ok())
