@@ -1,5 +1,6 @@
 //! hald's configuration file: vrrpd's keys (`[[instance]]`, `[[check]]`, `[[sync_group]]`,
-//! `status_socket`, `metrics`), lbd's keys (`[[listen]]`, `maxconn`) and hald's own `[hald]`
+//! `status_socket`, `metrics`, `crash_guard`, `crash_hold_down`: the crash guard, on by
+//! default, sends priority 0 and removes the addresses when hald itself is killed), lbd's keys (`[[listen]]`, `maxconn`) and hald's own `[hald]`
 //! table, in one TOML file. Each half is checked by its daemon's own checker, so a key means
 //! in hald what it means in vrrpd or lbd, and every mistake is reported with its
 //! `file:line:column`.

@@ -61,8 +61,10 @@ pub(super) fn run(fds: Inherited) -> ! {
     keep.sort_unstable();
     let mut next = 3;
     for fd in keep {
-        sys::close_range(next, fd - 1);
-        next = fd + 1;
+        if fd >= next {
+            sys::close_range(next, fd - 1);
+            next = fd + 1;
+        }
     }
     sys::close_range(next, RawFd::MAX);
 
