@@ -525,10 +525,10 @@ mod tests {
         );
         let vip = Vip::parse("127.0.0.200/8", "lo").expect("vip");
         let a = guard
-            .register("a", &config, "lo", &[vip.clone()])
+            .register("a", &config, "lo", std::slice::from_ref(&vip))
             .expect("a");
         let b = guard
-            .register("b", &config, "lo", &[vip.clone()])
+            .register("b", &config, "lo", std::slice::from_ref(&vip))
             .expect("b");
         assert!(matches!(
             guard.register("c", &config, "lo", &[]),

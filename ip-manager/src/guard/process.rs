@@ -296,9 +296,9 @@ fn log(daemon: u32, view: &SlotView<'_>, pass: u8, done: usize, of: usize) {
         view.ifindex()
     );
     let _ = if pass == MASTER {
-        write!(line, "priority 0 sent to {done} of {of} destinations\n")
+        writeln!(line, "priority 0 sent to {done} of {of} destinations")
     } else {
-        write!(line, "{done} of {of} virtual addresses removed\n")
+        writeln!(line, "{done} of {of} virtual addresses removed")
     };
     let _ = sys::write(2, &line.buf[..line.len]);
 }

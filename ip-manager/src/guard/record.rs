@@ -269,7 +269,7 @@ impl<'a> SlotView<'a> {
         }
         let to = addr_at(self.0, DESTINATIONS + 16 * k, self.family())?;
         let len = usize::from(read_u16(self.0, ADVERT_LEN)?);
-        if len < 8 || len > ADVERT_MAX {
+        if !(8..=ADVERT_MAX).contains(&len) {
             return None;
         }
         out.get_mut(..len)?
