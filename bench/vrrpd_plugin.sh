@@ -15,8 +15,10 @@
 #   daemon_start H    vrrpd as ONE foreground process in netns ${P}hH, its PID (that of
 #                     `ip netns exec`, which execs vrrpd) in $RUN_DIR/hH.main.pid, its log
 #                     (stderr: vrrpd logs there) appended to $RUN_DIR/hH.log
-# daemon_stop (SIGTERM + wait), daemon_kill9 (SIGSTOP + SIGKILL) and daemon_cleanup are the
-# script's own: they work on $RUN_DIR/hH.main.pid.
+#   daemon_kill9 H    SIGSTOP + SIGKILL of vrrpd; in the kill9 scenario (a host crash) its crash
+#                     guard is killed first, in kill9keepvip (the daemon alone dies) it acts
+# daemon_stop (SIGTERM + wait) and daemon_cleanup are the script's own: they work on
+# $RUN_DIR/hH.main.pid.
 # The tracked process (TRACK=-4|+2) is a `kind = "process"` check on the dummy's PID file,
 # keepalived's `vrrp_script "kill -0 PID" interval 2 fall 2 rise 1 weight W` in vrrpd's terms.
 
@@ -48,6 +50,10 @@ daemon_config() {
     echo "# $SCN host h$h ($ROLE) -- rendered by bench/vrrpd_plugin.sh"
     echo "# vrrpd has no initial state: priority decides, as in RFC 5798 (keepalived: state $ROLE)."
     echo "# garp defaults (repeat 5, delay 5s) are keepalived's, as in the keepalived runs."
+    echo "# Each host its own status socket, and so its own crash guard file; no hold-down after a"
+    echo "# crash (every run starts from a clean slate, as keepalived's do)."
+    echo "status_socket = \"$RUN_DIR/h$h.sock\""
+    echo "crash_hold_down = \"0s\""
     echo "[[instance]]"
     echo "name = \"VI_$VRID\""
     echo "interface = \"eth0\""
@@ -91,4 +97,19 @@ daemon_start() {
     < /dev/null >> "$RUN_DIR/h$h.log" 2>&1 &
   echo $! > "$RUN_DIR/h$h.main.pid"   # ip netns exec execs vrrpd: the same PID
   disown 2>/dev/null || true
+}
+
+# The crash guard (a child of vrrpd named crash-guard) acts when vrrpd alone dies. The kill9
+# scenario is a host crash (the VIP deleted by hand, as a dead host's kernel no longer answers):
+# there the guard dies with the host, so it is killed first. kill9keepvip is the daemon alone
+# SIGKILLed (OOM killer, segfault): the guard acts.
+daemon_kill9() {
+  local h=$1 main c
+  main=$(cat "$RUN_DIR/h$h.main.pid" 2>/dev/null) || return 0
+  if [ "${FAULT:-}" = kill9 ]; then
+    for c in $(cat "/proc/$main"/task/*/children 2>/dev/null); do
+      [ "$(cat "/proc/$c/comm" 2>/dev/null)" = crash-guard ] && kill -KILL "$c" 2>/dev/null
+    done
+  fi
+  kill -STOP "$main" 2>/dev/null; kill -KILL "$main" 2>/dev/null; true
 }

@@ -4,7 +4,9 @@
 //! - the client reaches the higher-priority copy through the VIP;
 //! - failing its `/healthz` moves the VIP to the other copy (the client is served there),
 //!   recovering brings it back;
-//! - SIGTERM hands over at once (priority 0) and the stopping copy releases the VIP and says so.
+//! - SIGTERM hands over at once (priority 0) and the stopping copy releases the VIP and says so;
+//! - SIGKILL too, through the crash guard the builder's `crash_guard` starts: priority 0 from
+//!   the guard, the VIP gone from the dead host.
 //!
 //! Plus the size promise of issue 17: the program is at most 60 lines of code, and the
 //! docs.rs example of `ip_manager::failover` at most 30.
@@ -39,6 +41,7 @@ fn start(lab: &mut Lab, host: &str, priority: u8) -> usize {
         .args(["netns", "exec", &lab.ns(host)])
         .arg(env!("CARGO_BIN_EXE_embedded_failover"))
         .args(["eth0", MODE.vip(), &priority.to_string()])
+        .env("GUARD_FILE", lab.dir.join(format!("{host}.guard")))
         .stdout(log.try_clone().expect("log"))
         .stderr(log)
         .spawn()
@@ -103,6 +106,38 @@ fn two_embedded_services_share_a_vip_that_follows_their_own_health() {
 }
 
 /// Lines that are code: not blank, not a comment, not a `use` line.
+/// SIGKILL to the Master service: its crash guard (one builder call) sends priority 0 and
+/// removes the VIP, so the other copy takes over after Skew_Time (61 ms), not
+/// Master_Down_Interval (361 ms).
+#[test]
+fn a_killed_embedded_service_s_crash_guard_hands_over() {
+    let test = "a_killed_embedded_service_s_crash_guard_hands_over";
+    let Some(netlab) = lab::netlab_or_skip(test, &[("ip", "-V")]) else {
+        return;
+    };
+    let mut lab = Lab::up(netlab, "eg", MODE);
+    let h1 = start(&mut lab, "h1", 101);
+    start(&mut lab, "h2", 100);
+    lab.wait_vip("h1", "h2", MODE.election());
+    std::thread::sleep(Duration::from_millis(500));
+    let killed = Instant::now();
+    let guards = lab.kill_daemon(h1);
+    assert_eq!(guards.len(), 1, "one crash guard beside the service");
+    lab.wait_vip("h2", "h1", Duration::from_secs(3));
+    let took = killed.elapsed();
+    let log = lab.log("h1.service.log");
+    assert!(
+        log.contains("priority 0 sent to 1 of 1 destinations"),
+        "{log}"
+    );
+    assert!(log.contains("1 of 1 virtual addresses removed"), "{log}");
+    assert!(
+        took < Duration::from_millis(330),
+        "VIP on h2 alone {took:?} after SIGKILL to h1: not Skew_Time (61 ms) but Master_Down_Interval (361 ms)?\n{log}"
+    );
+    eprintln!("embedded_failover SIGKILLed: VIP on the peer alone after {took:?}");
+}
+
 fn code_lines(text: &str) -> usize {
     text.lines()
         .map(str::trim)

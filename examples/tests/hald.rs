@@ -5,6 +5,8 @@
 //!   0 goes out and the address moves.
 //! - The balancer's own backend health moves VRRP: with every server of its listener down,
 //!   h1 is in FAULT and h2 holds the address; the servers back, h1 takes it again.
+//! - The Master's hald SIGKILLed (the balancer process killed): its crash guard sends priority
+//!   0 and removes the address, h2 holds it after Skew_Time.
 //!
 //! Needs root and iproute2; under `CI` a missing prerequisite fails the test.
 
@@ -356,6 +358,32 @@ fn lab_with_backends(netlab: std::path::PathBuf, tag: &str) -> (Lab, [u16; 3], m
     let ports = [18081, 18082, 18083];
     let backends = backends(&lab, "10.99.0.100", ports);
     (lab, ports, backends)
+}
+
+#[test]
+fn a_killed_hald_s_crash_guard_hands_the_address_over() {
+    let test = "a_killed_hald_s_crash_guard_hands_the_address_over";
+    let Some(netlab) = lab::netlab_or_skip(test, &[("ip", "-V")]) else {
+        return;
+    };
+    let (mut lab, ports, _backends) = lab_with_backends(netlab, "hg");
+    let h1 = hald(&mut lab, "h1", one(150, ports));
+    hald(&mut lab, "h2", one(100, ports));
+    lab.wait_vip("h1", "h2", Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(500));
+    let killed = Instant::now();
+    assert_eq!(lab.kill_daemon(h1).len(), 1, "one crash guard beside hald");
+    lab.wait_vip("h2", "h1", Duration::from_secs(3));
+    let took = killed.elapsed();
+    let log = lab.log("h1.hald.log");
+    assert!(
+        log.contains("priority 0 sent to 1 of 1 destinations"),
+        "{log}"
+    );
+    assert!(log.contains("1 of 1 virtual addresses removed"), "{log}");
+    // Skew_Time of h2 is 61 ms; without the guard, Master_Down_Interval is 361 ms.
+    assert!(took < Duration::from_millis(330), "{took:?}\n{log}");
+    eprintln!("hald SIGKILLed: the address on h2 alone after {took:?}");
 }
 
 #[test]

@@ -18,6 +18,10 @@
 //! (feature `vrrp`) uses to put back an address deleted on the Master and remove one left on a
 //! Backup (module [`reconcile`]).
 //!
+//! With feature `guard`, [`guard`] is the crash guard: a tiny process forked at start that,
+//! when the daemon dies without its clean stop (SIGKILL, OOM, segfault), sends the priority-0
+//! advertisement of every router it was Master of and removes their addresses.
+//!
 //! ```
 //! use ip_manager::{IpManager, MemoryManager, Vip};
 //!
@@ -44,7 +48,7 @@
 //!
 //! Beside the backends: [`failover`] (feature `vrrp`) applies VRRP to addresses, and
 //! [`alert`] (feature `alerts`) mails or posts every state change in the background.
-#![deny(unsafe_code)] // allowed in two small functions: a sockaddr_ll, and killpg
+#![deny(unsafe_code)] // allowed in small functions: a sockaddr_ll, killpg, the crash guard's syscalls (guard/sys.rs)
 #![deny(missing_docs)]
 
 #[cfg(feature = "alerts")]
@@ -56,6 +60,8 @@ mod error;
 mod exec;
 #[cfg(feature = "vrrp")]
 pub mod failover;
+#[cfg(feature = "guard")]
+pub mod guard;
 mod memory;
 #[cfg(feature = "netlink")]
 mod netlink;

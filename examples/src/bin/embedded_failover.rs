@@ -4,7 +4,9 @@
 //! `embedded_failover INTERFACE VIP/PREFIX PRIORITY` serves `GET /` on port 8080 (`ok from
 //! priority N`), `/healthz` (200, or 503 after `GET /fail` until `GET /recover`), and checks
 //! its own `/healthz` every 100 ms: two failures put its VRRP router (VRID 51, adverts every
-//! 100 ms) in Fault, which releases the VIP to the peer. SIGTERM hands over (priority 0).
+//! 100 ms) in Fault, which releases the VIP to the peer. SIGTERM hands over (priority 0), and
+//! so does a SIGKILL: its crash guard (file `$GUARD_FILE`, default
+//! `/run/embedded_failover.guard`) sends priority 0 and removes the VIP when the process dies.
 //! Run two copies on two hosts of one LAN with different priorities.
 
 use std::sync::Arc;
@@ -33,6 +35,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .priority(priority.parse()?)
         .advert_interval(Duration::from_millis(100))
         .track("healthz", 0) // weight 0: Fault, VIP released, while /healthz fails
+        .crash_guard(std::env::var("GUARD_FILE").unwrap_or("/run/embedded_failover.guard".into()))
         .start()
         .await?;
     let check = HttpCheck::new("127.0.0.1:8080".parse()?).path("/healthz");

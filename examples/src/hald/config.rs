@@ -1,5 +1,6 @@
 //! hald's configuration file: vrrpd's keys (`[[instance]]`, `[[check]]`, `[[sync_group]]`,
-//! `status_socket`, `metrics`), lbd's keys (`[[listen]]`, `maxconn`) and hald's own `[hald]`
+//! `status_socket`, `metrics`, `crash_guard`, `crash_hold_down`: the crash guard, on by
+//! default, sends priority 0 and removes the addresses when hald itself is killed), lbd's keys (`[[listen]]`, `maxconn`) and hald's own `[hald]`
 //! table, in one TOML file. Each half is checked by its daemon's own checker, so a key means
 //! in hald what it means in vrrpd or lbd, and every mistake is reported with its
 //! `file:line:column`.
@@ -120,13 +121,15 @@ impl Track {
 pub const WATCHDOG_TRACKER: &str = "hald:watchdog";
 
 /// The keys of the file's top level, by the part that reads them.
-const VRRP_KEYS: [&str; 6] = [
+const VRRP_KEYS: [&str; 8] = [
     "instance",
     "check",
     "sync_group",
     "status_socket",
     "metrics",
     "alerts",
+    "crash_guard",
+    "crash_hold_down",
 ];
 const BALANCER_KEYS: [&str; 2] = ["listen", "maxconn"];
 const HALD_KEYS: [&str; 1] = ["hald"];

@@ -18,11 +18,30 @@
 //!   accepted, but the endpoint has no authentication: a non-loopback address draws a
 //!   warning.
 //!
-//! Both are read at start; a reload (SIGHUP) that changes them logs that a restart is needed.
+//! And the crash guard (see `ip_manager::guard`), on by default:
+//!
+//! ```toml
+//! crash_guard = true          # the default: priority 0 and the addresses removed on a crash
+//! crash_hold_down = "30s"     # the default: after a crash while Master, stay Backup this long
+//! ```
+//!
+//! - `crash_guard`: a tiny process forked at start that, when vrrpd dies without its clean
+//!   stop (SIGKILL, the OOM killer, a segfault), sends the priority-0 advertisement of every
+//!   instance that was Master and removes their virtual addresses: the Backup takes over after
+//!   Skew_Time instead of Master_Down_Interval. Its file is the status socket's path with the
+//!   extension `guard` (`/run/vrrpd/vrrpd.guard`); it also tells the next run which instances
+//!   were Master when the last one died.
+//! - `crash_hold_down`: an instance that was Master when the last run died starts at priority
+//!   1 for this long (the tracked object `crash-hold-down`, weight -254, down): it stays
+//!   Backup while a peer is Master, so a crash and a supervisor's restart move the address
+//!   once, not back again at once (and a crash loop does not flap it). It still takes over if
+//!   no peer is there. `"0s"`: no hold-down (preemption as configured).
+//!
+//! All are read at start; a reload (SIGHUP) that changes them logs that a restart is needed.
 //!
 //! `[alerts]` (see [`crate::alerts`]) mails and/or posts every state change of every
 //! instance (keepalived's `notification_email` with `smtp_alert`); an instance with
-//! `alerts = false` is left out. Read at start, like the two keys above.
+//! `alerts = false` is left out. Read at start, like the keys above.
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -50,6 +69,11 @@ pub struct Config {
     pub metrics: Option<SocketAddr>,
     /// Mails and webhooks on state changes (`[alerts]`), if any.
     pub alerts: Option<crate::alerts::AlertsConfig>,
+    /// Whether the crash guard runs (`crash_guard`).
+    pub crash_guard: bool,
+    /// How long an instance that was Master when the last run died stays at priority 1
+    /// (`crash_hold_down`).
+    pub crash_hold_down: Duration,
     /// The virtual routers.
     pub instances: Vec<Instance>,
     /// Groups of instances that change state together.
@@ -197,6 +221,8 @@ struct FileToml {
     status_socket: Option<Spanned<String>>,
     metrics: Option<Spanned<MetricsToml>>,
     alerts: Option<crate::alerts::AlertsToml>,
+    crash_guard: Option<bool>,
+    crash_hold_down: Option<Spanned<String>>,
     #[serde(default)]
     instance: Vec<InstanceToml>,
     #[serde(default)]
@@ -304,6 +330,12 @@ pub fn parse(file: &str, text: &str) -> Result<Config, Vec<ConfigError>> {
         .alerts
         .as_ref()
         .and_then(|a| crate::alerts::check(&mut r, a));
+    let crash_hold_down = duration_of(
+        &mut r,
+        &raw.crash_hold_down,
+        "crash_hold_down".into(),
+        ip_manager::guard::DEFAULT_HOLD_DOWN,
+    );
     let checks = check_checks(&mut r, &raw.check);
     // Every declared check counts, even one with mistakes (reported already), so that the
     // instances tracking it do not add a second, misleading error.
@@ -376,6 +408,8 @@ pub fn parse(file: &str, text: &str) -> Result<Config, Vec<ConfigError>> {
             status_socket,
             metrics,
             alerts,
+            crash_guard: raw.crash_guard.unwrap_or(true),
+            crash_hold_down,
             instances,
             sync_groups,
             checks,

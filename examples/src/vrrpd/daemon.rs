@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use ip_manager::alert::{Alert, Alerts};
 use ip_manager::failover::{FailoverEvent, ReconcileCounters, VipApplier};
+use ip_manager::guard::{Guard, GuardSlot, HOLD_DOWN_TRACKER};
 use ip_manager::{Announcer, ExecHook, IpManager, NetlinkManager, Vip};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
@@ -53,6 +54,9 @@ pub(super) struct Live {
     /// remove on leaving it): shared with the instance's next version on an in-place update,
     /// so that the announcements in progress stay stoppable.
     applier: Arc<tokio::sync::Mutex<VipApplier>>,
+    /// Its slot with the crash guard (`crash_guard`), marked around each state change; shared
+    /// with the instance's next version like the applier.
+    pub(super) guard: Option<Arc<GuardSlot>>,
 }
 
 impl Live {
@@ -100,6 +104,7 @@ impl Live {
             alerts: alerts.filter(|_| instance_alerts),
             reconciled: None,
             applier: Arc::new(tokio::sync::Mutex::new(applier)),
+            guard: None,
         }
     }
 
@@ -137,6 +142,7 @@ impl Live {
             alerts: old.alerts.clone(),
             reconciled: old.reconciled.clone(),
             applier: old.applier.clone(),
+            guard: old.guard.clone(),
         }
     }
 }
@@ -244,13 +250,37 @@ impl Vrrpd {
         let (events_tx, events) = mpsc::unbounded_channel();
         let links = Links::start(netlink.clone(), registry.clone())?;
         let alerts = config.alerts.as_ref().map(|a| a.start(&options.program));
-        let mut instances = Instances::new(netlink, registry.clone(), links, events_tx, on_event);
-        instances.set_alerts(alerts.clone());
-        instances.apply(&config).await.map_err(|e| e.join("; "))?;
         let path = options
             .status_socket
             .as_ref()
             .unwrap_or(&config.status_socket);
+        let guard = start_guard(&config, path);
+        let mut instances = Instances::new(netlink, registry.clone(), links, events_tx, on_event);
+        instances.set_alerts(alerts.clone());
+        instances.guard = guard.clone();
+        if let Some(g) = &guard
+            && !config.crash_hold_down.is_zero()
+        {
+            instances.hold_down = config
+                .instances
+                .iter()
+                .filter(|i| g.was_master(i.vrid, i.is_ipv6(), &i.runs_on()))
+                .map(|i| i.name.clone())
+                .collect();
+        }
+        instances.apply(&config).await.map_err(|e| e.join("; "))?;
+        for name in std::mem::take(&mut instances.hold_down) {
+            let Some(tracker) = instances.tracker(&name, HOLD_DOWN_TRACKER) else {
+                continue;
+            };
+            let hold = config.crash_hold_down;
+            warn!(instance = %name, ?hold, "it was Master when the last run died: held at priority 1 (Backup while a peer is Master) for crash_hold_down");
+            tokio::spawn(async move {
+                tokio::time::sleep(hold).await;
+                info!(instance = %name, "crash hold-down over: back to its priority");
+                let _ = tracker.set(true).await;
+            });
+        }
         let status = match status_socket::serve(path, registry.clone()) {
             Ok(s) => Some(s),
             Err(e) => {
@@ -361,6 +391,29 @@ impl Vrrpd {
     }
 }
 
+/// The crash guard of `config`, its file beside the status socket `socket`
+/// (`vrrpd.sock` → `vrrpd.guard`); `None` when it is off, or could not start (logged: the
+/// daemon runs on without it, as it does without a status socket).
+fn start_guard(config: &config::Config, socket: &std::path::Path) -> Option<Guard> {
+    if !config.crash_guard {
+        return None;
+    }
+    let path = socket.with_extension("guard");
+    match Guard::start(&path) {
+        Ok(g) => {
+            info!(pid = g.pid(), file = %path.display(), "crash guard started");
+            for p in g.previous_masters() {
+                warn!(instance = %p.name, vrid = p.vrid, guard_acted = p.guard_acted, "the last run died while this instance was Master");
+            }
+            Some(g)
+        }
+        Err(e) => {
+            error!("no crash guard, the daemon runs on without it: {e}");
+            None
+        }
+    }
+}
+
 /// Runs the daemon on a checked configuration until SIGTERM / SIGINT, then stops gracefully;
 /// SIGHUP reloads `options.config_file` ([`super::reload`]).
 pub async fn run(config: config::Config, options: Options) -> Result<(), Error> {
@@ -406,6 +459,9 @@ async fn act(l: &Live, event: Event) {
     match event {
         Event::StateChanged { from, to, reason } => {
             info!(instance = %name, ?from, ?to, ?reason, "state changed");
+            if let Some(g) = &l.guard {
+                g.changing(from, to);
+            }
             if let Some(alerts) = &l.alerts {
                 let priority = l.instance.priority;
                 alerts.send(Alert::transition(name, from, to, &reason).field("priority", priority));
@@ -419,6 +475,9 @@ async fn act(l: &Live, event: Event) {
                     reason: reason.clone(),
                 })
                 .await;
+            if let Some(g) = &l.guard {
+                g.changed(to);
+            }
             let (hook, word) = match to {
                 State::Master => (&l.notify, "MASTER"),
                 State::Backup => (&l.notify_backup, "BACKUP"),

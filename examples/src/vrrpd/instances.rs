@@ -11,6 +11,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use ip_manager::guard::{HOLD_DOWN_TRACKER, HOLD_DOWN_WEIGHT};
 use ip_manager::{AnnounceConfig, Announcer, NetlinkManager, Vip, VirtualMac};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
@@ -19,6 +20,7 @@ use vrrp_core::driver::{
     VrrpSocket,
 };
 use vrrp_core::packet::{AddressFamily, Vrid};
+use vrrp_core::router::Tracker;
 use vrrp_core::{Event, Reason, Router, State};
 
 use super::config::{Config, Instance, SyncGroup};
@@ -101,6 +103,10 @@ pub(super) struct Instances {
     on_event: Option<daemon::OnEvent>,
     /// `[alerts]`, for every instance that does not opt out.
     alerts: Option<Arc<ip_manager::alert::Alerts>>,
+    /// The crash guard every new instance registers with (`crash_guard`).
+    pub(super) guard: Option<ip_manager::guard::Guard>,
+    /// The instances that start held down (`crash_hold_down`): set for the first plan only.
+    pub(super) hold_down: HashSet<String>,
 }
 
 impl Instances {
@@ -128,6 +134,8 @@ impl Instances {
             vmacs: BTreeMap::new(),
             on_event,
             alerts: None,
+            guard: None,
+            hold_down: HashSet::new(),
         }
     }
 
@@ -302,8 +310,18 @@ impl Instances {
         } else {
             None
         };
-        let mut router = Router::new(daemon::router_config(inst, primary)?)?;
+        let mut config = daemon::router_config(inst, primary)?;
+        let held = self.hold_down.contains(&inst.name);
+        if held {
+            config
+                .trackers
+                .push(Tracker::new(HOLD_DOWN_TRACKER, HOLD_DOWN_WEIGHT));
+        }
+        let mut router = Router::new(config)?;
         let now = std::time::Instant::now();
+        if held {
+            router.set_tracker(now, router.config().trackers.len() - 1, false);
+        }
         for (k, (check, _)) in inst.track.iter().enumerate() {
             if !self.tracking.is_up(check, checks) {
                 router.set_tracker(now, k, false);
@@ -318,20 +336,39 @@ impl Instances {
                 router.set_tracker(now, inst.track.len() + k, false);
             }
         }
+        // The guard deletes addresses on the interface: netlink's only (a cloud API or a
+        // script cannot be called from it); the priority-0 advert goes out for all.
+        let guarded: &[Vip] = if inst.vip_backend.announces() {
+            &vips
+        } else {
+            &[]
+        };
+        let slot = match &self.guard {
+            Some(g) => match g.register(&inst.name, router.config(), &inst.runs_on(), guarded) {
+                Ok(slot) => Some(Arc::new(slot)),
+                Err(e) => {
+                    warn!(instance = %inst.name, "not guarded: {e}");
+                    None
+                }
+            },
+            None => None,
+        };
+        // A peer that preempts us may announce nothing (FRR): hand the addresses over at its
+        // MAC. Not with a virtual MAC, which the peers share.
+        let mut live = Live::new(
+            inst.clone(),
+            vips,
+            backend,
+            announcer,
+            (!inst.virtual_mac).then(|| (*self.netlink).clone()),
+            self.on_event.clone(),
+            self.alerts.clone(),
+        );
+        live.guard = slot;
         Ok(Starting {
             key,
             router,
-            // A peer that preempts us may announce nothing (FRR): hand the addresses over at
-            // its MAC. Not with a virtual MAC, which the peers share.
-            live: Live::new(
-                inst.clone(),
-                vips,
-                backend,
-                announcer,
-                (!inst.virtual_mac).then(|| (*self.netlink).clone()),
-                self.on_event.clone(),
-                self.alerts.clone(),
-            ),
+            live,
             vmac,
         })
     }

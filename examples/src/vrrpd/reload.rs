@@ -121,8 +121,14 @@ pub(super) async fn apply(
     instances: &mut Instances,
     registry: &Registry,
 ) -> Option<config::Config> {
-    if new.status_socket != running.status_socket || new.metrics != running.metrics {
-        warn!("status_socket and metrics are read at start: restart vrrpd to apply their change");
+    if new.status_socket != running.status_socket
+        || new.metrics != running.metrics
+        || new.crash_guard != running.crash_guard
+        || new.crash_hold_down != running.crash_hold_down
+    {
+        warn!(
+            "status_socket, metrics, crash_guard and crash_hold_down are read at start: restart vrrpd to apply their change"
+        );
     }
     match instances.apply(&new).await {
         Ok(plan) => {

@@ -309,13 +309,44 @@ impl Lab {
         })
     }
 
-    /// SIGKILL to child `i` (a crash: nothing is cleaned up), waits for it to be gone.
+    /// A host crash: SIGKILL to child `i` and to its crash guard (the guard first, so that it
+    /// does not act), its guard file removed (a rebooted host has an empty /run): nothing is
+    /// cleaned up. Waits for the child to be gone.
     pub(crate) fn crash(&mut self, i: usize) {
         let child = &mut self.children[i];
+        for (guard, file) in guards_of(child.id()) {
+            let _ = Command::new("kill")
+                .args(["-KILL", &guard.to_string()])
+                .status();
+            if let Some(file) = file {
+                let _ = std::fs::remove_file(file);
+            }
+        }
         let _ = Command::new("kill")
             .args(["-KILL", &child.id().to_string()])
             .status();
         let _ = child.wait();
+    }
+
+    /// The daemon alone dies (SIGKILL to child `i`, as the OOM killer or a segfault would
+    /// end it): its crash guard acts. Waits for the child to be gone; returns its guards'
+    /// PIDs as they were.
+    pub(crate) fn kill_daemon(&mut self, i: usize) -> Vec<u32> {
+        let child = &mut self.children[i];
+        let guards = guards_of(child.id()).into_iter().map(|(g, _)| g).collect();
+        let _ = Command::new("kill")
+            .args(["-KILL", &child.id().to_string()])
+            .status();
+        let _ = child.wait();
+        guards
+    }
+
+    /// The PIDs of child `i`'s crash guards.
+    pub(crate) fn guards(&self, i: usize) -> Vec<u32> {
+        guards_of(self.children[i].id())
+            .into_iter()
+            .map(|(g, _)| g)
+            .collect()
     }
 
     /// Sends `signal` (e.g. `-HUP`) to child `i`; fails the test if `kill` fails.
@@ -509,6 +540,13 @@ impl Lab {
 impl Drop for Lab {
     fn drop(&mut self) {
         for c in &mut self.children {
+            // The crash guards first: a torn-down lab is not a crash to act on.
+            for (guard, _) in guards_of(c.id()) {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &guard.to_string()])
+                    .stderr(Stdio::null())
+                    .status();
+            }
             let _ = Command::new("kill")
                 .args(["-KILL", &c.id().to_string()])
                 .stderr(Stdio::null())
@@ -648,4 +686,45 @@ pub(crate) fn two_masters(pcap: &Path, interval: Duration) -> Duration {
         }
     }
     Duration::from_secs_f64(worst.max(0.0))
+}
+
+/// The crash guards among the children of process `pid` (named `crash-guard`), each with the
+/// guard file it holds open.
+pub(crate) fn guards_of(pid: u32) -> Vec<(u32, Option<PathBuf>)> {
+    // Every thread's children: hald forks its guard from its VRRP thread.
+    let children: String = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .collect::<Vec<_>>()
+        .join(" ");
+    children
+        .split_whitespace()
+        .filter_map(|c| c.parse::<u32>().ok())
+        .filter(|c| {
+            std::fs::read_to_string(format!("/proc/{c}/comm"))
+                .is_ok_and(|n| n.trim() == "crash-guard")
+        })
+        .map(|c| {
+            let file = std::fs::read_dir(format!("/proc/{c}/fd"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+                .find(|p| p.extension().is_some_and(|e| e == "guard"));
+            (c, file)
+        })
+        .collect()
+}
+
+/// Whether process `pid` is gone (or a zombie nobody reaped).
+pub(crate) fn gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+    }
 }

@@ -32,6 +32,17 @@ pub struct FailoverBuilder {
     virtual_mac: bool,
     event_capacity: usize,
     tune: Option<Tune>,
+    #[cfg(feature = "guard")]
+    guard: Option<GuardChoice>,
+    #[cfg(feature = "guard")]
+    hold_down: Duration,
+}
+
+/// [`FailoverBuilder::crash_guard`] or [`FailoverBuilder::guard`].
+#[cfg(feature = "guard")]
+enum GuardChoice {
+    Start(std::path::PathBuf),
+    Shared(crate::guard::Guard),
 }
 
 /// [`FailoverBuilder::configure`]'s closure.
@@ -54,7 +65,7 @@ impl std::fmt::Debug for FailoverBuilder {
             .field("virtual_mac", &self.virtual_mac)
             .field("event_capacity", &self.event_capacity)
             .field("configure", &self.tune.is_some())
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -75,6 +86,10 @@ impl FailoverBuilder {
             virtual_mac: false,
             event_capacity: DEFAULT_EVENT_CAPACITY,
             tune: None,
+            #[cfg(feature = "guard")]
+            guard: None,
+            #[cfg(feature = "guard")]
+            hold_down: crate::guard::DEFAULT_HOLD_DOWN,
         }
     }
 
@@ -161,6 +176,35 @@ impl FailoverBuilder {
         self
     }
 
+    /// Starts a crash guard (feature `guard`, see [`crate::guard`]) with its file at `path`
+    /// (one per process: give each failover of a process the same [`Guard`](crate::guard::Guard)
+    /// through [`guard`](Self::guard) instead): if the process dies without stopping the
+    /// failover (SIGKILL, the OOM killer, a panic that aborts), the guard sends this router's
+    /// priority-0 advertisement if it was Master and removes its addresses (netlink's only:
+    /// with another [`manager`](Self::manager), just the advertisement). Off by default.
+    #[cfg(feature = "guard")]
+    pub fn crash_guard(mut self, path: impl Into<std::path::PathBuf>) -> FailoverBuilder {
+        self.guard = Some(GuardChoice::Start(path.into()));
+        self
+    }
+
+    /// Registers the router with a running crash guard (see [`crash_guard`](Self::crash_guard)).
+    #[cfg(feature = "guard")]
+    pub fn guard(mut self, guard: crate::guard::Guard) -> FailoverBuilder {
+        self.guard = Some(GuardChoice::Shared(guard));
+        self
+    }
+
+    /// With a crash guard: when this router was Master as the previous run died, it starts at
+    /// priority 1 for `hold_down` (Backup while a peer is Master), so that a crash and a
+    /// supervisor's restart move the addresses once, not back again at once. Default
+    /// [`DEFAULT_HOLD_DOWN`](crate::guard::DEFAULT_HOLD_DOWN); zero: none.
+    #[cfg(feature = "guard")]
+    pub fn crash_hold_down(mut self, hold_down: Duration) -> FailoverBuilder {
+        self.hold_down = hold_down;
+        self
+    }
+
     /// Starts it: looks up the interface's primary address, opens the VRRP socket (needs
     /// CAP_NET_RAW) and the announcer, removes the virtual addresses if a previous run left
     /// them (keepalived does the same), follows the interface's link (down: Fault), and
@@ -214,7 +258,38 @@ impl FailoverBuilder {
         if let Some(tune) = self.tune {
             tune(&mut config);
         }
+        #[cfg(feature = "guard")]
+        let guard = match self.guard {
+            Some(GuardChoice::Start(path)) => Some(crate::guard::Guard::start(path)?),
+            Some(GuardChoice::Shared(g)) => Some(g),
+            None => None,
+        };
+        #[cfg(feature = "guard")]
+        let held = guard.as_ref().is_some_and(|g| {
+            !self.hold_down.is_zero() && g.was_master(self.vrid, family == AddressFamily::Ipv6, on)
+        });
+        #[cfg(feature = "guard")]
+        if held {
+            config.trackers.push(Tracker::new(
+                crate::guard::HOLD_DOWN_TRACKER,
+                crate::guard::HOLD_DOWN_WEIGHT,
+            ));
+        }
         let mut router = Router::new(config)?;
+        #[cfg(feature = "guard")]
+        if held {
+            let last = router.config().trackers.len() - 1;
+            router.set_tracker(std::time::Instant::now(), last, false);
+        }
+        #[cfg(feature = "guard")]
+        let guard = match guard {
+            Some(g) => {
+                let netlink_vips: &[Vip] = if self.manager.is_none() { &vips } else { &[] };
+                let name = format!("VRID {} on {on}", self.vrid);
+                Some(g.register(&name, router.config(), on, netlink_vips)?)
+            }
+            None => None,
+        };
         let links = LinkMonitor::new()?;
         if !links.state(&self.interface).await?.up {
             router.set_link(std::time::Instant::now(), false);
@@ -258,8 +333,20 @@ impl FailoverBuilder {
         let (state, missed) = (applier.state(), applier.missed_reports());
         let reconciled = applier.reconcile_counters();
         let vmac = vmac.map(|v| (v, netlink));
+        // Held down after a crash while Master: back to its priority when the time is up.
+        #[cfg(feature = "guard")]
+        if held {
+            let tracker = driver.tracker(vrid, crate::guard::HOLD_DOWN_TRACKER);
+            let hold = self.hold_down;
+            tokio::spawn(async move {
+                tokio::time::sleep(hold).await;
+                let _ = tracker.set(true).await;
+            });
+        }
+        #[cfg(not(feature = "guard"))]
+        let guard = ();
         Ok(Failover {
-            applier: Some(Failover::spawn_applier(applier, driver_events, vmac)),
+            applier: Some(Failover::spawn_applier(applier, driver_events, vmac, guard)),
             links: Failover::follow_link(driver.clone(), links, self.interface),
             driver,
             vrid,

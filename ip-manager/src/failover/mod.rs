@@ -12,7 +12,10 @@
 //!
 //! Whatever ends the driver (a stop, a socket or timer error, a panic, the [`Failover`]
 //! dropped), the addresses are released and the last event says why
-//! ([`FailoverEvent::Released`]): no silent Master keeps them.
+//! ([`FailoverEvent::Released`]): no silent Master keeps them. Whatever ends the whole
+//! process without that (SIGKILL, the OOM killer, an abort) is the crash guard's:
+//! [`FailoverBuilder::crash_guard`] (feature `guard`) starts one, and the router's
+//! priority 0 goes out and its addresses go even then.
 //!
 //! What the addresses should be and what they are is reconciled
 //! ([`VipApplier::reconcile`], on in every [`Failover`]): someone runs `ip addr del` on the
@@ -98,6 +101,10 @@ pub enum StartError {
     /// An address, the interface, netlink or the announcer failed.
     #[error("{0}")]
     Address(#[from] crate::Error),
+    /// The crash guard could not start, or the router not be registered with it.
+    #[cfg(feature = "guard")]
+    #[error("{0}")]
+    Guard(#[from] crate::guard::GuardError),
     /// [`Failover::tracker`] with a name that was not given to
     /// [`FailoverBuilder::track`].
     #[error(
@@ -131,20 +138,41 @@ pub struct Failover {
     links: JoinHandle<()>,
 }
 
+/// The router's slot with the crash guard, if it has one (feature `guard`).
+#[cfg(feature = "guard")]
+type GuardSlot = Option<crate::guard::GuardSlot>;
+/// Without feature `guard`: nothing.
+#[cfg(not(feature = "guard"))]
+type GuardSlot = ();
+
 impl Failover {
     /// A builder for VRID `vrid` on `interface`.
     pub fn builder(interface: &str, vrid: u8) -> FailoverBuilder {
         FailoverBuilder::new(interface, vrid)
     }
 
-    /// Runs `applier` over `driver_events` on a task of its own; once it has released the
-    /// addresses, removes the virtual MAC's macvlan (`vmac`) they were on.
+    /// Runs `applier` over `driver_events` (through the crash guard's slot, when there is
+    /// one) on a task of its own; once it has released the addresses, removes the virtual
+    /// MAC's macvlan (`vmac`) they were on.
     fn spawn_applier(
         applier: VipApplier,
         driver_events: DriverEvents,
         vmac: Option<(VirtualMac, NetlinkManager)>,
+        guard: GuardSlot,
     ) -> JoinHandle<DriverExit> {
         tokio::spawn(async move {
+            #[cfg(feature = "guard")]
+            let exit = match guard {
+                Some(slot) => {
+                    applier
+                        .run(crate::guard::GuardedEvents::new(driver_events, slot))
+                        .await
+                }
+                None => applier.run(driver_events).await,
+            };
+            #[cfg(not(feature = "guard"))]
+            let () = guard;
+            #[cfg(not(feature = "guard"))]
             let exit = applier.run(driver_events).await;
             if let Some((vmac, netlink)) = vmac {
                 let _ = vmac.remove(&netlink).await;
