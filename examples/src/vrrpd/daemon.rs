@@ -397,6 +397,26 @@ async fn act(l: &Live, event: Event) {
             "dropped an advert: {detail}{}",
             config_hint(&l.instance, reason, &detail)
         ),
+        Event::SplitBrain { peer, priority } => warn!(
+            instance = %name,
+            %peer,
+            peer_priority = priority.get(),
+            "split brain: {peer} advertises as master with priority {priority}, which loses to \
+             ours, and does not step down: it does not hear this master"
+        ),
+        Event::SplitBrainEnded {
+            peer,
+            adverts,
+            duration,
+            end,
+            ..
+        } => warn!(
+            instance = %name,
+            %peer,
+            adverts,
+            duration_seconds = duration.as_secs_f64(),
+            "split brain with {peer} over after {duration:.3?} ({adverts} adverts heard): {end}"
+        ),
         other => info!(instance = %name, event = ?other, "event"),
     }
 }

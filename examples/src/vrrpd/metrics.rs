@@ -16,6 +16,8 @@
 //! | `vrrpd_instance_last_transition_timestamp_seconds` | gauge | when the state last changed |
 //! | `vrrpd_instance_transitions_total` | counter | state changes |
 //! | `vrrpd_instance_became_master_total` | counter | times it became Master |
+//! | `vrrpd_instance_split_brains_total` | counter | split brains heard as Master (another Master, losing priority, not stepping down) |
+//! | `vrrpd_instance_split_brain` | gauge | of those, going on now |
 //! | `vrrpd_instance_adverts_sent_total` | counter | adverts sent |
 //! | `vrrpd_instance_adverts_received_total` | counter | adverts received for its VRID |
 //! | `vrrpd_instance_adverts_accepted_total` | counter | adverts that passed every check |
@@ -56,7 +58,7 @@ fn instance(f: &mut Family<'_>, i: &InstanceStatus, extra: Option<(&str, &str)>,
 
 /// The per-instance families of [`InstanceStatus`] fields.
 #[rustfmt::skip]
-const INSTANCE_METRICS: [Metric<InstanceStatus>; 14] = [
+const INSTANCE_METRICS: [Metric<InstanceStatus>; 16] = [
     ("vrrpd_instance_priority", "gauge", "Effective priority: the base priority plus the weights of the tracked objects.", |i| i.effective_priority.map(f64::from)),
     ("vrrpd_instance_base_priority", "gauge", "Configured priority.", |i| Some(f64::from(i.base_priority))),
     ("vrrpd_instance_master_adver_interval_seconds", "gauge", "Master_Adver_Interval (RFC 5798).", |i| i.master_adver_interval_ms.map(|ms| count(ms) / 1000.0)),
@@ -65,6 +67,8 @@ const INSTANCE_METRICS: [Metric<InstanceStatus>; 14] = [
     ("vrrpd_instance_last_transition_timestamp_seconds", "gauge", "When the state last changed, in seconds since the Unix epoch.", |i| i.last_transition.as_ref().map(|t| t.unix_time)),
     ("vrrpd_instance_transitions_total", "counter", "State changes.", |i| i.counters.as_ref().map(|c| count(c.transitions))),
     ("vrrpd_instance_became_master_total", "counter", "Times the instance became Master.", |i| i.counters.as_ref().map(|c| count(c.became_master))),
+    ("vrrpd_instance_split_brains_total", "counter", "Split brains heard as Master: another Master with a losing priority that does not step down.", |i| i.counters.as_ref().map(|c| count(c.split_brains))),
+    ("vrrpd_instance_split_brain", "gauge", "Split brains heard as Master going on now.", |i| i.counters.as_ref().map(|c| count(c.split_brains_now))),
     ("vrrpd_instance_adverts_sent_total", "counter", "Advertisements sent (one per destination).", |i| i.counters.as_ref().map(|c| count(c.adverts_sent))),
     ("vrrpd_instance_adverts_received_total", "counter", "Advertisements received for the instance's VRID.", |i| i.counters.as_ref().map(|c| count(c.adverts_received))),
     ("vrrpd_instance_adverts_accepted_total", "counter", "Advertisements that passed every check.", |i| i.counters.as_ref().map(|c| count(c.adverts_accepted))),

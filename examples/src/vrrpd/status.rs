@@ -168,6 +168,11 @@ pub struct Counters {
     pub transitions: u64,
     /// Times it became Master.
     pub became_master: u64,
+    /// Split brains heard as Master: another Master advertising a losing priority, not
+    /// stepping down (episodes so far, and going on now).
+    pub split_brains: u64,
+    /// Of those, the ones going on now.
+    pub split_brains_now: u64,
     /// Adverts dropped, by reason (`ttl`, `checksum`, `authentication`, ...).
     pub dropped: BTreeMap<String, u64>,
     /// All drops.
@@ -198,7 +203,7 @@ pub struct DriverStatus {
 pub struct CheckStatus {
     /// Its name.
     pub name: String,
-    /// `process`, `exec`, `tcp` or `http`.
+    /// `process`, `exec`, `tcp`, `http` or `icmp`.
     pub kind: &'static str,
     /// Up or down (after rise/fall).
     pub up: bool,
@@ -322,6 +327,8 @@ pub(super) fn instance(i: &Instance, live: &Live<'_>, now: SystemTime) -> Instan
                 adverts_sent: s.sent,
                 transitions: s.transitions,
                 became_master: s.became_master,
+                split_brains: s.split_brains,
+                split_brains_now: s.split_brains_open,
                 dropped: s
                     .dropped
                     .iter()
@@ -363,6 +370,7 @@ pub(super) fn check(c: &config::Check, s: &health_check::Status) -> CheckStatus 
             CheckKind::Exec(_) => "exec",
             CheckKind::Tcp(_) => "tcp",
             CheckKind::Http(..) => "http",
+            CheckKind::Icmp(_) => "icmp",
         },
         up: s.health == Health::Up,
         checks_run: s.checks,
@@ -445,7 +453,8 @@ pub(super) mod tests {
             },
             "counters": {
                 "adverts_received": 0, "adverts_accepted": 0, "adverts_sent": 0,
-                "transitions": 1, "became_master": 0, "dropped": {}, "dropped_total": 0,
+                "transitions": 1, "became_master": 0, "split_brains": 0,
+                "split_brains_now": 0, "dropped": {}, "dropped_total": 0,
                 "seconds_in": { "INIT": 0.0, "BACKUP": 0.0, "MASTER": 0.0, "FAULT": 0.0 }
             },
             "announcements": {
