@@ -178,6 +178,9 @@ pub enum CheckKind {
     Tcp(std::net::SocketAddr),
     /// An HTTP GET: address and path.
     Http(std::net::SocketAddr, String),
+    /// An ICMP echo (IPv4 or IPv6) answered within the timeout: the default-gateway check
+    /// that puts a cut-off host in FAULT (weight 0) instead of leaving it Master.
+    Icmp(std::net::IpAddr),
 }
 
 // ---- the file as written ------------------------------------------------------------------
@@ -740,6 +743,15 @@ fn check_checks(r: &mut Report<'_>, raw: &[CheckToml]) -> Vec<Check> {
             },
             "exec" => needs(r, &t.command, "command").map(CheckKind::Exec),
             "tcp" => addr(r).map(CheckKind::Tcp),
+            "icmp" => needs(r, &t.address, "address").and_then(|a| match a.parse() {
+                Ok(ip) => Some(CheckKind::Icmp(ip)),
+                Err(_) => {
+                    let span = t.address.as_ref().map_or(t.kind.span(), Spanned::span);
+                    let hint = "is not an IP address (an icmp check pings an address, no port)";
+                    r.at(span, key("address"), format!("{a:?} {hint}"));
+                    None
+                }
+            }),
             "http" => addr(r).map(|a| {
                 CheckKind::Http(
                     a,
@@ -752,7 +764,7 @@ fn check_checks(r: &mut Report<'_>, raw: &[CheckToml]) -> Vec<Check> {
                 r.at(
                     t.kind.span(),
                     key("kind"),
-                    format!("{other:?}: one of \"process\", \"exec\", \"tcp\", \"http\""),
+                    format!("{other:?}: one of \"process\", \"exec\", \"tcp\", \"http\", \"icmp\""),
                 );
                 None
             }
@@ -966,6 +978,23 @@ virtual_addresses = ["10.0.0.201/24"]
             e,
             [
                 "vrrpd.toml:11:8: check[0].process: a \"process\" check needs `process = \"NAME\"` or `pid_file = \"PATH\"`"
+            ]
+        );
+    }
+
+    #[test]
+    fn an_icmp_check_pings_an_address_without_a_port() {
+        let base = "[[instance]]\nname = \"a\"\ninterface = \"eth0\"\nvrid = 1\nvirtual_addresses = [\"10.0.0.1/24\"]\ntrack = [{ check = \"gw\", weight = 0 }]\n\n[[check]]\nname = \"gw\"\nkind = \"icmp\"\n";
+        for (address, ip) in [("10.0.0.254", "10.0.0.254"), ("fd00::1", "fd00::1")] {
+            let c =
+                parse("vrrpd.toml", &format!("{base}address = \"{address}\"\n")).expect("valid");
+            assert_eq!(c.checks[0].kind, CheckKind::Icmp(ip.parse().unwrap()));
+        }
+        let e = errors(&format!("{base}address = \"10.0.0.254:80\"\n"));
+        assert_eq!(
+            e,
+            [
+                "vrrpd.toml:11:11: check[0].address: \"10.0.0.254:80\" is not an IP address (an icmp check pings an address, no port)"
             ]
         );
     }
