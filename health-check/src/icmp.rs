@@ -204,7 +204,7 @@ impl Ping {
         loop {
             let mut ready = self.socket.readable().await?;
             let mut buf = [0u8; 2048];
-            let Ok(got) = ready.try_io(|s| (&mut &*s.get_ref()).read(&mut buf)) else {
+            let Ok(got) = ready.try_io(|s| (&mut s.get_ref()).read(&mut buf)) else {
                 continue;
             };
             let bytes = &buf[..got?];

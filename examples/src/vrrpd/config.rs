@@ -91,6 +91,10 @@ pub struct Instance {
     /// `vrrp.VRID` (`vrrp6.VRID`) on the interface carries the addresses, the adverts and the
     /// announcements. Default false.
     pub virtual_mac: bool,
+    /// Whether the Master probes its addresses for a second holder (ARP probe / neighbour
+    /// solicitation once per advert interval, 100 ms at the least): a split brain that VRRP
+    /// cannot see when its adverts are blocked both ways. Netlink backend only. Default true.
+    pub second_owner_probe: bool,
     /// The virtual addresses with their prefix lengths.
     pub virtual_addresses: Vec<(IpAddr, u8)>,
     /// The source of unicast adverts (default: the interface's address).
@@ -217,6 +221,7 @@ struct InstanceToml {
     preempt_delay: Option<Spanned<String>>,
     preempt_on_lower_advert: Option<bool>,
     virtual_mac: Option<bool>,
+    second_owner_probe: Option<bool>,
     virtual_addresses: Spanned<Vec<Spanned<String>>>,
     unicast_source: Option<Spanned<String>>,
     #[serde(default)]
@@ -661,6 +666,7 @@ fn check_instance(
         preempt_delay,
         preempt_on_lower_advert: t.preempt_on_lower_advert.unwrap_or(true),
         virtual_mac: t.virtual_mac.unwrap_or(false),
+        second_owner_probe: t.second_owner_probe.unwrap_or(true),
         virtual_addresses,
         unicast_source,
         unicast_peers,

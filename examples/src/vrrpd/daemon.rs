@@ -6,9 +6,10 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
-use ip_manager::failover::{FailoverEvent, VipApplier};
-use ip_manager::{Announcer, ExecHook, IpManager, NetlinkManager, Vip};
+use ip_manager::failover::{FailoverEvent, SecondOwnerHandle, SecondOwnerWatch, VipApplier};
+use ip_manager::{Announcer, ExecHook, IpManager, NetlinkManager, OwnerProbe, Vip};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
@@ -40,6 +41,9 @@ pub(super) struct Live {
     notify_fault: Option<ExecHook>,
     /// Told of every event (an embedding daemon's hook).
     pub(super) on_event: Option<OnEvent>,
+    /// The probes for a second holder of the addresses while Master (its counters are in
+    /// the status); shared with the instance's next version on an in-place update.
+    pub(super) second_owner: Option<Arc<SecondOwnerHandle>>,
     /// The library's event → address glue (add and announce on Master, stop announcing and
     /// remove on leaving it): shared with the instance's next version on an in-place update,
     /// so that the announcements in progress stay stoppable.
@@ -54,22 +58,37 @@ impl Live {
         announcer: Option<Arc<Announcer>>,
         hand_off: Option<NetlinkManager>,
         on_event: Option<OnEvent>,
+        probe: Option<OwnerProbe>,
     ) -> Live {
         let (reports, mut read) = mpsc::channel(64);
         let name = instance.name.clone();
-        // The applier's failures, logged (its other reports repeat what `handle` logs).
+        // The applier's failures and the second holders found, logged (its other reports
+        // repeat what `handle` logs).
         tokio::spawn(async move {
             while let Some(report) = read.recv().await {
-                if let FailoverEvent::Failed { vip, error } = report {
-                    error!(instance = %name, %vip, "{error}");
+                match report {
+                    FailoverEvent::Failed { vip, error } => {
+                        error!(instance = %name, %vip, "{error}");
+                    }
+                    e @ (FailoverEvent::SecondOwner { .. }
+                    | FailoverEvent::SecondOwnerGone { .. }) => warn!(instance = %name, "{e}"),
+                    _ => {}
                 }
             }
         });
-        let mut applier = VipApplier::new(backend.clone(), vips.clone()).reports(reports);
+        let mut applier = VipApplier::new(backend.clone(), vips.clone()).reports(reports.clone());
         if let Some(netlink) = hand_off {
             applier = applier.hand_off(netlink);
         }
         applier.set_announcer(announcer.clone());
+        let second_owner = probe.map(|probe| {
+            let interval = instance.advert_interval.max(Duration::from_millis(100));
+            Arc::new(
+                SecondOwnerWatch::new(probe, &vips)
+                    .interval(interval)
+                    .spawn(applier.state(), reports),
+            )
+        });
         Live {
             notify: instance.notify_master.clone().map(ExecHook::shell),
             notify_backup: instance.notify_backup.clone().map(ExecHook::shell),
@@ -79,6 +98,7 @@ impl Live {
             backend,
             announcer,
             on_event,
+            second_owner,
             applier: Arc::new(tokio::sync::Mutex::new(applier)),
         }
     }
@@ -100,6 +120,7 @@ impl Live {
             backend: old.backend.clone(),
             announcer,
             on_event: old.on_event.clone(),
+            second_owner: old.second_owner.clone(),
             applier: old.applier.clone(),
         }
     }

@@ -11,7 +11,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use ip_manager::{AnnounceConfig, Announcer, NetlinkManager, Vip, VirtualMac};
+use ip_manager::{AnnounceConfig, Announcer, NetlinkManager, OwnerProbe, Vip, VirtualMac};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 use vrrp_core::driver::{
@@ -259,6 +259,10 @@ impl Instances {
             self.drivers.clone(),
             self.tracking.statuses(),
         );
+        for (name, l) in &self.live {
+            self.registry
+                .record_second_owner(name, l.second_owner.clone());
+        }
         Ok(plan)
     }
 
@@ -293,6 +297,14 @@ impl Instances {
         } else {
             None
         };
+        // From the interface itself (with a virtual MAC too: the macvlan answers the others'
+        // questions, and would not hear its own).
+        let probe = if inst.vip_backend.announces() && inst.second_owner_probe {
+            let addresses: Vec<_> = vips.iter().map(|v| v.address).collect();
+            Some(OwnerProbe::new(&self.netlink, &inst.interface, &addresses).await?)
+        } else {
+            None
+        };
         let mut router = Router::new(daemon::router_config(inst, primary)?)?;
         let now = std::time::Instant::now();
         for (k, (check, _)) in inst.track.iter().enumerate() {
@@ -321,6 +333,7 @@ impl Instances {
                 announcer,
                 (!inst.virtual_mac).then(|| (*self.netlink).clone()),
                 self.on_event.clone(),
+                probe,
             ),
             vmac,
         })

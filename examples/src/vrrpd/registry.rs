@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
+use ip_manager::failover::SecondOwnerHandle;
 use ip_manager::{Announcer, IpManager, NetlinkManager, Vip};
 use tokio::sync::watch;
 use vrrp_core::driver::{DriverHandle, DriverSnapshot};
@@ -44,6 +45,8 @@ struct Entry {
     last: Option<Transition>,
     /// Its announcer, whose tally the status shows.
     announcer: Option<Arc<Announcer>>,
+    /// Its probes for a second holder of the addresses, whose counters the status shows.
+    second_owner: Option<Arc<SecondOwnerHandle>>,
 }
 
 impl Registry {
@@ -90,6 +93,7 @@ impl Registry {
                     instance: i.clone(),
                     last,
                     announcer: announcers.get(&i.name).cloned().flatten(),
+                    second_owner: None,
                 },
             );
         }
@@ -113,6 +117,13 @@ impl Registry {
                 reason: reason.clone(),
                 at,
             });
+        }
+    }
+
+    /// Instance `name` probes for a second holder of its addresses with `watch`.
+    pub(super) fn record_second_owner(&self, name: &str, watch: Option<Arc<SecondOwnerHandle>>) {
+        if let Some(e) = self.lock().instances.get_mut(name) {
+            e.second_owner = watch;
         }
     }
 
@@ -184,6 +195,7 @@ impl Registry {
                 last: e.last.as_ref(),
                 links: Some(&links),
                 announced: e.announcer.as_ref().map(|a| a.stats()),
+                second_owner: e.second_owner.as_ref().map(|w| w.stats()),
             };
             instances.push(status::instance(i, &live, now));
         }

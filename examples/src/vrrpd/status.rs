@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use health_check::Health;
 use ip_manager::AnnounceStats;
+use ip_manager::failover::SecondOwnerStats;
 use serde::Serialize;
 use vrrp_core::driver::{DriverStats, RouterSnapshot};
 use vrrp_core::{Reason, State};
@@ -104,6 +105,20 @@ pub struct InstanceStatus {
     /// The gratuitous ARPs / unsolicited NAs sent after takeovers (`null` for a `vip_backend`
     /// that does not announce).
     pub announcements: Option<Announcements>,
+    /// Split brain seen on the wire: another host answering for a virtual address while this
+    /// one is Master (`null` without `second_owner_probe`).
+    pub second_owner: Option<SecondOwner>,
+}
+
+/// The probes of a Master's addresses for a second holder.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SecondOwner {
+    /// Rounds of probes sent.
+    pub probes: u64,
+    /// Episodes so far (one per address and other holder).
+    pub episodes: u64,
+    /// Of those, the ones going on now.
+    pub now: u64,
 }
 
 /// An instance's announcements since it started (or since its `garp` last changed).
@@ -242,6 +257,8 @@ pub(super) struct Live<'a> {
     pub(super) links: Option<&'a BTreeMap<String, bool>>,
     /// The instance's announcer's tally.
     pub(super) announced: Option<AnnounceStats>,
+    /// Its second-holder probes' counters.
+    pub(super) second_owner: Option<SecondOwnerStats>,
 }
 
 /// Seconds since the Unix epoch (0 for a time before it).
@@ -318,6 +335,11 @@ pub(super) fn instance(i: &Instance, live: &Live<'_>, now: SystemTime) -> Instan
             frames_failed: a.frames_failed,
             frames_retried: a.frames_retried,
             last_error: a.last_error.clone(),
+        }),
+        second_owner: live.second_owner.map(|s| SecondOwner {
+            probes: s.probes,
+            episodes: s.episodes,
+            now: s.open,
         }),
         counters: r.map(|r| {
             let s = &r.stats;
@@ -434,6 +456,7 @@ pub(super) mod tests {
             last: Some(&last),
             links: Some(&links),
             announced: Some(AnnounceStats::default()),
+            second_owner: None,
         };
         let s = instance(&i, &live, at + Duration::from_millis(2500));
         let json: serde_json::Value =
@@ -459,7 +482,8 @@ pub(super) mod tests {
             },
             "announcements": {
                 "frames_sent": 0, "frames_failed": 0, "frames_retried": 0, "last_error": null
-            }
+            },
+            "second_owner": null
         });
         assert_eq!(json, want);
     }
@@ -476,6 +500,7 @@ pub(super) mod tests {
             "last_transition",
             "counters",
             "announcements",
+            "second_owner",
         ] {
             assert!(json[key].is_null(), "{key}: {}", json[key]);
         }

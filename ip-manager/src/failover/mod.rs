@@ -7,6 +7,9 @@
 //!   health goes in through [`Failover::tracker`] (or `health-check`'s `vrrp` feature).
 //! - [`handover`]: a preemption that drains first: the preempting Backup asks the Master to
 //!   finish its connections and [`resign`](Failover::resign).
+//! - [`SecondOwnerWatch`]: split brain seen on the wire: a Master's addresses probed for a
+//!   second holder (the router itself reports another Master it hears:
+//!   [`vrrp_core::Event::SplitBrain`]).
 //! - [`VipApplier`]: just the event → address part, on any [`IpManager`](crate::IpManager),
 //!   for an owner that runs its own drivers (the `vrrpd` example daemon).
 //!
@@ -48,6 +51,7 @@ mod apply;
 mod builder;
 mod event;
 pub mod handover;
+mod second_owner;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -62,6 +66,7 @@ use vrrp_core::packet::Vrid;
 pub use apply::{EventSource, VipApplier};
 pub use builder::FailoverBuilder;
 pub use event::FailoverEvent;
+pub use second_owner::{SecondOwnerHandle, SecondOwnerStats, SecondOwnerWatch};
 
 use crate::{LinkMonitor, NetlinkManager, VirtualMac};
 
@@ -113,6 +118,8 @@ struct Parts {
     interface: String,
     /// The macvlan of a virtual MAC, removed once the addresses are released.
     vmac: Option<(VirtualMac, NetlinkManager)>,
+    /// The probes for a second holder of the addresses.
+    second_owner: Option<SecondOwnerHandle>,
 }
 
 /// One virtual router with its addresses: see the [module](self) docs.
@@ -132,6 +139,7 @@ pub struct Failover {
     missed: Arc<AtomicU64>,
     applier: Option<JoinHandle<DriverExit>>,
     links: JoinHandle<()>,
+    second_owner: Option<SecondOwnerHandle>,
 }
 
 impl Failover {
@@ -151,6 +159,7 @@ impl Failover {
             mut links,
             interface,
             vmac,
+            second_owner,
         } = parts;
         let state = applier.state();
         let missed = applier.missed_reports();
@@ -190,7 +199,14 @@ impl Failover {
             missed,
             applier: Some(applier),
             links,
+            second_owner,
         }
+    }
+
+    /// The counters of the probes for a second holder of the addresses (`None` when off:
+    /// [`FailoverBuilder::second_owner_probe`]).
+    pub fn second_owner_stats(&self) -> Option<SecondOwnerStats> {
+        self.second_owner.as_ref().map(SecondOwnerHandle::stats)
     }
 
     /// The handle on tracked object `name` (given to [`FailoverBuilder::track`]), for the

@@ -3,6 +3,7 @@
 
 mod announce;
 mod link;
+mod probe;
 mod sockaddr;
 mod virtual_mac;
 
@@ -18,6 +19,7 @@ use rtnetlink::{Handle, new_connection};
 
 pub use announce::{AnnounceConfig, AnnounceStats, Announcer, gratuitous_arp, unsolicited_na};
 pub use link::{LinkMonitor, LinkState};
+pub use probe::{OwnerAnswer, OwnerProbe};
 pub use virtual_mac::{VirtualMac, virtual_mac_name, virtual_router_mac};
 
 use crate::{Error, IpManager, Vip};
