@@ -451,3 +451,37 @@ fn with_a_virtual_mac_the_second_holder_is_found_all_the_same() {
         );
     }
 }
+
+/// seed 003's gateway check: a `kind = "icmp"` check of the default gateway (here the
+/// client's namespace), tracked with weight 0, puts the Master in FAULT while the gateway does
+/// not answer, and the Backup takes over; when it answers again the Master comes back.
+#[test]
+fn a_master_whose_gateway_stops_answering_pings_goes_to_fault() {
+    let test = "a_master_whose_gateway_stops_answering_pings_goes_to_fault";
+    let Some(netlab) = lab::netlab_or_skip(test, &[("ip", "-V")]) else {
+        return;
+    };
+    let m = V3_IPV4_100MS;
+    let mut lab = Lab::up(netlab, "sbg", m);
+    let gateway = "track = [{ check = \"gw\", weight = 0 }]\n[[check]]\nname = \"gw\"\nkind = \"icmp\"\naddress = \"10.99.0.100\"\ninterval = \"200ms\"\ntimeout = \"150ms\"\nfall = 2\n";
+    lab.vrrpd_with("h1", 150, m, gateway);
+    lab.vrrpd_with("h2", 100, m, "");
+    lab.wait_vip("h1", "h2", m.election() + Duration::from_secs(1));
+    let client = lab.ns("cl");
+    let ignore = |on: u8| {
+        let set = format!("net.ipv4.icmp_echo_ignore_all={on}");
+        lab.ip_netns_exec("cl", &["sysctl", "-qw", &set]);
+    };
+    ignore(1);
+    let took = lab.wait_vip("h2", "h1", Duration::from_secs(3));
+    let s = lab.status("h1");
+    assert_eq!(s["instances"][0]["state"], "FAULT", "{s:#}");
+    let check = &s["checks"][0];
+    assert_eq!(
+        (check["kind"].as_str(), check["up"].as_bool()),
+        (Some("icmp"), Some(false))
+    );
+    eprintln!("the gateway ({client}) ignores pings: h1 in FAULT, VIP on h2 after {took:?}");
+    ignore(0);
+    lab.wait_vip("h1", "h2", Duration::from_secs(5));
+}
