@@ -99,7 +99,7 @@ pub enum HandoverError {
     Malformed {
         /// The other side.
         peer: String,
-        /// What came (cut to [`MAX_LINE`] bytes).
+        /// What came (cut to 256 bytes).
         line: String,
     },
     /// A request from a host that [`HandoverListener::peers`] does not list (it was refused).

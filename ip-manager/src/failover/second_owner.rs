@@ -41,7 +41,10 @@ struct Counters {
     open: AtomicU64,
 }
 
-/// Probes a Master's virtual addresses for a second holder: see the [module](self) docs.
+/// Probes a Master's virtual addresses for a second holder, one round per interval from one
+/// interval after becoming Master; an episode starts at its first answer
+/// ([`FailoverEvent::SecondOwner`]) and ends after [`quiet_rounds`](Self::quiet_rounds) rounds
+/// without one, or on leaving Master ([`FailoverEvent::SecondOwnerGone`]).
 ///
 /// ```no_run
 /// use std::time::Duration;
