@@ -7,6 +7,11 @@
 //! it ends ([`FailoverEvent::SecondOwnerGone`], with its duration): after
 //! [`quiet_rounds`](SecondOwnerWatch::quiet_rounds) probes in a row without an answer, or when
 //! this router leaves Master.
+//!
+//! A peer that answers for the address for a moment is reported too, with its short duration:
+//! FRR 8.4's macvlan answers ARP for a round while its vrrpd starts (measured in the lab). The
+//! answer was real (a client asking then would have learnt the wrong host); the duration tells
+//! a transient from a split brain that lasts.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -193,13 +198,18 @@ async fn run(
                 if !asked || !addresses.contains(&answer.address) {
                     continue;
                 }
-                if !answered.contains(&answer) {
+                // A holder may answer a round more than once (each of its devices that
+                // holds the address): counted once a round.
+                let first_this_round = !answered.contains(&answer);
+                if first_this_round {
                     answered.push(answer);
                 }
                 if let Some(e) = open.get_mut(&answer) {
-                    e.last = now;
-                    e.answers += 1;
-                    e.quiet = 0;
+                    if first_this_round {
+                        e.last = now;
+                        e.answers += 1;
+                        e.quiet = 0;
+                    }
                 } else if let Some(vip) = w.vips.iter().find(|v| v.address == answer.address) {
                     counters.episodes.fetch_add(1, Ordering::Relaxed);
                     report(FailoverEvent::SecondOwner {
