@@ -17,6 +17,8 @@
 //!   and optionally a string in the first 16 KiB of the body; HTTPS with the `tls` feature.
 //! - [`ExecCheck`]: a program, healthy on exit 0; no shell unless asked; its whole process group
 //!   is killed when the run ends or times out; one run in flight.
+//! - [`IcmpCheck`]: an ICMP echo answered in time, IPv4 or IPv6 (raw socket, or a ping
+//!   socket unprivileged): keepalived's default-gateway check against split brains.
 //! - [`ProcessCheck`]: a process alive, by name or pid file, read from /proc (nothing spawned);
 //!   between checks its processes are watched through pidfds, so an exit marks it down at
 //!   once ([`Check::failed`]), not at the next poll.
@@ -99,6 +101,7 @@ mod discover;
 mod error;
 pub mod exec;
 mod http;
+mod icmp;
 mod jitter;
 mod monitor;
 mod process;
@@ -116,6 +119,7 @@ pub use exec::ExecCheck;
 pub use http::HttpCheck;
 #[cfg(feature = "tls")]
 pub use http::Tls;
+pub use icmp::IcmpCheck;
 pub use monitor::{Health, Monitor, MonitorConfig, Start, Status};
 pub use process::ProcessCheck;
 pub use tcp::TcpCheck;

@@ -7,7 +7,9 @@
 //! Backends:
 //! - [`NetlinkManager`] (feature `netlink`, default): rtnetlink, IPv6 with `nodad`, labels;
 //!   its [`Announcer`] sends gratuitous ARP / unsolicited NA as keepalived does, and a
-//!   [`LinkMonitor`] follows interfaces going down and up (rtnetlink link notifications).
+//!   [`LinkMonitor`] follows interfaces going down and up (rtnetlink link notifications); its
+//!   [`OwnerProbe`] asks the segment who else holds an address (ARP probe / neighbour
+//!   solicitation): a second holder of a Master's address is a split brain.
 //! - [`ExecManager`] (feature `exec`, default): operator scripts; [`ExecHook`] also runs
 //!   keepalived-style notify scripts (no shell unless asked, timeout kills the process group).
 //! - [`MemoryManager`]: an in-memory double for the unit tests of code that uses the trait.
@@ -48,7 +50,8 @@
 //!
 //! Beside the backends: [`failover`] (feature `vrrp`) applies VRRP to addresses, and
 //! [`alert`] (feature `alerts`) mails or posts every state change in the background.
-#![deny(unsafe_code)] // allowed in small functions: a sockaddr_ll, killpg, the crash guard's syscalls (guard/sys.rs)
+#![deny(unsafe_code)]
+// allowed in small functions: a sockaddr_ll, killpg, a reactor registration, the crash guard's syscalls (guard/sys.rs)
 #![deny(missing_docs)]
 
 #[cfg(feature = "alerts")]
@@ -81,8 +84,8 @@ pub use exec::{DEFAULT_TIMEOUT, ExecHook, ExecManager, ExecOutcome};
 pub use memory::MemoryManager;
 #[cfg(feature = "netlink")]
 pub use netlink::{
-    AnnounceConfig, AnnounceStats, Announcer, LinkMonitor, LinkState, NetlinkManager, VirtualMac,
-    gratuitous_arp, unsolicited_na, virtual_mac_name, virtual_router_mac,
+    AnnounceConfig, AnnounceStats, Announcer, LinkMonitor, LinkState, NetlinkManager, OwnerAnswer,
+    OwnerProbe, VirtualMac, gratuitous_arp, unsolicited_na, virtual_mac_name, virtual_router_mac,
 };
 pub use reconcile::{Change, Changes, Reconcile};
 pub use vip::Vip;

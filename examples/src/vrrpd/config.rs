@@ -121,6 +121,10 @@ pub struct Instance {
     /// `vrrp.VRID` (`vrrp6.VRID`) on the interface carries the addresses, the adverts and the
     /// announcements. Default false.
     pub virtual_mac: bool,
+    /// Whether the Master probes its addresses for a second holder (ARP probe / neighbour
+    /// solicitation once per advert interval, 100 ms at the least): a split brain that VRRP
+    /// cannot see when its adverts are blocked both ways. Netlink backend only. Default true.
+    pub second_owner_probe: bool,
     /// The virtual addresses with their prefix lengths.
     pub virtual_addresses: Vec<(IpAddr, u8)>,
     /// The source of unicast adverts (default: the interface's address).
@@ -211,6 +215,9 @@ pub enum CheckKind {
     Tcp(std::net::SocketAddr),
     /// An HTTP GET: address and path.
     Http(std::net::SocketAddr, String),
+    /// An ICMP echo (IPv4 or IPv6) answered within the timeout: the default-gateway check
+    /// that puts a cut-off host in FAULT (weight 0) instead of leaving it Master.
+    Icmp(std::net::IpAddr),
 }
 
 // ---- the file as written ------------------------------------------------------------------
@@ -250,6 +257,7 @@ struct InstanceToml {
     preempt_delay: Option<Spanned<String>>,
     preempt_on_lower_advert: Option<bool>,
     virtual_mac: Option<bool>,
+    second_owner_probe: Option<bool>,
     virtual_addresses: Spanned<Vec<Spanned<String>>>,
     unicast_source: Option<Spanned<String>>,
     #[serde(default)]
@@ -708,6 +716,7 @@ fn check_instance(
         preempt_delay,
         preempt_on_lower_advert: t.preempt_on_lower_advert.unwrap_or(true),
         virtual_mac: t.virtual_mac.unwrap_or(false),
+        second_owner_probe: t.second_owner_probe.unwrap_or(true),
         virtual_addresses,
         unicast_source,
         unicast_peers,
@@ -791,6 +800,15 @@ fn check_checks(r: &mut Report<'_>, raw: &[CheckToml]) -> Vec<Check> {
             },
             "exec" => needs(r, &t.command, "command").map(CheckKind::Exec),
             "tcp" => addr(r).map(CheckKind::Tcp),
+            "icmp" => needs(r, &t.address, "address").and_then(|a| match a.parse() {
+                Ok(ip) => Some(CheckKind::Icmp(ip)),
+                Err(_) => {
+                    let span = t.address.as_ref().map_or(t.kind.span(), Spanned::span);
+                    let hint = "is not an IP address (an icmp check pings an address, no port)";
+                    r.at(span, key("address"), format!("{a:?} {hint}"));
+                    None
+                }
+            }),
             "http" => addr(r).map(|a| {
                 CheckKind::Http(
                     a,
@@ -803,7 +821,7 @@ fn check_checks(r: &mut Report<'_>, raw: &[CheckToml]) -> Vec<Check> {
                 r.at(
                     t.kind.span(),
                     key("kind"),
-                    format!("{other:?}: one of \"process\", \"exec\", \"tcp\", \"http\""),
+                    format!("{other:?}: one of \"process\", \"exec\", \"tcp\", \"http\", \"icmp\""),
                 );
                 None
             }
@@ -1017,6 +1035,23 @@ virtual_addresses = ["10.0.0.201/24"]
             e,
             [
                 "vrrpd.toml:11:8: check[0].process: a \"process\" check needs `process = \"NAME\"` or `pid_file = \"PATH\"`"
+            ]
+        );
+    }
+
+    #[test]
+    fn an_icmp_check_pings_an_address_without_a_port() {
+        let base = "[[instance]]\nname = \"a\"\ninterface = \"eth0\"\nvrid = 1\nvirtual_addresses = [\"10.0.0.1/24\"]\ntrack = [{ check = \"gw\", weight = 0 }]\n\n[[check]]\nname = \"gw\"\nkind = \"icmp\"\n";
+        for (address, ip) in [("10.0.0.254", "10.0.0.254"), ("fd00::1", "fd00::1")] {
+            let c =
+                parse("vrrpd.toml", &format!("{base}address = \"{address}\"\n")).expect("valid");
+            assert_eq!(c.checks[0].kind, CheckKind::Icmp(ip.parse().unwrap()));
+        }
+        let e = errors(&format!("{base}address = \"10.0.0.254:80\"\n"));
+        assert_eq!(
+            e,
+            [
+                "vrrpd.toml:11:11: check[0].address: \"10.0.0.254:80\" is not an IP address (an icmp check pings an address, no port)"
             ]
         );
     }

@@ -6,11 +6,14 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ip_manager::alert::{Alert, Alerts};
-use ip_manager::failover::{FailoverEvent, ReconcileCounters, VipApplier};
+use ip_manager::failover::{
+    FailoverEvent, ReconcileCounters, SecondOwnerHandle, SecondOwnerWatch, VipApplier,
+};
 use ip_manager::guard::{Guard, GuardSlot, HOLD_DOWN_TRACKER};
-use ip_manager::{Announcer, ExecHook, IpManager, NetlinkManager, Vip};
+use ip_manager::{Announcer, ExecHook, IpManager, NetlinkManager, OwnerProbe, Vip};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
@@ -50,6 +53,9 @@ pub(super) struct Live {
     /// The applier's reconciliation (restored on the Master, removed elsewhere), whose tally
     /// is shown in the status; `None` for a backend that observes nothing (`exec`).
     pub(super) reconciled: Option<Arc<ReconcileCounters>>,
+    /// The probes for a second holder of the addresses while Master (its counters are in
+    /// the status); shared with the instance's next version on an in-place update.
+    pub(super) second_owner: Option<Arc<SecondOwnerHandle>>,
     /// The library's event → address glue (add and announce on Master, stop announcing and
     /// remove on leaving it): shared with the instance's next version on an in-place update,
     /// so that the announcements in progress stay stoppable.
@@ -60,20 +66,21 @@ pub(super) struct Live {
 }
 
 impl Live {
+    /// With the embedding daemon's hook and `[alerts]` (the pair after `hand_off`).
     pub(super) fn new(
         instance: Instance,
         vips: Vec<Vip>,
         backend: Arc<dyn IpManager>,
         announcer: Option<Arc<Announcer>>,
         hand_off: Option<NetlinkManager>,
-        on_event: Option<OnEvent>,
-        alerts: Option<Arc<Alerts>>,
+        (on_event, alerts): (Option<OnEvent>, Option<Arc<Alerts>>),
+        probe: Option<OwnerProbe>,
     ) -> Live {
         let (reports, mut read) = mpsc::channel(64);
         let name = instance.name.clone();
         let instance_alerts = instance.alerts;
-        // The applier's failures and the reconciler's repairs, logged (its other reports
-        // repeat what `handle` logs).
+        // The applier's failures, the reconciler's repairs and the second holders found,
+        // logged (its other reports repeat what `handle` logs).
         tokio::spawn(async move {
             while let Some(report) = read.recv().await {
                 match report {
@@ -83,15 +90,25 @@ impl Live {
                     e @ (FailoverEvent::Restored(_) | FailoverEvent::StaleRemoved(_)) => {
                         warn!(instance = %name, "{e}");
                     }
+                    e @ (FailoverEvent::SecondOwner { .. }
+                    | FailoverEvent::SecondOwnerGone { .. }) => warn!(instance = %name, "{e}"),
                     _ => {}
                 }
             }
         });
-        let mut applier = VipApplier::new(backend.clone(), vips.clone()).reports(reports);
+        let mut applier = VipApplier::new(backend.clone(), vips.clone()).reports(reports.clone());
         if let Some(netlink) = hand_off {
             applier = applier.hand_off(netlink);
         }
         applier.set_announcer(announcer.clone());
+        let second_owner = probe.map(|probe| {
+            let interval = instance.advert_interval.max(Duration::from_millis(100));
+            Arc::new(
+                SecondOwnerWatch::new(probe, &vips)
+                    .interval(interval)
+                    .spawn(applier.state(), reports),
+            )
+        });
         Live {
             notify: instance.notify_master.clone().map(ExecHook::shell),
             notify_backup: instance.notify_backup.clone().map(ExecHook::shell),
@@ -103,6 +120,7 @@ impl Live {
             on_event,
             alerts: alerts.filter(|_| instance_alerts),
             reconciled: None,
+            second_owner,
             applier: Arc::new(tokio::sync::Mutex::new(applier)),
             guard: None,
         }
@@ -141,6 +159,7 @@ impl Live {
             on_event: old.on_event.clone(),
             alerts: old.alerts.clone(),
             reconciled: old.reconciled.clone(),
+            second_owner: old.second_owner.clone(),
             applier: old.applier.clone(),
             guard: old.guard.clone(),
         }
@@ -506,6 +525,26 @@ async fn act(l: &Live, event: Event) {
             suppressed,
             "dropped an advert: {detail}{}",
             config_hint(&l.instance, reason, &detail)
+        ),
+        Event::SplitBrain { peer, priority } => warn!(
+            instance = %name,
+            %peer,
+            peer_priority = priority.get(),
+            "split brain: {peer} advertises as master with priority {priority}, which loses to \
+             ours, and does not step down: it does not hear this master"
+        ),
+        Event::SplitBrainEnded {
+            peer,
+            adverts,
+            duration,
+            end,
+            ..
+        } => warn!(
+            instance = %name,
+            %peer,
+            adverts,
+            duration_seconds = duration.as_secs_f64(),
+            "split brain with {peer} over after {duration:.3?} ({adverts} adverts heard): {end}"
         ),
         other => info!(instance = %name, event = ?other, "event"),
     }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use ip_manager::guard::{HOLD_DOWN_TRACKER, HOLD_DOWN_WEIGHT};
-use ip_manager::{AnnounceConfig, Announcer, NetlinkManager, Vip, VirtualMac};
+use ip_manager::{AnnounceConfig, Announcer, NetlinkManager, OwnerProbe, Vip, VirtualMac};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 use vrrp_core::driver::{
@@ -276,6 +276,10 @@ impl Instances {
             self.drivers.clone(),
             self.tracking.statuses(),
         );
+        for (name, l) in &self.live {
+            self.registry
+                .record_second_owner(name, l.second_owner.clone());
+        }
         Ok(plan)
     }
 
@@ -307,6 +311,14 @@ impl Instances {
         let backend = vip_backend::start(&inst.name, &inst.vip_backend, &self.netlink).await?;
         let announcer = if inst.vip_backend.announces() {
             Some(self.announcer(inst).await?)
+        } else {
+            None
+        };
+        // From the interface itself (with a virtual MAC too: the macvlan answers the others'
+        // questions, and would not hear its own).
+        let probe = if inst.vip_backend.announces() && inst.second_owner_probe {
+            let addresses: Vec<_> = vips.iter().map(|v| v.address).collect();
+            Some(OwnerProbe::new(&self.netlink, &inst.interface, &addresses).await?)
         } else {
             None
         };
@@ -361,8 +373,8 @@ impl Instances {
             backend,
             announcer,
             (!inst.virtual_mac).then(|| (*self.netlink).clone()),
-            self.on_event.clone(),
-            self.alerts.clone(),
+            (self.on_event.clone(), self.alerts.clone()),
+            probe,
         );
         live.guard = slot;
         Ok(Starting {

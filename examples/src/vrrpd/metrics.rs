@@ -16,6 +16,10 @@
 //! | `vrrpd_instance_last_transition_timestamp_seconds` | gauge | when the state last changed |
 //! | `vrrpd_instance_transitions_total` | counter | state changes |
 //! | `vrrpd_instance_became_master_total` | counter | times it became Master |
+//! | `vrrpd_instance_split_brains_total` | counter | split brains heard as Master (another Master, losing priority, not stepping down) |
+//! | `vrrpd_instance_split_brain` | gauge | of those, going on now |
+//! | `vrrpd_instance_second_owner_episodes_total` | counter | split brains seen on the wire: another host answering for a virtual address while Master |
+//! | `vrrpd_instance_second_owner` | gauge | of those, going on now |
 //! | `vrrpd_instance_adverts_sent_total` | counter | adverts sent |
 //! | `vrrpd_instance_adverts_received_total` | counter | adverts received for its VRID |
 //! | `vrrpd_instance_adverts_accepted_total` | counter | adverts that passed every check |
@@ -59,7 +63,7 @@ fn instance(f: &mut Family<'_>, i: &InstanceStatus, extra: Option<(&str, &str)>,
 
 /// The per-instance families of [`InstanceStatus`] fields.
 #[rustfmt::skip]
-const INSTANCE_METRICS: [Metric<InstanceStatus>; 17] = [
+const INSTANCE_METRICS: [Metric<InstanceStatus>; 21] = [
     ("vrrpd_instance_priority", "gauge", "Effective priority: the base priority plus the weights of the tracked objects.", |i| i.effective_priority.map(f64::from)),
     ("vrrpd_instance_base_priority", "gauge", "Configured priority.", |i| Some(f64::from(i.base_priority))),
     ("vrrpd_instance_master_adver_interval_seconds", "gauge", "Master_Adver_Interval (RFC 5798).", |i| i.master_adver_interval_ms.map(|ms| count(ms) / 1000.0)),
@@ -68,6 +72,10 @@ const INSTANCE_METRICS: [Metric<InstanceStatus>; 17] = [
     ("vrrpd_instance_last_transition_timestamp_seconds", "gauge", "When the state last changed, in seconds since the Unix epoch.", |i| i.last_transition.as_ref().map(|t| t.unix_time)),
     ("vrrpd_instance_transitions_total", "counter", "State changes.", |i| i.counters.as_ref().map(|c| count(c.transitions))),
     ("vrrpd_instance_became_master_total", "counter", "Times the instance became Master.", |i| i.counters.as_ref().map(|c| count(c.became_master))),
+    ("vrrpd_instance_split_brains_total", "counter", "Split brains heard as Master: another Master with a losing priority that does not step down.", |i| i.counters.as_ref().map(|c| count(c.split_brains))),
+    ("vrrpd_instance_split_brain", "gauge", "Split brains heard as Master going on now.", |i| i.counters.as_ref().map(|c| count(c.split_brains_now))),
+    ("vrrpd_instance_second_owner_episodes_total", "counter", "Split brains seen on the wire: another host answering for a virtual address while Master.", |i| i.second_owner.as_ref().map(|s| count(s.episodes))),
+    ("vrrpd_instance_second_owner", "gauge", "Other holders of a virtual address answering now.", |i| i.second_owner.as_ref().map(|s| count(s.now))),
     ("vrrpd_instance_adverts_sent_total", "counter", "Advertisements sent (one per destination).", |i| i.counters.as_ref().map(|c| count(c.adverts_sent))),
     ("vrrpd_instance_adverts_received_total", "counter", "Advertisements received for the instance's VRID.", |i| i.counters.as_ref().map(|c| count(c.adverts_received))),
     ("vrrpd_instance_adverts_accepted_total", "counter", "Advertisements that passed every check.", |i| i.counters.as_ref().map(|c| count(c.adverts_accepted))),
@@ -228,6 +236,11 @@ mod tests {
                 r.restored = 2;
                 r
             }),
+            second_owner: Some({
+                let mut s = ip_manager::failover::SecondOwnerStats::default();
+                (s.episodes, s.open) = (2, 1);
+                s
+            }),
         };
         let mut i = st::instance(&instance_config(), &live, SystemTime::now());
         i.name = "VI \"1\"".into(); // a name that needs escaping
@@ -282,6 +295,10 @@ mod tests {
             format!("vrrpd_instance_vip_stale_removed_total{{{l}}} 0"),
             format!("vrrpd_instance_announce_frames_failed_total{{{l}}} 0"),
             format!("vrrpd_instance_tracked_check_up{{{l},check=\"chk\"}} 0"),
+            format!("vrrpd_instance_split_brains_total{{{l}}} 0"),
+            format!("vrrpd_instance_split_brain{{{l}}} 0"),
+            format!("vrrpd_instance_second_owner_episodes_total{{{l}}} 2"),
+            format!("vrrpd_instance_second_owner{{{l}}} 1"),
             "vrrpd_driver_malformed_total{interface=\"eth0\",family=\"IPv4\"} 3".into(),
             "vrrpd_driver_unknown_vrid_total{interface=\"eth0\",family=\"IPv4\"} 4".into(),
             "vrrpd_check_up{check=\"chk\",kind=\"tcp\"} 0".into(),

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use ip_manager::failover::ReconcileCounters;
+use ip_manager::failover::SecondOwnerHandle;
 use ip_manager::{Announcer, IpManager, NetlinkManager, Vip};
 use tokio::sync::watch;
 use vrrp_core::driver::{DriverHandle, DriverSnapshot};
@@ -47,6 +48,8 @@ struct Entry {
     announcer: Option<Arc<Announcer>>,
     /// Its reconciler's counters, shown likewise.
     reconciled: Option<Arc<ReconcileCounters>>,
+    /// Its probes for a second holder of the addresses, whose counters the status shows.
+    second_owner: Option<Arc<SecondOwnerHandle>>,
 }
 
 /// An instance's announcer and reconciler counters, by instance name.
@@ -97,6 +100,7 @@ impl Registry {
                     last,
                     announcer: tallies.get(&i.name).and_then(|t| t.0.clone()),
                     reconciled: tallies.get(&i.name).and_then(|t| t.1.clone()),
+                    second_owner: None,
                 },
             );
         }
@@ -120,6 +124,13 @@ impl Registry {
                 reason: reason.clone(),
                 at,
             });
+        }
+    }
+
+    /// Instance `name` probes for a second holder of its addresses with `watch`.
+    pub(super) fn record_second_owner(&self, name: &str, watch: Option<Arc<SecondOwnerHandle>>) {
+        if let Some(e) = self.lock().instances.get_mut(name) {
+            e.second_owner = watch;
         }
     }
 
@@ -192,6 +203,7 @@ impl Registry {
                 links: Some(&links),
                 announced: e.announcer.as_ref().map(|a| a.stats()),
                 reconciled: e.reconciled.as_ref().map(|r| r.stats()),
+                second_owner: e.second_owner.as_ref().map(|w| w.stats()),
             };
             instances.push(status::instance(i, &live, now));
         }

@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime};
 use health_check::Health;
 use ip_manager::AnnounceStats;
 use ip_manager::failover::ReconcileStats;
+use ip_manager::failover::SecondOwnerStats;
 use serde::Serialize;
 use vrrp_core::driver::{DriverStats, RouterSnapshot};
 use vrrp_core::{Reason, State};
@@ -108,6 +109,9 @@ pub struct InstanceStatus {
     /// What the reconciliation of the virtual addresses did (`null` for a `vip_backend` that
     /// cannot be observed: `exec`).
     pub reconciliation: Option<Reconciliation>,
+    /// Split brain seen on the wire: another host answering for a virtual address while this
+    /// one is Master (`null` without `second_owner_probe`).
+    pub second_owner: Option<SecondOwner>,
 }
 
 /// The desired-versus-actual reconciliation of an instance's virtual addresses since it
@@ -125,6 +129,17 @@ pub struct Reconciliation {
     pub failures: u64,
     /// How long the last restore took (check, add, announce), in milliseconds.
     pub last_restore_ms: Option<f64>,
+}
+
+/// The probes of a Master's addresses for a second holder.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SecondOwner {
+    /// Rounds of probes sent.
+    pub probes: u64,
+    /// Episodes so far (one per address and other holder).
+    pub episodes: u64,
+    /// Of those, the ones going on now.
+    pub now: u64,
 }
 
 /// An instance's announcements since it started (or since its `garp` last changed).
@@ -189,6 +204,11 @@ pub struct Counters {
     pub transitions: u64,
     /// Times it became Master.
     pub became_master: u64,
+    /// Split brains heard as Master: another Master advertising a losing priority, not
+    /// stepping down (episodes so far, and going on now).
+    pub split_brains: u64,
+    /// Of those, the ones going on now.
+    pub split_brains_now: u64,
     /// Adverts dropped, by reason (`ttl`, `checksum`, `authentication`, ...).
     pub dropped: BTreeMap<String, u64>,
     /// All drops.
@@ -219,7 +239,7 @@ pub struct DriverStatus {
 pub struct CheckStatus {
     /// Its name.
     pub name: String,
-    /// `process`, `exec`, `tcp` or `http`.
+    /// `process`, `exec`, `tcp`, `http` or `icmp`.
     pub kind: &'static str,
     /// Up or down (after rise/fall).
     pub up: bool,
@@ -260,6 +280,8 @@ pub(super) struct Live<'a> {
     pub(super) announced: Option<AnnounceStats>,
     /// The instance's reconciler's tally.
     pub(super) reconciled: Option<ReconcileStats>,
+    /// Its second-holder probes' counters.
+    pub(super) second_owner: Option<SecondOwnerStats>,
 }
 
 /// Seconds since the Unix epoch (0 for a time before it).
@@ -344,6 +366,11 @@ pub(super) fn instance(i: &Instance, live: &Live<'_>, now: SystemTime) -> Instan
             failures: s.failures,
             last_restore_ms: s.last_restore.map(|d| d.as_secs_f64() * 1000.0),
         }),
+        second_owner: live.second_owner.map(|s| SecondOwner {
+            probes: s.probes,
+            episodes: s.episodes,
+            now: s.open,
+        }),
         counters: r.map(|r| {
             let s = &r.stats;
             Counters {
@@ -352,6 +379,8 @@ pub(super) fn instance(i: &Instance, live: &Live<'_>, now: SystemTime) -> Instan
                 adverts_sent: s.sent,
                 transitions: s.transitions,
                 became_master: s.became_master,
+                split_brains: s.split_brains,
+                split_brains_now: s.split_brains_open,
                 dropped: s
                     .dropped
                     .iter()
@@ -393,6 +422,7 @@ pub(super) fn check(c: &config::Check, s: &health_check::Status) -> CheckStatus 
             CheckKind::Exec(_) => "exec",
             CheckKind::Tcp(_) => "tcp",
             CheckKind::Http(..) => "http",
+            CheckKind::Icmp(_) => "icmp",
         },
         up: s.health == Health::Up,
         checks_run: s.checks,
@@ -457,6 +487,7 @@ pub(super) mod tests {
             links: Some(&links),
             announced: Some(AnnounceStats::default()),
             reconciled: Some(ReconcileStats::default()),
+            second_owner: None,
         };
         let s = instance(&i, &live, at + Duration::from_millis(2500));
         let json: serde_json::Value =
@@ -476,7 +507,8 @@ pub(super) mod tests {
             },
             "counters": {
                 "adverts_received": 0, "adverts_accepted": 0, "adverts_sent": 0,
-                "transitions": 1, "became_master": 0, "dropped": {}, "dropped_total": 0,
+                "transitions": 1, "became_master": 0, "split_brains": 0,
+                "split_brains_now": 0, "dropped": {}, "dropped_total": 0,
                 "seconds_in": { "INIT": 0.0, "BACKUP": 0.0, "MASTER": 0.0, "FAULT": 0.0 }
             },
             "announcements": {
@@ -485,7 +517,8 @@ pub(super) mod tests {
             "reconciliation": {
                 "restored": 0, "stale_removed": 0, "checks": 0, "failures": 0,
                 "last_restore_ms": null
-            }
+            },
+            "second_owner": null
         });
         assert_eq!(json, want);
     }
@@ -503,6 +536,7 @@ pub(super) mod tests {
             "counters",
             "announcements",
             "reconciliation",
+            "second_owner",
         ] {
             assert!(json[key].is_null(), "{key}: {}", json[key]);
         }

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use health_check::{
-    ExecCheck, Health, HttpCheck, Monitor, MonitorConfig, ProcessCheck, Start, Status, TcpCheck,
+    ExecCheck, Health, HttpCheck, IcmpCheck, Monitor, MonitorConfig, ProcessCheck, Start, Status,
+    TcpCheck,
 };
 use tokio::sync::{Mutex, watch};
 use tracing::{info, warn};
@@ -145,6 +146,7 @@ fn spawn(check: &config::Check) -> Result<Monitor, super::daemon::Error> {
         CheckKind::Exec(command) => Arc::new(ExecCheck::shell(command.clone())),
         CheckKind::Tcp(addr) => Arc::new(TcpCheck::new(*addr)),
         CheckKind::Http(addr, path) => Arc::new(HttpCheck::new(*addr).path(path.clone())),
+        CheckKind::Icmp(addr) => Arc::new(IcmpCheck::new(*addr).timeout(check.timeout)),
     };
     Ok(Monitor::spawn(
         probe,

@@ -11,8 +11,9 @@ use vrrp_core::packet::{AddressFamily, AdvertInterval, Priority, Vrid};
 use vrrp_core::router::Tracker;
 use vrrp_core::{Config, Router};
 
+use super::SecondOwnerWatch;
 use super::{Failover, StartError, VipApplier};
-use crate::{AnnounceConfig, Announcer, IpManager, LinkMonitor, NetlinkManager, Vip};
+use crate::{AnnounceConfig, Announcer, IpManager, LinkMonitor, NetlinkManager, OwnerProbe, Vip};
 
 /// Sets up a [`Failover`]: what keepalived's `vrrp_instance` says, in builder form. Every
 /// setting has keepalived's or the RFC's default; [`start`](Self::start) checks them all.
@@ -30,6 +31,7 @@ pub struct FailoverBuilder {
     manager: Option<Arc<dyn IpManager>>,
     socket: Option<VrrpSocket>,
     virtual_mac: bool,
+    second_owner_probe: bool,
     event_capacity: usize,
     tune: Option<Tune>,
     #[cfg(feature = "guard")]
@@ -63,6 +65,7 @@ impl std::fmt::Debug for FailoverBuilder {
             .field("manager", &self.manager.is_some())
             .field("socket", &self.socket)
             .field("virtual_mac", &self.virtual_mac)
+            .field("second_owner_probe", &self.second_owner_probe)
             .field("event_capacity", &self.event_capacity)
             .field("configure", &self.tune.is_some())
             .finish_non_exhaustive()
@@ -84,6 +87,7 @@ impl FailoverBuilder {
             manager: None,
             socket: None,
             virtual_mac: false,
+            second_owner_probe: true,
             event_capacity: DEFAULT_EVENT_CAPACITY,
             tune: None,
             #[cfg(feature = "guard")]
@@ -158,6 +162,16 @@ impl FailoverBuilder {
     /// ends (see [`NetlinkManager::add_virtual_mac`]). Default off (the interface's own MAC).
     pub fn virtual_mac(mut self, on: bool) -> FailoverBuilder {
         self.virtual_mac = on;
+        self
+    }
+
+    /// Whether the Master probes its addresses for a second holder once per advert interval
+    /// (100 ms at the least), reporting [`FailoverEvent::SecondOwner`](super::FailoverEvent)
+    /// and its end: the split brain VRRP cannot see when its adverts are blocked both ways
+    /// (see [`SecondOwnerWatch`](super::SecondOwnerWatch)). Default on; only with the netlink
+    /// manager and announcements (a cloud API or a script has no segment to ask).
+    pub fn second_owner_probe(mut self, on: bool) -> FailoverBuilder {
+        self.second_owner_probe = on;
         self
     }
 
@@ -298,11 +312,20 @@ impl FailoverBuilder {
             Some(s) => s,
             None => VrrpSocket::open(on, family, primary)?,
         };
+        let on_netlink = self.manager.is_none();
         let manager: Arc<dyn IpManager> = match self.manager {
             Some(m) => m,
             None => Arc::new(netlink.clone()),
         };
         let exclusive = manager.reconcile().exclusive;
+        let probe = if self.second_owner_probe && self.announce.is_some() && on_netlink {
+            let addresses: Vec<IpAddr> = vips.iter().map(|v| v.address).collect();
+            let probe = OwnerProbe::new(&netlink, &self.interface, &addresses).await?;
+            let interval = self.advert_interval.max(Duration::from_millis(100));
+            Some(SecondOwnerWatch::new(probe, &vips).interval(interval))
+        } else {
+            None
+        };
         let mut applier = VipApplier::new(manager, vips);
         if let Some(announce) = self.announce {
             applier = applier.announcer(Arc::new(Announcer::new(&netlink, on, announce).await?));
@@ -313,6 +336,7 @@ impl FailoverBuilder {
             }
         }
         let (reports, events) = mpsc::channel(self.event_capacity);
+        let second_owner = probe.map(|w| w.spawn(applier.state(), reports.clone()));
         // Desired versus actual from now on: a VIP deleted behind the Master's back comes
         // back and is announced again; one found here while not Master goes.
         let mut applier = applier.reports(reports);
@@ -355,6 +379,7 @@ impl FailoverBuilder {
             events,
             missed,
             reconciled,
+            second_owner,
         })
     }
 }

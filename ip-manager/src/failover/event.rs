@@ -35,6 +35,33 @@ pub enum FailoverEvent {
     /// The driver ended: every address was released (removed if held), and this says why.
     /// Nothing more follows.
     Released(DriverExit),
+    /// Split brain seen on the wire ([`SecondOwnerWatch`](super::SecondOwnerWatch)): while
+    /// this router is Master, another host answered for `vip`. Told once per episode, at its
+    /// first answer; [`SecondOwnerGone`](Self::SecondOwnerGone) follows. With a virtual MAC
+    /// both sides share one MAC, so `theirs` may equal the virtual router's.
+    SecondOwner {
+        /// The address both hold.
+        vip: Vip,
+        /// The other host's MAC, as its answer gave it.
+        theirs: [u8; 6],
+        /// This host's MAC on the interface probed.
+        ours: [u8; 6],
+    },
+    /// The end of a [`SecondOwner`](Self::SecondOwner) episode.
+    SecondOwnerGone {
+        /// The address.
+        vip: Vip,
+        /// The other host's MAC.
+        theirs: [u8; 6],
+        /// From its first answer to its last (the other host stopped answering), or to this
+        /// router leaving Master.
+        duration: std::time::Duration,
+        /// How many rounds of probes it answered.
+        answers: u64,
+        /// Whether it ended because this router left Master (rather than the other host
+        /// falling silent).
+        left_master: bool,
+    },
     /// Another event of the router (a priority change, a dropped advert, ...).
     Router(Event),
     /// An address went behind the Master's back (`ip addr del`, an interface flushed, an
@@ -44,6 +71,11 @@ pub enum FailoverEvent {
     /// An address was found on this node while it is not Master (left by a crash, or added
     /// by hand) and removed.
     StaleRemoved(Vip),
+}
+
+/// `aa:bb:cc:dd:ee:ff`.
+pub(crate) fn mac_text(mac: [u8; 6]) -> String {
+    mac.map(|b| format!("{b:02x}")).join(":")
 }
 
 impl fmt::Display for FailoverEvent {
@@ -61,6 +93,36 @@ impl fmt::Display for FailoverEvent {
                     "the VRRP driver ended ({exit}): virtual addresses released"
                 )
             }
+            FailoverEvent::SecondOwner { vip, theirs, ours } => write!(
+                f,
+                "split brain: {vip} is also held by {}{} (this Master is {})",
+                mac_text(*theirs),
+                if theirs[..5] == [0x00, 0x00, 0x5e, 0x00, 0x01]
+                    || theirs[..5] == [0x00, 0x00, 0x5e, 0x00, 0x02]
+                {
+                    ", the virtual router MAC: the other Master shares it"
+                } else {
+                    ""
+                },
+                mac_text(*ours),
+            ),
+            FailoverEvent::SecondOwnerGone {
+                vip,
+                theirs,
+                duration,
+                answers,
+                left_master,
+            } => write!(
+                f,
+                "split brain over: {vip} held by {} too for {duration:.3?} ({answers} answers), \
+                 ended by {}",
+                mac_text(*theirs),
+                if *left_master {
+                    "this router leaving Master"
+                } else {
+                    "the other host falling silent"
+                }
+            ),
             FailoverEvent::Router(e) => write!(f, "{e:?}"),
             FailoverEvent::Restored(vip) => {
                 write!(f, "restored {vip}: it was removed behind the Master's back")

@@ -7,6 +7,9 @@
 //!   health goes in through [`Failover::tracker`] (or `health-check`'s `vrrp` feature).
 //! - [`handover`]: a preemption that drains first: the preempting Backup asks the Master to
 //!   finish its connections and [`resign`](Failover::resign).
+//! - [`SecondOwnerWatch`]: split brain seen on the wire: a Master's addresses probed for a
+//!   second holder (the router itself reports another Master it hears:
+//!   [`vrrp_core::Event::SplitBrain`]).
 //! - [`VipApplier`]: just the event → address part, on any [`IpManager`](crate::IpManager),
 //!   for an owner that runs its own drivers (the `vrrpd` example daemon).
 //!
@@ -61,6 +64,7 @@ mod builder;
 mod event;
 pub mod handover;
 mod reconcile;
+mod second_owner;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -76,6 +80,7 @@ pub use apply::{EventSource, VipApplier};
 pub use builder::FailoverBuilder;
 pub use event::FailoverEvent;
 pub use reconcile::{ReconcileCounters, ReconcileStats, STALE_GRACE};
+pub use second_owner::{SecondOwnerHandle, SecondOwnerStats, SecondOwnerWatch};
 
 use crate::{LinkMonitor, NetlinkManager, VirtualMac};
 
@@ -136,6 +141,7 @@ pub struct Failover {
     reconciled: Option<Arc<ReconcileCounters>>,
     applier: Option<JoinHandle<DriverExit>>,
     links: JoinHandle<()>,
+    second_owner: Option<SecondOwnerHandle>,
 }
 
 /// The router's slot with the crash guard, if it has one (feature `guard`).
@@ -206,6 +212,12 @@ impl Failover {
                 }
             }
         })
+    }
+
+    /// The counters of the probes for a second holder of the addresses (`None` when off:
+    /// [`FailoverBuilder::second_owner_probe`]).
+    pub fn second_owner_stats(&self) -> Option<SecondOwnerStats> {
+        self.second_owner.as_ref().map(SecondOwnerHandle::stats)
     }
 
     /// The handle on tracked object `name` (given to [`FailoverBuilder::track`]), for the

@@ -5,6 +5,7 @@
 
 mod announce;
 mod link;
+mod probe;
 mod sockaddr;
 mod virtual_mac;
 mod watch;
@@ -21,6 +22,7 @@ use rtnetlink::{Handle, new_connection};
 
 pub use announce::{AnnounceConfig, AnnounceStats, Announcer, gratuitous_arp, unsolicited_na};
 pub use link::{LinkMonitor, LinkState};
+pub use probe::{OwnerAnswer, OwnerProbe};
 pub use virtual_mac::{VirtualMac, virtual_mac_name, virtual_router_mac};
 
 use crate::{Changes, Error, IpManager, Reconcile, Vip};

@@ -6,6 +6,7 @@ use std::net::IpAddr;
 
 use bytes::Bytes;
 
+use super::split_brain::SplitBrainEnd;
 use crate::packet::{DropReason, Priority};
 
 /// The states of RFC 5798 §6.4, plus keepalived's Fault.
@@ -167,6 +168,35 @@ pub enum Event {
         priority: Priority,
         /// How long this router waits before preempting anyway.
         delay: std::time::Duration,
+    },
+    /// Split brain: another router advertises as Master for this VRID while this router is
+    /// Master, with a priority that loses to ours, so it should have stepped down (it does not
+    /// hear us: adverts lost one way, a partition healing, a misconfigured peer). Told at the
+    /// episode's first advert (adverts crossing this router's own takeover excepted) and
+    /// counted in [`Stats::split_brains`](super::Stats::split_brains); its end follows
+    /// ([`Event::SplitBrainEnded`]). A higher priority heard while Master is a preemption,
+    /// not a split brain: the router steps down.
+    SplitBrain {
+        /// The other Master's address.
+        peer: IpAddr,
+        /// The priority it advertises.
+        priority: Priority,
+    },
+    /// The end of the episode [`Event::SplitBrain`] told for `peer`.
+    SplitBrainEnded {
+        /// The other Master's address.
+        peer: IpAddr,
+        /// The priority it advertised last.
+        priority: Priority,
+        /// How many of its adverts this router heard while Master.
+        adverts: u64,
+        /// How long the two Masters lasted as this router knows it: from the first advert to
+        /// the last one heard when the peer fell silent (the end itself is noticed
+        /// [`SPLIT_BRAIN_QUIET_INTERVALS`](super::SPLIT_BRAIN_QUIET_INTERVALS) intervals later), to the
+        /// moment of the end otherwise.
+        duration: std::time::Duration,
+        /// How it ended.
+        end: SplitBrainEnd,
     },
     /// A received packet was dropped (it is also counted in
     /// [`Stats::dropped`](super::Stats::dropped)). Rate-limited as RFC 9568 §8.3 asks of

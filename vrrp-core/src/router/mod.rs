@@ -11,6 +11,7 @@
 
 mod config;
 mod event;
+mod split_brain;
 mod stats;
 mod sync_group;
 mod timers;
@@ -20,9 +21,11 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use split_brain::SplitBrains;
 
 pub use config::{Config, ConfigError, Tracker};
 pub use event::{Event, Reason, State, Transmit};
+pub use split_brain::{SPLIT_BRAIN_QUIET_INTERVALS, SplitBrainEnd};
 pub use stats::Stats;
 pub use sync_group::SyncGroup;
 pub use timers::{master_down_interval, skew_time};
@@ -64,6 +67,8 @@ pub struct Router {
     /// Per drop reason: when the last `PacketDropped` went out, and the drops since.
     drop_reports: BTreeMap<DropReason, (Instant, u64)>,
     state_since: Option<Instant>,
+    /// Other Masters heard while Master.
+    split_brains: SplitBrains,
 }
 
 impl Router {
@@ -96,6 +101,7 @@ impl Router {
             stats: Stats::default(),
             drop_reports: BTreeMap::new(),
             state_since: None,
+            split_brains: SplitBrains::default(),
             config,
         };
         router.priority = router.effective_priority();
@@ -274,6 +280,10 @@ impl Router {
     /// instant; calling it early or twice is harmless).
     pub fn handle_timeout(&mut self, now: Instant) {
         self.account(now);
+        if self.state == State::Master {
+            self.split_brains.expire(now, &mut self.events);
+            self.stats.split_brains_open = self.split_brains.open() as u64;
+        }
         match self.state {
             State::Master if self.advert_timer.is_some_and(|t| t <= now) => {
                 self.send_advert(self.priority);
@@ -290,7 +300,10 @@ impl Router {
     /// Changes after every input.
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.state {
-            State::Master => self.advert_timer,
+            State::Master => match (self.advert_timer, self.split_brains.deadline()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
             State::Backup => self.master_down_timer,
             State::Initialize | State::Fault => None,
         }
@@ -391,6 +404,8 @@ impl Router {
         interval: AdvertInterval,
     ) {
         if theirs.is_shutdown() {
+            self.events.extend(self.split_brains.resigned(now, from));
+            self.stats.split_brains_open = self.split_brains.open() as u64;
             self.send_advert(self.priority);
             self.advert_timer = Some(now + self.config.advert_interval.as_duration());
             return;
@@ -411,16 +426,27 @@ impl Router {
             );
             self.master_down_timer = Some(now + self.master_down_interval());
             self.master_priority = Some(theirs);
-        } else if self.config.preempt {
-            // A lower-priority router thinks it is Master (it missed us): answer at once so it
-            // steps down now rather than at our next advert (keepalived does the same).
-            self.send_advert(self.priority);
-            self.advert_timer = Some(now + self.config.advert_interval.as_duration());
+        } else {
+            let interval = interval
+                .as_duration()
+                .max(self.config.advert_interval.as_duration());
+            if let Some(told) = self.split_brains.heard(now, from, theirs, interval) {
+                self.stats.split_brains += 1;
+                self.events.push_back(told);
+            }
+            self.stats.split_brains_open = self.split_brains.open() as u64;
+            if self.config.preempt {
+                // A lower-priority router thinks it is Master (it missed us): answer at once
+                // so it steps down now rather than at our next advert (keepalived does too).
+                self.send_advert(self.priority);
+                self.advert_timer = Some(now + self.config.advert_interval.as_duration());
+            }
         }
     }
 
     fn become_master(&mut self, now: Instant, reason: Reason) {
         self.transition(now, State::Master, reason);
+        self.split_brains.became_master(now);
         self.stats.became_master += 1;
         self.master_adver_interval = self.config.advert_interval;
         self.send_advert(self.priority);
@@ -493,6 +519,10 @@ impl Router {
             return;
         }
         self.state = to;
+        if from == State::Master {
+            self.split_brains.left_master(now, &mut self.events);
+            self.stats.split_brains_open = 0;
+        }
         self.stats.transitions += 1;
         self.advert_timer = None;
         self.master_down_timer = None;

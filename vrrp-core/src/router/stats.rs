@@ -21,6 +21,10 @@ pub struct Stats {
     pub transitions: u64,
     /// Times this router became Master.
     pub became_master: u64,
+    /// Split-brain episodes heard while Master ([`Event::SplitBrain`](super::Event::SplitBrain)).
+    pub split_brains: u64,
+    /// Of those, the ones going on now.
+    pub split_brains_open: u64,
     pub(crate) time_in: [Duration; 4],
 }
 

@@ -49,7 +49,7 @@
 mod rng;
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BTreeSet, BinaryHeap};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -154,6 +154,8 @@ pub struct Sim {
     pub tracing: bool,
     queue: BinaryHeap<Reverse<Delivery>>,
     seq: u64,
+    /// One-way partitions: (from, to) pairs whose packets are lost.
+    blocked: BTreeSet<(usize, usize)>,
 }
 
 impl Sim {
@@ -172,6 +174,7 @@ impl Sim {
             tracing: false,
             queue: BinaryHeap::new(),
             seq: 0,
+            blocked: BTreeSet::new(),
         }
     }
 
@@ -280,11 +283,19 @@ impl Sim {
         self.log(|| format!("partition {components:?}"));
     }
 
-    /// Joins every host into one segment again.
+    /// A one-way partition: what node `from` sends no longer reaches node `to` (the other
+    /// way still works), as a firewall dropping adverts in one direction does.
+    pub fn block(&mut self, from: usize, to: usize) {
+        self.blocked.insert((from, to));
+        self.log(|| format!("node {from} -> node {to} blocked"));
+    }
+
+    /// Joins every host into one segment again, and lifts every [`block`](Sim::block).
     pub fn heal(&mut self) {
         for n in &mut self.nodes {
             n.component = 0;
         }
+        self.blocked.clear();
         self.log(|| "partition healed".into());
     }
 
@@ -374,7 +385,10 @@ impl Sim {
             }
             let multicast = tx.destination.is_multicast();
             for to in 0..self.nodes.len() {
-                if to == i || self.nodes[to].component != self.nodes[i].component {
+                if to == i
+                    || self.nodes[to].component != self.nodes[i].component
+                    || self.blocked.contains(&(i, to))
+                {
                     continue;
                 }
                 if !multicast && self.nodes[to].addr != tx.destination {
