@@ -43,6 +43,7 @@ use tracing::{error, info};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const USAGE: &str = "usage: lbd --config FILE [--check] [--threads N] [--drain-timeout DURATION]
+       lbd --config FILE --admin COMMAND
 
   --config, -f FILE          the configuration (TOML)
   --check                    check the file, print its mistakes with file:line:column, exit
@@ -50,6 +51,9 @@ const USAGE: &str = "usage: lbd --config FILE [--check] [--threads N] [--drain-t
   --threads N                worker threads (default 1)
   --drain-timeout DURATION   on SIGTERM/SIGINT (and for listeners a reload replaces), how
                              long connections in flight may finish (default 30s)
+  --admin COMMAND            send COMMAND to the running lbd's admin_socket and print the
+                             answer: `set server L/S state ready|drain|maint`,
+                             `set server L/S weight N`, `show servers state`
   --help, -h                 this text
 
 Signals: SIGTERM/SIGINT drain and stop; SIGHUP reloads the file.";
@@ -60,8 +64,16 @@ fn main() -> ExitCode {
     let mut check_only = false;
     let mut threads = 1usize;
     let mut drain = Duration::from_secs(30);
+    let mut admin = None;
     while let Some(a) = args.next() {
         match a.as_str() {
+            "--admin" => match args.next() {
+                Some(c) => admin = Some(c),
+                None => {
+                    eprintln!("lbd: --admin needs a COMMAND\n{USAGE}");
+                    return ExitCode::from(2);
+                }
+            },
             "--config" | "-f" => match args.next() {
                 Some(p) => path = Some(p),
                 None => {
@@ -95,6 +107,9 @@ fn main() -> ExitCode {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
+    if let Some(command) = admin {
+        return send_admin(&config, &command);
+    }
     examples::cli::init_logging();
     let mut builder = if threads == 1 {
         tokio::runtime::Builder::new_current_thread()
@@ -111,6 +126,30 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(run(path, config, drain))
+}
+
+/// `--admin COMMAND`: the answer of the running lbd, printed (exit 1 on an error).
+fn send_admin(config: &Config, command: &str) -> ExitCode {
+    let Some(socket) = &config.admin_socket else {
+        eprintln!(
+            "lbd: the file sets no admin_socket (e.g. admin_socket = \"/run/lbd/admin.sock\")"
+        );
+        return ExitCode::from(1);
+    };
+    match examples::lbd::admin::ask(socket, command) {
+        Ok(answer) => {
+            print!("{answer}");
+            if answer.starts_with("error:") {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("lbd: {}: {e} (is lbd running?)", socket.display());
+            ExitCode::from(1)
+        }
+    }
 }
 
 /// Reads and checks the file: the config, or the lines to print.

@@ -131,7 +131,7 @@ const VRRP_KEYS: [&str; 8] = [
     "crash_guard",
     "crash_hold_down",
 ];
-const BALANCER_KEYS: [&str; 2] = ["listen", "maxconn"];
+const BALANCER_KEYS: [&str; 3] = ["listen", "maxconn", "admin_socket"];
 const HALD_KEYS: [&str; 1] = ["hald"];
 
 /// Which part of the file a top-level key belongs to.
