@@ -131,8 +131,17 @@ fn open_sockets() -> Result<Sockets, (u32, i32)> {
     Ok(Sockets { v4, v6, netlink })
 }
 
-/// Acts on every slot: the priority-0 advertisement of each Master, then its addresses
-/// removed. True if anything was done.
+/// The longest the guard keeps a dead Master's addresses after its priority 0 (a new daemon
+/// waits 2 s for the file's lock).
+const HAND_OVER_MAX: std::time::Duration = std::time::Duration::from_millis(1500);
+
+/// Acts on every slot: the priority-0 advertisement of each Master, then, one advertisement
+/// interval later, its addresses removed. True if anything was done.
+///
+/// The wait is the hand-over: a Backup takes over Skew_Time after priority 0 (less than one
+/// interval) and announces the addresses; until then this host keeps them, so that a client's
+/// new connection is refused at once (its service is gone) and retried, instead of its SYN
+/// vanishing towards a host without the address and coming again only a second later.
 fn act(fds: Inherited, sockets: &Sockets) -> bool {
     let mut header = [0u8; HEADER_LEN];
     if !matches!(sys::pread(fds.file, &mut header, 0), Ok(HEADER_LEN)) {
@@ -143,8 +152,12 @@ fn act(fds: Inherited, sockets: &Sockets) -> bool {
     };
     let mut slot = [0u8; SLOT_LEN];
     let mut acted = false;
+    let mut hand_over = std::time::Duration::ZERO;
     // Adverts first, for every router (the Backups wait for them), then the addresses.
     for pass in [MASTER, HOLDING] {
+        if pass == HOLDING && !hand_over.is_zero() {
+            sys::sleep(hand_over.min(HAND_OVER_MAX));
+        }
         for i in 0..slots {
             if !matches!(
                 sys::pread(fds.file, &mut slot, slot_offset(i)),
@@ -158,6 +171,7 @@ fn act(fds: Inherited, sockets: &Sockets) -> bool {
             }
             acted = true;
             let (done, of) = if pass == MASTER {
+                hand_over = hand_over.max(view.advert_interval().unwrap_or_default());
                 send_adverts(&view, sockets)
             } else {
                 remove_addresses(&view, sockets.netlink, i)

@@ -279,6 +279,20 @@ impl<'a> SlotView<'a> {
         Some((to, len))
     }
 
+    /// The advertisement interval its advert carries (VRRPv2: seconds in byte 5; VRRPv3:
+    /// centiseconds in the low 12 bits of bytes 4-5).
+    pub(super) fn advert_interval(&self) -> Option<std::time::Duration> {
+        let advert = self.0.get(ADVERT..ADVERT + 6)?;
+        Some(match advert[0] >> 4 {
+            2 => std::time::Duration::from_secs(u64::from(advert[5])),
+            3 => {
+                let centis = u16::from_be_bytes([advert[4] & 0x0f, advert[5]]);
+                std::time::Duration::from_millis(u64::from(centis) * 10)
+            }
+            _ => return None,
+        })
+    }
+
     pub(super) fn vips(&self) -> usize {
         usize::from(self.0.get(VIP_COUNT).copied().unwrap_or(0)).min(MAX_ADDRESSES)
     }
@@ -356,6 +370,28 @@ mod tests {
             })
         );
         assert!(v.vip(2).is_none());
+    }
+
+    #[test]
+    fn the_slot_knows_its_advert_interval_in_either_version() {
+        let mut c = config(vec![]);
+        c.advert_interval =
+            vrrp_core::packet::AdvertInterval::try_from(std::time::Duration::from_millis(250))
+                .expect("250 ms");
+        let s = encode_slot("VI_1", &c, 2, &[], &index_of).expect("slot");
+        assert_eq!(
+            SlotView(&s).advert_interval(),
+            Some(std::time::Duration::from_millis(250))
+        );
+        c.version = Version::V2;
+        c.advert_interval =
+            vrrp_core::packet::AdvertInterval::try_from(std::time::Duration::from_secs(3))
+                .expect("3 s");
+        let s = encode_slot("VI_1", &c, 2, &[], &index_of).expect("slot");
+        assert_eq!(
+            SlotView(&s).advert_interval(),
+            Some(std::time::Duration::from_secs(3))
+        );
     }
 
     #[test]

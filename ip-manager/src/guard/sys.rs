@@ -119,6 +119,28 @@ pub(super) fn wait_readable(fd: RawFd) -> io::Result<()> {
     }
 }
 
+/// Sleeps `d` (nanosleep, resumed after a signal).
+pub(super) fn sleep(d: std::time::Duration) {
+    let mut left = libc::timespec {
+        tv_sec: libc::time_t::try_from(d.as_secs()).unwrap_or(libc::time_t::MAX),
+        tv_nsec: libc::c_long::try_from(d.subsec_nanos()).unwrap_or(0),
+    };
+    loop {
+        let mut rest = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: two live timespecs, the first read, the second written.
+        if unsafe { libc::nanosleep(&left, &mut rest) } == 0 {
+            return;
+        }
+        if io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return;
+        }
+        left = rest;
+    }
+}
+
 /// `pread`: reads at most `buf.len()` bytes at `offset`.
 pub(super) fn pread(fd: RawFd, buf: &mut [u8], offset: u64) -> io::Result<usize> {
     let offset =
