@@ -123,7 +123,7 @@ pub(super) fn wait_readable(fd: RawFd) -> io::Result<()> {
 pub(super) fn sleep(d: std::time::Duration) {
     let mut left = libc::timespec {
         tv_sec: libc::time_t::try_from(d.as_secs()).unwrap_or(libc::time_t::MAX),
-        tv_nsec: libc::c_long::try_from(d.subsec_nanos()).unwrap_or(0),
+        tv_nsec: libc::c_long::from(d.subsec_nanos()),
     };
     loop {
         let mut rest = libc::timespec {
