@@ -1,9 +1,11 @@
 //! The crash guard (feature `guard`): when the daemon dies without its clean stop (SIGKILL,
 //! the OOM killer, a segfault, an abort), a tiny process it forked at start sends the
-//! priority-0 advertisement of every virtual router the daemon was Master of and deletes
-//! their virtual addresses. The Backup takes over after Skew_Time (0.61 s at 1 s adverts)
-//! instead of Master_Down_Interval (3.6 s), and the dead Master's host no longer answers ARP
-//! for the address.
+//! priority-0 advertisement of every virtual router the daemon was Master of and, one advert
+//! interval later, deletes their virtual addresses. The Backup takes over after Skew_Time
+//! (0.61 s at 1 s adverts) instead of Master_Down_Interval (3.6 s); meanwhile the dead
+//! Master's host still holds the address, so that a client's new connection is refused at once
+//! and retried rather than its SYN vanishing for a second; then it no longer answers ARP for
+//! it.
 //!
 //! How it works:
 //! - [`Guard::start`] opens (or creates) the guard file, locks it, reads what the previous run
@@ -21,7 +23,9 @@
 //!   delete the addresses), leaving Master (only delete them), idle.
 //! - When the daemon has died the guard reads the slots into stack buffers and, for each
 //!   router marked Master, sends its advertisement (TTL / hop limit 255, from the router's
-//!   source address, out of its interface), then deletes the addresses of each router
+//!   source address, out of its interface), waits one advertisement interval (at most
+//!   1.5 s: the Backup takes over within Skew_Time, less than that), then deletes the
+//!   addresses of each router
 //!   marked so with a hand-built `RTM_DELADDR`, logs one line per router on standard error,
 //!   marks the file "fired" and exits. It allocates nothing after the fork.
 //! - A clean stop leaves every slot idle (the routers sent their own priority 0 and released
