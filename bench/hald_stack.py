@@ -367,6 +367,9 @@ class Keepalived(Stack):
 
 HALD_CONF = """\
 status_socket = "{socket}"
+# Every run starts afresh: no hold-down after the previous run's SIGKILL (the guard's file
+# beside the status socket says which instance was Master when it died).
+crash_hold_down = "0s"
 
 [hald]
 drain = "5s"
