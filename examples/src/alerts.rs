@@ -6,7 +6,8 @@
 //! [alerts]
 //! mail = { server = "127.0.0.1:25", from = "vrrpd@lb1.example", to = ["ops@example.com"] }
 //! # mail.timeout = "30s", mail.security = "none" | "starttls" | "tls",
-//! # mail.user / mail.password (SMTP AUTH; with starttls or tls)
+//! # mail.user / mail.password (SMTP AUTH; with starttls or tls),
+//! # mail.ca = "/etc/ha/relay-ca.pem" (a CA trusted besides the web's roots)
 //! webhook = { url = "http://127.0.0.1:9093/hook", timeout = "5s" }
 //! ```
 
@@ -38,6 +39,7 @@ struct MailToml {
     security: Option<String>,
     user: Option<String>,
     password: Option<String>,
+    ca: Option<String>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -62,6 +64,8 @@ struct MailConfig {
     timeout: Duration,
     security: MailSecurity,
     credentials: Option<(String, String)>,
+    /// The CA certificate (PEM) read from `ca`.
+    ca: Option<Vec<u8>>,
 }
 
 impl MailConfig {
@@ -71,6 +75,9 @@ impl MailConfig {
             .security(self.security);
         if let Some((user, password)) = &self.credentials {
             mail = mail.credentials(user, password);
+        }
+        if let Some(pem) = &self.ca {
+            mail = mail.root_certificate(pem)?;
         }
         Ok(mail)
     }
@@ -108,6 +115,18 @@ pub(crate) fn check(r: &mut Report<'_>, raw: &AlertsToml) -> Option<AlertsConfig
                 None
             }
         };
+        let ca = t.ca.as_ref().and_then(|path| match std::fs::read(path) {
+            Ok(pem) => Some(pem),
+            Err(e) => {
+                r.at(
+                    m.span(),
+                    "alerts.mail.ca".into(),
+                    format!("{path}: {e} (a PEM file with the relay's CA certificate)"),
+                );
+                ok = false;
+                None
+            }
+        });
         let config = MailConfig {
             server: t.server.clone(),
             from: t.from.clone(),
@@ -120,6 +139,7 @@ pub(crate) fn check(r: &mut Report<'_>, raw: &AlertsToml) -> Option<AlertsConfig
             ),
             security,
             credentials,
+            ca,
         };
         match config.mail() {
             Ok(_) => Some(config),

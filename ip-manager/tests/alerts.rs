@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ip_manager::alert::{Alert, AlertFailure, Alerts, Mail};
+use ip_manager::alert::{Alert, AlertFailure, Alerts, Mail, MailSecurity};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use vrrp_core::{Reason, State};
@@ -25,13 +25,15 @@ struct Smtp {
 }
 
 impl Smtp {
-    fn start(test: &str) -> Option<Smtp> {
+    /// With more aiosmtpd arguments (`--tlscert`, `--tlskey`).
+    fn start_with(test: &str, extra: &[&std::ffi::OsStr]) -> Option<Smtp> {
         let port = free_port();
         let dir = std::env::temp_dir().join(format!("alerts-{test}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let child = Command::new("python3")
             .args(["-m", "aiosmtpd", "-n", "-l"])
             .arg(format!("127.0.0.1:{port}"))
+            .args(extra)
             .args(["-c", "aiosmtpd.handlers.Mailbox"])
             .arg(&dir)
             .stdout(Stdio::null())
@@ -81,7 +83,11 @@ fn free_port() -> u16 {
 }
 
 fn smtp_or_skip(test: &str) -> Option<Smtp> {
-    let smtp = Smtp::start(test);
+    smtp_or_skip_with(test, &[])
+}
+
+fn smtp_or_skip_with(test: &str, extra: &[&std::ffi::OsStr]) -> Option<Smtp> {
+    let smtp = Smtp::start_with(test, extra);
     if smtp.is_none() {
         let why = "aiosmtpd did not start (pip install aiosmtpd)";
         if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
@@ -276,4 +282,68 @@ async fn a_dead_smtp_server_or_a_failing_webhook_never_delays_the_sender_and_is_
     let dropped_at = Instant::now();
     drop(alerts);
     assert!(dropped_at.elapsed() < Duration::from_millis(100));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starttls_is_used_and_the_servers_certificate_checked() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    // A CA of the test's own and a certificate for 127.0.0.1 signed by it.
+    let ca_key = KeyPair::generate().expect("key");
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_pem = ca.self_signed(&ca_key).expect("ca").pem();
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().expect("key");
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .expect("params")
+        .signed_by(&key, &issuer)
+        .expect("leaf");
+    let dir = std::env::temp_dir().join(format!("alerts-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (cert, key_file) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, leaf.pem()).expect("cert");
+    std::fs::write(&key_file, key.serialize_pem()).expect("key");
+    // aiosmtpd offers STARTTLS and (by default) refuses mail before it.
+    let Some(smtp) = smtp_or_skip_with(
+        "starttls",
+        &[
+            "--tlscert".as_ref(),
+            cert.as_os_str(),
+            "--tlskey".as_ref(),
+            key_file.as_os_str(),
+        ],
+    ) else {
+        return;
+    };
+    let server = format!("127.0.0.1:{}", smtp.port);
+    let mail = |security| {
+        Mail::new(&server, "vrrpd@lb1.example", ["ops@example.com"])
+            .expect("mail")
+            .security(security)
+            .timeout(Duration::from_secs(5))
+    };
+    let send = |mail: Mail| async move {
+        let alerts = Alerts::builder("vrrpd")
+            .mail(mail)
+            .attempts(1, Duration::from_millis(10))
+            .start();
+        alerts.send(takeover());
+        alerts.flush(Duration::from_secs(10)).await;
+        alerts.stats()
+    };
+    // Trusting the test's CA: delivered over STARTTLS.
+    let trusted = mail(MailSecurity::StartTls)
+        .root_certificate(ca_pem.as_bytes())
+        .expect("PEM");
+    assert_eq!(send(trusted).await.sent, 1);
+    // The web's roots only: the certificate is refused, nothing sent.
+    assert_eq!(send(mail(MailSecurity::StartTls)).await.failed, 1);
+    // Plain SMTP to a server that requires STARTTLS: refused.
+    assert_eq!(send(mail(MailSecurity::None)).await.failed, 1);
+    let mails = tokio::task::spawn_blocking(move || smtp.mails(1))
+        .await
+        .expect("mails");
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    assert!(mails[0].contains("VI_1: BACKUP -> MASTER"), "{}", mails[0]);
+    let _ = std::fs::remove_dir_all(&dir);
 }

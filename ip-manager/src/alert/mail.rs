@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use lettre::message::{Mailbox, header::ContentType};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::{Alert, AlertError, Sink, rfc3339};
@@ -35,6 +35,8 @@ pub struct Mail {
     security: MailSecurity,
     credentials: Option<(String, String)>,
     timeout: Duration,
+    /// A CA (PEM) trusted besides the web's roots (a company's own mail relay).
+    root: Option<Vec<u8>>,
 }
 
 impl Mail {
@@ -71,6 +73,7 @@ impl Mail {
             security: MailSecurity::None,
             credentials: None,
             timeout: Duration::from_secs(30),
+            root: None,
         })
     }
 
@@ -78,6 +81,16 @@ impl Mail {
     pub fn security(mut self, security: MailSecurity) -> Mail {
         self.security = security;
         self
+    }
+
+    /// Trusts the CA certificate `pem` (PEM) for the server's certificate, besides the web's
+    /// roots: a relay whose certificate a company's own CA signed.
+    pub fn root_certificate(mut self, pem: &[u8]) -> Result<Mail, AlertError> {
+        Certificate::from_pem(pem).map_err(|e| {
+            AlertError::Config(format!("the CA certificate is not usable PEM: {e}"))
+        })?;
+        self.root = Some(pem.to_vec());
+        Ok(self)
     }
 
     /// SMTP AUTH (PLAIN or LOGIN, as the server offers).
@@ -94,7 +107,15 @@ impl Mail {
 
     fn transport(&self) -> Result<AsyncSmtpTransport<Tokio1Executor>, AlertError> {
         let tls = |wrap: fn(TlsParameters) -> Tls| {
-            TlsParameters::new(self.host.clone())
+            let mut parameters = TlsParameters::builder(self.host.clone());
+            if let Some(pem) = &self.root {
+                // Checked when it was given.
+                if let Ok(ca) = Certificate::from_pem(pem) {
+                    parameters = parameters.add_root_certificate(ca);
+                }
+            }
+            parameters
+                .build_rustls()
                 .map(wrap)
                 .map_err(|e| AlertError::Config(format!("TLS for {}: {e}", self.host)))
         };
