@@ -260,18 +260,7 @@ impl IpManager for NetlinkManager {
         Ok(msgs
             .into_iter()
             .filter_map(|m| {
-                // IFA_LOCAL is the IPv4 address itself (IFA_ADDRESS is the peer on p2p links);
-                // IPv6 has IFA_ADDRESS only.
-                let local = m.attributes.iter().find_map(|a| match a {
-                    AddressAttribute::Local(ip) => Some(*ip),
-                    _ => None,
-                });
-                let address = local.or_else(|| {
-                    m.attributes.iter().find_map(|a| match a {
-                        AddressAttribute::Address(ip) => Some(*ip),
-                        _ => None,
-                    })
-                })?;
+                let address = message_address(&m)?;
                 let label = m.attributes.iter().find_map(|a| match a {
                     AddressAttribute::Label(l) if l != interface => Some(l.clone()),
                     _ => None,
@@ -329,6 +318,22 @@ fn netlink_error(operation: String, e: rtnetlink::Error) -> Error {
             message: e.to_string(),
         },
     }
+}
+
+/// The address an address message is about: `IFA_LOCAL` for IPv4 (the address itself;
+/// `IFA_ADDRESS` is the peer on point-to-point links), `IFA_ADDRESS` for IPv6 (it has no
+/// `IFA_LOCAL`).
+fn message_address(m: &AddressMessage) -> Option<std::net::IpAddr> {
+    let local = m.attributes.iter().find_map(|a| match a {
+        AddressAttribute::Local(ip) => Some(*ip),
+        _ => None,
+    });
+    local.or_else(|| {
+        m.attributes.iter().find_map(|a| match a {
+            AddressAttribute::Address(ip) => Some(*ip),
+            _ => None,
+        })
+    })
 }
 
 #[cfg(test)]

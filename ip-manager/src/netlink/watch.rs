@@ -7,7 +7,7 @@ use futures_util::StreamExt;
 use rtnetlink::new_connection;
 use rtnetlink::packet_core::NetlinkPayload;
 use rtnetlink::packet_route::RouteNetlinkMessage;
-use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
+use rtnetlink::packet_route::address::AddressMessage;
 use rtnetlink::sys::{AsyncSocket, SocketAddr};
 
 use crate::Error;
@@ -66,15 +66,5 @@ pub(super) fn watch() -> Result<Changes, Error> {
 /// The address of an address message and its interface: `IFA_LOCAL` for IPv4 (the address
 /// itself; `IFA_ADDRESS` is the peer on point-to-point links), `IFA_ADDRESS` for IPv6.
 fn address(m: &AddressMessage) -> Option<(std::net::IpAddr, u32)> {
-    let local = m.attributes.iter().find_map(|a| match a {
-        AddressAttribute::Local(ip) => Some(*ip),
-        _ => None,
-    });
-    let address = local.or_else(|| {
-        m.attributes.iter().find_map(|a| match a {
-            AddressAttribute::Address(ip) => Some(*ip),
-            _ => None,
-        })
-    })?;
-    Some((address, m.header.index))
+    Some((super::message_address(m)?, m.header.index))
 }
