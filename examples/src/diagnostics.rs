@@ -205,15 +205,17 @@ pub(crate) fn choice<T: Copy>(
     (default, fallback): (T, T),
     expected: &str,
 ) -> T {
-    let Some(v) = value else { return default };
-    let word = v.get_ref().as_str();
-    match choices.iter().find(|(w, _)| *w == word) {
-        Some(&(_, chosen)) => chosen,
-        None => {
-            r.at(v.span(), key, format!("{word:?}: {expected}"));
-            fallback
-        }
+    if value.is_none() {
+        return default;
     }
+    checked(r, value, key, |word| {
+        choices
+            .iter()
+            .find(|(w, _)| *w == word)
+            .map(|&(_, chosen)| chosen)
+            .ok_or_else(|| format!("{word:?}: {expected}"))
+    })
+    .unwrap_or(fallback)
 }
 
 /// A text key that must pass `valid`: its value, or (when absent, or reported as `"VALUE"
@@ -225,13 +227,30 @@ pub(crate) fn text_where(
     valid: impl FnOnce(&str) -> bool,
     why: &str,
 ) -> Option<String> {
+    checked(r, value, key, |s| {
+        if valid(s) {
+            Ok(s.to_owned())
+        } else {
+            Err(format!("{s:?} {why}"))
+        }
+    })
+}
+
+/// A text key read by `read`: its result, or none when absent or when `read` refuses it (its
+/// message reported at the value).
+fn checked<T>(
+    r: &mut Report<'_>,
+    value: &Option<Spanned<String>>,
+    key: String,
+    read: impl FnOnce(&str) -> Result<T, String>,
+) -> Option<T> {
     let v = value.as_ref()?;
-    let s = v.get_ref();
-    if valid(s) {
-        Some(s.clone())
-    } else {
-        r.at(v.span(), key, format!("{s:?} {why}"));
-        None
+    match read(v.get_ref()) {
+        Ok(t) => Some(t),
+        Err(message) => {
+            r.at(v.span(), key, message);
+            None
+        }
     }
 }
 

@@ -18,7 +18,7 @@ mod lab;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use lab::vrrp::{Lab, Mode, V3_IPV4_100MS};
+use lab::vrrp::{Lab, Mode, V3_IPV4_100MS, assert_has};
 
 const MODE: Mode = V3_IPV4_100MS;
 
@@ -50,16 +50,22 @@ fn start(lab: &mut Lab, host: &str, priority: u8) -> usize {
     lab.children.len() - 1
 }
 
-#[test]
-fn two_embedded_services_share_a_vip_that_follows_their_own_health() {
-    let test = "two_embedded_services_share_a_vip_that_follows_their_own_health";
-    let Some(netlab) = lab::netlab_or_skip(test, &[("ip", "-V")]) else {
-        return;
-    };
-    let mut lab = Lab::up(netlab, "ef", MODE);
+/// A lab (`tag`) for `test` with the service on h1 (priority 101, Master, its child index
+/// returned) and h2 (100); `None` when the test cannot run here.
+fn h1_master(test: &str, tag: &str) -> Option<(Lab, usize)> {
+    let mut lab = Lab::or_skip(test, tag, MODE)?;
     let h1 = start(&mut lab, "h1", 101);
     start(&mut lab, "h2", 100);
     lab.wait_vip("h1", "h2", MODE.election());
+    Some((lab, h1))
+}
+
+#[test]
+fn two_embedded_services_share_a_vip_that_follows_their_own_health() {
+    let test = "two_embedded_services_share_a_vip_that_follows_their_own_health";
+    let Some((mut lab, h1)) = h1_master(test, "ef") else {
+        return;
+    };
     let vip = "10.99.0.200";
     assert!(get(&lab, vip, "/").contains("ok from priority 101"));
 
@@ -70,10 +76,7 @@ fn two_embedded_services_share_a_vip_that_follows_their_own_health() {
     let moved = failed.elapsed();
     assert!(get(&lab, vip, "/").contains("ok from priority 100"));
     let log = lab.log("h1.service.log");
-    assert!(
-        log.contains("-> FAULT") && log.contains("removed 10.99.0.200/24"),
-        "{log}"
-    );
+    assert_has(&log, &["-> FAULT", "removed 10.99.0.200/24"]);
     assert!(
         moved < Duration::from_secs(2),
         "VIP on h2 {moved:?} after h1's /healthz failed\n{log}"
@@ -91,10 +94,12 @@ fn two_embedded_services_share_a_vip_that_follows_their_own_health() {
     lab.wait_vip("h2", "h1", Duration::from_secs(3));
     let handed = stopping.elapsed();
     let log = lab.log("h1.service.log");
-    assert!(
-        log.contains("MASTER -> INIT: shutdown")
-            && log.contains("the VRRP driver ended (stopped): virtual addresses released"),
-        "{log}"
+    assert_has(
+        &log,
+        &[
+            "MASTER -> INIT: shutdown",
+            "the VRRP driver ended (stopped): virtual addresses released",
+        ],
     );
     assert!(
         handed < Duration::from_secs(1),
@@ -112,25 +117,10 @@ fn two_embedded_services_share_a_vip_that_follows_their_own_health() {
 #[test]
 fn a_killed_embedded_service_s_crash_guard_hands_over() {
     let test = "a_killed_embedded_service_s_crash_guard_hands_over";
-    let Some(netlab) = lab::netlab_or_skip(test, &[("ip", "-V")]) else {
+    let Some((mut lab, h1)) = h1_master(test, "eg") else {
         return;
     };
-    let mut lab = Lab::up(netlab, "eg", MODE);
-    let h1 = start(&mut lab, "h1", 101);
-    start(&mut lab, "h2", 100);
-    lab.wait_vip("h1", "h2", MODE.election());
-    std::thread::sleep(Duration::from_millis(500));
-    let killed = Instant::now();
-    let guards = lab.kill_daemon(h1);
-    assert_eq!(guards.len(), 1, "one crash guard beside the service");
-    lab.wait_vip("h2", "h1", Duration::from_secs(3));
-    let took = killed.elapsed();
-    let log = lab.log("h1.service.log");
-    assert!(
-        log.contains("priority 0 sent to 1 of 1 destinations"),
-        "{log}"
-    );
-    assert!(log.contains("1 of 1 virtual addresses removed"), "{log}");
+    let (took, log) = lab.kill_guarded_master(h1, "h1.service.log");
     assert!(
         took < Duration::from_millis(330),
         "VIP on h2 alone {took:?} after SIGKILL to h1: not Skew_Time (61 ms) but Master_Down_Interval (361 ms)?\n{log}"

@@ -30,8 +30,7 @@ fn in_h1<T: Send + 'static, F: Future<Output = T> + 'static>(
     tag: &str,
     body: impl FnOnce() -> F + Send + 'static,
 ) -> Option<T> {
-    let netlab = lab::netlab_or_skip(test, &[("ip", "-V")])?;
-    let lab = Lab::up(netlab, tag, V3_IPV4_100MS);
+    let lab = Lab::or_skip(test, tag, V3_IPV4_100MS)?;
     Some(lab::in_namespace(&lab.ns("h1"), body))
 }
 

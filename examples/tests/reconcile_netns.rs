@@ -25,8 +25,7 @@ const VIP: &str = "10.99.0.200/24";
 const VIP_ADDRESS: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 200);
 
 fn lab_or_skip(test: &str, tag: &str) -> Option<Lab> {
-    let netlab = lab::netlab_or_skip(test, &[("ip", "-V")])?;
-    Some(Lab::up(netlab, tag, V3_IPV4_100MS))
+    Lab::or_skip(test, tag, V3_IPV4_100MS)
 }
 
 /// VRID 51 on eth0 with the VIP at 100 ms adverts, priority `priority`; one burst of

@@ -9,19 +9,13 @@
 
 mod lab;
 
-use lab::vrrp::{Capture, Lab, MODES, Mode, V2_1S, V3_IPV4_100MS, gone, tshark};
+use lab::vrrp::{
+    Capture, Lab, MODES, Mode, V2_1S, V3_IPV4_100MS, gone, keepalived_lab, keepalived_lab_each,
+    tshark,
+};
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
-
-fn prerequisites(test: &str) -> Option<PathBuf> {
-    let tools = [
-        ("ip", "-V"),
-        ("keepalived", "--version"),
-        ("tshark", "--version"),
-    ];
-    lab::netlab_or_skip(test, &tools)
-}
 
 fn interval(m: Mode) -> Duration {
     Duration::from_millis(u64::from(m.centis) * 10)
@@ -144,40 +138,39 @@ fn killed_master(netlab: &Path, m: Mode, backup: &str, tag: &str) -> Duration {
 
 #[test]
 fn a_killed_vrrpd_master_s_guard_hands_over_to_vrrpd_in_every_mode() {
-    let Some(netlab) =
-        prerequisites("a_killed_vrrpd_master_s_guard_hands_over_to_vrrpd_in_every_mode")
-    else {
-        return;
-    };
-    for m in MODES {
-        killed_master(&netlab, m, "vrrpd", "gv");
-    }
+    keepalived_lab_each(
+        "a_killed_vrrpd_master_s_guard_hands_over_to_vrrpd_in_every_mode",
+        &MODES,
+        |netlab, m| {
+            killed_master(netlab, m, "vrrpd", "gv");
+        },
+    );
 }
 
 #[test]
 fn keepalived_backups_accept_the_guard_s_priority_0() {
-    let Some(netlab) = prerequisites("keepalived_backups_accept_the_guard_s_priority_0") else {
-        return;
-    };
-    for m in [V2_1S, V3_IPV4_100MS, MODES[1], MODES[4]] {
-        killed_master(&netlab, m, "keepalived", "gk");
-    }
+    keepalived_lab_each(
+        "keepalived_backups_accept_the_guard_s_priority_0",
+        &[V2_1S, V3_IPV4_100MS, MODES[1], MODES[4]],
+        |netlab, m| {
+            killed_master(netlab, m, "keepalived", "gk");
+        },
+    );
 }
 
 /// A Backup's guard sends nothing when its daemon dies, and a cleanly stopped Master's guard
 /// has nothing left to do (the daemon sent its own priority 0).
 #[test]
 fn a_backup_s_guard_sends_nothing_and_a_clean_stop_leaves_it_idle() {
-    let Some(netlab) =
-        prerequisites("a_backup_s_guard_sends_nothing_and_a_clean_stop_leaves_it_idle")
-    else {
+    let m = V3_IPV4_100MS;
+    let Some(mut lab) = keepalived_lab(
+        "a_backup_s_guard_sends_nothing_and_a_clean_stop_leaves_it_idle",
+        "gb",
+        m,
+    ) else {
         return;
     };
-    let m = V3_IPV4_100MS;
-    let mut lab = Lab::up(netlab, "gb", m);
-    let master = lab.vrrpd("h1", 101, m);
-    let backup = lab.vrrpd("h2", 100, m);
-    lab.wait_vip("h1", "h2", m.election());
+    let (master, backup) = lab.vrrpd_pair(m, 101, 100);
     std::thread::sleep(interval(m) * 5);
     let capture = Capture::start(&lab, "h1", "eth0", "ip proto 112", "gb");
     let guards = lab.kill_daemon(backup);
@@ -220,14 +213,15 @@ fn a_backup_s_guard_sends_nothing_and_a_clean_stop_leaves_it_idle() {
 /// back; a clean restart afterwards preempts at once (no hold-down).
 #[test]
 fn a_restart_after_a_crash_holds_down_instead_of_bouncing_the_vip() {
-    let Some(netlab) =
-        prerequisites("a_restart_after_a_crash_holds_down_instead_of_bouncing_the_vip")
-    else {
-        return;
-    };
     let m = V3_IPV4_100MS;
     let hold = Duration::from_secs(3);
-    let mut lab = Lab::up(netlab, "gr", m);
+    let Some(mut lab) = keepalived_lab(
+        "a_restart_after_a_crash_holds_down_instead_of_bouncing_the_vip",
+        "gr",
+        m,
+    ) else {
+        return;
+    };
     let config = |lab: &Lab, hold: &str| {
         format!(
             "status_socket = \"{}\"\ncrash_hold_down = \"{hold}\"\n[[instance]]\nname = \"VI_1\"\ninterface = \"eth0\"\nvrid = 51\npriority = 101\nversion = 3\nadvert_interval = \"100ms\"\nvirtual_addresses = [\"{}\"]\n",

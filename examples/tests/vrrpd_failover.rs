@@ -145,9 +145,7 @@ fn the_masters_link_going_down_is_fault_at_once_and_up_again_recovers() {
     let Some(mut lab) = Lab::or_skip(test, "vld", m) else {
         return;
     };
-    lab.vrrpd("h1", 101, m);
-    lab.vrrpd("h2", 100, m);
-    lab.wait_vip("h1", "h2", m.election());
+    lab.vrrpd_pair(m, 101, 100);
     std::thread::sleep(Duration::from_millis(500));
 
     let down = Instant::now();

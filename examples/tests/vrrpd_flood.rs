@@ -77,9 +77,7 @@ fn a_flood_of_bad_packets_changes_nothing_and_costs_little() {
     };
     let m = V2_AUTH;
     let mut lab = Lab::up(netlab, "vfl", m);
-    let master = lab.vrrpd("h1", 101, m);
-    let backup = lab.vrrpd("h2", 100, m);
-    lab.wait_vip("h1", "h2", m.election());
+    let (master, backup) = lab.vrrpd_pair(m, 101, 100);
     std::thread::sleep(Duration::from_millis(1500));
     let pids = [lab.children[master].id(), lab.children[backup].id()];
     let before = pids.map(cpu);

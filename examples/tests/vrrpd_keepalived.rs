@@ -11,20 +11,11 @@
 
 mod lab;
 
-use lab::vrrp::{Capture, Lab, MODES, Mode, two_masters};
+use lab::vrrp::{Capture, Lab, MODES, Mode, keepalived_lab, keepalived_lab_each, two_masters};
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn prerequisites(test: &str) -> Option<PathBuf> {
-    let tools = [
-        ("ip", "-V"),
-        ("keepalived", "--version"),
-        ("tshark", "--version"),
-    ];
-    lab::netlab_or_skip(test, &tools)
-}
 
 /// One direction of the interop story for mode `m`: `master` ("vrrpd" or "keepalived",
 /// priority 101 on h1) against the other daemon (100 on h2). The Master holds for 20 adverts
@@ -116,26 +107,33 @@ fn story(netlab: &Path, m: Mode, master: &str) {
     );
 }
 
+/// The lab `tag` for `test` in the first of [`MODES`] (VRRPv3 over IPv4), where the tests
+/// beyond the every-mode story run, and that mode.
+fn first_mode_lab(test: &str, tag: &str) -> Option<(Lab, Mode)> {
+    let m = MODES[0];
+    Some((keepalived_lab(test, tag, m)?, m))
+}
+
 #[test]
 fn vrrpd_and_keepalived_interoperate_both_ways_in_every_mode() {
-    let Some(netlab) = prerequisites("vrrpd_and_keepalived_interoperate_both_ways_in_every_mode")
-    else {
-        return;
-    };
-    for m in MODES {
-        story(&netlab, m, "vrrpd");
-        story(&netlab, m, "keepalived");
-    }
+    keepalived_lab_each(
+        "vrrpd_and_keepalived_interoperate_both_ways_in_every_mode",
+        &MODES,
+        |netlab, m| {
+            story(netlab, m, "vrrpd");
+            story(netlab, m, "keepalived");
+        },
+    );
 }
 
 #[test]
 fn a_tracked_process_that_dies_hands_the_vip_to_keepalived() {
-    let Some(netlab) = prerequisites("a_tracked_process_that_dies_hands_the_vip_to_keepalived")
-    else {
+    let Some((mut lab, m)) = first_mode_lab(
+        "a_tracked_process_that_dies_hands_the_vip_to_keepalived",
+        "tp",
+    ) else {
         return;
     };
-    let m = MODES[0];
-    let mut lab = Lab::up(netlab, "tp", m);
     // The "haproxy": a copy of sleep under a name of its own (the kernel keeps 15 bytes).
     let name = format!("hatrack{}", std::process::id() % 100_000);
     let binary = lab.dir.join(&name);
@@ -175,28 +173,18 @@ fn a_tracked_process_that_dies_hands_the_vip_to_keepalived() {
 
 #[test]
 fn after_a_crash_vrrpd_cleans_up_its_leftover_vip_and_preempts_or_not() {
-    let Some(netlab) =
-        prerequisites("after_a_crash_vrrpd_cleans_up_its_leftover_vip_and_preempts_or_not")
-    else {
+    let Some((mut lab, m)) = first_mode_lab(
+        "after_a_crash_vrrpd_cleans_up_its_leftover_vip_and_preempts_or_not",
+        "cr",
+    ) else {
         return;
     };
-    let m = MODES[0];
-    let mut lab = Lab::up(netlab, "cr", m);
     let first = lab.vrrpd("h1", 101, m);
     lab.keepalived("h2", 100, m);
     lab.wait_vip("h1", "h2", m.election());
     // SIGKILL: no priority 0, the VIP stays on h1; keepalived takes over after its
     // Master_Down_Interval (3 x 100 ms + skew).
-    let crashed = Instant::now();
-    lab.crash(first);
-    while !lab.has_vip("h2") {
-        assert!(
-            crashed.elapsed() < Duration::from_secs(3),
-            "keepalived never took over"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let takeover = crashed.elapsed();
+    let takeover = lab.crash_until_vip(first, "h2", Duration::from_secs(3), "keepalived");
     assert!(lab.has_vip("h1"), "a crash leaves the address behind");
     assert!(takeover >= Duration::from_millis(300), "{takeover:?}");
     // Restarted with preempt = false: the leftover address goes at start-up, and vrrpd stays

@@ -106,15 +106,19 @@ fn episodes() -> usize {
         .unwrap_or(2)
 }
 
+/// The lab (`tag` names it) in mode `m`, up, when `test` can run here (root, iproute2 and
+/// nft, which blocks the adverts).
+fn nft_lab(test: &str, tag: &str, m: Mode) -> Option<Lab> {
+    let netlab = lab::netlab_or_skip(test, &[("ip", "-V"), ("nft", "--version")])?;
+    Some(Lab::up(netlab, tag, m))
+}
+
 fn both_ways(m: Mode, tag: &str) {
     let test = "vrrp_blocked_both_ways_is_a_split_brain_seen_by_probing_the_virtual_address";
-    let Some(netlab) = lab::netlab_or_skip(test, &[("ip", "-V"), ("nft", "--version")]) else {
+    let Some(mut lab) = nft_lab(test, tag, m) else {
         return;
     };
-    let mut lab = Lab::up(netlab, tag, m);
-    lab.vrrpd("h1", 150, m);
-    lab.vrrpd("h2", 100, m);
-    lab.wait_vip("h1", "h2", m.election());
+    lab.vrrpd_pair(m, 150, 100);
     let i = interval(m);
     let (mac1, mac2) = (lab.mac("h1"), lab.mac("h2"));
     let found = "is also held by";
@@ -283,11 +287,10 @@ fn vrrp_blocked_both_ways_at_1s_adverts() {
 fn a_master_hearing_a_lower_master_that_does_not_hear_it_reports_it_at_the_first_advert() {
     let test =
         "a_master_hearing_a_lower_master_that_does_not_hear_it_reports_it_at_the_first_advert";
-    let Some(netlab) = lab::netlab_or_skip(test, &[("ip", "-V"), ("nft", "--version")]) else {
+    let m = V3_IPV4_100MS;
+    let Some(mut lab) = nft_lab(test, "sb1", m) else {
         return;
     };
-    let m = V3_IPV4_100MS;
-    let mut lab = Lab::up(netlab, "sb1", m);
     // Probing off: what h1 reports here, it hears in VRRP.
     lab.vrrpd_with("h1", 150, m, "second_owner_probe = false\n");
     lab.vrrpd_with("h2", 100, m, "second_owner_probe = false\n");
@@ -342,10 +345,9 @@ fn a_master_hearing_a_lower_master_that_does_not_hear_it_reports_it_at_the_first
 fn a_failover_reports_a_second_holder_of_its_address_and_the_end() {
     use ip_manager::failover::{Failover, FailoverEvent};
     let test = "a_failover_reports_a_second_holder_of_its_address_and_the_end";
-    let Some(netlab) = lab::netlab_or_skip(test, &[("ip", "-V")]) else {
+    let Some(lab) = Lab::or_skip(test, "sbf", V3_IPV4_100MS) else {
         return;
     };
-    let lab = Lab::up(netlab, "sbf", V3_IPV4_100MS);
     lab.ip("h2", "addr add 10.99.0.200/24 dev eth0");
     let theirs = lab.mac("h2");
     let (ns, h2) = (lab.ns("h1"), lab.ns("h2"));
@@ -408,11 +410,10 @@ fn a_failover_reports_a_second_holder_of_its_address_and_the_end() {
 #[test]
 fn with_a_virtual_mac_the_second_holder_is_found_all_the_same() {
     let test = "with_a_virtual_mac_the_second_holder_is_found_all_the_same";
-    let Some(netlab) = lab::netlab_or_skip(test, &[("ip", "-V"), ("nft", "--version")]) else {
+    let m = V3_IPV4_100MS;
+    let Some(mut lab) = nft_lab(test, "sbv", m) else {
         return;
     };
-    let m = V3_IPV4_100MS;
-    let mut lab = Lab::up(netlab, "sbv", m);
     lab.vrrpd_with("h1", 150, m, "virtual_mac = true\n");
     lab.vrrpd_with("h2", 100, m, "virtual_mac = true\n");
     wait_line(
@@ -458,11 +459,10 @@ fn with_a_virtual_mac_the_second_holder_is_found_all_the_same() {
 #[test]
 fn a_master_whose_gateway_stops_answering_pings_goes_to_fault() {
     let test = "a_master_whose_gateway_stops_answering_pings_goes_to_fault";
-    let Some(netlab) = lab::netlab_or_skip(test, &[("ip", "-V")]) else {
+    let m = V3_IPV4_100MS;
+    let Some(mut lab) = Lab::or_skip(test, "sbg", m) else {
         return;
     };
-    let m = V3_IPV4_100MS;
-    let mut lab = Lab::up(netlab, "sbg", m);
     let gateway = "track = [{ check = \"gw\", weight = 0 }]\n[[check]]\nname = \"gw\"\nkind = \"icmp\"\naddress = \"10.99.0.100\"\ninterval = \"200ms\"\ntimeout = \"150ms\"\nfall = 2\n";
     lab.vrrpd_with("h1", 150, m, gateway);
     lab.vrrpd_with("h2", 100, m, "");

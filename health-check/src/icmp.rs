@@ -130,22 +130,26 @@ fn token(id: u16, seq: u16) -> [u8; 16] {
     t
 }
 
-/// An echo request: type 8 (ICMPv4, checksummed here) or 128 (ICMPv6: the kernel computes
-/// the checksum, which covers a pseudo-header only it knows in full).
-fn echo_request(ipv6: bool, id: u16, seq: u16, payload: &[u8]) -> Vec<u8> {
+/// An ICMP echo request with identifier `id`, sequence number `seq` and `payload`: type 8
+/// (ICMPv4, checksummed here) or 128 (ICMPv6: the kernel computes the checksum, which covers
+/// a pseudo-header only it knows in full).
+#[must_use]
+pub fn echo_request(ipv6: bool, id: u16, seq: u16, payload: &[u8]) -> Vec<u8> {
     let mut m = vec![if ipv6 { 128 } else { 8 }, 0, 0, 0];
     m.extend_from_slice(&id.to_be_bytes());
     m.extend_from_slice(&seq.to_be_bytes());
     m.extend_from_slice(payload);
     if !ipv6 {
-        let sum = checksum(&m);
+        let sum = internet_checksum(&m);
         m[2..4].copy_from_slice(&sum.to_be_bytes());
     }
     m
 }
 
-/// The Internet checksum (RFC 1071).
-fn checksum(bytes: &[u8]) -> u16 {
+/// The Internet checksum (RFC 1071) of `bytes`; a message that carries its own checksum sums
+/// to 0.
+#[must_use]
+pub fn internet_checksum(bytes: &[u8]) -> u16 {
     let mut sum: u32 = bytes
         .chunks(2)
         .map(|c| u32::from(u16::from_be_bytes([c[0], c.get(1).copied().unwrap_or(0)])))

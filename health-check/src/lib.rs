@@ -119,7 +119,7 @@ pub use exec::ExecCheck;
 pub use http::HttpCheck;
 #[cfg(feature = "tls")]
 pub use http::Tls;
-pub use icmp::IcmpCheck;
+pub use icmp::{IcmpCheck, echo_request, internet_checksum};
 pub use monitor::{Health, Monitor, MonitorConfig, Start, Status};
 pub use process::ProcessCheck;
 pub use tcp::TcpCheck;

@@ -24,8 +24,12 @@ fn ip(args: &str) {
 /// Runs `test` on a thread of its own in a new network namespace (gone with the thread):
 /// loopback up, and a veth pair whose end `v0` holds 10.250.0.1/24 and fd00:250::1/64 while
 /// nothing holds .2 or ::2 (the other end has no address: neighbour resolution goes
-/// unanswered).
+/// unanswered). Without root, skips the test with a note.
 fn in_namespace(test: impl FnOnce() + Send + 'static) {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
     std::thread::spawn(move || {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare");
         // Commands forked from this thread run in its namespace.
@@ -53,10 +57,6 @@ fn run(check: &IcmpCheck) -> (Result<(), CheckError>, Duration) {
 
 #[test]
 fn loopback_answers_over_ipv4_and_ipv6() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
-        return;
-    }
     in_namespace(|| {
         for addr in ["127.0.0.1", "::1", "10.250.0.1", "fd00:250::1"] {
             let check = IcmpCheck::new(addr.parse().expect("an address"));
@@ -72,10 +72,6 @@ fn loopback_answers_over_ipv4_and_ipv6() {
 
 #[test]
 fn an_address_that_does_not_answer_fails_at_the_timeout() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
-        return;
-    }
     in_namespace(|| {
         let timeout = Duration::from_millis(300);
         for addr in ["10.250.0.2", "fd00:250::2"] {
@@ -95,10 +91,6 @@ fn an_address_that_does_not_answer_fails_at_the_timeout() {
 
 #[test]
 fn a_host_that_ignores_echo_requests_is_down_and_up_again_when_it_answers() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
-        return;
-    }
     in_namespace(|| {
         let sysctl = |v: u8| {
             let path = "/proc/sys/net/ipv4/icmp_echo_ignore_all";

@@ -433,11 +433,22 @@ async fn a_masters_elastic_ip_moved_away_is_taken_back_on_the_next_read() {
         to,
         reason: Reason::MasterDown,
     };
-    let next = async |read: &mut tokio::sync::mpsc::Receiver<FailoverEvent>, what: &str| {
-        tokio::time::timeout(Duration::from_secs(5), read.recv())
-            .await
-            .unwrap_or_else(|_| panic!("{what} within 5 s"))
-            .expect("reports")
+    // The VIP of the first report `pick` accepts, within 5 s each; a failure report fails.
+    let until = async |read: &mut tokio::sync::mpsc::Receiver<FailoverEvent>,
+                       what: &str,
+                       pick: fn(FailoverEvent) -> Option<Vip>| {
+        loop {
+            let event = tokio::time::timeout(Duration::from_secs(5), read.recv())
+                .await
+                .unwrap_or_else(|_| panic!("{what} within 5 s"))
+                .expect("reports");
+            if let FailoverEvent::Failed { error, .. } = &event {
+                panic!("{error}");
+            }
+            if let Some(v) = pick(event) {
+                return v;
+            }
+        }
     };
 
     let (reports, mut read) = tokio::sync::mpsc::channel(64);
@@ -448,16 +459,12 @@ async fn a_masters_elastic_ip_moved_away_is_taken_back_on_the_next_read() {
     // Someone associates the Elastic IP elsewhere (the console, another tool).
     let moved = Instant::now();
     other.add(&vip).await.expect("moved away");
-    loop {
-        match next(&mut read, "the Elastic IP taken back").await {
-            FailoverEvent::Restored(v) => {
-                assert_eq!(v, vip);
-                break;
-            }
-            FailoverEvent::Failed { error, .. } => panic!("{error}"),
-            _ => {}
-        }
-    }
+    let v = until(&mut read, "the Elastic IP taken back", |e| match e {
+        FailoverEvent::Restored(v) => Some(v),
+        _ => None,
+    })
+    .await;
+    assert_eq!(v, vip);
     eprintln!(
         "Elastic IP moved away from the Master: taken back after {:?} (period {period:?})",
         moved.elapsed()
@@ -490,15 +497,11 @@ async fn a_masters_elastic_ip_moved_away_is_taken_back_on_the_next_read() {
     backup
         .apply(changed(State::Initialize, State::Backup))
         .await;
-    loop {
-        match next(&mut read, "the leftover unassigned").await {
-            FailoverEvent::StaleRemoved(v) => {
-                assert_eq!(v, vip);
-                break;
-            }
-            FailoverEvent::Failed { error, .. } => panic!("{error}"),
-            _ => {}
-        }
-    }
+    let v = until(&mut read, "the leftover unassigned", |e| match e {
+        FailoverEvent::StaleRemoved(v) => Some(v),
+        _ => None,
+    })
+    .await;
+    assert_eq!(v, vip);
     assert!(!sec.owns(&vip).await.expect("owns"));
 }

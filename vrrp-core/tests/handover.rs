@@ -3,36 +3,19 @@
 //! [`resign`](vrrp_core::Router::resign)s (priority 0) and the Backup takes over after
 //! Skew_Time instead of at the delay's end.
 
-use std::net::IpAddr;
 use std::time::Duration;
 
-use vrrp_core::packet::{Priority, Version, Vrid};
-use vrrp_core::router::{Config, Event, Reason, State};
+use vrrp_core::packet::Priority;
+use vrrp_core::router::{Event, Reason, State};
 use vrrp_core::sim::Sim;
 
-const SEC: Duration = Duration::from_secs(1);
-
-fn addr(i: u8) -> IpAddr {
-    IpAddr::from([10, 99, 0, i])
-}
-
-fn config(host: u8, priority: u8) -> Config {
-    let mut c = Config::new(
-        Vrid::new(51).expect("non-zero"),
-        addr(host),
-        vec![addr(200)],
-    );
-    c.priority = Priority::new(priority);
-    c.version = Version::V3;
-    c
-}
+mod support;
+use support::segment::{SEC, addr, config, traced_sim};
 
 /// A Master at 100 for 4 s, then a Backup at 150 with a 10 s `preempt_delay` joins: the sim,
 /// the Master's and the Backup's indexes.
 fn master_then_preempting_backup() -> (Sim, usize, usize) {
-    let mut s = Sim::new(7);
-    s.link.delay = Duration::from_millis(1);
-    s.tracing = true;
+    let mut s = traced_sim(7);
     let low = s.add(config(12, 100)).expect("valid config");
     s.run_for(4 * SEC);
     let mut c = config(11, 150);

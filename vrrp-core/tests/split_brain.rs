@@ -8,40 +8,32 @@
 //! With A's adverts dropped on their way to B, B takes over after Master_Down_Interval and A
 //! hears a lower-priority Master that never yields.
 
-use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use vrrp_core::packet::{Priority, Version, Vrid};
-use vrrp_core::router::{Config, Event, SPLIT_BRAIN_QUIET_INTERVALS, SplitBrainEnd, State};
+use vrrp_core::packet::Priority;
+use vrrp_core::router::{Event, SPLIT_BRAIN_QUIET_INTERVALS, SplitBrainEnd, State};
 use vrrp_core::sim::Sim;
 
-const SEC: Duration = Duration::from_secs(1);
-
-fn addr(i: u8) -> IpAddr {
-    IpAddr::from([10, 99, 0, i])
-}
-
-fn config(host: u8, priority: u8) -> Config {
-    let mut c = Config::new(
-        Vrid::new(51).expect("non-zero"),
-        addr(host),
-        vec![addr(200)],
-    );
-    c.priority = Priority::new(priority);
-    c.version = Version::V3;
-    c
-}
+mod support;
+use support::segment::{SEC, addr, config, traced_sim};
 
 /// A at 150 is Master, B at 100 Backup, after 5 s.
 fn pair(seed: u64) -> (Sim, usize, usize) {
-    let mut s = Sim::new(seed);
-    s.link.delay = Duration::from_millis(1);
-    s.tracing = true;
+    let mut s = traced_sim(seed);
     let a = s.add(config(11, 150)).expect("valid config");
     s.run_for(SEC);
     let b = s.add(config(12, 100)).expect("valid config");
     s.run_for(4 * SEC);
     assert_eq!(s.in_state(State::Master), [a]);
+    (s, a, b)
+}
+
+/// [`pair`], then A's adverts dropped on their way to B for `run`: B takes over and A hears a
+/// Master that does not yield.
+fn blocked_pair(seed: u64, run: Duration) -> (Sim, usize, usize) {
+    let (mut s, a, b) = pair(seed);
+    s.block(a, b);
+    s.run_for(run);
     (s, a, b)
 }
 
@@ -67,9 +59,7 @@ fn became_master(s: &Sim, i: usize) -> Instant {
 
 #[test]
 fn a_master_hearing_a_lower_master_that_does_not_yield_reports_it_at_the_first_advert() {
-    let (mut s, a, b) = pair(1);
-    s.block(a, b);
-    s.run_for(5 * SEC);
+    let (s, a, b) = blocked_pair(1, 5 * SEC);
     assert_eq!(s.in_state(State::Master), [a, b], "{}", s.trace.join("\n"));
     let took_over = became_master(&s, b);
     let told = split_brains(&s, a);
@@ -92,9 +82,7 @@ fn a_master_hearing_a_lower_master_that_does_not_yield_reports_it_at_the_first_a
 
 #[test]
 fn the_episode_ends_three_intervals_after_the_other_master_falls_silent_with_its_duration() {
-    let (mut s, a, b) = pair(2);
-    s.block(a, b);
-    s.run_for(10 * SEC);
+    let (mut s, a, _) = blocked_pair(2, 10 * SEC);
     let first = split_brains(&s, a)[0].0;
     let healed = s.now;
     s.heal();
@@ -198,9 +186,7 @@ fn a_normal_preemption_is_not_a_split_brain_on_either_side() {
 #[test]
 fn leaving_master_or_the_peer_resigning_ends_the_episode_at_once() {
     // This router leaves Master: shut down.
-    let (mut s, a, b) = pair(4);
-    s.block(a, b);
-    s.run_for(6 * SEC);
+    let (mut s, a, _) = blocked_pair(4, 6 * SEC);
     let first = split_brains(&s, a)[0].0;
     s.shutdown(a);
     let told = split_brains(&s, a);
@@ -211,9 +197,7 @@ fn leaving_master_or_the_peer_resigning_ends_the_episode_at_once() {
     assert_eq!((*at, *duration), (s.now, s.now - first));
 
     // The other Master sends priority 0.
-    let (mut s, a, b) = pair(5);
-    s.block(a, b);
-    s.run_for(6 * SEC);
+    let (mut s, a, b) = blocked_pair(5, 6 * SEC);
     s.shutdown(b);
     s.run_for(SEC / 10);
     let told = split_brains(&s, a);

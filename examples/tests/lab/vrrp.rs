@@ -309,6 +309,26 @@ impl Lab {
         })
     }
 
+    /// [`crash`](Lab::crash)es child `i` and waits (polling every 5 ms) until `host` holds the
+    /// VIP; fails, naming `who`, if that takes `within` or longer. Returns the time from the
+    /// crash to the takeover. The crashed host keeps its copy of the address (no clean stop
+    /// removed it).
+    pub(crate) fn crash_until_vip(
+        &mut self,
+        i: usize,
+        host: &str,
+        within: Duration,
+        who: &str,
+    ) -> Duration {
+        let crashed = Instant::now();
+        self.crash(i);
+        while !self.has_vip(host) {
+            assert!(crashed.elapsed() < within, "{who} never took over");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        crashed.elapsed()
+    }
+
     /// A host crash: SIGKILL to child `i` and to its crash guard (the guard first, so that it
     /// does not act), its guard file removed (a rebooted host has an empty /run): nothing is
     /// cleaned up. Waits for the child to be gone.
@@ -339,6 +359,37 @@ impl Lab {
             .status();
         let _ = child.wait();
         guards
+    }
+
+    /// vrrpd on h1 at priority `h1` and on h2 at `h2` (lower), in the lab's mode `m`; waits
+    /// for the election to leave the VIP on h1 alone. Returns their child indexes.
+    pub(crate) fn vrrpd_pair(&mut self, m: Mode, h1: u8, h2: u8) -> (usize, usize) {
+        let master = self.vrrpd("h1", h1, m);
+        let backup = self.vrrpd("h2", h2, m);
+        self.wait_vip("h1", "h2", m.election());
+        (master, backup)
+    }
+
+    /// SIGKILLs daemon `i`, the Master on h1 with one crash guard beside it, after 500 ms of
+    /// settling, and waits up to 3 s for the VIP to be on h2 alone; checks in h1's log `log`
+    /// that the guard sent priority 0 and removed the address. Returns the time from the kill
+    /// to the takeover, and the log.
+    pub(crate) fn kill_guarded_master(&mut self, i: usize, log: &str) -> (Duration, String) {
+        std::thread::sleep(Duration::from_millis(500));
+        let killed = Instant::now();
+        let guards = self.kill_daemon(i);
+        assert_eq!(guards.len(), 1, "one crash guard beside the daemon");
+        self.wait_vip("h2", "h1", Duration::from_secs(3));
+        let took = killed.elapsed();
+        let log = self.log(log);
+        assert_has(
+            &log,
+            &[
+                "priority 0 sent to 1 of 1 destinations",
+                "1 of 1 virtual addresses removed",
+            ],
+        );
+        (took, log)
     }
 
     /// The PIDs of child `i`'s crash guards.
@@ -626,6 +677,33 @@ impl Drop for Capture {
 }
 
 /// tshark's `fields` of the frames matching `filter` in `pcap`, one Vec per frame.
+/// The path of `netlab.sh` when a test of vrrpd against keepalived, watched by tshark, can
+/// run here (root, iproute2, keepalived, tshark); otherwise `None` after skipping `test`.
+pub(crate) fn keepalived_lab_or_skip(test: &str) -> Option<PathBuf> {
+    let tools = [
+        ("ip", "-V"),
+        ("keepalived", "--version"),
+        ("tshark", "--version"),
+    ];
+    super::netlab_or_skip(test, &tools)
+}
+
+/// The keepalived lab (see [`keepalived_lab_or_skip`]) named `tag`, up in mode `m`, when
+/// `test` can run here.
+pub(crate) fn keepalived_lab(test: &str, tag: &str, m: Mode) -> Option<Lab> {
+    Some(Lab::up(keepalived_lab_or_skip(test)?, tag, m))
+}
+
+/// Runs `run` with the keepalived lab's `netlab.sh` in each of `modes`, when `test` can run
+/// here (see [`keepalived_lab_or_skip`]).
+pub(crate) fn keepalived_lab_each(test: &str, modes: &[Mode], mut run: impl FnMut(&Path, Mode)) {
+    if let Some(netlab) = keepalived_lab_or_skip(test) {
+        for &m in modes {
+            run(&netlab, m);
+        }
+    }
+}
+
 pub(crate) fn tshark(pcap: &Path, filter: &str, fields: &[&str]) -> Vec<Vec<String>> {
     let mut cmd = Command::new("tshark");
     cmd.args(["-n", "-r"])

@@ -206,12 +206,9 @@ fn send_adverts(view: &SlotView<'_>, sockets: &Sockets) -> (usize, usize) {
     (sent, total)
 }
 
-const RTM_DELADDR: u16 = 21;
-const NLM_F_REQUEST: u16 = 1;
-const NLM_F_ACK: u16 = 4;
-const IFA_ADDRESS: u16 = 1;
-const IFA_LOCAL: u16 = 2;
-const NLMSG_ERROR: u16 = 2;
+// The netlink message type, flags and attribute kinds as libc defines them (u16 on the wire).
+const NLM_F_REQUEST_ACK: u16 = (libc::NLM_F_REQUEST | libc::NLM_F_ACK) as u16;
+const NLMSG_ERROR: u16 = libc::NLMSG_ERROR as u16;
 
 /// An `RTM_DELADDR` request for `address/prefix_len` on `ifindex`, with sequence `seq`, into
 /// `out`; returns its length.
@@ -234,15 +231,15 @@ pub(super) fn deladdr(
     let len = 16 + 8 + 2 * attr_len;
     out.fill(0);
     out[0..4].copy_from_slice(&(len as u32).to_ne_bytes());
-    out[4..6].copy_from_slice(&RTM_DELADDR.to_ne_bytes());
-    out[6..8].copy_from_slice(&(NLM_F_REQUEST | NLM_F_ACK).to_ne_bytes());
+    out[4..6].copy_from_slice(&libc::RTM_DELADDR.to_ne_bytes());
+    out[6..8].copy_from_slice(&NLM_F_REQUEST_ACK.to_ne_bytes());
     out[8..12].copy_from_slice(&seq.to_ne_bytes());
     // ifaddrmsg: family, prefix length, flags, scope, index
     out[16] = family;
     out[17] = prefix_len;
     out[20..24].copy_from_slice(&ifindex.to_ne_bytes());
     let mut at = 24;
-    for kind in [IFA_LOCAL, IFA_ADDRESS] {
+    for kind in [libc::IFA_LOCAL, libc::IFA_ADDRESS] {
         out[at..at + 2].copy_from_slice(&(attr_len as u16).to_ne_bytes());
         out[at + 2..at + 4].copy_from_slice(&kind.to_ne_bytes());
         out[at + 4..at + 4 + alen].copy_from_slice(&bytes[..alen]);

@@ -3,11 +3,10 @@
 //! down instead of when adverts stop arriving.
 
 use futures_util::StreamExt;
-use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
+use rtnetlink::Handle;
+use rtnetlink::packet_core::NetlinkPayload;
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
-use rtnetlink::sys::{AsyncSocket, SocketAddr};
-use rtnetlink::{Handle, new_connection};
 
 use super::netlink_error;
 use crate::Error;
@@ -62,27 +61,22 @@ impl LinkState {
 #[must_use = "a link monitor reports nothing until read"]
 pub struct LinkMonitor {
     handle: Handle,
-    messages:
-        futures_channel::mpsc::UnboundedReceiver<(NetlinkMessage<RouteNetlinkMessage>, SocketAddr)>,
+    messages: super::Messages,
 }
 
 impl LinkMonitor {
     /// Opens a netlink socket subscribed to link notifications and spawns its connection task
     /// on the current tokio runtime (outside one, this is an error, not a panic).
     pub fn new() -> Result<LinkMonitor, Error> {
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::Netlink {
-            operation: "starting the netlink link monitor".into(),
-            message: "no tokio runtime: create the LinkMonitor from within one".into(),
-        })?;
-        let (mut connection, handle, messages) =
-            new_connection().map_err(|e| Error::io("opening a netlink socket", e))?;
-        connection
-            .socket_mut()
-            .socket_mut()
-            .bind(&SocketAddr::new(0, RTMGRP_LINK))
-            .map_err(|e| Error::io("subscribing to link notifications", e))?;
-        runtime.spawn(connection);
-        Ok(LinkMonitor { handle, messages })
+        let connected = super::connect(
+            "starting the netlink link monitor",
+            "create the LinkMonitor",
+            Some((RTMGRP_LINK, "link")),
+        )?;
+        Ok(LinkMonitor {
+            handle: connected.handle,
+            messages: connected.messages,
+        })
     }
 
     /// The current state of interface `name`.

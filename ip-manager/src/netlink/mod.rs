@@ -14,10 +14,13 @@ use std::net::IpAddr;
 
 use async_trait::async_trait;
 use futures_util::TryStreamExt;
+use rtnetlink::packet_core::NetlinkMessage;
+use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage,
 };
 use rtnetlink::packet_route::link::LinkAttribute;
+use rtnetlink::sys::{AsyncSocket, SocketAddr};
 use rtnetlink::{Handle, new_connection};
 
 pub use announce::{AnnounceConfig, AnnounceStats, Announcer, gratuitous_arp, unsolicited_na};
@@ -56,14 +59,14 @@ impl NetlinkManager {
     /// Opens a netlink socket and spawns its connection task on the current tokio runtime
     /// (outside one, this is an error, not a panic).
     pub fn new() -> Result<NetlinkManager, Error> {
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::Netlink {
-            operation: "starting the netlink connection".into(),
-            message: "no tokio runtime: create the NetlinkManager from within one".into(),
-        })?;
-        let (connection, handle, _) =
-            new_connection().map_err(|e| Error::io("opening a netlink socket", e))?;
-        runtime.spawn(connection);
-        Ok(NetlinkManager { handle })
+        let connected = connect(
+            "starting the netlink connection",
+            "create the NetlinkManager",
+            None,
+        )?;
+        Ok(NetlinkManager {
+            handle: connected.handle,
+        })
     }
 
     /// The index of interface `name`.
@@ -260,18 +263,7 @@ impl IpManager for NetlinkManager {
         Ok(msgs
             .into_iter()
             .filter_map(|m| {
-                // IFA_LOCAL is the IPv4 address itself (IFA_ADDRESS is the peer on p2p links);
-                // IPv6 has IFA_ADDRESS only.
-                let local = m.attributes.iter().find_map(|a| match a {
-                    AddressAttribute::Local(ip) => Some(*ip),
-                    _ => None,
-                });
-                let address = local.or_else(|| {
-                    m.attributes.iter().find_map(|a| match a {
-                        AddressAttribute::Address(ip) => Some(*ip),
-                        _ => None,
-                    })
-                })?;
+                let address = message_address(&m)?;
                 let label = m.attributes.iter().find_map(|a| match a {
                     AddressAttribute::Label(l) if l != interface => Some(l.clone()),
                     _ => None,
@@ -329,6 +321,62 @@ fn netlink_error(operation: String, e: rtnetlink::Error) -> Error {
             message: e.to_string(),
         },
     }
+}
+
+/// The address an address message is about: `IFA_LOCAL` for IPv4 (the address itself;
+/// `IFA_ADDRESS` is the peer on point-to-point links), `IFA_ADDRESS` for IPv6 (it has no
+/// `IFA_LOCAL`).
+fn message_address(m: &AddressMessage) -> Option<std::net::IpAddr> {
+    let local = m.attributes.iter().find_map(|a| match a {
+        AddressAttribute::Local(ip) => Some(*ip),
+        _ => None,
+    });
+    local.or_else(|| {
+        m.attributes.iter().find_map(|a| match a {
+            AddressAttribute::Address(ip) => Some(*ip),
+            _ => None,
+        })
+    })
+}
+
+/// Notifications read from a netlink socket.
+type Messages =
+    futures_channel::mpsc::UnboundedReceiver<(NetlinkMessage<RouteNetlinkMessage>, SocketAddr)>;
+
+/// A netlink connection whose task runs on the current tokio runtime.
+struct Connected {
+    runtime: tokio::runtime::Handle,
+    /// The connection's task.
+    task: tokio::task::JoinHandle<()>,
+    handle: Handle,
+    messages: Messages,
+}
+
+/// Opens a netlink socket, subscribed to the notifications `groups` (`(bind mask, what they
+/// are)`) if any, and spawns its connection task on the current tokio runtime. Outside one,
+/// an error for `operation` that tells to `fix` (e.g. "create the LinkMonitor") from within
+/// one.
+fn connect(operation: &str, fix: &str, groups: Option<(u32, &str)>) -> Result<Connected, Error> {
+    let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::Netlink {
+        operation: operation.into(),
+        message: format!("no tokio runtime: {fix} from within one"),
+    })?;
+    let (mut connection, handle, messages) =
+        new_connection().map_err(|e| Error::io("opening a netlink socket", e))?;
+    if let Some((mask, what)) = groups {
+        connection
+            .socket_mut()
+            .socket_mut()
+            .bind(&SocketAddr::new(0, mask))
+            .map_err(|e| Error::io(format!("subscribing to {what} notifications"), e))?;
+    }
+    let task = runtime.spawn(connection);
+    Ok(Connected {
+        runtime,
+        task,
+        handle,
+        messages,
+    })
 }
 
 #[cfg(test)]

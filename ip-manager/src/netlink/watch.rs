@@ -4,11 +4,9 @@
 //! is seen the moment the kernel removes it.
 
 use futures_util::StreamExt;
-use rtnetlink::new_connection;
 use rtnetlink::packet_core::NetlinkPayload;
 use rtnetlink::packet_route::RouteNetlinkMessage;
-use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
-use rtnetlink::sys::{AsyncSocket, SocketAddr};
+use rtnetlink::packet_route::address::AddressMessage;
 
 use crate::Error;
 use crate::reconcile::{Change, Changes};
@@ -21,18 +19,16 @@ const GROUPS: u32 = 1 | (1 << 4) | (1 << 8);
 /// connection and a task that turns its messages into [`Change`]s, on the current tokio
 /// runtime (outside one, an error).
 pub(super) fn watch() -> Result<Changes, Error> {
-    let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::Netlink {
-        operation: "starting the netlink address watch".into(),
-        message: "no tokio runtime: start the watch from within one".into(),
-    })?;
-    let (mut connection, _handle, mut messages) =
-        new_connection().map_err(|e| Error::io("opening a netlink socket", e))?;
-    connection
-        .socket_mut()
-        .socket_mut()
-        .bind(&SocketAddr::new(0, GROUPS))
-        .map_err(|e| Error::io("subscribing to address and link notifications", e))?;
-    let connection = runtime.spawn(connection);
+    let super::Connected {
+        runtime,
+        task: connection,
+        mut messages,
+        ..
+    } = super::connect(
+        "starting the netlink address watch",
+        "start the watch",
+        Some((GROUPS, "address and link")),
+    )?;
     let (sender, changes) = Changes::channel();
     let forward = runtime.spawn(async move {
         while let Some((message, _)) = messages.next().await {
@@ -66,15 +62,5 @@ pub(super) fn watch() -> Result<Changes, Error> {
 /// The address of an address message and its interface: `IFA_LOCAL` for IPv4 (the address
 /// itself; `IFA_ADDRESS` is the peer on point-to-point links), `IFA_ADDRESS` for IPv6.
 fn address(m: &AddressMessage) -> Option<(std::net::IpAddr, u32)> {
-    let local = m.attributes.iter().find_map(|a| match a {
-        AddressAttribute::Local(ip) => Some(*ip),
-        _ => None,
-    });
-    let address = local.or_else(|| {
-        m.attributes.iter().find_map(|a| match a {
-            AddressAttribute::Address(ip) => Some(*ip),
-            _ => None,
-        })
-    })?;
-    Some((address, m.header.index))
+    Some((super::message_address(m)?, m.header.index))
 }

@@ -60,6 +60,11 @@ pub use rng::Rng;
 use crate::packet::IpHeader;
 use crate::router::{Config, ConfigError, Event, Reason, Router, State};
 
+/// "up" or "down", for the trace.
+fn up_down(up: bool) -> &'static str {
+    if up { "up" } else { "down" }
+}
+
 /// How the segment treats packets.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Link {
@@ -231,47 +236,71 @@ impl Sim {
 
     /// Graceful stop (priority-0 advert from a Master).
     pub fn shutdown(&mut self, i: usize) {
-        let now = self.now;
-        self.nodes[i].router.shutdown(now);
-        self.log(|| format!("node {i} shuts down"));
-        self.drain(i);
+        self.input(
+            i,
+            |r, now| r.shutdown(now),
+            || format!("node {i} shuts down"),
+        );
     }
 
     /// Node `i` steps down on purpose ([`Router::resign`]): priority 0 out, Backup.
     pub fn resign(&mut self, i: usize) {
-        let now = self.now;
-        if self.nodes[i].router.resign(now) {
-            self.log(|| format!("node {i} resigns"));
-        }
-        self.drain(i);
+        self.input_if(i, |r, now| r.resign(now), || format!("node {i} resigns"));
     }
 
     /// Starts a stopped router again (after [`shutdown`](Sim::shutdown)).
     pub fn startup(&mut self, i: usize) {
-        let now = self.now;
-        self.nodes[i].router.startup(now);
-        self.log(|| format!("node {i} starts up"));
-        self.drain(i);
+        self.input(i, |r, now| r.startup(now), || format!("node {i} starts up"));
     }
 
     /// Tracker `tracker` of node `i` goes up or down ([`Router::set_tracker`]).
     pub fn set_tracker(&mut self, i: usize, tracker: usize, up: bool) {
-        let now = self.now;
-        self.nodes[i].router.set_tracker(now, tracker, up);
-        self.log(|| {
-            format!(
-                "node {i} tracker {tracker} {}",
-                if up { "up" } else { "down" }
-            )
-        });
-        self.drain(i);
+        self.input(
+            i,
+            |r, now| r.set_tracker(now, tracker, up),
+            || format!("node {i} tracker {tracker} {}", up_down(up)),
+        );
     }
 
     /// Node `i`'s link goes up or down ([`Router::set_link`]).
     pub fn set_link(&mut self, i: usize, up: bool) {
+        self.input(
+            i,
+            |r, now| r.set_link(now, up),
+            || format!("node {i} link {}", up_down(up)),
+        );
+    }
+
+    /// Gives node `i`'s router one input at the current time, traces `what`, and delivers
+    /// what the router sent.
+    fn input(
+        &mut self,
+        i: usize,
+        act: impl FnOnce(&mut Router, Instant),
+        what: impl FnOnce() -> String,
+    ) {
+        self.input_if(
+            i,
+            |r, now| {
+                act(r, now);
+                true
+            },
+            what,
+        );
+    }
+
+    /// [`input`](Sim::input) for an input the router may refuse: `what` is traced only when
+    /// `act` says it took effect.
+    fn input_if(
+        &mut self,
+        i: usize,
+        act: impl FnOnce(&mut Router, Instant) -> bool,
+        what: impl FnOnce() -> String,
+    ) {
         let now = self.now;
-        self.nodes[i].router.set_link(now, up);
-        self.log(|| format!("node {i} link {}", if up { "up" } else { "down" }));
+        if act(&mut self.nodes[i].router, now) {
+            self.log(what);
+        }
         self.drain(i);
     }
 

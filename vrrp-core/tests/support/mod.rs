@@ -1,9 +1,12 @@
 //! Test support shared by the integration tests: a classic-pcap reader and writer, Ethernet and
-//! IP framing for captures, hex, and the rule for tests that need the machine.
+//! IP framing for captures, hex, the rule for tests that need the machine, and the simulated
+//! segment ([`segment`]).
 #![allow(dead_code, unreachable_pub)]
 
 use std::net::IpAddr;
 use std::path::Path;
+
+pub mod segment;
 
 /// Link type of Ethernet captures.
 pub const LINKTYPE_ETHERNET: u32 = 1;

@@ -13,31 +13,11 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 /// Requests per second.
 pub(crate) const RATE: u32 = 100;
 
-const ECHO_REQUEST: u8 = 8;
 const ECHO_REPLY: u8 = 0;
 
-/// The Internet checksum (RFC 1071).
-fn checksum(bytes: &[u8]) -> u16 {
-    let mut sum: u32 = bytes
-        .chunks(2)
-        .map(|c| u32::from(u16::from_be_bytes([c[0], c.get(1).copied().unwrap_or(0)])))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
 /// An echo request with identifier `id` and sequence number `seq`.
-fn echo_request(id: u16, seq: u16) -> [u8; 16] {
-    let mut p = [0u8; 16];
-    p[0] = ECHO_REQUEST;
-    p[4..6].copy_from_slice(&id.to_be_bytes());
-    p[6..8].copy_from_slice(&seq.to_be_bytes());
-    p[8..].copy_from_slice(b"ha-demo!");
-    let c = checksum(&p);
-    p[2..4].copy_from_slice(&c.to_be_bytes());
-    p
+fn echo_request(id: u16, seq: u16) -> Vec<u8> {
+    health_check::echo_request(false, id, seq, b"ha-demo!")
 }
 
 /// The sequence number of an echo reply with identifier `id`, from a raw IPv4 packet.
@@ -109,7 +89,11 @@ mod tests {
     #[test]
     fn echo_request_checksums_to_zero_and_replies_are_matched_by_id() {
         let p = echo_request(0x1234, 7);
-        assert_eq!(checksum(&p), 0, "a packet with its checksum sums to zero");
+        assert_eq!(
+            health_check::internet_checksum(&p),
+            0,
+            "a packet with its checksum sums to zero"
+        );
         // A reply as the kernel hands it over: a 20-byte IPv4 header, then the ICMP message.
         let mut packet = vec![0x45u8];
         packet.resize(20, 0);
@@ -118,7 +102,7 @@ mod tests {
         packet.extend_from_slice(&reply);
         assert_eq!(reply_seq(&packet, 0x1234), Some(7));
         assert_eq!(reply_seq(&packet, 0x4321), None, "someone else's");
-        packet[20] = ECHO_REQUEST;
+        packet[20] = 8; // an echo request
         assert_eq!(reply_seq(&packet, 0x1234), None, "not a reply");
         assert_eq!(reply_seq(&packet[..24], 0x1234), None, "truncated");
     }

@@ -37,6 +37,12 @@ fn file(hald: &str) -> String {
     format!("{hald}\n{VRRP}\n{LISTEN}")
 }
 
+/// [`file`] with `keys` added to VI_1 (after its priority), parsed: it must be valid.
+fn parsed_with_vi1_keys(hald: &str, keys: &str) -> Config {
+    let text = file(hald).replace("priority = 101\n", &format!("priority = 101\n{keys}"));
+    parse("hald.toml", &text).expect("valid")
+}
+
 #[test]
 fn both_halves_and_hald_s_own_table_are_read() {
     let text = file(
@@ -196,11 +202,10 @@ notify = { master = "echo '[listen] = x'" }
 
 #[test]
 fn an_instance_takes_every_vrrpd_key_virtual_mac_and_vip_backend_included() {
-    let text = file("").replace(
-        "priority = 101\n",
-        "priority = 101\nvirtual_mac = true\nvip_backend = { kind = \"exec\", add = \"/bin/true\", remove = \"/bin/true\" }\n",
+    let c = parsed_with_vi1_keys(
+        "",
+        "virtual_mac = true\nvip_backend = { kind = \"exec\", add = \"/bin/true\", remove = \"/bin/true\" }\n",
     );
-    let c = parse("hald.toml", &text).expect("valid");
     let vi1 = &c.vrrp.instances[0];
     assert!(vi1.virtual_mac);
     assert_eq!(vi1.runs_on(), "vrrp.51");
@@ -214,11 +219,10 @@ fn an_instance_takes_every_vrrpd_key_virtual_mac_and_vip_backend_included() {
 
 #[test]
 fn handover_gives_preempting_instances_time_to_drain_unless_they_set_their_own() {
-    let text = file("[hald]\ndrain = \"4s\"\nhandover = { peers = [\"10.99.0.12\"] }\n").replace(
-        "priority = 101\n",
-        "priority = 101\npreempt_delay = \"30s\"\n",
+    let c = parsed_with_vi1_keys(
+        "[hald]\ndrain = \"4s\"\nhandover = { peers = [\"10.99.0.12\"] }\n",
+        "preempt_delay = \"30s\"\n",
     );
-    let c = parse("hald.toml", &text).expect("valid");
     assert_eq!(
         c.handover,
         Some(Handover {
