@@ -8,6 +8,8 @@
 # Env:
 #   VRRPD        the vrrpd binary (default: ${CARGO_TARGET_DIR:-<repo>/target}/release/vrrpd)
 #   VRRPD_LOG    its RUST_LOG filter (default: info)
+#   VRRPD_INSTANCE_KEYS  extra lines for the [[instance]] table (e.g.
+#                "preempt_on_lower_advert = false"; bench/faults.py uses it)
 # Sourced by keepalived_baseline.sh after its keepalived functions (also by every `_do fault_X`
 # it runs), so this file only defines things. What it replaces:
 #   daemon_config H   renders $CONF_DIR/$SCN/hH.vrrpd.toml (keys of DESIGN.md) and checks it with
@@ -62,6 +64,7 @@ daemon_config() {
     echo "version = $VER"
     echo "advert_interval = \"$(_vrrpd_ms "$ADV")ms\""
     echo "preempt = true"
+    if [ -n "${VRRPD_INSTANCE_KEYS:-}" ]; then echo "$VRRPD_INSTANCE_KEYS"; fi
     echo "virtual_addresses = [$vips]"
     if [ "$MODE" = uc ]; then
       echo "unicast_source = \"$src\""

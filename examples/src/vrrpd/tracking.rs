@@ -174,6 +174,8 @@ async fn feed(name: String, mut status: watch::Receiver<Status>, targets: Arc<Mu
         }
         last = health;
         let up = health == Health::Up;
+        // last_error outlives the failure it tells of: only a check gone down is explained by it
+        let error = error.filter(|_| !up);
         info!(check = %name, up, error = ?error, "tracked check changed");
         tell(&list, up).await;
     }

@@ -1,14 +1,23 @@
 //! [`Driver`]: the loop that runs routers on a [`VrrpSocket`].
 
+use std::future::Future;
 use std::io;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::driver::timer::Deadline;
-use crate::driver::{CommandError, DriverSnapshot, MAX_DATAGRAM, RouterSnapshot, VrrpSocket};
+use crate::driver::{
+    CommandError, DriverSnapshot, MAX_DATAGRAM, Received, RouterSnapshot, VrrpSocket,
+};
 use crate::packet::Vrid;
 use crate::{Event, Router};
+
+/// How many queued datagrams a fired deadline hears before it is handled
+/// ([`Driver::drain_queued`]).
+const DRAIN_MAX: usize = 64;
 
 /// What the owner of a [`Driver`] can tell it while it runs.
 ///
@@ -184,6 +193,11 @@ impl Driver {
                 },
                 fired = timer.fired() => {
                     fired?;
+                    // What the socket already holds arrived before this deadline was seen
+                    // (the process was not running: a busy machine, a stop): hear it first,
+                    // or a Backup whose Master's advert waits in the socket takes over for
+                    // nothing and steps back at once (both hosts hold the VIP meanwhile).
+                    self.drain_queued(&mut buffer)?;
                     let now = Instant::now().into_std();
                     for r in &mut self.routers {
                         if r.poll_timeout().is_some_and(|d| d <= now) {
@@ -191,28 +205,55 @@ impl Driver {
                         }
                     }
                 }
-                received = self.socket.recv(&mut buffer) => match received {
-                    Ok(rx) => {
-                        let now = Instant::now().into_std();
-                        // The VRID is the second byte in both versions.
-                        let vrid = rx.payload.get(1).copied();
-                        let mut served = false;
-                        for r in &mut self.routers {
-                            if Some(r.config().vrid.get()) == vrid {
-                                r.handle_packet(now, rx.header, rx.payload);
-                                served = true;
-                            }
-                        }
-                        if !served {
-                            self.stats.unknown_vrid += 1;
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::InvalidData => self.stats.malformed += 1,
-                    Err(e) => return Err(e),
-                },
+                received = self.socket.recv(&mut buffer) => self.deliver(received)?,
             }
             self.flush(events).await;
         }
+    }
+
+    /// Hands a received datagram to the routers of its VRID (counting what none serves and
+    /// what is not VRRP over IP); other socket errors are returned.
+    fn deliver(&mut self, received: io::Result<Received<'_>>) -> io::Result<()> {
+        match received {
+            Ok(rx) => {
+                let now = Instant::now().into_std();
+                // The VRID is the second byte in both versions.
+                let vrid = rx.payload.get(1).copied();
+                let mut served = false;
+                for r in &mut self.routers {
+                    if Some(r.config().vrid.get()) == vrid {
+                        r.handle_packet(now, rx.header, rx.payload);
+                        served = true;
+                    }
+                }
+                if !served {
+                    self.stats.unknown_vrid += 1;
+                }
+                Ok(())
+            }
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                self.stats.malformed += 1;
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Delivers the datagrams the socket is known to hold now, without waiting (at most
+    /// [`DRAIN_MAX`]: a flood cannot hold the deadlines back for long).
+    fn drain_queued(&mut self, buffer: &mut [u8]) -> io::Result<()> {
+        let mut cx = Context::from_waker(Waker::noop());
+        for _ in 0..DRAIN_MAX {
+            let received = {
+                let mut recv = pin!(self.socket.recv(buffer));
+                match recv.as_mut().poll(&mut cx) {
+                    Poll::Ready(received) => received,
+                    Poll::Pending => return Ok(()),
+                }
+            };
+            self.deliver(received)?;
+        }
+        Ok(())
     }
 
     /// Every command but `Stop`.
