@@ -109,6 +109,14 @@ pub trait IpManager: Send + Sync {
     async fn in_place(&self, vip: &Vip) -> Result<bool, Error> {
         self.owns(vip).await
     }
+    /// Whether the link `vip` lives on is up, where the backend can tell (`None`: it cannot,
+    /// or the address lives elsewhere). An address the kernel dropped with its link (IPv6
+    /// addresses go when a link goes down) is not put back by the reconciler: the link's
+    /// loss makes the router leave Master. Default: `None`.
+    async fn link_up(&self, vip: &Vip) -> Option<bool> {
+        let _ = vip;
+        None
+    }
     /// How changes made behind the daemon's back are noticed, and whether the address
     /// belongs on the Master only (see the [`reconcile` module](crate::reconcile)). Default: nothing is
     /// observed ([`Reconcile::unobservable`]).

@@ -282,6 +282,9 @@ async fn check(c: &Context) -> Option<Instant> {
         if desired.holding {
             match c.manager.in_place(vip).await {
                 Ok(true) => {}
+                // Gone with its link (IPv6 addresses go when a link goes down): the router
+                // leaves Master for Fault on the same news; nothing to put back.
+                Ok(false) if c.manager.link_up(vip).await == Some(false) => {}
                 Ok(false) => restore(c, vip, desired.announcer.as_deref()).await,
                 Err(error) => fail(c, vip, error),
             }

@@ -215,6 +215,10 @@ impl NetlinkManager {
 
 #[async_trait]
 impl IpManager for NetlinkManager {
+    async fn link_up(&self, vip: &Vip) -> Option<bool> {
+        self.link_state(&vip.interface).await.ok().map(|l| l.up)
+    }
+
     async fn add(&self, vip: &Vip) -> Result<(), Error> {
         let index = self.interface_index(&vip.interface).await?;
         let mut request = self
