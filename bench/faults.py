@@ -3,13 +3,14 @@
 
 Usage (as root): bench/faults.py [-o FILE] [--window FAULT=SECONDS ...] [FAULT ...]
 
-Two twin labs (../shared/lab/netlab.sh, prefixes `fxk` for keepalived and `fxv` for vrrpd),
-each h1 (10.99.0.11, priority 101) + h2 (10.99.0.12, priority 100) + a client, VRRPv2, 1 s
-adverts, multicast, VRID 51, VIP 10.99.0.200/24, preempt: the very configs of
+Three twin labs (../shared/lab/netlab.sh, prefixes `fxk` for keepalived, `fxv` for vrrpd with
+its defaults, `fxr` for vrrpd with `preempt_on_lower_advert = false`), each h1 (10.99.0.11,
+priority 101) + h2 (10.99.0.12, priority 100) + a client, VRRPv2, 1 s adverts, multicast,
+VRID 51, VIP 10.99.0.200/24, preempt: the very configs of
 ../shared/lab/keepalived_baseline.sh (its daemon_* functions, vrrpd through
-bench/vrrpd_plugin.sh). For each fault, both pairs are (re)started, h1 is Master, then the
-same fault is applied to both labs at the same time for a window and lifted; both are measured
-over the window plus SETTLE s after it, under a client load (ping every 10 ms to the VIP).
+bench/vrrpd_plugin.sh). For each fault, the pairs are (re)started, h1 is Master, then the
+same fault is applied to every lab at the same time for a window and lifted; each is measured
+over the window plus SETTLE s after it, under a client load (an ICMP echo to the VIP every 10 ms, PROBER below).
 
 Faults (applied to h1, the Master at the start, unless said). This machine's kernel has no
 sch_netem (nor prio/clsact/gact, nor nft `queue`), so loss and delay are made with nftables
@@ -32,8 +33,9 @@ down does not count as holding it); failed probes = unanswered pings of the clie
 gap between two answers.
 
 Env: VRRPD (default ${CARGO_TARGET_DIR:-<repo>/target}/release/vrrpd), HA_SHARED_DIR,
-KEEPALIVED. Bounded: sum of windows + ~20 s per fault. Traffic only inside the labs'
-namespaces; both labs are torn down on exit (also on failure).
+KEEPALIVED. Bounded: sum of windows + ~20 s per fault (all faults: ~27 min). Traffic only
+inside the labs' namespaces; the labs are torn down on exit (also on failure). Logs and
+rendered configs stay in /tmp/fx?_faults.
 """
 import argparse
 import datetime
